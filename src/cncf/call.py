@@ -1,0 +1,57 @@
+"""ActionCall: the one thing that executes component logic.
+
+Relative timeouts are converted once, at admission, into absolute deadlines
+on the hub's monotonic clock (``ExecutionContext``); nothing downstream passes
+"seconds left" around.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+from typing import Any
+
+from cncf.policy import ResolvedPolicy
+
+_ids = itertools.count(1)
+_prefix = f"{os.getpid():x}"
+
+
+def new_call_id() -> str:
+    return f"c-{_prefix}-{next(_ids)}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Target:
+    """A resolved operation address: ``component.service.operation``."""
+
+    component: str
+    service: str
+    operation: str
+
+    def __str__(self) -> str:
+        return f"{self.component}.{self.service}.{self.operation}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExecutionContext:
+    """Who asked, and by when it must be done (absolute ``loop.time()`` values)."""
+
+    correlation_id: str
+    caller: str = "api"
+    deadline: float | None = None  # the caller's overall deadline (wait + run)
+    submitted: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ActionCall:
+    """One execution request.  ``args``/``kwargs`` are the opaque payload: the
+    engine never looks inside them; the boundary hands them to the component."""
+
+    id: str
+    target: Target
+    policy: ResolvedPolicy
+    context: ExecutionContext
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)

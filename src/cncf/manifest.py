@@ -1,0 +1,394 @@
+"""The component manifest (``cncf.toml``) and target discovery.
+
+A target is whatever the user points at: a folder, a ``cncf.toml``, a jar, a
+zipapp, a wheel, a ``.py`` file.  :func:`locate` finds the manifest that
+belongs to it (in the folder, beside the artifact as ``<file>.cncf.toml`` or a
+``cncf.toml`` naming it, at the root of a zipapp, or as
+``META-INF/cncf/component.toml`` inside a jar), applies overrides (CLI options
+or ``hub.load(**overrides)``), validates every key and returns a
+:class:`ComponentSpec`.
+
+Validation is strict: an unknown key, a wrong type or a bad value raises
+``Failed`` with ``invalid_manifest`` whose message names the file, the key,
+the value and what was expected; attributes carry the same as fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import tomllib
+import zipfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from cncf.observation import Code, Failed, Observation
+from cncf.policy import Mode, PolicySpec
+
+FORMS = ("python", "jar", "inline", "command")
+RESTARTS = ("never", "on-failure")
+ISOLATIONS = ("shared", "process")
+JAR_MANIFEST = "META-INF/cncf/component.toml"
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceSpec:
+    operations: tuple[str, ...]
+    policy: PolicySpec = PolicySpec()
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentSpec:
+    """Everything the hub knows about a component before loading it."""
+
+    name: str
+    form: str
+    artifact: Path
+    base_dir: Path
+    manifest_path: str | None = None  # where the manifest came from (may be "x.jar!/META-INF/...")
+    entry: str | None = None
+    requirements: tuple[str, ...] = ()
+    wheels: tuple[Path, ...] = ()
+    interpreter: str | None = None
+    command: tuple[str, ...] = ()
+    policy: PolicySpec = PolicySpec()
+    services: Mapping[str, ServiceSpec] = dataclasses.field(default_factory=dict)
+    operations: Mapping[str, PolicySpec] = dataclasses.field(default_factory=dict)
+    restart: str = "on-failure"
+    max_restarts: int = 5
+    restart_period: float = 60.0
+    restart_backoff: float = 0.05
+    memory_limit: int | None = None  # bytes
+    isolation: str = "shared"  # jar: shared host, or a JVM of its own
+    jvm_options: tuple[str, ...] = ()
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def suffix(self) -> str:
+        return self.artifact.suffix.lower()
+
+
+# ---------------------------------------------------------------------------
+# Validation helpers
+# ---------------------------------------------------------------------------
+
+
+class _Checker:
+    """Reads typed values out of a TOML table, naming file and key on failure."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, value: Any, expected: str) -> Failed:
+        return Failed(
+            Observation.of(
+                Code.INVALID_MANIFEST,
+                f"{self.source}: key '{key}' is {value!r}; expected {expected}",
+                file=self.source,
+                key=key,
+                value=repr(value),
+                expected=expected,
+            )
+        )
+
+    def unknown(self, table: Mapping[str, Any], allowed: tuple[str, ...], prefix: str) -> None:
+        for key in table:
+            if key not in allowed:
+                hint = difflib.get_close_matches(key, allowed, n=1)
+                expected = f"one of: {', '.join(allowed)}" + (
+                    f" (did you mean '{hint[0]}'?)" if hint else ""
+                )
+                raise self.fail(f"{prefix}{key}", table[key], expected)
+
+    def string(self, table: Mapping[str, Any], key: str, prefix: str) -> str | None:
+        v = table.get(key)
+        if v is None:
+            return None
+        if not isinstance(v, str) or not v.strip():
+            raise self.fail(prefix + key, v, "a non-empty string")
+        return v
+
+    def choice(self, table: Mapping[str, Any], key: str, prefix: str, choices: tuple[str, ...]) -> str | None:
+        v = table.get(key)
+        if v is None:
+            return None
+        if v not in choices:
+            raise self.fail(prefix + key, v, "one of " + ", ".join(f"'{c}'" for c in choices))
+        return str(v)
+
+    def number(self, table: Mapping[str, Any], key: str, prefix: str, *, integer: bool = False,
+               minimum: float = 0.0) -> Any:
+        v = table.get(key)
+        if v is None:
+            return None
+        ok = isinstance(v, int) if integer else isinstance(v, int | float)
+        if isinstance(v, bool) or not ok or v < minimum or (minimum > 0 and v == 0 and integer):
+            kind = "an integer" if integer else "a number"
+            raise self.fail(prefix + key, v, f"{kind} >= {minimum:g}")
+        return v
+
+    def strings(self, table: Mapping[str, Any], key: str, prefix: str) -> tuple[str, ...] | None:
+        v = table.get(key)
+        if v is None:
+            return None
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list | tuple) or not all(isinstance(x, str) and x for x in v):
+            raise self.fail(prefix + key, v, "a list of non-empty strings")
+        return tuple(v)
+
+    def policy(self, table: Mapping[str, Any], prefix: str) -> PolicySpec:
+        mode = self.choice(table, "policy", prefix, tuple(m.value for m in Mode))
+        conc = self.number(table, "max_concurrency", prefix, integer=True, minimum=1)
+        if mode is not None and mode != Mode.CONCURRENT and conc is not None and conc != 1:
+            raise self.fail(prefix + "max_concurrency", conc,
+                            "no max_concurrency (or 1) unless policy = 'concurrent'")
+        return PolicySpec(
+            policy=Mode(mode) if mode else None,
+            max_concurrency=conc,
+            wait_timeout=self.number(table, "wait_timeout", prefix),
+            run_timeout=self.number(table, "run_timeout", prefix),
+            cancel_grace=self.number(table, "cancel_grace", prefix),
+            max_attempts=self.number(table, "max_attempts", prefix, integer=True, minimum=1),
+        )
+
+
+_POLICY_KEYS = ("policy", "max_concurrency", "wait_timeout", "run_timeout", "cancel_grace", "max_attempts")
+COMPONENT_KEYS = (
+    "name", "form", "entry", "artifact", "requirements", "wheels", "interpreter", "command",
+    "restart", "max_restarts", "restart_period", "restart_backoff", "memory_limit",
+    "isolation", "jvm_options", "env", *_POLICY_KEYS,
+)
+_TOP_KEYS = ("component", "services", "operations")
+_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
+          "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
+
+
+def _memory(check: _Checker, table: Mapping[str, Any]) -> int | None:
+    v = table.get("memory_limit")
+    if v is None:
+        return None
+    if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+        return v * 1024**2  # a bare number is MiB
+    if isinstance(v, str):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", v)
+        if m and m.group(2).lower() in _UNITS:
+            return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    raise check.fail("component.memory_limit", v, "a size such as 256 (MiB), '512MB' or '1GiB'")
+
+
+# ---------------------------------------------------------------------------
+# Reading manifests
+# ---------------------------------------------------------------------------
+
+
+def _parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise Failed(
+            Observation.of(
+                Code.INVALID_MANIFEST, f"{source}: not valid TOML: {exc}", file=source, cause=exc
+            )
+        ) from None
+
+
+def _read_manifest(target: Path) -> tuple[dict[str, Any], str, Path] | None:
+    """Find the manifest belonging to ``target``: (document, source name, base dir)."""
+    if target.is_dir():
+        p = target / "cncf.toml"
+        return (_parse_toml(p.read_text("utf-8"), str(p)), str(p), target) if p.is_file() else None
+    if target.name == "cncf.toml" or target.suffix == ".toml":
+        return _parse_toml(target.read_text("utf-8"), str(target)), str(target), target.parent
+    sidecar = target.with_name(target.name + ".cncf.toml")
+    if sidecar.is_file():
+        return _parse_toml(sidecar.read_text("utf-8"), str(sidecar)), str(sidecar), target.parent
+    beside = target.parent / "cncf.toml"
+    if beside.is_file():
+        doc = _parse_toml(beside.read_text("utf-8"), str(beside))
+        art = (doc.get("component") or {}).get("artifact")
+        if isinstance(art, str) and (target.parent / art).resolve() == target.resolve():
+            return doc, str(beside), target.parent
+    inner = {".jar": JAR_MANIFEST, ".pyz": "cncf.toml", ".pex": "cncf.toml", ".zip": "cncf.toml"}
+    member = inner.get(target.suffix.lower())
+    if member and zipfile.is_zipfile(target):
+        try:
+            with zipfile.ZipFile(target) as zf:
+                if member in zf.namelist():
+                    source = f"{target}!/{member}"
+                    return _parse_toml(zf.read(member).decode("utf-8"), source), source, target.parent
+        except (zipfile.BadZipFile, OSError, UnicodeDecodeError):
+            return None  # the boundary reports the corrupt archive with its own code
+    return None
+
+
+def _infer_form(artifact: Path, table: Mapping[str, Any]) -> str | None:
+    if table.get("command"):
+        return "command"
+    suffix = artifact.suffix.lower()
+    if suffix == ".jar":
+        return "jar"
+    if suffix in (".pyz", ".pex", ".whl", ".py") or artifact.is_dir():
+        return "python"
+    return None
+
+
+def _default_name(artifact: Path) -> str:
+    stem = artifact.name if artifact.is_dir() else artifact.stem
+    if artifact.suffix.lower() == ".whl":
+        stem = artifact.name.split("-")[0]
+    elif artifact.suffix.lower() == ".jar":
+        stem = re.sub(r"[-_]\d[\w.]*$", "", stem)  # guava-31.1-jre -> guava
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-") or "component"
+
+
+def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> ComponentSpec:
+    """Resolve a target and overrides into a validated :class:`ComponentSpec`.
+
+    Raises ``Failed`` (load stage) for a missing target or an invalid manifest.
+    """
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None and v != () and v != []}
+    raw = str(target)
+    path = Path(raw).expanduser()
+    form_override = overrides.get("form")
+    if not path.exists():
+        if form_override == "inline" or (form_override is None and _looks_importable(raw)):
+            path = Path.cwd()
+            overrides.setdefault("form", "inline")
+            overrides.setdefault("entry", raw)
+        else:
+            raise Failed(
+                Observation.of(
+                    Code.ARTIFACT_NOT_FOUND,
+                    f"target {raw!r} does not exist (expected a folder, cncf.toml, .jar, .pyz, .whl or .py)",
+                    path=raw,
+                )
+            )
+    path = path.resolve()
+    found = _read_manifest(path)
+    doc, source, base = found if found else ({}, "<no manifest>", path if path.is_dir() else path.parent)
+    check = _Checker(source)
+    check.unknown(doc, _TOP_KEYS, "")
+    comp = doc.get("component", {})
+    if not isinstance(comp, dict):
+        raise check.fail("component", comp, "a table [component]")
+    check.unknown(comp, COMPONENT_KEYS, "component.")
+    if overrides:
+        ocheck = _Checker("<overrides>")
+        ocheck.unknown(overrides, COMPONENT_KEYS, "")
+        comp = {**comp, **overrides}
+        check = _Checker(f"{source} + overrides" if found else "<overrides>")
+    p = "component."
+
+    # The artifact: the manifest's `artifact`, else the target itself.
+    art_value = check.string(comp, "artifact", p)
+    if art_value and not (found and source.endswith("!/" + JAR_MANIFEST)):
+        artifact = (base / art_value).resolve()
+    elif path.name.endswith(".toml") and not path.is_dir():
+        artifact = base
+    else:
+        artifact = path
+    form = check.choice(comp, "form", p, FORMS) or _infer_form(artifact, comp)
+    if form is None:
+        raise Failed(
+            Observation.of(
+                Code.UNSUPPORTED_FORM,
+                f"cannot infer the form of {str(artifact)!r}: give form = python | jar | inline | command",
+                path=str(artifact),
+            )
+        )
+    if form != "inline" and form != "command" and not artifact.exists():
+        raise Failed(
+            Observation.of(
+                Code.ARTIFACT_NOT_FOUND,
+                f"{source}: artifact {str(artifact)!r} does not exist",
+                path=str(artifact),
+                file=source,
+            )
+        )
+    services: dict[str, ServiceSpec] = {}
+    stable = doc.get("services", {})
+    if not isinstance(stable, dict):
+        raise check.fail("services", stable, "tables [services.NAME]")
+    for sname, sdef in stable.items():
+        sp = f"services.{sname}."
+        if not isinstance(sdef, dict):
+            raise check.fail(f"services.{sname}", sdef, "a table")
+        check.unknown(sdef, ("operations", *_POLICY_KEYS), sp)
+        ops = check.strings(sdef, "operations", sp)
+        if not ops:
+            raise check.fail(sp + "operations", sdef.get("operations"), "a non-empty list of operation names")
+        services[sname] = ServiceSpec(ops, check.policy(sdef, sp))
+    operations: dict[str, PolicySpec] = {}
+    otable = doc.get("operations", {})
+    if not isinstance(otable, dict):
+        raise check.fail("operations", otable, "tables [operations.NAME]")
+    for oname, odef in otable.items():
+        op = f"operations.{oname}."
+        if not isinstance(odef, dict):
+            raise check.fail(f"operations.{oname}", odef, "a table")
+        check.unknown(odef, _POLICY_KEYS, op)
+        operations[oname] = check.policy(odef, op)
+    env = comp.get("env") or {}
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise check.fail(p + "env", env, "a table of string values")
+    wheels = tuple((base / w).resolve() for w in (check.strings(comp, "wheels", p) or ()))
+    if artifact.suffix.lower() == ".whl":
+        wheels = (artifact, *wheels)
+    command = check.strings(comp, "command", p) or ()
+    if form == "command" and not command:
+        raise check.fail(p + "command", None, "the worker's argv, e.g. ['node', 'component.js']")
+    entry = check.string(comp, "entry", p)
+    if form == "inline" and not entry:
+        raise check.fail(p + "entry", None, "'module:Class' or 'module' importable in the hub")
+    return ComponentSpec(
+        name=check.string(comp, "name", p) or _default_name(artifact),
+        form=form,
+        artifact=artifact,
+        base_dir=base,
+        manifest_path=source if found else None,
+        entry=entry,
+        requirements=check.strings(comp, "requirements", p) or (),
+        wheels=wheels,
+        interpreter=check.string(comp, "interpreter", p),
+        command=command,
+        policy=check.policy(comp, p),
+        services=services,
+        operations=operations,
+        restart=check.choice(comp, "restart", p, RESTARTS) or "on-failure",
+        max_restarts=_or(check.number(comp, "max_restarts", p, integer=True), 5),
+        restart_period=_or(check.number(comp, "restart_period", p), 60.0),
+        restart_backoff=_or(check.number(comp, "restart_backoff", p), 0.05),
+        memory_limit=_memory(check, comp),
+        isolation=check.choice(comp, "isolation", p, ISOLATIONS) or "shared",
+        jvm_options=check.strings(comp, "jvm_options", p) or (),
+        env=dict(env),
+    )
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def _looks_importable(raw: str) -> bool:
+    mod = raw.split(":", 1)[0]
+    return bool(re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", mod)) and (":" in raw or "." in raw)
+
+
+def safe_locate(
+    target: str | os.PathLike[str],
+    overrides: Mapping[str, Any] | None,
+    on_error: Callable[[Observation], Any],
+) -> ComponentSpec | Any:
+    """``locate`` that turns unexpected I/O errors into load Observations too."""
+    try:
+        return locate(target, overrides)
+    except Failed as exc:
+        return on_error(exc.observation)
+    except OSError as exc:
+        return on_error(
+            Observation.of(Code.ARTIFACT_NOT_FOUND, f"cannot read {str(target)!r}: {exc}", cause=exc)
+        )

@@ -1,0 +1,380 @@
+"""Observations: failures as values, with a closed vocabulary.
+
+Every failure the hub can report is a member of :class:`Code`, declared once
+here with its stage and the classification the original CNCF uses (category,
+symptom, cause kind, retryable).  Free text lives only in ``message``; code
+that reacts to failures branches on ``code`` and the classification fields.
+
+Observations are built through :meth:`Observation.of` (never ad hoc), so the
+classification always comes from the registry.  Foreign failures — a Python
+exception in the hub's process, or the cause record a worker sends — become a
+:class:`Cause` once, at the boundary (:func:`cause_from_exception`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import time
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["Cause", "Code", "Observation", "Stage", "Failed", "cause_from_exception"]
+
+
+class Stage(enum.StrEnum):
+    """Where in a call's life a failure happened."""
+
+    LOAD = "load"
+    INSTANTIATE = "instantiate"
+    DISPATCH = "dispatch"
+    WAIT = "wait"
+    EXECUTE = "execute"
+    JOB = "job"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Spec:
+    stage: Stage
+    category: str
+    symptom: str
+    cause_kind: str
+    retryable: bool
+    meaning: str
+    also: tuple[Stage, ...] = ()
+
+
+def _s(
+    stage: Stage,
+    category: str,
+    symptom: str,
+    cause_kind: str,
+    retryable: bool,
+    meaning: str,
+    also: tuple[Stage, ...] = (),
+) -> _Spec:
+    return _Spec(stage, category, symptom, cause_kind, retryable, meaning, also)
+
+
+L, I, D, W, X, J = (
+    Stage.LOAD,
+    Stage.INSTANTIATE,
+    Stage.DISPATCH,
+    Stage.WAIT,
+    Stage.EXECUTE,
+    Stage.JOB,
+)
+
+
+class Code(enum.StrEnum):
+    """The closed set of Observation codes.
+
+    The value is the stable wire/JSON name.  ``Code.X.spec`` gives the
+    declared stage and classification.
+    """
+
+    # -- load ------------------------------------------------------------
+    ARTIFACT_NOT_FOUND = "artifact_not_found"
+    INVALID_ARCHIVE = "invalid_archive"
+    INVALID_MANIFEST = "invalid_manifest"
+    UNSUPPORTED_FORM = "unsupported_form"
+    COMPONENT_CONFLICT = "component_conflict"
+    ENTRY_NOT_FOUND = "entry_not_found"
+    ENTRY_AMBIGUOUS = "entry_ambiguous"
+    IMPORT_FAILED = "import_failed"
+    DEPENDENCY_UNRESOLVED = "dependency_unresolved"
+    ENVIRONMENT_FAILED = "environment_failed"
+    INTERPRETER_NOT_FOUND = "interpreter_not_found"
+    WORKER_START_FAILED = "worker_start_failed"
+    CLASS_NOT_FOUND = "class_not_found"
+    LINKAGE_ERROR = "linkage_error"
+    INITIALIZER_FAILED = "initializer_failed"
+    # -- instantiate -----------------------------------------------------
+    CONSTRUCTOR_FAILED = "constructor_failed"
+    # -- dispatch --------------------------------------------------------
+    UNKNOWN_OPERATION = "unknown_operation"
+    AMBIGUOUS_OPERATION = "ambiguous_operation"
+    UNKNOWN_COMPONENT = "unknown_component"
+    INVALID_ARGUMENTS = "invalid_arguments"
+    INVALID_POLICY = "invalid_policy"
+    COMPONENT_UNAVAILABLE = "component_unavailable"
+    HUB_CLOSED = "hub_closed"
+    # -- wait ------------------------------------------------------------
+    WAIT_TIMEOUT = "wait_timeout"
+    CANCELLED_WAITING = "cancelled_waiting"
+    INSTANCE_LOST_WAITING = "instance_lost_waiting"
+    # -- execute ---------------------------------------------------------
+    RAISED = "raised"
+    EXIT_REQUESTED = "exit_requested"
+    OPERATION_FAILED = "operation_failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    WORKER_CRASHED = "worker_crashed"
+    OUT_OF_MEMORY = "out_of_memory"
+    STACK_OVERFLOW = "stack_overflow"
+    RESULT_NOT_SERIALISABLE = "result_not_serialisable"
+    PROTOCOL_ERROR = "protocol_error"
+    # -- job -------------------------------------------------------------
+    ENQUEUE_FAILED = "enqueue_failed"
+    JOB_NOT_FOUND = "job_not_found"
+    JOB_CANCELLED = "job_cancelled"
+    JOB_LOST = "job_lost"
+    JOB_QUARANTINED = "job_quarantined"
+    # -- anywhere --------------------------------------------------------
+    INTERNAL_ERROR = "internal_error"
+
+    @property
+    def spec(self) -> _Spec:
+        return _REGISTRY[self]
+
+    @property
+    def stage(self) -> Stage:
+        return _REGISTRY[self].stage
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        spec = _REGISTRY[self]
+        return (spec.stage, *spec.also)
+
+
+_ALL = (L, I, D, W, X, J)
+
+_REGISTRY: dict[Code, _Spec] = {
+    Code.ARTIFACT_NOT_FOUND: _s(L, "component", "missing", "configuration", False,
+        "The artifact (folder, file, jar, wheel, zipapp) named by the target or manifest does not exist."),
+    Code.INVALID_ARCHIVE: _s(L, "component", "corrupted", "format", False,
+        "The artifact exists but is not a readable archive of its kind (a corrupt jar, wheel or zipapp)."),
+    Code.INVALID_MANIFEST: _s(L, "configuration", "invalid", "format", False,
+        "cncf.toml (or the overrides given to load) is malformed: the message names the file, key, value and what was expected."),
+    Code.UNSUPPORTED_FORM: _s(L, "configuration", "invalid", "format", False,
+        "The form could not be inferred from the artifact, or names no known execution form."),
+    Code.COMPONENT_CONFLICT: _s(L, "component", "conflict", "configuration", False,
+        "A component with the same name is already loaded in this hub."),
+    Code.ENTRY_NOT_FOUND: _s(L, "component", "not-found", "configuration", False,
+        "The entry (module, class, function or Java facade) cannot be found in the artifact."),
+    Code.ENTRY_AMBIGUOUS: _s(L, "component", "conflict", "configuration", False,
+        "No entry was named and several candidates exist (e.g. several Collaborator classes in a jar)."),
+    Code.IMPORT_FAILED: _s(L, "component", "invalid", "defect", False,
+        "Importing the component's module raised (a syntax error, or an exception at import time)."),
+    Code.DEPENDENCY_UNRESOLVED: _s(L, "configuration", "missing", "dependency", False,
+        "A dependency is missing at import, or the resolver could not satisfy the requirements (its own message is kept)."),
+    Code.ENVIRONMENT_FAILED: _s(L, "system", "unavailable", "dependency", True,
+        "Building the component's private environment failed for a reason other than resolution."),
+    Code.INTERPRETER_NOT_FOUND: _s(L, "configuration", "missing", "configuration", False,
+        "The interpreter named by `interpreter` is neither on PATH nor an executable path."),
+    Code.WORKER_START_FAILED: _s(L, "system", "unavailable", "crash", True,
+        "The worker process (or JVM host) exited or closed its channel before its ready handshake."),
+    Code.CLASS_NOT_FOUND: _s(L, "component", "missing", "dependency", False,
+        "JVM: ClassNotFoundException or NoClassDefFoundError; a class the component needs is not in its jar.", (I, X)),
+    Code.LINKAGE_ERROR: _s(L, "component", "conflict", "dependency", False,
+        "JVM: NoSuchMethodError or another LinkageError; the jar was built against another version of a dependency.", (I, X)),
+    Code.INITIALIZER_FAILED: _s(L, "component", "invalid", "defect", False,
+        "JVM: ExceptionInInitializerError; a static initialiser threw.", (I, X)),
+    Code.CONSTRUCTOR_FAILED: _s(I, "component", "invalid", "defect", False,
+        "Creating the component's live instance raised."),
+    Code.UNKNOWN_OPERATION: _s(D, "operation", "not-found", "configuration", False,
+        "No operation matches the selector; the candidates are in attributes['candidates']."),
+    Code.AMBIGUOUS_OPERATION: _s(D, "operation", "conflict", "configuration", False,
+        "The selector omits the service and several services have that operation; candidates listed."),
+    Code.UNKNOWN_COMPONENT: _s(D, "component", "not-found", "configuration", False,
+        "No loaded component matches the selector's component part; loaded names listed."),
+    Code.INVALID_ARGUMENTS: _s(D, "argument", "invalid", "format", False,
+        "The arguments do not fit the operation's parameters (or no Java overload accepts them)."),
+    Code.INVALID_POLICY: _s(D, "configuration", "invalid", "configuration", False,
+        "The call asks for a policy or limit that cannot be applied (e.g. a negative timeout)."),
+    Code.COMPONENT_UNAVAILABLE: _s(D, "component", "unavailable", "crash", True,
+        "The component is unloaded, or crashed and its restart policy forbids (or has exhausted) restarts."),
+    Code.HUB_CLOSED: _s(D, "system", "unavailable", "shutdown", False,
+        "The hub is closing or closed; the call was not admitted or was abandoned by shutdown.", (W, X)),
+    Code.WAIT_TIMEOUT: _s(W, "operation", "unavailable", "timeout", True,
+        "The call waited longer than wait_timeout (or its overall deadline) before it could run; it never ran."),
+    Code.CANCELLED_WAITING: _s(W, "operation", "unavailable", "cancellation", False,
+        "The call was cancelled while waiting; it never ran."),
+    Code.INSTANCE_LOST_WAITING: _s(W, "component", "unavailable", "crash", True,
+        "The instance crashed or was unloaded while the call waited for it; it never ran."),
+    Code.RAISED: _s(X, "operation", "invalid", "defect", False,
+        "The operation raised an exception (or a Java throwable); cause carries type, message and remote stack."),
+    Code.EXIT_REQUESTED: _s(X, "operation", "invalid", "defect", False,
+        "The operation raised SystemExit / KeyboardInterrupt or another BaseException; the worker survived it.", (L, I)),
+    Code.OPERATION_FAILED: _s(X, "operation", "invalid", "defect", False,
+        "A Collaborator returned a failure; its own code and attributes are kept in attributes."),
+    Code.TIMED_OUT: _s(X, "operation", "unavailable", "timeout", True,
+        "The call ran longer than run_timeout (or its overall deadline); attributes['tier'] tells how it was stopped."),
+    Code.CANCELLED: _s(X, "operation", "unavailable", "cancellation", False,
+        "The running call was cancelled; attributes['tier'] tells whether it stopped cooperatively or was killed."),
+    Code.WORKER_CRASHED: _s(X, "system", "unavailable", "crash", True,
+        "The process hosting the instance died (exit code or signal in attributes, stderr tail in cause).", (L, I)),
+    Code.OUT_OF_MEMORY: _s(X, "resource", "unavailable", "exhaustion", False,
+        "The component exhausted its memory limit (MemoryError, OutOfMemoryError, or killed by the limit).", (L, I)),
+    Code.STACK_OVERFLOW: _s(X, "resource", "unavailable", "limit", False,
+        "The operation overflowed its stack (RecursionError, StackOverflowError).", (I,)),
+    Code.RESULT_NOT_SERIALISABLE: _s(X, "operation", "invalid", "format", False,
+        "The operation returned a value that cannot cross the boundary as JSON."),
+    Code.PROTOCOL_ERROR: _s(X, "system", "corrupted", "format", True,
+        "The worker's channel carried a malformed or unexpected frame; the worker is treated as crashed.", (L, I)),
+    Code.ENQUEUE_FAILED: _s(J, "system", "unavailable", "resource", True,
+        "The job could not be stored durably (store not writable, disk full, payload not encodable)."),
+    Code.JOB_NOT_FOUND: _s(J, "operation", "not-found", "configuration", False,
+        "No job with that id exists in this hub's store."),
+    Code.JOB_CANCELLED: _s(J, "operation", "unavailable", "cancellation", False,
+        "The job was cancelled before it finished."),
+    Code.JOB_LOST: _s(J, "system", "unavailable", "crash", True,
+        "The job's execution was interrupted (its hub or worker died) and it could not be resumed."),
+    Code.JOB_QUARANTINED: _s(J, "operation", "invalid", "crash", False,
+        "The job exhausted its attempts; each attempt's Observation is in attributes['attempts']."),
+    Code.INTERNAL_ERROR: _s(D, "system", "invalid", "defect", False,
+        "A defect in the hub itself; the call still got exactly one Outcome.", (L, I, W, X, J)),
+}
+
+assert set(_REGISTRY) == set(Code), "every Code must be declared in the registry"
+del _ALL
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Cause:
+    """A foreign failure (Python exception, Java throwable, dead process)."""
+
+    type: str
+    message: str
+    stack: str = ""
+    cause: Cause | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.type, "message": self.message, "stack": self.stack}
+        if self.cause is not None:
+            d["cause"] = self.cause.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> Cause | None:
+        if not d:
+            return None
+        return cls(
+            type=str(d.get("type", "")),
+            message=str(d.get("message", "")),
+            stack=str(d.get("stack", "")),
+            cause=cls.from_dict(d.get("cause")),
+        )
+
+
+def cause_from_exception(exc: BaseException, _depth: int = 0) -> Cause:
+    """Convert an exception once, following ``__cause__`` then unsuppressed ``__context__``."""
+    nested = exc.__cause__
+    if nested is None and not exc.__suppress_context__:
+        nested = exc.__context__
+    t = type(exc)
+    return Cause(
+        type=f"{t.__module__}.{t.__qualname__}" if t.__module__ != "builtins" else t.__qualname__,
+        message=str(exc),
+        stack="".join(traceback.format_exception(t, exc, exc.__traceback__, chain=False)),
+        cause=cause_from_exception(nested, _depth + 1) if nested is not None and _depth < 8 else None,
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Observation:
+    """A failure as a value.
+
+    Build with :meth:`Observation.of`; the classification fields always come
+    from the code's registry entry.
+    """
+
+    code: Code
+    stage: Stage
+    message: str
+    category: str
+    symptom: str
+    cause_kind: str
+    retryable: bool
+    target: str = ""
+    call_id: str = ""
+    cause: Cause | None = None
+    attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    time: float = dataclasses.field(default_factory=time.time)
+
+    @classmethod
+    def of(
+        cls,
+        code: Code,
+        message: str,
+        *,
+        stage: Stage | None = None,
+        target: str = "",
+        call_id: str = "",
+        cause: Cause | BaseException | None = None,
+        **attributes: Any,
+    ) -> Observation:
+        spec = code.spec
+        if stage is None or stage not in code.stages:
+            stage = spec.stage
+        if isinstance(cause, BaseException):
+            cause = cause_from_exception(cause)
+        return cls(
+            code=code,
+            stage=stage,
+            message=message,
+            category=spec.category,
+            symptom=spec.symptom,
+            cause_kind=spec.cause_kind,
+            retryable=spec.retryable,
+            target=target,
+            call_id=call_id,
+            cause=cause,
+            attributes=attributes,
+        )
+
+    def with_context(self, *, target: str | None = None, call_id: str | None = None) -> Observation:
+        """Fill in the call's identity where the boundary did not know it."""
+        return dataclasses.replace(
+            self,
+            target=self.target or (target or ""),
+            call_id=self.call_id or (call_id or ""),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code.value,
+            "stage": self.stage.value,
+            "message": self.message,
+            "category": self.category,
+            "symptom": self.symptom,
+            "cause_kind": self.cause_kind,
+            "retryable": self.retryable,
+            "target": self.target,
+            "call_id": self.call_id,
+            "cause": self.cause.to_dict() if self.cause else None,
+            "attributes": dict(self.attributes),
+            "time": self.time,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Observation:
+        code = Code(d["code"])
+        return cls(
+            code=code,
+            stage=Stage(d.get("stage", code.stage)),
+            message=str(d.get("message", "")),
+            category=str(d.get("category", code.spec.category)),
+            symptom=str(d.get("symptom", code.spec.symptom)),
+            cause_kind=str(d.get("cause_kind", code.spec.cause_kind)),
+            retryable=bool(d.get("retryable", code.spec.retryable)),
+            target=str(d.get("target", "")),
+            call_id=str(d.get("call_id", "")),
+            cause=Cause.from_dict(d.get("cause")),
+            attributes=dict(d.get("attributes") or {}),
+            time=float(d.get("time", 0.0)),
+        )
+
+    def __str__(self) -> str:
+        where = f" [{self.target}]" if self.target else ""
+        return f"{self.stage.value}/{self.code.value}{where}: {self.message}"
+
+
+class Failed(Exception):
+    """Internal carrier: a boundary or the manifest reader raises this with an
+    Observation; the engine turns it into an Outcome.  Never escapes the hub."""
+
+    def __init__(self, observation: Observation) -> None:
+        super().__init__(str(observation))
+        self.observation = observation
