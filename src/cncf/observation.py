@@ -375,6 +375,8 @@ class Failed(Exception):
     """Internal carrier: a boundary or the manifest reader raises this with an
     Observation; the engine turns it into an Outcome.  Never escapes the hub."""
 
-    def __init__(self, observation: Observation) -> None:
+    def __init__(self, observation: Observation, *, stdout: str = "", stderr: str = "") -> None:
         super().__init__(str(observation))
         self.observation = observation
+        self.stdout = stdout  # what the instance printed before failing, if known
+        self.stderr = stderr

@@ -15,7 +15,8 @@ wait on a pipe without blocking the hub.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -75,6 +76,16 @@ class Health:
     detail: str = ""
 
 
+@dataclasses.dataclass(frozen=True)
+class BoundaryContext:
+    """What the hub lends every boundary: where to cache, how to report progress."""
+
+    home: Path  # the hub's home folder (state, caches)
+    cache_dir: Path  # shared caches: environments, compiled JVM host, ...
+    progress: Callable[[str], None] | None = None  # "building environment ..." lines for the CLI
+    event: Callable[[str, dict[str, Any]], None] | None = None  # diagnostics (component, event)
+
+
 class Loaded(Protocol):
     """A loaded artifact: what the boundary found in it."""
 
@@ -97,6 +108,8 @@ class Boundary(Protocol):
     """
 
     form: str
+
+    def __init__(self, context: BoundaryContext) -> None: ...
 
     async def load(self, spec: ComponentSpec) -> Loaded:
         """Load the artifact and discover its operations (stage ``load``)."""
