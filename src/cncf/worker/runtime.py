@@ -1,0 +1,944 @@
+"""cncf worker runtime: hosts one Python component behind the wire protocol.
+
+Run as a script by the hub (``<interpreter> -I -S -u runtime.py``) with the
+protocol pipes named in the environment (``docs/wire-protocol.md``).  It must
+stay **standard library only and self-contained** (it imports nothing from
+the hub) and valid on CPython >= 3.8 and PyPy 3.9: it runs inside the
+component's own interpreter and environment and must never add a dependency
+to it.
+
+Design notes
+------------
+* Start-up cost is part of every component's start, so the module imports
+  only ``os`` and ``sys`` (both already loaded by the interpreter) and the C
+  JSON accelerator ``_json`` directly: ``import json`` drags in ``re`` and
+  costs as much as the rest of the start.  Where ``_json`` is missing (PyPy)
+  a small pure-Python codec is used instead.  ``traceback`` is imported only
+  on a failure path; no ``inspect``: operation parameters come straight from
+  code objects.
+* The hot path is one blocking ``os.read`` on the requests pipe, one decode,
+  a direct call on the main thread, one encode and one ``os.write``: the same
+  number of thread hops as a raw pipe ping-pong.  Only ``concurrent`` calls
+  run on threads.
+* A daemon thread reads the control pipe: ``CANCEL`` sets the running call's
+  cooperative flag; EOF there means the hub is gone, and the worker exits
+  even if a call never returns (no orphans).
+* Failures are converted once, here, into failure records (code, message,
+  cause chain with the Python traceback).  What the component prints goes to
+  fd 1/2, which the hub captures; frames travel on private duplicates of the
+  protocol descriptors, so prints cannot corrupt them.
+
+The component-facing API (``cncf.collaborator``: ``Collaborator``,
+``Failure``, ``Cancelled``, ``cancelled``, ``check_cancelled``,
+``current_call``) is defined here and registered as synthetic modules
+``cncf`` / ``cncf.collaborator`` when the component's environment has no
+``cncf`` package of its own; it is always reachable as ``_cncf_worker``.
+"""
+
+import os
+import sys
+
+import _thread
+
+PROTOCOL = 1
+MAX_BODY = 64 * 1024 * 1024
+# Frame kinds (twin of cncf.wire.frames.Kind).
+HELLO, LOAD, LOADED, NEW, INVOKE, CANCEL, UNLOAD, RESULT, PING, SHUTDOWN, EVENT = range(1, 12)
+_HERE = os.path.abspath(__file__) if "__file__" in globals() else ""
+
+
+# ---------------------------------------------------------------------------
+# JSON codec: the C accelerator when present, else a small pure-Python codec
+# ---------------------------------------------------------------------------
+
+
+def _no_default(o):
+    raise TypeError("Object of type %s is not JSON serializable" % type(o).__name__)
+
+
+def _bad_constant(name):
+    raise ValueError("%s is not valid JSON" % name)
+
+
+def _py_encoder():
+    escapes = dict((i, "\\u%04x" % i) for i in range(0x20))
+    escapes.update({0x22: '\\"', 0x5C: "\\\\", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t",
+                    0x08: "\\b", 0x0C: "\\f"})
+    inf = float("inf")
+    float_repr = float.__repr__
+    int_repr = int.__repr__
+
+    def key(k):
+        if isinstance(k, str):
+            return k
+        if k is True:
+            return "true"
+        if k is False:
+            return "false"
+        if k is None:
+            return "null"
+        if isinstance(k, int):
+            return int_repr(k)
+        if isinstance(k, float):
+            return flt(k)
+        raise TypeError("keys must be str, int, float, bool or None, not %s" % type(k).__name__)
+
+    def flt(o):
+        if o != o or o == inf or o == -inf:
+            raise ValueError("Out of range float values are not JSON compliant")
+        return float_repr(o)
+
+    def enc(o, out, seen):
+        if isinstance(o, str):
+            out.append('"' + o.translate(escapes) + '"')
+        elif o is None:
+            out.append("null")
+        elif o is True:
+            out.append("true")
+        elif o is False:
+            out.append("false")
+        elif isinstance(o, int):
+            out.append(int_repr(o))
+        elif isinstance(o, float):
+            out.append(flt(o))
+        elif isinstance(o, (list, tuple, dict)):
+            i = id(o)
+            if i in seen:
+                raise ValueError("Circular reference detected")
+            seen.add(i)
+            if isinstance(o, dict):
+                out.append("{")
+                first = True
+                for k, v in o.items():
+                    if not first:
+                        out.append(",")
+                    first = False
+                    out.append('"' + key(k).translate(escapes) + '":')
+                    enc(v, out, seen)
+                out.append("}")
+            else:
+                out.append("[")
+                first = True
+                for v in o:
+                    if not first:
+                        out.append(",")
+                    first = False
+                    enc(v, out, seen)
+                out.append("]")
+            seen.discard(i)
+        else:
+            _no_default(o)
+
+    def dumps(o):
+        out = []
+        enc(o, out, set())
+        return "".join(out)
+
+    return dumps
+
+
+def _make_codec():
+    try:
+        import _json
+
+        class _Context(object):
+            strict = True
+            object_hook = None
+            object_pairs_hook = None
+            parse_float = float
+            parse_int = int
+            parse_constant = staticmethod(_bad_constant)
+            memo = {}
+
+        scan = _json.make_scanner(_Context())
+        c_encode = _json.make_encoder(
+            {}, _no_default, _json.encode_basestring, None, ":", ",", False, False, False
+        )
+
+        def loads(text):
+            obj, end = scan(text, 0)
+            if end != len(text) and text[end:].strip():
+                raise ValueError("extra data after the JSON value")
+            return obj
+
+        def dumps(obj):
+            return "".join(c_encode(obj, 0))
+
+        return dumps, loads
+    except Exception:  # PyPy, or an interpreter whose _json differs
+        pass
+    try:
+        from _pypyjson import loads as pypy_loads
+    except ImportError:
+        from json import loads as pypy_loads
+    return _py_encoder(), pypy_loads
+
+
+_dumps, _loads = _make_codec()
+
+
+# ---------------------------------------------------------------------------
+# Frames
+# ---------------------------------------------------------------------------
+
+
+class _Reader(object):
+    """Reads whole frames from one descriptor (one os.read per frame when small)."""
+
+    __slots__ = ("fd", "buf")
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.buf = b""
+
+    def read(self):
+        """(kind, body) or None at EOF.  Raises ValueError on a malformed frame."""
+        buf = self.buf
+        fd = self.fd
+        while True:
+            n = len(buf)
+            if n >= 5:
+                length = int.from_bytes(buf[0:4], "big")
+                if length > MAX_BODY:
+                    raise ValueError("frame length %d exceeds the limit" % length)
+                end = 5 + length
+                if n >= end:
+                    kind = buf[4]
+                    body = _loads(buf[5:end].decode("utf-8"))
+                    self.buf = buf[end:]
+                    if not isinstance(body, dict):
+                        raise ValueError("frame body is not a JSON object")
+                    return kind, body
+                chunk = os.read(fd, max(end - n, 65536))
+            else:
+                chunk = os.read(fd, 65536)
+            if not chunk:
+                if buf:
+                    raise ValueError("EOF in the middle of a frame")
+                return None
+            buf = buf + chunk if buf else chunk
+
+
+_write_lock = _thread.allocate_lock()
+_reply_fd = -1
+
+
+def _send(kind, text):
+    """Write one frame whose body is the already-encoded JSON ``text``."""
+    data = text.encode("utf-8")
+    frame = len(data).to_bytes(4, "big") + bytes((kind,)) + data
+    with _write_lock:
+        view = memoryview(frame)
+        while view:
+            n = os.write(_reply_fd, view)
+            view = view[n:]
+
+
+def _send_obj(kind, body):
+    _send(kind, _dumps(body))
+
+
+# ---------------------------------------------------------------------------
+# Component-facing API (cncf.collaborator)
+# ---------------------------------------------------------------------------
+
+
+class Cancelled(BaseException):
+    """Raised by ``check_cancelled()`` once the hub cancelled the running call.
+
+    A BaseException, like ``asyncio.CancelledError``, so that a component's
+    ``except Exception`` does not swallow it; the call ends with the
+    Observation code ``cancelled``.
+    """
+
+
+class Failure(Exception):
+    """A Collaborator's own failure: ``Failure(code, message, **attributes)``.
+
+    The call ends with the Observation code ``operation_failed``; ``code``
+    travels as ``attributes['component_code']`` with the other attributes.
+    """
+
+    def __init__(self, code, message="", **attributes):
+        Exception.__init__(self, message or code)
+        self.code = str(code)
+        self.message = str(message or code)
+        self.attributes = attributes
+
+
+class CallInfo(tuple):
+    """The running call: ``(id, operation)``, also as attributes."""
+
+    __slots__ = ()
+
+    @property
+    def id(self):
+        return self[0]
+
+    @property
+    def operation(self):
+        return self[1]
+
+
+class Collaborator(object):
+    """Base for components that receive calls themselves.
+
+    Subclasses list their operations (a class attribute ``operations`` of
+    names, or a classmethod ``operations()`` returning names or
+    ``{"name", "params", "doc"}`` objects) and implement
+    ``invoke(operation, args, kwargs)``.
+    """
+
+    operations = ()
+
+    def invoke(self, operation, args, kwargs):
+        raise Failure("not_implemented", "%s does not implement invoke()" % type(self).__name__)
+
+
+class _CallState(object):
+    __slots__ = ("rid", "call", "operation", "cancelled", "tier")
+
+    def __init__(self, rid, call, operation):
+        self.rid = rid
+        self.call = call
+        self.operation = operation
+        self.cancelled = False
+        self.tier = None
+
+
+_local = _thread._local()
+_running = {}  # request id -> _CallState
+_early_cancels = set()  # CANCELs that overtook their INVOKE
+
+
+def _state():
+    return getattr(_local, "state", None)
+
+
+def cancelled():
+    """True once the hub asked to cancel the call running on this thread."""
+    st = getattr(_local, "state", None)
+    return st is not None and st.cancelled
+
+
+def check_cancelled():
+    """Raise ``Cancelled`` if the running call was cancelled (a cheap check)."""
+    st = getattr(_local, "state", None)
+    if st is not None and st.cancelled:
+        raise Cancelled("call %s was cancelled" % (st.call,))
+
+
+def current_call():
+    """The call running on this thread as ``CallInfo(id, operation)``, or None."""
+    st = getattr(_local, "state", None)
+    if st is None:
+        return None
+    return CallInfo((st.call, st.operation))
+
+
+_API = ("Collaborator", "Failure", "Cancelled", "CallInfo", "cancelled", "check_cancelled",
+        "current_call")
+
+
+def _install_api(synthetic):
+    module_type = type(sys)
+    api = module_type("_cncf_worker", "The cncf worker runtime's component API.")
+    for name in _API:
+        setattr(api, name, globals()[name])
+    sys.modules["_cncf_worker"] = api
+    if not synthetic or "cncf" in sys.modules:
+        return
+    collab = module_type("cncf.collaborator", "The component-facing API of cncf (worker side).")
+    pkg = module_type("cncf", "cncf, as seen from inside a worker (component API only).")
+    for name in _API:
+        setattr(collab, name, globals()[name])
+        setattr(pkg, name, globals()[name])
+    pkg.__path__ = []
+    pkg.collaborator = collab
+    sys.modules["cncf"] = pkg
+    sys.modules["cncf.collaborator"] = collab
+
+
+# ---------------------------------------------------------------------------
+# Failure records
+# ---------------------------------------------------------------------------
+
+
+def _type_name(t):
+    mod = getattr(t, "__module__", "builtins")
+    name = getattr(t, "__qualname__", t.__name__)
+    return name if mod in ("builtins", "exceptions") else "%s.%s" % (mod, name)
+
+
+def _skip_own_frames(tb):
+    while tb is not None:
+        fn = tb.tb_frame.f_code.co_filename
+        if fn == _HERE or fn.startswith("<frozen importlib"):
+            tb = tb.tb_next
+        else:
+            break
+    return tb
+
+
+def _cause(exc, depth=0):
+    try:
+        message = str(exc)
+    except BaseException:
+        message = "<unprintable %s>" % type(exc).__name__
+    try:
+        import traceback
+
+        tb = _skip_own_frames(exc.__traceback__)
+        stack = "".join(traceback.format_exception(type(exc), exc, tb, chain=False))
+    except BaseException:
+        stack = ""
+    nested = exc.__cause__
+    if nested is None and not exc.__suppress_context__:
+        nested = exc.__context__
+    return {
+        "type": _type_name(type(exc)),
+        "message": message,
+        "stack": stack,
+        "cause": _cause(nested, depth + 1) if nested is not None and depth < 8 else None,
+    }
+
+
+def _failure(code, message, exc=None, **attributes):
+    rec = {"code": code, "message": message, "attributes": attributes}
+    if exc is not None:
+        try:
+            rec["cause"] = _cause(exc)
+        except BaseException:
+            rec["cause"] = {"type": type(exc).__name__, "message": "", "stack": ""}
+    return rec
+
+
+def _exc_summary(exc):
+    try:
+        text = str(exc)
+    except BaseException:
+        text = ""
+    name = type(exc).__name__
+    return "%s: %s" % (name, text) if text else name
+
+
+def _classify(exc, what):
+    """Map a BaseException raised by component code to (code, message)."""
+    if isinstance(exc, Cancelled):
+        return "cancelled", "%s stopped: the call was cancelled" % what
+    if isinstance(exc, MemoryError):
+        return "out_of_memory", "%s ran out of memory (MemoryError)" % what
+    if isinstance(exc, RecursionError):
+        return "stack_overflow", "%s overflowed the stack (%s)" % (what, _exc_summary(exc))
+    if isinstance(exc, (SystemExit, KeyboardInterrupt)) or not isinstance(exc, Exception):
+        return "exit_requested", "%s raised %s; the worker survived it" % (what, _exc_summary(exc))
+    return "raised", "%s raised %s" % (what, _exc_summary(exc))
+
+
+# ---------------------------------------------------------------------------
+# Operations: discovery and argument checking (no inspect: code objects)
+# ---------------------------------------------------------------------------
+
+_CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08
+
+
+def _params(f, drop):
+    """Wire parameter list of a Python function (dropping ``drop`` leading
+    positional parameters, e.g. ``self``), or None when it cannot be known."""
+    for _ in range(20):
+        w = getattr(f, "__wrapped__", None)
+        if w is None:
+            break
+        f = w
+    code = getattr(f, "__code__", None)
+    if code is None or not hasattr(code, "co_varnames"):
+        return None
+    npos = code.co_argcount
+    nposonly = getattr(code, "co_posonlyargcount", 0)
+    nkw = code.co_kwonlyargcount
+    names = code.co_varnames
+    defaults = getattr(f, "__defaults__", None) or ()
+    kwdefaults = getattr(f, "__kwdefaults__", None) or {}
+    first_default = npos - len(defaults)
+    out = []
+    for i in range(npos):
+        kind = "positional" if i < nposonly else "any"
+        out.append({"name": names[i], "kind": kind, "required": i < first_default})
+    i = npos + nkw
+    if code.co_flags & _CO_VARARGS:
+        out.append({"name": names[i], "kind": "varargs", "required": False})
+        i += 1
+    for name in names[npos:npos + nkw]:
+        out.append({"name": name, "kind": "named", "required": name not in kwdefaults})
+    if code.co_flags & _CO_VARKEYWORDS:
+        out.append({"name": names[i], "kind": "varkw", "required": False})
+    while drop and out and out[0]["kind"] in ("positional", "any"):
+        out.pop(0)
+        drop -= 1
+    return out
+
+
+def _misfit(params, args, kwargs):
+    """Why ``args``/``kwargs`` do not bind to ``params`` (None when they do)."""
+    positional = [p for p in params if p["kind"] in ("positional", "any")]
+    varargs = any(p["kind"] == "varargs" for p in params)
+    varkw = any(p["kind"] == "varkw" for p in params)
+    named = dict((p["name"], p) for p in params if p["kind"] in ("any", "named"))
+    if len(args) > len(positional) and not varargs:
+        return "takes %d positional argument%s but %d were given" % (
+            len(positional), "" if len(positional) == 1 else "s", len(args))
+    filled = set(p["name"] for p in positional[:len(args)])
+    for k in kwargs:
+        if k in filled:
+            return "got multiple values for argument %r" % k
+        if k not in named and not varkw:
+            return "got an unexpected keyword argument %r" % k
+    missing = [p["name"] for p in params
+               if p["required"] and p["kind"] != "varargs" and p["kind"] != "varkw"
+               and p["name"] not in filled and p["name"] not in kwargs]
+    if missing:
+        return "missing required argument%s: %s" % ("" if len(missing) == 1 else "s",
+                                                     ", ".join(missing))
+    return None
+
+
+def _doc(obj):
+    doc = getattr(obj, "__doc__", None)
+    if not isinstance(doc, str):
+        return ""
+    lines = doc.strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def _class_operations(cls):
+    ops = []
+    for name in sorted(dir(cls)):
+        if name.startswith("_"):
+            continue
+        raw = None
+        for klass in getattr(cls, "__mro__", (cls,)):
+            if klass is object:
+                break
+            d = getattr(klass, "__dict__", {})
+            if name in d:
+                raw = d[name]
+                break
+        if raw is None:
+            continue
+        if isinstance(raw, staticmethod):
+            f, drop = raw.__func__, 0
+        elif isinstance(raw, classmethod):
+            f, drop = raw.__func__, 1
+        elif isinstance(raw, type) or isinstance(raw, property):
+            continue
+        elif hasattr(raw, "__code__"):
+            f, drop = raw, 1
+        elif callable(raw):
+            f, drop = raw, 0
+        else:
+            continue
+        ops.append({"name": name, "params": _params(f, drop), "doc": _doc(f)})
+    return ops
+
+
+def _module_operations(module):
+    exported = getattr(module, "__all__", None)
+    names = list(exported) if exported is not None else sorted(vars(module))
+    ops = []
+    for name in names:
+        if name.startswith("_"):
+            continue
+        f = getattr(module, name, None)
+        if not hasattr(f, "__code__") or isinstance(f, type):
+            continue
+        if exported is None and getattr(f, "__module__", None) != module.__name__:
+            continue  # imported, not defined here
+        ops.append({"name": name, "params": _params(f, 0), "doc": _doc(f)})
+    return ops
+
+
+def _is_collaborator(cls):
+    return callable(getattr(cls, "invoke", None)) and hasattr(cls, "operations")
+
+
+def _collaborator_operations(cls):
+    raw = None
+    for klass in getattr(cls, "__mro__", (cls,)):
+        if "operations" in getattr(klass, "__dict__", {}):
+            raw = klass.__dict__["operations"]
+            break
+    if isinstance(raw, (staticmethod, classmethod)):
+        listed = getattr(cls, "operations")()
+    elif callable(raw):
+        # An instance method: call it without running the constructor (it must
+        # not depend on instance state; a classmethod is the clean form).
+        listed = raw(cls.__new__(cls))
+    else:
+        listed = raw
+    ops = []
+    for item in listed or ():
+        if isinstance(item, str):
+            ops.append({"name": item, "params": None, "doc": ""})
+        elif isinstance(item, dict) and isinstance(item.get("name"), str):
+            ops.append({"name": item["name"], "params": item.get("params"),
+                        "doc": str(item.get("doc") or "")})
+        else:
+            raise TypeError("operations must be names or {'name': ...} objects, got %r" % (item,))
+    return ops
+
+
+# ---------------------------------------------------------------------------
+# Instances and handlers
+# ---------------------------------------------------------------------------
+
+
+class _Slot(object):
+    """One loaded entry and (after NEW) its live instance."""
+
+    __slots__ = ("entry", "target", "kind", "operations", "params", "obj", "bound", "invoke")
+
+    def __init__(self, entry, target, kind, operations):
+        self.entry = entry
+        self.target = target  # class, module or ready object
+        self.kind = kind  # "class" | "module" | "object" | "collaborator"
+        self.operations = operations
+        self.params = dict((op["name"], op["params"]) for op in operations)
+        self.obj = None
+        self.bound = None
+        self.invoke = None
+
+
+_slots = {}
+
+
+def _reply_failure(kind, rid, rec):
+    _send_obj(kind, {"id": rid, "ok": False, "failure": rec})
+
+
+def _is_dependency_of(missing, module):
+    return missing != module and not module.startswith(missing + ".")
+
+
+def _handle_load(body):
+    rid = body.get("id")
+    iid = body.get("instance")
+    entry = body.get("entry") or ""
+    paths = [p for p in (body.get("paths") or []) if isinstance(p, str)]
+    options = body.get("options") or {}
+    if _HERE:
+        here = os.path.dirname(_HERE)
+        sys.path[:] = [p for p in sys.path if p != here]
+    sys.path[0:0] = paths
+    sitedirs = options.get("sitedirs") or []
+    if sitedirs:
+        import site
+
+        for d in sitedirs:
+            site.addsitedir(d)
+    if options.get("synthetic_api", True):
+        has_own = False
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if find is None or "cncf" in sys.modules:
+                continue
+            try:
+                if find("cncf", None) is not None:
+                    has_own = True
+                    break
+            except Exception:
+                pass
+        _install_api(not has_own)
+    mod_name, _, attr = entry.partition(":")
+    what = "importing %r" % mod_name
+    if not mod_name:
+        return _reply_failure(LOADED, rid, _failure("entry_not_found", "no entry was given"))
+    try:
+        __import__(mod_name)
+        module = sys.modules[mod_name]
+    except ModuleNotFoundError as exc:
+        missing = getattr(exc, "name", None) or ""
+        if missing and _is_dependency_of(missing, mod_name):
+            return _reply_failure(LOADED, rid, _failure(
+                "dependency_unresolved",
+                "%s failed: it needs module %r, which is not installed in the component's "
+                "environment (declare it in requirements)" % (what, missing),
+                exc, module=missing))
+        return _reply_failure(LOADED, rid, _failure(
+            "entry_not_found",
+            "entry module %r is not on the component's path %r" % (mod_name, paths), exc,
+            module=mod_name))
+    except BaseException as exc:
+        code, msg = _classify(exc, what)
+        if code in ("raised", "stack_overflow", "cancelled"):
+            code = "import_failed"
+        return _reply_failure(LOADED, rid, _failure(code, msg, exc))
+    target, kind = module, "module"
+    if attr:
+        try:
+            for part in attr.split("."):
+                target = getattr(target, part)
+        except AttributeError as exc:
+            return _reply_failure(LOADED, rid, _failure(
+                "entry_not_found", "module %r has no attribute %r" % (mod_name, attr), exc))
+        if isinstance(target, type):
+            kind = "collaborator" if _is_collaborator(target) else "class"
+        elif isinstance(target, type(sys)):
+            kind = "module"
+        else:
+            kind = "object"
+    try:
+        if kind == "module":
+            operations = _module_operations(target)
+        elif kind == "class":
+            operations = _class_operations(target)
+        elif kind == "collaborator":
+            operations = _collaborator_operations(target)
+        elif _is_collaborator(type(target)):
+            kind = "collaborator"
+            operations = _collaborator_operations(type(target))
+        else:
+            operations = _class_operations(type(target))
+    except BaseException as exc:
+        return _reply_failure(LOADED, rid, _failure(
+            "import_failed", "discovering the operations of %r failed: %s" % (
+                entry, _exc_summary(exc)), exc))
+    _slots[iid] = _Slot(entry, target, kind, operations)
+    _send_obj(LOADED, {"id": rid, "ok": True, "operations": operations, "entry": entry,
+                       "kind": kind})
+
+
+def _handle_new(body):
+    rid = body.get("id")
+    slot = _slots.get(body.get("instance"))
+    if slot is None:
+        return _reply_failure(RESULT, rid, _failure("entry_not_found", "no such loaded instance"))
+    try:
+        if slot.kind in ("class", "collaborator"):
+            obj = slot.target()
+        else:
+            obj = slot.target
+    except BaseException as exc:
+        code, msg = _classify(exc, "constructing %s" % slot.entry)
+        if code in ("raised", "cancelled"):
+            code = "constructor_failed"
+        return _reply_failure(RESULT, rid, _failure(code, msg, exc))
+    slot.obj = obj
+    if slot.kind == "collaborator":
+        slot.invoke = obj.invoke
+    else:
+        bound = {}
+        for op in slot.operations:
+            f = getattr(obj, op["name"], None)
+            if f is not None:
+                bound[op["name"]] = f
+        slot.bound = bound
+    _send_obj(RESULT, {"id": rid, "ok": True, "value": None})
+
+
+def _result_text(rid, value):
+    try:
+        text = _dumps({"id": rid, "ok": True, "value": value})
+        if len(text) > MAX_BODY // 4 and len(text.encode("utf-8")) > MAX_BODY:
+            raise ValueError("the result is larger than the 64 MiB frame limit")
+        text.encode("utf-8")  # lone surrogates cannot travel
+        return text
+    except MemoryError as exc:
+        rec = _failure("out_of_memory", "encoding the result ran out of memory", exc)
+    except BaseException as exc:
+        rec = _failure("result_not_serialisable",
+                       "the result (%s) cannot cross the boundary as JSON: %s"
+                       % (type(value).__name__, _exc_summary(exc)), exc,
+                       type=_type_name(type(value)))
+    return _dumps({"id": rid, "ok": False, "failure": rec})
+
+
+def _run_call(body):
+    """Run one INVOKE and return the encoded reply (never raises)."""
+    rid = body.get("id")
+    op = body.get("operation")
+    args = body.get("args") or ()
+    kwargs = body.get("kwargs") or {}
+    st = _CallState(rid, body.get("call"), op)
+    _running[rid] = st
+    if _early_cancels and rid in _early_cancels:
+        _early_cancels.discard(rid)
+        st.cancelled = True
+    _local.state = st
+    slot = None
+    try:
+        slot = _slots[body.get("instance")]
+        if slot.invoke is not None:
+            value = slot.invoke(op, list(args), dict(kwargs))
+        else:
+            value = slot.bound[op](*args, **kwargs)
+    except BaseException as exc:
+        _local.state = None
+        _running.pop(rid, None)
+        return _call_failure(rid, exc, slot, op, args, kwargs, st)
+    _local.state = None
+    _running.pop(rid, None)
+    return _result_text(rid, value)
+
+
+def _call_failure(rid, exc, slot, op, args, kwargs, st):
+    try:
+        what = "operation %r" % (op,)
+        if slot is None or (slot.obj is None and slot.kind != "module"):
+            rec = _failure("unknown_operation", "no live instance for %s" % what)
+        elif isinstance(exc, KeyError) and slot.bound is not None and op not in slot.bound:
+            rec = _failure("unknown_operation", "%s is not an operation of %s" % (what, slot.entry),
+                           candidates=sorted(slot.bound))
+        elif isinstance(exc, Failure):
+            attrs = dict(exc.attributes)
+            attrs["component_code"] = exc.code
+            rec = _failure("operation_failed", "%s failed: %s" % (what, exc.message), exc, **attrs)
+        else:
+            misfit = None
+            if isinstance(exc, TypeError) and slot.bound is not None:
+                params = slot.params.get(op)
+                if params is not None:
+                    misfit = _misfit(params, args, kwargs)
+            if misfit:
+                rec = _failure("invalid_arguments", "%s %s" % (what, misfit), exc,
+                               params=slot.params.get(op))
+            else:
+                code, msg = _classify(exc, what)
+                attrs = {}
+                if code == "cancelled":
+                    attrs["tier"] = st.tier or "cooperative"
+                rec = _failure(code, msg, exc, **attrs)
+        return _dumps({"id": rid, "ok": False, "failure": rec})
+    except BaseException as inner:  # last resort: still exactly one reply
+        return _dumps({"id": rid, "ok": False, "failure": {
+            "code": "raised", "message": "operation %r failed (and describing it failed: %s)"
+            % (op, type(inner).__name__), "attributes": {}}})
+
+
+def _thread_call(body):
+    try:
+        _send(RESULT, _run_call(body))
+    except BaseException:
+        _die(70)
+
+
+def _handle_invoke(body):
+    if body.get("concurrent"):
+        _thread.start_new_thread(_thread_call, (body,))
+    else:
+        _send(RESULT, _run_call(body))
+
+
+def _handle_unload(body):
+    rid = body.get("id")
+    slot = _slots.pop(body.get("instance"), None)
+    if slot is not None:
+        slot.obj = slot.bound = slot.invoke = None
+    _send_obj(RESULT, {"id": rid, "ok": True, "value": None})
+
+
+def _rss_kb():
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    except Exception:
+        return None
+
+
+def _handle_ping(body):
+    _send_obj(RESULT, {"id": body.get("id"), "ok": True, "value": {
+        "pid": os.getpid(), "rss_kb": _rss_kb(), "instances": len(_slots),
+        "running": len(_running)}})
+
+
+def _die(status):
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        pass
+    os._exit(status)
+
+
+def _handle_shutdown(body):
+    _die(0)
+
+
+_HANDLERS = {LOAD: _handle_load, NEW: _handle_new, INVOKE: _handle_invoke,
+             UNLOAD: _handle_unload, PING: _handle_ping, SHUTDOWN: _handle_shutdown}
+
+
+def _control_loop(fd):
+    reader = _Reader(fd)
+    try:
+        while True:
+            frame = reader.read()
+            if frame is None:
+                break
+            kind, body = frame
+            if kind != CANCEL:
+                continue
+            rid = body.get("id")
+            st = _running.get(rid)
+            if st is not None:
+                st.tier = body.get("tier") or "cooperative"
+                st.cancelled = True
+            else:
+                if len(_early_cancels) > 1024:
+                    _early_cancels.clear()
+                _early_cancels.add(rid)
+    except BaseException:
+        pass
+    _die(0)  # the hub is gone (or closed the control pipe): do not linger
+
+
+def _take_fd(name, default):
+    """A private close-on-exec duplicate of a protocol descriptor."""
+    fd = int(os.environ.get(name, default))
+    private = os.dup(fd)  # os.dup creates non-inheritable descriptors
+    os.close(fd)
+    os.environ.pop(name, None)
+    return private
+
+
+def main():
+    global _reply_fd
+    requests = _take_fd("CNCF_FD_REQUESTS", 3)
+    _reply_fd = _take_fd("CNCF_FD_REPLIES", 4)
+    control = _take_fd("CNCF_FD_CONTROL", 5)
+    try:
+        import faulthandler
+
+        faulthandler.enable()  # a segfault leaves a Python stack in the stderr tail
+    except Exception:
+        pass
+    impl = sys.implementation
+    v = sys.version_info
+    _send_obj(HELLO, {"protocol": PROTOCOL, "pid": os.getpid(),
+                      "runtime": "%s-%d.%d.%d" % (impl.name, v[0], v[1], v[2]),
+                      "executable": sys.executable})
+    _thread.start_new_thread(_control_loop, (control,))
+    reader = _Reader(requests)
+    handlers = _HANDLERS
+    while True:
+        try:
+            frame = reader.read()
+        except ValueError as exc:
+            sys.stderr.write("cncf worker: protocol error on the requests pipe: %s\n" % exc)
+            _die(3)
+        except OSError:
+            _die(0)
+        if frame is None:
+            _die(0)  # EOF: the hub closed the channel
+        kind, body = frame
+        handler = handlers.get(kind)
+        if handler is None:
+            sys.stderr.write("cncf worker: unexpected frame kind %d\n" % kind)
+            _die(3)
+        try:
+            handler(body)
+        except OSError:
+            _die(70)  # the replies pipe is gone (the component closed it, or the hub died)
+
+
+if __name__ == "__main__":
+    main()
