@@ -345,7 +345,8 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
     if form == "inline" and not entry:
         raise check.fail(p + "entry", None, "'module:Class' or 'module' importable in the hub")
     return ComponentSpec(
-        name=check.string(comp, "name", p) or _default_name(artifact),
+        name=check.string(comp, "name", p)
+        or (_entry_name(entry) if form == "inline" and not found else _default_name(artifact)),
         form=form,
         artifact=artifact,
         base_dir=base,
@@ -367,6 +368,11 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
         jvm_options=check.strings(comp, "jvm_options", p) or (),
         env=dict(env),
     )
+
+
+def _entry_name(entry: str | None) -> str:
+    module = (entry or "component").split(":", 1)[0]
+    return module.rsplit(".", 1)[-1]
 
 
 def _or(value: Any, default: Any) -> Any:

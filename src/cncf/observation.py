@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["Cause", "Code", "Observation", "Stage", "Failed", "cause_from_exception"]
+__all__ = ["Cause", "Code", "Failed", "Observation", "Stage", "cause_from_exception", "observation_cause"]
 
 
 class Stage(enum.StrEnum):
@@ -369,6 +369,19 @@ class Observation:
     def __str__(self) -> str:
         where = f" [{self.target}]" if self.target else ""
         return f"{self.stage.value}/{self.code.value}{where}: {self.message}"
+
+
+def observation_cause(obs: Observation | None) -> Cause | None:
+    """An earlier Observation as the cause of a later one (a crash behind an
+    ``instance_lost_waiting``, a kill behind a ``timed_out``)."""
+    if obs is None:
+        return None
+    return Cause(
+        type=f"Observation:{obs.code.value}",
+        message=obs.message,
+        stack=obs.cause.stack if obs.cause else "",
+        cause=obs.cause,
+    )
 
 
 class Failed(Exception):
