@@ -23,6 +23,15 @@ def new_call_id() -> str:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Arguments:
+    """Positional and named arguments together (``hub.call(sel, Arguments((1,), {"x": 2}))``);
+    a plain dict or list is the usual way to pass one kind."""
+
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Target:
     """A resolved operation address: ``component.service.operation``."""
 

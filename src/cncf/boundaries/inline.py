@@ -35,11 +35,14 @@ _KINDS = {
 _SIMPLE = (str, int, float, bool, type(None))
 
 
-def _params(fn: Any) -> tuple[Parameter, ...] | None:
+def _params(fn: Any, bound: bool = False) -> tuple[Parameter, ...] | None:
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return None
+    params = list(sig.parameters.values())
+    if bound and params:
+        params = params[1:]  # self
     return tuple(
         Parameter(
             p.name,
@@ -47,7 +50,7 @@ def _params(fn: Any) -> tuple[Parameter, ...] | None:
             p.default is inspect.Parameter.empty
             and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD),
         )
-        for p in sig.parameters.values()
+        for p in params
     )
 
 
@@ -158,7 +161,8 @@ class InlineBoundary:
             loaded.operations = [OperationInfo(n) for n in names]
         else:
             loaded.operations = [
-                OperationInfo(name, _params(fn), inspect.getdoc(fn) or "")
+                OperationInfo(name, _params(fn, _takes_self(target, name, loaded.is_class)),
+                              inspect.getdoc(fn) or "")
                 for name, fn in sorted(_discover(target, loaded.is_class).items())
             ]
         return loaded
@@ -239,6 +243,13 @@ class InlineBoundary:
 
     async def close(self) -> None:
         return None
+
+
+def _takes_self(target: Any, name: str, is_class: bool) -> bool:
+    if not is_class:
+        return False
+    raw = inspect.getattr_static(target, name, None)
+    return not isinstance(raw, staticmethod | classmethod)
 
 
 def _signature(fn: Any) -> str:

@@ -25,7 +25,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from cncf.call import ActionCall, ExecutionContext, Target, new_call_id
+from cncf.call import ActionCall, Arguments, ExecutionContext, Target, new_call_id
 from cncf.component import Component, OperationEntry
 from cncf.observation import Code, Failed, Observation, Stage, observation_cause
 from cncf.outcome import Outcome
@@ -140,6 +140,8 @@ class ActionEngine:
             pos, named = (), args
         elif isinstance(args, list | tuple):
             pos, named = tuple(args), {}
+        elif isinstance(args, Arguments):
+            pos, named = tuple(args.args), dict(args.kwargs)
         else:
             raise Failed(Observation.of(
                 Code.INVALID_ARGUMENTS,

@@ -1,0 +1,210 @@
+"""The ``cncf`` command line: call, inspect, run, jobs.
+
+A reception: it builds calls, awaits the hub and renders Outcomes — nothing
+else.  An outermost guard turns an unexpected error in the CLI itself into an
+``internal_error`` Observation (exit 1), never a bare traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from cncf.observation import Code, Observation, Stage
+from cncf.outcome import Outcome
+from cncf.receptions import render
+
+app = typer.Typer(
+    name="cncf",
+    help="An execution hub: run components built in any form, get every failure back as data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+HomeOpt = Annotated[Path | None, typer.Option("--home", help="Hub home folder (default: $CNCF_HOME or ~/.local/state/cncf).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+EntryOpt = Annotated[str | None, typer.Option("--entry", help="Entry: 'module:Class', 'module', or a Java class.")]
+FormOpt = Annotated[str | None, typer.Option("--form", help="python | jar | inline | command.")]
+ReqOpt = Annotated[list[str] | None, typer.Option("--requirement", "-r", help="A requirement for the private environment (repeatable).")]
+InterpOpt = Annotated[str | None, typer.Option("--interpreter", help="Interpreter for a python component (name on PATH or path).")]
+NameOpt = Annotated[str | None, typer.Option("--name", help="Component name (default: manifest or artifact name).")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from cncf import __version__
+
+        print(f"cncf {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """cncf: an execution hub."""
+
+
+def parse_args(values: list[str]) -> tuple[list[Any], dict[str, Any]]:
+    """``name=value`` is named, a bare value positional; JSON if it parses, else a string."""
+    pos: list[Any] = []
+    named: dict[str, Any] = {}
+    for raw in values:
+        name, eq, text = raw.partition("=")
+        if eq and name.isidentifier():
+            named[name] = _value(text)
+        else:
+            pos.append(_value(raw))
+    return pos, named
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _overrides(entry: str | None, form: str | None, requirement: list[str] | None,
+               interpreter: str | None, name: str | None) -> dict[str, Any]:
+    o: dict[str, Any] = {}
+    if entry:
+        o["entry"] = entry
+    if form:
+        o["form"] = form
+    if requirement:
+        o["requirements"] = list(requirement)
+    if interpreter:
+        o["interpreter"] = interpreter
+    if name:
+        o["name"] = name
+    return o
+
+
+def _hub(home: Path | None, quiet: bool) -> Any:
+    from cncf.hub import Hub
+
+    progress = None if quiet else (lambda line: err.print(f"[dim]… {line}[/dim]"))
+    return Hub(home, progress=progress)
+
+
+def _guard(as_json: bool, target: str, fn: Any) -> int:
+    try:
+        return int(fn())
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except Exception as exc:  # the outermost guard: still an Observation
+        obs = Observation.of(Code.INTERNAL_ERROR, f"the cncf CLI failed: {exc!r}", stage=Stage.DISPATCH,
+                             target=target, cause=exc)
+        return render.print_outcome(Outcome.failure(obs), out, as_json=as_json, err=err)
+
+
+@app.command()
+def call(
+    target: Annotated[str, typer.Argument(help="A folder, cncf.toml, .jar, .pyz, .whl, or 'module:Class' (inline).")],
+    operation: Annotated[str, typer.Argument(help="Operation name, or service.operation.")],
+    args: Annotated[list[str] | None, typer.Argument(help="name=value (named) or value (positional); JSON when it parses.")] = None,
+    as_json: JsonOpt = False,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Overall deadline in seconds.")] = None,
+    entry: EntryOpt = None,
+    form: FormOpt = None,
+    requirement: ReqOpt = None,
+    interpreter: InterpOpt = None,
+    name: NameOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Load TARGET and call one OPERATION; print the value or the Observation."""
+    if timeout is not None and timeout <= 0:
+        err.print("error: --timeout must be a positive number of seconds")
+        raise typer.Exit(render.EXIT_USAGE)
+    pos, named = parse_args(args or [])
+
+    def run() -> int:
+        from cncf.call import Arguments
+
+        with _hub(home, as_json) as hub:
+            handle = hub.load(target, **_overrides(entry, form, requirement, interpreter, name))
+            if handle.state == "failed" and handle.observation is not None:
+                return render.print_outcome(Outcome.failure(handle.observation), out, as_json=as_json, err=err)
+            payload: Any = Arguments(tuple(pos), named) if pos and named else (named if named else pos)
+            outcome = hub.call(f"{handle.name}.{operation}", payload, timeout=timeout, caller="cli")
+            return render.print_outcome(outcome, out, as_json=as_json, err=err)
+
+    raise typer.Exit(_guard(as_json, f"{target} {operation}", run))
+
+
+@app.command()
+def inspect(
+    target: Annotated[str, typer.Argument(help="A folder, cncf.toml, .jar, .pyz, .whl, or 'module:Class'.")],
+    as_json: JsonOpt = False,
+    entry: EntryOpt = None,
+    form: FormOpt = None,
+    requirement: ReqOpt = None,
+    interpreter: InterpOpt = None,
+    name: NameOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Show a component's name, form, state, services, operations and policies."""
+
+    def run() -> int:
+        with _hub(home, as_json) as hub:
+            handle = hub.load(target, **_overrides(entry, form, requirement, interpreter, name))
+            info = handle.describe()
+            if as_json:
+                print(render.to_json(info))
+            else:
+                out.print(render.describe_table(info))
+                if handle.observation is not None:
+                    out.print(render.observation_panel(handle.observation))
+            return render.EXIT_OBSERVATION if handle.state == "failed" else render.EXIT_VALUE
+
+    raise typer.Exit(_guard(as_json, target, run))
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="A hub file: [[component]] tables and [[call]] tables.")],
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+) -> None:
+    """Run a hub from a config file: load its components side by side, make its calls,
+    and print a table of Outcomes.  Exit 1 if any call's Outcome differs from its `expect`."""
+    from cncf.receptions.runner import run_config
+
+    raise typer.Exit(_guard(as_json, str(config), lambda: run_config(config, home, as_json, out, err)))
+
+
+def _mount_jobs() -> None:
+    try:
+        from cncf.receptions.cli_jobs import jobs_app
+    except ImportError:
+        return
+    app.add_typer(jobs_app, name="jobs", help="List, show, wait for and cancel queued jobs.")
+
+
+_mount_jobs()
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code
+        sys.exit(code if isinstance(code, int) else (0 if code is None else 2))
+
+
+__all__ = ["app", "main", "parse_args"]

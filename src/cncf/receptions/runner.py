@@ -1,0 +1,110 @@
+"""``cncf run HUBFILE``: load several components side by side and make calls.
+
+The hub file (TOML)::
+
+    [[component]]
+    target = "python-counter"        # relative to the hub file
+    name = "counter"                 # any manifest key may be overridden here
+
+    [[call]]
+    call = "counter.increment"
+    args = {by = 2}                  # a table (named) or an array (positional)
+    timeout = 5
+    expect = "value"                 # or an Observation code, e.g. "raised"
+
+Each call's Outcome is printed in a table; the exit status is 1 if any
+Outcome is not what ``expect`` says (default: a value).
+"""
+
+from __future__ import annotations
+
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from cncf.receptions import render
+
+_COMPONENT_KEYS = {"target"}
+_CALL_KEYS = {"call", "args", "timeout", "expect"}
+
+
+class HubFileError(ValueError):
+    pass
+
+
+def _read(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    try:
+        doc = tomllib.loads(path.read_text("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise HubFileError(f"{path}: cannot read hub file: {exc}") from None
+    comps = doc.get("component", [])
+    calls = doc.get("call", [])
+    if not isinstance(comps, list) or not all(isinstance(c, dict) and "target" in c for c in comps):
+        raise HubFileError(f"{path}: key 'component' must be an array of tables, each with 'target'")
+    if not isinstance(calls, list) or not all(isinstance(c, dict) and "call" in c for c in calls):
+        raise HubFileError(f"{path}: key 'call' must be an array of tables, each with 'call'")
+    for i, c in enumerate(calls):
+        extra = set(c) - _CALL_KEYS
+        if extra:
+            raise HubFileError(f"{path}: call[{i}] has unknown key(s) {sorted(extra)}; "
+                               f"expected {sorted(_CALL_KEYS)}")
+    return comps, calls
+
+
+def run_config(path: Path, home: Path | None, as_json: bool, out: Console, err: Console) -> int:
+    from cncf.hub import Hub
+
+    try:
+        comps, calls = _read(path)
+    except HubFileError as exc:
+        err.print(f"error: {exc}")
+        return render.EXIT_USAGE
+    base = path.parent
+    report: dict[str, Any] = {"components": [], "calls": []}
+    failures = 0
+    progress = None if as_json else (lambda line: err.print(f"[dim]… {line}[/dim]"))
+    with Hub(home, progress=progress) as hub:
+        ctable = Table(title="components", title_justify="left")
+        for col in ("name", "form", "state", "operations", "load"):
+            ctable.add_column(col)
+        for c in comps:
+            overrides = {k: v for k, v in c.items() if k not in _COMPONENT_KEYS}
+            t0 = time.perf_counter()
+            handle = hub.load(base / c["target"], **overrides)
+            ms = (time.perf_counter() - t0) * 1000
+            obs = handle.observation
+            ctable.add_row(handle.name, handle.form, handle.state,
+                           ", ".join(o.split(".", 1)[1] for o in handle.operations)
+                           or (f"{obs.code.value}: {obs.message[:60]}" if obs else ""),
+                           f"{ms:.0f} ms")
+            report["components"].append({"name": handle.name, "form": handle.form, "state": handle.state,
+                                         "observation": obs.to_dict() if obs else None})
+        table = Table(title="calls", title_justify="left")
+        for col in ("call", "args", "outcome", "expected", "time"):
+            table.add_column(col)
+        for c in calls:
+            t0 = time.perf_counter()
+            outcome = hub.call(c["call"], c.get("args"), timeout=c.get("timeout"), caller="run")
+            ms = (time.perf_counter() - t0) * 1000
+            expect = c.get("expect", "value")
+            got = "value" if outcome.ok else outcome.observation.code.value  # type: ignore[union-attr]
+            good = got == expect
+            failures += not good
+            shown = (render.to_json(outcome.value) if outcome.ok
+                     else f"[red]{got}[/red] ({outcome.observation.stage.value}): "  # type: ignore[union-attr]
+                          f"{outcome.observation.message[:70]}")  # type: ignore[union-attr]
+            table.add_row(c["call"], render.to_json(c.get("args")) if c.get("args") is not None else "",
+                          shown, ("[green]✓[/green] " if good else "[red]✗[/red] ") + expect, f"{ms:.1f} ms")
+            report["calls"].append({"call": c["call"], "expect": expect, "outcome": outcome.to_dict(),
+                                    "as_expected": good})
+        if as_json:
+            print(render.to_json(report))
+        else:
+            out.print(ctable)
+            out.print(table)
+            out.print(f"{len(calls) - failures} of {len(calls)} calls as expected")
+    return render.EXIT_OBSERVATION if failures else render.EXIT_VALUE
