@@ -1,0 +1,215 @@
+"""Build the JVM host and the collaborator API jar from the project's own sources.
+
+Both jars are compiled with the machine's ``javac`` at Java 8 language level
+(``--release 8``; ``-source 8 -target 8`` for a JDK 8 compiler), with no
+dependency, and cached under ``<cache>/jvm/<hash>/`` where the hash covers the
+Java sources and the compiler's version: a changed source or JDK builds anew,
+an unchanged one costs a directory lookup.  Builds are atomic (compiled in a
+temporary folder, renamed into place) and serialised across processes by a
+lock file, so parallel hubs never see a half-written jar.
+
+The source tree (package data of ``cncf.jvm``):
+
+- ``api/cncf/collaborator/*.java`` → ``cncf-collaborator-api.jar``: the only
+  classes that cross the class-loader boundary (each component loader gets its
+  own copy).
+- ``host/cncf/host/*.java`` → ``cncf-host.jar`` (``Main-Class: cncf.host.Host``).
+
+Where the JDK supports it (13+), the build also records a class-data-sharing
+archive of the host's startup classes (``cncf-host.jsa``), which shortens every
+later host start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import zipfile
+from pathlib import Path
+
+from cncf.observation import Code, Failed, Observation
+
+_HERE = Path(__file__).resolve().parent
+API_SOURCES = _HERE / "api"
+HOST_SOURCES = _HERE / "host"
+HOST_MAIN = "cncf.host.Host"
+
+
+@dataclasses.dataclass(frozen=True)
+class JvmBuild:
+    """The built artifacts and the JDK that built them."""
+
+    host_jar: Path
+    api_jar: Path
+    java: str
+    java_version: int
+    cds_archive: Path | None
+
+    def host_argv(self, options: tuple[str, ...] = ()) -> list[str]:
+        """The command line that starts a host (``options`` go before the main class)."""
+        argv = [self.java, *startup_options(self), *options, "-cp", str(self.host_jar), HOST_MAIN,
+                "--api", str(self.api_jar)]
+        return argv
+
+
+def startup_options(build: JvmBuild) -> list[str]:
+    """Flags that make a short-lived, many-small-components JVM start fast."""
+    opts = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss4m", "-XX:-UsePerfData",
+            "-Dfile.encoding=UTF-8"]
+    if build.cds_archive is not None and build.cds_archive.is_file():
+        opts += ["-Xshare:auto", f"-XX:SharedArchiveFile={build.cds_archive}", "-Xlog:cds=off",
+                 "-Xlog:cds+dynamic=off"]
+    else:
+        opts.append("-Xshare:auto")
+    return opts
+
+
+def _tool(name: str) -> str:
+    home = os.environ.get("JAVA_HOME")
+    if home:
+        p = Path(home) / "bin" / name
+        if p.is_file():
+            return str(p)
+    found = shutil.which(name)
+    if not found:
+        raise Failed(
+            Observation.of(
+                Code.WORKER_START_FAILED,
+                f"'{name}' is not on PATH (and JAVA_HOME is not set): the jar form needs a JDK "
+                "(Debian: apt-get install default-jdk-headless)",
+                tool=name,
+            )
+        )
+    return str(Path(found).resolve())
+
+
+def _java_version(javac: str) -> tuple[str, int]:
+    out = subprocess.run([javac, "-version"], capture_output=True, text=True, check=False)
+    text = (out.stdout + out.stderr).strip()
+    m = re.search(r"(\d+)(?:\.(\d+))?", text)
+    if not m:
+        return text, 8
+    major = int(m.group(1))
+    if major == 1 and m.group(2):  # "1.8.0_392"
+        major = int(m.group(2))
+    return text, major
+
+
+def _sources(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.java"))
+
+
+def source_hash(javac_version: str) -> str:
+    h = hashlib.sha256(javac_version.encode())
+    for root in (API_SOURCES, HOST_SOURCES):
+        for p in _sources(root):
+            h.update(str(p.relative_to(_HERE)).encode())
+            h.update(b"\0")
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _compile(javac: str, major: int, sources: list[Path], out: Path, classpath: Path | None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    level = ["--release", "8"] if major >= 9 else ["-source", "8", "-target", "8"]
+    argv = [javac, *level, "-encoding", "UTF-8", "-nowarn", "-Xlint:-options", "-g", "-parameters",
+            "-d", str(out)]
+    if classpath is not None:
+        argv += ["-cp", str(classpath)]
+    argv += [str(s) for s in sources]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise Failed(
+            Observation.of(
+                Code.WORKER_START_FAILED,
+                f"compiling the JVM host failed (javac exit {proc.returncode}): "
+                f"{(proc.stderr or proc.stdout).strip()[-2000:]}",
+                tool="javac",
+            )
+        )
+
+
+def _jar(classes: Path, target: Path, main: str | None) -> None:
+    manifest = "Manifest-Version: 1.0\r\nCreated-By: cncf\r\n"
+    if main:
+        manifest += f"Main-Class: {main}\r\n"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("META-INF/MANIFEST.MF", manifest + "\r\n")
+        for p in sorted(classes.rglob("*.class")):
+            zf.write(p, p.relative_to(classes).as_posix())
+
+
+def _record_cds(java: str, host_jar: Path, api_jar: Path, archive: Path) -> Path | None:
+    """Run the host once with -XX:ArchiveClassesAtExit (JDK 13+) to record its classes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CNCF_FD_")}
+    proc = subprocess.run(
+        [java, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss4m", "-XX:-UsePerfData",
+         "-Dfile.encoding=UTF-8", "-Xshare:auto", f"-XX:ArchiveClassesAtExit={archive}",
+         "-Xlog:cds=off", "-Xlog:cds+dynamic=off", "-cp", str(host_jar), HOST_MAIN,
+         "--api", str(api_jar), "--warmup"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )
+    return archive if proc.returncode == 0 and archive.is_file() else None
+
+
+def ensure_built(cache_dir: Path) -> JvmBuild:
+    """Return the cached build for the current sources and JDK, building it if needed.
+
+    Raises ``Failed`` (``worker_start_failed``) when no JDK is available or
+    compilation fails.
+    """
+    javac = _tool("javac")
+    java = _tool("java")
+    version_text, major = _java_version(javac)
+    key = source_hash(version_text)
+    root = Path(cache_dir) / "jvm"
+    final = root / key
+    host_jar, api_jar = final / "cncf-host.jar", final / "cncf-collaborator-api.jar"
+    cds = final / "cncf-host.jsa"
+
+    def result() -> JvmBuild:
+        return JvmBuild(host_jar, api_jar, java, major, cds if cds.is_file() else None)
+
+    if host_jar.is_file() and api_jar.is_file():
+        return result()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if host_jar.is_file() and api_jar.is_file():
+            return result()
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
+        try:
+            _compile(javac, major, _sources(API_SOURCES), tmp / "api-classes", None)
+            _compile(javac, major, _sources(HOST_SOURCES), tmp / "host-classes", None)
+            _jar(tmp / "api-classes", tmp / "cncf-collaborator-api.jar", None)
+            _jar(tmp / "host-classes", tmp / "cncf-host.jar", HOST_MAIN)
+            shutil.rmtree(tmp / "api-classes")
+            shutil.rmtree(tmp / "host-classes")
+            if major >= 13:
+                # Paths recorded in the archive must be the final ones.
+                tmp.rename(final)
+                tmp = final
+                if _record_cds(java, host_jar, api_jar, cds) is None:
+                    cds.unlink(missing_ok=True)
+            else:
+                tmp.rename(final)
+        except BaseException:
+            if tmp != final:
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                shutil.rmtree(final, ignore_errors=True)
+            raise
+    return result()
+
+
+if __name__ == "__main__":  # pragma: no cover - manual use: python -m cncf.jvm.build [cache]
+    import sys
+
+    b = ensure_built(Path(sys.argv[1] if len(sys.argv) > 1 else Path.home() / ".cache" / "cncf"))
+    print(b)

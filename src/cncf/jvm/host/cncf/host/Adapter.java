@@ -1,0 +1,173 @@
+package cncf.host;
+
+import java.lang.reflect.Method;
+import java.lang.reflect.Modifier;
+import java.lang.reflect.Parameter;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * The facade over a class that is not a Collaborator: its public static methods,
+ * and its public instance methods on one persistent instance (created by the
+ * public no-argument constructor, or a Scala object's MODULE$), become
+ * operations named after the methods. Overloads share one operation; a call picks
+ * the overload whose parameter count fits and whose parameter types accept the
+ * JSON arguments best (see {@link Values#rank}); when none fits, the call fails
+ * with invalid_arguments listing the signatures.
+ */
+final class Adapter implements Component.Facade {
+    private final Class<?> cls;
+    private final Values values;
+    private final Map<String, List<Method>> ops = new TreeMap<String, List<Method>>();
+    private final boolean instantiable;
+    private volatile Object target;
+
+    Adapter(Class<?> cls, Values values) {
+        this.cls = cls;
+        this.values = values;
+        boolean inst = Component.module(cls) != null;
+        if (!inst && !cls.isInterface() && !Modifier.isAbstract(cls.getModifiers())) {
+            try {
+                cls.getConstructor();
+                inst = true;
+            } catch (NoSuchMethodException e) {
+                inst = false;
+            }
+        }
+        instantiable = inst;
+        Method[] all = cls.getMethods();
+        Arrays.sort(all, new Comparator<Method>() {
+            public int compare(Method a, Method b) {
+                int c = a.getName().compareTo(b.getName());
+                if (c != 0) return c;
+                c = a.getParameterTypes().length - b.getParameterTypes().length;
+                return c != 0 ? c : signature(a).compareTo(signature(b));
+            }
+        });
+        for (Method m : all) {
+            String owner = m.getDeclaringClass().getName();
+            boolean isStatic = Modifier.isStatic(m.getModifiers());
+            if (m.isSynthetic() || m.isBridge() || m.getName().indexOf('$') >= 0) continue;
+            if (!isStatic && (!instantiable || owner.startsWith("java.") || owner.startsWith("scala."))) continue;
+            try {
+                m.setAccessible(true); // public methods inherited from a non-public class
+            } catch (RuntimeException ignored) {
+                // stays inaccessible; invocation reports it
+            }
+            List<Method> list = ops.get(m.getName());
+            if (list == null) ops.put(m.getName(), list = new ArrayList<Method>());
+            list.add(m);
+        }
+    }
+
+    public List<Object> operations() {
+        List<Object> out = new ArrayList<Object>();
+        for (Map.Entry<String, List<Method>> e : ops.entrySet()) {
+            Map<String, Object> op = new LinkedHashMap<String, Object>();
+            op.put("name", e.getKey());
+            List<Method> ms = e.getValue();
+            if (ms.size() == 1) {
+                Method m = ms.get(0);
+                List<Object> params = new ArrayList<Object>();
+                Parameter[] ps = m.getParameters();
+                for (int i = 0; i < ps.length; i++) {
+                    Map<String, Object> p = new LinkedHashMap<String, Object>();
+                    p.put("name", ps[i].isNamePresent() ? ps[i].getName() : "arg" + i);
+                    p.put("kind", m.isVarArgs() && i == ps.length - 1 ? "varargs"
+                            : ps[i].isNamePresent() ? "any" : "positional");
+                    p.put("required", Boolean.TRUE);
+                    params.add(p);
+                }
+                op.put("params", params);
+            } else {
+                op.put("params", null);
+            }
+            op.put("doc", signatures(ms).toString());
+            out.add(op);
+        }
+        return out;
+    }
+
+    public Object target() { return target; }
+
+    public void instantiate() throws Throwable {
+        boolean needed = false;
+        for (List<Method> ms : ops.values()) {
+            for (Method m : ms) if (!Modifier.isStatic(m.getModifiers())) needed = true;
+        }
+        if (needed) target = Component.construct(cls);
+    }
+
+    public Object invoke(Call call) throws Throwable {
+        List<Method> cands = ops.get(call.operation);
+        if (cands == null) {
+            throw Component.Refusal.of("unknown_operation", cls.getName() + " has no public method "
+                    + call.operation, Component.attrs("candidates", new ArrayList<Object>(ops.keySet())));
+        }
+        Method best = null;
+        Values.Fit bestFit = null;
+        String why = null;
+        for (Method m : cands) {
+            Values.Fit fit = values.fit(m, call.args, call.kwargs);
+            if (fit.args == null) {
+                if (why == null) why = fit.reason;
+                continue;
+            }
+            if (bestFit == null || fit.score > bestFit.score) {
+                best = m;
+                bestFit = fit;
+            }
+        }
+        if (best == null) {
+            Map<String, Object> a = Component.attrs("signatures", signatures(cands));
+            a.put("given", Values.describe(call.args, call.kwargs));
+            throw Component.Refusal.of("invalid_arguments", "no overload of " + cls.getSimpleName() + "."
+                    + call.operation + " accepts " + Values.describe(call.args, call.kwargs)
+                    + (why == null ? "" : " (" + why + ")") + "; signatures: " + signatures(cands), a);
+        }
+        Object self = null;
+        if (!Modifier.isStatic(best.getModifiers())) {
+            self = target;
+            if (self == null) throw Component.Refusal.of("internal_error", "the instance was not created (NEW)", null);
+        }
+        Object r;
+        try {
+            r = best.invoke(self, bestFit.args);
+        } catch (IllegalArgumentException e) {
+            throw Component.Refusal.of("invalid_arguments", "the arguments do not fit " + signature(best)
+                    + ": " + e.getMessage(), Component.attrs("signatures", signatures(cands)));
+        }
+        if (best.getReturnType() == void.class) return null;
+        return values.toJson(r);
+    }
+
+    static List<Object> signatures(List<Method> ms) {
+        List<Object> out = new ArrayList<Object>();
+        for (Method m : ms) out.add(signature(m));
+        return Collections.unmodifiableList(out);
+    }
+
+    static String signature(Method m) {
+        StringBuilder sb = new StringBuilder();
+        if (Modifier.isStatic(m.getModifiers())) sb.append("static ");
+        sb.append(m.getName()).append('(');
+        java.lang.reflect.Type[] ts = m.getGenericParameterTypes();
+        Parameter[] ps = m.getParameters();
+        for (int i = 0; i < ts.length; i++) {
+            if (i > 0) sb.append(", ");
+            String t = ts[i].getTypeName().replace("java.lang.", "").replace("java.util.", "");
+            if (m.isVarArgs() && i == ts.length - 1 && t.endsWith("[]")) t = t.substring(0, t.length() - 2) + "...";
+            sb.append(t);
+            if (ps[i].isNamePresent()) sb.append(' ').append(ps[i].getName());
+        }
+        sb.append(')');
+        String r = m.getGenericReturnType().getTypeName().replace("java.lang.", "").replace("java.util.", "");
+        return sb.append(": ").append(r).toString();
+    }
+}

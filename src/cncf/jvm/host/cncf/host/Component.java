@@ -1,0 +1,764 @@
+package cncf.host;
+
+import java.io.BufferedReader;
+import java.io.File;
+import java.io.FileNotFoundException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.lang.reflect.Constructor;
+import java.lang.reflect.Field;
+import java.lang.reflect.Method;
+import java.lang.reflect.Modifier;
+import java.net.URL;
+import java.net.URLClassLoader;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.SynchronousQueue;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.jar.JarEntry;
+import java.util.jar.JarFile;
+import java.util.zip.ZipException;
+
+/**
+ * One component in the host: its isolated class loader, its executor, its facade
+ * (a Collaborator, or the adapter over a plain class) and its live instance.
+ *
+ * <p>Facade resolution order: the {@code entry} the hub sends (from the manifest or
+ * the CLI); the first non-comment line of {@code META-INF/cncf/collaborator}; the
+ * single Collaborator implementation found by scanning the jar's class headers.
+ */
+final class Component {
+    static final String COLLABORATOR = "cncf.collaborator.Collaborator";
+    static final String COLLABORATOR_FILE = "META-INF/cncf/collaborator";
+
+    final String name;
+    final File jar;
+    final List<File> paths = new ArrayList<File>();
+    final String requestedEntry;
+    final Capture.Sink spill = new Capture.Sink(null);
+    private final ThreadPoolExecutor executor;
+
+    volatile Isolation loader;
+    volatile Facade facade;
+    volatile String entrySource = "";
+    volatile boolean unloaded;
+
+    /** What the host needs from a facade: operations, instance creation, invocation. */
+    interface Facade {
+        List<Object> operations();
+
+        void instantiate() throws Throwable;
+
+        /** Returns the result already converted to a JSON-shaped value. */
+        Object invoke(Call call) throws Throwable;
+
+        Object target();
+    }
+
+    /** A failure to report as-is (the record is ready). */
+    static final class Refusal extends Exception {
+        final Map<String, Object> record;
+
+        Refusal(Map<String, Object> record) {
+            super(String.valueOf(record.get("message")), null, false, false);
+            this.record = record;
+        }
+
+        static Refusal of(String code, String message, Map<String, Object> attributes) {
+            return new Refusal(Failures.record(code, message, null, attributes));
+        }
+    }
+
+    @SuppressWarnings("unchecked")
+    Component(String name, Map<String, Object> body) {
+        this.name = name;
+        this.jar = new File(Host.string(body.get("artifact")));
+        Object p = body.get("paths");
+        if (p instanceof List) {
+            for (Object o : (List<Object>) p) paths.add(new File(String.valueOf(o)));
+        }
+        Object e = body.get("entry");
+        this.requestedEntry = e == null || e.toString().trim().length() == 0 ? null : e.toString().trim();
+        final String label = name;
+        final AtomicInteger n = new AtomicInteger();
+        executor = new ThreadPoolExecutor(1, Integer.MAX_VALUE, 30L, TimeUnit.SECONDS,
+                new SynchronousQueue<Runnable>(), new ThreadFactory() {
+                    public Thread newThread(Runnable r) {
+                        Thread t = new Thread(r, "cncf[" + label + "]-" + n.incrementAndGet());
+                        t.setDaemon(true);
+                        return t;
+                    }
+                });
+    }
+
+    void submit(final Runnable task) {
+        executor.execute(new Runnable() {
+            public void run() {
+                Thread.currentThread().setContextClassLoader(loader);
+                try {
+                    task.run();
+                } finally {
+                    Capture.CURRENT.remove();
+                    Thread.currentThread().setContextClassLoader(null);
+                }
+            }
+        });
+    }
+
+    int threads() {
+        return executor.getActiveCount();
+    }
+
+    // ------------------------------------------------------------------ LOAD
+
+    void load(long id) {
+        Capture.Sink sink = new Capture.Sink(spill);
+        Capture.CURRENT.set(sink);
+        try {
+            Map<String, Object> reply = resolve();
+            sink.close();
+            Map<String, Object> body = new LinkedHashMap<String, Object>();
+            body.put("id", id);
+            body.put("ok", Boolean.TRUE);
+            body.putAll(reply);
+            String out = sink.takeOut(), err = sink.takeErr();
+            if (out.length() > 0) body.put("stdout", out);
+            if (err.length() > 0) body.put("stderr", err);
+            Host.send(Host.LOADED, body);
+        } catch (Refusal r) {
+            sink.close();
+            discard();
+            Host.reply(Host.LOADED, id, r.record, sink);
+        } catch (Throwable t) {
+            sink.close();
+            discard();
+            Host.reply(Host.LOADED, id, Failures.classify(t, Failures.LOAD, "loading " + describeEntry()), sink);
+        }
+    }
+
+    private String describeEntry() {
+        return requestedEntry != null ? requestedEntry : jar.getName();
+    }
+
+    /** A failed load leaves nothing behind in the host. */
+    private void discard() {
+        Host.components.remove(name, this);
+        release();
+    }
+
+    private Map<String, Object> resolve() throws Throwable {
+        if (!jar.exists()) {
+            throw Refusal.of("artifact_not_found", "the jar " + jar + " does not exist", attrs("path", jar.getPath()));
+        }
+        Scan.Result scan;
+        try {
+            scan = Scan.of(jar);
+        } catch (ZipException | FileNotFoundException e) {
+            throw new Refusal(Failures.record("invalid_archive", jar + " is not a readable jar: " + e.getMessage(),
+                    e, attrs("path", jar.getPath())));
+        }
+        for (File f : paths) {
+            if (!f.exists()) {
+                throw Refusal.of("artifact_not_found", "the class path entry " + f + " does not exist",
+                        attrs("path", f.getPath()));
+            }
+        }
+        URL[] urls = new URL[paths.size() + 2];
+        urls[0] = jar.toURI().toURL();
+        for (int i = 0; i < paths.size(); i++) urls[i + 1] = paths.get(i).toURI().toURL();
+        urls[urls.length - 1] = Host.apiJar.toURI().toURL();
+        Isolation l = new Isolation(name, urls);
+        loader = l;
+        Thread.currentThread().setContextClassLoader(l);
+        Host.track(l);
+        Map<String, Object> ev = new LinkedHashMap<String, Object>();
+        ev.put("instance", name);
+        ev.put("loader", l.toString());
+        ev.put("parent", l.parentName());
+        List<Object> u = new ArrayList<Object>();
+        for (URL x : urls) u.add(x.toString());
+        ev.put("urls", u);
+        Host.event("loader", ev);
+
+        String entry = requestedEntry;
+        if (entry != null) {
+            entrySource = "entry";
+        } else if (scan.collaboratorFile != null) {
+            entry = scan.collaboratorFile;
+            entrySource = COLLABORATOR_FILE;
+        } else {
+            List<String> found = scan.collaborators();
+            if (found.size() == 1) {
+                entry = found.get(0);
+                entrySource = "scan";
+            } else if (found.isEmpty()) {
+                Map<String, Object> a = attrs("candidates", new ArrayList<Object>(scan.publicClasses(20)));
+                a.put("path", jar.getPath());
+                throw Refusal.of("entry_not_found", jar.getName() + " names no entry and contains no "
+                        + COLLABORATOR + " implementation; name the class to call with entry = \"...\" "
+                        + "(manifest) or --entry (CLI)", a);
+            } else {
+                throw Refusal.of("entry_ambiguous", jar.getName() + " contains " + found.size()
+                        + " Collaborator implementations; choose one with entry = \"...\" or "
+                        + COLLABORATOR_FILE + ": " + found, attrs("candidates", new ArrayList<Object>(found)));
+            }
+        }
+        Class<?> cls = find(entry, scan);
+        Class<?> collaborator = l.probe(COLLABORATOR);
+        // A Scala `object X extends Collaborator` is class X$ (X holds static forwarders).
+        if (collaborator != null && !collaborator.isAssignableFrom(cls) && !cls.getName().endsWith("$")) {
+            Class<?> module = l.probe(cls.getName() + "$");
+            if (module != null && collaborator.isAssignableFrom(module)) cls = module;
+        }
+        // Run static initialisers now: their failure is a load failure.
+        cls = Class.forName(cls.getName(), true, l);
+        Values values = new Values(l);
+        Facade f;
+        if (collaborator != null && collaborator.isAssignableFrom(cls)) {
+            f = new CollaboratorFacade(cls, l, values);
+        } else {
+            f = new Adapter(cls, values);
+        }
+        List<Object> ops = f.operations();
+        if (ops.isEmpty() && !(f instanceof CollaboratorFacade)) {
+            throw Refusal.of("entry_not_found", cls.getName() + " has no public methods to call",
+                    attrs("entry", entry));
+        }
+        facade = f;
+        Map<String, Object> reply = new LinkedHashMap<String, Object>();
+        reply.put("operations", ops);
+        reply.put("entry", cls.getName());
+        reply.put("entry_source", entrySource);
+        reply.put("facade", f instanceof CollaboratorFacade ? "collaborator" : "adapter");
+        reply.put("scala", values.scala());
+        return reply;
+    }
+
+    private Class<?> find(String entry, Scan.Result scan) throws Throwable {
+        String n = entry.replace('/', '.');
+        if (n.endsWith(".class")) n = n.substring(0, n.length() - 6);
+        Throwable first = null;
+        for (String candidate : new String[] {n, n + "$"}) {
+            try {
+                return Class.forName(candidate, false, loader);
+            } catch (ClassNotFoundException e) {
+                if (first == null) first = e;
+            } catch (NoClassDefFoundError e) {
+                // The entry exists but a class it extends or implements is missing.
+                if (scan.contains(candidate)) throw e;
+                if (first == null) first = e;
+            }
+        }
+        Map<String, Object> a = attrs("entry", entry);
+        a.put("candidates", new ArrayList<Object>(scan.similar(n, 10)));
+        a.put("source", entrySource);
+        throw new Refusal(Failures.record("entry_not_found", "the entry class " + n + " is not in "
+                + jar.getName() + (entrySource.equals("entry") ? "" : " (named by " + entrySource + ")"), first, a));
+    }
+
+    // ------------------------------------------------------------------ NEW
+
+    void instantiate(long id) {
+        Capture.Sink sink = new Capture.Sink(spill);
+        Capture.CURRENT.set(sink);
+        try {
+            Facade f = facade;
+            if (f == null) {
+                Host.fail(id, Failures.record("internal_error", "instance " + name + " was not loaded", null), sink);
+                return;
+            }
+            try {
+                f.instantiate();
+            } catch (Refusal r) {
+                sink.close();
+                Host.fail(id, r.record, sink);
+                return;
+            } catch (Throwable t) {
+                sink.close();
+                Host.fail(id, Failures.classify(t, Failures.INSTANTIATE, "creating " + name), sink);
+                return;
+            }
+            sink.close();
+            Host.ok(id, null, sink);
+        } finally {
+            sink.close();
+        }
+    }
+
+    // ------------------------------------------------------------------ INVOKE
+
+    void invoke(Call call) {
+        Capture.Sink sink = new Capture.Sink(spill);
+        Capture.CURRENT.set(sink);
+        Object value;
+        call.start();
+        try {
+            Facade f = facade;
+            if (f == null || unloaded) throw Refusal.of("internal_error", "instance " + name + " is not loaded", null);
+            value = f.invoke(call);
+        } catch (Throwable t) {
+            boolean cancelled = call.cancelled();
+            call.finish();
+            sink.close();
+            Host.calls.remove(call.id);
+            Map<String, Object> record;
+            if (t instanceof Refusal) {
+                record = ((Refusal) t).record;
+            } else if (cancelled) {
+                Throwable u = Failures.unwrap(t);
+                record = Failures.record("cancelled", name + "." + call.operation
+                        + " stopped after Thread.interrupt(): " + u, u, attrs("tier", "cooperative"));
+            } else {
+                record = Failures.classify(t, Failures.EXECUTE, name + "." + call.operation);
+            }
+            Host.fail(call.id, record, sink);
+            return;
+        }
+        call.finish();
+        sink.close();
+        Host.calls.remove(call.id);
+        Host.ok(call.id, value, sink);
+    }
+
+    // ------------------------------------------------------------------ UNLOAD
+
+    void unload(final long id) {
+        unloaded = true;
+        for (Call c : Host.calls.values()) {
+            if (c.component == this) c.cancel();
+        }
+        final Facade f = facade;
+        final Object target = f == null ? null : f.target();
+        if (target instanceof AutoCloseable) {
+            // Give the component a chance to release what it holds, on its own thread.
+            Thread t = new Thread(new Runnable() {
+                public void run() {
+                    final Capture.Sink sink = new Capture.Sink(spill);
+                    final Object[] error = new Object[1];
+                    try {
+                        java.util.concurrent.Future<?> done = executor.submit(new Runnable() {
+                            public void run() {
+                                Capture.CURRENT.set(sink);
+                                Thread.currentThread().setContextClassLoader(loader);
+                                try {
+                                    ((AutoCloseable) target).close();
+                                } catch (Throwable e) {
+                                    error[0] = e;
+                                } finally {
+                                    Capture.CURRENT.remove();
+                                    Thread.currentThread().setContextClassLoader(null);
+                                }
+                            }
+                        });
+                        done.get(2, TimeUnit.SECONDS);
+                    } catch (Throwable ignored) {
+                        // a close() that hangs or fails does not stop the unload
+                    }
+                    sink.close();
+                    finishUnload(id, sink);
+                }
+            }, "cncf-unload");
+            t.setDaemon(true);
+            t.start();
+        } else {
+            finishUnload(id, null);
+        }
+    }
+
+    private void finishUnload(long id, Capture.Sink sink) {
+        int running = executor.getActiveCount();
+        release();
+        Map<String, Object> v = new LinkedHashMap<String, Object>();
+        v.put("threads_still_running", running);
+        Host.ok(id, v, sink);
+    }
+
+    private void release() {
+        executor.shutdownNow();
+        Isolation l = loader;
+        facade = null;
+        loader = null;
+        if (l != null) {
+            try {
+                l.close();
+            } catch (IOException ignored) {
+                // the jar stays open until the loader is collected
+            }
+        }
+    }
+
+    Map<String, Object> describe() {
+        Map<String, Object> m = new LinkedHashMap<String, Object>();
+        m.put("instance", name);
+        Isolation l = loader;
+        m.put("parent", l == null ? null : l.parentName());
+        m.put("entry_source", entrySource);
+        m.put("refused", l == null ? Collections.emptyList() : l.refusedNames());
+        m.put("refused_count", l == null ? 0 : l.refusedCount());
+        m.put("threads", executor.getPoolSize());
+        return m;
+    }
+
+    static Map<String, Object> attrs(String k, Object v) {
+        Map<String, Object> m = new LinkedHashMap<String, Object>();
+        m.put(k, v);
+        return m;
+    }
+
+    // ================================================================== the isolated loader
+
+    /**
+     * The component's class loader: its jar (and extra paths) plus its own copy of
+     * the collaborator API, with the platform class loader as parent on Java 9+
+     * (null = bootstrap on Java 8), so that only the JDK and the API are visible,
+     * never the host's classes or its class path. Every refused class name is
+     * recorded and reported as an EVENT (evidence of the visibility rules).
+     */
+    static final class Isolation extends URLClassLoader {
+        static final ClassLoader PLATFORM = platform();
+        private static final ThreadLocal<Boolean> QUIET = new ThreadLocal<Boolean>();
+
+        static {
+            ClassLoader.registerAsParallelCapable();
+        }
+
+        private final String instance;
+        private final Set<String> refused = new LinkedHashSet<String>();
+        private int refusedCount;
+
+        Isolation(String instance, URL[] urls) {
+            super(urls, PLATFORM);
+            this.instance = instance;
+        }
+
+        static ClassLoader platform() {
+            try {
+                return (ClassLoader) ClassLoader.class.getMethod("getPlatformClassLoader").invoke(null);
+            } catch (Exception java8) {
+                return null;
+            }
+        }
+
+        String parentName() {
+            return PLATFORM == null ? "bootstrap" : "platform";
+        }
+
+        @Override
+        protected Class<?> loadClass(String name, boolean resolve) throws ClassNotFoundException {
+            try {
+                return super.loadClass(name, resolve);
+            } catch (ClassNotFoundException e) {
+                if (QUIET.get() == null) refuse(name);
+                throw e;
+            }
+        }
+
+        /** Load a class if this component can see it, without recording a refusal. */
+        Class<?> probe(String name) {
+            QUIET.set(Boolean.TRUE);
+            try {
+                return Class.forName(name, false, this);
+            } catch (ClassNotFoundException | LinkageError e) {
+                return null;
+            } finally {
+                QUIET.remove();
+            }
+        }
+
+        private void refuse(String name) {
+            boolean report;
+            synchronized (refused) {
+                refusedCount++;
+                report = refused.size() < 200 && refused.add(name);
+            }
+            if (report) {
+                Map<String, Object> ev = new LinkedHashMap<String, Object>();
+                ev.put("instance", instance);
+                ev.put("class", name);
+                ev.put("parent", parentName());
+                Host.event("visibility_refused", ev);
+            }
+        }
+
+        List<Object> refusedNames() {
+            synchronized (refused) {
+                return new ArrayList<Object>(refused);
+            }
+        }
+
+        int refusedCount() {
+            synchronized (refused) {
+                return refusedCount;
+            }
+        }
+
+        @Override
+        public String toString() {
+            return "cncf-isolation[" + instance + "]@" + Integer.toHexString(System.identityHashCode(this));
+        }
+    }
+
+    // ================================================================== Collaborator facade
+
+    /** Drives a Collaborator through its own (per-loader) copy of the API classes. */
+    static final class CollaboratorFacade implements Facade {
+        private final Class<?> cls;
+        private final Values values;
+        private final Constructor<?> newCall;
+        private final Method call, isSuccess, value, code, message, attributes;
+        private final List<Object> operations = new ArrayList<Object>();
+        private volatile Object target;
+
+        CollaboratorFacade(Class<?> cls, Isolation l, Values values) throws Exception {
+            this.cls = cls;
+            this.values = values;
+            Class<?> api = l.probe(COLLABORATOR);
+            Class<?> ac = l.probe("cncf.collaborator.ActionCall");
+            Class<?> result = l.probe("cncf.collaborator.Result");
+            newCall = ac.getConstructor(String.class, String.class, List.class, Map.class);
+            call = api.getMethod("call", ac);
+            isSuccess = result.getMethod("isSuccess");
+            value = result.getMethod("value");
+            code = result.getMethod("code");
+            message = result.getMethod("message");
+            attributes = result.getMethod("attributes");
+            Class<?> ann = l.probe("cncf.collaborator.Operations");
+            @SuppressWarnings("unchecked")
+            Object a = ann == null ? null : cls.getAnnotation((Class) ann);
+            if (a != null) {
+                for (Object n : (Object[]) ann.getMethod("value").invoke(a)) {
+                    Map<String, Object> op = new LinkedHashMap<String, Object>();
+                    op.put("name", n);
+                    op.put("params", null);
+                    op.put("doc", "");
+                    operations.add(op);
+                }
+            }
+        }
+
+        public List<Object> operations() { return operations; }
+
+        public Object target() { return target; }
+
+        public void instantiate() throws Throwable {
+            target = construct(cls);
+        }
+
+        public Object invoke(Call c) throws Throwable {
+            Object t = target;
+            if (t == null) throw Refusal.of("internal_error", "the instance was not created (NEW)", null);
+            Object ac = newCall.newInstance(c.callId, c.operation, new ArrayList<Object>(c.args),
+                    new LinkedHashMap<String, Object>(c.kwargs));
+            Object r = call.invoke(t, ac);
+            if (r == null) return null;
+            if ((Boolean) isSuccess.invoke(r)) return values.toJson(value.invoke(r));
+            String own = String.valueOf(code.invoke(r));
+            Map<String, Object> attrs = new LinkedHashMap<String, Object>();
+            Object a = values.toJson(attributes.invoke(r));
+            if (a instanceof Map) {
+                for (Map.Entry<?, ?> e : ((Map<?, ?>) a).entrySet()) attrs.put(String.valueOf(e.getKey()), e.getValue());
+            }
+            attrs.put("component_code", own);
+            throw Refusal.of("operation_failed", String.valueOf(message.invoke(r)), attrs);
+        }
+    }
+
+    /** The live object of a class: a Scala object's MODULE$, else the no-arg constructor. */
+    static Object construct(Class<?> cls) throws Throwable {
+        Object module = module(cls);
+        if (module != null) return module;
+        Constructor<?> ctor;
+        try {
+            ctor = cls.getConstructor();
+        } catch (NoSuchMethodException e) {
+            throw Refusal.of("constructor_failed", cls.getName()
+                    + " has no public no-argument constructor", attrs("entry", cls.getName()));
+        }
+        if (Modifier.isAbstract(cls.getModifiers())) {
+            throw Refusal.of("constructor_failed", cls.getName() + " is abstract", attrs("entry", cls.getName()));
+        }
+        return ctor.newInstance();
+    }
+
+    static Object module(Class<?> cls) {
+        try {
+            Field f = cls.getField("MODULE$");
+            if (Modifier.isStatic(f.getModifiers()) && f.getType() == cls) return f.get(null);
+        } catch (Exception ignored) {
+            // not a Scala object
+        }
+        return null;
+    }
+
+    // ================================================================== reading the jar
+
+    /** Reads a jar once: its class names, its META-INF/cncf/collaborator, class headers. */
+    static final class Scan {
+        static final Map<String, Result> CACHE = Collections.synchronizedMap(new LinkedHashMap<String, Result>() {
+            protected boolean removeEldestEntry(Map.Entry<String, Result> e) { return size() > 64; }
+        });
+
+        static Result of(File jar) throws IOException {
+            String key = jar.getCanonicalPath() + "|" + jar.length() + "|" + jar.lastModified();
+            Result r = CACHE.get(key);
+            if (r == null) {
+                r = new Result(jar);
+                CACHE.put(key, r);
+            }
+            return r;
+        }
+
+        static final class Result {
+            final File jar;
+            final List<String> classes = new ArrayList<String>();
+            final String collaboratorFile;
+            private List<String> collaborators;
+            private final Map<String, String[]> headers = new LinkedHashMap<String, String[]>();
+
+            Result(File jar) throws IOException {
+                this.jar = jar;
+                JarFile jf = new JarFile(jar, false);
+                try {
+                    String cf = null;
+                    for (java.util.Enumeration<JarEntry> e = jf.entries(); e.hasMoreElements(); ) {
+                        JarEntry je = e.nextElement();
+                        String n = je.getName();
+                        if (n.endsWith(".class") && !n.startsWith("META-INF/") && !n.endsWith("module-info.class")
+                                && !n.endsWith("package-info.class")) {
+                            classes.add(n.substring(0, n.length() - 6).replace('/', '.'));
+                        }
+                    }
+                    JarEntry c = jf.getJarEntry(COLLABORATOR_FILE);
+                    if (c != null) {
+                        BufferedReader r = new BufferedReader(new InputStreamReader(jf.getInputStream(c), Host.UTF8));
+                        String line;
+                        while ((line = r.readLine()) != null) {
+                            line = line.trim();
+                            if (line.length() > 0 && !line.startsWith("#")) { cf = line; break; }
+                        }
+                    }
+                    collaboratorFile = cf;
+                } finally {
+                    jf.close();
+                }
+            }
+
+            boolean contains(String cls) { return classes.contains(cls); }
+
+            List<String> similar(String cls, int max) {
+                String simple = cls.substring(cls.lastIndexOf('.') + 1).toLowerCase();
+                List<String> out = new ArrayList<String>();
+                for (String c : classes) {
+                    String s = c.substring(c.lastIndexOf('.') + 1).toLowerCase();
+                    if (s.equals(simple) || s.equals(simple + "$") || (simple.length() > 3 && s.contains(simple))) {
+                        out.add(c);
+                        if (out.size() >= max) break;
+                    }
+                }
+                return out;
+            }
+
+            List<String> publicClasses(int max) {
+                List<String> out = new ArrayList<String>();
+                for (String c : classes) {
+                    if (c.indexOf('$') < 0 && !c.startsWith("scala.") && !c.startsWith("cncf.collaborator.")) {
+                        out.add(c);
+                        if (out.size() >= max) break;
+                    }
+                }
+                return out;
+            }
+
+            /** Concrete classes implementing the Collaborator, from class-file headers only. */
+            synchronized List<String> collaborators() throws IOException {
+                if (collaborators != null) return collaborators;
+                JarFile jf = new JarFile(jar, false);
+                try {
+                    for (String c : classes) {
+                        if (c.startsWith("cncf.collaborator.")) continue;
+                        JarEntry je = jf.getJarEntry(c.replace('.', '/') + ".class");
+                        InputStream in = jf.getInputStream(je);
+                        try {
+                            String[] h = ClassHeader.read(in);
+                            if (h != null) headers.put(c, h);
+                        } finally {
+                            in.close();
+                        }
+                    }
+                } finally {
+                    jf.close();
+                }
+                List<String> out = new ArrayList<String>();
+                Map<String, Boolean> memo = new LinkedHashMap<String, Boolean>();
+                for (Map.Entry<String, String[]> e : headers.entrySet()) {
+                    String[] h = e.getValue();
+                    int access = Integer.parseInt(h[0]);
+                    boolean concrete = (access & 0x0001) != 0 && (access & (0x0200 | 0x0400)) == 0;
+                    if (concrete && implementsCollaborator(e.getKey(), memo, 0)) out.add(e.getKey());
+                }
+                headers.clear();
+                collaborators = out;
+                return out;
+            }
+
+            private boolean implementsCollaborator(String cls, Map<String, Boolean> memo, int depth) {
+                if (COLLABORATOR.equals(cls)) return true;
+                Boolean m = memo.get(cls);
+                if (m != null) return m;
+                String[] h = headers.get(cls);
+                boolean yes = false;
+                if (h != null && depth < 64) {
+                    for (int i = 1; i < h.length && !yes; i++) {
+                        if (h[i] != null) yes = implementsCollaborator(h[i], memo, depth + 1);
+                    }
+                }
+                memo.put(cls, yes);
+                return yes;
+            }
+        }
+    }
+
+    /** Just enough of the class-file format to read access flags, super and interfaces. */
+    static final class ClassHeader {
+        /** [access, super, interfaces...] with dotted names, or null when not a class file. */
+        static String[] read(InputStream raw) throws IOException {
+            java.io.DataInputStream in = new java.io.DataInputStream(new java.io.BufferedInputStream(raw, 8192));
+            if (in.readInt() != 0xCAFEBABE) return null;
+            in.readUnsignedShort();
+            in.readUnsignedShort();
+            int count = in.readUnsignedShort();
+            String[] utf = new String[count];
+            int[] classIndex = new int[count];
+            for (int i = 1; i < count; i++) {
+                int tag = in.readUnsignedByte();
+                switch (tag) {
+                    case 1: utf[i] = in.readUTF(); break;
+                    case 7: classIndex[i] = in.readUnsignedShort(); break;
+                    case 8: case 16: case 19: case 20: in.skipBytes(2); break;
+                    case 3: case 4: case 9: case 10: case 11: case 12: case 17: case 18: in.skipBytes(4); break;
+                    case 5: case 6: in.skipBytes(8); i++; break;
+                    case 15: in.skipBytes(3); break;
+                    default: return null;
+                }
+            }
+            int access = in.readUnsignedShort();
+            in.readUnsignedShort(); // this
+            int sup = in.readUnsignedShort();
+            int n = in.readUnsignedShort();
+            String[] out = new String[n + 2];
+            out[0] = Integer.toString(access);
+            out[1] = sup == 0 ? null : utf[classIndex[sup]].replace('/', '.');
+            for (int i = 0; i < n; i++) out[i + 2] = utf[classIndex[in.readUnsignedShort()]].replace('/', '.');
+            return out;
+        }
+    }
+}

@@ -1,0 +1,568 @@
+package cncf.host;
+
+import java.lang.reflect.Array;
+import java.lang.reflect.Field;
+import java.lang.reflect.GenericArrayType;
+import java.lang.reflect.Method;
+import java.lang.reflect.Modifier;
+import java.lang.reflect.Parameter;
+import java.lang.reflect.ParameterizedType;
+import java.lang.reflect.Type;
+import java.lang.reflect.WildcardType;
+import java.math.BigDecimal;
+import java.math.BigInteger;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.TreeMap;
+
+/**
+ * Values across the boundary (docs/forms/jar.md, "Values"): JSON-shaped values
+ * from the wire become arguments of Java and Scala parameter types, and results
+ * become JSON-shaped values. Scala types are handled by reflection through the
+ * component's own loader, and only when the component bundles scala-library.
+ */
+final class Values {
+    private final Component.Isolation loader;
+    private final boolean scala;
+    private Class<?> sOption, sIterable, sIterator, sMap, sProduct, sTuple2, sBigInt, sBigDecimal,
+            sBoxedUnit, sEnumValue, sSymbol, sImmList, sVector, sImmSet, sImmMap, sSeq, sMutableBuffer,
+            sMutableMap, sSet;
+    private Method mOptionIsEmpty, mOptionGet, mIterator, mHasNext, mNext, mT1, mT2, mArity, mElement,
+            mBigInteger, mBigDecimal;
+
+    Values(Component.Isolation loader) {
+        this.loader = loader;
+        this.scala = loader.probe("scala.Option") != null;
+        if (scala) {
+            try {
+                sOption = c("scala.Option");
+                sIterable = c("scala.collection.Iterable");
+                sIterator = c("scala.collection.Iterator");
+                sMap = c("scala.collection.Map");
+                sProduct = c("scala.Product");
+                sTuple2 = c("scala.Tuple2");
+                sBigInt = c("scala.math.BigInt");
+                sBigDecimal = c("scala.math.BigDecimal");
+                sBoxedUnit = c("scala.runtime.BoxedUnit");
+                sEnumValue = c("scala.Enumeration$Value");
+                sSymbol = c("scala.Symbol");
+                sImmList = c("scala.collection.immutable.List");
+                sVector = c("scala.collection.immutable.Vector");
+                sImmSet = c("scala.collection.immutable.Set");
+                sImmMap = c("scala.collection.immutable.Map");
+                sSeq = c("scala.collection.Seq");
+                sSet = c("scala.collection.Set");
+                sMutableBuffer = c("scala.collection.mutable.Buffer");
+                sMutableMap = c("scala.collection.mutable.Map");
+                mOptionIsEmpty = sOption.getMethod("isEmpty");
+                mOptionGet = sOption.getMethod("get");
+                mIterator = sIterable.getMethod("iterator");
+                mHasNext = sIterator.getMethod("hasNext");
+                mNext = sIterator.getMethod("next");
+                mT1 = sTuple2.getMethod("_1");
+                mT2 = sTuple2.getMethod("_2");
+                mArity = sProduct.getMethod("productArity");
+                mElement = sProduct.getMethod("productElement", int.class);
+                mBigInteger = sBigInt.getMethod("bigInteger");
+                mBigDecimal = sBigDecimal.getMethod("bigDecimal");
+            } catch (Exception e) {
+                Host.log.println("cncf-host: partial Scala support for " + loader + ": " + e);
+            }
+        }
+    }
+
+    private Class<?> c(String name) {
+        return loader.probe(name);
+    }
+
+    boolean scala() {
+        return scala;
+    }
+
+    // ================================================================== results → JSON
+
+    Object toJson(Object v) throws Json.NotJson {
+        try {
+            return toJson(v, 0);
+        } catch (Json.NotJson e) {
+            throw e;
+        } catch (Exception e) {
+            throw new Json.NotJson("converting a " + v.getClass().getName() + " failed: " + e);
+        }
+    }
+
+    private Object toJson(Object v, int depth) throws Exception {
+        if (depth > 64) throw new Json.NotJson("the result is nested deeper than 64 levels (a cycle?)");
+        if (v == null || v instanceof String || v instanceof Boolean || v instanceof Long
+                || v instanceof BigInteger || v instanceof BigDecimal) return v;
+        if (v instanceof Integer || v instanceof Short || v instanceof Byte) return ((Number) v).longValue();
+        if (v instanceof Double || v instanceof Float) {
+            double d = ((Number) v).doubleValue();
+            if (Double.isNaN(d) || Double.isInfinite(d)) throw new Json.NotJson(d + " is not representable in JSON");
+            return d;
+        }
+        if (v instanceof Number) return new BigDecimal(v.toString());
+        if (v instanceof Character || v instanceof CharSequence) return v.toString();
+        if (v instanceof Enum) return ((Enum<?>) v).name();
+        Class<?> k = v.getClass();
+        if (k.isArray()) {
+            int n = Array.getLength(v);
+            List<Object> out = new ArrayList<Object>(n);
+            for (int i = 0; i < n; i++) out.add(toJson(Array.get(v, i), depth + 1));
+            return out;
+        }
+        if (v instanceof Map) {
+            Map<String, Object> out = new LinkedHashMap<String, Object>();
+            for (Map.Entry<?, ?> e : ((Map<?, ?>) v).entrySet()) {
+                out.put(key(e.getKey()), toJson(e.getValue(), depth + 1));
+            }
+            return out;
+        }
+        if (v instanceof Iterable) {
+            List<Object> out = new ArrayList<Object>();
+            for (Object o : (Iterable<?>) v) out.add(toJson(o, depth + 1));
+            return out;
+        }
+        if (v instanceof Optional) {
+            Optional<?> o = (Optional<?>) v;
+            return o.isPresent() ? toJson(o.get(), depth + 1) : null;
+        }
+        if (v instanceof java.util.UUID || v instanceof java.io.File || v instanceof java.net.URI
+                || v instanceof java.net.URL || v instanceof java.nio.file.Path
+                || k.getName().startsWith("java.time.")) return v.toString();
+        if (v instanceof java.util.Date) return ((java.util.Date) v).toInstant().toString();
+        if (scala) {
+            Object s = scalaToJson(v, k, depth);
+            if (s != NONE) return s;
+        }
+        return bean(v, k, depth);
+    }
+
+    private static final Object NONE = new Object();
+
+    private Object scalaToJson(Object v, Class<?> k, int depth) throws Exception {
+        if (sBoxedUnit != null && sBoxedUnit.isInstance(v)) return null;
+        if (sOption != null && sOption.isInstance(v)) {
+            return (Boolean) mOptionIsEmpty.invoke(v) ? null : toJson(mOptionGet.invoke(v), depth + 1);
+        }
+        if (sBigInt != null && sBigInt.isInstance(v)) return mBigInteger.invoke(v);
+        if (sBigDecimal != null && sBigDecimal.isInstance(v)) return mBigDecimal.invoke(v);
+        if (sMap != null && sMap.isInstance(v)) {
+            Map<String, Object> out = new LinkedHashMap<String, Object>();
+            Object it = mIterator.invoke(v);
+            while ((Boolean) mHasNext.invoke(it)) {
+                Object t = mNext.invoke(it);
+                out.put(key(mT1.invoke(t)), toJson(mT2.invoke(t), depth + 1));
+            }
+            return out;
+        }
+        if (sIterable != null && sIterable.isInstance(v)) {
+            List<Object> out = new ArrayList<Object>();
+            Object it = mIterator.invoke(v);
+            while ((Boolean) mHasNext.invoke(it)) out.add(toJson(mNext.invoke(it), depth + 1));
+            return out;
+        }
+        if (sIterator != null && sIterator.isInstance(v)) {
+            List<Object> out = new ArrayList<Object>();
+            while ((Boolean) mHasNext.invoke(v)) out.add(toJson(mNext.invoke(v), depth + 1));
+            return out;
+        }
+        if ((sEnumValue != null && sEnumValue.isInstance(v))) return v.toString();
+        if (sSymbol != null && sSymbol.isInstance(v)) return k.getMethod("name").invoke(v);
+        if (sProduct != null && sProduct.isInstance(v)) {
+            int n = (Integer) mArity.invoke(v);
+            if (k.getName().startsWith("scala.Tuple")) {
+                List<Object> out = new ArrayList<Object>(n);
+                for (int i = 0; i < n; i++) out.add(toJson(mElement.invoke(v, i), depth + 1));
+                return out;
+            }
+            // A case class: its constructor fields, in declaration order, through their accessors.
+            Map<String, Object> out = new LinkedHashMap<String, Object>();
+            for (Field f : k.getDeclaredFields()) {
+                if (Modifier.isStatic(f.getModifiers()) || f.isSynthetic() || f.getName().indexOf('$') >= 0) continue;
+                try {
+                    Method acc = k.getMethod(f.getName());
+                    out.put(f.getName(), toJson(acc.invoke(v), depth + 1));
+                } catch (NoSuchMethodException e) {
+                    // a private val, not part of the value
+                }
+                if (out.size() >= n) break;
+            }
+            if (n == 0 && out.isEmpty()) return k.getSimpleName().replace("$", "");
+            return out;
+        }
+        return NONE;
+    }
+
+    /** Any other object: its public getters (getX / isX) and public fields, as an object. */
+    private Object bean(Object v, Class<?> k, int depth) throws Exception {
+        Map<String, Object> out = new TreeMap<String, Object>();
+        for (Method m : k.getMethods()) {
+            if (Modifier.isStatic(m.getModifiers()) || m.getParameterTypes().length != 0
+                    || m.getDeclaringClass() == Object.class || m.getReturnType() == void.class) continue;
+            String n = m.getName();
+            String prop = null;
+            if (n.startsWith("get") && n.length() > 3 && !n.equals("getClass")) prop = n.substring(3);
+            else if (n.startsWith("is") && n.length() > 2
+                    && (m.getReturnType() == boolean.class || m.getReturnType() == Boolean.class)) prop = n.substring(2);
+            if (prop == null) continue;
+            prop = Character.toLowerCase(prop.charAt(0)) + prop.substring(1);
+            m.setAccessible(true);
+            out.put(prop, toJson(m.invoke(v), depth + 1));
+        }
+        for (Field f : k.getFields()) {
+            if (!Modifier.isStatic(f.getModifiers()) && !out.containsKey(f.getName())) {
+                out.put(f.getName(), toJson(f.get(v), depth + 1));
+            }
+        }
+        if (out.isEmpty()) {
+            throw new Json.NotJson("a " + k.getName() + " has no JSON form (not a number, string, boolean, "
+                    + "collection, map, array, Optional, Scala value, or bean with getters)");
+        }
+        return new LinkedHashMap<String, Object>(out);
+    }
+
+    private static String key(Object k) throws Json.NotJson {
+        if (k == null) throw new Json.NotJson("a map key is null");
+        if (k instanceof Enum) return ((Enum<?>) k).name();
+        return k.toString();
+    }
+
+    // ================================================================== JSON → arguments
+
+    /** A candidate overload's converted arguments (null when it does not fit) and its score. */
+    static final class Fit {
+        final Object[] args;
+        final int score;
+        final String reason;
+
+        Fit(Object[] args, int score, String reason) {
+            this.args = args;
+            this.score = score;
+            this.reason = reason;
+        }
+    }
+
+    private static final class Mismatch extends Exception {
+        Mismatch() { super(null, null, false, false); }
+    }
+
+    private static final Mismatch MISMATCH = new Mismatch();
+
+    Fit fit(Method m, List<Object> args, Map<String, Object> kwargs) {
+        Class<?>[] pt = m.getParameterTypes();
+        Type[] gt = m.getGenericParameterTypes();
+        int n = pt.length;
+        Object[] slots = new Object[n];
+        boolean[] set = new boolean[n];
+        int p = args.size();
+        if (!kwargs.isEmpty()) {
+            Parameter[] ps = m.getParameters();
+            if (n > 0 && !ps[0].isNamePresent()) {
+                return new Fit(null, 0, "parameter names are not in the class file (compiled without -parameters): "
+                        + "pass the arguments as a list");
+            }
+            if (p + kwargs.size() != n) return new Fit(null, 0, null);
+            for (int i = 0; i < p; i++) { slots[i] = args.get(i); set[i] = true; }
+            for (Map.Entry<String, Object> e : kwargs.entrySet()) {
+                int at = -1;
+                for (int i = p; i < n; i++) if (ps[i].getName().equals(e.getKey())) at = i;
+                if (at < 0 || set[at]) return new Fit(null, 0, "no parameter named " + e.getKey());
+                slots[at] = e.getValue();
+                set[at] = true;
+            }
+        } else if (m.isVarArgs() && p >= n - 1 && !(p == n && (args.get(n - 1) instanceof List || args.get(n - 1) == null))) {
+            for (int i = 0; i < n - 1; i++) slots[i] = args.get(i);
+            slots[n - 1] = new ArrayList<Object>(args.subList(n - 1, p));
+        } else {
+            if (p != n) return new Fit(null, 0, null);
+            for (int i = 0; i < n; i++) slots[i] = args.get(i);
+        }
+        int score = 0;
+        Object[] out = new Object[n];
+        try {
+            for (int i = 0; i < n; i++) {
+                int r = rank(slots[i], pt[i]);
+                if (r < 0) return new Fit(null, 0, null);
+                score += r;
+                out[i] = convert(slots[i], pt[i], gt[i]);
+            }
+        } catch (Mismatch e) {
+            return new Fit(null, 0, null);
+        } catch (Exception e) {
+            return new Fit(null, 0, e.toString());
+        }
+        return new Fit(out, score, null);
+    }
+
+    /** How well a JSON value fits a parameter type: -1 not at all, 1 loosely, 3 exactly. */
+    int rank(Object v, Class<?> t) {
+        if (t == Object.class) return 1;
+        if (v == null) return t.isPrimitive() ? -1 : 2;
+        Class<?> b = box(t);
+        if (v instanceof Boolean) return b == Boolean.class ? 3 : -1;
+        if (v instanceof Long || v instanceof BigInteger) {
+            if (b == Long.class) return v instanceof Long ? 3 : -1;
+            if (b == Integer.class) return fits(v, Integer.MIN_VALUE, Integer.MAX_VALUE) ? 2 : -1;
+            if (b == Short.class) return fits(v, Short.MIN_VALUE, Short.MAX_VALUE) ? 1 : -1;
+            if (b == Byte.class) return fits(v, Byte.MIN_VALUE, Byte.MAX_VALUE) ? 1 : -1;
+            if (b == Double.class || b == Float.class) return 1;
+            if (t == BigInteger.class) return 2;
+            if (t == BigDecimal.class || t == Number.class) return 1;
+            if (scala && ((sBigInt != null && t == sBigInt) || (sBigDecimal != null && t == sBigDecimal))) return 1;
+            return optional(t) ? 1 : -1;
+        }
+        if (v instanceof Double) {
+            if (b == Double.class) return 3;
+            if (b == Float.class) return 2;
+            if (t == BigDecimal.class || t == Number.class) return 1;
+            if (scala && sBigDecimal != null && t == sBigDecimal) return 1;
+            return optional(t) ? 1 : -1;
+        }
+        if (v instanceof String) {
+            String s = (String) v;
+            if (t == String.class) return 3;
+            if (t == CharSequence.class) return 2;
+            if (b == Character.class) return s.length() == 1 ? 1 : -1;
+            if (t.isEnum()) return enumConstant(t, s) != null ? 3 : -1;
+            return optional(t) ? 1 : -1;
+        }
+        if (v instanceof List) {
+            if (t.isArray()) return 2;
+            if (t.isAssignableFrom(ArrayList.class)) return 2;
+            if (t.isAssignableFrom(LinkedHashSet.class)) return 1;
+            if (scala && scalaSeqLike(t)) return 2;
+            return optional(t) ? 1 : -1;
+        }
+        if (v instanceof Map) {
+            if (t.isAssignableFrom(LinkedHashMap.class)) return 2;
+            if (scala && ((sImmMap != null && t.isAssignableFrom(sImmMap)) || (sMutableMap != null && t.isAssignableFrom(sMutableMap)))) return 2;
+            return optional(t) ? 1 : -1;
+        }
+        return t.isInstance(v) ? 1 : -1;
+    }
+
+    private boolean optional(Class<?> t) {
+        return t == Optional.class || (scala && t == sOption);
+    }
+
+    private boolean scalaSeqLike(Class<?> t) {
+        Class<?>[] cs = {sImmList, sVector, sImmSet, sMutableBuffer};
+        for (Class<?> c : cs) if (c != null && t.isAssignableFrom(c)) return true;
+        return false;
+    }
+
+    Object convert(Object v, Class<?> t, Type g) throws Exception {
+        if (t == Object.class) return v;
+        if (v == null) {
+            if (t.isPrimitive()) throw MISMATCH;
+            if (t == Optional.class) return Optional.empty();
+            if (scala && t == sOption) return c("scala.None$").getField("MODULE$").get(null);
+            return null;
+        }
+        Class<?> b = box(t);
+        if (v instanceof Boolean) {
+            if (b == Boolean.class) return v;
+        } else if (v instanceof Number) {
+            Number num = (Number) v;
+            {
+                if (b == Long.class) return num.longValue();
+                if (b == Integer.class) return num.intValue();
+                if (b == Short.class) return num.shortValue();
+                if (b == Byte.class) return num.byteValue();
+                if (b == Double.class) return num.doubleValue();
+                if (b == Float.class) return num.floatValue();
+                if (t == BigInteger.class) return v instanceof BigInteger ? v : BigInteger.valueOf(num.longValue());
+                if (t == BigDecimal.class) return new BigDecimal(num.toString());
+                if (t == Number.class) return v;
+            }
+        }
+        if (v instanceof Number && scala) {
+            if (sBigInt != null && t == sBigInt) {
+                BigInteger bi = v instanceof BigInteger ? (BigInteger) v : BigInteger.valueOf(((Number) v).longValue());
+                return module("scala.math.BigInt$").getClass().getMethod("apply", BigInteger.class).invoke(module("scala.math.BigInt$"), bi);
+            }
+            if (sBigDecimal != null && t == sBigDecimal) {
+                Object m = module("scala.math.BigDecimal$");
+                return m.getClass().getMethod("apply", BigDecimal.class).invoke(m, new BigDecimal(v.toString()));
+            }
+        }
+        if (v instanceof String) {
+            String s = (String) v;
+            if (t == String.class || t == CharSequence.class) return s;
+            if (b == Character.class && s.length() == 1) return s.charAt(0);
+            if (t.isEnum()) {
+                Object e = enumConstant(t, s);
+                if (e != null) return e;
+            }
+        }
+        if (v instanceof List) {
+            List<?> list = (List<?>) v;
+            if (t.isArray()) {
+                Class<?> ct = t.getComponentType();
+                Type cg = g instanceof GenericArrayType ? ((GenericArrayType) g).getGenericComponentType() : ct;
+                Object arr = Array.newInstance(ct, list.size());
+                for (int i = 0; i < list.size(); i++) {
+                    if (rank(list.get(i), ct) < 0) throw MISMATCH;
+                    Array.set(arr, i, convert(list.get(i), ct, cg));
+                }
+                return arr;
+            }
+            if (t.isAssignableFrom(ArrayList.class) || t.isAssignableFrom(LinkedHashSet.class)) {
+                Collection<Object> out = t.isAssignableFrom(ArrayList.class)
+                        ? new ArrayList<Object>(list.size()) : new LinkedHashSet<Object>();
+                Type et = typeArg(g, 0);
+                for (Object o : list) out.add(element(o, et));
+                return out;
+            }
+            if (scala && scalaSeqLike(t)) {
+                List<Object> conv = new ArrayList<Object>(list.size());
+                for (Object o : list) conv.add(element(o, typeArg(g, 0)));
+                Object buffer = asScala("asScalaBufferConverter", List.class, conv);
+                if (sMutableBuffer != null && t.isAssignableFrom(sMutableBuffer)) return buffer;
+                if (sImmList != null && t.isAssignableFrom(sImmList)) return buffer.getClass().getMethod("toList").invoke(buffer);
+                if (sVector != null && t.isAssignableFrom(sVector)) return buffer.getClass().getMethod("toVector").invoke(buffer);
+                return buffer.getClass().getMethod("toSet").invoke(buffer);
+            }
+        }
+        if (v instanceof Map) {
+            Map<?, ?> map = (Map<?, ?>) v;
+            if (t.isAssignableFrom(LinkedHashMap.class)) {
+                Map<Object, Object> out = new LinkedHashMap<Object, Object>();
+                Type kt = typeArg(g, 0), vt = typeArg(g, 1);
+                for (Map.Entry<?, ?> e : map.entrySet()) out.put(mapKey((String) e.getKey(), kt), element(e.getValue(), vt));
+                return out;
+            }
+            if (scala) {
+                Map<Object, Object> conv = new LinkedHashMap<Object, Object>();
+                for (Map.Entry<?, ?> e : map.entrySet()) conv.put(e.getKey(), element(e.getValue(), typeArg(g, 1)));
+                Object mm = asScala("mapAsScalaMapConverter", Map.class, conv);
+                if (sMutableMap != null && t.isAssignableFrom(sMutableMap)) return mm;
+                Object predef = module("scala.Predef$");
+                Method conforms = predef.getClass().getMethod("$conforms");
+                Object ev = conforms.invoke(predef);
+                for (Method m : mm.getClass().getMethods()) {
+                    if (m.getName().equals("toMap") && m.getParameterTypes().length == 1) return m.invoke(mm, ev);
+                }
+            }
+        }
+        if (t == Optional.class) return Optional.ofNullable(element(v, typeArg(g, 0)));
+        if (scala && t == sOption) {
+            Object opt = module("scala.Option$");
+            return opt.getClass().getMethod("apply", Object.class).invoke(opt, element(v, typeArg(g, 0)));
+        }
+        if (t.isInstance(v)) return v;
+        throw MISMATCH;
+    }
+
+    /** A collection element, converted when its generic type is known. */
+    private Object element(Object v, Type et) throws Exception {
+        Class<?> raw = raw(et);
+        if (raw == null || raw == Object.class) return v;
+        if (rank(v, raw) < 0) throw MISMATCH;
+        return convert(v, raw, et);
+    }
+
+    private Object mapKey(String k, Type kt) throws Exception {
+        Class<?> raw = raw(kt);
+        if (raw == null || raw == Object.class || raw == String.class || raw == CharSequence.class) return k;
+        if (box(raw) == Integer.class) return Integer.valueOf(k);
+        if (box(raw) == Long.class) return Long.valueOf(k);
+        if (raw.isEnum()) {
+            Object e = enumConstant(raw, k);
+            if (e != null) return e;
+        }
+        throw MISMATCH;
+    }
+
+    private Object module(String name) throws Exception {
+        return c(name).getField("MODULE$").get(null);
+    }
+
+    private Object asScala(String converter, Class<?> arg, Object value) throws Exception {
+        Object jc = module("scala.collection.JavaConverters$");
+        Object decorated = jc.getClass().getMethod(converter, arg).invoke(jc, value);
+        return decorated.getClass().getMethod("asScala").invoke(decorated);
+    }
+
+    private static Type typeArg(Type g, int i) {
+        if (g instanceof ParameterizedType) {
+            Type[] a = ((ParameterizedType) g).getActualTypeArguments();
+            return i < a.length ? a[i] : null;
+        }
+        return null;
+    }
+
+    private static Class<?> raw(Type t) {
+        if (t instanceof Class) return (Class<?>) t;
+        if (t instanceof ParameterizedType) return (Class<?>) ((ParameterizedType) t).getRawType();
+        if (t instanceof WildcardType) {
+            Type[] up = ((WildcardType) t).getUpperBounds();
+            return up.length == 1 ? raw(up[0]) : null;
+        }
+        if (t instanceof GenericArrayType) {
+            Class<?> c = raw(((GenericArrayType) t).getGenericComponentType());
+            return c == null ? null : Array.newInstance(c, 0).getClass();
+        }
+        return null; // a type variable: anything goes
+    }
+
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    private static Object enumConstant(Class<?> t, String s) {
+        for (Object e : t.getEnumConstants()) if (((Enum) e).name().equals(s)) return e;
+        for (Object e : t.getEnumConstants()) if (((Enum) e).name().equalsIgnoreCase(s)) return e;
+        return null;
+    }
+
+    private static boolean fits(Object v, long min, long max) {
+        if (v instanceof BigInteger) return false;
+        long l = (Long) v;
+        return l >= min && l <= max;
+    }
+
+    static Class<?> box(Class<?> t) {
+        if (!t.isPrimitive()) return t;
+        if (t == int.class) return Integer.class;
+        if (t == long.class) return Long.class;
+        if (t == boolean.class) return Boolean.class;
+        if (t == double.class) return Double.class;
+        if (t == float.class) return Float.class;
+        if (t == short.class) return Short.class;
+        if (t == byte.class) return Byte.class;
+        if (t == char.class) return Character.class;
+        return Void.class;
+    }
+
+    /** "(string, number, list)" for messages: the JSON types of the given arguments. */
+    static String describe(List<Object> args, Map<String, Object> kwargs) {
+        StringBuilder sb = new StringBuilder("(");
+        boolean first = true;
+        for (Object a : args) {
+            if (!first) sb.append(", ");
+            first = false;
+            sb.append(jsonType(a));
+        }
+        for (Map.Entry<String, Object> e : kwargs.entrySet()) {
+            if (!first) sb.append(", ");
+            first = false;
+            sb.append(e.getKey()).append('=').append(jsonType(e.getValue()));
+        }
+        return sb.append(')').toString();
+    }
+
+    static String jsonType(Object v) {
+        if (v == null) return "null";
+        if (v instanceof Boolean) return "boolean";
+        if (v instanceof Long || v instanceof BigInteger) return "integer";
+        if (v instanceof Number) return "number";
+        if (v instanceof String) return "string";
+        if (v instanceof List) return "list";
+        if (v instanceof Map) return "object";
+        return v.getClass().getSimpleName();
+    }
+}
