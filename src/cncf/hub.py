@@ -299,6 +299,8 @@ class Hub:
 
     def call(self, selector: str, args: Any = None, *, timeout: float | None = None,
              correlation_id: str | None = None, caller: str = "api", call_id: str | None = None) -> Outcome:
+        if self._loop.is_closed():
+            return Outcome.failure(Observation.of(Code.HUB_CLOSED, "this hub is closed", target=str(selector)))
         try:
             return self._run(self._async.engine.call(selector, args, timeout=timeout, caller=caller,
                                                      correlation_id=correlation_id, call_id=call_id))

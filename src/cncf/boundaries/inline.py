@@ -212,9 +212,9 @@ class InlineBoundary:
         finally:
             _collab._current.reset(token)
             instance.running.pop(call.id, None)
-        if type(result) not in _SIMPLE:
-            try:
-                json.dumps(result, allow_nan=False)
+        if type(result) not in _SIMPLE or result != result:  # NaN is not JSON either
+            try:  # values cross as JSON in every form: inline gives the same shapes
+                result = json.loads(json.dumps(result, allow_nan=False))
             except (TypeError, ValueError) as exc:
                 raise _failure(Code.RESULT_NOT_SERIALISABLE,
                                f"{call.target} returned a {type(result).__name__}, which cannot cross "
