@@ -1,0 +1,3 @@
+from cncf.receptions.cli import main
+
+main()
