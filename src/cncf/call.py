@@ -38,9 +38,13 @@ class Target:
     component: str
     service: str
     operation: str
+    text: str = dataclasses.field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", f"{self.component}.{self.service}.{self.operation}")
 
     def __str__(self) -> str:
-        return f"{self.component}.{self.service}.{self.operation}"
+        return self.text
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

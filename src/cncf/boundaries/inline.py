@@ -33,6 +33,7 @@ _KINDS = {
     inspect.Parameter.VAR_KEYWORD: "varkw",
 }
 _SIMPLE = (str, int, float, bool, type(None))
+_ALIVE, _DEAD = Health(True), Health(False)
 
 
 def _params(fn: Any, bound: bool = False) -> tuple[Parameter, ...] | None:
@@ -192,7 +193,7 @@ class InlineBoundary:
                 result = instance.obj.invoke(operation, list(call.args), dict(call.kwargs))
             else:
                 result = instance.methods[operation](*call.args, **call.kwargs)
-            if inspect.isawaitable(result):
+            if type(result) not in _SIMPLE and inspect.isawaitable(result):
                 task = asyncio.ensure_future(result)
                 instance.running[call.id] = (state, task)
                 result = await task
@@ -239,7 +240,7 @@ class InlineBoundary:
                     close()
 
     def health(self, instance: _Instance) -> Health:
-        return Health(instance.alive)
+        return _ALIVE if instance.alive else _DEAD
 
     async def close(self) -> None:
         return None

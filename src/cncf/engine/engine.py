@@ -86,6 +86,9 @@ class ActionEngine:
     def __init__(self, components: Mapping[str, Component]) -> None:
         self._components = components  # normalized name -> Component (owned by the hub)
         self._records: dict[str, _Record] = {}
+        # selector -> (component key, component, generation, entry, target): dispatch is a
+        # dict hit for repeated selectors; a restart (new generation) invalidates the entry.
+        self._resolved: dict[str, tuple[str, Component, int, OperationEntry, Target]] = {}
         self.queue: QueueSink | None = None
         self.closing = False
         self._escalations: set[asyncio.Task[None]] = set()
@@ -106,6 +109,14 @@ class ActionEngine:
         cid = call_id or new_call_id()
         if self.closing:
             raise Failed(Observation.of(Code.HUB_CLOSED, "the hub is closing", target=selector, call_id=cid))
+        hit = self._resolved.get(selector) if isinstance(selector, str) else None
+        if hit is not None and self._components.get(hit[0]) is hit[1] and hit[1].generation == hit[2]:
+            comp, entry, target = hit[1], hit[3], hit[4]
+        else:
+            comp, entry, target = self._resolve(selector, cid)
+        return self._build(cid, selector, comp, entry, target, args, timeout, caller, correlation_id)
+
+    def _resolve(self, selector: str, cid: str) -> tuple[Component, OperationEntry, Target]:
         sel = Selector.parse(selector) if isinstance(selector, str) else None
         if sel is None:
             raise Failed(Observation.of(
@@ -133,6 +144,15 @@ class ActionEngine:
                 target=selector, call_id=cid,
                 candidates=[f"{comp.name}.{c}" for c in res.candidates]))
         entry = comp.services[res.service][res.operation]
+        target = Target(comp.name, entry.service, entry.name)
+        if len(self._resolved) > 4096:
+            self._resolved.clear()
+        self._resolved[selector] = (normalize(sel.component), comp, comp.generation, entry, target)
+        return comp, entry, target
+
+    def _build(self, cid: str, selector: str, comp: Component, entry: OperationEntry, target: Target,
+               args: Any, timeout: float | None, caller: str, correlation_id: str | None,
+               ) -> tuple[ActionCall, Component, OperationEntry]:
         if args is None:
             pos: tuple[Any, ...] = ()
             named: dict[str, Any] = {}
@@ -158,7 +178,7 @@ class ActionEngine:
             deadline = now + timeout
         call = ActionCall(
             id=cid,
-            target=Target(comp.name, entry.service, entry.name),
+            target=target,
             policy=entry.policy,
             context=ExecutionContext(correlation_id or cid, caller, deadline, now),
             args=pos,
