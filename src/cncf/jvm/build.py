@@ -105,8 +105,8 @@ def _sources(root: Path) -> list[Path]:
     return sorted(root.rglob("*.java"))
 
 
-def source_hash(javac_version: str) -> str:
-    h = hashlib.sha256(javac_version.encode())
+def source_hash(jdk: str) -> str:
+    h = hashlib.sha256(jdk.encode())
     for root in (API_SOURCES, HOST_SOURCES):
         for p in _sources(root):
             h.update(str(p.relative_to(_HERE)).encode())
@@ -158,23 +158,48 @@ def _record_cds(java: str, host_jar: Path, api_jar: Path, archive: Path) -> Path
     return archive if proc.returncode == 0 and archive.is_file() else None
 
 
+_MEMO: dict[str, JvmBuild] = {}
+
+
+def _jdk_identity(javac: str) -> str:
+    """Cheap identity of the JDK (no JVM start): the compiler's real path and mtime."""
+    st = os.stat(javac)
+    return f"{javac}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def is_built(cache_dir: Path) -> bool:
+    """Whether :func:`ensure_built` would return without compiling (best effort)."""
+    if str(cache_dir) in _MEMO:
+        return True
+    try:
+        key = source_hash(_jdk_identity(_tool("javac")))
+    except Failed:
+        return False
+    return (Path(cache_dir) / "jvm" / key / "cncf-host.jar").is_file()
+
+
 def ensure_built(cache_dir: Path) -> JvmBuild:
     """Return the cached build for the current sources and JDK, building it if needed.
 
     Raises ``Failed`` (``worker_start_failed``) when no JDK is available or
     compilation fails.
     """
+    memo = _MEMO.get(str(cache_dir))
+    if memo is not None and memo.host_jar.is_file():
+        return memo
     javac = _tool("javac")
     java = _tool("java")
-    version_text, major = _java_version(javac)
-    key = source_hash(version_text)
+    key = source_hash(_jdk_identity(javac))
     root = Path(cache_dir) / "jvm"
     final = root / key
     host_jar, api_jar = final / "cncf-host.jar", final / "cncf-collaborator-api.jar"
     cds = final / "cncf-host.jsa"
 
     def result() -> JvmBuild:
-        return JvmBuild(host_jar, api_jar, java, major, cds if cds.is_file() else None)
+        version = (final / "java-version").read_text().strip() if (final / "java-version").is_file() else "8"
+        b = JvmBuild(host_jar, api_jar, java, int(version or 8), cds if cds.is_file() else None)
+        _MEMO[str(cache_dir)] = b
+        return b
 
     if host_jar.is_file() and api_jar.is_file():
         return result()
@@ -183,8 +208,10 @@ def ensure_built(cache_dir: Path) -> JvmBuild:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if host_jar.is_file() and api_jar.is_file():
             return result()
+        _, major = _java_version(javac)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
         try:
+            (tmp / "java-version").write_text(str(major))
             _compile(javac, major, _sources(API_SOURCES), tmp / "api-classes", None)
             _compile(javac, major, _sources(HOST_SOURCES), tmp / "host-classes", None)
             _jar(tmp / "api-classes", tmp / "cncf-collaborator-api.jar", None)

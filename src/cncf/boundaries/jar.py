@@ -1,0 +1,385 @@
+"""The ``jar`` form: components in JVM hosts, one isolated class loader each.
+
+A JVM host (``cncf.jvm``, Java 8 level, no dependencies) is a child process
+of the hub speaking the wire protocol; it hosts many components at once, each
+in a ``URLClassLoader`` of its own whose parent is the platform class loader,
+so a component sees the JDK, the collaborator API and its own jar — never the
+host's classes nor another component's.  This module is the hub side:
+
+* **Hosts.**  Components share a host when they ask for the same JVM options
+  (``jvm_options``, and ``-Xmx`` from ``memory_limit``); ``isolation =
+  "process"`` gives a component a host of its own.  Hosts start on first use
+  and stop on :meth:`JarBoundary.close` (a dedicated host stops with its
+  component).
+* **Host death.**  ``System.exit`` in a component, a crash of the JVM, or a
+  forced cancellation kills the whole host.  Every in-flight call of every
+  instance in it fails with ``worker_crashed`` (from the channel), every
+  instance reports ``alive=False`` from :meth:`health`, and the engine restarts
+  each one per its restart policy (``unload`` then ``load`` + ``instantiate``),
+  which starts a fresh host.
+* **Cancellation.**  Cooperative = ``Thread.interrupt()`` of the call's thread
+  (a CANCEL frame); forced = the host is killed, since a JVM cannot stop one
+  thread safely.  ``isolation = "process"`` confines that to one component.
+
+Failures are classified in the host (``Failures.java``); this side only adds
+the stage.  The prior art is the application-server pattern (one loader per
+deployment, parent-last isolation; Tomcat's WebappClassLoader, JBoss
+Modules) with the host as a disposable process, as Gradle's worker daemons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import itertools
+import zipfile
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from cncf.boundaries.base import BoundaryContext, Health, OperationInfo, Returned
+from cncf.observation import Code, Failed, Observation, Stage
+from cncf.wire.channel import WorkerProcess
+from cncf.wire.frames import Kind
+
+if TYPE_CHECKING:
+    from cncf.call import ActionCall
+    from cncf.jvm.build import JvmBuild
+    from cncf.manifest import ComponentSpec
+
+#: Loading runs the entry's static initialisers and NEW its constructor; the
+#: engine's run timeouts govern calls, not these.
+LOAD_TIMEOUT = 120.0
+HOST_START_TIMEOUT = 30.0
+_EVENTS_KEPT = 2000
+
+
+# ---------------------------------------------------------------------------
+# Hosts
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(eq=False)
+class JvmHost:
+    """One JVM host process and the instances living in it."""
+
+    key: tuple[str, ...]
+    worker: WorkerProcess
+    dedicated: bool
+    instances: dict[str, JarInstance | JarLoaded] = dataclasses.field(default_factory=dict)
+    events: collections.deque[dict[str, Any]] = dataclasses.field(
+        default_factory=lambda: collections.deque(maxlen=_EVENTS_KEPT)
+    )
+
+    @property
+    def alive(self) -> bool:
+        return self.worker.alive
+
+    @property
+    def pid(self) -> int:
+        return self.worker.pid
+
+
+@dataclasses.dataclass(eq=False)
+class JarLoaded:
+    """A jar loaded into a host's isolated loader (not yet instantiated)."""
+
+    spec: ComponentSpec
+    host: JvmHost
+    instance_id: str
+    operations: tuple[OperationInfo, ...]
+    entry: str | None
+    entry_source: str = ""
+    facade: str = ""  # collaborator | adapter
+    scala: bool = False
+
+
+@dataclasses.dataclass(eq=False)
+class JarInstance:
+    """The live instance; ``calls`` maps the hub's call ids to INVOKE request ids."""
+
+    loaded: JarLoaded
+    host: JvmHost
+    calls: dict[str, int] = dataclasses.field(default_factory=dict)
+    released: bool = False
+
+    @property
+    def instance_id(self) -> str:
+        return self.loaded.instance_id
+
+
+def _restage(exc: Failed, stage: Stage) -> Failed:
+    obs = exc.observation
+    if obs.stage is not stage and stage in obs.code.stages:
+        exc.observation = dataclasses.replace(obs, stage=stage)
+    return exc
+
+
+def _load_failure(code: Code, message: str, **attributes: Any) -> Failed:
+    return Failed(Observation.of(code, message, stage=Stage.LOAD, **attributes))
+
+
+def jvm_options(spec: ComponentSpec) -> tuple[str, ...]:
+    """The host's JVM options for a component: ``-Xmx`` from memory_limit, then jvm_options."""
+    opts: list[str] = []
+    if spec.memory_limit and not any(o.startswith("-Xmx") for o in spec.jvm_options):
+        opts.append(f"-Xmx{max(spec.memory_limit // (1024 * 1024), 16)}m")
+    opts.extend(spec.jvm_options)
+    return tuple(opts)
+
+
+class JarBoundary:
+    """The ``jar`` execution form (see the module docstring)."""
+
+    form = "jar"
+
+    def __init__(self, context: BoundaryContext) -> None:
+        self.context = context
+        self._build: JvmBuild | None = None
+        self._build_lock = asyncio.Lock()
+        self._shared: dict[tuple[str, ...], JvmHost] = {}
+        self._hosts: set[JvmHost] = set()
+        self._spawn_locks: dict[tuple[str, ...], asyncio.Lock] = {}
+        self._seq = itertools.count(1)
+
+    # ------------------------------------------------------------- hosts
+
+    async def build(self) -> JvmBuild:
+        """Compile (or find cached) the host and API jars."""
+        if self._build is None:
+            async with self._build_lock:
+                if self._build is None:
+                    from cncf.jvm.build import ensure_built, is_built
+
+                    if not is_built(self.context.cache_dir) and self.context.progress is not None:
+                        with contextlib.suppress(Exception):
+                            self.context.progress("compiling the JVM host (once per JDK and version)")
+                    self._build = await asyncio.to_thread(ensure_built, self.context.cache_dir)
+        return self._build
+
+    async def host_for(self, spec: ComponentSpec) -> JvmHost:
+        """The shared host for the component's JVM options (started if needed), or a
+        dedicated one for ``isolation = "process"``."""
+        key = jvm_options(spec)
+        if spec.isolation == "process":
+            return await self._spawn(key, dedicated=True, label=spec.name)
+        lock = self._spawn_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            host = self._shared.get(key)
+            if host is None or not host.alive:
+                host = await self._spawn(key, dedicated=False, label="jvm-host")
+                self._shared[key] = host
+            return host
+
+    async def _spawn(self, key: tuple[str, ...], *, dedicated: bool, label: str) -> JvmHost:
+        build = await self.build()
+        host: JvmHost | None = None
+
+        def on_exit(_worker: WorkerProcess) -> None:
+            if host is not None:
+                self._host_died(host)
+
+        worker = await WorkerProcess.spawn(
+            build.host_argv(key),
+            label=label,
+            start_timeout=HOST_START_TIMEOUT,
+            on_exit=on_exit,
+        )
+        host = JvmHost(key=key, worker=worker, dedicated=dedicated)
+        worker.on_event = lambda body, h=host: self._on_event(h, body)
+        self._hosts.add(host)
+        if not worker.alive:  # died between HELLO and now
+            self._host_died(host)
+        return host
+
+    def _on_event(self, host: JvmHost, body: dict[str, Any]) -> None:
+        host.events.append(body)
+        if self.context.event is not None:
+            inst = host.instances.get(str(body.get("instance", "")))
+            name = inst.spec.name if isinstance(inst, JarLoaded) else (
+                inst.loaded.spec.name if isinstance(inst, JarInstance) else "jvm-host")
+            with contextlib.suppress(Exception):
+                self.context.event(name, body)
+
+    def _host_died(self, host: JvmHost) -> None:
+        if self._shared.get(host.key) is host:
+            del self._shared[host.key]
+        self._hosts.discard(host)
+
+    # ---------------------------------------------------------- lifecycle
+
+    async def load(self, spec: ComponentSpec) -> JarLoaded:
+        artifact = spec.artifact
+        if not artifact.exists():
+            raise _load_failure(Code.ARTIFACT_NOT_FOUND, f"the jar {str(artifact)!r} does not exist",
+                                path=str(artifact))
+        if artifact.is_dir() or not zipfile.is_zipfile(artifact):
+            raise _load_failure(
+                Code.INVALID_ARCHIVE,
+                f"{str(artifact)!r} is not a jar (zip) archive; was the build interrupted?",
+                path=str(artifact),
+            )
+        host = await self.host_for(spec)
+        instance_id = f"{spec.name}#{next(self._seq)}"
+        try:
+            async with asyncio.timeout(LOAD_TIMEOUT):
+                reply = await host.worker.request(
+                    Kind.LOAD,
+                    {
+                        "instance": instance_id,
+                        "entry": spec.entry,
+                        "artifact": str(artifact),
+                        "paths": [],
+                        "options": {"isolation": spec.isolation},
+                    },
+                    stage=Stage.LOAD,
+                )
+        except Failed as exc:
+            if host.dedicated:
+                await self._stop(host)
+            raise _restage(exc, Stage.LOAD) from None
+        except TimeoutError:
+            await self._abandon(host, instance_id)
+            raise _load_failure(
+                Code.INITIALIZER_FAILED,
+                f"loading {spec.entry or artifact.name!r} did not finish within {LOAD_TIMEOUT:g}s "
+                "(a static initialiser that never returns?)",
+            ) from None
+        discovered = [OperationInfo.from_wire(op) for op in reply.get("operations") or ()]
+        known = {op.name for op in discovered}
+        # A Collaborator without @Operations answers the operations its manifest lists.
+        for service in spec.services.values():
+            for name in service.operations:
+                if name not in known and reply.get("facade") == "collaborator":
+                    discovered.append(OperationInfo(name))
+                    known.add(name)
+        for key in spec.operations:
+            name = key.rpartition(".")[2]
+            if name not in known and reply.get("facade") == "collaborator":
+                discovered.append(OperationInfo(name))
+                known.add(name)
+        loaded = JarLoaded(
+            spec=spec,
+            host=host,
+            instance_id=instance_id,
+            operations=tuple(discovered),
+            entry=reply.get("entry") or spec.entry,
+            entry_source=str(reply.get("entry_source") or ""),
+            facade=str(reply.get("facade") or ""),
+            scala=bool(reply.get("scala")),
+        )
+        host.instances[instance_id] = loaded
+        return loaded
+
+    async def instantiate(self, loaded: JarLoaded) -> JarInstance:
+        host = loaded.host
+        try:
+            async with asyncio.timeout(LOAD_TIMEOUT):
+                await host.worker.request(Kind.NEW, {"instance": loaded.instance_id}, stage=Stage.INSTANTIATE)
+        except Failed as exc:
+            raise _restage(exc, Stage.INSTANTIATE) from None
+        except TimeoutError:
+            await self._abandon(host, loaded.instance_id)
+            raise Failed(
+                Observation.of(
+                    Code.CONSTRUCTOR_FAILED,
+                    f"constructing {loaded.entry!r} did not finish within {LOAD_TIMEOUT:g}s",
+                    stage=Stage.INSTANTIATE,
+                )
+            ) from None
+        instance = JarInstance(loaded=loaded, host=host)
+        host.instances[loaded.instance_id] = instance
+        return instance
+
+    async def invoke(
+        self, instance: JarInstance, call: ActionCall, operation: str, *, concurrent: bool
+    ) -> Returned:
+        pending = instance.host.worker.start(
+            Kind.INVOKE,
+            {
+                "instance": instance.loaded.instance_id,
+                "call": call.id,
+                "operation": operation,
+                "args": call.args,
+                "kwargs": call.kwargs,
+                "concurrent": concurrent,
+            },
+        )
+        calls = instance.calls
+        calls[call.id] = pending.id
+        try:
+            body = await pending.reply(Stage.EXECUTE)
+        finally:
+            calls.pop(call.id, None)
+        return Returned(body.get("value"), str(body.get("stdout") or ""), str(body.get("stderr") or ""))
+
+    async def cancel(self, instance: JarInstance, call: ActionCall, *, force: bool) -> None:
+        worker = instance.host.worker
+        if force:
+            # A JVM cannot stop one thread safely: the host goes, and with it every
+            # instance it holds (each is restarted per its restart policy).
+            worker.kill_reason = worker.kill_reason or f"forced cancellation of a call to {instance.loaded.spec.name!r}"
+            worker.kill()
+            return
+        rid = instance.calls.get(call.id)
+        if rid is not None:
+            worker.cancel(rid, "cooperative")
+
+    async def unload(self, loaded: JarLoaded, instance: JarInstance | None) -> None:
+        host = loaded.host
+        host.instances.pop(loaded.instance_id, None)
+        if instance is not None:
+            instance.released = True
+        if host.dedicated:
+            await self._stop(host)
+            return
+        if host.alive:
+            with contextlib.suppress(Failed, TimeoutError):
+                async with asyncio.timeout(10):
+                    await host.worker.request(Kind.UNLOAD, {"instance": loaded.instance_id},
+                                              stage=Stage.EXECUTE)
+
+    def health(self, instance: JarInstance) -> Health:
+        host = instance.host
+        if instance.released:
+            return Health(alive=False, pid=host.pid, detail="unloaded")
+        if not host.alive:
+            return Health(alive=False, pid=host.pid,
+                          detail=f"JVM host exited with status {host.worker.returncode}")
+        return Health(alive=True, pid=host.pid, rss_kb=host.worker.rss_kb(),
+                      detail=f"JVM host pid {host.pid} ({'dedicated' if host.dedicated else 'shared'})")
+
+    async def close(self) -> None:
+        hosts, self._hosts = list(self._hosts), set()
+        self._shared.clear()
+        await asyncio.gather(*(h.worker.close(grace=1.0) for h in hosts), return_exceptions=True)
+
+    # ------------------------------------------------------- diagnostics
+
+    async def diagnostics(self, instance: JarInstance | JarLoaded | JvmHost, *, gc: bool = False) -> dict[str, Any]:
+        """The host's own evidence (PING): loaded classes, live loaders, metaspace,
+        and per component its loader's parent and refused class names."""
+        host = instance if isinstance(instance, JvmHost) else instance.host
+        body = await host.worker.request(Kind.PING, {"gc": gc}, stage=Stage.EXECUTE)
+        value = body.get("value")
+        return dict(value) if isinstance(value, dict) else {}
+
+    def hosts(self) -> Sequence[JvmHost]:
+        return list(self._hosts)
+
+    # ----------------------------------------------------------- helpers
+
+    async def _stop(self, host: JvmHost) -> None:
+        self._host_died(host)
+        await host.worker.close(grace=1.0 if host.alive else 0)
+
+    async def _abandon(self, host: JvmHost, instance_id: str) -> None:
+        """A load or constructor that never returns: drop it (its thread is interrupted)."""
+        host.instances.pop(instance_id, None)
+        if host.dedicated:
+            await self._stop(host)
+            return
+        with contextlib.suppress(Failed, TimeoutError):
+            async with asyncio.timeout(5):
+                await host.worker.request(Kind.UNLOAD, {"instance": instance_id}, stage=Stage.EXECUTE)
