@@ -55,6 +55,7 @@ class ExecutionContext:
     caller: str = "api"
     deadline: float | None = None  # the caller's overall deadline (wait + run)
     submitted: float = 0.0
+    idempotency_key: str | None = None  # queue policy: a second submission with it returns the first job
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
