@@ -175,7 +175,7 @@ class AsyncHub:
         self._handles.pop(key, None)
         if comp is None:
             return False
-        self.engine.cancel_component(comp)
+        await self.engine.cancel_component(comp)
         await comp.unload()
         return True
 

@@ -286,3 +286,56 @@ def test_every_call_gets_exactly_one_outcome_under_load(home):
             assert all(isinstance(o, cncf.Outcome) for o in outs)
             assert hub.engine.in_flight == 0
     run(main())
+
+
+def test_ambiguous_operation_when_the_service_is_omitted(hub, tmp_path):
+    (tmp_path / "cncf.toml").write_text(f"""
+[component]
+name = "twice"
+form = "inline"
+entry = "inline_policies:Store"
+artifact = "{INLINE / 'policies'}"
+
+[services.left]
+operations = ["read", "peaks"]
+
+[services.right]
+operations = ["write", "peaks"]
+""")
+    h = hub.load(tmp_path)
+    assert h.state == "ready", h.observation
+    obs = hub.call("twice.peaks").observation
+    assert obs.code is Code.AMBIGUOUS_OPERATION and obs.stage.value == "dispatch"
+    assert obs.attributes["candidates"] == ["twice.left.peaks", "twice.right.peaks"]
+    assert hub.call("twice.right.peaks").ok
+
+
+def test_services_naming_a_missing_operation_is_a_manifest_observation(hub, tmp_path):
+    (tmp_path / "cncf.toml").write_text(f"""
+[component]
+form = "inline"
+entry = "inline_policies:Store"
+artifact = "{INLINE / 'policies'}"
+
+[services.left]
+operations = ["read", "delete"]
+""")
+    obs = hub.load(tmp_path).observation
+    assert obs.code is Code.INVALID_MANIFEST and obs.attributes["key"] == "services.left.operations"
+    assert "read" in obs.attributes["candidates"]
+
+
+def test_waiters_are_woken_when_the_component_is_unloaded(home):
+    async def main():
+        async with cncf.AsyncHub(home=home) as hub:
+            await hub.load(INLINE / "counter")
+            running = asyncio.ensure_future(hub.call("counter.patient", {"seconds": 5}))
+            await asyncio.sleep(0.02)
+            waiting = asyncio.ensure_future(hub.call("counter.increment"))
+            await asyncio.sleep(0.02)
+            await hub.unload("counter")
+            out = await waiting
+            assert out.observation.code is Code.INSTANCE_LOST_WAITING
+            assert out.observation.stage.value == "wait"
+            assert (await running).observation.code is Code.CANCELLED
+    run(main())

@@ -126,9 +126,9 @@ class InlineBoundary:
     async def load(self, spec: ComponentSpec) -> _Loaded:
         entry = spec.entry or ""
         modname, _, attr = entry.partition(":")
-        base = str(spec.base_dir)
-        if spec.artifact.is_dir() and base not in sys.path:
-            sys.path.insert(0, base)
+        for folder in {spec.base_dir, spec.artifact} if spec.artifact.is_dir() else ():
+            if str(folder) not in sys.path:
+                sys.path.insert(0, str(folder))
         try:
             module = importlib.import_module(modname)
         except ModuleNotFoundError as exc:

@@ -401,10 +401,16 @@ class ActionEngine:
         for task in list(self._escalations):
             task.cancel()
 
-    def cancel_component(self, comp: Component) -> None:
-        for rec in list(self._records.values()):
-            if rec.component is comp:
-                self.request_cancel(rec, CancelReason.UNLOAD)
+    async def cancel_component(self, comp: Component, grace: float = 2.0) -> None:
+        """Cancel the component's calls (reason: unload) and wait, bounded, until
+        they have ended, so that unloading never pulls an instance from under a call."""
+        mine = [rec for rec in self._records.values() if rec.component is comp]
+        for rec in mine:
+            self.request_cancel(rec, CancelReason.UNLOAD)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace + max((r.entry.policy.cancel_grace for r in mine), default=0.0)
+        while any(r.call.id in self._records for r in mine) and loop.time() < deadline:
+            await asyncio.sleep(0.005)
 
     @property
     def in_flight(self) -> int:

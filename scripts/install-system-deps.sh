@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# System packages the test suite needs besides PyPI: a JDK (javac), Scala 2.11
+# (scalac with its scala-library), PyPy 3, Node.js, and the Debian jars the JVM
+# fixtures bundle.  Idempotent; installs only what is missing.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+need=()
+command -v javac >/dev/null 2>&1 || need+=(openjdk-17-jdk-headless)
+command -v scalac >/dev/null 2>&1 || need+=(scala)
+command -v pypy3 >/dev/null 2>&1 || need+=(pypy3)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+[ -f /usr/share/java/commons-lang3.jar ] || need+=(libcommons-lang3-java)
+[ -f /usr/share/java/guava.jar ] || need+=(libguava-java)
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -q
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
+fi

@@ -1,0 +1,104 @@
+"""Generate docs/observations.md from the Code registry and the map below of
+the test that produces each code.  `python scripts/observations_doc.py` rewrites
+the doc; tests/core/test_docs.py fails when the doc is out of date or a named
+test does not exist."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from cncf.observation import Code  # noqa: E402
+
+E = "tests/core/test_engine.py"
+M = "tests/core/test_manifest.py"
+C = "tests/core/test_cli.py"
+
+# code -> tests that produce it ("path::function"); every code needs at least one.
+PRODUCED_BY: dict[Code, list[str]] = {
+    Code.ARTIFACT_NOT_FOUND: [f"{M}::test_missing_target_and_unknown_form", f"{C}::test_readable_observation_and_load_failure"],
+    Code.INVALID_ARCHIVE: [],
+    Code.INVALID_MANIFEST: [f"{M}::test_bad_values_name_file_key_and_expectation",
+                            f"{E}::test_services_naming_a_missing_operation_is_a_manifest_observation"],
+    Code.UNSUPPORTED_FORM: [f"{M}::test_missing_target_and_unknown_form"],
+    Code.COMPONENT_CONFLICT: [f"{E}::test_entry_not_found_and_conflict"],
+    Code.ENTRY_NOT_FOUND: [f"{E}::test_entry_not_found_and_conflict"],
+    Code.ENTRY_AMBIGUOUS: [],
+    Code.IMPORT_FAILED: [f"{E}::test_load_failures_give_a_failed_handle_and_every_call_returns_it"],
+    Code.DEPENDENCY_UNRESOLVED: [f"{E}::test_load_failures_give_a_failed_handle_and_every_call_returns_it"],
+    Code.ENVIRONMENT_FAILED: [],
+    Code.INTERPRETER_NOT_FOUND: [],
+    Code.WORKER_START_FAILED: [],
+    Code.CLASS_NOT_FOUND: [],
+    Code.LINKAGE_ERROR: [],
+    Code.INITIALIZER_FAILED: [],
+    Code.CONSTRUCTOR_FAILED: [f"{E}::test_load_failures_give_a_failed_handle_and_every_call_returns_it"],
+    Code.UNKNOWN_OPERATION: [f"{E}::test_unknown_operation_lists_candidates"],
+    Code.AMBIGUOUS_OPERATION: [f"{E}::test_ambiguous_operation_when_the_service_is_omitted"],
+    Code.UNKNOWN_COMPONENT: [f"{E}::test_unknown_component_and_bad_selector_and_bad_timeout"],
+    Code.INVALID_ARGUMENTS: [f"{E}::test_failures_become_observations_and_the_component_keeps_serving"],
+    Code.INVALID_POLICY: [f"{E}::test_unknown_component_and_bad_selector_and_bad_timeout"],
+    Code.COMPONENT_UNAVAILABLE: [],
+    Code.HUB_CLOSED: [f"{E}::test_unload_and_calls_after_close"],
+    Code.WAIT_TIMEOUT: [f"{E}::test_wait_timeout_is_a_wait_observation_and_the_next_call_succeeds"],
+    Code.CANCELLED_WAITING: [f"{E}::test_cancel_a_waiting_call"],
+    Code.INSTANCE_LOST_WAITING: [f"{E}::test_waiters_are_woken_when_the_component_is_unloaded"],
+    Code.RAISED: [f"{E}::test_failures_become_observations_and_the_component_keeps_serving"],
+    Code.EXIT_REQUESTED: [f"{E}::test_failures_become_observations_and_the_component_keeps_serving"],
+    Code.OPERATION_FAILED: [f"{E}::test_collaborator_failure_keeps_its_code_and_attributes"],
+    Code.TIMED_OUT: [f"{E}::test_run_timeout_is_an_execute_observation_and_the_next_call_succeeds"],
+    Code.CANCELLED: [f"{E}::test_cancel_a_running_call_cooperatively"],
+    Code.WORKER_CRASHED: [],
+    Code.OUT_OF_MEMORY: [f"{E}::test_failures_become_observations_and_the_component_keeps_serving"],
+    Code.STACK_OVERFLOW: [f"{E}::test_failures_become_observations_and_the_component_keeps_serving"],
+    Code.RESULT_NOT_SERIALISABLE: [f"{E}::test_failures_become_observations_and_the_component_keeps_serving"],
+    Code.PROTOCOL_ERROR: [],
+    Code.ENQUEUE_FAILED: [],
+    Code.JOB_NOT_FOUND: [],
+    Code.JOB_CANCELLED: [],
+    Code.JOB_LOST: [],
+    Code.JOB_QUARANTINED: [],
+    Code.INTERNAL_ERROR: [f"{E}::test_exactly_one_outcome_even_when_the_boundary_itself_breaks"],
+}
+
+HEADER = """# Observation taxonomy
+
+Every failure reaches the caller as an `Observation` with one of the codes
+below (`cncf.Code`).  Each code has a fixed **stage** (a few may also occur at
+the other stages listed), and the classification the original CNCF uses:
+category, symptom, cause kind, and whether retrying can help.  Code that
+reacts to failures branches on `code` and these fields — never on `message`.
+
+Stages: `load` (finding and loading the artifact), `instantiate` (creating
+the live instance), `dispatch` (resolving the selector, checking arguments
+and policy), `wait` (queued behind other calls), `execute` (running),
+`job` (the durable queue).
+
+This page is generated from the registry in `src/cncf/observation.py` by
+`scripts/observations_doc.py`; `tests/core/test_docs.py` fails when they
+disagree or when a test named here does not exist.
+
+| code | stage | also at | category / symptom / cause | retryable | meaning | produced by |
+| --- | --- | --- | --- | --- | --- | --- |
+"""
+
+
+def render() -> str:
+    rows = []
+    for code in Code:
+        spec = code.spec
+        tests = PRODUCED_BY.get(code, [])
+        rows.append(
+            f"| `{code.value}` | {spec.stage.value} | {', '.join(s.value for s in spec.also) or '—'} "
+            f"| {spec.category} / {spec.symptom} / {spec.cause_kind} | {'yes' if spec.retryable else 'no'} "
+            f"| {spec.meaning} | {'<br>'.join(f'`{t}`' for t in tests) or '**no test yet**'} |"
+        )
+    return HEADER + "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    (ROOT / "docs" / "observations.md").write_text(render())
+    print("wrote docs/observations.md")
