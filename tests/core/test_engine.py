@@ -339,3 +339,11 @@ def test_waiters_are_woken_when_the_component_is_unloaded(home):
             assert out.observation.stage.value == "wait"
             assert (await running).observation.code is Code.CANCELLED
     run(main())
+
+
+def test_a_collaborator_receives_calls_itself(hub):
+    h = hub.load(INLINE / "counter", name="router", entry="inline_counter:Router")
+    assert h.state == "ready", h.observation
+    assert sorted(h.operations) == ["default.echo", "default.history"]
+    assert hub.call("router.echo", [1, 2]).value == {"args": [1, 2], "kwargs": {}}
+    assert hub.call("router.history").value == ["echo", "history"]

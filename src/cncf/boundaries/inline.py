@@ -75,7 +75,7 @@ def _discover(target: Any, is_class: bool) -> dict[str, Any]:
 
 
 class _Loaded:
-    __slots__ = ("spec", "target", "is_class", "collaborator", "operations", "_callables")
+    __slots__ = ("spec", "target", "is_class", "collaborator", "operations", "early")
 
     def __init__(self, spec: ComponentSpec, target: Any, is_class: bool) -> None:
         self.spec = spec
@@ -83,6 +83,7 @@ class _Loaded:
         self.is_class = is_class
         self.collaborator = is_class and issubclass(target, _collab.Collaborator)
         self.operations: list[OperationInfo] = []
+        self.early: _Instance | None = None
 
 
 class _Instance:
@@ -154,12 +155,11 @@ class InlineBoundary:
                                    candidates=sorted(n for n in vars(module) if not n.startswith("_")))
         loaded = _Loaded(spec, target, inspect.isclass(target))
         if loaded.collaborator:
-            names = target.OPERATIONS or ()
-            try:
-                names = target().operations() if not names else names
-            except Exception:
-                names = ()
-            loaded.operations = [OperationInfo(n) for n in names]
+            names = list(target.OPERATIONS or ())
+            if not names:  # the instance itself knows its operations: create it now, once
+                loaded.early = await self.instantiate(loaded)
+                names = list(loaded.early.obj.operations())
+            loaded.operations = [OperationInfo(str(n)) for n in names]
         else:
             loaded.operations = [
                 OperationInfo(name, _params(fn, _takes_self(target, name, loaded.is_class)),
@@ -169,6 +169,9 @@ class InlineBoundary:
         return loaded
 
     async def instantiate(self, loaded: _Loaded) -> _Instance:
+        if loaded.early is not None:
+            early, loaded.early = loaded.early, None
+            return early
         obj = loaded.target
         if loaded.is_class:
             try:

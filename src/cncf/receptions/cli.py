@@ -30,12 +30,17 @@ app = typer.Typer(
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
-HomeOpt = Annotated[Path | None, typer.Option("--home", help="Hub home folder (default: $CNCF_HOME or ~/.local/state/cncf).")]
+_HOME = "Hub home folder (default: $CNCF_HOME or ~/.local/state/cncf)."
+_REQ = "A requirement for the private environment (repeatable)."
+_INTERP = "Interpreter for a python component (name on PATH or path)."
+_TARGET = "A folder, cncf.toml, .jar, .pyz, .whl, or 'module:Class' (inline)."
+_ARGS = "name=value (named) or value (positional); JSON when it parses."
+HomeOpt = Annotated[Path | None, typer.Option("--home", help=_HOME)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 EntryOpt = Annotated[str | None, typer.Option("--entry", help="Entry: 'module:Class', 'module', or a Java class.")]
 FormOpt = Annotated[str | None, typer.Option("--form", help="python | jar | inline | command.")]
-ReqOpt = Annotated[list[str] | None, typer.Option("--requirement", "-r", help="A requirement for the private environment (repeatable).")]
-InterpOpt = Annotated[str | None, typer.Option("--interpreter", help="Interpreter for a python component (name on PATH or path).")]
+ReqOpt = Annotated[list[str] | None, typer.Option("--requirement", "-r", help=_REQ)]
+InterpOpt = Annotated[str | None, typer.Option("--interpreter", help=_INTERP)]
 NameOpt = Annotated[str | None, typer.Option("--name", help="Component name (default: manifest or artifact name).")]
 
 
@@ -114,9 +119,9 @@ def _guard(as_json: bool, target: str, fn: Any) -> int:
 
 @app.command()
 def call(
-    target: Annotated[str, typer.Argument(help="A folder, cncf.toml, .jar, .pyz, .whl, or 'module:Class' (inline).")],
+    target: Annotated[str, typer.Argument(help=_TARGET)],
     operation: Annotated[str, typer.Argument(help="Operation name, or service.operation.")],
-    args: Annotated[list[str] | None, typer.Argument(help="name=value (named) or value (positional); JSON when it parses.")] = None,
+    args: Annotated[list[str] | None, typer.Argument(help=_ARGS)] = None,
     as_json: JsonOpt = False,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Overall deadline in seconds.")] = None,
     entry: EntryOpt = None,
@@ -148,7 +153,7 @@ def call(
 
 @app.command()
 def inspect(
-    target: Annotated[str, typer.Argument(help="A folder, cncf.toml, .jar, .pyz, .whl, or 'module:Class'.")],
+    target: Annotated[str, typer.Argument(help=_TARGET)],
     as_json: JsonOpt = False,
     entry: EntryOpt = None,
     form: FormOpt = None,
