@@ -12,6 +12,7 @@ a ``Hub`` must not be used from inside a running event loop: use
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import threading
 from collections.abc import Callable, Coroutine
@@ -204,12 +205,25 @@ class AsyncHub:
         correlation_id: str | None = None,
         caller: str = "api",
         call_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Outcome:
         """Call ``component.service.operation`` (service optional).  ``args``: a
         dict (named) or a list (positional).  ``timeout`` is the overall deadline
-        (wait + run); it only tightens the declared limits.  Never raises."""
-        return await self.engine.call(selector, args, timeout=timeout, caller=caller,
-                                      correlation_id=correlation_id, call_id=call_id)
+        (wait + run); it only tightens the declared limits.  Never raises.
+
+        On a queue-policy operation the Outcome carries ``job_id`` at once; with
+        ``idempotency_key``, a second submission with the same key returns the
+        first job's id instead of queueing another (other policies ignore it)."""
+        if idempotency_key is None:
+            return await self.engine.call(selector, args, timeout=timeout, caller=caller,
+                                          correlation_id=correlation_id, call_id=call_id)
+        try:
+            call, comp, entry = self.engine.dispatch(selector, args, timeout=timeout, caller=caller,
+                                                     correlation_id=correlation_id, call_id=call_id)
+        except Failed as exc:
+            return Outcome.failure(exc.observation)
+        ctx = dataclasses.replace(call.context, idempotency_key=str(idempotency_key))
+        return await self.engine.run(dataclasses.replace(call, context=ctx), comp, entry)
 
     def cancel(self, call_id: str) -> bool:
         """Cancel a waiting or running call by id; its Outcome says how it ended."""
@@ -224,18 +238,27 @@ class AsyncHub:
             self._jobs = JobSystem(self.home, self.engine, self._components, workers=self._job_workers)
             await self._jobs.start()
             self.engine.queue = self._jobs
+        else:
+            self._jobs.poke()  # a component was (re)loaded: its queued jobs may run now
         return self._jobs
 
     async def job(self, job_id: str) -> Any:
+        """The job's record (``cncf.jobs.Job``: state, attempts, outcome when
+        finished); raises ``cncf.jobs.JobNotFound`` (an ``ObservationError``
+        with ``job_not_found``) for an unknown id."""
         return (await self._ensure_jobs()).get(job_id)
 
     async def wait(self, job_id: str, timeout: float | None = None) -> Outcome:
+        """The job's final Outcome; on ``timeout``, an Outcome with ``wait_timeout``
+        (stage wait): the wait ended, the job goes on.  Never raises."""
         return await (await self._ensure_jobs()).wait(job_id, timeout)
 
     async def cancel_job(self, job_id: str) -> bool:
+        """Cancel a queued job at once, or a running one cooperatively."""
         return await (await self._ensure_jobs()).cancel(job_id)
 
     async def jobs(self, **filters: Any) -> list[Any]:
+        """Jobs, newest first; filters: ``state``, ``component``, ``limit``."""
         return (await self._ensure_jobs()).list(**filters)
 
     # --------------------------------------------------------------- closing
@@ -274,10 +297,28 @@ class Hub:
         self._loop = asyncio.new_event_loop()
         self._async = AsyncHub(home, **kwargs)
         self._lock = threading.RLock()
+        self._pump: Any = None  # cncf.jobs.LoopPump, once jobs are used
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        # Jobs progress between sync calls on a pump thread that turns the loop
+        # only while job work is outstanding; a call takes the loop back first
+        # (see cncf/jobs/pump.py).  Without jobs this costs two attribute reads.
+        pump = self._pump
+        if pump is not None:
+            pump.pause()
         with self._lock:
-            return self._loop.run_until_complete(coro)
+            result = self._loop.run_until_complete(coro)
+        jobs = self._async._jobs
+        if jobs is not None and jobs.busy:
+            self._start_pump(jobs)
+        return result
+
+    def _start_pump(self, jobs: Any) -> None:
+        if self._pump is None:
+            from cncf.jobs import LoopPump
+
+            self._pump = LoopPump(self._loop, self._lock, lambda: jobs.busy, jobs.until_idle)
+        self._pump.resume()
 
     def __enter__(self) -> Hub:
         return self
@@ -298,10 +339,15 @@ class Hub:
         return self._run(self._async.load(target, **overrides))
 
     def call(self, selector: str, args: Any = None, *, timeout: float | None = None,
-             correlation_id: str | None = None, caller: str = "api", call_id: str | None = None) -> Outcome:
+             correlation_id: str | None = None, caller: str = "api", call_id: str | None = None,
+             idempotency_key: str | None = None) -> Outcome:
         if self._loop.is_closed():
             return Outcome.failure(Observation.of(Code.HUB_CLOSED, "this hub is closed", target=str(selector)))
         try:
+            if idempotency_key is not None:
+                return self._run(self._async.call(selector, args, timeout=timeout, caller=caller,
+                                                  correlation_id=correlation_id, call_id=call_id,
+                                                  idempotency_key=idempotency_key))
             return self._run(self._async.engine.call(selector, args, timeout=timeout, caller=caller,
                                                      correlation_id=correlation_id, call_id=call_id))
         except BaseException as exc:  # KeyboardInterrupt in the caller's thread, a closed loop, ...
@@ -347,6 +393,8 @@ class Hub:
     def close(self) -> None:
         if self._loop.is_closed():
             return
+        if self._pump is not None:
+            self._pump.close()  # stop and join the pump thread before closing its loop
         try:
             self._run(self._async.close())
         finally:
