@@ -1,0 +1,455 @@
+"""The durable job store: one SQLite file in WAL mode, with group commit.
+
+Design.  Every state change of a job is one row update in ``home/jobs.sqlite3``;
+an operation is acknowledged (its future resolved) only after the transaction
+that holds it has committed, so "acknowledged ⇒ on disk".  Two durability
+levels, both WAL:
+
+* ``synchronous=NORMAL`` (default, ``durability="process"``): a commit is a
+  ``write()`` into the WAL file, which the kernel keeps when the process dies.
+  An acknowledged job survives ``kill -9`` of the hub (and any crash of the
+  process); it may be lost only if the *machine* loses power or panics before
+  the next checkpoint.  About 25 µs per commit here.
+* ``synchronous=FULL`` (``durability="power"``): each commit also fsyncs the
+  WAL.  About 235 µs per commit here, so commits then run on a private writer
+  thread and are *grouped*: while one fsync is in flight, every operation
+  submitted meanwhile waits for the next commit, which carries them all.
+
+Group commit is the same in both modes: operations submitted during one turn
+of the event loop share one transaction (``_Writer``).  A batch that fails is
+replayed one operation per transaction, so one bad operation cannot fail its
+neighbours; a store that cannot write at all (read-only, disk full) fails each
+operation with the SQLite error, which the job system turns into an
+``enqueue_failed`` Observation.
+
+Ownership.  A running job records the *owner* that claimed it: the id of a
+live hub's job system, which holds an exclusive ``flock`` on
+``home/jobs.owners/<owner>.lock`` for as long as it lives.  The kernel drops
+that lock when the process dies, ``kill -9`` included; a hub that starts later
+and can take the lock knows the owner is dead and resumes its jobs.  Several
+hubs may share one home: claims are atomic (``UPDATE … WHERE state='queued'``)
+and nobody resumes the jobs of a live owner.
+
+Prior art: PostgreSQL's and InnoDB's group commit; Oban and Que (job rows
+claimed by an atomic update, a lost job found by its dead owner); Litestream's
+notes on WAL + ``synchronous=NORMAL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+try:  # POSIX; elsewhere an owner counts as alive while its pid exists
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+from cncf.jobs.model import Job, JobState, decode_history, decode_outcome
+
+STORE_NAME = "jobs.sqlite3"
+OWNERS_DIR = "jobs.owners"
+SCHEMA_VERSION = 1
+DURABILITY = {"process": "NORMAL", "power": "FULL"}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    component TEXT NOT NULL,          -- normalized component name
+    service TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    target TEXT NOT NULL,             -- component.service.operation, as declared
+    payload TEXT NOT NULL,            -- {"args": [...], "kwargs": {...}}
+    call_id TEXT NOT NULL,
+    correlation_id TEXT NOT NULL,
+    caller TEXT NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    timeout REAL,                     -- the caller's overall limit, applied per attempt
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    not_before REAL,
+    owner TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT,
+    history TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, component);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_COLUMNS = ("id, state, target, component, attempts, max_attempts, created, started, finished, "
+            "not_before, outcome, history, call_id, correlation_id, idempotency_key, caller, "
+            "cancel_requested, payload")
+
+
+def new_job_id() -> str:
+    """Sortable by creation time (ms), 40 random bits against collisions."""
+    return f"j-{int(time.time() * 1000):011x}-{random.getrandbits(40):010x}"
+
+
+def row_to_job(row: tuple[Any, ...]) -> Job:
+    (jid, state, target, component, attempts, max_attempts, created, started, finished, not_before,
+     outcome, history, call_id, correlation_id, key, caller, cancel_requested, payload) = row
+    p = json.loads(payload) if payload else {}
+    return Job(
+        id=jid, state=JobState(state), target=target, component=component, attempts=attempts,
+        max_attempts=max_attempts, created=created, started=started, finished=finished,
+        not_before=not_before, outcome=decode_outcome(outcome, jid), history=decode_history(history),
+        call_id=call_id, correlation_id=correlation_id, idempotency_key=key, caller=caller,
+        cancel_requested=bool(cancel_requested), args=tuple(p.get("args", ())),
+        kwargs=dict(p.get("kwargs", {})),
+    )
+
+
+def error_reason(exc: BaseException) -> str:
+    """A stable word for why the store refused a write (``attributes['reason']``)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_FULL") or "disk is full" in str(exc):
+        return "disk_full"
+    if name.startswith("SQLITE_READONLY") or "readonly" in str(exc):
+        return "store_read_only"
+    if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
+        return "store_busy"
+    if isinstance(exc, PermissionError) or name.startswith("SQLITE_CANTOPEN"):
+        return "store_not_writable"
+    return "store_error"
+
+
+# ---------------------------------------------------------------------------
+# Write operations (run inside the writer's transaction; plain functions)
+# ---------------------------------------------------------------------------
+
+
+def op_insert(db: sqlite3.Connection, row: tuple[Any, ...], key: str | None) -> tuple[str, bool]:
+    """Insert a queued job; with an idempotency key already used, return the
+    first job's id instead (``created`` False)."""
+    cur = db.execute(
+        "INSERT INTO jobs (id, component, service, operation, target, payload, call_id, correlation_id,"
+        " caller, idempotency_key, timeout, state, max_attempts, created)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,'queued',?,?) ON CONFLICT (idempotency_key) DO NOTHING", row)
+    if cur.rowcount == 1:
+        return row[0], True
+    found = db.execute("SELECT id FROM jobs WHERE idempotency_key = ?", (key,)).fetchone()
+    return found[0], False
+
+
+def op_claim(db: sqlite3.Connection, job_id: str, owner: str, now: float) -> tuple[Any, ...] | None:
+    """queued → running, counting the attempt; None when no longer queued."""
+    return db.execute(
+        "UPDATE jobs SET state='running', attempts=attempts+1, started=?, owner=?, not_before=NULL"
+        " WHERE id=? AND state='queued'"
+        " RETURNING service, operation, payload, correlation_id, idempotency_key, timeout, attempts,"
+        " max_attempts, history, cancel_requested, target",
+        (now, owner, job_id)).fetchone()
+
+
+def op_finish(db: sqlite3.Connection, job_id: str, owner: str, state: str, outcome: str,
+              history: str | None, now: float) -> bool:
+    """running → terminal, once: only the owner of the running attempt may."""
+    cur = db.execute(
+        "UPDATE jobs SET state=?, outcome=?, history=COALESCE(?, history), finished=?, owner=NULL"
+        " WHERE id=? AND state='running' AND owner=?",
+        (state, outcome, history, now, job_id, owner))
+    return cur.rowcount == 1
+
+
+def op_retry(db: sqlite3.Connection, job_id: str, owner: str, not_before: float | None,
+             history: str, uncount: bool) -> bool:
+    """running → queued (a retry after back-off, or an attempt handed back at shutdown)."""
+    cur = db.execute(
+        "UPDATE jobs SET state='queued', owner=NULL, not_before=?, history=?,"
+        " attempts=attempts-? WHERE id=? AND state='running' AND owner=?",
+        (not_before, history, 1 if uncount else 0, job_id, owner))
+    return cur.rowcount == 1
+
+
+def op_cancel_queued(db: sqlite3.Connection, job_id: str, outcome: str, now: float) -> str | None:
+    """queued → cancelled at once; otherwise mark a cancellation request for the
+    running job's owner.  Returns the state the job was in (None: unknown)."""
+    row = db.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
+    if row is None:
+        return None
+    if row[0] == "queued":
+        db.execute("UPDATE jobs SET state='cancelled', outcome=?, finished=?, cancel_requested=1"
+                   " WHERE id=? AND state='queued'", (outcome, now, job_id))
+    elif row[0] == "running":
+        db.execute("UPDATE jobs SET cancel_requested=1 WHERE id=?", (job_id,))
+    return str(row[0])
+
+
+# ---------------------------------------------------------------------------
+# The writer: group commit
+# ---------------------------------------------------------------------------
+
+
+class _Writer:
+    """Runs write operations in shared transactions (see the module docstring)."""
+
+    def __init__(self, db: sqlite3.Connection, threaded: bool) -> None:
+        self._db = db
+        self._pending: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._executor = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cncf-jobs-writer")
+                          if threaded else None)
+        self._flusher: asyncio.Task[None] | None = None
+        self.commits = 0
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._pending) or self._scheduled
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._pending.append((fn, args, fut))
+        if not self._scheduled:
+            self._scheduled = True
+            if self._executor is None:
+                loop.call_soon(self._flush_inline)
+            else:
+                self._flusher = loop.create_task(self._flush_threaded())
+        return fut
+
+    def _flush_inline(self) -> None:
+        batch, self._pending = self._pending, []
+        try:
+            _resolve(batch, self._commit(batch))
+        finally:
+            self._scheduled = False
+            if self._pending:  # submitted while resolving: next turn
+                self._scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush_inline)
+
+    async def _flush_threaded(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                results = await loop.run_in_executor(self._executor, self._commit, batch)
+                _resolve(batch, results)
+        finally:
+            self._scheduled = False
+
+    def _commit(self, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Any]]) -> list[Any]:
+        """One transaction for the batch; on failure, one per operation."""
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            results = [fn(db, *args) for fn, args, _ in batch]
+            db.execute("COMMIT")
+            self.commits += 1
+            return results
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            if len(batch) == 1:
+                return [_Failure(exc)]
+        out: list[Any] = []
+        for fn, args, _ in batch:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                out.append(fn(db, *args))
+                db.execute("COMMIT")
+                self.commits += 1
+            except BaseException as exc:  # noqa: BLE001 - handed to the submitter
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                out.append(_Failure(exc))
+        return out
+
+    def run_now(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Synchronously, in its own transaction (start-up and tests only)."""
+        r = self._commit([(fn, args, None)])[0]
+        if isinstance(r, _Failure):
+            raise r.exc
+        return r
+
+    async def drain(self) -> None:
+        while self._scheduled or self._pending:
+            await asyncio.sleep(0)
+            if self._flusher is not None and not self._flusher.done():
+                await asyncio.wait([self._flusher])
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+
+class _Failure:
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _resolve(batch: list[tuple[Any, Any, asyncio.Future[Any]]], results: list[Any]) -> None:
+    for (_, _, fut), r in zip(batch, results, strict=True):
+        if fut.done():
+            continue
+        if isinstance(r, _Failure):
+            fut.set_exception(r.exc)
+        else:
+            fut.set_result(r)
+
+
+# ---------------------------------------------------------------------------
+# The store
+# ---------------------------------------------------------------------------
+
+
+class Store:
+    """``home/jobs.sqlite3``: reads on the caller's thread, writes through the writer."""
+
+    def __init__(self, home: Path, *, durability: str = "process") -> None:
+        if durability not in DURABILITY:
+            raise ValueError(f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}")
+        self.home = home
+        self.path = home / STORE_NAME
+        self.durability = durability
+        self._lock_fd: int | None = None
+        self.owner = f"{os.getpid()}-{random.getrandbits(32):08x}"
+        home.mkdir(parents=True, exist_ok=True)
+        sync = DURABILITY[durability]
+        wdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            wdb.execute("PRAGMA busy_timeout=5000")
+            mode = wdb.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"cannot use WAL mode on {self.path} (got {mode})")
+            wdb.execute(f"PRAGMA synchronous={sync}")
+            wdb.executescript(_SCHEMA)
+            wdb.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            rdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            rdb.execute("PRAGMA busy_timeout=5000")
+        except BaseException:
+            wdb.close()
+            raise
+        self._wdb, self._rdb = wdb, rdb
+        self.writer = _Writer(wdb, threaded=durability == "power")
+        self._take_owner_lock()
+
+    # -- owners ----------------------------------------------------------
+
+    def _owner_path(self, owner: str) -> Path:
+        return self.home / OWNERS_DIR / f"{owner}.lock"
+
+    def _take_owner_lock(self) -> None:
+        d = self.home / OWNERS_DIR
+        d.mkdir(exist_ok=True)
+        fd = os.open(self._owner_path(self.owner), os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._lock_fd = fd
+
+    def dead_owners(self) -> list[tuple[str, int | None]]:
+        """Owners of running jobs whose process is gone, each with its lock
+        fd held (so no two hubs resume the same owner's jobs)."""
+        owners = [r[0] for r in self._rdb.execute(
+            "SELECT DISTINCT owner FROM jobs WHERE state='running' AND owner IS NOT NULL")]
+        dead: list[tuple[str, int | None]] = []
+        for owner in owners:
+            if owner == self.owner:
+                continue
+            path = self._owner_path(owner)
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:
+                dead.append((owner, None))
+                continue
+            if fcntl is None:  # pragma: no cover
+                os.close(fd)
+                pid = int(owner.split("-")[0])
+                if not _pid_alive(pid):
+                    dead.append((owner, None))
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)  # alive: it holds its lock
+                continue
+            dead.append((owner, fd))
+        return dead
+
+    def release_owner(self, owner: str, fd: int | None) -> None:
+        with contextlib.suppress(OSError):
+            self._owner_path(owner).unlink()
+        if fd is not None:
+            os.close(fd)
+
+    # -- reads -----------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        row = self._rdb.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return row_to_job(row) if row else None
+
+    def state_of(self, job_id: str) -> str | None:
+        row = self._rdb.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return row[0] if row else None
+
+    def list(self, *, state: str | None = None, component: str | None = None,
+             limit: int | None = 100, oldest_first: bool = False) -> list[Job]:
+        where, params = [], []
+        if state is not None:
+            where.append("state=?")
+            params.append(state)
+        if component is not None:
+            where.append("component=?")
+            params.append(component)
+        sql = f"SELECT {_COLUMNS} FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq " + ("ASC" if oldest_first else "DESC")
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [row_to_job(r) for r in self._rdb.execute(sql, params)]
+
+    def queued(self) -> list[tuple[str, str, float | None]]:
+        """(id, component, not_before) of every queued job, oldest first."""
+        return list(self._rdb.execute(
+            "SELECT id, component, not_before FROM jobs WHERE state='queued' ORDER BY seq"))
+
+    def cancel_requests(self, owner: str) -> list[str]:
+        return [r[0] for r in self._rdb.execute(
+            "SELECT id FROM jobs WHERE owner=? AND state='running' AND cancel_requested=1", (owner,))]
+
+    def counts(self) -> dict[str, int]:
+        return {s: n for s, n in self._rdb.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")}
+
+    # -- closing ---------------------------------------------------------
+
+    def close(self) -> None:
+        self.writer.close()
+        for db in (self._rdb, self._wdb):
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+        if self._lock_fd is not None:
+            self.release_owner(self.owner, self._lock_fd)
+            self._lock_fd = None
+
+
+def _pid_alive(pid: int) -> bool:  # pragma: no cover - non-POSIX fallback
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True

@@ -1,0 +1,668 @@
+"""JobSystem: the queue policy — durable jobs, fair workers, retries, resumption.
+
+A call on a queue-policy operation reaches :meth:`JobSystem.enqueue` through
+the ActionEngine (the engine's ``QueueSink``).  The job is written to the
+store and the caller gets its id once the row is committed; from then on the
+job belongs to the store, not to the caller.  Workers take jobs and run each
+attempt through ``engine.run(call, component, entry, from_queue=True)`` — the
+same gate, boundary, timeouts and cancellation as any call, so a serialize
+component still runs one job at a time.
+
+Scheduling.  Ready jobs wait in one FIFO per component; the components with
+ready jobs form a round-robin ring.  At most ``workers`` attempts run at once,
+and at most one per component (queue operations need their instance to
+themselves, like serialize), so a component with a long backlog cannot starve
+another.  A job whose component is not loaded (yet) simply waits: a hub
+restarted on the same home resumes it once the component is loaded again.
+
+Delivery is at-least-once.  The claim (``queued → running``, attempt counted)
+is committed before the attempt starts; the ending (``running → terminal``)
+after it ends.  A hub killed in between leaves the job ``running`` under a
+dead owner; the next hub to start on the home finds it (see ``store``),
+records a ``job_lost`` attempt and queues it again — or quarantines it when
+that was its last allowed attempt.  An attempt can therefore have run, wholly
+or partly, more times than it was acknowledged: components that must not
+repeat an effect key it on the job's idempotency key (``call.context``) or the
+job id.
+
+Endings.  A value → ``succeeded``.  A non-retryable Observation → ``failed``
+with that Observation.  A retryable one (``observation.retryable``: timed
+out, worker crashed, instance lost, …) → queued again after an exponential
+back-off, until ``max_attempts`` attempts have run; then ``failed`` with
+``job_quarantined``, every attempt's Observation kept.  A cancellation →
+``cancelled`` with ``job_cancelled``.  Shutdown is not the job's fault: an
+attempt interrupted by ``hub.close()`` is handed back to the queue uncounted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import random
+import sqlite3
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cncf.call import ActionCall, ExecutionContext, Target
+from cncf.component import Component, OperationEntry, State
+from cncf.observation import Code, Failed, Observation, Stage, observation_cause
+from cncf.outcome import Outcome
+from cncf.selector import normalize
+
+from cncf.jobs.model import (
+    Attempt,
+    Job,
+    JobNotFound,
+    JobState,
+    decode_history,
+    encode_history,
+    encode_outcome,
+    not_found,
+)
+from cncf.jobs.store import (
+    Store,
+    error_reason,
+    new_job_id,
+    op_cancel_queued,
+    op_claim,
+    op_finish,
+    op_insert,
+    op_retry,
+)
+
+_UNAVAILABLE = (State.LOADING, State.FAILED, State.UNLOADED)
+_POLL = 0.25  # how often a waiter re-reads the store (a job run by another hub)
+
+
+class _Active:
+    """A job claimed (or being claimed) by this hub."""
+
+    __slots__ = ("id", "key", "call_id", "cancel", "attempt", "started")
+
+    def __init__(self, job_id: str, key: str) -> None:
+        self.id = job_id
+        self.key = key
+        self.call_id: str | None = None
+        self.cancel = False
+        self.attempt = 0
+        self.started = 0.0
+
+
+class JobSystem:
+    """The hub's job management: store, workers, retries (module docstring).
+
+    Args:
+        home: the hub's home folder; the store is ``home/jobs.sqlite3``.
+        engine: the hub's ActionEngine (every attempt runs through it).
+        components: the hub's components by normalized name (a live mapping).
+        workers: how many attempts may run at once (across components).
+        durability: ``"process"`` (WAL, synchronous=NORMAL: survives kill -9)
+            or ``"power"`` (synchronous=FULL, group-committed fsync).
+        retry_base, retry_max: back-off before attempt n+1 is
+            ``min(retry_max, retry_base * 2**(n-1))``, ±20 % jitter.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        engine: Any,
+        components: Mapping[str, Component],
+        workers: int = 2,
+        *,
+        durability: str = "process",
+        retry_base: float = 0.2,
+        retry_max: float = 30.0,
+    ) -> None:
+        self.home = Path(home)
+        self.engine = engine
+        self.components = components
+        self.workers = max(1, int(workers))
+        self.durability = durability
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.store: Store | None = None
+        self.store_error: BaseException | None = None
+        self._ready: dict[str, collections.deque[str]] = {}
+        self._ring: collections.deque[str] = collections.deque()  # keys with ready jobs
+        self._inflight: dict[str, int] = {}
+        self._running = 0
+        self._active: dict[str, _Active] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._waiters: dict[str, list[asyncio.Future[Outcome]]] = {}
+        self._changed: asyncio.Event | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._closing = False
+        self.recovered: list[str] = []  # ids resumed (or quarantined) at start
+
+    # ------------------------------------------------------------------ start
+
+    async def start(self) -> None:
+        """Open the store, resume what dead hubs left running, queue the rest.
+        Never raises: an unusable store is remembered, and every enqueue then
+        returns ``enqueue_failed`` (opening is retried on each enqueue)."""
+        self._changed = asyncio.Event()
+        if not self._open():
+            return
+        assert self.store is not None
+        try:
+            self._recover()
+        except (sqlite3.Error, OSError) as exc:  # a read-only store can still be read
+            self.store_error = exc
+        now = time.time()
+        for job_id, key, not_before in self.store.queued():
+            if not_before is not None and not_before > now:
+                self._later(job_id, key, not_before - now)
+            else:
+                self._push(job_id, key)
+        self._pump()
+
+    def _open(self) -> bool:
+        try:
+            self.store = Store(self.home, durability=self.durability)
+            self.store_error = None
+            return True
+        except (sqlite3.Error, OSError) as exc:
+            self.store, self.store_error = None, exc
+            return False
+
+    def _recover(self) -> None:
+        store = self.store
+        assert store is not None
+        for owner, fd in store.dead_owners():
+            try:
+                self.recovered += store.writer.run_now(_op_recover, owner, time.time())
+            finally:
+                store.release_owner(owner, fd)
+
+    def poke(self) -> None:
+        """Something changed outside (a component was loaded): look for work."""
+        self._pump()
+
+    # ---------------------------------------------------------------- enqueue
+
+    async def enqueue(self, call: ActionCall, entry: OperationEntry) -> Outcome:
+        """Store the call as a queued job; the Outcome carries its id (or an
+        ``enqueue_failed`` Observation: nothing was stored)."""
+        target = str(call.target)
+        if self._closing:
+            return Outcome.failure(Observation.of(
+                Code.HUB_CLOSED, "the hub is closing; the job was not accepted",
+                target=target, call_id=call.id))
+        try:
+            payload = json.dumps({"args": list(call.args), "kwargs": call.kwargs},
+                                 allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError, RecursionError) as exc:
+            return Outcome.failure(Observation.of(
+                Code.ENQUEUE_FAILED,
+                f"the arguments of {target} cannot be stored as JSON ({exc}); a job's payload must "
+                "be JSON: strings, numbers, booleans, null, lists and objects with string keys",
+                stage=Stage.JOB, target=target, call_id=call.id, cause=exc, reason="payload_not_encodable"))
+        if self.store is None and not self._open():
+            return self._store_failure(call, self.store_error)
+        store = self.store
+        assert store is not None
+        ctx = call.context
+        key = ctx.idempotency_key
+        timeout = ctx.deadline - ctx.submitted if ctx.deadline is not None else None
+        comp_key = normalize(call.target.component)
+        row = (new_job_id(), comp_key, call.target.service, call.target.operation, target, payload,
+               call.id, ctx.correlation_id, ctx.caller, key, timeout, entry.policy.max_attempts, time.time())
+        try:
+            job_id, created = await store.writer.submit(op_insert, row, key)
+        except Exception as exc:  # sqlite3.Error, OSError: disk full, read-only, ...
+            return self._store_failure(call, exc)
+        if created:
+            self._push(job_id, comp_key)
+            self._pump()
+        return Outcome(call.id, job_id=job_id)
+
+    def _store_failure(self, call: ActionCall, exc: BaseException | None) -> Outcome:
+        reason = error_reason(exc) if exc is not None else "store_error"
+        return Outcome.failure(Observation.of(
+            Code.ENQUEUE_FAILED,
+            f"{call.target} could not be stored as a job in {self.home / 'jobs.sqlite3'}: {exc} "
+            "(is the hub home writable, and is there free disk space?)",
+            stage=Stage.JOB, target=str(call.target), call_id=call.id, cause=exc, reason=reason,
+            store=str(self.home)))
+
+    # ------------------------------------------------------------- scheduling
+
+    def _push(self, job_id: str, key: str) -> None:
+        dq = self._ready.get(key)
+        if dq is None:
+            dq = self._ready[key] = collections.deque()
+        if not dq:
+            self._ring.append(key)
+        dq.append(job_id)
+
+    def _later(self, job_id: str, key: str, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        old = self._timers.pop(job_id, None)
+        if old is not None:
+            old.cancel()
+        self._timers[job_id] = loop.call_later(max(0.0, delay), self._due, job_id, key)
+
+    def _due(self, job_id: str, key: str) -> None:
+        self._timers.pop(job_id, None)
+        self._push(job_id, key)
+        self._pump()
+        self._note()
+
+    def _available(self, key: str) -> Component | None:
+        comp = self.components.get(key)
+        if comp is None or comp.state in _UNAVAILABLE:
+            return None
+        return comp
+
+    def _pump(self) -> None:
+        """Start attempts while workers are free: round robin over components,
+        one attempt per component at a time."""
+        if self._closing or self.engine.closing:
+            return
+        ring = self._ring
+        skipped = 0
+        while ring and self._running < self.workers and skipped < len(ring):
+            key = ring[0]
+            comp = self._available(key)
+            if comp is None or self._inflight.get(key, 0) >= 1:
+                ring.rotate(-1)
+                skipped += 1
+                continue
+            dq = self._ready[key]
+            job_id = dq.popleft()
+            if dq:
+                ring.rotate(-1)  # the next component goes first next time
+            else:
+                ring.popleft()
+            skipped = 0
+            self._start(job_id, key, comp)
+
+    def _start(self, job_id: str, key: str, comp: Component) -> None:
+        self._inflight[key] = self._inflight.get(key, 0) + 1
+        self._running += 1
+        act = self._active[job_id] = _Active(job_id, key)
+        task = asyncio.get_running_loop().create_task(self._attempt(act, comp))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.get_running_loop().create_task(self._watch_cancels())
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._note()
+
+    def _note(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+
+    # ---------------------------------------------------------------- attempt
+
+    async def _attempt(self, act: _Active, comp: Component) -> None:
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._inflight[act.key] -= 1
+                self._running -= 1
+                self._pump()
+
+        store = self.store
+        assert store is not None
+        try:
+            try:
+                row = await store.writer.submit(op_claim, act.id, store.owner, time.time())
+            except Exception:  # the store cannot write now: leave it queued, try later
+                release()
+                if not self._closing:
+                    self._later(act.id, act.key, self.retry_base)
+                return
+            if row is None:  # cancelled meanwhile, or claimed by another hub
+                return
+            (service, operation, payload, corr, key, timeout, attempts, max_attempts, history,
+             cancel_requested, target) = row
+            act.attempt, act.started = attempts, time.time()
+            hist = list(decode_history(history))
+            call_id = f"{act.id}#{attempts}"
+            if cancel_requested or act.cancel:
+                release()
+                await self._cancelled(act, call_id, target, hist, None)
+                return
+            if self._closing or self.engine.closing:
+                release()
+                await self._hand_back(act, hist, None, uncount=True)
+                return
+            entry, obs = _resolve_entry(self.engine, comp, service, operation, target, call_id)
+            if entry is None:
+                assert obs is not None
+                release()
+                await self._settle(act, Outcome(call_id, observation=obs), target, max_attempts, hist)
+                return
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            p = json.loads(payload)
+            call = ActionCall(
+                id=call_id,
+                target=Target(comp.name, entry.service, entry.name),
+                policy=entry.policy,
+                context=ExecutionContext(corr, "job", now + timeout if timeout else None, now,
+                                         idempotency_key=key),
+                args=tuple(p.get("args", ())),
+                kwargs=p.get("kwargs", {}),
+            )
+            act.call_id = call.id
+            outcome = await self.engine.run(call, comp, entry, from_queue=True)
+            release()
+            await self._settle(act, outcome, target, max_attempts, hist)
+        finally:
+            release()
+            self._active.pop(act.id, None)
+
+    async def _settle(self, act: _Active, outcome: Outcome, target: str, max_attempts: int,
+                      hist: list[Attempt]) -> None:
+        obs = outcome.observation
+        now = time.time()
+        if obs is None:
+            await self._finish(act, JobState.SUCCEEDED, outcome, None)
+            return
+        attempt = Attempt(act.attempt, obs, act.started, now)
+        if act.cancel:
+            await self._cancelled(act, outcome.call_id, target, hist, obs)
+        elif obs.code is Code.HUB_CLOSED or self._closing:
+            await self._hand_back(act, hist, None, uncount=True)
+        elif not obs.retryable:
+            hist.append(attempt)
+            await self._finish(act, JobState.FAILED, outcome, hist)
+        elif act.attempt >= max_attempts:
+            hist.append(attempt)
+            await self._finish(act, JobState.FAILED, quarantined(act.id, target, outcome.call_id, hist,
+                                                                max_attempts), hist)
+        else:
+            hist.append(attempt)
+            delay = self.backoff(act.attempt)
+            if await self._write(op_retry, act.id, self._owner, now + delay, encode_history(hist), False):
+                self._later(act.id, act.key, delay)
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds before the attempt after ``attempt`` (1-based), with jitter."""
+        base = min(self.retry_max, self.retry_base * 2 ** max(0, attempt - 1))
+        return base * random.uniform(0.8, 1.2)
+
+    async def _cancelled(self, act: _Active, call_id: str, target: str, hist: list[Attempt],
+                         inner: Observation | None) -> None:
+        obs = Observation.of(
+            Code.JOB_CANCELLED,
+            f"job {act.id} ({target}) was cancelled "
+            + ("while running" if inner is not None else "before its attempt started"),
+            stage=Stage.JOB, target=target, call_id=call_id, cause=observation_cause(inner),
+            job_id=act.id, inner_code=inner.code.value if inner else None)
+        await self._finish(act, JobState.CANCELLED, Outcome(call_id, observation=obs), hist)
+
+    async def _hand_back(self, act: _Active, hist: list[Attempt], attempt: Attempt | None,
+                         uncount: bool) -> None:
+        if attempt is not None:
+            hist.append(attempt)
+        await self._write(op_retry, act.id, self._owner, None, encode_history(hist), uncount)
+
+    async def _finish(self, act: _Active, state: JobState, outcome: Outcome,
+                      hist: list[Attempt] | None) -> None:
+        final = Outcome(outcome.call_id, outcome.value, outcome.observation, outcome.stdout,
+                        outcome.stderr, job_id=act.id)
+        await self._write(op_finish, act.id, self._owner, state.value, encode_outcome(final),
+                          encode_history(hist) if hist is not None else None, time.time())
+        self._resolve(act.id, final)
+
+    @property
+    def _owner(self) -> str:
+        assert self.store is not None
+        return self.store.owner
+
+    async def _write(self, fn: Any, *args: Any) -> Any:
+        """A state change that must not be dropped: retried while the store
+        refuses (disk full) for a few seconds.  If it still fails, the job stays
+        ``running`` under this hub and is resumed after its next start."""
+        assert self.store is not None
+        delay = 0.05
+        for _ in range(6):
+            try:
+                return await self.store.writer.submit(fn, *args)
+            except Exception:
+                await asyncio.sleep(delay)
+                delay *= 2
+        return None
+
+    def _resolve(self, job_id: str, outcome: Outcome) -> None:
+        for fut in self._waiters.pop(job_id, ()):
+            if not fut.done():
+                fut.set_result(outcome)
+
+    async def _watch_cancels(self) -> None:
+        """Cancellation requested by another process (``cncf jobs cancel``)."""
+        while self._active and not self._closing:
+            await asyncio.sleep(_POLL)
+            if self.store is None:
+                return
+            try:
+                ids = self.store.cancel_requests(self._owner)
+            except sqlite3.Error:
+                continue
+            for job_id in ids:
+                act = self._active.get(job_id)
+                if act is not None and not act.cancel:
+                    self._cancel_active(act)
+
+    # ------------------------------------------------------------- user view
+
+    def get(self, job_id: str) -> Job:
+        """The job's current record; raises :class:`JobNotFound` (``job_not_found``)."""
+        if self.store is None:
+            raise JobNotFound(not_found(job_id, f"the store is unavailable: {self.store_error}"))
+        job = self.store.get(job_id)
+        if job is None:
+            raise JobNotFound(not_found(job_id))
+        return job
+
+    def list(self, *, state: str | JobState | None = None, component: str | None = None,
+             limit: int | None = 100, oldest_first: bool = False) -> list[Job]:
+        """Jobs, newest first, filtered by state and/or component name."""
+        if self.store is None:
+            return []
+        return self.store.list(state=JobState(state).value if state is not None else None,
+                               component=normalize(component) if component else None,
+                               limit=limit, oldest_first=oldest_first)
+
+    async def wait(self, job_id: str, timeout: float | None = None) -> Outcome:
+        """The job's final Outcome.  When ``timeout`` passes first, an Outcome
+        whose Observation is ``wait_timeout`` (stage ``wait``) with
+        ``attributes['job_state']``: the *caller's* wait ended, the job did not —
+        it goes on and can be waited for again."""
+        if self.store is None:
+            return Outcome(job_id, observation=not_found(job_id, f"store unavailable: {self.store_error}"),
+                           job_id=job_id)
+        job = self.store.get(job_id)
+        if job is None:
+            return Outcome(job_id, observation=not_found(job_id), job_id=job_id)
+        if job.outcome is not None and job.done:
+            return job.outcome
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + max(0.0, timeout)
+        fut: asyncio.Future[Outcome] = loop.create_future()
+        self._waiters.setdefault(job_id, []).append(fut)
+        try:
+            while True:
+                left = None if deadline is None else deadline - loop.time()
+                if left is not None and left <= 0:
+                    break
+                done, _ = await asyncio.wait({fut}, timeout=_POLL if left is None else min(left, _POLL))
+                if done:
+                    return fut.result()
+                job = self.store.get(job_id) if self.store is not None else None
+                if job is not None and job.done and job.outcome is not None:
+                    return job.outcome
+        finally:
+            waiters = self._waiters.get(job_id)
+            if waiters is not None and fut in waiters:
+                waiters.remove(fut)
+                if not waiters:
+                    del self._waiters[job_id]
+        state = job.state.value if job is not None else "unknown"
+        return Outcome(job.call_id if job is not None else job_id, job_id=job_id, observation=Observation.of(
+            Code.WAIT_TIMEOUT,
+            f"job {job_id} is still {state} after waiting {timeout:g}s; the job goes on "
+            "(wait again, or cancel it)",
+            stage=Stage.WAIT, target=job.target if job is not None else job_id,
+            call_id=job.call_id if job is not None else "", job_id=job_id, job_state=state, limit="wait"))
+
+    async def cancel(self, job_id: str) -> bool:
+        """Queued → cancelled at once.  Running → cancellation delivered to the
+        attempt (cooperative, then forced after the grace period); the job ends
+        ``cancelled`` unless the attempt had already finished.  False for an
+        unknown or already finished job."""
+        act = self._active.get(job_id)
+        if act is not None:
+            self._cancel_active(act)
+            return True
+        if self.store is None:
+            return False
+        job = self.store.get(job_id)
+        if job is None or job.done:
+            return False
+        obs = Observation.of(Code.JOB_CANCELLED, f"job {job_id} ({job.target}) was cancelled while queued",
+                             stage=Stage.JOB, target=job.target, call_id=job.call_id, job_id=job_id)
+        outcome = Outcome(job.call_id, observation=obs, job_id=job_id)
+        try:
+            was = await self.store.writer.submit(op_cancel_queued, job_id, encode_outcome(outcome), time.time())
+        except Exception:
+            return False
+        if was == JobState.QUEUED.value:
+            timer = self._timers.pop(job_id, None)
+            if timer is not None:
+                timer.cancel()
+                self._note()
+            self._resolve(job_id, outcome)
+            return True
+        if was == JobState.RUNNING.value:
+            act = self._active.get(job_id)
+            if act is not None:
+                self._cancel_active(act)
+            return True  # another hub runs it: it sees the request within _POLL seconds
+        return False
+
+    def _cancel_active(self, act: _Active) -> None:
+        act.cancel = True
+        if act.call_id is not None:
+            self.engine.cancel(act.call_id)
+
+    # ---------------------------------------------------------- idle / close
+
+    @property
+    def busy(self) -> bool:
+        """Is there job work that needs the event loop to turn?  (The sync
+        ``Hub`` keeps a pump thread running its loop while this is true.)"""
+        if self._tasks or self._timers:
+            return True
+        if self._closing or self.engine.closing:
+            return False
+        return any(self._available(k) is not None for k in self._ring)
+
+    async def until_idle(self) -> None:
+        """Return once :attr:`busy` is false."""
+        assert self._changed is not None
+        while self.busy:
+            self._changed.clear()
+            await self._changed.wait()
+
+    def stats(self) -> dict[str, Any]:
+        return {"running": self._running, "active": len(self._active),
+                "ready": sum(len(d) for d in self._ready.values()), "delayed": len(self._timers),
+                "commits": self.store.writer.commits if self.store else 0}
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop starting attempts; let running ones end (the engine's shutdown
+        has cancelled them: they are handed back to the queue); close the store."""
+        self._closing = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=grace)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=1.0)
+        if self._watcher is not None:
+            self._watcher.cancel()
+        closed = Observation.of(Code.HUB_CLOSED, "the hub closed while this wait was pending; the job "
+                                "stays in the store", stage=Stage.WAIT)
+        for job_id in list(self._waiters):
+            self._resolve(job_id, Outcome("", observation=closed, job_id=job_id))
+        if self.store is not None:
+            await self.store.writer.drain()
+            self.store.close()
+            self.store = None
+        self._note()
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+
+def _resolve_entry(engine: Any, comp: Component, service: str, operation: str, target: str,
+                   call_id: str) -> tuple[OperationEntry | None, Observation | None]:
+    """The stored job's operation on the component as loaded now (it may have
+    been reloaded since); an unknown operation is the dispatch Observation."""
+    entry = comp.services.get(service, {}).get(operation)
+    if entry is not None:
+        return entry, None
+    try:
+        _, _, entry = engine.dispatch(f"{comp.name}.{service}.{operation}", None, call_id=call_id)
+        return entry, None
+    except Failed as exc:
+        return None, exc.observation.with_context(target=target, call_id=call_id)
+
+
+def quarantined(job_id: str, target: str, call_id: str, hist: list[Attempt], max_attempts: int) -> Outcome:
+    last = hist[-1].observation if hist else None
+    obs = Observation.of(
+        Code.JOB_QUARANTINED,
+        f"job {job_id} ({target}) failed {len(hist)} time(s) and reached max_attempts={max_attempts}; "
+        f"last: {last.code.value if last else '?'}: {last.message if last else ''}",
+        stage=Stage.JOB, target=target, call_id=call_id, cause=observation_cause(last),
+        job_id=job_id, attempts=[a.to_dict() for a in hist], last_code=last.code.value if last else None,
+        max_attempts=max_attempts)
+    return Outcome(call_id, observation=obs, job_id=job_id)
+
+
+def _op_recover(db: sqlite3.Connection, owner: str, now: float) -> list[str]:
+    """In one transaction: every job a dead owner left running gets a
+    ``job_lost`` attempt, then goes back to the queue — or to quarantine when
+    that was its last allowed attempt."""
+    rows = db.execute(
+        "SELECT id, target, attempts, max_attempts, history, started FROM jobs"
+        " WHERE state='running' AND owner=?", (owner,)).fetchall()
+    out = []
+    for job_id, target, attempts, max_attempts, history, started in rows:
+        call_id = f"{job_id}#{attempts}"
+        hist = list(decode_history(history))
+        hist.append(Attempt(attempts, Observation.of(
+            Code.JOB_LOST,
+            f"attempt {attempts} of job {job_id} ({target}) was interrupted: the hub running it "
+            f"(owner {owner}) died; it may have run partly or wholly",
+            stage=Stage.JOB, target=target, call_id=call_id, job_id=job_id, owner=owner), started, now))
+        if attempts >= max_attempts:
+            outcome = quarantined(job_id, target, call_id, hist, max_attempts)
+            db.execute("UPDATE jobs SET state='failed', outcome=?, history=?, finished=?, owner=NULL"
+                       " WHERE id=? AND state='running' AND owner=?",
+                       (encode_outcome(outcome), encode_history(hist), now, job_id, owner))
+        else:
+            db.execute("UPDATE jobs SET state='queued', history=?, owner=NULL, not_before=NULL"
+                       " WHERE id=? AND state='running' AND owner=?",
+                       (encode_history(hist), job_id, owner))
+        out.append(job_id)
+    return out
