@@ -100,6 +100,12 @@ final class Component {
                 });
     }
 
+    /** The component's name for messages (the hub's instance id without its "#n"). */
+    String label() {
+        int i = name.lastIndexOf('#');
+        return i > 0 ? name.substring(0, i) : name;
+    }
+
     void submit(final Runnable task) {
         executor.execute(new Runnable() {
             public void run() {
@@ -284,7 +290,7 @@ final class Component {
                 return;
             } catch (Throwable t) {
                 sink.close();
-                Host.fail(id, Failures.classify(t, Failures.INSTANTIATE, "creating " + name), sink);
+                Host.fail(id, Failures.classify(t, Failures.INSTANTIATE, "creating " + label()), sink);
                 return;
             }
             sink.close();
@@ -313,12 +319,15 @@ final class Component {
             Map<String, Object> record;
             if (t instanceof Refusal) {
                 record = ((Refusal) t).record;
+            } else if (t instanceof Json.NotJson) {
+                record = Failures.record("result_not_serialisable", label() + "." + call.operation
+                        + " returned a value that cannot cross as JSON: " + t.getMessage(), null);
             } else if (cancelled) {
                 Throwable u = Failures.unwrap(t);
-                record = Failures.record("cancelled", name + "." + call.operation
+                record = Failures.record("cancelled", label() + "." + call.operation
                         + " stopped after Thread.interrupt(): " + u, u, attrs("tier", "cooperative"));
             } else {
-                record = Failures.classify(t, Failures.EXECUTE, name + "." + call.operation);
+                record = Failures.classify(t, Failures.EXECUTE, label() + "." + call.operation);
             }
             Host.fail(call.id, record, sink);
             return;
@@ -532,17 +541,25 @@ final class Component {
             message = result.getMethod("message");
             attributes = result.getMethod("attributes");
             Class<?> ann = l.probe("cncf.collaborator.Operations");
-            @SuppressWarnings("unchecked")
-            Object a = ann == null ? null : cls.getAnnotation((Class) ann);
-            if (a != null) {
-                for (Object n : (Object[]) ann.getMethod("value").invoke(a)) {
-                    Map<String, Object> op = new LinkedHashMap<String, Object>();
-                    op.put("name", n);
-                    op.put("params", null);
-                    op.put("doc", "");
-                    operations.add(op);
-                }
+            Set<Object> names = new LinkedHashSet<Object>();
+            if (ann != null) collectOperations(cls, ann, names, new java.util.HashSet<Class<?>>());
+            for (Object n : names) {
+                Map<String, Object> op = new LinkedHashMap<String, Object>();
+                op.put("name", n);
+                op.put("params", null);
+                op.put("doc", "");
+                operations.add(op);
             }
+        }
+
+        @SuppressWarnings({"unchecked", "rawtypes"})
+        private static void collectOperations(Class<?> c, Class<?> ann, Set<Object> names, Set<Class<?>> seen)
+                throws Exception {
+            if (c == null || !seen.add(c)) return;
+            Object a = c.getDeclaredAnnotation((Class) ann);
+            if (a != null) names.addAll(java.util.Arrays.asList((Object[]) ann.getMethod("value").invoke(a)));
+            collectOperations(c.getSuperclass(), ann, names, seen);
+            for (Class<?> i : c.getInterfaces()) collectOperations(i, ann, names, seen);
         }
 
         public List<Object> operations() { return operations; }
