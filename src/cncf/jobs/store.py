@@ -124,7 +124,7 @@ def error_reason(exc: BaseException) -> str:
         return "store_read_only"
     if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
         return "store_busy"
-    if isinstance(exc, PermissionError) or name.startswith("SQLITE_CANTOPEN"):
+    if isinstance(exc, OSError) or name.startswith("SQLITE_CANTOPEN"):
         return "store_not_writable"
     return "store_error"
 
