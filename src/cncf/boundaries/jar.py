@@ -34,6 +34,7 @@ import collections
 import contextlib
 import dataclasses
 import itertools
+import time
 import zipfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,8 @@ class JvmHost:
     events: collections.deque[dict[str, Any]] = dataclasses.field(
         default_factory=lambda: collections.deque(maxlen=_EVENTS_KEPT)
     )
+    _rss: int | None = None
+    _rss_at: float = -10.0
 
     @property
     def alive(self) -> bool:
@@ -79,6 +82,13 @@ class JvmHost:
     @property
     def pid(self) -> int:
         return self.worker.pid
+
+    def rss_kb(self) -> int | None:
+        """The host's resident size, read at most once a second (health is on the hot path)."""
+        now = time.monotonic()
+        if now - self._rss_at > 1.0:
+            self._rss, self._rss_at = self.worker.rss_kb(), now
+        return self._rss
 
 
 @dataclasses.dataclass(eq=False)
@@ -347,7 +357,7 @@ class JarBoundary:
         if not host.alive:
             return Health(alive=False, pid=host.pid,
                           detail=f"JVM host exited with status {host.worker.returncode}")
-        return Health(alive=True, pid=host.pid, rss_kb=host.worker.rss_kb(),
+        return Health(alive=True, pid=host.pid, rss_kb=host.rss_kb(),
                       detail=f"JVM host pid {host.pid} ({'dedicated' if host.dedicated else 'shared'})")
 
     async def close(self) -> None:
