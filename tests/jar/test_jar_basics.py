@@ -154,3 +154,26 @@ def test_scala_collaborator(jar_hub: cncf.Hub, scala_jar: Path) -> None:
     out = jar_hub.call("ledger.overdraw")
     assert out.observation.code == cncf.Code.OPERATION_FAILED
     assert out.observation.attributes == {"balance": 12, "component_code": "overdrawn"}
+
+
+def test_strings_become_jdk_value_types(jar_hub: cncf.Hub, plain_jar: Path) -> None:
+    jar_hub.load(plain_jar, name="geo", entry="plain.Geometry")
+    assert jar_hub.call("geo.file-name", ["/tmp/x/report.txt"]).value == "report.txt"  # java.io.File
+    assert jar_hub.call("geo.depth", ["a/b/c"]).value == 3  # java.nio.file.Path
+    assert jar_hub.call("geo.next-day", ["2024-02-28"]).value == "2024-02-29"  # java.time.LocalDate
+    assert jar_hub.call("geo.exact", ["0.1", "0.2"]).value == 0.3  # BigDecimal, exactly
+    assert jar_hub.call("geo.uuid-version", ["123e4567-e89b-42d3-a456-426614174000"]).value == "4"
+    bad = jar_hub.call("geo.next-day", ["not a date"])
+    assert bad.observation.code == cncf.Code.INVALID_ARGUMENTS
+
+
+def test_scala_default_arguments_and_objects(jar_hub: cncf.Hub, scala_jar: Path) -> None:
+    jar_hub.load(scala_jar, name="inventory", entry="demo.scala.Inventory")
+    assert jar_hub.call("inventory.greet", ["Ada"]).value == "Hello, Ada!"
+    assert jar_hub.call("inventory.greet", ["Ada", "Hi"]).value == "Hi, Ada!"
+    assert jar_hub.call("inventory.greet", ["Ada", "Hi", 2]).value == "Hi, Ada! Hi, Ada!"
+    h = jar_hub.load(scala_jar, name="math", entry="demo.scala.MathOps")
+    assert h.state == "ready", h.observation
+    assert jar_hub.call("math.square", [7]).value == 49
+    assert jar_hub.call("math.scale", [1.5]).value == 3.0
+    assert jar_hub.call("math.scale", [1.5, 3]).value == 4.5

@@ -25,6 +25,8 @@ final class Adapter implements Component.Facade {
     private final Class<?> cls;
     private final Values values;
     private final Map<String, List<Method>> ops = new TreeMap<String, List<Method>>();
+    /** Per method, the getters of its Scala default arguments (null entries: none). */
+    private final Map<Method, Method[]> defaults = new java.util.HashMap<Method, Method[]>();
     private final boolean instantiable;
     private volatile Object target;
 
@@ -60,10 +62,30 @@ final class Adapter implements Component.Facade {
             } catch (RuntimeException ignored) {
                 // stays inaccessible; invocation reports it
             }
+            defaults.put(m, scalaDefaults(m));
             List<Method> list = ops.get(m.getName());
             if (list == null) ops.put(m.getName(), list = new ArrayList<Method>());
             list.add(m);
         }
+    }
+
+    /** Scala compiles {@code def f(a: Int, b: Int = 2)} with a getter {@code f$default$2}. */
+    private Method[] scalaDefaults(Method m) {
+        int n = m.getParameterTypes().length;
+        Method[] out = null;
+        for (int i = 0; i < n; i++) {
+            try {
+                Method d = cls.getMethod(m.getName() + "$default$" + (i + 1));
+                if (Modifier.isStatic(d.getModifiers()) == Modifier.isStatic(m.getModifiers())) {
+                    if (out == null) out = new Method[n];
+                    d.setAccessible(true);
+                    out[i] = d;
+                }
+            } catch (NoSuchMethodException | SecurityException ignored) {
+                // no default for this parameter
+            }
+        }
+        return out;
     }
 
     public List<Object> operations() {
@@ -81,7 +103,8 @@ final class Adapter implements Component.Facade {
                     p.put("name", ps[i].isNamePresent() ? ps[i].getName() : "arg" + i);
                     p.put("kind", m.isVarArgs() && i == ps.length - 1 ? "varargs"
                             : ps[i].isNamePresent() ? "any" : "positional");
-                    p.put("required", Boolean.TRUE);
+                    Method[] defs = defaults.get(m);
+                    p.put("required", defs == null || defs[i] == null);
                     params.add(p);
                 }
                 op.put("params", params);
@@ -114,7 +137,7 @@ final class Adapter implements Component.Facade {
         Values.Fit bestFit = null;
         String why = null;
         for (Method m : cands) {
-            Values.Fit fit = values.fit(m, call.args, call.kwargs);
+            Values.Fit fit = values.fit(m, call.args, call.kwargs, defaults.get(m));
             if (fit.args == null) {
                 if (why == null) why = fit.reason;
                 continue;
@@ -136,9 +159,16 @@ final class Adapter implements Component.Facade {
             self = target;
             if (self == null) throw Component.Refusal.of("internal_error", "the instance was not created (NEW)", null);
         }
+        Object[] args = bestFit.args;
+        Method[] defs = defaults.get(best);
+        for (int i = 0; i < args.length; i++) {
+            if (args[i] == Values.DEFAULT) {
+                args[i] = defs[i].invoke(Modifier.isStatic(defs[i].getModifiers()) ? null : self);
+            }
+        }
         Object r;
         try {
-            r = best.invoke(self, bestFit.args);
+            r = best.invoke(self, args);
         } catch (IllegalArgumentException e) {
             throw Component.Refusal.of("invalid_arguments", "the arguments do not fit " + signature(best)
                     + ": " + e.getMessage(), Component.attrs("signatures", signatures(cands)));

@@ -254,13 +254,36 @@ final class Values {
 
     private static final Mismatch MISMATCH = new Mismatch();
 
-    Fit fit(Method m, List<Object> args, Map<String, Object> kwargs) {
+    /** Marks a parameter left to its Scala default ({@code name$default$k}). */
+    static final Object DEFAULT = new Object();
+
+    Fit fit(Method m, List<Object> args, Map<String, Object> kwargs, Method[] defaults) {
         Class<?>[] pt = m.getParameterTypes();
         Type[] gt = m.getGenericParameterTypes();
         int n = pt.length;
         Object[] slots = new Object[n];
         boolean[] set = new boolean[n];
         int p = args.size();
+        if (kwargs.isEmpty() && p < n && defaults != null && !m.isVarArgs()) {
+            boolean all = true;
+            for (int i = p; i < n; i++) all &= defaults[i] != null;
+            if (all) {
+                int score = 0;
+                Object[] out = new Object[n];
+                try {
+                    for (int i = 0; i < n; i++) {
+                        if (i >= p) { out[i] = DEFAULT; continue; }
+                        int r = rank(args.get(i), pt[i]);
+                        if (r < 0) return new Fit(null, 0, null);
+                        score += r;
+                        out[i] = convert(args.get(i), pt[i], gt[i]);
+                    }
+                } catch (Exception e) {
+                    return new Fit(null, 0, null);
+                }
+                return new Fit(out, score, null);
+            }
+        }
         if (!kwargs.isEmpty()) {
             Parameter[] ps = m.getParameters();
             if (n > 0 && !ps[0].isNamePresent()) {
@@ -330,6 +353,7 @@ final class Values {
             if (t == CharSequence.class) return 2;
             if (b == Character.class) return s.length() == 1 ? 1 : -1;
             if (t.isEnum()) return enumConstant(t, s) != null ? 3 : -1;
+            if (fromString(t) != null) return 1;
             return optional(t) ? 1 : -1;
         }
         if (v instanceof List) {
@@ -400,6 +424,16 @@ final class Values {
                 Object e = enumConstant(t, s);
                 if (e != null) return e;
             }
+            java.lang.reflect.Member f = fromString(t);
+            if (f != null) {
+                try {
+                    if (f instanceof Method) return ((Method) f).invoke(null, s);
+                    return ((java.lang.reflect.Constructor<?>) f).newInstance(s);
+                } catch (java.lang.reflect.InvocationTargetException e) {
+                    Throwable c = e.getCause();
+                    throw new IllegalArgumentException("cannot make a " + t.getSimpleName() + " of \"" + s + "\": " + c, c);
+                }
+            }
         }
         if (v instanceof List) {
             List<?> list = (List<?>) v;
@@ -458,6 +492,52 @@ final class Values {
         }
         if (t.isInstance(v)) return v;
         throw MISMATCH;
+    }
+
+    private static final String[] FACTORIES = {"valueOf", "parse", "of", "fromString", "forName", "get"};
+
+    /**
+     * How to make a {@code t} from a string, for types such as File, Path, URI, UUID,
+     * Charset, BigDecimal or java.time values: a public static factory taking one
+     * String or CharSequence ({@code valueOf}, {@code parse}, {@code of},
+     * {@code fromString}, {@code forName}; {@code Paths.get} for Path) returning
+     * {@code t}, else a public constructor taking one String. Null when there is none.
+     */
+    static java.lang.reflect.Member fromString(Class<?> t) {
+        if (t == java.nio.file.Path.class) return PATHS_GET;
+        // Not java.lang: no silent Boolean.valueOf("yes") == false, no Class.forName in the host.
+        if (t.isPrimitive() || t.isArray() || t.isInterface() || t.getName().startsWith("java.lang.")) return null;
+        for (String name : FACTORIES) {
+            for (Class<?> arg : new Class<?>[] {String.class, CharSequence.class}) {
+                try {
+                    Method m = t.getMethod(name, arg);
+                    if (Modifier.isStatic(m.getModifiers()) && t.isAssignableFrom(m.getReturnType())) return m;
+                } catch (NoSuchMethodException ignored) {
+                    // try the next shape
+                }
+            }
+        }
+        try {
+            java.lang.reflect.Constructor<?> c = t.getConstructor(String.class);
+            if (!Modifier.isAbstract(t.getModifiers())) return c;
+        } catch (NoSuchMethodException ignored) {
+            // no way from a string
+        }
+        return null;
+    }
+
+    private static final Method PATHS_GET = pathOf();
+
+    private static Method pathOf() {
+        try {
+            return Values.class.getDeclaredMethod("path", String.class);
+        } catch (NoSuchMethodException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static java.nio.file.Path path(String s) {
+        return java.nio.file.Paths.get(s);
     }
 
     /** A collection element, converted when its generic type is known. */
