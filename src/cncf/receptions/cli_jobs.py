@@ -1,0 +1,246 @@
+"""``cncf jobs``: list, show, wait for and cancel queued jobs.
+
+A reception like the rest of the CLI: it opens a ``Hub`` on the home
+(``--home``, ``$CNCF_HOME``, or the per-user default), asks it, and renders.
+Opening the job store from the CLI is harmless to a hub running on the same
+home: reads do not block it, a cancellation of a job that hub runs is
+delivered to it through the store, and jobs of a live hub are never resumed
+by another.  Exit status: 0 for a value (or a listing), 1 for an Observation
+(a failed job, an unknown id, a wait that timed out), 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from cncf.observation import Code, Observation, Stage
+from cncf.outcome import Outcome
+from cncf.receptions import render
+
+jobs_app = typer.Typer(
+    name="jobs",
+    help="List, show, wait for and cancel queued jobs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+_HOME = "Hub home folder (default: $CNCF_HOME or ~/.local/state/cncf)."
+HomeOpt = Annotated[Path | None, typer.Option("--home", help=_HOME)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+JobArg = Annotated[str, typer.Argument(help="The job id (as printed by `cncf call` or `cncf jobs list`).")]
+STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+_STYLE = {"queued": "cyan", "running": "yellow", "succeeded": "green", "failed": "red", "cancelled": "magenta"}
+
+
+def _hub(home: Path | None) -> Any:
+    from cncf.hub import Hub
+
+    return Hub(home)
+
+
+def _guard(as_json: bool, target: str, fn: Any) -> int:
+    """The outermost guard: an unexpected error is still an Observation (exit 1)."""
+    try:
+        return int(fn())
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except Exception as exc:
+        obs = Observation.of(Code.INTERNAL_ERROR, f"cncf jobs failed: {exc!r}", stage=Stage.JOB,
+                             target=target, cause=exc)
+        return render.print_outcome(Outcome.failure(obs), out, as_json=as_json, err=err)
+
+
+def _when(t: float | None) -> str:
+    if t is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _took(job: Any) -> str:
+    if job.started is None:
+        return "-"
+    end = job.finished
+    if end is None:
+        return "…"
+    return f"{max(0.0, end - job.started):.3f}s"
+
+
+def _result(job: Any) -> Text:
+    o = job.outcome
+    if o is None:
+        if job.state.value == "queued" and job.not_before is not None:
+            return Text(f"retry at {_when(job.not_before)}", style="dim")
+        return Text("")
+    if o.observation is not None:
+        return Text(f"{o.observation.stage.value}/{o.observation.code.value}", style="red")
+    text = render.value_text(o.value).replace("\n", " ")
+    return Text(text if len(text) <= 40 else text[:39] + "…")
+
+
+def _not_found(job_id: str, as_json: bool, exc: Any) -> int:
+    return render.print_outcome(Outcome(job_id, observation=exc.observation, job_id=job_id), out,
+                                as_json=as_json, err=err)
+
+
+@jobs_app.command("list")
+def list_jobs(
+    state: Annotated[str | None, typer.Option("--state", help=f"Only jobs in this state: {', '.join(STATES)}.")]
+    = None,
+    component: Annotated[str | None, typer.Option("--component", help="Only this component's jobs.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many (newest first); 0: all.")] = 50,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+) -> None:
+    """List jobs, newest first."""
+    if state is not None and state not in STATES:
+        err.print(f"error: --state must be one of {', '.join(STATES)}, not {state!r}")
+        raise typer.Exit(render.EXIT_USAGE)
+    if limit < 0:
+        err.print("error: --limit must be 0 (all) or a positive number")
+        raise typer.Exit(render.EXIT_USAGE)
+
+    def run() -> int:
+        with _hub(home) as hub:
+            jobs = hub.jobs(state=state, component=component, limit=limit or None)
+        if as_json:
+            print(render.to_json({"jobs": [j.to_dict() for j in jobs]}))
+            return render.EXIT_VALUE
+        if not jobs:
+            out.print("no jobs" + (f" in state {state}" if state else "")
+                      + (f" for {component}" if component else ""))
+            return render.EXIT_VALUE
+        table = Table(title_justify="left")
+        for col in ("job", "state", "target", "tries", "created", "took", "result"):
+            table.add_column(col, no_wrap=col in ("job", "state", "tries", "created"))
+        for j in jobs:
+            table.add_row(j.id, Text(j.state.value, style=_STYLE.get(j.state.value, "")), j.target,
+                          f"{j.attempts}/{j.max_attempts}", _when(j.created), _took(j), _result(j))
+        out.print(table)
+        return render.EXIT_VALUE
+
+    raise typer.Exit(_guard(as_json, "jobs list", run))
+
+
+@jobs_app.command()
+def show(job_id: JobArg, as_json: JsonOpt = False, home: HomeOpt = None) -> None:
+    """Show one job: state, attempts, times, and its Outcome once finished.
+    Exit 0 when the job exists (whatever its state), 1 for an unknown id."""
+    from cncf.jobs import JobNotFound
+
+    def run() -> int:
+        with _hub(home) as hub:
+            try:
+                job = hub.job(job_id)
+            except JobNotFound as exc:
+                return _not_found(job_id, as_json, exc)
+        if as_json:
+            print(render.to_json(job.to_dict()))
+            return render.EXIT_VALUE
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="dim", justify="right")
+        table.add_column()
+        rows: list[tuple[str, Any]] = [
+            ("job", job.id),
+            ("state", Text(job.state.value, style=_STYLE.get(job.state.value, ""))),
+            ("target", job.target),
+            ("arguments", render.to_json({"args": list(job.args), "kwargs": job.kwargs})),
+            ("attempts", f"{job.attempts} of at most {job.max_attempts}"),
+            ("created", _when(job.created)),
+            ("started", _when(job.started)),
+            ("finished", _when(job.finished)),
+        ]
+        if job.not_before is not None and not job.done:
+            rows.append(("next attempt", _when(job.not_before)))
+        for label, value in (("call", job.call_id), ("correlation", job.correlation_id),
+                             ("idempotency key", job.idempotency_key), ("caller", job.caller)):
+            if value:
+                rows.append((label, value))
+        if job.cancel_requested and not job.done:
+            rows.append(("cancel", "requested"))
+        for label, value in rows:
+            table.add_row(label, value)
+        out.print(table)
+        for a in job.history:
+            out.print(Text(f"attempt {a.number}: {a.observation.stage.value}/{a.observation.code.value} "
+                           f"— {a.observation.message}", style="dim"))
+        if job.outcome is not None:
+            if job.outcome.observation is not None:
+                out.print(render.observation_panel(job.outcome.observation))
+            else:
+                out.print(Text("value: ", style="dim"), render.value_text(job.outcome.value))
+        return render.EXIT_VALUE
+
+    raise typer.Exit(_guard(as_json, job_id, run))
+
+
+@jobs_app.command()
+def wait(
+    job_id: JobArg,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Give up waiting after S seconds.")] = None,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+) -> None:
+    """Wait for a job's final Outcome and print it like `cncf call` does.
+
+    The job is run by a hub that has its component loaded on this home; a
+    wait that times out prints a `wait_timeout` Observation (exit 1) and
+    leaves the job as it is."""
+    if timeout is not None and timeout <= 0:
+        err.print("error: --timeout must be a positive number of seconds")
+        raise typer.Exit(render.EXIT_USAGE)
+
+    def run() -> int:
+        with _hub(home) as hub:
+            outcome = hub.wait(job_id, timeout)
+        if not as_json:  # render prints "job … queued" for an Outcome with a job id
+            outcome = dataclasses.replace(outcome, job_id=None)
+        return render.print_outcome(outcome, out, as_json=as_json, err=err)
+
+    raise typer.Exit(_guard(as_json, job_id, run))
+
+
+@jobs_app.command()
+def cancel(job_id: JobArg, as_json: JsonOpt = False, home: HomeOpt = None) -> None:
+    """Cancel a job: a queued one at once; a running one cooperatively (the
+    hub running it sees the request within a fraction of a second).  Exit 1
+    when there was nothing to cancel (unknown id, or already finished)."""
+    from cncf.jobs import JobNotFound
+
+    def run() -> int:
+        with _hub(home) as hub:
+            try:
+                before = hub.job(job_id)
+            except JobNotFound as exc:
+                return _not_found(job_id, as_json, exc)
+            done = hub.cancel_job(job_id)
+            after = hub.job(job_id)
+        if as_json:
+            print(render.to_json({"ok": done, "job_id": job_id, "cancelled": after.state.value == "cancelled",
+                                  "requested": done and after.state.value != "cancelled",
+                                  "state": after.state.value}))
+        elif not done:
+            out.print(f"job {job_id} is already {before.state.value}; nothing to cancel")
+        elif after.state.value == "cancelled":
+            out.print(f"job {job_id} cancelled")
+        else:
+            out.print(f"job {job_id} is {after.state.value}: cancellation requested")
+        return render.EXIT_VALUE if done else render.EXIT_OBSERVATION
+
+    raise typer.Exit(_guard(as_json, job_id, run))
+
+
+__all__ = ["jobs_app"]
