@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import cncf
-from tests.jar.conftest import DEBIAN_LANG3, require_file
+from tests.jar.conftest import DEBIAN_LANG3, fat_jar, require_file
 
 
 def test_collaborator_fat_jar_is_stateful_and_uses_its_library(jar_hub: cncf.Hub, collab_jar: Path) -> None:
@@ -77,6 +77,7 @@ def test_adapter_over_a_plain_class(jar_hub: cncf.Hub, faults_jar: Path) -> None
     assert jar_hub.call("faults.bean").value == {"name": "bean", "ready": True, "size": 3}
     assert jar_hub.call("faults.capitalize", ["abc"]).value == "Abc"
     assert jar_hub.call("faults.context-loader-is-own").value == "true"
+    assert jar_hub.call("faults.sql-time").value == "1970-01-01T00:00:00Z"  # java.sql.Timestamp
 
 
 def test_overload_that_does_not_fit_lists_signatures(jar_hub: cncf.Hub, faults_jar: Path) -> None:
@@ -177,3 +178,49 @@ def test_scala_default_arguments_and_objects(jar_hub: cncf.Hub, scala_jar: Path)
     assert jar_hub.call("math.square", [7]).value == 49
     assert jar_hub.call("math.scale", [1.5]).value == 3.0
     assert jar_hub.call("math.scale", [1.5, 3]).value == 4.5
+
+
+def test_manifest_inside_the_jar(jar_hub: cncf.Hub, plain_jar: Path, build_dir: Path, tmp_path: Path) -> None:
+    res = tmp_path / "res" / "META-INF" / "cncf"
+    res.mkdir(parents=True)
+    (res / "component.toml").write_text(
+        '[component]\nname = "geo"\nentry = "plain.Geometry"\npolicy = "concurrent"\nmax_concurrency = 2\n'
+        '[services.shapes]\noperations = ["hypot", "addPoint"]\n'
+    )
+    jar = fat_jar(tmp_path / "geometry-with-manifest.jar", [build_dir / "plain-classes"], resources=[tmp_path / "res"])
+    h = jar_hub.load(jar)
+    assert h.state == "ready", h.observation
+    assert h.name == "geo"
+    assert sorted(h.operations) == ["shapes.addPoint", "shapes.hypot"]
+    assert jar_hub.call("geo.shapes.hypot", [3, 4]).value == 5.0
+    assert jar_hub.call("geo.hypot", [6, 8]).value == 10.0
+
+
+def test_sidecar_manifest_names_the_entry(jar_hub: cncf.Hub, plain_jar: Path, tmp_path: Path) -> None:
+    jar = tmp_path / "geometry.jar"
+    jar.write_bytes(plain_jar.read_bytes())
+    (tmp_path / "geometry.jar.cncf.toml").write_text('[component]\nentry = "plain.Geometry"\n')
+    h = jar_hub.load(jar)
+    assert h.state == "ready", h.observation
+    assert jar_hub.call("geometry.hypot", [3, 4]).value == 5.0
+
+
+def test_collaborator_operations_from_the_manifest(jar_hub: cncf.Hub, scala_jar: Path, tmp_path: Path) -> None:
+    # Ledger declares @Operations; a manifest may group them into services.
+    (tmp_path / "cncf.toml").write_text(
+        f'[component]\nname = "books"\nartifact = "{scala_jar}"\nentry = "demo.scala.Ledger"\n'
+        '[services.money]\noperations = ["deposit", "balance"]\n'
+    )
+    h = jar_hub.load(tmp_path)
+    assert h.state == "ready", h.observation
+    assert jar_hub.call("books.money.deposit", [3]).value == 3
+    assert jar_hub.call("books.balance").value == 3
+
+
+def test_inspect_lists_adapter_operations_with_parameters(jar_hub: cncf.Hub, plain_jar: Path) -> None:
+    jar_hub.load(plain_jar, name="geo", entry="plain.Geometry")
+    info = jar_hub.inspect("geo")
+    ops = info["services"]["default"]
+    assert [p["name"] for p in ops["named"]["params"]] == ["first", "second"]
+    assert "named(String first, int second): String" in ops["named"]["doc"]
+    assert info["health"]["alive"] is True

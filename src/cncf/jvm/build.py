@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -235,8 +236,29 @@ def ensure_built(cache_dir: Path) -> JvmBuild:
     return result()
 
 
-if __name__ == "__main__":  # pragma: no cover - manual use: python -m cncf.jvm.build [cache]
-    import sys
+def _main(argv: list[str]) -> int:  # pragma: no cover - used by examples' build scripts
+    """``python -m cncf.jvm.build [--api-jar | --host-jar] [CACHE_DIR]``: build (if
+    needed) and print the paths; the default cache is the hub's."""
+    args = [a for a in argv if not a.startswith("--")]
+    if args:
+        cache = Path(args[0])
+    else:
+        from cncf.hub import cache_dir, default_home
 
-    b = ensure_built(Path(sys.argv[1] if len(sys.argv) > 1 else Path.home() / ".cache" / "cncf"))
-    print(b)
+        cache = cache_dir(default_home())
+    try:
+        b = ensure_built(cache)
+    except Failed as exc:
+        print(exc.observation.message, file=sys.stderr)
+        return 1
+    if "--api-jar" in argv:
+        print(b.api_jar)
+    elif "--host-jar" in argv:
+        print(b.host_jar)
+    else:
+        print(f"host: {b.host_jar}\napi:  {b.api_jar}\ncds:  {b.cds_archive}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(_main(sys.argv[1:]))

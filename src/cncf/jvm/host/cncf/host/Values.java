@@ -135,7 +135,13 @@ final class Values {
         if (v instanceof java.util.UUID || v instanceof java.io.File || v instanceof java.net.URI
                 || v instanceof java.net.URL || v instanceof java.nio.file.Path
                 || k.getName().startsWith("java.time.")) return v.toString();
-        if (v instanceof java.util.Date) return ((java.util.Date) v).toInstant().toString();
+        if (v instanceof java.util.Date) {
+            try {
+                return ((java.util.Date) v).toInstant().toString();
+            } catch (UnsupportedOperationException sqlDateOrTime) {
+                return v.toString();
+            }
+        }
         if (scala) {
             Object s = scalaToJson(v, k, depth);
             if (s != NONE) return s;
@@ -427,7 +433,12 @@ final class Values {
             java.lang.reflect.Member f = fromString(t);
             if (f != null) {
                 try {
-                    if (f instanceof Method) return ((Method) f).invoke(null, s);
+                    if (f instanceof Method) {
+                        Method m = (Method) f;
+                        Object self = Modifier.isStatic(m.getModifiers()) ? null
+                                : Component.module(loader.probe(t.getName() + "$"));
+                        return m.invoke(self, s);
+                    }
                     return ((java.lang.reflect.Constructor<?>) f).newInstance(s);
                 } catch (java.lang.reflect.InvocationTargetException e) {
                     Throwable c = e.getCause();
@@ -494,16 +505,28 @@ final class Values {
         throw MISMATCH;
     }
 
-    private static final String[] FACTORIES = {"valueOf", "parse", "of", "fromString", "forName", "get"};
+    private static final String[] FACTORIES = {"valueOf", "parse", "of", "fromString", "forName", "apply"};
 
     /**
      * How to make a {@code t} from a string, for types such as File, Path, URI, UUID,
      * Charset, BigDecimal or java.time values: a public static factory taking one
      * String or CharSequence ({@code valueOf}, {@code parse}, {@code of},
-     * {@code fromString}, {@code forName}; {@code Paths.get} for Path) returning
+     * {@code fromString}, {@code forName}, a Scala companion's {@code apply}; {@code Paths.get}
+     * for Path) returning
      * {@code t}, else a public constructor taking one String. Null when there is none.
      */
-    static java.lang.reflect.Member fromString(Class<?> t) {
+    private final Map<Class<?>, Object> makers = new java.util.HashMap<Class<?>, Object>();
+
+    java.lang.reflect.Member fromString(Class<?> t) {
+        synchronized (makers) {
+            if (makers.containsKey(t)) return (java.lang.reflect.Member) makers.get(t);
+            java.lang.reflect.Member m = findFromString(t);
+            makers.put(t, m);
+            return m;
+        }
+    }
+
+    private java.lang.reflect.Member findFromString(Class<?> t) {
         if (t == java.nio.file.Path.class) return PATHS_GET;
         // Not java.lang: no silent Boolean.valueOf("yes") == false, no Class.forName in the host.
         if (t.isPrimitive() || t.isArray() || t.isInterface() || t.getName().startsWith("java.lang.")) return null;
@@ -521,7 +544,17 @@ final class Values {
             java.lang.reflect.Constructor<?> c = t.getConstructor(String.class);
             if (!Modifier.isAbstract(t.getModifiers())) return c;
         } catch (NoSuchMethodException ignored) {
-            // no way from a string
+            // no constructor from a string
+        }
+        // A Scala companion object's apply(String), e.g. scala.math.BigDecimal("2.50").
+        Class<?> companion = t.getClassLoader() == loader ? loader.probe(t.getName() + "$") : null;
+        if (companion != null && Component.module(companion) != null) {
+            try {
+                Method m = companion.getMethod("apply", String.class);
+                if (t.isAssignableFrom(m.getReturnType())) return m;
+            } catch (NoSuchMethodException ignored) {
+                // no way from a string
+            }
         }
         return null;
     }
