@@ -403,9 +403,10 @@ class Store:
         row = self._rdb.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
         return row[0] if row else None
 
-    def list(self, *, state: str | None = None, component: str | None = None,
+    def select(self, *, state: str | None = None, component: str | None = None,
              limit: int | None = 100, oldest_first: bool = False) -> list[Job]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if state is not None:
             where.append("state=?")
             params.append(state)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import os
 import random
 import sqlite3
 import time
@@ -48,10 +49,6 @@ from typing import Any
 
 from cncf.call import ActionCall, ExecutionContext, Target
 from cncf.component import Component, OperationEntry, State
-from cncf.observation import Code, Failed, Observation, Stage, observation_cause
-from cncf.outcome import Outcome
-from cncf.selector import normalize
-
 from cncf.jobs.model import (
     Attempt,
     Job,
@@ -72,6 +69,9 @@ from cncf.jobs.store import (
     op_insert,
     op_retry,
 )
+from cncf.observation import Code, Failed, Observation, Stage, observation_cause
+from cncf.outcome import Outcome
+from cncf.selector import normalize
 
 _UNAVAILABLE = (State.LOADING, State.FAILED, State.UNLOADED)
 _POLL = 0.25  # how often a waiter re-reads the store (a job run by another hub)
@@ -100,7 +100,8 @@ class JobSystem:
         components: the hub's components by normalized name (a live mapping).
         workers: how many attempts may run at once (across components).
         durability: ``"process"`` (WAL, synchronous=NORMAL: survives kill -9)
-            or ``"power"`` (synchronous=FULL, group-committed fsync).
+            or ``"power"`` (synchronous=FULL, group-committed fsync); default
+            ``$CNCF_JOB_DURABILITY``, else ``"process"``.
         retry_base, retry_max: back-off before attempt n+1 is
             ``min(retry_max, retry_base * 2**(n-1))``, ±20 % jitter.
     """
@@ -112,7 +113,7 @@ class JobSystem:
         components: Mapping[str, Component],
         workers: int = 2,
         *,
-        durability: str = "process",
+        durability: str | None = None,
         retry_base: float = 0.2,
         retry_max: float = 30.0,
     ) -> None:
@@ -120,7 +121,8 @@ class JobSystem:
         self.engine = engine
         self.components = components
         self.workers = max(1, int(workers))
-        self.durability = durability
+        self.durability = durability or os.environ.get("CNCF_JOB_DURABILITY") or "process"
+        self.paused = False  # True: accept and store jobs, start no attempt (see resume())
         self.retry_base = retry_base
         self.retry_max = retry_max
         self.store: Store | None = None
@@ -177,6 +179,14 @@ class JobSystem:
                 self.recovered += store.writer.run_now(_op_recover, owner, time.time())
             finally:
                 store.release_owner(owner, fd)
+
+    def pause(self) -> None:
+        """Keep accepting jobs but start no new attempt (running ones finish)."""
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        self._pump()
 
     def poke(self) -> None:
         """Something changed outside (a component was loaded): look for work."""
@@ -261,7 +271,7 @@ class JobSystem:
     def _pump(self) -> None:
         """Start attempts while workers are free: round robin over components,
         one attempt per component at a time."""
-        if self._closing or self.engine.closing:
+        if self._closing or self.paused or self.engine.closing:
             return
         ring = self._ring
         skipped = 0
@@ -472,7 +482,7 @@ class JobSystem:
         """Jobs, newest first, filtered by state and/or component name."""
         if self.store is None:
             return []
-        return self.store.list(state=JobState(state).value if state is not None else None,
+        return self.store.select(state=JobState(state).value if state is not None else None,
                                component=normalize(component) if component else None,
                                limit=limit, oldest_first=oldest_first)
 
@@ -566,7 +576,7 @@ class JobSystem:
         ``Hub`` keeps a pump thread running its loop while this is true.)"""
         if self._tasks or self._timers:
             return True
-        if self._closing or self.engine.closing:
+        if self._closing or self.paused or self.engine.closing:
             return False
         return any(self._available(k) is not None for k in self._ring)
 
