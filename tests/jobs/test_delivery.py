@@ -147,3 +147,24 @@ def test_cancel_a_job_waiting_out_its_back_off(hub: cncf.Hub, effects: Path) -> 
     assert hub.cancel_job(out.job_id) is True
     assert hub.job(out.job_id).state is JobState.CANCELLED
     assert not hub.aio._jobs.busy  # its back-off timer is gone too
+
+
+def test_unload_hands_a_running_job_back_uncounted(hub: cncf.Hub, effects: Path) -> None:
+    from ._util import WORKER
+
+    out = hub.call("worker.sleep", {"seconds": 5, "path": str(effects)})
+    deadline = time.monotonic() + 5
+    while not lines(effects) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert hub.unload("worker")
+    job = hub.job(out.job_id)
+    assert job.state is JobState.QUEUED and job.attempts == 0
+    handle = hub.load(WORKER)  # a new instance: the job runs again from the start
+    assert handle.state == "ready"
+    deadline = time.monotonic() + 5
+    while len(lines(effects)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    job = hub.job(out.job_id)
+    assert job.state is JobState.RUNNING and job.attempts == 1
+    assert hub.cancel_job(out.job_id)
+    assert hub.wait(out.job_id, 5).observation.code is cncf.Code.JOB_CANCELLED

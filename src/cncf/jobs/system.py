@@ -31,7 +31,8 @@ out, worker crashed, instance lost, …) → queued again after an exponential
 back-off, until ``max_attempts`` attempts have run; then ``failed`` with
 ``job_quarantined``, every attempt's Observation kept.  A cancellation →
 ``cancelled`` with ``job_cancelled``.  Shutdown is not the job's fault: an
-attempt interrupted by ``hub.close()`` is handed back to the queue uncounted.
+attempt interrupted by ``hub.close()`` or by unloading its component is handed
+back to the queue uncounted.
 """
 
 from __future__ import annotations
@@ -383,8 +384,11 @@ class JobSystem:
         attempt = Attempt(act.attempt, obs, act.started, now)
         if act.cancel:
             await self._cancelled(act, outcome.call_id, target, hist, obs)
-        elif obs.code is Code.HUB_CLOSED or self._closing:
+        elif self._closing or _interrupted(obs):
+            # Shutdown or unload is not the job's fault: back to the queue, uncounted.
             await self._hand_back(act, hist, None, uncount=True)
+            if not self._closing:
+                self._push(act.id, act.key)  # runs again once its component is loaded
         elif not obs.retryable:
             hist.append(attempt)
             await self._finish(act, JobState.FAILED, outcome, hist)
@@ -621,6 +625,12 @@ class JobSystem:
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
+
+
+def _interrupted(obs: Observation) -> bool:
+    """Did the hub stop this attempt (close, unload), rather than the job fail?"""
+    return obs.code is Code.HUB_CLOSED or (
+        obs.code is Code.CANCELLED and obs.attributes.get("reason") in ("unload", "shutdown"))
 
 
 def _resolve_entry(engine: Any, comp: Component, service: str, operation: str, target: str,
