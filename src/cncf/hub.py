@@ -235,7 +235,8 @@ class AsyncHub:
         if self._jobs is None:
             from cncf.jobs import JobSystem  # lazy: SQLite only when jobs are used
 
-            self._jobs = JobSystem(self.home, self.engine, self._components, workers=self._job_workers)
+            self._jobs = JobSystem(self.home, self.engine, self._components, workers=self._job_workers,
+                                   sources=lambda: {k: (h._target, h._overrides) for k, h in self._handles.items()})
             await self._jobs.start()
             self.engine.queue = self._jobs
         else:
