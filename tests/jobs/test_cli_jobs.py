@@ -94,3 +94,34 @@ def test_mounted_as_cncf_jobs(hub: cncf.Hub, home: Path) -> None:
     hub.wait(job, 5)
     result = runner.invoke(app, ["jobs", "show", job, "--home", str(home), "--json"])
     assert result.exit_code == 0 and json.loads(result.output)["id"] == job
+
+
+def test_call_then_wait_run_then_work(home: Path) -> None:
+    """The one-shot CLI story: `cncf call` queues and exits; `cncf jobs wait
+    --run` or `cncf jobs work` load the component again from where it was
+    loaded, and run the jobs."""
+    from cncf.receptions.cli import app
+
+    from ._util import WORKER
+
+    def call(*args: str) -> str:
+        result = runner.invoke(app, ["call", str(WORKER), *args, "--home", str(home), "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)["job_id"]
+
+    first = call("add", "1", "2")
+    code, text = _run("wait", first, "--home", str(home), "--timeout", "0.3", "--json")
+    assert code == 1 and json.loads(text)["observation"]["code"] == "wait_timeout"  # nobody runs it
+    code, text = _run("wait", first, "--run", "--home", str(home), "--timeout", "10", "--json")
+    assert code == 0 and json.loads(text)["value"] == 3
+
+    more = [call("add", str(i), "1") for i in range(3)] + [call("boom")]
+    code, text = _run("work", "--home", str(home), "--json")
+    assert code == 0
+    report = json.loads(text)
+    # each `cncf call` loads the component, so its hub may run earlier calls' jobs
+    assert report["components"] == ["worker"] and report["finished"].get("failed") == 1
+    with cncf.Hub(home=home) as hub:
+        assert [hub.job(j).state.value for j in more] == ["succeeded"] * 3 + ["failed"]
+    code, text = _run("work", "--home", str(home))
+    assert code == 0 and "nothing to do" in text

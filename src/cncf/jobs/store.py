@@ -89,6 +89,13 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, component);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- where each queue-policy component was last loaded from (``cncf jobs work`` loads it again)
+CREATE TABLE IF NOT EXISTS sources (
+    component TEXT PRIMARY KEY,       -- normalized name
+    target TEXT NOT NULL,             -- what hub.load() was given
+    overrides TEXT NOT NULL,          -- the manifest overrides given with it (JSON)
+    updated REAL NOT NULL
+);
 """
 
 _COLUMNS = ("id, state, target, component, attempts, max_attempts, created, started, finished, "
@@ -189,6 +196,29 @@ def op_cancel_queued(db: sqlite3.Connection, job_id: str, outcome: str, now: flo
     elif row[0] == "running":
         db.execute("UPDATE jobs SET cancel_requested=1 WHERE id=?", (job_id,))
     return str(row[0])
+
+
+def op_source(db: sqlite3.Connection, component: str, target: str, overrides: str, now: float) -> None:
+    db.execute("INSERT INTO sources (component, target, overrides, updated) VALUES (?,?,?,?)"
+               " ON CONFLICT (component) DO UPDATE SET target=excluded.target,"
+               " overrides=excluded.overrides, updated=excluded.updated",
+               (component, target, overrides, now))
+
+
+def read_sources(home: Path) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Component name → (target, overrides) as last loaded by a hub on ``home``
+    (read-only; empty when there is no store)."""
+    path = home / STORE_NAME
+    if not path.exists():
+        return {}
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT component, target, overrides FROM sources").fetchall()
+    except sqlite3.Error:
+        return {}
+    finally:
+        db.close()
+    return {c: (t, json.loads(o)) for c, t, o in rows}
 
 
 # ---------------------------------------------------------------------------

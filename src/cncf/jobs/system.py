@@ -44,7 +44,7 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +69,11 @@ from cncf.jobs.store import (
     op_finish,
     op_insert,
     op_retry,
+    op_source,
 )
 from cncf.observation import Code, Failed, Observation, Stage, observation_cause
 from cncf.outcome import Outcome
+from cncf.policy import Mode
 from cncf.selector import normalize
 
 _UNAVAILABLE = (State.LOADING, State.FAILED, State.UNLOADED)
@@ -105,6 +107,8 @@ class JobSystem:
             ``$CNCF_JOB_DURABILITY``, else ``"process"``.
         retry_base, retry_max: back-off before attempt n+1 is
             ``min(retry_max, retry_base * 2**(n-1))``, ±20 % jitter.
+        sources: normalized name → (target, overrides) each loaded component
+            came from; recorded so that ``cncf jobs work`` can load it again.
     """
 
     def __init__(
@@ -117,6 +121,7 @@ class JobSystem:
         durability: str | None = None,
         retry_base: float = 0.2,
         retry_max: float = 30.0,
+        sources: Callable[[], Mapping[str, tuple[str, Mapping[str, Any]]]] | None = None,
     ) -> None:
         self.home = Path(home)
         self.engine = engine
@@ -140,6 +145,8 @@ class JobSystem:
         self._watcher: asyncio.Task[None] | None = None
         self._closing = False
         self.recovered: list[str] = []  # ids resumed (or quarantined) at start
+        self._sources = sources
+        self._recorded: dict[str, tuple[str, str]] = {}
 
     # ------------------------------------------------------------------ start
 
@@ -161,6 +168,7 @@ class JobSystem:
                 self._later(job_id, key, not_before - now)
             else:
                 self._push(job_id, key)
+        self._record_sources()
         self._pump()
 
     def _open(self) -> bool:
@@ -191,7 +199,29 @@ class JobSystem:
 
     def poke(self) -> None:
         """Something changed outside (a component was loaded): look for work."""
+        self._record_sources()
         self._pump()
+
+    def _record_sources(self) -> None:
+        """Remember where each queue-policy component was loaded from (best effort)."""
+        if self._sources is None or self.store is None:
+            return
+        for key, (target, overrides) in self._sources().items():
+            comp = self.components.get(key)
+            if comp is None or not any(e.policy.mode is Mode.QUEUE for ops in comp.services.values()
+                                       for e in ops.values()):
+                continue
+            where = Path(target)
+            target = str(where.resolve()) if where.exists() else str(target)  # usable from any cwd
+            try:
+                rec = (target, json.dumps(dict(overrides), sort_keys=True))
+            except (TypeError, ValueError):
+                continue
+            if self._recorded.get(key) == rec:
+                continue
+            self._recorded[key] = rec
+            fut = self.store.writer.submit(op_source, key, rec[0], rec[1], time.time())
+            fut.add_done_callback(_ignore)
 
     # ---------------------------------------------------------------- enqueue
 
@@ -625,6 +655,11 @@ class JobSystem:
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
+
+
+def _ignore(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()  # retrieved: a best-effort write that failed is not an error
 
 
 def _interrupted(obs: Observation) -> bool:

@@ -187,24 +187,96 @@ def show(job_id: JobArg, as_json: JsonOpt = False, home: HomeOpt = None) -> None
     raise typer.Exit(_guard(as_json, job_id, run))
 
 
+def _load_sources(hub: Any, only: set[str] | None) -> list[str]:
+    """Load the components that have queued jobs, from where a hub last loaded
+    them (recorded in the store).  Returns their names; load failures are
+    reported on stderr (their jobs stay queued)."""
+    from cncf.jobs.store import read_sources
+    from cncf.selector import normalize
+
+    sources = read_sources(hub.home)
+    wanted = {j.component for j in hub.jobs(state="queued", limit=None)}
+    if only is not None:
+        wanted &= {normalize(n) for n in only}
+    names = []
+    for key in sorted(wanted):
+        if key not in sources:
+            err.print(f"[yellow]no recorded source for component {key!r}: load it in a hub to run its jobs"
+                      "[/yellow]")
+            continue
+        target, overrides = sources[key]
+        handle = hub.load(target, **overrides)
+        if handle.state == "failed":
+            err.print(render.observation_panel(handle.observation))
+            continue
+        names.append(handle.name)
+    return names
+
+
+@jobs_app.command()
+def work(
+    component: Annotated[list[str] | None, typer.Option("--component", help="Only this component (repeatable).")]
+    = None,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+) -> None:
+    """Run queued jobs here: load each component that has queued jobs (from
+    where a hub last loaded it), and run until none is queued or running."""
+
+    def run() -> int:
+        import time
+
+        with _hub(home) as hub:
+            names = _load_sources(hub, set(component) if component else None)
+            done_before = {j.id for j in hub.jobs(limit=None) if j.done}
+            while names:
+                pending = [j for n in names for s in ("queued", "running")
+                           for j in hub.jobs(state=s, component=n, limit=1)]
+                if not pending:
+                    break
+                time.sleep(0.1)
+            finished = [j for j in hub.jobs(limit=None) if j.done and j.id not in done_before]
+        counts: dict[str, int] = {}
+        for j in finished:
+            counts[j.state.value] = counts.get(j.state.value, 0) + 1
+        if as_json:
+            print(render.to_json({"components": names, "finished": counts}))
+        else:
+            out.print(f"ran jobs of {', '.join(names) or 'no component'}: "
+                      + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do"))
+        return render.EXIT_VALUE
+
+    raise typer.Exit(_guard(as_json, "jobs work", run))
+
+
 @jobs_app.command()
 def wait(
     job_id: JobArg,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Give up waiting after S seconds.")] = None,
+    run_here: Annotated[bool, typer.Option("--run", help="Load the job's component here and run it.")] = False,
     as_json: JsonOpt = False,
     home: HomeOpt = None,
 ) -> None:
     """Wait for a job's final Outcome and print it like `cncf call` does.
 
-    The job is run by a hub that has its component loaded on this home; a
-    wait that times out prints a `wait_timeout` Observation (exit 1) and
-    leaves the job as it is."""
+    The job is run by a hub that has its component loaded on this home (a
+    `cncf run` hub, `cncf jobs work`, or this command with --run); a wait
+    that times out prints a `wait_timeout` Observation (exit 1) and leaves
+    the job as it is."""
     if timeout is not None and timeout <= 0:
         err.print("error: --timeout must be a positive number of seconds")
         raise typer.Exit(render.EXIT_USAGE)
+    from cncf.jobs import JobNotFound
 
     def run() -> int:
         with _hub(home) as hub:
+            if run_here:
+                try:
+                    job = hub.job(job_id)
+                except JobNotFound as exc:
+                    return _not_found(job_id, as_json, exc)
+                if not job.done:
+                    _load_sources(hub, {job.component})
             outcome = hub.wait(job_id, timeout)
         if not as_json:  # render prints "job … queued" for an Outcome with a job id
             outcome = dataclasses.replace(outcome, job_id=None)
