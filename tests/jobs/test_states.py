@@ -160,3 +160,15 @@ def test_async_api(home: Path) -> None:
             assert hub._jobs.stats()["commits"] < 50 * 3
 
     asyncio.run(main())
+
+
+def test_submit_only_hub_runs_no_job(home: Path) -> None:
+    with cncf.Hub(home=home, job_workers=0) as hub:
+        hub.load(WORKER)
+        out = hub.call("worker.add", [1, 2])
+        time.sleep(0.2)
+        assert hub.job(out.job_id).state is JobState.QUEUED
+        assert hub._pump is None  # nothing to pump for
+    with cncf.Hub(home=home) as hub:
+        hub.load(WORKER)
+        assert hub.wait(out.job_id, 5).value == 3

@@ -101,7 +101,9 @@ class JobSystem:
         home: the hub's home folder; the store is ``home/jobs.sqlite3``.
         engine: the hub's ActionEngine (every attempt runs through it).
         components: the hub's components by normalized name (a live mapping).
-        workers: how many attempts may run at once (across components).
+        workers: how many attempts may run at once (across components); 0
+            makes a submit-only hub, which stores jobs and runs none (a
+            one-shot CLI call should not start, then interrupt, older jobs).
         durability: ``"process"`` (WAL, synchronous=NORMAL: survives kill -9)
             or ``"power"`` (synchronous=FULL, group-committed fsync); default
             ``$CNCF_JOB_DURABILITY``, else ``"process"``.
@@ -126,7 +128,7 @@ class JobSystem:
         self.home = Path(home)
         self.engine = engine
         self.components = components
-        self.workers = max(1, int(workers))
+        self.workers = max(0, int(workers))
         self.durability = durability or os.environ.get("CNCF_JOB_DURABILITY") or "process"
         self.paused = False  # True: accept and store jobs, start no attempt (see resume())
         self.retry_base = retry_base
@@ -610,7 +612,7 @@ class JobSystem:
         ``Hub`` keeps a pump thread running its loop while this is true.)"""
         if self._tasks or self._timers:
             return True
-        if self._closing or self.paused or self.engine.closing:
+        if self._closing or self.paused or self.engine.closing or not self.workers:
             return False
         return any(self._available(k) is not None for k in self._ring)
 
