@@ -557,6 +557,15 @@ def _module_operations(module):
     return ops
 
 
+def _sole_class(module):
+    if _module_operations(module):
+        return None
+    own = [name for name, v in sorted(vars(module).items())
+           if isinstance(v, type) and not name.startswith("_")
+           and getattr(v, "__module__", None) == module.__name__]
+    return own[0] if len(own) == 1 else None
+
+
 def _is_collaborator(cls):
     return callable(getattr(cls, "invoke", None)) and hasattr(cls, "operations")
 
@@ -673,6 +682,12 @@ def _handle_load(body):
             code = "import_failed"
         return _reply_failure(LOADED, rid, _failure(code, msg, exc))
     target, kind = module, "module"
+    if not attr and options.get("infer_entry"):
+        # No entry was named: a module without public functions but with
+        # exactly one public class of its own is that class.
+        attr = _sole_class(module) or ""
+        if attr:
+            entry = "%s:%s" % (mod_name, attr)
     if attr:
         try:
             for part in attr.split("."):

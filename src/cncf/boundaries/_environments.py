@@ -1,0 +1,201 @@
+"""Private Python environments built with uv, cached by content hash.
+
+A component that declares ``requirements`` or ships wheels gets a virtual
+environment of its own, built by ``uv`` from its base interpreter.  The
+environment is identified by a hash of what determines its content — the
+interpreter (real path, size, mtime), the sorted requirement strings and the
+bytes of every wheel — so two components with the same needs share one
+environment, and the next load (or the next hub) finds it ready at once.
+
+Building happens in a temporary sibling folder which is renamed into place
+only when complete: a crash mid-build never leaves a half environment under
+the final name, and two hubs racing on the same hash both end up using the
+one that won the rename (the loser deletes its copy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cncf.observation import Code, Failed, Observation, Stage
+
+_FORMAT = 1  # bump when the layout of a cached environment changes
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_RESOLUTION = (
+    "No solution found",
+    "not found in the package registry",
+    "Failed to parse",
+    "no version of",
+    "Because ",
+    "was not found in the provided package locations",
+    "is not a valid",
+    "Distribution not found",
+)
+_locks: dict[str, asyncio.Lock] = {}
+
+
+def uv_binary() -> str | None:
+    """The ``uv`` executable: the one shipped with the ``uv`` package, else PATH."""
+    try:
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    except Exception:
+        return shutil.which("uv")
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def environment_key(interpreter: str, requirements: Sequence[str], wheels: Sequence[Path]) -> str:
+    """The content hash naming an environment."""
+    real = os.path.realpath(interpreter)
+    st = os.stat(real)
+    doc = {
+        "format": _FORMAT,
+        "interpreter": [real, st.st_size, int(st.st_mtime)],
+        "requirements": sorted(r.strip() for r in requirements),
+        "wheels": sorted((w.name, file_digest(w)) for w in wheels),
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+class EnvironmentCache:
+    """Builds and finds environments under ``root`` (``<cache_dir>/envs``)."""
+
+    def __init__(self, root: Path, progress: Callable[[str], None] | None = None) -> None:
+        self.root = root
+        self._progress = progress
+
+    def _say(self, line: str) -> None:
+        if self._progress is not None:
+            with contextlib.suppress(Exception):
+                self._progress(line)
+
+    async def ensure(
+        self,
+        interpreter: str,
+        requirements: Sequence[str],
+        wheels: Sequence[Path],
+        *,
+        label: str,
+    ) -> Path:
+        """The environment's folder, built now if it is not cached yet.
+
+        Raises ``Failed``: ``dependency_unresolved`` with uv's own message when
+        the requirements cannot be resolved, ``environment_failed`` otherwise.
+        """
+        key = environment_key(interpreter, requirements, wheels)
+        final = self.root / key[:32]
+        if venv_python(final).exists():
+            return final
+        lock = _locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if venv_python(final).exists():
+                return final
+            return await self._build(key, final, interpreter, requirements, wheels, label)
+
+    async def _build(
+        self,
+        key: str,
+        final: Path,
+        interpreter: str,
+        requirements: Sequence[str],
+        wheels: Sequence[Path],
+        label: str,
+    ) -> Path:
+        uv = uv_binary()
+        if uv is None:
+            raise _fail(Code.ENVIRONMENT_FAILED, f"[{label}] uv is not installed: cannot build "
+                        "the component's environment (pip install uv)")
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".build-{key[:12]}-{uuid.uuid4().hex[:8]}"
+        what = ", ".join([*requirements, *(w.name for w in wheels)])
+        self._say(f"[{label}] building environment {key[:12]} with uv: {what}")
+        started = time.monotonic()
+        try:
+            await self._run(
+                [uv, "venv", "--quiet", "--no-project", "--relocatable", "--python", interpreter,
+                 str(tmp)],
+                label,
+                Code.ENVIRONMENT_FAILED,
+            )
+            if requirements or wheels:
+                await self._run(
+                    [uv, "pip", "install", "--python", str(venv_python(tmp)),
+                     *(str(w) for w in wheels), *requirements],
+                    label,
+                    None,
+                )
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if not venv_python(final).exists():  # someone else won the race: use theirs
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self._say(f"[{label}] environment {key[:12]} ready in {time.monotonic() - started:.1f}s")
+        return final
+
+    async def _run(self, argv: list[str], label: str, code: Code | None) -> None:
+        env = dict(os.environ, NO_COLOR="1", UV_NO_PROGRESS="1", UV_PYTHON_DOWNLOADS="never")
+        env.pop("VIRTUAL_ENV", None)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=env,
+            )
+        except OSError as exc:
+            raise _fail(Code.ENVIRONMENT_FAILED, f"[{label}] cannot run uv: {exc}") from None
+        lines: list[str] = []
+        assert proc.stdout is not None
+        try:
+            async for raw in proc.stdout:
+                line = _ANSI.sub("", raw.decode("utf-8", "replace")).rstrip()
+                if line:
+                    lines.append(line)
+                    self._say(f"[{label}] {line.strip()}")
+            status = await proc.wait()
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise
+        if status == 0:
+            return
+        text = "\n".join(lines).strip()
+        if code is None:
+            code = (
+                Code.DEPENDENCY_UNRESOLVED
+                if any(s in text for s in _RESOLUTION)
+                else Code.ENVIRONMENT_FAILED
+            )
+        step = "resolving and installing the requirements" if argv[1] == "pip" else "creating the venv"
+        raise _fail(code, f"[{label}] uv failed {step}:\n{text}", resolver_output=text,
+                    exit_code=status)
+
+
+def _fail(code: Code, message: str, **attributes: object) -> Failed:
+    return Failed(Observation.of(code, message, stage=Stage.LOAD, **attributes))

@@ -1,0 +1,250 @@
+"""The worker-process boundary: shared by the ``python`` and ``command`` forms.
+
+A form says *how to start* a worker (a :class:`LaunchPlan`: argv,
+environment, the LOAD request); everything after that is common and lives
+here once: spawning through :class:`~cncf.wire.channel.WorkerProcess`, the
+LOAD / NEW / INVOKE exchange, attributing captured output to calls,
+cooperative and forced cancellation, health, and reaping.
+
+One worker process hosts one component instance, so a crash, ``os._exit``
+or memory blow-up takes down exactly one instance; the engine restarts it by
+calling ``unload`` then ``load`` + ``instantiate`` again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cncf.boundaries.base import BoundaryContext, Health, OperationInfo, Returned
+from cncf.observation import Code, Failed, Observation, Stage
+from cncf.wire.channel import WorkerProcess
+from cncf.wire.frames import Kind
+
+if TYPE_CHECKING:
+    from cncf.call import ActionCall
+    from cncf.manifest import ComponentSpec
+
+#: How long an import (LOAD) or constructor (NEW) may take before the worker
+#: is killed; the engine's run timeouts govern calls, not loading.
+LOAD_TIMEOUT = 300.0
+
+
+@dataclasses.dataclass
+class LaunchPlan:
+    """How to start one worker and what to ask it to load."""
+
+    argv: Sequence[str]
+    entry: str | None
+    artifact: str
+    paths: Sequence[str] = ()
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    env: Mapping[str, str] | None = None
+    cwd: str | None = None
+    memory_limit: int | None = None
+    temp_dirs: Sequence[Path] = ()  # removed on unload
+    details: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # for inspect
+
+
+@dataclasses.dataclass(eq=False)
+class WorkerLoaded:
+    """A component loaded into its own worker process (not yet instantiated)."""
+
+    spec: ComponentSpec
+    worker: WorkerProcess
+    operations: tuple[OperationInfo, ...]
+    entry: str | None
+    plan: LaunchPlan
+    kind: str = ""  # what the worker found: class | module | object | collaborator
+
+
+@dataclasses.dataclass(eq=False)
+class WorkerInstance:
+    """The live instance inside a worker; ``calls`` maps call ids to request ids."""
+
+    loaded: WorkerLoaded
+    worker: WorkerProcess
+    calls: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+_INSTANCE_ID = 1  # one instance per worker process
+
+
+def _restage(exc: Failed, stage: Stage) -> Failed:
+    """A dead worker is reported by the channel at the execute stage; during
+    load or instantiate the Observation belongs to that stage."""
+    obs = exc.observation
+    if obs.stage is not stage and stage in obs.code.stages:
+        exc.observation = dataclasses.replace(obs, stage=stage)
+    return exc
+
+
+class WorkerBoundary:
+    """Base of the process forms: subclasses implement :meth:`plan`."""
+
+    form = "worker"
+
+    def __init__(self, context: BoundaryContext) -> None:
+        self.context = context
+        self._workers: set[WorkerProcess] = set()
+
+    # -------------------------------------------------------------- planning
+
+    async def plan(self, spec: ComponentSpec) -> LaunchPlan:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _progress(self, line: str) -> None:
+        if self.context.progress is not None:
+            with contextlib.suppress(Exception):
+                self.context.progress(line)
+
+    # ------------------------------------------------------------- lifecycle
+
+    async def load(self, spec: ComponentSpec) -> WorkerLoaded:
+        plan = await self.plan(spec)
+        try:
+            worker = await WorkerProcess.spawn(
+                plan.argv,
+                label=spec.name,
+                env=plan.env,
+                cwd=plan.cwd,
+                memory_limit=plan.memory_limit,
+            )
+        except Failed:
+            _remove(plan.temp_dirs)
+            raise
+        self._workers.add(worker)
+        try:
+            async with asyncio.timeout(LOAD_TIMEOUT):
+                reply = await worker.request(
+                    Kind.LOAD,
+                    {
+                        "instance": _INSTANCE_ID,
+                        "entry": plan.entry,
+                        "artifact": plan.artifact,
+                        "paths": list(plan.paths),
+                        "options": dict(plan.options),
+                    },
+                    stage=Stage.LOAD,
+                )
+        except (Failed, TimeoutError) as exc:
+            error = (
+                _restage(exc, Stage.LOAD)
+                if isinstance(exc, Failed)
+                else Failed(
+                    Observation.of(
+                        Code.IMPORT_FAILED,
+                        f"loading {plan.entry!r} did not finish within {LOAD_TIMEOUT:g}s",
+                        stage=Stage.LOAD,
+                    )
+                )
+            )
+            out, err = worker.take_output()
+            error.stdout = error.stdout or out
+            error.stderr = error.stderr or err
+            await self._reap(worker, plan)
+            raise error from None
+        operations = tuple(OperationInfo.from_wire(op) for op in reply.get("operations") or ())
+        return WorkerLoaded(
+            spec=spec,
+            worker=worker,
+            operations=operations,
+            entry=reply.get("entry") or plan.entry,
+            plan=plan,
+            kind=str(reply.get("kind") or ""),
+        )
+
+    async def instantiate(self, loaded: WorkerLoaded) -> WorkerInstance:
+        worker = loaded.worker
+        try:
+            async with asyncio.timeout(LOAD_TIMEOUT):
+                await worker.request(Kind.NEW, {"instance": _INSTANCE_ID}, stage=Stage.INSTANTIATE)
+        except Failed as exc:
+            out, err = worker.take_output()
+            exc.stdout = exc.stdout or out
+            exc.stderr = exc.stderr or err
+            raise _restage(exc, Stage.INSTANTIATE) from None
+        except TimeoutError:
+            worker.kill()
+            raise Failed(
+                Observation.of(
+                    Code.CONSTRUCTOR_FAILED,
+                    f"constructing {loaded.entry!r} did not finish within {LOAD_TIMEOUT:g}s",
+                    stage=Stage.INSTANTIATE,
+                )
+            ) from None
+        return WorkerInstance(loaded=loaded, worker=worker)
+
+    async def invoke(
+        self, instance: WorkerInstance, call: ActionCall, operation: str, *, concurrent: bool
+    ) -> Returned:
+        worker = instance.worker
+        pending = worker.start(
+            Kind.INVOKE,
+            {
+                "instance": _INSTANCE_ID,
+                "call": call.id,
+                "operation": operation,
+                "args": call.args,
+                "kwargs": call.kwargs,
+                "concurrent": concurrent,
+            },
+        )
+        calls = instance.calls
+        calls[call.id] = pending.id
+        try:
+            body = await pending.reply(Stage.EXECUTE)
+        except Failed as exc:
+            out, err = worker.take_output()
+            exc.stdout = exc.stdout or out
+            exc.stderr = exc.stderr or err
+            raise
+        finally:
+            calls.pop(call.id, None)
+        out, err = worker.take_output()
+        return Returned(body.get("value"), out, err)
+
+    async def cancel(self, instance: WorkerInstance, call: ActionCall, *, force: bool) -> None:
+        worker = instance.worker
+        if force:
+            worker.kill_reason = worker.kill_reason or "cancelled by the hub"
+            worker.kill()
+            return
+        rid = instance.calls.get(call.id)
+        if rid is not None:
+            worker.cancel(rid, "cooperative")
+
+    async def unload(self, loaded: WorkerLoaded, instance: WorkerInstance | None) -> None:
+        await self._reap(loaded.worker, loaded.plan)
+
+    def health(self, instance: WorkerInstance) -> Health:
+        worker = instance.worker
+        if not worker.alive:
+            return Health(alive=False, pid=worker.pid, detail=f"exit status {worker.returncode}")
+        return Health(alive=True, pid=worker.pid, rss_kb=worker.rss_kb())
+
+    async def close(self) -> None:
+        workers, self._workers = list(self._workers), set()
+        await asyncio.gather(*(w.close(grace=1.0) for w in workers), return_exceptions=True)
+
+    async def _reap(self, worker: WorkerProcess, plan: LaunchPlan) -> None:
+        self._workers.discard(worker)
+        try:
+            await worker.close(grace=1.0 if worker.alive else 0)
+        finally:
+            _remove(plan.temp_dirs)
+
+
+def _remove(paths: Sequence[Path]) -> None:
+    for p in paths:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def failed(code: Code, message: str, **attributes: Any) -> Failed:
+    """A load-stage failure raised while planning."""
+    return Failed(Observation.of(code, message, stage=Stage.LOAD, **attributes))

@@ -1,0 +1,272 @@
+"""The ``python`` form: one worker process per component, on its own interpreter.
+
+The worker runs ``cncf/worker/runtime.py`` (standard library only) under the
+component's interpreter, with the component's own ``sys.path``:
+
+* a **source folder** or a **module file** goes first on ``sys.path``;
+* a **zipapp** (``.pyz`` from :mod:`zipapp`, a shiv or a pex) is extracted
+  once into ``<cache>/zipapps/<sha256>`` and its layout recognised: plain
+  (the archive root), shiv (``site-packages/``, vendored dependencies
+  included) or pex (the root plus every ``.deps/<wheel>/`` chroot).  We do
+  not run the shiv/pex bootstraps: they would extract into the user's home,
+  re-exec the interpreter and add their start-up cost to every worker; the
+  archives' own layouts are stable and documented;
+* **wheels** and/or **requirements** are installed with uv into a private
+  virtual environment cached by content hash (``_environments``); the wheel
+  names its component class in the entry-point group ``cncf.components``.
+
+Which environment a component sees is decided here and nowhere else: a
+component with no requirements runs with ``-I -S`` (the standard library and
+its own paths only, never the hub's packages); one with an environment runs
+that venv's interpreter with ``-I``; an ``interpreter`` given as the path of
+an existing venv's python keeps that venv's ``site-packages``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import configparser
+import os
+import shutil
+import sys
+import uuid
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cncf.boundaries._environments import EnvironmentCache, file_digest, venv_python
+from cncf.boundaries._worker import LaunchPlan, WorkerBoundary, failed
+from cncf.observation import Code
+
+if TYPE_CHECKING:
+    from cncf.manifest import ComponentSpec
+
+RUNTIME_DIR = Path(__file__).resolve().parent.parent / "worker"
+#: Runs the worker runtime as an imported module, so its bytecode is cached
+#: (compiling it on every start would cost a third of a bare start).
+_BOOT = (
+    "import sys;sys.path.insert(0,{dir!r});import runtime;"
+    "del sys.path[0];del sys.modules['runtime'];runtime.main()"
+)
+_ZIP_SUFFIXES = (".pyz", ".pex", ".zip", ".shiv", ".pyzw")
+_NOT_ENTRIES = {"setup", "conftest", "__main__", "noxfile", "tasks", "manage"}
+ENTRY_POINT_GROUP = "cncf.components"
+
+
+def worker_argv(python: str, *, site: bool) -> list[str]:
+    """The command line that starts the worker runtime under ``python``."""
+    flags = ["-I", "-u"] if site else ["-I", "-S", "-u"]
+    return [python, *flags, "-c", _BOOT.format(dir=str(RUNTIME_DIR))]
+
+
+def resolve_interpreter(spec: ComponentSpec) -> tuple[str, bool]:
+    """(interpreter path, keeps its own site-packages) or ``interpreter_not_found``."""
+    name = spec.interpreter
+    if not name:
+        return sys.executable, False
+    if os.sep in name or name.startswith("."):
+        path = Path(name).expanduser()
+        if not path.is_absolute():
+            path = spec.base_dir / path
+        found = str(path) if path.is_file() and os.access(path, os.X_OK) else None
+    else:
+        found = shutil.which(name)
+    if found is None:
+        raise failed(
+            Code.INTERPRETER_NOT_FOUND,
+            f"interpreter {name!r} for component {spec.name!r} is neither on PATH nor an "
+            f"executable file (looked from {spec.base_dir})",
+            interpreter=name,
+        )
+    is_venv = (Path(found).parent.parent / "pyvenv.cfg").is_file() and (os.sep in name)
+    return found, is_venv
+
+
+# ---------------------------------------------------------------------------
+# Artifacts
+# ---------------------------------------------------------------------------
+
+
+def _extract(archive: Path, cache: Path, label: str) -> Path:
+    """Extract a zipapp once per content hash; returns the extracted root."""
+    try:
+        digest = file_digest(archive)
+    except OSError as exc:
+        raise failed(Code.ARTIFACT_NOT_FOUND, f"cannot read {archive}: {exc}", path=str(archive))
+    final = cache / digest[:32]
+    if final.is_dir():
+        return final
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = cache / f".extract-{digest[:12]}-{uuid.uuid4().hex[:8]}"
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            bad = zf.testzip()
+            if bad is not None:
+                raise zipfile.BadZipFile(f"member {bad!r} is corrupt (CRC mismatch)")
+            zf.extractall(tmp)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
+        raise failed(
+            Code.INVALID_ARCHIVE,
+            f"[{label}] {archive.name} is not a readable zipapp: {exc}",
+            path=str(archive),
+        ) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _zip_layout(root: Path) -> tuple[str, list[Path]]:
+    """Recognise a zipapp's layout: (kind, sys.path entries)."""
+    if (root / "PEX-INFO").is_file():
+        deps = root / ".deps"
+        chroots = sorted(p for p in deps.iterdir() if p.is_dir()) if deps.is_dir() else []
+        return "pex", [root, *chroots]
+    if (root / "environment.json").is_file() and (root / "site-packages").is_dir():
+        return "shiv", [root / "site-packages"]
+    return "zipapp", [root]
+
+
+def _candidates(root: Path) -> list[str]:
+    """Importable top-level modules and packages of a source root."""
+    out = []
+    if not root.is_dir():
+        return out
+    for p in sorted(root.iterdir()):
+        name = p.stem if p.suffix == ".py" else p.name
+        if not name.isidentifier() or name in _NOT_ENTRIES or name.startswith(("test", "_")):
+            continue
+        if (p.suffix == ".py" and p.is_file()) or (p.is_dir() and (p / "__init__.py").is_file()):
+            out.append(name)
+    return out
+
+
+def _wheel_entry(wheels: tuple[Path, ...], spec: ComponentSpec) -> str | None:
+    """The component entry named by the wheels' ``cncf.components`` entry points."""
+    found: dict[str, str] = {}
+    for wheel in wheels:
+        try:
+            with zipfile.ZipFile(wheel) as zf:
+                names = zf.namelist()
+                if not any(n.split("/", 1)[0].endswith(".dist-info") for n in names):
+                    raise zipfile.BadZipFile("it has no .dist-info folder")
+                for n in names:
+                    if n.endswith(".dist-info/entry_points.txt") and n.count("/") == 1:
+                        parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+                        parser.optionxform = str  # type: ignore[assignment,method-assign]
+                        parser.read_string(zf.read(n).decode("utf-8"))
+                        if parser.has_section(ENTRY_POINT_GROUP):
+                            for key, value in parser.items(ENTRY_POINT_GROUP):
+                                found[key.strip()] = value.split("[", 1)[0].strip()
+        except FileNotFoundError:
+            raise failed(Code.ARTIFACT_NOT_FOUND, f"wheel {wheel} does not exist", path=str(wheel))
+        except (zipfile.BadZipFile, OSError, configparser.Error, UnicodeDecodeError) as exc:
+            raise failed(
+                Code.INVALID_ARCHIVE, f"{wheel.name} is not a readable wheel: {exc}", path=str(wheel)
+            ) from None
+    if spec.entry:
+        return spec.entry
+    if len(found) == 1:
+        return next(iter(found.values()))
+    if spec.name in found:
+        return found[spec.name]
+    if len(found) > 1:
+        raise failed(
+            Code.ENTRY_AMBIGUOUS,
+            f"the wheels name several components in [{ENTRY_POINT_GROUP}]: {sorted(found)}; "
+            "choose one with entry = 'module:Class' or name = one of them",
+            candidates=sorted(found),
+        )
+    return None
+
+
+class PythonBoundary(WorkerBoundary):
+    """Python components in worker processes (folders, modules, zipapps, wheels)."""
+
+    form = "python"
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self.environments = EnvironmentCache(context.cache_dir / "envs", context.progress)
+        self._zip_cache = context.cache_dir / "zipapps"
+
+    async def plan(self, spec: ComponentSpec) -> LaunchPlan:
+        interpreter, keeps_site = resolve_interpreter(spec)
+        artifact = spec.artifact
+        if not artifact.exists():
+            raise failed(Code.ARTIFACT_NOT_FOUND, f"artifact {str(artifact)!r} does not exist",
+                         path=str(artifact))
+        details: dict[str, Any] = {"interpreter": interpreter}
+        paths: list[Path] = []
+        layout = "folder"
+        wheels = tuple(spec.wheels)
+        for w in wheels:
+            if not w.exists():
+                raise failed(Code.ARTIFACT_NOT_FOUND, f"wheel {str(w)!r} does not exist", path=str(w))
+        entry = spec.entry
+        if wheels:
+            entry = _wheel_entry(wheels, spec)
+        suffix = artifact.suffix.lower()
+        if artifact.is_dir():
+            layout, paths = _zip_layout(artifact) if (artifact / "PEX-INFO").is_file() else (
+                "folder", [artifact])
+        elif suffix == ".whl":
+            layout = "wheel"
+        elif suffix == ".py":
+            layout, paths = "module", [artifact.parent]
+            entry = entry or artifact.stem
+        elif suffix in _ZIP_SUFFIXES or zipfile.is_zipfile(artifact):
+            root = await asyncio.to_thread(_extract, artifact, self._zip_cache, spec.name)
+            layout, paths = _zip_layout(root)
+        else:
+            raise failed(
+                Code.INVALID_ARCHIVE,
+                f"{artifact.name} is neither a folder, a .py module, a wheel nor a zipapp",
+                path=str(artifact),
+            )
+        details["layout"] = layout
+        options: dict[str, Any] = {}
+        if not entry:
+            entry = self._default_entry(spec, layout, paths)
+            options["infer_entry"] = True
+        python = interpreter
+        if spec.requirements or wheels:
+            venv = await self.environments.ensure(
+                interpreter, spec.requirements, wheels, label=spec.name
+            )
+            python, keeps_site = str(venv_python(venv)), True
+            details["environment"] = str(venv)
+        sitedirs = [str(p) for p in paths if any(p.glob("*.pth"))] if layout != "folder" else []
+        if sitedirs:
+            options["sitedirs"] = sitedirs
+        return LaunchPlan(
+            argv=worker_argv(python, site=keeps_site),
+            entry=entry,
+            artifact=str(artifact),
+            paths=[str(p) for p in paths],
+            options=options,
+            env={**os.environ, **spec.env},
+            cwd=str(spec.base_dir),
+            memory_limit=spec.memory_limit,
+            details=details,
+        )
+
+    def _default_entry(self, spec: ComponentSpec, layout: str, paths: list[Path]) -> str:
+        roots = paths[:1]
+        found = sorted({c for r in roots for c in _candidates(r)})
+        if len(found) == 1:
+            return found[0]
+        if spec.name.replace("-", "_") in found:
+            return spec.name.replace("-", "_")
+        code = Code.ENTRY_AMBIGUOUS if found else Code.ENTRY_NOT_FOUND
+        raise failed(
+            code,
+            f"component {spec.name!r} ({layout}) names no entry and "
+            + (f"several modules could be it: {found}" if found else "no module was found")
+            + "; give entry = 'module:Class' or 'module' in cncf.toml or as an override",
+            candidates=found,
+        )
