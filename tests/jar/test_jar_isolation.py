@@ -4,6 +4,7 @@ evidence, and that unloaded loaders are collected (metaspace stays bounded)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from pathlib import Path
@@ -158,3 +159,24 @@ def test_caller_cancellation(jar_hub: cncf.Hub, faults_jar: Path, operation: str
     assert (out.observation.code, out.observation.stage) == (Code.CANCELLED, Stage.EXECUTE)
     assert out.observation.attributes.get("tier") == tier
     assert jar_hub.call("worker.count").ok  # restarted after a kill, untouched otherwise
+
+
+def test_no_orphan_process_or_file_after_host_deaths(tmp_path: Path, faults_jar: Path, collab_jar: Path) -> None:
+    seen = []
+    with cncf.Hub(home=tmp_path / "home") as hub:
+        hub.load(collab_jar, name="stay")
+        hub.load(faults_jar, name="quit", entry="faults.Faults")
+        hub.load(faults_jar, name="alone", entry="faults.Faults", isolation="process")
+        boundary = jar_boundary(hub)
+        for _ in range(2):
+            seen.extend(h.worker for h in boundary.hosts())
+            assert hub.call("quit.exit", [1]).observation.code == Code.WORKER_CRASHED
+            assert hub.call("stay.get").ok  # restarted into a new shared host
+            seen.extend(h.worker for h in boundary.hosts())
+        seen.extend(h.worker for h in boundary.hosts())
+    assert len({w.pid for w in seen}) >= 4
+    for w in seen:
+        assert w.returncode is not None  # reaped
+        assert w._capture_dir == ""  # capture files removed
+        with pytest.raises(ProcessLookupError):
+            os.kill(w.pid, 0)

@@ -152,6 +152,7 @@ class JarBoundary:
         self._hosts: set[JvmHost] = set()
         self._spawn_locks: dict[tuple[str, ...], asyncio.Lock] = {}
         self._seq = itertools.count(1)
+        self._reaping: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------- hosts
 
@@ -189,6 +190,7 @@ class JarBoundary:
         def on_exit(_worker: WorkerProcess) -> None:
             if host is not None:
                 self._host_died(host)
+                self._reap_later(host)
 
         worker = await WorkerProcess.spawn(
             build.host_argv(key),
@@ -201,7 +203,15 @@ class JarBoundary:
         self._hosts.add(host)
         if not worker.alive:  # died between HELLO and now
             self._host_died(host)
+            self._reap_later(host)
         return host
+
+    def _reap_later(self, host: JvmHost) -> None:
+        """A dead host's process is reaped and its capture files removed (the crash
+        report has already been built from them)."""
+        task = asyncio.get_running_loop().create_task(host.worker.close(grace=0))
+        self._reaping.add(task)
+        task.add_done_callback(self._reaping.discard)
 
     def _on_event(self, host: JvmHost, body: dict[str, Any]) -> None:
         host.events.append(body)
@@ -363,7 +373,8 @@ class JarBoundary:
     async def close(self) -> None:
         hosts, self._hosts = list(self._hosts), set()
         self._shared.clear()
-        await asyncio.gather(*(h.worker.close(grace=1.0) for h in hosts), return_exceptions=True)
+        await asyncio.gather(*(h.worker.close(grace=1.0) for h in hosts), *self._reaping,
+                             return_exceptions=True)
 
     # ------------------------------------------------------- diagnostics
 
