@@ -172,3 +172,28 @@ def test_submit_only_hub_runs_no_job(home: Path) -> None:
     with cncf.Hub(home=home) as hub:
         hub.load(WORKER)
         assert hub.wait(out.job_id, 5).value == 3
+
+
+def test_power_durability_uses_full_sync_and_group_commit(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CNCF_JOB_DURABILITY", "power")
+
+    async def main() -> None:
+        async with cncf.AsyncHub(home=home) as hub:
+            await hub.load(WORKER)
+            store = hub._jobs.store
+            assert store.durability == "power"
+            assert store._wdb.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+            outs = await asyncio.gather(*(hub.call("worker.add", [i, 1]) for i in range(40)))
+            finals = await asyncio.gather(*(hub.wait(o.job_id, 10) for o in outs))
+            assert [f.value for f in finals] == [i + 1 for i in range(40)]
+
+    asyncio.run(main())
+
+
+def test_bad_durability_setting_is_an_enqueue_failure(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CNCF_JOB_DURABILITY", "forever")
+    with cncf.Hub(home=home) as hub:
+        hub.load(WORKER)
+        out = hub.call("worker.add", [1, 2])
+        assert out.observation.code is cncf.Code.ENQUEUE_FAILED
+        assert out.observation.attributes["reason"] == "store_error"

@@ -178,7 +178,7 @@ class JobSystem:
             self.store = Store(self.home, durability=self.durability)
             self.store_error = None
             return True
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, ValueError) as exc:  # ValueError: a bad CNCF_JOB_DURABILITY
             self.store, self.store_error = None, exc
             return False
 
