@@ -180,3 +180,25 @@ def test_no_orphan_process_or_file_after_host_deaths(tmp_path: Path, faults_jar:
         assert w._capture_dir == ""  # capture files removed
         with pytest.raises(ProcessLookupError):
             os.kill(w.pid, 0)
+
+
+def test_threads_left_behind_by_an_unloaded_component_are_stopped(
+    jar_hub: cncf.Hub, faults_jar: Path, collab_jar: Path
+) -> None:
+    jar_hub.load(collab_jar, name="keeper")
+    base = diagnostics(jar_hub, "keeper", gc=True)
+    jar_hub.load(faults_jar, name="leaky", entry="faults.Faults")
+    assert jar_hub.call("leaky.start-background").value == "leaky-background"
+    assert diagnostics(jar_hub, "keeper", gc=True)["live_loaders"] == base["live_loaders"] + 1
+    jar_hub.unload("leaky")
+    deadline = time.monotonic() + 10
+    while True:
+        stats = diagnostics(jar_hub, "keeper", gc=True)
+        if stats["live_loaders"] == base["live_loaders"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert stats["live_loaders"] == base["live_loaders"], stats
+    host = jar_boundary(jar_hub).hosts()[0]
+    stopped = [e for e in host.events if e["event"] == "threads_stopped"]
+    assert stopped and stopped[0]["threads"] == ["leaky-background"]
+    assert jar_hub.call("keeper.get").ok

@@ -384,11 +384,72 @@ final class Component {
     }
 
     private void finishUnload(long id, Capture.Sink sink) {
-        int running = executor.getActiveCount();
+        Isolation l = loader;
         release();
+        List<Thread> left = threadsOf(l);
         Map<String, Object> v = new LinkedHashMap<String, Object>();
-        v.put("threads_still_running", running);
+        v.put("threads_still_running", left.size());
         Host.ok(id, v, sink);
+        if (!left.isEmpty()) reap(l);
+    }
+
+    /** Live threads running for a loader: its executor's, and those its code started. */
+    static List<Thread> threadsOf(ClassLoader l) {
+        List<Thread> out = new ArrayList<Thread>();
+        if (l == null) return out;
+        ThreadGroup root = Thread.currentThread().getThreadGroup();
+        while (root.getParent() != null) root = root.getParent();
+        Thread[] all = new Thread[root.activeCount() + 16];
+        int n = root.enumerate(all, true);
+        for (int i = 0; i < n; i++) {
+            Thread t = all[i];
+            if (t.isAlive() && t.getContextClassLoader() == l && t != Thread.currentThread()) out.add(t);
+        }
+        return out;
+    }
+
+    /**
+     * Threads of an unloaded component that outlive the interrupt (a timer it never
+     * cancelled, a loop that swallows interrupts) would keep its loader, and all its
+     * classes, alive for the life of the host. After a grace period they are stopped
+     * with Thread.stop(): unsafe for a live component's invariants, harmless for an
+     * unloaded one. (Thread.stop is gone from JDK 20+: there the threads stay, and
+     * the diagnostics show the loader as live.)
+     */
+    private void reap(final Isolation l) {
+        Thread reaper = new Thread(new Runnable() {
+            public void run() {
+                long deadline = System.currentTimeMillis() + 2000;
+                List<Thread> left = threadsOf(l);
+                while (!left.isEmpty() && System.currentTimeMillis() < deadline) {
+                    for (Thread t : left) t.interrupt();
+                    try {
+                        Thread.sleep(50);
+                    } catch (InterruptedException e) {
+                        return;
+                    }
+                    left = threadsOf(l);
+                }
+                List<Object> names = new ArrayList<Object>();
+                for (Thread t : left) {
+                    names.add(t.getName());
+                    try {
+                        Thread.class.getMethod("stop").invoke(t);
+                    } catch (Throwable unsupported) {
+                        // JDK 20+: UnsupportedOperationException
+                    }
+                    t.setContextClassLoader(null);
+                }
+                if (!names.isEmpty()) {
+                    Map<String, Object> ev = new LinkedHashMap<String, Object>();
+                    ev.put("instance", name);
+                    ev.put("threads", names);
+                    Host.event("threads_stopped", ev);
+                }
+            }
+        }, "cncf-reaper[" + name + "]");
+        reaper.setDaemon(true);
+        reaper.start();
     }
 
     private void release() {
