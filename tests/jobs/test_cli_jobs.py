@@ -110,17 +110,16 @@ def test_call_then_wait_run_then_work(home: Path) -> None:
         return json.loads(result.output)["job_id"]
 
     first = call("add", "1", "2")
+    # Nobody runs it now (unless `cncf call`'s own hub got to it before it closed).
     code, text = _run("wait", first, "--home", str(home), "--timeout", "0.3", "--json")
-    assert code == 1 and json.loads(text)["observation"]["code"] == "wait_timeout"  # nobody runs it
+    assert (code, json.loads(text).get("observation", {}).get("code")) in ((1, "wait_timeout"), (0, None))
     code, text = _run("wait", first, "--run", "--home", str(home), "--timeout", "10", "--json")
     assert code == 0 and json.loads(text)["value"] == 3
 
     more = [call("add", str(i), "1") for i in range(3)] + [call("boom")]
     code, text = _run("work", "--home", str(home), "--json")
     assert code == 0
-    report = json.loads(text)
-    # each `cncf call` loads the component, so its hub may run earlier calls' jobs
-    assert report["components"] == ["worker"] and report["finished"].get("failed") == 1
+    assert json.loads(text)["components"] in (["worker"], [])  # [] when no job was left queued
     with cncf.Hub(home=home) as hub:
         assert [hub.job(j).state.value for j in more] == ["succeeded"] * 3 + ["failed"]
     code, text = _run("work", "--home", str(home))
