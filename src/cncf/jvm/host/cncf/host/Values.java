@@ -102,7 +102,8 @@ final class Values {
                 || v instanceof BigInteger || v instanceof BigDecimal) return v;
         if (v instanceof Integer || v instanceof Short || v instanceof Byte) return ((Number) v).longValue();
         if (v instanceof Double || v instanceof Float) {
-            double d = ((Number) v).doubleValue();
+            // A float's shortest decimal form (0.1f -> 0.1, not 0.10000000149011612).
+            double d = v instanceof Float ? Double.parseDouble(v.toString()) : (Double) v;
             if (Double.isNaN(d) || Double.isInfinite(d)) throw new Json.NotJson(d + " is not representable in JSON");
             return d;
         }
