@@ -1,0 +1,367 @@
+"""The python and command forms end to end: every artifact kind, PyPy, Node,
+private environments, entries, output capture, cancellation, concurrency and
+reaping.  Real processes throughout; no boundary is mocked."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+import cncf
+from tests.python_form.conftest import (
+    EXAMPLES,
+    FIXTURES,
+    KINDS,
+    Builder,
+    artifact_for,
+    node,
+    pypy,
+)
+
+
+def _children() -> set[int]:
+    """Live (non-zombie) child processes of this test process."""
+    pids: set[int] = set()
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            pids.update(int(p) for p in (task / "children").read_text().split())
+        except OSError:
+            pass
+    return pids
+
+
+def _worker_dirs() -> set[str]:
+    return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("cncf-worker-")}
+
+
+# ---------------------------------------------------------------------------
+# Artifact kinds and interpreters
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_artifact_kind_keeps_state_and_captures_output(
+    pyhub: cncf.Hub, builder: Builder, kind: str
+) -> None:
+    path, overrides = artifact_for(builder, kind, "counter", "counter:Counter")
+    handle = pyhub.load(path, name="counter", **overrides)
+    assert handle.state == "ready", handle.observation
+    assert handle.form == "python"
+    assert pyhub.call("counter.increment", {"by": 2}).value == 2
+    assert pyhub.call("counter.increment", [3]).value == 5
+    out = pyhub.call("counter.shout", {"text": "hi", "times": 2})
+    assert out.ok and out.value == 2
+    assert out.stdout == "HIHI\n"
+    assert out.stderr == "to stderr\n"
+    impl = pyhub.call("counter.implementation").value
+    assert impl["hub_visible"] is False  # the worker never sees the hub's packages
+
+
+def test_pypy_interpreter(pyhub: cncf.Hub) -> None:
+    pypy()
+    handle = pyhub.load(FIXTURES / "counter", interpreter="pypy3")
+    assert handle.state == "ready", handle.observation
+    assert pyhub.call("counter.implementation").value["name"] == "pypy"
+    assert pyhub.call("counter.increment", {"by": 4}).value == 4
+
+
+def test_pypy_with_private_environment(pyhub: cncf.Hub) -> None:
+    pypy()
+    handle = pyhub.load(FIXTURES / "pkgver", interpreter="pypy3",
+                        requirements=["packaging==21.3"])
+    assert handle.state == "ready", handle.observation
+    assert pyhub.call("pkgver.version").value == "21.3"
+
+
+def test_interpreter_by_path(pyhub: cncf.Hub) -> None:
+    handle = pyhub.load(FIXTURES / "counter", interpreter=os.path.realpath(sys.executable))
+    assert handle.state == "ready", handle.observation
+    assert pyhub.call("counter.implementation").value["name"] == sys.implementation.name
+
+
+def test_missing_interpreter(pyhub: cncf.Hub) -> None:
+    handle = pyhub.load(FIXTURES / "counter", interpreter="no-such-python-3.99")
+    assert handle.state == "failed"
+    assert (handle.observation.code, handle.observation.stage) == ("interpreter_not_found", "load")
+
+
+# ---------------------------------------------------------------------------
+# Private environments (uv) and clashing versions
+# ---------------------------------------------------------------------------
+
+
+def test_major_versions_side_by_side(pyhub: cncf.Hub, builder: Builder) -> None:
+    """packaging 21 (parses anything) next to packaging 24 (refuses non-PEP 440),
+    in every artifact kind, in one hub."""
+    loads = {
+        "folder21": (FIXTURES / "pkgver", {"requirements": ["packaging==21.3"]}),
+        "folder24": (FIXTURES / "pkgver", {"requirements": ["packaging==24.1"]}),
+        "wheel21": artifact_for(builder, "wheel", "pkgver", "pkgver:PkgVer", ("packaging==21.3",)),
+        "pyz24": artifact_for(builder, "pyz", "pkgver", "pkgver:PkgVer", ("packaging==24.1",)),
+        "shiv21": artifact_for(builder, "shiv", "pkgver", "pkgver:PkgVer", ("packaging==21.3",)),
+        "pex24": artifact_for(builder, "pex", "pkgver", "pkgver:PkgVer", ("packaging==24.1",)),
+    }
+    for name, (path, overrides) in loads.items():
+        handle = pyhub.load(path, name=name, **{"entry": "pkgver:PkgVer", **overrides})
+        assert handle.state == "ready", (name, handle.observation)
+    for name in loads:
+        major = name[-2:]
+        assert pyhub.call(f"{name}.version").value.split(".")[0] == major
+        parsed = pyhub.call(f"{name}.parse", ["not-a-version"]).value
+        if major == "21":
+            assert parsed == {"ok": True, "type": "LegacyVersion"}
+        else:
+            assert parsed == {"ok": False, "type": "InvalidVersion"}
+
+
+def test_environment_is_built_once_and_reused(tmp_path: Path, shared_cache: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CNCF_CACHE", str(tmp_path / "fresh-cache"))
+    lines: list[str] = []
+    with cncf.Hub(home=tmp_path / "h1", progress=lines.append) as hub:
+        handle = hub.load(FIXTURES / "pkgver", requirements=["packaging==23.2"])
+        assert handle.state == "ready", handle.observation
+        assert hub.call("pkgver.version").value == "23.2"
+    assert any("building environment" in line for line in lines)
+    envs = [p for p in (tmp_path / "fresh-cache" / "envs").iterdir() if not p.name.startswith(".")]
+    assert len(envs) == 1
+    lines.clear()
+    with cncf.Hub(home=tmp_path / "h2", progress=lines.append) as hub:
+        started = time.monotonic()
+        handle = hub.load(FIXTURES / "pkgver", requirements=["packaging==23.2"])
+        assert handle.state == "ready", handle.observation
+        assert time.monotonic() - started < 5
+    assert not any("building environment" in line for line in lines)
+    assert [p for p in (tmp_path / "fresh-cache" / "envs").iterdir()
+            if not p.name.startswith(".")] == envs
+
+
+def test_unresolvable_requirement_carries_the_resolver_message(pyhub: cncf.Hub) -> None:
+    handle = pyhub.load(FIXTURES / "counter", requirements=["cncf-no-such-distribution-zz==1.0"])
+    assert handle.state == "failed"
+    obs = handle.observation
+    assert (obs.code, obs.stage) == ("dependency_unresolved", "load")
+    assert obs.attributes["resolver_output"]
+    assert not any((Path(os.environ["CNCF_CACHE"]) / "envs").glob(".build-*"))
+
+
+# ---------------------------------------------------------------------------
+# Entries: module functions, inferred classes, wheels, collaborators
+# ---------------------------------------------------------------------------
+
+
+def test_module_functions_are_operations(pyhub: cncf.Hub) -> None:
+    handle = pyhub.load(FIXTURES / "funcs", entry="mathops")
+    assert handle.state == "ready", handle.observation
+    assert sorted(op.split(".")[-1] for op in handle.operations) == ["add", "div", "nap"]
+    assert pyhub.call("funcs.add", [2, 3]).value == 5
+    bad = pyhub.call("funcs.add", {"a": 1})  # a is positional-only
+    assert (bad.observation.code, bad.observation.stage) == ("invalid_arguments", "dispatch")
+    div = pyhub.call("funcs.div", [1, 0])
+    assert (div.observation.code, div.observation.stage) == ("raised", "execute")
+    assert div.observation.cause.type == "ZeroDivisionError"
+    params = pyhub.inspect("funcs")["services"]["default"]["add"]["params"]
+    assert [(p["name"], p["kind"], p["required"]) for p in params] == [
+        ("a", "positional", True), ("b", "positional", False), ("scale", "named", False)]
+
+
+def test_entry_is_inferred_from_a_single_module(pyhub: cncf.Hub) -> None:
+    handle = pyhub.load(FIXTURES / "counter")
+    assert handle.state == "ready", handle.observation
+    assert pyhub.call("counter.increment").value == 1
+
+
+def test_ambiguous_folder_names_its_candidates(pyhub: cncf.Hub, tmp_path: Path) -> None:
+    folder = tmp_path / "two"
+    folder.mkdir()
+    (folder / "alpha.py").write_text("def a():\n    return 1\n")
+    (folder / "beta.py").write_text("def b():\n    return 2\n")
+    handle = pyhub.load(folder)
+    assert (handle.observation.code, handle.observation.stage) == ("entry_ambiguous", "load")
+    assert handle.observation.attributes["candidates"] == ["alpha", "beta"]
+
+
+def test_missing_entry_class(pyhub: cncf.Hub) -> None:
+    handle = pyhub.load(FIXTURES / "counter", entry="counter:Nope")
+    assert (handle.observation.code, handle.observation.stage) == ("entry_not_found", "load")
+    handle = pyhub.load(FIXTURES / "counter", entry="nomodule:Nope", name="other")
+    assert (handle.observation.code, handle.observation.stage) == ("entry_not_found", "load")
+
+
+def test_wheel_names_its_component_in_entry_points(pyhub: cncf.Hub, builder: Builder) -> None:
+    wheel = builder("wheel", "counter", "counter:Counter")
+    handle = pyhub.load(wheel, name="counter")  # no entry: from [cncf.components]
+    assert handle.state == "ready", handle.observation
+    assert pyhub.call("counter.increment", [7]).value == 7
+
+
+def test_collaborator_receives_calls_itself(pyhub: cncf.Hub) -> None:
+    handle = pyhub.load(FIXTURES / "collab", entry="collab:Echoes")
+    assert handle.state == "ready", handle.observation
+    out = pyhub.call("collab.echo", {"x": 1})
+    assert out.value == {"args": [], "kwargs": {"x": 1}, "seen": 1}
+    refused = pyhub.call("collab.refuse")
+    assert (refused.observation.code, refused.observation.stage) == ("operation_failed", "execute")
+    assert refused.observation.attributes["component_code"] == "insufficient_funds"
+    assert refused.observation.attributes["balance"] == 3
+    who = pyhub.call("collab.whoami")
+    assert who.value == {"call": who.call_id, "operation": "whoami"}
+
+
+# ---------------------------------------------------------------------------
+# Cancellation across the boundary
+# ---------------------------------------------------------------------------
+
+
+def test_cooperative_cancellation_is_seen_by_the_component(pyhub: cncf.Hub) -> None:
+    pyhub.load(FIXTURES / "collab", entry="collab:Echoes", cancel_grace=5)
+    out = pyhub.call("collab.wait_for_cancel", timeout=0.5)
+    assert (out.observation.code, out.observation.stage) == ("timed_out", "execute")
+    assert out.observation.attributes["tier"] == "cooperative"
+    assert pyhub.call("collab.echo").value["seen"] == 2  # the same live instance
+
+
+def test_ignored_cancellation_kills_and_restarts(pyhub: cncf.Hub) -> None:
+    pyhub.load(FIXTURES / "collab", entry="collab:Echoes", cancel_grace=0.3)
+    out = pyhub.call("collab.ignore_cancel", timeout=0.5)
+    assert (out.observation.code, out.observation.stage) == ("timed_out", "execute")
+    assert out.observation.attributes["tier"] == "killed"
+    assert pyhub.call("collab.echo", timeout=10).value["seen"] == 1  # a restarted instance
+
+
+def test_explicit_cancel(pyhome: Path) -> None:
+    async def scenario() -> None:
+        async with cncf.AsyncHub(home=pyhome) as hub:
+            await hub.load(FIXTURES / "collab", entry="collab:Echoes")
+            task = asyncio.create_task(hub.call("collab.wait_for_cancel", call_id="stop-me"))
+            await asyncio.sleep(0.3)
+            assert hub.cancel("stop-me")
+            out = await asyncio.wait_for(task, 10)
+            assert (out.observation.code, out.observation.stage) == ("cancelled", "execute")
+            assert out.observation.attributes["tier"] == "cooperative"
+
+    asyncio.run(scenario())
+
+
+def test_concurrent_calls_run_on_threads(pyhome: Path) -> None:
+    async def scenario() -> None:
+        async with cncf.AsyncHub(home=pyhome) as hub:
+            await hub.load(FIXTURES / "funcs", entry="mathops", policy="concurrent",
+                           max_concurrency=4)
+            started = time.monotonic()
+            outs = await asyncio.gather(*(hub.call("funcs.nap", [0.4]) for _ in range(4)))
+            assert all(o.ok for o in outs), [o.observation for o in outs]
+            assert time.monotonic() - started < 1.4
+            assert "MainThread" not in {o.value for o in outs}
+
+    asyncio.run(scenario())
+
+
+# ---------------------------------------------------------------------------
+# The command form (Node.js)
+# ---------------------------------------------------------------------------
+
+
+def test_node_component_through_the_command_form(pyhub: cncf.Hub) -> None:
+    node()
+    handle = pyhub.load(EXAMPLES / "node-counter")
+    assert handle.state == "ready", handle.observation
+    assert handle.form == "command"
+    assert pyhub.call("node-counter.increment", [5]).value == 5
+    out = pyhub.call("node-counter.greet", ["ada"])
+    assert out.value == "hello, ada" and out.stdout == "hello from node, ada\n"
+    failed = pyhub.call("node-counter.fail")
+    assert (failed.observation.code, failed.observation.stage) == ("raised", "execute")
+    assert failed.observation.cause.type == "RangeError"
+    crashed = pyhub.call("node-counter.crash")
+    assert (crashed.observation.code, crashed.observation.stage) == ("worker_crashed", "execute")
+    assert crashed.observation.attributes["exit_code"] == 7
+    assert pyhub.call("node-counter.increment", timeout=10).value == 1  # restarted
+
+
+def test_node_cooperative_cancellation(pyhub: cncf.Hub) -> None:
+    node()
+    pyhub.load(EXAMPLES / "node-counter", cancel_grace=5)
+    out = pyhub.call("node-counter.slow", [20000], timeout=0.5)
+    assert (out.observation.code, out.observation.stage) == ("timed_out", "execute")
+    assert out.observation.attributes["tier"] == "cooperative"
+
+
+def test_missing_command(pyhub: cncf.Hub, tmp_path: Path) -> None:
+    (tmp_path / "cncf.toml").write_text(
+        '[component]\nname = "ghost"\nform = "command"\ncommand = ["./no-such-binary"]\n')
+    handle = pyhub.load(tmp_path)
+    assert (handle.observation.code, handle.observation.stage) == ("artifact_not_found", "load")
+
+
+# ---------------------------------------------------------------------------
+# Lifecycle and reaping
+# ---------------------------------------------------------------------------
+
+
+def test_unload_and_close_reap_every_process_and_folder(pyhome: Path, builder: Builder) -> None:
+    before_children, before_dirs = _children(), _worker_dirs()
+    with cncf.Hub(home=pyhome) as hub:
+        for kind in ("folder", "pyz", "shiv"):
+            path, overrides = artifact_for(builder, kind, "counter", "counter:Counter")
+            assert hub.load(path, name=f"c-{kind}", **overrides).state == "ready"
+        pid = hub.inspect("c-folder")["health"]["pid"]
+        assert pid in _children()
+        assert hub.unload("c-folder")
+        assert pid not in _children()
+        assert len(_children() - before_children) == 2
+    assert _children() - before_children == set()
+    assert _worker_dirs() - before_dirs == set()
+
+
+def test_hub_exit_by_exception_reaps(pyhome: Path) -> None:
+    before = _children()
+    with pytest.raises(RuntimeError), cncf.Hub(home=pyhome) as hub:
+        hub.load(FIXTURES / "counter")
+        hub.call("counter.increment")
+        raise RuntimeError("the caller fails")
+    assert _children() - before == set()
+
+
+def test_states(pyhub: cncf.Hub) -> None:
+    handle = pyhub.load(FIXTURES / "faulty", entry="faulty:Faulty", restart="never")
+    assert handle.state == "ready"
+    out = pyhub.call("faulty.hard_exit")
+    assert out.observation.code == "worker_crashed"
+    assert handle.state == "crashed"
+    again = pyhub.call("faulty.ping")
+    assert again.observation.code == "component_unavailable"
+    pyhub.unload("faulty")
+    assert handle.state == "unloaded"
+
+
+def test_runtime_is_stdlib_only_and_python38_syntax() -> None:
+    import ast
+
+    source = (Path(cncf.__file__).parent / "worker" / "runtime.py").read_text()
+    tree = ast.parse(source, feature_version=(3, 8))
+    imported = set()
+    for node_ in ast.walk(tree):
+        if isinstance(node_, ast.Import):
+            imported.update(a.name.split(".")[0] for a in node_.names)
+        elif isinstance(node_, ast.ImportFrom) and node_.module:
+            imported.add(node_.module.split(".")[0])
+    assert imported <= set(sys.stdlib_module_names) | {"_pypyjson"}
+    assert "cncf" not in imported
+
+
+def test_shutil_which_python3_runs_the_runtime(pyhub: cncf.Hub) -> None:
+    """The Debian system interpreter, unrelated to the hub's, runs components too."""
+    system = shutil.which("python3", path="/usr/bin")
+    if system is None:
+        pytest.skip("no /usr/bin/python3")
+    handle = pyhub.load(FIXTURES / "counter", interpreter=system)
+    assert handle.state == "ready", handle.observation
+    assert pyhub.call("counter.increment").value == 1
