@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 #: How long an import (LOAD) or constructor (NEW) may take before the worker
 #: is killed; the engine's run timeouts govern calls, not loading.
 LOAD_TIMEOUT = 300.0
+#: Seconds a worker's RSS figure may be reused by ``health``.
+RSS_REFRESH = 0.5
 
 
 @dataclasses.dataclass
@@ -70,6 +73,8 @@ class WorkerInstance:
     loaded: WorkerLoaded
     worker: WorkerProcess
     calls: dict[str, int] = dataclasses.field(default_factory=dict)
+    rss_kb: int | None = None  # cached: the engine checks health on every call
+    rss_at: float = -1.0
 
 
 _INSTANCE_ID = 1  # one instance per worker process
@@ -226,7 +231,10 @@ class WorkerBoundary:
         worker = instance.worker
         if not worker.alive:
             return Health(alive=False, pid=worker.pid, detail=f"exit status {worker.returncode}")
-        return Health(alive=True, pid=worker.pid, rss_kb=worker.rss_kb())
+        now = time.monotonic()
+        if now - instance.rss_at > RSS_REFRESH:  # reading /proc costs more than a call
+            instance.rss_kb, instance.rss_at = worker.rss_kb(), now
+        return Health(alive=True, pid=worker.pid, rss_kb=instance.rss_kb)
 
     async def close(self) -> None:
         workers, self._workers = list(self._workers), set()

@@ -1,0 +1,203 @@
+"""The python form: echo round trip, component start and worker memory, each
+against a floor measured in the same run.
+
+* echo round trip (median, p99) through ``AsyncHub`` and through ``Hub`` vs a
+  raw ``os.pipe`` length-prefixed JSON ping-pong between two processes
+  (targets: <= 1.5x and <= 2x);
+* load + instantiate of a folder component (warm) vs a bare interpreter start
+  plus the component's own import (target: <= 1.3x);
+* worker RSS vs a bare interpreter that imported the component (<= 1.3x).
+
+Standalone: ``python benchmarks/bench_python.py``; ``benchmarks/run.py``
+calls :func:`main`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+import cncf  # noqa: E402
+
+Row = tuple[str, float, float, str]
+COMPONENT = ROOT / "examples" / "python-counter"
+N = 5000
+STARTS = 15
+PAYLOAD = {"id": 42, "name": "echo", "tags": ["a", "b"], "ratio": 0.5}
+PYTHON = os.path.realpath(sys.executable)
+
+# The floor's peer: reads a frame, decodes it, encodes the reply, writes it.
+_PEER = r"""
+import json, os, sys
+r, w = int(sys.argv[1]), int(sys.argv[2])
+dumps, loads = json.dumps, json.loads
+while True:
+    head = os.read(r, 5)
+    if len(head) < 5:
+        break
+    n = int.from_bytes(head[:4], "big")
+    body = os.read(r, n)
+    while len(body) < n:
+        body += os.read(r, n - len(body))
+    msg = loads(body)
+    data = dumps({"id": msg["id"], "ok": True, "value": msg["args"][0]}).encode()
+    os.write(w, len(data).to_bytes(4, "big") + b"\x08" + data)
+"""
+
+
+def _stats(samples: list[float]) -> tuple[float, float]:
+    samples = sorted(samples)
+    return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+
+
+def raw_pipe_floor(n: int = N) -> tuple[float, float]:
+    """Round trip of a length-prefixed JSON frame to another process and back."""
+    import json
+
+    a_r, a_w = os.pipe()
+    b_r, b_w = os.pipe()
+    peer = subprocess.Popen([PYTHON, "-I", "-S", "-c", _PEER, str(a_r), str(b_w)],
+                            pass_fds=(a_r, b_w))
+    os.close(a_r)
+    os.close(b_w)
+    dumps, loads = json.dumps, json.loads
+    samples = []
+    try:
+        for i in range(n + 200):
+            t = time.perf_counter()
+            data = dumps({"id": i, "operation": "echo", "args": [PAYLOAD], "kwargs": {}}).encode()
+            os.write(a_w, len(data).to_bytes(4, "big") + b"\x05" + data)
+            head = os.read(b_r, 5)
+            size = int.from_bytes(head[:4], "big")
+            body = os.read(b_r, size)
+            while len(body) < size:
+                body += os.read(b_r, size - len(body))
+            loads(body)
+            if i >= 200:
+                samples.append(time.perf_counter() - t)
+    finally:
+        os.close(a_w)
+        os.close(b_r)
+        peer.wait()
+    return _stats(samples)
+
+
+async def _async_echo(home: Path, n: int) -> tuple[float, float]:
+    async with cncf.AsyncHub(home=home) as hub:
+        handle = await hub.load(COMPONENT)
+        assert handle.state == "ready", handle.observation
+        call = hub.call
+        samples = []
+        for i in range(n + 200):
+            t = time.perf_counter()
+            out = await call("counter.echo", [PAYLOAD])
+            if i >= 200:
+                samples.append(time.perf_counter() - t)
+        assert out.ok, out.observation
+        return _stats(samples)
+
+
+def _sync_echo(home: Path, n: int) -> tuple[float, float]:
+    with cncf.Hub(home=home) as hub:
+        handle = hub.load(COMPONENT)
+        assert handle.state == "ready", handle.observation
+        call = hub.call
+        samples = []
+        for i in range(n + 200):
+            t = time.perf_counter()
+            out = call("counter.echo", [PAYLOAD])
+            if i >= 200:
+                samples.append(time.perf_counter() - t)
+        assert out.ok, out.observation
+        return _stats(samples)
+
+
+def _spawn_floor(argv: list[str], runs: int = STARTS) -> float:
+    samples = []
+    for _ in range(runs + 2):
+        t = time.perf_counter()
+        subprocess.run(argv, check=True)
+        samples.append(time.perf_counter() - t)
+    return statistics.median(samples[2:])
+
+
+def _starts(home: Path) -> float:
+    samples = []
+    with cncf.Hub(home=home) as hub:
+        for i in range(STARTS + 2):
+            t = time.perf_counter()
+            handle = hub.load(COMPONENT, name=f"start{i}")
+            samples.append(time.perf_counter() - t)
+            assert handle.state == "ready", handle.observation
+            hub.unload(handle.name)
+    return statistics.median(samples[2:])
+
+
+def _rss_kb_of(argv: list[str]) -> int:
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdin is not None
+    proc.stdout.readline()  # ready
+    with open(f"/proc/{proc.pid}/statm") as f:
+        rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    proc.stdin.close()
+    proc.wait()
+    return rss
+
+
+def _worker_rss(home: Path) -> int:
+    with cncf.Hub(home=home) as hub:
+        hub.load(COMPONENT)
+        hub.call("counter.echo", [PAYLOAD])
+        return int(hub.inspect("counter")["health"]["rss_kb"])
+
+
+def main() -> list[Row]:
+    gc.collect()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="cncf-bench-python-") as tmp:
+        home = Path(tmp) / "home"
+        floor_med, floor_p99 = raw_pipe_floor()
+        a_med, a_p99 = asyncio.run(_async_echo(home, N))
+        s_med, s_p99 = _sync_echo(home, N)
+        us = 1e6
+        rows += [
+            ("python echo via AsyncHub, median", a_med * us, floor_med * us, "µs"),
+            ("python echo via AsyncHub, p99", a_p99 * us, floor_p99 * us, "µs"),
+            ("python echo via Hub, median", s_med * us, floor_med * us, "µs"),
+            ("python echo via Hub, p99", s_p99 * us, floor_p99 * us, "µs"),
+        ]
+        importer = f"import sys; sys.path.insert(0, {str(COMPONENT)!r}); import counter"
+        bare = _spawn_floor([PYTHON, "-c", importer])
+        bare_isolated = _spawn_floor([PYTHON, "-I", "-S", "-c", importer])
+        start = _starts(home)
+        ms = 1e3
+        rows += [
+            ("python start (load + instantiate) vs python -c import", start * ms, bare * ms, "ms"),
+            ("python start vs python -I -S -c import", start * ms, bare_isolated * ms, "ms"),
+        ]
+        ready = importer + "; print('ready', flush=True); sys.stdin.read()"
+        bare_rss = _rss_kb_of([PYTHON, "-c", ready])
+        bare_rss_isolated = _rss_kb_of([PYTHON, "-I", "-S", "-c", ready])
+        worker = _worker_rss(home)
+        rows += [
+            ("python worker RSS vs bare interpreter", worker / 1024, bare_rss / 1024, "MiB"),
+            ("python worker RSS vs python -I -S", worker / 1024, bare_rss_isolated / 1024, "MiB"),
+        ]
+    return rows
+
+
+if __name__ == "__main__":
+    for name, value, floor, unit in main():
+        ratio = value / floor if floor else float("nan")
+        print(f"{name:58} {value:10.2f} {unit:3} floor {floor:10.2f} {unit:3} ratio {ratio:5.2f}x")
