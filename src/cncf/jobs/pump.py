@@ -21,7 +21,7 @@ loop.  Handover, on each sync call:
 
 A sync call that finds no job work pays two attribute reads: no thread, no
 hop.  With job work outstanding, a call after a pause pays one handover
-(~50–100 µs); calls in a burst pay none (the pump lingers), and the jobs
+(~0.13 ms here); calls in a burst pay none (the pump lingers), and the jobs
 progress inside those calls' own turns of the loop meanwhile.  The pump
 stops by itself when the job system becomes idle (it awaits
 ``until_idle()``), and ``close()`` stops and joins the thread, so a closed hub
