@@ -157,8 +157,11 @@ class JobSystem:
         Never raises: an unusable store is remembered, and every enqueue then
         returns ``enqueue_failed`` (opening is retried on each enqueue)."""
         self._changed = asyncio.Event()
-        if not self._open():
-            return
+        if self._open():
+            self._resume_store()
+
+    def _resume_store(self) -> None:
+        """Just opened: resume dead owners' jobs, queue what is queued."""
         assert self.store is not None
         try:
             self._recover()
@@ -194,6 +197,7 @@ class JobSystem:
     def pause(self) -> None:
         """Keep accepting jobs but start no new attempt (running ones finish)."""
         self.paused = True
+        self._note()
 
     def resume(self) -> None:
         self.paused = False
@@ -244,8 +248,10 @@ class JobSystem:
                 f"the arguments of {target} cannot be stored as JSON ({exc}); a job's payload must "
                 "be JSON: strings, numbers, booleans, null, lists and objects with string keys",
                 stage=Stage.JOB, target=target, call_id=call.id, cause=exc, reason="payload_not_encodable"))
-        if self.store is None and not self._open():
-            return self._store_failure(call, self.store_error)
+        if self.store is None:
+            if not self._open():
+                return self._store_failure(call, self.store_error)
+            self._resume_store()
         store = self.store
         assert store is not None
         ctx = call.context
