@@ -151,7 +151,7 @@ public final class Host {
         Json.write(body);
         Failures.record("raised", "warmup", new IllegalStateException("warmup"));
         final Component c = new Component("warmup", body);
-        final Component.Isolation l = new Component.Isolation("warmup", new java.net.URL[] {apiJar.toURI().toURL()});
+        final Isolation l = new Isolation("warmup", new java.net.URL[] {apiJar.toURI().toURL()});
         c.loader = l;
         final Object[] seen = new Object[1];
         final java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(1);

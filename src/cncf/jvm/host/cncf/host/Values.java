@@ -27,7 +27,7 @@ import java.util.TreeMap;
  * component's own loader, and only when the component bundles scala-library.
  */
 final class Values {
-    private final Component.Isolation loader;
+    private final Isolation loader;
     private final boolean scala;
     private Class<?> sOption, sIterable, sIterator, sMap, sProduct, sTuple2, sBigInt, sBigDecimal,
             sBoxedUnit, sEnumValue, sSymbol, sImmList, sVector, sImmSet, sImmMap, sSeq, sMutableBuffer,
@@ -35,7 +35,7 @@ final class Values {
     private Method mOptionIsEmpty, mOptionGet, mIterator, mHasNext, mNext, mT1, mT2, mArity, mElement,
             mBigInteger, mBigDecimal;
 
-    Values(Component.Isolation loader) {
+    Values(Isolation loader) {
         this.loader = loader;
         this.scala = loader.probe("scala.Option") != null;
         if (scala) {
