@@ -130,3 +130,17 @@ def test_kill_9_twice_then_every_accepted_job_ends_once(tmp_path: Path) -> None:
             assert runs[tag_of[job_id]] == runs2[tag_of[job_id]] and jobs[job_id].finished == finished
     lost_total = sum(1 for j in everything for a in j.history if a.observation.code is cncf.Code.JOB_LOST)
     assert 1 <= lost_total <= 4  # at most the attempts in flight at the two kills (2 workers, 1 component)
+
+
+def test_idle_hub_killed_leaves_no_litter(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    proc = _Proc(tmp_path / "idle.err", "resume", str(home), str(WORKER))
+    proc.until(lambda: "ready" in proc.lines)
+    with cncf.Hub(home=home) as hub:  # it is alive: its lock file stays
+        hub.jobs()
+        assert len(list((home / "jobs.owners").glob("*.lock"))) == 2
+    proc.kill()
+    with cncf.Hub(home=home) as hub:
+        hub.jobs()
+        assert len(list((home / "jobs.owners").glob("*.lock"))) == 1  # only this hub's own
+    assert list((home / "jobs.owners").glob("*.lock")) == []

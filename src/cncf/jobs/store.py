@@ -417,6 +417,30 @@ class Store:
             dead.append((owner, fd))
         return dead
 
+    def sweep_owner_files(self) -> None:
+        """Remove the lock files of dead owners that left no running job (a hub
+        killed while idle), after recovery has resumed the others'."""
+        if fcntl is None:  # pragma: no cover
+            return
+        for path in (self.home / OWNERS_DIR).glob("*.lock"):
+            if path.stem == self.owner:
+                continue
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)  # alive
+                continue
+            running = self._rdb.execute(
+                "SELECT 1 FROM jobs WHERE owner=? AND state='running' LIMIT 1", (path.stem,)).fetchone()
+            if running is None:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            os.close(fd)
+
     def release_owner(self, owner: str, fd: int | None) -> None:
         with contextlib.suppress(OSError):
             self._owner_path(owner).unlink()

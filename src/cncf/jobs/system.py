@@ -193,6 +193,7 @@ class JobSystem:
                 self.recovered += store.writer.run_now(_op_recover, owner, time.time())
             finally:
                 store.release_owner(owner, fd)
+        store.sweep_owner_files()
 
     def pause(self) -> None:
         """Keep accepting jobs but start no new attempt (running ones finish)."""
