@@ -144,3 +144,33 @@ def test_idle_hub_killed_leaves_no_litter(tmp_path: Path) -> None:
         hub.jobs()
         assert len(list((home / "jobs.owners").glob("*.lock"))) == 1  # only this hub's own
     assert list((home / "jobs.owners").glob("*.lock")) == []
+
+
+def _state(home: Path, job_id: str) -> tuple[str, int]:
+    db = sqlite3.connect(home / "jobs.sqlite3")
+    try:
+        return db.execute("SELECT state, attempts FROM jobs WHERE id=?", (job_id,)).fetchone()
+    finally:
+        db.close()
+
+
+def test_job_that_keeps_killing_its_hub_is_quarantined(tmp_path: Path) -> None:
+    """max_attempts = 3: the job runs at three hubs, each killed while it runs;
+    the fourth hub quarantines it without running it again."""
+    home = tmp_path / "home"
+    proc = _Proc(tmp_path / "0.err", "hang", str(home), str(WORKER))
+    proc.until(lambda: any(x.startswith("accepted") for x in proc.lines))
+    job_id = next(x.split()[1] for x in proc.lines if x.startswith("accepted"))
+    for n in (1, 2, 3):
+        proc.until(lambda n=n: _state(home, job_id) == ("running", n))
+        proc.kill()
+        if n < 3:
+            proc = _Proc(tmp_path / f"{n}.err", "resume", str(home), str(WORKER))
+    with cncf.Hub(home=home) as hub:
+        hub.load(WORKER)
+        final = hub.wait(job_id, 5)
+        assert final.observation.code is cncf.Code.JOB_QUARANTINED
+        assert [a["observation"]["code"] for a in final.observation.attributes["attempts"]] == ["job_lost"] * 3
+        job = hub.job(job_id)
+        assert job.state is JobState.FAILED and job.attempts == 3
+        assert all(a.observation.stage is cncf.Stage.JOB for a in job.history)

@@ -197,3 +197,38 @@ def test_bad_durability_setting_is_an_enqueue_failure(home: Path, monkeypatch: p
         out = hub.call("worker.add", [1, 2])
         assert out.observation.code is cncf.Code.ENQUEUE_FAILED
         assert out.observation.attributes["reason"] == "store_error"
+
+
+def test_workers_are_fair_across_components(home: Path, tmp_path: Path) -> None:
+    effects = tmp_path / "order.txt"
+
+    async def main() -> None:
+        async with cncf.AsyncHub(home=home, job_workers=1) as hub:
+            await hub.load(WORKER)
+            await hub.load(WORKER, name="other")
+            hub._jobs.pause()
+            ids = []
+            for name in ("worker", "other"):  # a backlog of 4, then another of 4
+                for i in range(4):
+                    out = await hub.call(f"{name}.append", {"path": str(effects), "tag": f"{name[0]}{i}"})
+                    ids.append(out.job_id)
+            hub._jobs.resume()
+            for j in ids:
+                assert (await hub.wait(j, 5)).ok
+
+    asyncio.run(main())
+    assert lines(effects) == ["w0", "o0", "w1", "o1", "w2", "o2", "w3", "o3"]  # round robin
+
+
+def test_components_run_their_jobs_side_by_side(home: Path, tmp_path: Path) -> None:
+    async def main() -> float:
+        async with cncf.AsyncHub(home=home, job_workers=2) as hub:
+            await hub.load(WORKER)
+            await hub.load(WORKER, name="other")
+            t0 = time.monotonic()
+            a = await hub.call("worker.sleep", {"seconds": 0.3})
+            b = await hub.call("other.sleep", {"seconds": 0.3})
+            assert (await hub.wait(a.job_id, 5)).ok and (await hub.wait(b.job_id, 5)).ok
+            return time.monotonic() - t0
+
+    assert asyncio.run(main()) < 0.55  # two workers, two components: in parallel
