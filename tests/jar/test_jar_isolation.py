@@ -205,3 +205,17 @@ def test_threads_left_behind_by_an_unloaded_component_are_stopped(
     stopped = [e for e in host.events if e["event"] == "threads_stopped"]
     assert stopped and stopped[0]["threads"] == ["leaky-background"]
     assert jar_hub.call("keeper.get").ok
+
+
+def test_jvm_options_and_memory_limit_choose_the_host(jar_hub: cncf.Hub, faults_jar: Path) -> None:
+    plain = jar_hub.load(faults_jar, name="plain", entry="faults.Faults")
+    tuned = jar_hub.load(faults_jar, name="tuned", entry="faults.Faults", jvm_options=["-Dcncf.test=42"],
+                         memory_limit="128MB")
+    same = jar_hub.load(faults_jar, name="same", entry="faults.Faults", jvm_options=["-Dcncf.test=42"],
+                        memory_limit="128MB")
+    assert plain.state == tuned.state == same.state == "ready"
+    pids = {h.name: h.describe()["health"]["pid"] for h in (plain, tuned, same)}
+    assert pids["tuned"] == pids["same"] != pids["plain"]
+    assert jar_hub.call("tuned.property", ["cncf.test"]).value == "42"
+    assert jar_hub.call("plain.property", ["cncf.test"]).value is None
+    assert jar_hub.call("tuned.max-heap").value <= 128 * 1024 * 1024

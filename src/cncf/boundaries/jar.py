@@ -336,15 +336,16 @@ class JarBoundary:
 
     async def cancel(self, instance: JarInstance, call: ActionCall, *, force: bool) -> None:
         worker = instance.host.worker
+        rid = instance.calls.get(call.id)
+        if rid is None:
+            return  # the call already ended: nothing to cancel, and no reason to kill a shared host
         if force:
             # A JVM cannot stop one thread safely: the host goes, and with it every
             # instance it holds (each is restarted per its restart policy).
             worker.kill_reason = worker.kill_reason or f"forced cancellation of a call to {instance.loaded.spec.name!r}"
             worker.kill()
             return
-        rid = instance.calls.get(call.id)
-        if rid is not None:
-            worker.cancel(rid, "cooperative")
+        worker.cancel(rid, "cooperative")
 
     async def unload(self, loaded: JarLoaded, instance: JarInstance | None) -> None:
         host = loaded.host
