@@ -168,3 +168,13 @@ def test_unload_hands_a_running_job_back_uncounted(hub: cncf.Hub, effects: Path)
     assert job.state is JobState.RUNNING and job.attempts == 1
     assert hub.cancel_job(out.job_id)
     assert hub.wait(out.job_id, 5).observation.code is cncf.Code.JOB_CANCELLED
+
+
+def test_callers_timeout_applies_to_each_attempt(hub: cncf.Hub) -> None:
+    out = hub.call("worker.sleep", {"seconds": 2}, timeout=0.2)
+    final = hub.wait(out.job_id, 10)
+    assert final.observation.code is cncf.Code.JOB_QUARANTINED
+    job = hub.job(out.job_id)
+    assert [a.observation.code for a in job.history] == [cncf.Code.TIMED_OUT] * 3
+    assert all(a.finished - a.started < 1.0 for a in job.history)
+    assert len(hub.jobs()) == 1  # hub.jobs() lists all jobs unless limited

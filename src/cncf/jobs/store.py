@@ -458,7 +458,7 @@ class Store:
         return row[0] if row else None
 
     def select(self, *, state: str | None = None, component: str | None = None,
-             limit: int | None = 100, oldest_first: bool = False) -> list[Job]:
+             limit: int | None = None, oldest_first: bool = False) -> list[Job]:
         where: list[str] = []
         params: list[Any] = []
         if state is not None:

@@ -521,8 +521,9 @@ class JobSystem:
         return job
 
     def list(self, *, state: str | JobState | None = None, component: str | None = None,
-             limit: int | None = 100, oldest_first: bool = False) -> list[Job]:
-        """Jobs, newest first, filtered by state and/or component name."""
+             limit: int | None = None, oldest_first: bool = False) -> list[Job]:
+        """Jobs, newest first (all of them unless ``limit``), filtered by state
+        and/or component name (compared normalized)."""
         if self.store is None:
             return []
         return self.store.select(state=JobState(state).value if state is not None else None,
