@@ -74,7 +74,7 @@ class Builder:
         self._built: dict[tuple[str, str, tuple[str, ...]], Path] = {}
 
     def _stage(self, source: str, tag: str) -> Path:
-        stage = self.root / f"stage-{source}-{tag}"
+        stage = self.root / f"stage-{tag}"
         if stage.exists():
             shutil.rmtree(stage)
         shutil.copytree(FIXTURES / source, stage, ignore=shutil.ignore_patterns("__pycache__"))
@@ -87,7 +87,7 @@ class Builder:
         return self._built[key]
 
     def _build(self, kind: str, source: str, entry: str, deps: tuple[str, ...]) -> Path:
-        tag = f"{kind}-{abs(hash(deps)) % 10**8}"
+        tag = f"{source}-{kind}-{abs(hash(deps)) % 10**8}"
         out = self.root / "dist" / tag
         out.mkdir(parents=True, exist_ok=True)
         module = entry.partition(":")[0]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import cncf
-from tests.python_form.conftest import KINDS, Builder, artifact_for
+from tests.python_form.conftest import FIXTURES, KINDS, Builder, artifact_for, pypy
 
 ENTRY = "faulty:Faulty"
 SUFFIX = {"folder": "", "pyz": ".pyz", "shiv": ".pyz", "pex": ".pex", "wheel": ".whl"}
@@ -137,3 +137,30 @@ def test_execute_fault(pyhub: cncf.Hub, builder: Builder, neighbour: Callable[[]
         assert cause is not None and cause.type == "ValueError"
         assert cause.cause is not None and cause.cause.type == "KeyError"
         assert "faulty.py" in cause.stack
+
+
+# ---------------------------------------------------------------------------
+# The same execute faults on PyPy
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("operation", list(EXECUTE_FAULTS))
+def test_execute_fault_on_pypy(pyhub: cncf.Hub, neighbour: Callable[[], None],
+                               operation: str) -> None:
+    pypy()
+    code, value, dies = EXECUTE_FAULTS[operation]
+    handle = pyhub.load(FIXTURES / "faulty", name="faulty", entry=ENTRY, interpreter="pypy3",
+                        memory_limit="1GB", run_timeout=1.0 if operation == "loop" else 15.0,
+                        cancel_grace=0.3)
+    assert handle.state == "ready", handle.observation
+    before = pyhub.call("faulty.ping", timeout=10)
+    out = pyhub.call(f"faulty.{operation}", timeout=20)
+    if value is not None:
+        assert out.ok and out.value == value, out.observation
+    else:
+        assert (out.observation.code, out.observation.stage) == (code, "execute")
+    neighbour()
+    after = pyhub.call("faulty.ping", timeout=20)
+    assert after.ok, after.observation
+    if dies is not None:
+        assert (after.value["pid"] != before.value["pid"]) is dies
