@@ -174,3 +174,25 @@ def test_job_that_keeps_killing_its_hub_is_quarantined(tmp_path: Path) -> None:
         job = hub.job(job_id)
         assert job.state is JobState.FAILED and job.attempts == 3
         assert all(a.observation.stage is cncf.Stage.JOB for a in job.history)
+
+
+def test_a_live_hub_takes_over_the_jobs_of_a_hub_that_died(tmp_path: Path) -> None:
+    """Two hubs share a home; the one running a job is killed; the other one,
+    waiting for that job, notices and runs it itself."""
+    home = tmp_path / "home"
+    with cncf.Hub(home=home) as hub:
+        hub.load(WORKER)  # hub B, alive before A dies
+        proc = _Proc(tmp_path / "a.err", "hang", str(home), str(WORKER))
+        proc.until(lambda: any(x.startswith("accepted") for x in proc.lines))
+        job_id = next(x.split()[1] for x in proc.lines if x.startswith("accepted"))
+        proc.until(lambda: _state(home, job_id) == ("running", 1))
+        owner_a = hub.job(job_id).owner
+        proc.kill()
+        early = hub.wait(job_id, 1.0)  # the job sleeps for 600 s: this wait times out ...
+        assert early.observation.code is cncf.Code.WAIT_TIMEOUT
+        job = hub.job(job_id)  # ... but meanwhile B has resumed it and runs it
+        assert job.state is JobState.RUNNING and job.attempts == 2
+        assert job.owner not in (None, owner_a)
+        assert [a.observation.code for a in job.history] == [cncf.Code.JOB_LOST]
+        assert hub.cancel_job(job_id)
+        assert hub.wait(job_id, 5).observation.code is cncf.Code.JOB_CANCELLED

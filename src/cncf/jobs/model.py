@@ -88,6 +88,7 @@ class Job:
     cancel_requested: bool = False
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    owner: str | None = None  # the job system running it ("PID-TOKEN"), while running
 
     @property
     def done(self) -> bool:
@@ -111,6 +112,7 @@ class Job:
             "idempotency_key": self.idempotency_key,
             "caller": self.caller,
             "cancel_requested": self.cancel_requested,
+            "owner": self.owner,
             "args": list(self.args),
             "kwargs": dict(self.kwargs),
             "outcome": self.outcome.to_dict() if self.outcome is not None else None,

@@ -100,7 +100,7 @@ CREATE TABLE IF NOT EXISTS sources (
 
 _COLUMNS = ("id, state, target, component, attempts, max_attempts, created, started, finished, "
             "not_before, outcome, history, call_id, correlation_id, idempotency_key, caller, "
-            "cancel_requested, payload")
+            "cancel_requested, payload, owner")
 
 
 def new_job_id() -> str:
@@ -110,7 +110,7 @@ def new_job_id() -> str:
 
 def row_to_job(row: tuple[Any, ...]) -> Job:
     (jid, state, target, component, attempts, max_attempts, created, started, finished, not_before,
-     outcome, history, call_id, correlation_id, key, caller, cancel_requested, payload) = row
+     outcome, history, call_id, correlation_id, key, caller, cancel_requested, payload, owner) = row
     p = json.loads(payload) if payload else {}
     return Job(
         id=jid, state=JobState(state), target=target, component=component, attempts=attempts,
@@ -118,7 +118,7 @@ def row_to_job(row: tuple[Any, ...]) -> Job:
         not_before=not_before, outcome=decode_outcome(outcome, jid), history=decode_history(history),
         call_id=call_id, correlation_id=correlation_id, idempotency_key=key, caller=caller,
         cancel_requested=bool(cancel_requested), args=tuple(p.get("args", ())),
-        kwargs=dict(p.get("kwargs", {})),
+        kwargs=dict(p.get("kwargs", {})), owner=owner,
     )
 
 

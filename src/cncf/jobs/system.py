@@ -185,15 +185,39 @@ class JobSystem:
             self.store, self.store_error = None, exc
             return False
 
-    def _recover(self) -> None:
+    def _recover(self) -> list[str]:
+        """Resume the jobs of dead owners (see ``store``); their ids."""
         store = self.store
         assert store is not None
+        found: list[str] = []
         for owner, fd in store.dead_owners():
             try:
-                self.recovered += store.writer.run_now(_op_recover, owner, time.time())
+                found += store.writer.run_now(_op_recover, owner, time.time())
             finally:
                 store.release_owner(owner, fd)
         store.sweep_owner_files()
+        self.recovered += found
+        return found
+
+    def _sweep(self) -> None:
+        """While running: resume jobs that another hub sharing this home left
+        running when it died, and queue them here (they run if their component
+        is loaded).  Called from ``wait`` polls, so a waiter never waits for a
+        dead hub."""
+        if self.store is None or self._closing:
+            return
+        try:
+            found = self._recover()
+        except (sqlite3.Error, OSError):
+            return
+        for job_id in found:
+            job = self.store.get(job_id)
+            if job is not None and job.state is JobState.QUEUED:
+                self._push(job_id, job.component)
+            elif job is not None and job.outcome is not None:
+                self._resolve(job_id, job.outcome)
+        if found:
+            self._pump()
 
     def pause(self) -> None:
         """Keep accepting jobs but start no new attempt (running ones finish)."""
@@ -558,6 +582,8 @@ class JobSystem:
                 job = self.store.get(job_id) if self.store is not None else None
                 if job is not None and job.done and job.outcome is not None:
                     return job.outcome
+                if job is not None and job.owner is not None and job.owner != self._owner:
+                    self._sweep()  # is the hub running it still alive?
         finally:
             waiters = self._waiters.get(job_id)
             if waiters is not None and fut in waiters:
