@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from cncf.observation import Code, Failed, Observation, Stage
 
@@ -41,6 +42,7 @@ _RESOLUTION = (
     "is not a valid",
     "Distribution not found",
 )
+_QUIET = ("Using Python", "Using CPython", "Using PyPy")  # names the temporary build folder
 _locks: dict[str, asyncio.Lock] = {}
 
 
@@ -176,7 +178,8 @@ class EnvironmentCache:
                 line = _ANSI.sub("", raw.decode("utf-8", "replace")).rstrip()
                 if line:
                     lines.append(line)
-                    self._say(f"[{label}] {line.strip()}")
+                    if not line.startswith(_QUIET):
+                        self._say(f"[{label}] {line.strip()}")
             status = await proc.wait()
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
@@ -197,5 +200,5 @@ class EnvironmentCache:
                     exit_code=status)
 
 
-def _fail(code: Code, message: str, **attributes: object) -> Failed:
+def _fail(code: Code, message: str, **attributes: Any) -> Failed:
     return Failed(Observation.of(code, message, stage=Stage.LOAD, **attributes))
