@@ -149,6 +149,7 @@ class JobSystem:
         self.recovered: list[str] = []  # ids resumed (or quarantined) at start
         self._sources = sources
         self._recorded: dict[str, tuple[str, str]] = {}
+        self._swept = 0.0
 
     # ------------------------------------------------------------------ start
 
@@ -204,8 +205,10 @@ class JobSystem:
         running when it died, and queue them here (they run if their component
         is loaded).  Called from ``wait`` polls, so a waiter never waits for a
         dead hub."""
-        if self.store is None or self._closing:
+        now = time.monotonic()
+        if self.store is None or self._closing or now - self._swept < 1.0:
             return
+        self._swept = now
         try:
             found = self._recover()
         except (sqlite3.Error, OSError):

@@ -169,6 +169,8 @@ def show(job_id: JobArg, as_json: JsonOpt = False, home: HomeOpt = None) -> None
                              ("idempotency key", job.idempotency_key), ("caller", job.caller)):
             if value:
                 rows.append((label, value))
+        if job.owner is not None and job.state.value == "running":
+            rows.append(("running in", f"hub {job.owner} (pid-token)"))
         if job.cancel_requested and not job.done:
             rows.append(("cancel", "requested"))
         for label, value in rows:
