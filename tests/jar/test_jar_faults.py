@@ -216,3 +216,22 @@ def test_restart_never_leaves_the_component_unavailable(hub: cncf.Hub, faults_ja
     assert (again.observation.code, again.observation.stage) == (Code.COMPONENT_UNAVAILABLE, Stage.DISPATCH)
     neighbour_answers(hub)
     hub.unload("fragile")
+
+
+def test_bad_jvm_option_fails_the_host_start(hub: cncf.Hub, faults_jar: Path) -> None:
+    obs = _load_failure(hub, faults_jar, Code.WORKER_START_FAILED, Stage.LOAD, name="badjvm",
+                        entry="faults.Faults", jvm_options=["-XX:+NoSuchJvmOption"])
+    assert obs.attributes.get("exit_code") == 1
+
+
+def test_no_jdk_is_a_load_observation(tmp_path: Path, faults_jar: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cncf.jvm import build
+
+    monkeypatch.setattr(build, "_MEMO", {})
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with cncf.Hub(home=tmp_path / "home") as h:
+        handle = h.load(faults_jar, entry="faults.Faults")
+        assert handle.state == "failed"
+        assert (handle.observation.code, handle.observation.stage) == (Code.WORKER_START_FAILED, Stage.LOAD)
+        assert handle.observation.attributes["tool"] == "javac"
