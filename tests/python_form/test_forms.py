@@ -365,3 +365,47 @@ def test_shutil_which_python3_runs_the_runtime(pyhub: cncf.Hub) -> None:
     handle = pyhub.load(FIXTURES / "counter", interpreter=system)
     assert handle.state == "ready", handle.observation
     assert pyhub.call("counter.increment").value == 1
+
+
+def test_large_values_cross_in_both_directions(pyhub: cncf.Hub) -> None:
+    pyhub.load(FIXTURES / "counter")
+    big = "x" * (8 * 1024 * 1024) + "é"
+    started = time.monotonic()
+    out = pyhub.call("counter.echo", [big], timeout=30)
+    assert out.ok and out.value == big
+    assert time.monotonic() - started < 10
+
+
+def test_a_killed_hub_leaves_no_worker(tmp_path: Path, shared_cache: Path) -> None:
+    """SIGKILL the hub's process mid-call: its worker notices (the control
+    pipe closes) and exits although its operation never returns."""
+    import signal
+    import subprocess
+
+    script = (
+        "import sys, cncf\n"
+        f"hub = cncf.Hub(home={str(tmp_path / 'h')!r})\n"
+        f"hub.load({str(FIXTURES / 'faulty')!r}, entry='faulty:Faulty')\n"
+        "print(hub.inspect('faulty')['health']['pid'], flush=True)\n"
+        "hub.call('faulty.loop')\n"
+    )
+    env = dict(os.environ, CNCF_CACHE=str(shared_cache))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env, text=True)
+    assert proc.stdout is not None
+    with proc.stdout:
+        worker = int(proc.stdout.readline())
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            break  # gone
+        if state == "Z":
+            break  # dead, waiting for init to reap it
+        time.sleep(0.05)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its hub")

@@ -209,9 +209,17 @@ class _Reader(object):
                     if not isinstance(body, dict):
                         raise ValueError("frame body is not a JSON object")
                     return kind, body
-                chunk = os.read(fd, max(end - n, 65536))
-            else:
-                chunk = os.read(fd, 65536)
+                # A large frame: gather its pieces and join once (no quadratic copying).
+                parts = [buf]
+                while n < end:
+                    chunk = os.read(fd, end - n)
+                    if not chunk:
+                        raise ValueError("EOF in the middle of a frame")
+                    parts.append(chunk)
+                    n += len(chunk)
+                buf = b"".join(parts)
+                continue
+            chunk = os.read(fd, 65536)
             if not chunk:
                 if buf:
                     raise ValueError("EOF in the middle of a frame")
