@@ -220,8 +220,12 @@ def test_collaborator_receives_calls_itself(pyhub: cncf.Hub) -> None:
 # ---------------------------------------------------------------------------
 
 
-def test_cooperative_cancellation_is_seen_by_the_component(pyhub: cncf.Hub) -> None:
-    pyhub.load(FIXTURES / "collab", entry="collab:Echoes", cancel_grace=5)
+@pytest.mark.parametrize("interpreter", ["cpython", "pypy3"])
+def test_cooperative_cancellation_is_seen_by_the_component(pyhub: cncf.Hub,
+                                                           interpreter: str) -> None:
+    overrides = {"interpreter": pypy()} if interpreter == "pypy3" else {}
+    handle = pyhub.load(FIXTURES / "collab", entry="collab:Echoes", cancel_grace=5, **overrides)
+    assert handle.state == "ready", handle.observation
     out = pyhub.call("collab.wait_for_cancel", timeout=0.5)
     assert (out.observation.code, out.observation.stage) == ("timed_out", "execute")
     assert out.observation.attributes["tier"] == "cooperative"
