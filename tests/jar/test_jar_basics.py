@@ -75,6 +75,7 @@ def test_adapter_over_a_plain_class(jar_hub: cncf.Hub, faults_jar: Path) -> None
     assert jar_hub.call("faults.joined", ["-", ["a", "b"]]).value == "a-b"
     assert jar_hub.call("faults.squares", [4]).value == [0, 1, 4, 9]
     assert jar_hub.call("faults.bean").value == {"name": "bean", "ready": True, "size": 3}
+    assert jar_hub.call("faults.type").value == "java.lang.String"
     assert jar_hub.call("faults.capitalize", ["abc"]).value == "Abc"
     assert jar_hub.call("faults.context-loader-is-own").value == "true"
     assert jar_hub.call("faults.sql-time").value == "1970-01-01T00:00:00Z"  # java.sql.Timestamp

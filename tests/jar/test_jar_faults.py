@@ -121,6 +121,8 @@ def test_constructor_throws(hub: cncf.Hub, faults_jar: Path) -> None:
         ("overflow", [0], Code.STACK_OVERFLOW, "java.lang.StackOverflowError"),
         ("not-serialisable", [], Code.RESULT_NOT_SERIALISABLE, None),
         ("nan", [], Code.RESULT_NOT_SERIALISABLE, None),
+        ("cycle", [], Code.RESULT_NOT_SERIALISABLE, None),
+        ("jdk-object", [], Code.RESULT_NOT_SERIALISABLE, None),
         ("add", [True, False], Code.INVALID_ARGUMENTS, None),
     ],
 )

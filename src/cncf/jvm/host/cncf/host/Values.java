@@ -134,8 +134,12 @@ final class Values {
             return o.isPresent() ? toJson(o.get(), depth + 1) : null;
         }
         if (v instanceof java.util.UUID || v instanceof java.io.File || v instanceof java.net.URI
-                || v instanceof java.net.URL || v instanceof java.nio.file.Path
-                || k.getName().startsWith("java.time.")) return v.toString();
+                || v instanceof java.net.URL || v instanceof java.nio.file.Path || v instanceof java.util.Locale
+                || v instanceof java.nio.charset.Charset || v instanceof java.util.regex.Pattern
+                || v instanceof java.util.Currency || k.getName().startsWith("java.time.")) return v.toString();
+        if (v instanceof Class) return ((Class<?>) v).getName();
+        if (v instanceof java.util.TimeZone) return ((java.util.TimeZone) v).getID();
+        if (v instanceof java.net.InetAddress) return ((java.net.InetAddress) v).getHostAddress();
         if (v instanceof java.util.Date) {
             try {
                 return ((java.util.Date) v).toInstant().toString();
@@ -206,12 +210,44 @@ final class Values {
         return NONE;
     }
 
-    /** Any other object: its public getters (getX / isX) and public fields, as an object. */
+    private static boolean jdk(Class<?> c) {
+        String n = c.getName();
+        return n.startsWith("java.") || n.startsWith("javax.") || n.startsWith("jdk.") || n.startsWith("sun.")
+                || n.startsWith("com.sun.");
+    }
+
+    /** Beans being converted on the current path: a reference back to one is a cycle. */
+    private final ThreadLocal<java.util.IdentityHashMap<Object, Boolean>> path =
+            new ThreadLocal<java.util.IdentityHashMap<Object, Boolean>>();
+
+    /**
+     * Any other object of the component's (not of the JDK, whose internals are not
+     * data): its public getters (getX / isX) and public fields, as an object.
+     */
     private Object bean(Object v, Class<?> k, int depth) throws Exception {
+        if (jdk(k)) {
+            throw new Json.NotJson("a " + k.getName() + " has no JSON form (not a number, string, boolean, "
+                    + "collection, map, array, Optional or a known JDK value type)");
+        }
+        java.util.IdentityHashMap<Object, Boolean> seen = path.get();
+        boolean outermost = seen == null;
+        if (outermost) path.set(seen = new java.util.IdentityHashMap<Object, Boolean>());
+        if (seen.put(v, Boolean.TRUE) != null) {
+            throw new Json.NotJson("the result refers back to itself (a " + k.getName() + " cycle)");
+        }
+        try {
+            return beanFields(v, k, depth);
+        } finally {
+            seen.remove(v);
+            if (outermost) path.remove();
+        }
+    }
+
+    private Object beanFields(Object v, Class<?> k, int depth) throws Exception {
         Map<String, Object> out = new TreeMap<String, Object>();
         for (Method m : k.getMethods()) {
             if (Modifier.isStatic(m.getModifiers()) || m.getParameterTypes().length != 0
-                    || m.getDeclaringClass() == Object.class || m.getReturnType() == void.class) continue;
+                    || jdk(m.getDeclaringClass()) || m.getReturnType() == void.class) continue;
             String n = m.getName();
             String prop = null;
             if (n.startsWith("get") && n.length() > 3 && !n.equals("getClass")) prop = n.substring(3);
