@@ -92,7 +92,9 @@ def _extract(archive: Path, cache: Path, label: str) -> Path:
     try:
         digest = file_digest(archive)
     except OSError as exc:
-        raise failed(Code.ARTIFACT_NOT_FOUND, f"cannot read {archive}: {exc}", path=str(archive))
+        raise failed(
+            Code.ARTIFACT_NOT_FOUND, f"cannot read {archive}: {exc}", path=str(archive)
+        ) from None
     final = cache / digest[:32]
     if final.is_dir():
         return final
@@ -133,7 +135,7 @@ def _zip_layout(root: Path) -> tuple[str, list[Path]]:
 
 def _candidates(root: Path) -> list[str]:
     """Importable top-level modules and packages of a source root."""
-    out = []
+    out: list[str] = []
     if not root.is_dir():
         return out
     for p in sorted(root.iterdir()):
@@ -163,7 +165,9 @@ def _wheel_entry(wheels: tuple[Path, ...], spec: ComponentSpec) -> str | None:
                             for key, value in parser.items(ENTRY_POINT_GROUP):
                                 found[key.strip()] = value.split("[", 1)[0].strip()
         except FileNotFoundError:
-            raise failed(Code.ARTIFACT_NOT_FOUND, f"wheel {wheel} does not exist", path=str(wheel))
+            raise failed(
+                Code.ARTIFACT_NOT_FOUND, f"wheel {wheel} does not exist", path=str(wheel)
+            ) from None
         except (zipfile.BadZipFile, OSError, configparser.Error, UnicodeDecodeError) as exc:
             raise failed(
                 Code.INVALID_ARCHIVE, f"{wheel.name} is not a readable wheel: {exc}", path=str(wheel)
