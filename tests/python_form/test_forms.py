@@ -10,6 +10,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -413,3 +414,46 @@ def test_a_killed_hub_leaves_no_worker(tmp_path: Path, shared_cache: Path) -> No
     else:
         os.kill(worker, signal.SIGKILL)
         pytest.fail("the worker outlived its hub")
+
+
+# ---------------------------------------------------------------------------
+# Workers that fail to start or break the protocol
+# ---------------------------------------------------------------------------
+
+
+def _command(tmp_path: Path, name: str, command: list[str]) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "cncf.toml").write_text(
+        f'[component]\nname = "{name}"\nform = "command"\ncommand = {command!r}\n'.replace("'", '"'))
+    return folder
+
+
+def test_worker_that_exits_before_its_handshake(pyhub: cncf.Hub, tmp_path: Path) -> None:
+    folder = _command(tmp_path, "quitter", ["sh", "-c", "echo no protocol here >&2; exit 3"])
+    handle = pyhub.load(folder)
+    assert (handle.observation.code, handle.observation.stage) == ("worker_start_failed", "load")
+    assert handle.observation.attributes["exit_code"] == 3
+
+
+def test_interpreter_that_is_not_python(pyhub: cncf.Hub) -> None:
+    handle = pyhub.load(FIXTURES / "counter", interpreter="/bin/false")
+    assert (handle.observation.code, handle.observation.stage) == ("worker_start_failed", "load")
+
+
+def test_environment_that_cannot_be_created(pyhub: cncf.Hub) -> None:
+    handle = pyhub.load(FIXTURES / "counter", interpreter="/bin/true",
+                        requirements=["packaging==24.1"])
+    assert (handle.observation.code, handle.observation.stage) == ("environment_failed", "load")
+
+
+def test_worker_that_breaks_the_protocol(pyhub: cncf.Hub, tmp_path: Path,
+                                         neighbour: Callable[[], None]) -> None:
+    folder = _command(tmp_path, "rogue", [sys.executable, str(FIXTURES / "rogue_worker.py")])
+    handle = pyhub.load(folder)
+    assert handle.state == "ready", handle.observation
+    assert pyhub.call("rogue.fine").value == "fine"
+    out = pyhub.call("rogue.garble", timeout=10)
+    assert (out.observation.code, out.observation.stage) == ("protocol_error", "execute")
+    neighbour()
+    assert pyhub.call("rogue.fine", timeout=10).value == "fine"  # restarted
