@@ -457,3 +457,9 @@ def test_worker_that_breaks_the_protocol(pyhub: cncf.Hub, tmp_path: Path,
     assert (out.observation.code, out.observation.stage) == ("protocol_error", "execute")
     neighbour()
     assert pyhub.call("rogue.fine", timeout=10).value == "fine"  # restarted
+
+
+def test_entry_may_name_a_ready_instance(pyhub: cncf.Hub) -> None:
+    handle = pyhub.load(FIXTURES / "collab", entry="collab:READY", name="ready")
+    assert handle.state == "ready", handle.observation
+    assert pyhub.call("ready.hello").value == "hello from a ready-made instance"

@@ -736,10 +736,7 @@ def _handle_new(body):
     if slot is None:
         return _reply_failure(RESULT, rid, _failure("entry_not_found", "no such loaded instance"))
     try:
-        if slot.kind in ("class", "collaborator"):
-            obj = slot.target()
-        else:
-            obj = slot.target
+        obj = slot.target() if isinstance(slot.target, type) else slot.target
     except BaseException as exc:
         code, msg = _classify(exc, "constructing %s" % slot.entry)
         if code in ("raised", "cancelled"):
@@ -961,6 +958,15 @@ def main():
             handler(body)
         except OSError:
             _die(70)  # the replies pipe is gone (the component closed it, or the hub died)
+        except BaseException as exc:  # a defect here: still exactly one reply
+            try:
+                _send_obj(LOADED if kind == LOAD else RESULT, {
+                    "id": body.get("id"), "ok": False, "failure": _failure(
+                        "import_failed" if kind == LOAD else "raised",
+                        "the worker runtime failed handling a request: %s" % _exc_summary(exc),
+                        exc)})
+            except BaseException:
+                _die(70)
 
 
 if __name__ == "__main__":
