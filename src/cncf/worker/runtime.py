@@ -231,9 +231,8 @@ _write_lock = _thread.allocate_lock()
 _reply_fd = -1
 
 
-def _send(kind, text):
-    """Write one frame whose body is the already-encoded JSON ``text``."""
-    data = text.encode("utf-8")
+def _send(kind, data):
+    """Write one frame whose body is ``data``, UTF-8 JSON bytes."""
     frame = len(data).to_bytes(4, "big") + bytes((kind,)) + data
     with _write_lock:
         view = memoryview(frame)
@@ -243,7 +242,7 @@ def _send(kind, text):
 
 
 def _send_obj(kind, body):
-    _send(kind, _dumps(body))
+    _send(kind, _dumps(body).encode("utf-8"))
 
 
 # ---------------------------------------------------------------------------
@@ -755,13 +754,12 @@ def _handle_new(body):
     _send_obj(RESULT, {"id": rid, "ok": True, "value": None})
 
 
-def _result_text(rid, value):
+def _result_data(rid, value):
     try:
-        text = _dumps({"id": rid, "ok": True, "value": value})
-        if len(text) > MAX_BODY // 4 and len(text.encode("utf-8")) > MAX_BODY:
+        data = _dumps({"id": rid, "ok": True, "value": value}).encode("utf-8")
+        if len(data) > MAX_BODY:
             raise ValueError("the result is larger than the 64 MiB frame limit")
-        text.encode("utf-8")  # lone surrogates cannot travel
-        return text
+        return data
     except MemoryError as exc:
         rec = _failure("out_of_memory", "encoding the result ran out of memory", exc)
     except BaseException as exc:
@@ -769,11 +767,11 @@ def _result_text(rid, value):
                        "the result (%s) cannot cross the boundary as JSON: %s"
                        % (type(value).__name__, _exc_summary(exc)), exc,
                        type=_type_name(type(value)))
-    return _dumps({"id": rid, "ok": False, "failure": rec})
+    return _dumps({"id": rid, "ok": False, "failure": rec}).encode("utf-8")
 
 
 def _run_call(body):
-    """Run one INVOKE and return the encoded reply (never raises)."""
+    """Run one INVOKE and return the encoded reply body (never raises)."""
     rid = body.get("id")
     op = body.get("operation")
     args = body.get("args") or ()
@@ -797,7 +795,7 @@ def _run_call(body):
         return _call_failure(rid, exc, slot, op, args, kwargs, st)
     _local.state = None
     _running.pop(rid, None)
-    return _result_text(rid, value)
+    return _result_data(rid, value)
 
 
 def _call_failure(rid, exc, slot, op, args, kwargs, st):
@@ -827,11 +825,11 @@ def _call_failure(rid, exc, slot, op, args, kwargs, st):
                 if code == "cancelled":
                     attrs["tier"] = st.tier or "cooperative"
                 rec = _failure(code, msg, exc, **attrs)
-        return _dumps({"id": rid, "ok": False, "failure": rec})
+        return _dumps({"id": rid, "ok": False, "failure": rec}).encode("utf-8")
     except BaseException as inner:  # last resort: still exactly one reply
         return _dumps({"id": rid, "ok": False, "failure": {
             "code": "raised", "message": "operation %r failed (and describing it failed: %s)"
-            % (op, type(inner).__name__), "attributes": {}}})
+            % (op, type(inner).__name__), "attributes": {}}}).encode("utf-8")
 
 
 def _thread_call(body):
