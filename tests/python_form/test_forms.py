@@ -463,3 +463,11 @@ def test_entry_may_name_a_ready_instance(pyhub: cncf.Hub) -> None:
     handle = pyhub.load(FIXTURES / "collab", entry="collab:READY", name="ready")
     assert handle.state == "ready", handle.observation
     assert pyhub.call("ready.hello").value == "hello from a ready-made instance"
+
+
+def test_collaborator_listing_operations_from_its_state(pyhub: cncf.Hub) -> None:
+    handle = pyhub.load(FIXTURES / "collab", entry="collab:Stateful", name="stateful")
+    assert handle.state == "ready", handle.observation
+    assert [op.split(".")[-1] for op in handle.operations] == ["count"]
+    assert pyhub.call("stateful.count").value == 1
+    assert pyhub.call("stateful.count").value == 2  # the instance created at load is the live one

@@ -273,53 +273,40 @@ class Failure(Exception):
         self.attributes = attributes
 
 
-class CallInfo(tuple):
-    """The running call: ``(id, operation)``, also as attributes."""
-
-    __slots__ = ()
-
-    @property
-    def id(self):
-        return self[0]
-
-    @property
-    def operation(self):
-        return self[1]
-
-
 class Collaborator(object):
     """Base for components that receive calls themselves.
 
-    Subclasses list their operations (a class attribute ``operations`` of
-    names, or a classmethod ``operations()`` returning names or
-    ``{"name", "params", "doc"}`` objects) and implement
-    ``invoke(operation, args, kwargs)``.
+    List the operations in a class attribute ``OPERATIONS`` (or override
+    ``operations()``; names or ``{"name", "params", "doc"}`` objects) and
+    implement ``invoke(operation, args, kwargs)``.
     """
 
-    operations = ()
+    OPERATIONS = ()
+
+    def operations(self):
+        return list(self.OPERATIONS)
 
     def invoke(self, operation, args, kwargs):
-        raise Failure("not_implemented", "%s does not implement invoke()" % type(self).__name__)
+        raise NotImplementedError("%s does not implement invoke()" % type(self).__name__)
 
 
-class _CallState(object):
-    __slots__ = ("rid", "call", "operation", "cancelled", "tier")
+class CallState(object):
+    """The running call as a component sees it: ``id`` (the hub's call id),
+    ``operation`` and ``cancelled``."""
+
+    __slots__ = ("id", "operation", "cancelled", "rid", "tier")
 
     def __init__(self, rid, call, operation):
         self.rid = rid
-        self.call = call
+        self.id = call
         self.operation = operation
         self.cancelled = False
         self.tier = None
 
 
 _local = _thread._local()
-_running = {}  # request id -> _CallState
+_running = {}  # request id -> CallState
 _early_cancels = set()  # CANCELs that overtook their INVOKE
-
-
-def _state():
-    return getattr(_local, "state", None)
 
 
 def cancelled():
@@ -332,18 +319,15 @@ def check_cancelled():
     """Raise ``Cancelled`` if the running call was cancelled (a cheap check)."""
     st = getattr(_local, "state", None)
     if st is not None and st.cancelled:
-        raise Cancelled("call %s was cancelled" % (st.call,))
+        raise Cancelled("call %s was cancelled" % (st.id,))
 
 
 def current_call():
-    """The call running on this thread as ``CallInfo(id, operation)``, or None."""
-    st = getattr(_local, "state", None)
-    if st is None:
-        return None
-    return CallInfo((st.call, st.operation))
+    """The call running on this thread (``id``, ``operation``), or None."""
+    return getattr(_local, "state", None)
 
 
-_API = ("Collaborator", "Failure", "Cancelled", "CallInfo", "cancelled", "check_cancelled",
+_API = ("Collaborator", "Failure", "Cancelled", "CallState", "cancelled", "check_cancelled",
         "current_call")
 
 
@@ -573,24 +557,44 @@ def _sole_class(module):
     return own[0] if len(own) == 1 else None
 
 
+class _EarlyConstructorFailed(Exception):
+    """A collaborator had to be created to list its operations, and failed."""
+
+
 def _is_collaborator(cls):
-    return callable(getattr(cls, "invoke", None)) and hasattr(cls, "operations")
+    return callable(getattr(cls, "invoke", None)) and (
+        hasattr(cls, "operations") or hasattr(cls, "OPERATIONS"))
 
 
 def _collaborator_operations(cls):
-    raw = None
-    for klass in getattr(cls, "__mro__", (cls,)):
-        if "operations" in getattr(klass, "__dict__", {}):
-            raw = klass.__dict__["operations"]
-            break
-    if isinstance(raw, (staticmethod, classmethod)):
-        listed = getattr(cls, "operations")()
-    elif callable(raw):
-        # An instance method: call it without running the constructor (it must
-        # not depend on instance state; a classmethod is the clean form).
-        listed = raw(cls.__new__(cls))
-    else:
-        listed = raw
+    """(operations, an instance created early or None).
+
+    ``OPERATIONS`` (or an ``operations`` sequence attribute) is read from the
+    class; an ``operations()`` classmethod is called; an instance method is
+    called on an uninitialised instance, and only if that fails is the
+    instance created now (its constructor then runs at load time, as inline).
+    """
+    early = None
+    listed = getattr(cls, "OPERATIONS", None) or None
+    if listed is None:
+        raw = None
+        for klass in getattr(cls, "__mro__", (cls,)):
+            if "operations" in getattr(klass, "__dict__", {}):
+                raw = klass.__dict__["operations"]
+                break
+        if isinstance(raw, (staticmethod, classmethod)):
+            listed = getattr(cls, "operations")()
+        elif callable(raw):
+            try:
+                listed = raw(cls.__new__(cls))
+            except Exception:
+                try:
+                    early = cls()
+                except BaseException as exc:
+                    raise _EarlyConstructorFailed(exc)
+                listed = early.operations()
+        else:
+            listed = raw
     ops = []
     for item in listed or ():
         if isinstance(item, str):
@@ -600,7 +604,7 @@ def _collaborator_operations(cls):
                         "doc": str(item.get("doc") or "")})
         else:
             raise TypeError("operations must be names or {'name': ...} objects, got %r" % (item,))
-    return ops
+    return ops, early
 
 
 # ---------------------------------------------------------------------------
@@ -708,23 +712,31 @@ def _handle_load(body):
             kind = "module"
         else:
             kind = "object"
+    early = None
     try:
         if kind == "module":
             operations = _module_operations(target)
         elif kind == "class":
             operations = _class_operations(target)
         elif kind == "collaborator":
-            operations = _collaborator_operations(target)
+            operations, early = _collaborator_operations(target)
         elif _is_collaborator(type(target)):
             kind = "collaborator"
-            operations = _collaborator_operations(type(target))
+            operations, _ = _collaborator_operations(type(target))
         else:
             operations = _class_operations(type(target))
+    except _EarlyConstructorFailed as wrapped:
+        exc = wrapped.args[0]
+        code, msg = _classify(exc, "constructing %s" % entry)
+        if code in ("raised", "cancelled"):
+            code = "constructor_failed"
+        return _reply_failure(LOADED, rid, _failure(code, msg, exc))
     except BaseException as exc:
         return _reply_failure(LOADED, rid, _failure(
             "import_failed", "discovering the operations of %r failed: %s" % (
                 entry, _exc_summary(exc)), exc))
-    _slots[iid] = _Slot(entry, target, kind, operations)
+    _slots[iid] = slot = _Slot(entry, target, kind, operations)
+    slot.obj = early
     _send_obj(LOADED, {"id": rid, "ok": True, "operations": operations, "entry": entry,
                        "kind": kind})
 
@@ -735,7 +747,10 @@ def _handle_new(body):
     if slot is None:
         return _reply_failure(RESULT, rid, _failure("entry_not_found", "no such loaded instance"))
     try:
-        obj = slot.target() if isinstance(slot.target, type) else slot.target
+        if slot.obj is not None:  # created early to list its operations
+            obj = slot.obj
+        else:
+            obj = slot.target() if isinstance(slot.target, type) else slot.target
     except BaseException as exc:
         code, msg = _classify(exc, "constructing %s" % slot.entry)
         if code in ("raised", "cancelled"):
@@ -776,7 +791,7 @@ def _run_call(body):
     op = body.get("operation")
     args = body.get("args") or ()
     kwargs = body.get("kwargs") or {}
-    st = _CallState(rid, body.get("call"), op)
+    st = CallState(rid, body.get("call"), op)
     _running[rid] = st
     if _early_cancels and rid in _early_cancels:
         _early_cancels.discard(rid)
