@@ -42,6 +42,15 @@ def _worker_dirs() -> set[str]:
     return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("cncf-worker-")}
 
 
+@pytest.fixture
+def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A temp folder of this test's own (other processes share /tmp)."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
 # ---------------------------------------------------------------------------
 # Artifact kinds and interpreters
 # ---------------------------------------------------------------------------
@@ -311,8 +320,9 @@ def test_missing_command(pyhub: cncf.Hub, tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------
 
 
-def test_unload_and_close_reap_every_process_and_folder(pyhome: Path, builder: Builder) -> None:
-    before_children, before_dirs = _children(), _worker_dirs()
+def test_unload_and_close_reap_every_process_and_folder(pyhome: Path, builder: Builder,
+                                                        private_tmp: Path) -> None:
+    before_children = _children()
     with cncf.Hub(home=pyhome) as hub:
         for kind in ("folder", "pyz", "shiv"):
             path, overrides = artifact_for(builder, kind, "counter", "counter:Counter")
@@ -322,8 +332,9 @@ def test_unload_and_close_reap_every_process_and_folder(pyhome: Path, builder: B
         assert hub.unload("c-folder")
         assert pid not in _children()
         assert len(_children() - before_children) == 2
+        assert len(_worker_dirs()) == 2
     assert _children() - before_children == set()
-    assert _worker_dirs() - before_dirs == set()
+    assert list(private_tmp.iterdir()) == []
 
 
 def test_hub_exit_by_exception_reaps(pyhome: Path) -> None:
