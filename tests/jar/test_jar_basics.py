@@ -225,3 +225,28 @@ def test_inspect_lists_adapter_operations_with_parameters(jar_hub: cncf.Hub, pla
     assert [p["name"] for p in ops["named"]["params"]] == ["first", "second"]
     assert "named(String first, int second): String" in ops["named"]["doc"]
     assert info["health"]["alive"] is True
+
+
+def test_scala_signature_types_primitive_collections(jar_hub: cncf.Hub, scala_jar: Path) -> None:
+    h = jar_hub.load(scala_jar, name="stats", entry="demo.scala.Stats")  # constructor defaults only
+    assert h.state == "ready", h.observation
+    assert jar_hub.call("stats.describe").value == "stats:10"
+    assert jar_hub.call("stats.sum", [[1, 2, 3]]).value == 6  # Seq[Int]: Integers, not Longs
+    assert jar_hub.call("stats.longs", [[1, 2, 3]]).value == 6  # Seq[Long]: Longs, not Integers
+    assert jar_hub.call("stats.mean", [[1, 2, 4, 5]]).value == 3.0  # List[Double] from JSON integers
+    assert jar_hub.call("stats.counts", [{"a": 1, "b": 2}]).value == 3  # Map[String, Int]
+    assert jar_hub.call("stats.inc", [41]).value == 42  # Option[Int]
+    assert jar_hub.call("stats.inc", [None]).value == 0
+    assert jar_hub.call("stats.nested", [[[1, 2], [3]]]).value == 6  # Seq[Seq[Int]]
+    assert jar_hub.call("stats.vector", [[1, 2]]).value == 3  # Vector[Short]
+    out = jar_hub.call("stats.sum", [[1, 2**40]])  # does not fit an Int
+    assert out.observation.code == cncf.Code.INVALID_ARGUMENTS
+
+
+def test_scala_named_arguments_from_the_signature(jar_hub: cncf.Hub, scala_jar: Path) -> None:
+    jar_hub.load(scala_jar, name="inventory", entry="demo.scala.Inventory")
+    assert jar_hub.call("inventory.add", {"name": "fig", "qty": 2}).value == {"name": "fig", "qty": 2, "tags": ["new"]}
+    assert jar_hub.call("inventory.greet", {"name": "Ada", "times": 2}).value == "Hello, Ada! Hello, Ada!"
+    assert jar_hub.call("inventory.greet", {"greeting": "Yo", "name": "Bo"}).value == "Yo, Bo!"
+    params = jar_hub.inspect("inventory")["services"]["default"]["greet"]["params"]
+    assert [(p["name"], p["required"]) for p in params] == [("name", True), ("greeting", False), ("times", False)]

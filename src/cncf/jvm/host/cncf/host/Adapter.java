@@ -27,6 +27,8 @@ final class Adapter implements Component.Facade {
     private final Map<String, List<Method>> ops = new TreeMap<String, List<Method>>();
     /** Per method, the getters of its Scala default arguments (null entries: none). */
     private final Map<Method, Method[]> defaults = new java.util.HashMap<Method, Method[]>();
+    /** Per method, its Scala declaration (parameter names and Scala types), when known. */
+    private final Map<Method, ScalaSig.SMethod> scalaDecls = new java.util.HashMap<Method, ScalaSig.SMethod>();
     private final boolean instantiable;
     private volatile Object target;
 
@@ -39,7 +41,9 @@ final class Adapter implements Component.Facade {
                 cls.getConstructor();
                 inst = true;
             } catch (NoSuchMethodException e) {
-                inst = false;
+                for (java.lang.reflect.Constructor<?> c : cls.getConstructors()) {
+                    if (Component.scalaConstructorDefaults(cls, c.getParameterTypes().length) != null) inst = true;
+                }
             }
         }
         instantiable = inst;
@@ -63,6 +67,8 @@ final class Adapter implements Component.Facade {
                 // stays inaccessible; invocation reports it
             }
             defaults.put(m, scalaDefaults(m));
+            ScalaSig.SMethod sm = values.scalaMethod(m);
+            if (sm != null) scalaDecls.put(m, sm);
             List<Method> list = ops.get(m.getName());
             if (list == null) ops.put(m.getName(), list = new ArrayList<Method>());
             list.add(m);
@@ -98,11 +104,12 @@ final class Adapter implements Component.Facade {
                 Method m = ms.get(0);
                 List<Object> params = new ArrayList<Object>();
                 Parameter[] ps = m.getParameters();
+                String[] names = Values.parameterNames(m, scalaDecls.get(m));
                 for (int i = 0; i < ps.length; i++) {
                     Map<String, Object> p = new LinkedHashMap<String, Object>();
-                    p.put("name", ps[i].isNamePresent() ? ps[i].getName() : "arg" + i);
+                    p.put("name", names != null ? names[i] : "arg" + i);
                     p.put("kind", m.isVarArgs() && i == ps.length - 1 ? "varargs"
-                            : ps[i].isNamePresent() ? "any" : "positional");
+                            : names != null ? "any" : "positional");
                     Method[] defs = defaults.get(m);
                     p.put("required", defs == null || defs[i] == null);
                     params.add(p);
@@ -137,7 +144,7 @@ final class Adapter implements Component.Facade {
         Values.Fit bestFit = null;
         String why = null;
         for (Method m : cands) {
-            Values.Fit fit = values.fit(m, call.args, call.kwargs, defaults.get(m));
+            Values.Fit fit = values.fit(m, call.args, call.kwargs, defaults.get(m), scalaDecls.get(m));
             if (fit.args == null) {
                 if (why == null) why = fit.reason;
                 continue;

@@ -5,6 +5,7 @@ import java.io.FileNotFoundException;
 import java.io.IOException;
 import java.lang.reflect.Constructor;
 import java.lang.reflect.Field;
+import java.lang.reflect.Method;
 import java.lang.reflect.Modifier;
 import java.net.URL;
 import java.util.ArrayList;
@@ -479,17 +480,59 @@ final class Component {
     static Object construct(Class<?> cls) throws Throwable {
         Object module = module(cls);
         if (module != null) return module;
-        Constructor<?> ctor;
-        try {
-            ctor = cls.getConstructor();
-        } catch (NoSuchMethodException e) {
-            throw Refusal.of("constructor_failed", cls.getName()
-                    + " has no public no-argument constructor", attrs("entry", cls.getName()));
-        }
-        if (Modifier.isAbstract(cls.getModifiers())) {
+        if (Modifier.isAbstract(cls.getModifiers()) || cls.isInterface()) {
             throw Refusal.of("constructor_failed", cls.getName() + " is abstract", attrs("entry", cls.getName()));
         }
-        return ctor.newInstance();
+        try {
+            return cls.getConstructor().newInstance();
+        } catch (NoSuchMethodException e) {
+            // maybe a Scala class whose constructor parameters all have defaults
+        }
+        for (Constructor<?> c : cls.getConstructors()) {
+            Object[] args = scalaConstructorDefaults(cls, c.getParameterTypes().length);
+            if (args != null) return c.newInstance(args);
+        }
+        throw Refusal.of("constructor_failed", cls.getName() + " has no public no-argument constructor"
+                + " (nor one whose parameters all have Scala defaults)", attrs("entry", cls.getName()));
+    }
+
+    /**
+     * {@code class Counter(start: Int = 10)} has no no-argument constructor, but the
+     * Scala compiler generates {@code $lessinit$greater$default$1} (on the companion
+     * object, with a static forwarder on the class) for each default: all of them
+     * present means the class can be created without arguments.
+     */
+    static Object[] scalaConstructorDefaults(Class<?> cls, int n) {
+        ClassLoader l = cls.getClassLoader();
+        Class<?> companionClass = l instanceof Isolation ? ((Isolation) l).probe(cls.getName() + "$") : null;
+        Object companion = companionClass == null ? null : module(companionClass);
+        Object[] out = new Object[n];
+        for (int i = 0; i < n; i++) {
+            String getter = "$lessinit$greater$default$" + (i + 1);
+            Method m = null;
+            Object self = null;
+            try {
+                m = cls.getMethod(getter);
+                if (!Modifier.isStatic(m.getModifiers())) m = null;
+            } catch (NoSuchMethodException ignored) {
+                // try the companion
+            }
+            if (m == null && companion != null) {
+                try {
+                    m = companion.getClass().getMethod(getter);
+                    self = companion;
+                } catch (NoSuchMethodException ignored) {
+                    return null;
+                }
+            }
+            if (m == null) return null;
+            try {
+                out[i] = m.invoke(self);
+            } catch (Exception e) {
+                return null;
+            }
+        }
+        return out;
     }
 
     static Object module(Class<?> cls) {

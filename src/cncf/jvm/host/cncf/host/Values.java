@@ -84,6 +84,20 @@ final class Values {
         return scala;
     }
 
+    private final Map<Class<?>, ScalaSig> sigs = new java.util.HashMap<Class<?>, ScalaSig>();
+
+    /** The Scala declaration of a method (names and Scala types of its parameters), or null. */
+    ScalaSig.SMethod scalaMethod(Method m) {
+        if (!scala) return null;
+        Class<?> c = m.getDeclaringClass();
+        ScalaSig sig;
+        synchronized (sigs) {
+            if (!sigs.containsKey(c)) sigs.put(c, ScalaSig.of(c, loader));
+            sig = sigs.get(c);
+        }
+        return sig == null ? null : sig.method(m);
+    }
+
     // ================================================================== results → JSON
 
     Object toJson(Object v) throws Json.NotJson {
@@ -300,7 +314,7 @@ final class Values {
     /** Marks a parameter left to its Scala default ({@code name$default$k}). */
     static final Object DEFAULT = new Object();
 
-    Fit fit(Method m, List<Object> args, Map<String, Object> kwargs, Method[] defaults) {
+    Fit fit(Method m, List<Object> args, Map<String, Object> kwargs, Method[] defaults, ScalaSig.SMethod sm) {
         Class<?>[] pt = m.getParameterTypes();
         Type[] gt = m.getGenericParameterTypes();
         int n = pt.length;
@@ -319,7 +333,7 @@ final class Values {
                         int r = rank(args.get(i), pt[i]);
                         if (r < 0) return new Fit(null, 0, null);
                         score += r;
-                        out[i] = convert(args.get(i), pt[i], gt[i]);
+                        out[i] = convert(args.get(i), pt[i], gt[i], stype(sm, i));
                     }
                 } catch (Exception e) {
                     return new Fit(null, 0, null);
@@ -328,19 +342,29 @@ final class Values {
             }
         }
         if (!kwargs.isEmpty()) {
-            Parameter[] ps = m.getParameters();
-            if (n > 0 && !ps[0].isNamePresent()) {
+            String[] names = parameterNames(m, sm);
+            if (names == null) {
                 return new Fit(null, 0, "parameter names are not in the class file (compiled without -parameters): "
                         + "pass the arguments as a list");
             }
-            if (p + kwargs.size() != n) return new Fit(null, 0, null);
             for (int i = 0; i < p; i++) { slots[i] = args.get(i); set[i] = true; }
+            int missing = n - p - kwargs.size();
+            if (missing < 0) return new Fit(null, 0, null);
             for (Map.Entry<String, Object> e : kwargs.entrySet()) {
                 int at = -1;
-                for (int i = p; i < n; i++) if (ps[i].getName().equals(e.getKey())) at = i;
+                for (int i = p; i < n; i++) if (names[i].equals(e.getKey())) at = i;
                 if (at < 0 || set[at]) return new Fit(null, 0, "no parameter named " + e.getKey());
                 slots[at] = e.getValue();
                 set[at] = true;
+            }
+            if (missing > 0) {
+                for (int i = p; i < n; i++) {
+                    if (set[i]) continue;
+                    if (defaults == null || defaults[i] == null) {
+                        return new Fit(null, 0, "no value for parameter " + names[i]);
+                    }
+                    slots[i] = DEFAULT;
+                }
             }
         } else if (m.isVarArgs() && p >= n - 1 && !(p == n && (args.get(n - 1) instanceof List || args.get(n - 1) == null))) {
             for (int i = 0; i < n - 1; i++) slots[i] = args.get(i);
@@ -353,10 +377,14 @@ final class Values {
         Object[] out = new Object[n];
         try {
             for (int i = 0; i < n; i++) {
+                if (slots[i] == DEFAULT) {
+                    out[i] = DEFAULT;
+                    continue;
+                }
                 int r = rank(slots[i], pt[i]);
                 if (r < 0) return new Fit(null, 0, null);
                 score += r;
-                out[i] = convert(slots[i], pt[i], gt[i]);
+                out[i] = convert(slots[i], pt[i], gt[i], stype(sm, i));
             }
         } catch (Mismatch e) {
             return new Fit(null, 0, null);
@@ -424,7 +452,31 @@ final class Values {
         return false;
     }
 
-    Object convert(Object v, Class<?> t, Type g) throws Exception {
+    /** Parameter names from the class file (-parameters), else from the Scala signature, else null. */
+    static String[] parameterNames(Method m, ScalaSig.SMethod sm) {
+        Parameter[] ps = m.getParameters();
+        String[] out = new String[ps.length];
+        if (ps.length == 0 || ps[0].isNamePresent()) {
+            for (int i = 0; i < ps.length; i++) out[i] = ps[i].getName();
+            return out;
+        }
+        if (sm != null && sm.names.size() == ps.length) {
+            for (int i = 0; i < ps.length; i++) out[i] = sm.names.get(i);
+            return out;
+        }
+        return null;
+    }
+
+    private static ScalaSig.SType stype(ScalaSig.SMethod sm, int i) {
+        return sm == null || i >= sm.types.size() ? null : sm.types.get(i);
+    }
+
+    /**
+     * Convert a JSON value to parameter type {@code t} (generic type {@code g}); {@code st}
+     * is the Scala type when the pickled signature is known, which tells what erased
+     * type arguments really are ({@code Seq[Int]} is {@code Seq<Object>} to the JVM).
+     */
+    Object convert(Object v, Class<?> t, Type g, ScalaSig.SType st) throws Exception {
         if (t == Object.class) return v;
         if (v == null) {
             if (t.isPrimitive()) throw MISMATCH;
@@ -491,7 +543,7 @@ final class Values {
                 Object arr = Array.newInstance(ct, list.size());
                 for (int i = 0; i < list.size(); i++) {
                     if (rank(list.get(i), ct) < 0) throw MISMATCH;
-                    Array.set(arr, i, convert(list.get(i), ct, cg));
+                    Array.set(arr, i, convert(list.get(i), ct, cg, st == null ? null : st.arg(0)));
                 }
                 return arr;
             }
@@ -499,12 +551,12 @@ final class Values {
                 Collection<Object> out = t.isAssignableFrom(ArrayList.class)
                         ? new ArrayList<Object>(list.size()) : new LinkedHashSet<Object>();
                 Type et = typeArg(g, 0);
-                for (Object o : list) out.add(element(o, et));
+                for (Object o : list) out.add(element(o, et, st == null ? null : st.arg(0)));
                 return out;
             }
             if (scala && scalaSeqLike(t)) {
                 List<Object> conv = new ArrayList<Object>(list.size());
-                for (Object o : list) conv.add(element(o, typeArg(g, 0)));
+                for (Object o : list) conv.add(element(o, typeArg(g, 0), st == null ? null : st.arg(0)));
                 Object buffer = asScala("asScalaBufferConverter", List.class, conv);
                 if (sMutableBuffer != null && t.isAssignableFrom(sMutableBuffer)) return buffer;
                 if (sImmList != null && t.isAssignableFrom(sImmList)) return buffer.getClass().getMethod("toList").invoke(buffer);
@@ -517,12 +569,16 @@ final class Values {
             if (t.isAssignableFrom(LinkedHashMap.class)) {
                 Map<Object, Object> out = new LinkedHashMap<Object, Object>();
                 Type kt = typeArg(g, 0), vt = typeArg(g, 1);
-                for (Map.Entry<?, ?> e : map.entrySet()) out.put(mapKey((String) e.getKey(), kt), element(e.getValue(), vt));
+                for (Map.Entry<?, ?> e : map.entrySet()) {
+                    out.put(mapKey((String) e.getKey(), kt), element(e.getValue(), vt, st == null ? null : st.arg(1)));
+                }
                 return out;
             }
             if (scala) {
                 Map<Object, Object> conv = new LinkedHashMap<Object, Object>();
-                for (Map.Entry<?, ?> e : map.entrySet()) conv.put(e.getKey(), element(e.getValue(), typeArg(g, 1)));
+                for (Map.Entry<?, ?> e : map.entrySet()) {
+                    conv.put(e.getKey(), element(e.getValue(), typeArg(g, 1), st == null ? null : st.arg(1)));
+                }
                 Object mm = asScala("mapAsScalaMapConverter", Map.class, conv);
                 if (sMutableMap != null && t.isAssignableFrom(sMutableMap)) return mm;
                 Object predef = module("scala.Predef$");
@@ -533,10 +589,10 @@ final class Values {
                 }
             }
         }
-        if (t == Optional.class) return Optional.ofNullable(element(v, typeArg(g, 0)));
+        if (t == Optional.class) return Optional.ofNullable(element(v, typeArg(g, 0), null));
         if (scala && t == sOption) {
             Object opt = module("scala.Option$");
-            return opt.getClass().getMethod("apply", Object.class).invoke(opt, element(v, typeArg(g, 0)));
+            return opt.getClass().getMethod("apply", Object.class).invoke(opt, element(v, typeArg(g, 0), st == null ? null : st.arg(0)));
         }
         if (t.isInstance(v)) return v;
         throw MISMATCH;
@@ -611,11 +667,17 @@ final class Values {
     }
 
     /** A collection element, converted when its generic type is known. */
-    private Object element(Object v, Type et) throws Exception {
+    private Object element(Object v, Type et, ScalaSig.SType est) throws Exception {
         Class<?> raw = raw(et);
-        if (raw == null || raw == Object.class) return v;
+        if (raw == null || raw == Object.class) {
+            // Erased to Object: a Scala primitive type argument arrives as its box (Int -> Integer).
+            Class<?> box = est == null || v == null ? null : est.primitiveBox();
+            if (box == null) return v;
+            if (rank(v, box) < 0) throw MISMATCH;
+            return convert(v, box, box, null);
+        }
         if (rank(v, raw) < 0) throw MISMATCH;
-        return convert(v, raw, et);
+        return convert(v, raw, et, est);
     }
 
     private Object mapKey(String k, Type kt) throws Exception {
