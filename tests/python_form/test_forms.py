@@ -482,3 +482,41 @@ def test_collaborator_listing_operations_from_its_state(pyhub: cncf.Hub) -> None
     assert [op.split(".")[-1] for op in handle.operations] == ["count"]
     assert pyhub.call("stateful.count").value == 1
     assert pyhub.call("stateful.count").value == 2  # the instance created at load is the live one
+
+
+def test_entry_may_name_one_function(pyhub: cncf.Hub) -> None:
+    handle = pyhub.load(FIXTURES / "funcs", entry="mathops:div", name="div")
+    assert handle.state == "ready", handle.observation
+    assert [op.split(".")[-1] for op in handle.operations] == ["div"]
+    assert pyhub.call("div.div", {"a": 6, "b": 3}).value == 2
+
+
+def test_real_pypi_wheel_without_a_manifest(pyhub: cncf.Hub, tmp_path: Path) -> None:
+    """A third-party wheel nobody wrote a manifest for: its single top-level
+    module is the entry, its public functions the operations."""
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                    "--only-binary=:all:", "six==1.16.0", "-d", str(tmp_path)],
+                   check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("six-*.whl")
+    handle = pyhub.load(wheel)
+    assert handle.state == "ready", handle.observation
+    assert handle.name == "six"
+    assert pyhub.call("six.ensure_str", ["abc"]).value == "abc"
+
+
+def test_shiv_entry_point_names_the_module(pyhub: cncf.Hub, builder: Builder,
+                                           tmp_path: Path) -> None:
+    import subprocess
+
+    stage = tmp_path / "src"
+    shutil.copytree(FIXTURES / "counter", stage, ignore=shutil.ignore_patterns("__pycache__"))
+    (stage / "helper.py").write_text("def help_me():\n    return 1\n")  # two modules
+    target = tmp_path / "counter.pyz"
+    subprocess.run([sys.executable, "-m", "shiv", "--site-packages", str(stage), "-e",
+                    "counter:Counter", "-o", str(target)], check=True, capture_output=True,
+                   timeout=300)
+    handle = pyhub.load(target)  # no entry: shiv's own entry point names the module
+    assert handle.state == "ready", handle.observation
+    assert pyhub.call("counter.increment", [2]).value == 2

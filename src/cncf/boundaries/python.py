@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import configparser
+import json
 import os
 import shutil
 import sys
@@ -122,15 +123,28 @@ def _extract(archive: Path, cache: Path, label: str) -> Path:
     return final
 
 
-def _zip_layout(root: Path) -> tuple[str, list[Path]]:
-    """Recognise a zipapp's layout: (kind, sys.path entries)."""
+def _entry_point_module(info: Path) -> str | None:
+    """The module of a shiv's or pex's own console entry point, as a hint."""
+    try:
+        doc = json.loads(info.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    ep = doc.get("entry_point") if isinstance(doc, dict) else None
+    if isinstance(ep, str) and ep:
+        module = ep.split(":", 1)[0].strip()
+        return module if all(p.isidentifier() for p in module.split(".")) else None
+    return None
+
+
+def _zip_layout(root: Path) -> tuple[str, list[Path], str | None]:
+    """Recognise a zipapp's layout: (kind, sys.path entries, entry module hint)."""
     if (root / "PEX-INFO").is_file():
         deps = root / ".deps"
         chroots = sorted(p for p in deps.iterdir() if p.is_dir()) if deps.is_dir() else []
-        return "pex", [root, *chroots]
+        return "pex", [root, *chroots], _entry_point_module(root / "PEX-INFO")
     if (root / "environment.json").is_file() and (root / "site-packages").is_dir():
-        return "shiv", [root / "site-packages"]
-    return "zipapp", [root]
+        return "shiv", [root / "site-packages"], _entry_point_module(root / "environment.json")
+    return "zipapp", [root], None
 
 
 def _candidates(root: Path) -> list[str]:
@@ -147,15 +161,30 @@ def _candidates(root: Path) -> list[str]:
     return out
 
 
-def _wheel_entry(wheels: tuple[Path, ...], spec: ComponentSpec) -> str | None:
-    """The component entry named by the wheels' ``cncf.components`` entry points."""
+def _top_level(names: list[str]) -> list[str]:
+    """Importable top-level modules and packages listed in a wheel."""
+    out = set()
+    for n in names:
+        head, sep, _ = n.partition("/")
+        name = head[:-3] if not sep and head.endswith(".py") else head if sep else ""
+        if name.isidentifier() and not name.startswith("_") and name not in _NOT_ENTRIES:
+            out.add(name)
+    return sorted(out)
+
+
+def _wheel_entry(wheels: tuple[Path, ...], spec: ComponentSpec) -> tuple[str | None, list[str]]:
+    """The entry named by the wheels' ``cncf.components`` entry points, and the
+    top-level modules of the first wheel (the candidates when none is named)."""
     found: dict[str, str] = {}
+    top: list[str] | None = None
     for wheel in wheels:
         try:
             with zipfile.ZipFile(wheel) as zf:
                 names = zf.namelist()
                 if not any(n.split("/", 1)[0].endswith(".dist-info") for n in names):
                     raise zipfile.BadZipFile("it has no .dist-info folder")
+                if top is None:
+                    top = _top_level(names)
                 for n in names:
                     if n.endswith(".dist-info/entry_points.txt") and n.count("/") == 1:
                         parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
@@ -173,11 +202,11 @@ def _wheel_entry(wheels: tuple[Path, ...], spec: ComponentSpec) -> str | None:
                 Code.INVALID_ARCHIVE, f"{wheel.name} is not a readable wheel: {exc}", path=str(wheel)
             ) from None
     if spec.entry:
-        return spec.entry
+        return spec.entry, top or []
     if len(found) == 1:
-        return next(iter(found.values()))
+        return next(iter(found.values())), top or []
     if spec.name in found:
-        return found[spec.name]
+        return found[spec.name], top or []
     if len(found) > 1:
         raise failed(
             Code.ENTRY_AMBIGUOUS,
@@ -185,7 +214,7 @@ def _wheel_entry(wheels: tuple[Path, ...], spec: ComponentSpec) -> str | None:
             "choose one with entry = 'module:Class' or name = one of them",
             candidates=sorted(found),
         )
-    return None
+    return None, top or []
 
 
 class PythonBoundary(WorkerBoundary):
@@ -212,20 +241,23 @@ class PythonBoundary(WorkerBoundary):
             if not w.exists():
                 raise failed(Code.ARTIFACT_NOT_FOUND, f"wheel {str(w)!r} does not exist", path=str(w))
         entry = spec.entry
+        candidates: list[str] | None = None  # None: look in the first path
+        hint: str | None = None
+        top: list[str] = []
         if wheels:
-            entry = _wheel_entry(wheels, spec)
+            entry, top = _wheel_entry(wheels, spec)
         suffix = artifact.suffix.lower()
         if artifact.is_dir():
-            layout, paths = _zip_layout(artifact) if (artifact / "PEX-INFO").is_file() else (
-                "folder", [artifact])
+            layout, paths, hint = _zip_layout(artifact) if (artifact / "PEX-INFO").is_file() else (
+                "folder", [artifact], None)
         elif suffix == ".whl":
-            layout = "wheel"
+            layout, candidates = "wheel", top
         elif suffix == ".py":
             layout, paths = "module", [artifact.parent]
             entry = entry or artifact.stem
         elif suffix in _ZIP_SUFFIXES or zipfile.is_zipfile(artifact):
             root = await asyncio.to_thread(_extract, artifact, self._zip_cache, spec.name)
-            layout, paths = _zip_layout(root)
+            layout, paths, hint = _zip_layout(root)
         else:
             raise failed(
                 Code.INVALID_ARCHIVE,
@@ -235,7 +267,7 @@ class PythonBoundary(WorkerBoundary):
         details["layout"] = layout
         options: dict[str, Any] = {}
         if not entry:
-            entry = self._default_entry(spec, layout, paths)
+            entry = hint or self._default_entry(spec, layout, paths, candidates)
             options["infer_entry"] = True
         python = interpreter
         if spec.requirements or wheels:
@@ -259,9 +291,9 @@ class PythonBoundary(WorkerBoundary):
             details=details,
         )
 
-    def _default_entry(self, spec: ComponentSpec, layout: str, paths: list[Path]) -> str:
-        roots = paths[:1]
-        found = sorted({c for r in roots for c in _candidates(r)})
+    def _default_entry(self, spec: ComponentSpec, layout: str, paths: list[Path],
+                       candidates: list[str] | None) -> str:
+        found = candidates if candidates is not None else _candidates(paths[0]) if paths else []
         if len(found) == 1:
             return found[0]
         if spec.name.replace("-", "_") in found:

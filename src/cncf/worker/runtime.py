@@ -710,12 +710,17 @@ def _handle_load(body):
             kind = "collaborator" if _is_collaborator(target) else "class"
         elif isinstance(target, type(sys)):
             kind = "module"
+        elif hasattr(target, "__code__"):
+            kind = "function"  # "module:function": that one function is the operation
         else:
             kind = "object"
     early = None
     try:
         if kind == "module":
             operations = _module_operations(target)
+        elif kind == "function":
+            operations = [{"name": attr.split(".")[-1], "params": _params(target, 0),
+                           "doc": _doc(target)}]
         elif kind == "class":
             operations = _class_operations(target)
         elif kind == "collaborator":
@@ -749,6 +754,9 @@ def _handle_new(body):
     try:
         if slot.obj is not None:  # created early to list its operations
             obj = slot.obj
+        elif slot.kind == "function":
+            obj = slot.target
+            slot.bound = {slot.operations[0]["name"]: obj}
         else:
             obj = slot.target() if isinstance(slot.target, type) else slot.target
     except BaseException as exc:
@@ -759,7 +767,7 @@ def _handle_new(body):
     slot.obj = obj
     if slot.kind == "collaborator":
         slot.invoke = obj.invoke
-    else:
+    elif slot.kind != "function":
         bound = {}
         for op in slot.operations:
             f = getattr(obj, op["name"], None)
