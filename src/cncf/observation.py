@@ -188,7 +188,8 @@ _REGISTRY: dict[Code, _Spec] = {
     Code.HUB_CLOSED: _s(D, "system", "unavailable", "shutdown", False,
         "The hub is closing or closed; the call was not admitted or was abandoned by shutdown.", (W, X)),
     Code.WAIT_TIMEOUT: _s(W, "operation", "unavailable", "timeout", True,
-        "The call waited longer than wait_timeout (or its overall deadline) before it could run; it never ran."),
+        "The call waited longer than wait_timeout (or its overall deadline) before it could run; it never ran. "
+        "Also returned by hub.wait(job_id, timeout) when the wait ends before the job does (attributes.job_state)."),
     Code.CANCELLED_WAITING: _s(W, "operation", "unavailable", "cancellation", False,
         "The call was cancelled while waiting; it never ran."),
     Code.INSTANCE_LOST_WAITING: _s(W, "component", "unavailable", "crash", True,

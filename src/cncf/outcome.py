@@ -21,7 +21,7 @@ class Outcome:
     """The result of one ActionCall.
 
     ``ok`` is true for a value (``observation`` is None).  A call on a
-    queue-policy operation returns at once with ``job_id`` set and no value;
+    queue-policy operation returns at once with ``queued`` true, ``job_id`` set and no value;
     ``hub.wait(job_id)`` gives the job's final Outcome.  ``stdout``/``stderr``
     hold what the component printed during the call.
     """
@@ -32,6 +32,7 @@ class Outcome:
     stdout: str = ""
     stderr: str = ""
     job_id: str | None = None
+    queued: bool = False  # the call was accepted as a job and has not run yet
 
     @property
     def ok(self) -> bool:
@@ -49,12 +50,14 @@ class Outcome:
         d: dict[str, Any] = {"ok": True, "value": self.value}
         if self.job_id is not None:
             d["job_id"] = self.job_id
+        if self.queued:
+            d["queued"] = True
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], call_id: str = "") -> Outcome:
         if d.get("ok"):
-            return cls(call_id, value=d.get("value"), job_id=d.get("job_id"))
+            return cls(call_id, value=d.get("value"), job_id=d.get("job_id"), queued=bool(d.get("queued")))
         return cls(call_id, observation=Observation.from_dict(d["observation"]))
 
     @classmethod

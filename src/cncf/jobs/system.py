@@ -295,7 +295,7 @@ class JobSystem:
         if created:
             self._push(job_id, comp_key)
             self._pump()
-        return Outcome(call.id, job_id=job_id)
+        return Outcome(call.id, job_id=job_id, queued=True)
 
     def _store_failure(self, call: ActionCall, exc: BaseException | None) -> Outcome:
         reason = error_reason(exc) if exc is not None else "store_error"

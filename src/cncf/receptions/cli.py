@@ -100,7 +100,9 @@ def _hub(home: Path | None, quiet: bool) -> Any:
     from cncf.hub import Hub
 
     progress = None if quiet else (lambda line: err.print(f"[dim]… {line}[/dim]"))
-    return Hub(home, progress=progress)
+    # A one-shot CLI hub only submits jobs: running older queued jobs and then
+    # interrupting them at exit is `cncf jobs work`'s business, not `call`'s.
+    return Hub(home, progress=progress, job_workers=0)
 
 
 def _guard(as_json: bool, target: str, fn: Any) -> int:

@@ -81,8 +81,9 @@ def print_outcome(outcome: Outcome, console: Console, *, as_json: bool, err: Con
         print(to_json(outcome.to_dict()))
     elif outcome.observation is not None:
         console.print(observation_panel(outcome.observation))
-    elif outcome.job_id is not None:
+    elif outcome.queued:
         print(f"job {outcome.job_id} queued")
+        err.print(f"[dim]wait for it: cncf jobs wait {outcome.job_id} --run[/dim]")
     else:
         print(value_text(outcome.value))
     return exit_status(outcome)
