@@ -129,7 +129,10 @@ class EnvironmentCache:
         if uv is None:
             raise _fail(Code.ENVIRONMENT_FAILED, f"[{label}] uv is not installed: cannot build "
                         "the component's environment (pip install uv)")
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _fail(Code.ENVIRONMENT_FAILED, f"[{label}] cannot create {self.root}: {exc}") from None
         tmp = self.root / f".build-{key[:12]}-{uuid.uuid4().hex[:8]}"
         what = ", ".join([*requirements, *(w.name for w in wheels)])
         self._say(f"[{label}] building environment {key[:12]} with uv: {what}")
@@ -150,9 +153,13 @@ class EnvironmentCache:
                 )
             try:
                 os.rename(tmp, final)
-            except OSError:
-                if not venv_python(final).exists():  # someone else won the race: use theirs
-                    raise
+            except OSError as exc:
+                if not venv_python(final).exists():  # else someone else won the race: use theirs
+                    raise _fail(Code.ENVIRONMENT_FAILED,
+                                f"[{label}] cannot move the environment into place: {exc}") from None
+        except OSError as exc:
+            raise _fail(Code.ENVIRONMENT_FAILED,
+                        f"[{label}] building the environment failed: {exc}") from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         self._say(f"[{label}] environment {key[:12]} ready in {time.monotonic() - started:.1f}s")

@@ -32,6 +32,7 @@ import shutil
 import sys
 import uuid
 import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,9 +100,9 @@ def _extract(archive: Path, cache: Path, label: str) -> Path:
     final = cache / digest[:32]
     if final.is_dir():
         return final
-    cache.mkdir(parents=True, exist_ok=True)
     tmp = cache / f".extract-{digest[:12]}-{uuid.uuid4().hex[:8]}"
     try:
+        cache.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(archive) as zf:
             bad = zf.testzip()
             if bad is not None:
@@ -112,10 +113,16 @@ def _extract(archive: Path, cache: Path, label: str) -> Path:
         except OSError:
             if not final.is_dir():
                 raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError) as exc:
         raise failed(
             Code.INVALID_ARCHIVE,
             f"[{label}] {archive.name} is not a readable zipapp: {exc}",
+            path=str(archive),
+        ) from None
+    except OSError as exc:  # the archive is fine, the cache is not (disk full, permissions)
+        raise failed(
+            Code.ENVIRONMENT_FAILED,
+            f"[{label}] cannot extract {archive.name} into {cache}: {exc}",
             path=str(archive),
         ) from None
     finally:
@@ -197,7 +204,8 @@ def _wheel_entry(wheels: tuple[Path, ...], spec: ComponentSpec) -> tuple[str | N
             raise failed(
                 Code.ARTIFACT_NOT_FOUND, f"wheel {wheel} does not exist", path=str(wheel)
             ) from None
-        except (zipfile.BadZipFile, OSError, configparser.Error, UnicodeDecodeError) as exc:
+        except (zipfile.BadZipFile, zlib.error, OSError, configparser.Error,
+                UnicodeDecodeError) as exc:
             raise failed(
                 Code.INVALID_ARCHIVE, f"{wheel.name} is not a readable wheel: {exc}", path=str(wheel)
             ) from None
