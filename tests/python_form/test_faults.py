@@ -9,6 +9,7 @@ instance where the fault killed the worker).
 from __future__ import annotations
 
 import signal
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,15 +65,24 @@ def test_missing_artifact(pyhub: cncf.Hub, tmp_path: Path, neighbour: Callable[[
     neighbour()
 
 
+@pytest.mark.parametrize("damage", ["truncated", "flipped"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_corrupt_artifact(pyhub: cncf.Hub, builder: Builder, tmp_path: Path,
-                          neighbour: Callable[[], None], kind: str) -> None:
+                          neighbour: Callable[[], None], kind: str, damage: str) -> None:
     if kind == "folder":
         pytest.skip("a folder cannot be a corrupt archive (its import errors are import_failed)")
     good, overrides = artifact_for(builder, kind, "faulty", ENTRY)
     bad = tmp_path / good.name
-    data = good.read_bytes()
-    bad.write_bytes(data[: len(data) // 2])
+    data = bytearray(good.read_bytes())
+    if damage == "truncated":
+        del data[len(data) // 2:]
+    else:  # damage the stored members, keep the central directory intact
+        with zipfile.ZipFile(good) as zf:
+            member = max(zf.infolist(), key=lambda i: i.compress_size)
+        start = member.header_offset + 30 + len(member.filename) + len(member.extra)
+        for i in range(start + 10, start + 20):
+            data[i] ^= 0xFF
+    bad.write_bytes(bytes(data))
     handle = pyhub.load(bad, name="faulty", **{"entry": ENTRY, **overrides})
     assert handle.state == "failed"
     assert (handle.observation.code, handle.observation.stage) == ("invalid_archive", "load")

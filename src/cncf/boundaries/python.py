@@ -192,6 +192,9 @@ def _wheel_entry(wheels: tuple[Path, ...], spec: ComponentSpec) -> tuple[str | N
                     raise zipfile.BadZipFile("it has no .dist-info folder")
                 if top is None:
                     top = _top_level(names)
+                bad = zf.testzip()
+                if bad is not None:
+                    raise zipfile.BadZipFile(f"member {bad!r} is corrupt (CRC mismatch)")
                 for n in names:
                     if n.endswith(".dist-info/entry_points.txt") and n.count("/") == 1:
                         parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
