@@ -38,6 +38,8 @@ LOAD_FAULTS = {
     "missing_dependency": ("dependency", "dependency_unresolved", "load"),
     "exit_at_import": ("import_exit", "exit_requested", "load"),
     "constructor_raises": ("constructor", "constructor_failed", "instantiate"),
+    "crash_at_import": ("import_crash", "worker_crashed", "load"),
+    "crash_in_constructor": ("constructor_crash", "worker_crashed", "instantiate"),
 }
 
 
