@@ -57,10 +57,10 @@ def scala_library() -> Path:
 
 
 def javac(sources: Iterable[Path], out: Path, classpath: Iterable[Path] = (), *,
-          parameters: bool = False) -> Path:
+          parameters: bool = False, release: int = 8) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     cp = os.pathsep.join(str(p) for p in classpath)
-    argv = [require_tool("javac"), "--release", "8", "-nowarn", "-Xlint:-options", "-encoding", "UTF-8",
+    argv = [require_tool("javac"), "--release", str(release), "-nowarn", "-Xlint:-options", "-encoding", "UTF-8",
             "-d", str(out)]
     if parameters:
         argv.append("-parameters")
@@ -217,6 +217,15 @@ def plain_jar(jvm, build_dir: Path) -> Path:  # noqa: ANN001
     so its methods also take named arguments)."""
     classes = javac(_java_sources(FIXTURES / "plain/src"), build_dir / "plain-classes", parameters=True)
     return fat_jar(build_dir / "geometry-1.0.jar", [classes])
+
+
+@pytest.fixture(scope="session")
+def modern_jar(jvm, build_dir: Path) -> Path:  # noqa: ANN001
+    """A Java 17 jar with records and beans (skipped on an older JDK)."""
+    if jvm.java_version < 17:
+        pytest.skip(f"records need JDK 17; this JDK is {jvm.java_version}")
+    classes = javac(_java_sources(FIXTURES / "modern/src"), build_dir / "modern-classes", release=17)
+    return fat_jar(build_dir / "shapes.jar", [classes])
 
 
 @pytest.fixture(scope="session")

@@ -250,3 +250,22 @@ def test_scala_named_arguments_from_the_signature(jar_hub: cncf.Hub, scala_jar: 
     assert jar_hub.call("inventory.greet", {"greeting": "Yo", "name": "Bo"}).value == "Yo, Bo!"
     params = jar_hub.inspect("inventory")["services"]["default"]["greet"]["params"]
     assert [(p["name"], p["required"]) for p in params] == [("name", True), ("greeting", False), ("times", False)]
+
+
+def test_records_and_beans_from_json_objects(jar_hub: cncf.Hub, modern_jar: Path) -> None:
+    jar_hub.load(modern_jar, name="shapes", entry="modern.Shapes")
+    assert jar_hub.call("shapes.mid", [{"x": 0, "y": 0}, {"x": 2, "y": 4}]).value == {"x": 1.0, "y": 2.0}
+    square = {"name": "sq", "points": [{"x": 0, "y": 0}, {"x": 1, "y": 0}, {"x": 1, "y": 1}, {"x": 0, "y": 1}]}
+    assert jar_hub.call("shapes.corners", [square]).value == 4  # List<Point> elements are records too
+    assert jar_hub.call("shapes.thicker", [{"color": "red", "width": 3}]).value == {"color": "red", "width": 6}
+    assert jar_hub.call("shapes.thicker", [{}]).value == {"color": "black", "width": 2}
+    bad = jar_hub.call("shapes.mid", [{"x": 0, "z": 0}, {"x": 2, "y": 4}])  # an unknown key
+    assert bad.observation.code == cncf.Code.INVALID_ARGUMENTS
+
+
+def test_scala_case_classes_from_json_objects(jar_hub: cncf.Hub, scala_jar: Path) -> None:
+    jar_hub.load(scala_jar, name="inventory", entry="demo.scala.Inventory")
+    item = {"name": "fig", "qty": 2, "tags": ["x"]}
+    assert jar_hub.call("inventory.restock", [item]).value == {"name": "fig", "qty": 3, "tags": ["x"]}
+    assert jar_hub.call("inventory.order", [{"sku": "fig"}]).value == "1 x fig"  # Scala defaults
+    assert jar_hub.call("inventory.order", [{"sku": "fig", "qty": 3, "rush": True}]).value == "3 x fig (rush)"

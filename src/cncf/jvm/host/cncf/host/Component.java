@@ -503,36 +503,33 @@ final class Component {
      * present means the class can be created without arguments.
      */
     static Object[] scalaConstructorDefaults(Class<?> cls, int n) {
+        Object[] out = new Object[n];
+        for (int i = 0; i < n; i++) {
+            Object[] one = scalaConstructorDefault(cls, i);
+            if (one == null) return null;
+            out[i] = one[0];
+        }
+        return out;
+    }
+
+    /** The default of constructor parameter i as a one-element array, or null when it has none. */
+    static Object[] scalaConstructorDefault(Class<?> cls, int i) {
+        String getter = "$lessinit$greater$default$" + (i + 1);
+        try {
+            Method m = cls.getMethod(getter);
+            if (Modifier.isStatic(m.getModifiers())) return new Object[] {m.invoke(null)};
+        } catch (Exception ignored) {
+            // try the companion object
+        }
         ClassLoader l = cls.getClassLoader();
         Class<?> companionClass = l instanceof Isolation ? ((Isolation) l).probe(cls.getName() + "$") : null;
         Object companion = companionClass == null ? null : module(companionClass);
-        Object[] out = new Object[n];
-        for (int i = 0; i < n; i++) {
-            String getter = "$lessinit$greater$default$" + (i + 1);
-            Method m = null;
-            Object self = null;
-            try {
-                m = cls.getMethod(getter);
-                if (!Modifier.isStatic(m.getModifiers())) m = null;
-            } catch (NoSuchMethodException ignored) {
-                // try the companion
-            }
-            if (m == null && companion != null) {
-                try {
-                    m = companion.getClass().getMethod(getter);
-                    self = companion;
-                } catch (NoSuchMethodException ignored) {
-                    return null;
-                }
-            }
-            if (m == null) return null;
-            try {
-                out[i] = m.invoke(self);
-            } catch (Exception e) {
-                return null;
-            }
+        if (companion == null) return null;
+        try {
+            return new Object[] {companion.getClass().getMethod(getter).invoke(companion)};
+        } catch (Exception e) {
+            return null;
         }
-        return out;
     }
 
     static Object module(Class<?> cls) {

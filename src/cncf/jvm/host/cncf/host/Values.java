@@ -258,6 +258,17 @@ final class Values {
     }
 
     private Object beanFields(Object v, Class<?> k, int depth) throws Exception {
+        Shape sh = shape(k);
+        if (sh != null && sh.setters == null && !scalaProduct(k)) {
+            // A record: its components, in declaration order, through their accessors.
+            Map<String, Object> rec = new LinkedHashMap<String, Object>();
+            for (String n : sh.names) {
+                Method acc = k.getDeclaredMethod(n);
+                acc.setAccessible(true);
+                rec.put(n, toJson(acc.invoke(v), depth + 1));
+            }
+            return rec;
+        }
         Map<String, Object> out = new TreeMap<String, Object>();
         for (Method m : k.getMethods()) {
             if (Modifier.isStatic(m.getModifiers()) || m.getParameterTypes().length != 0
@@ -436,10 +447,187 @@ final class Values {
         }
         if (v instanceof Map) {
             if (t.isAssignableFrom(LinkedHashMap.class)) return 2;
-            if (scala && ((sImmMap != null && t.isAssignableFrom(sImmMap)) || (sMutableMap != null && t.isAssignableFrom(sMutableMap)))) return 2;
+            if (scala && scalaMap(t)) return 2;
+            if (shape(t) != null) return shape(t).accepts((Map<?, ?>) v) ? 2 : -1;
             return optional(t) ? 1 : -1;
         }
         return t.isInstance(v) ? 1 : -1;
+    }
+
+    private boolean scalaProduct(Class<?> t) {
+        return scala && sProduct != null && sProduct.isAssignableFrom(t);
+    }
+
+    private boolean scalaMap(Class<?> t) {
+        return (sImmMap != null && t.isAssignableFrom(sImmMap)) || (sMutableMap != null && t.isAssignableFrom(sMutableMap));
+    }
+
+    // ------------------------------------------------------------------ objects from JSON objects
+
+    /**
+     * How to build a {@code t} from a JSON object: a Java record (canonical
+     * constructor, by component name), a Scala case class (its constructor, by field
+     * name; missing fields take their Scala defaults), or a JavaBean (public no-arg
+     * constructor, one public setter per key). Keys must all be known; a missing
+     * field without a default is null (a primitive: no fit).
+     */
+    final class Shape {
+        final java.lang.reflect.Constructor<?> ctor;
+        final String[] names;
+        final Class<?>[] types;
+        final Type[] generics;
+        final Method[] setters; // a bean: one per name
+        final Object[] defaults; // a case class: per field, or NO_DEFAULT
+
+        Shape(java.lang.reflect.Constructor<?> ctor, String[] names, Class<?>[] types, Type[] generics,
+              Method[] setters, Object[] defaults) {
+            this.ctor = ctor;
+            this.names = names;
+            this.types = types;
+            this.generics = generics;
+            this.setters = setters;
+            this.defaults = defaults;
+        }
+
+        boolean accepts(Map<?, ?> map) {
+            for (Object k : map.keySet()) if (indexOf(String.valueOf(k)) < 0) return false;
+            if (setters == null) {
+                for (int i = 0; i < names.length; i++) {
+                    if (!map.containsKey(names[i]) && types[i].isPrimitive() && defaults[i] == NO_DEFAULT) return false;
+                }
+            }
+            for (Map.Entry<?, ?> e : map.entrySet()) {
+                int i = indexOf(String.valueOf(e.getKey()));
+                if (rank(e.getValue(), types[i]) < 0) return false;
+            }
+            return true;
+        }
+
+        int indexOf(String name) {
+            for (int i = 0; i < names.length; i++) if (names[i].equals(name)) return i;
+            return -1;
+        }
+
+        Object build(Map<?, ?> map) throws Exception {
+            if (!accepts(map)) throw MISMATCH;
+            if (setters != null) {
+                Object bean = ctor.newInstance();
+                for (Map.Entry<?, ?> e : map.entrySet()) {
+                    int i = indexOf(String.valueOf(e.getKey()));
+                    setters[i].invoke(bean, convert(e.getValue(), types[i], generics[i], null));
+                }
+                return bean;
+            }
+            Object[] args = new Object[names.length];
+            for (int i = 0; i < names.length; i++) {
+                if (map.containsKey(names[i])) args[i] = convert(map.get(names[i]), types[i], generics[i], null);
+                else if (defaults[i] != NO_DEFAULT) args[i] = defaults[i];
+                else args[i] = null;
+            }
+            return ctor.newInstance(args);
+        }
+    }
+
+    private static final Object NO_DEFAULT = new Object();
+    private final Map<Class<?>, Object> shapes = new java.util.HashMap<Class<?>, Object>();
+
+    Shape shape(Class<?> t) {
+        synchronized (shapes) {
+            if (!shapes.containsKey(t)) {
+                Shape sh = null;
+                try {
+                    sh = findShape(t);
+                } catch (Exception ignored) {
+                    // not buildable from an object
+                }
+                shapes.put(t, sh == null ? NONE : sh);
+            }
+            Object sh = shapes.get(t);
+            return sh == NONE ? null : (Shape) sh;
+        }
+    }
+
+    private Shape findShape(Class<?> t) throws Exception {
+        if (t.isPrimitive() || t.isArray() || t.isInterface() || t.isEnum() || Modifier.isAbstract(t.getModifiers())
+                || t.getName().startsWith("java.") || t.getName().startsWith("scala.")) return null;
+        // A Java record (Java 16+), found by reflection so the host stays Java 8.
+        try {
+            if ((Boolean) Class.class.getMethod("isRecord").invoke(t)) {
+                Object[] comps = (Object[]) Class.class.getMethod("getRecordComponents").invoke(t);
+                int n = comps.length;
+                String[] names = new String[n];
+                Class<?>[] types = new Class<?>[n];
+                Type[] generics = new Type[n];
+                Object[] defaults = new Object[n];
+                for (int i = 0; i < n; i++) {
+                    Class<?> rc = comps[i].getClass();
+                    names[i] = (String) rc.getMethod("getName").invoke(comps[i]);
+                    types[i] = (Class<?>) rc.getMethod("getType").invoke(comps[i]);
+                    generics[i] = (Type) rc.getMethod("getGenericType").invoke(comps[i]);
+                    defaults[i] = NO_DEFAULT;
+                }
+                java.lang.reflect.Constructor<?> c = t.getDeclaredConstructor(types);
+                c.setAccessible(true);
+                return new Shape(c, names, types, generics, null, defaults);
+            }
+        } catch (NoSuchMethodException java8) {
+            // no records before Java 16
+        }
+        // A Scala case class: constructor parameters are its fields, in order.
+        if (scala && sProduct != null && sProduct.isAssignableFrom(t)) {
+            List<String> fields = new ArrayList<String>();
+            for (Field f : t.getDeclaredFields()) {
+                if (Modifier.isStatic(f.getModifiers()) || f.isSynthetic() || f.getName().indexOf('$') >= 0) continue;
+                try {
+                    t.getMethod(f.getName());
+                    fields.add(f.getName());
+                } catch (NoSuchMethodException notAField) {
+                    // a private val
+                }
+            }
+            for (java.lang.reflect.Constructor<?> c : t.getConstructors()) {
+                if (c.getParameterTypes().length != fields.size()) continue;
+                int n = fields.size();
+                Object[] defaults = new Object[n];
+                Object[] all = Component.scalaConstructorDefaults(t, n);
+                for (int i = 0; i < n; i++) defaults[i] = scalaDefault(t, i, all);
+                return new Shape(c, fields.toArray(new String[0]), c.getParameterTypes(),
+                        c.getGenericParameterTypes(), null, defaults);
+            }
+            return null;
+        }
+        // A JavaBean: public no-arg constructor and setters.
+        java.lang.reflect.Constructor<?> c;
+        try {
+            c = t.getConstructor();
+        } catch (NoSuchMethodException e) {
+            return null;
+        }
+        List<String> names = new ArrayList<String>();
+        List<Method> setters = new ArrayList<Method>();
+        for (Method m : t.getMethods()) {
+            if (Modifier.isStatic(m.getModifiers()) || m.getParameterTypes().length != 1) continue;
+            String n = m.getName();
+            if (!n.startsWith("set") || n.length() < 4 || jdk(m.getDeclaringClass())) continue;
+            names.add(Character.toLowerCase(n.charAt(3)) + n.substring(4));
+            setters.add(m);
+        }
+        if (setters.isEmpty()) return null;
+        int n = setters.size();
+        Class<?>[] types = new Class<?>[n];
+        Type[] generics = new Type[n];
+        for (int i = 0; i < n; i++) {
+            types[i] = setters.get(i).getParameterTypes()[0];
+            generics[i] = setters.get(i).getGenericParameterTypes()[0];
+        }
+        return new Shape(c, names.toArray(new String[0]), types, generics, setters.toArray(new Method[0]), null);
+    }
+
+    /** The Scala default of constructor parameter i, or NO_DEFAULT. */
+    private static Object scalaDefault(Class<?> t, int i, Object[] all) {
+        if (all != null) return all[i];
+        Object[] one = Component.scalaConstructorDefault(t, i);
+        return one == null ? NO_DEFAULT : one[0];
     }
 
     private boolean optional(Class<?> t) {
@@ -574,7 +762,9 @@ final class Values {
                 }
                 return out;
             }
-            if (scala) {
+            Shape sh = shape(t);
+            if (sh != null) return sh.build(map);
+            if (scala && scalaMap(t)) {
                 Map<Object, Object> conv = new LinkedHashMap<Object, Object>();
                 for (Map.Entry<?, ?> e : map.entrySet()) {
                     conv.put(e.getKey(), element(e.getValue(), typeArg(g, 1), st == null ? null : st.arg(1)));
