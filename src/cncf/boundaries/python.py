@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from cncf.boundaries._environments import EnvironmentCache, file_digest, venv_python
 from cncf.boundaries._worker import LaunchPlan, WorkerBoundary, failed
+from cncf.boundaries.base import BoundaryContext
 from cncf.observation import Code
 
 if TYPE_CHECKING:
@@ -233,7 +234,7 @@ class PythonBoundary(WorkerBoundary):
 
     form = "python"
 
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: BoundaryContext) -> None:
         super().__init__(context)
         self.environments = EnvironmentCache(context.cache_dir / "envs", context.progress)
         self._zip_cache = context.cache_dir / "zipapps"

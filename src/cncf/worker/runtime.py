@@ -855,16 +855,54 @@ def _call_failure(rid, exc, slot, op, args, kwargs, st):
             % (op, type(inner).__name__), "attributes": {}}}).encode("utf-8")
 
 
-def _thread_call(body):
-    try:
-        _send(RESULT, _run_call(body))
-    except BaseException:
-        _die(70)
+class _Pool(object):
+    """Threads for ``concurrent`` calls, kept for reuse (starting a thread
+    costs more than a call).  Idle threads wait on a C ``SimpleQueue``."""
+
+    def __init__(self):
+        try:
+            from _queue import SimpleQueue
+        except ImportError:  # an interpreter without it: one thread per call
+            SimpleQueue = None
+        self.queue = SimpleQueue() if SimpleQueue is not None else None
+        self.idle = 0
+        self.lock = _thread.allocate_lock()
+
+    def submit(self, body):
+        if self.queue is None:
+            _thread.start_new_thread(self._one, (body,))
+            return
+        with self.lock:
+            spawn = self.idle == 0
+            if not spawn:
+                self.idle -= 1
+        if spawn:
+            _thread.start_new_thread(self._loop, ())
+        self.queue.put(body)
+
+    def _one(self, body):
+        try:
+            _send(RESULT, _run_call(body))
+        except BaseException:
+            _die(70)
+
+    def _loop(self):
+        get = self.queue.get
+        while True:
+            self._one(get())
+            with self.lock:
+                self.idle += 1
+
+
+_pool = None
 
 
 def _handle_invoke(body):
+    global _pool
     if body.get("concurrent"):
-        _thread.start_new_thread(_thread_call, (body,))
+        if _pool is None:
+            _pool = _Pool()
+        _pool.submit(body)
     else:
         _send(RESULT, _run_call(body))
 

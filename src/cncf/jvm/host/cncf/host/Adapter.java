@@ -53,7 +53,7 @@ final class Adapter implements Component.Facade {
                 int c = a.getName().compareTo(b.getName());
                 if (c != 0) return c;
                 c = a.getParameterTypes().length - b.getParameterTypes().length;
-                return c != 0 ? c : signature(a).compareTo(signature(b));
+                return c != 0 ? c : javaSignature(a).compareTo(javaSignature(b));
             }
         });
         for (Method m : all) {
@@ -184,13 +184,43 @@ final class Adapter implements Component.Facade {
         return values.toJson(r);
     }
 
-    static List<Object> signatures(List<Method> ms) {
+    List<Object> signatures(List<Method> ms) {
         List<Object> out = new ArrayList<Object>();
         for (Method m : ms) out.add(signature(m));
         return Collections.unmodifiableList(out);
     }
 
-    static String signature(Method m) {
+    /** A Scala method as Scala declares it ({@code greet(name: String, times: Int)}), else Java's form. */
+    String signature(Method m) {
+        ScalaSig.SMethod sm = scalaDecls.get(m);
+        if (sm == null) return javaSignature(m);
+        StringBuilder sb = new StringBuilder();
+        if (Modifier.isStatic(m.getModifiers())) sb.append("static ");
+        sb.append(m.getName()).append('(');
+        Method[] defs = defaults.get(m);
+        for (int i = 0; i < sm.names.size(); i++) {
+            if (i > 0) sb.append(", ");
+            ScalaSig.SType t = sm.types.get(i);
+            sb.append(sm.names.get(i)).append(": ").append(t == null ? "?" : scalaName(t));
+            if (defs != null && defs[i] != null) sb.append(" = ...");
+        }
+        sb.append(')');
+        String r = m.getGenericReturnType().getTypeName().replace("java.lang.", "").replace("java.util.", "");
+        return sb.append(": ").append(r).toString();
+    }
+
+    private static String scalaName(ScalaSig.SType t) {
+        String n = t.name == null ? "?" : t.name.substring(t.name.lastIndexOf('.') + 1);
+        if (t.args == null || t.args.length == 0) return n;
+        StringBuilder sb = new StringBuilder(n).append('[');
+        for (int i = 0; i < t.args.length; i++) {
+            if (i > 0) sb.append(", ");
+            sb.append(t.args[i] == null ? "?" : scalaName(t.args[i]));
+        }
+        return sb.append(']').toString();
+    }
+
+    static String javaSignature(Method m) {
         StringBuilder sb = new StringBuilder();
         if (Modifier.isStatic(m.getModifiers())) sb.append("static ");
         sb.append(m.getName()).append('(');

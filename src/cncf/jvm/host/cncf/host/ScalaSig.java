@@ -301,10 +301,10 @@ final class ScalaSig {
         if (owner.endsWith("$")) owner = owner.substring(0, owner.length() - 1);
         int want = m.getParameterTypes().length;
         List<SMethod> found = new ArrayList<SMethod>();
-        for (int i = 0; i < index.length; i++) {
-            if (tag(i) != VALSYM) continue;
+        List<Integer> candidates = valuesNamed().get(m.getName());
+        if (candidates == null) return null;
+        for (int i : candidates) {
             int[] info = symbolInfo(i);
-            if (!m.getName().equals(name(info[0]))) continue;
             int o = info[1];
             if (o < 0 || o >= index.length || (tag(o) != CLASSSYM && tag(o) != MODULESYM)) continue;
             if (!owner.equals(name(symbolInfo(o)[0]))) continue;
@@ -321,6 +321,24 @@ final class ScalaSig {
             }
         }
         return match;
+    }
+
+    private Map<String, List<Integer>> byName;
+
+    /** Value symbols (methods, parameters, fields) by name, built once. */
+    private synchronized Map<String, List<Integer>> valuesNamed() {
+        if (byName == null) {
+            byName = new HashMap<String, List<Integer>>();
+            for (int i = 0; i < index.length; i++) {
+                if (tag(i) != VALSYM) continue;
+                String n = name(symbolInfo(i)[0]);
+                if (n == null) continue;
+                List<Integer> l = byName.get(n);
+                if (l == null) byName.put(n, l = new ArrayList<Integer>());
+                l.add(i);
+            }
+        }
+        return byName;
     }
 
     private void collect(int tpe, SMethod into, int depth) {
