@@ -32,7 +32,8 @@ import cncf  # noqa: E402
 
 Row = tuple[str, float, float, str]
 COMPONENT = ROOT / "examples" / "python-counter"
-N = 5000
+N = 6000
+ROUNDS = 20
 STARTS = 15
 PAYLOAD = {"id": 42, "name": "echo", "tags": ["a", "b"], "ratio": 0.5}
 PYTHON = os.path.realpath(sys.executable)
@@ -61,22 +62,28 @@ def _stats(samples: list[float]) -> tuple[float, float]:
     return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.99))]
 
 
-def raw_pipe_floor(n: int = N) -> tuple[float, float]:
-    """Round trip of a length-prefixed JSON frame to another process and back."""
-    import json
+class _RawPeer:
+    """The floor: a peer process answering length-prefixed JSON frames."""
 
-    a_r, a_w = os.pipe()
-    b_r, b_w = os.pipe()
-    peer = subprocess.Popen([PYTHON, "-I", "-S", "-c", _PEER, str(a_r), str(b_w)],
-                            pass_fds=(a_r, b_w))
-    os.close(a_r)
-    os.close(b_w)
-    dumps, loads = json.dumps, json.loads
-    samples = []
-    try:
-        for i in range(n + 200):
+    def __init__(self) -> None:
+        a_r, self.a_w = os.pipe()
+        self.b_r, b_w = os.pipe()
+        self.proc = subprocess.Popen([PYTHON, "-I", "-S", "-c", _PEER, str(a_r), str(b_w)],
+                                     pass_fds=(a_r, b_w))
+        os.close(a_r)
+        os.close(b_w)
+        self.i = 0
+
+    def block(self, n: int) -> list[float]:
+        import json
+
+        dumps, loads = json.dumps, json.loads
+        a_w, b_r = self.a_w, self.b_r
+        samples = []
+        for _ in range(n):
+            self.i += 1
             t = time.perf_counter()
-            data = dumps({"id": i, "operation": "echo", "args": [PAYLOAD], "kwargs": {}}).encode()
+            data = dumps({"id": self.i, "operation": "echo", "args": [PAYLOAD], "kwargs": {}}).encode()
             os.write(a_w, len(data).to_bytes(4, "big") + b"\x05" + data)
             head = os.read(b_r, 5)
             size = int.from_bytes(head[:4], "big")
@@ -84,43 +91,62 @@ def raw_pipe_floor(n: int = N) -> tuple[float, float]:
             while len(body) < size:
                 body += os.read(b_r, size - len(body))
             loads(body)
-            if i >= 200:
-                samples.append(time.perf_counter() - t)
+            samples.append(time.perf_counter() - t)
+        return samples
+
+    def close(self) -> None:
+        os.close(self.a_w)
+        os.close(self.b_r)
+        self.proc.wait()
+
+
+async def _async_block(hub: cncf.AsyncHub, n: int) -> list[float]:
+    call = hub.call
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter()
+        out = await call("counter.echo", [PAYLOAD])
+        samples.append(time.perf_counter() - t)
+    assert out.ok, out.observation
+    return samples
+
+
+def _sync_block(hub: cncf.Hub, n: int) -> list[float]:
+    call = hub.call
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter()
+        out = call("counter.echo", [PAYLOAD])
+        samples.append(time.perf_counter() - t)
+    assert out.ok, out.observation
+    return samples
+
+
+def echo_round_trips(home: Path, n: int = N, rounds: int = ROUNDS) -> dict[str, tuple[float, float]]:
+    """Floor, AsyncHub and Hub measured in alternating blocks, so that a change
+    in the machine's load during the run affects all three alike."""
+    peer = _RawPeer()
+    loop = asyncio.new_event_loop()
+    ahub = cncf.AsyncHub(home=home / "async")
+    samples: dict[str, list[float]] = {"floor": [], "async": [], "sync": []}
+    try:
+        handle = loop.run_until_complete(ahub.load(COMPONENT))
+        assert handle.state == "ready", handle.observation
+        with cncf.Hub(home=home / "sync") as hub:
+            assert hub.load(COMPONENT).state == "ready"
+            per = max(1, n // rounds)
+            peer.block(200)  # warm up all three
+            loop.run_until_complete(_async_block(ahub, 200))
+            _sync_block(hub, 200)
+            for _ in range(rounds):
+                samples["floor"] += peer.block(per)
+                samples["async"] += loop.run_until_complete(_async_block(ahub, per))
+                samples["sync"] += _sync_block(hub, per)
     finally:
-        os.close(a_w)
-        os.close(b_r)
-        peer.wait()
-    return _stats(samples)
-
-
-async def _async_echo(home: Path, n: int) -> tuple[float, float]:
-    async with cncf.AsyncHub(home=home) as hub:
-        handle = await hub.load(COMPONENT)
-        assert handle.state == "ready", handle.observation
-        call = hub.call
-        samples = []
-        for i in range(n + 200):
-            t = time.perf_counter()
-            out = await call("counter.echo", [PAYLOAD])
-            if i >= 200:
-                samples.append(time.perf_counter() - t)
-        assert out.ok, out.observation
-        return _stats(samples)
-
-
-def _sync_echo(home: Path, n: int) -> tuple[float, float]:
-    with cncf.Hub(home=home) as hub:
-        handle = hub.load(COMPONENT)
-        assert handle.state == "ready", handle.observation
-        call = hub.call
-        samples = []
-        for i in range(n + 200):
-            t = time.perf_counter()
-            out = call("counter.echo", [PAYLOAD])
-            if i >= 200:
-                samples.append(time.perf_counter() - t)
-        assert out.ok, out.observation
-        return _stats(samples)
+        loop.run_until_complete(ahub.close())
+        loop.close()
+        peer.close()
+    return {k: _stats(v) for k, v in samples.items()}
 
 
 def _spawn_floor(argv: list[str], runs: int = STARTS) -> float:
@@ -167,9 +193,10 @@ def main() -> list[Row]:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="cncf-bench-python-") as tmp:
         home = Path(tmp) / "home"
-        floor_med, floor_p99 = raw_pipe_floor()
-        a_med, a_p99 = asyncio.run(_async_echo(home, N))
-        s_med, s_p99 = _sync_echo(home, N)
+        rt = echo_round_trips(home)
+        floor_med, floor_p99 = rt["floor"]
+        a_med, a_p99 = rt["async"]
+        s_med, s_p99 = rt["sync"]
         us = 1e6
         rows += [
             ("python echo via AsyncHub, median", a_med * us, floor_med * us, "µs"),
