@@ -27,6 +27,15 @@ def test_facade_from_meta_inf_collaborator(jar_hub: cncf.Hub, collab_jar: Path) 
     assert loaded.facade == "collaborator"
 
 
+def test_collaborator_typed_argument_accessors(jar_hub: cncf.Hub, collab_jar: Path) -> None:
+    jar_hub.load(collab_jar, name="counter")
+    assert jar_hub.call("counter.typed", [41, 5, 7]).value == [42, 2.5, "7"]
+    assert jar_hub.call("counter.typed", {"big": 2**40}).value == [2**40, 2**40]
+    out = jar_hub.call("counter.typed", {"small": 1})  # longArgument("big") of a missing argument
+    assert out.observation.code == cncf.Code.RAISED
+    assert out.observation.cause.type == "java.lang.IllegalArgumentException"
+
+
 def test_values_cross_as_json_both_ways(jar_hub: cncf.Hub, collab_jar: Path) -> None:
     jar_hub.load(collab_jar, name="counter")
     value = {"s": "é✓", "i": 2**40, "f": 1.5, "b": True, "n": None, "l": [1, "x", [2]], "m": {"k": {}}}
@@ -239,6 +248,8 @@ def test_scala_signature_types_primitive_collections(jar_hub: cncf.Hub, scala_ja
     assert jar_hub.call("stats.inc", [None]).value == 0
     assert jar_hub.call("stats.nested", [[[1, 2], [3]]]).value == 6  # Seq[Seq[Int]]
     assert jar_hub.call("stats.vector", [[1, 2]]).value == 3  # Vector[Short]
+    assert jar_hub.call("stats.max-of", [3, 9, 4]).value == 9  # Int*: a Scala repeated parameter
+    assert jar_hub.call("stats.max-of", [[3, 9]]).value == 9
     out = jar_hub.call("stats.sum", [[1, 2**40]])  # does not fit an Int
     assert out.observation.code == cncf.Code.INVALID_ARGUMENTS
 

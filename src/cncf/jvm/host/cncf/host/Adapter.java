@@ -108,7 +108,9 @@ final class Adapter implements Component.Facade {
                 for (int i = 0; i < ps.length; i++) {
                     Map<String, Object> p = new LinkedHashMap<String, Object>();
                     p.put("name", names != null ? names[i] : "arg" + i);
-                    p.put("kind", m.isVarArgs() && i == ps.length - 1 ? "varargs"
+                    boolean repeated = (m.isVarArgs() || Values.scalaRepeated(scalaDecls.get(m), ps.length))
+                            && i == ps.length - 1;
+                    p.put("kind", repeated ? "varargs"
                             : names != null ? "any" : "positional");
                     Method[] defs = defaults.get(m);
                     p.put("required", defs == null || defs[i] == null);
@@ -211,6 +213,7 @@ final class Adapter implements Component.Facade {
 
     private static String scalaName(ScalaSig.SType t) {
         String n = t.name == null ? "?" : t.name.substring(t.name.lastIndexOf('.') + 1);
+        if (n.equals("<repeated>") && t.arg(0) != null) return scalaName(t.arg(0)) + "*";
         if (t.args == null || t.args.length == 0) return n;
         StringBuilder sb = new StringBuilder(n).append('[');
         for (int i = 0; i < t.args.length; i++) {

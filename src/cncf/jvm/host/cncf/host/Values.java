@@ -377,7 +377,8 @@ final class Values {
                     slots[i] = DEFAULT;
                 }
             }
-        } else if (m.isVarArgs() && p >= n - 1 && !(p == n && (args.get(n - 1) instanceof List || args.get(n - 1) == null))) {
+        } else if ((m.isVarArgs() || scalaRepeated(sm, n)) && p >= n - 1
+                && !(p == n && (args.get(n - 1) instanceof List || args.get(n - 1) == null))) {
             for (int i = 0; i < n - 1; i++) slots[i] = args.get(i);
             slots[n - 1] = new ArrayList<Object>(args.subList(n - 1, p));
         } else {
@@ -655,8 +656,14 @@ final class Values {
         return null;
     }
 
+    /** Whether the last parameter is a Scala repeated parameter ({@code xs: Int*}, a Seq to the JVM). */
+    static boolean scalaRepeated(ScalaSig.SMethod sm, int n) {
+        ScalaSig.SType last = n > 0 ? stype(sm, n - 1) : null;
+        return last != null && last.name != null && last.name.endsWith("<repeated>");
+    }
+
     private static ScalaSig.SType stype(ScalaSig.SMethod sm, int i) {
-        return sm == null || i >= sm.types.size() ? null : sm.types.get(i);
+        return sm == null || i < 0 || i >= sm.types.size() ? null : sm.types.get(i);
     }
 
     /**
