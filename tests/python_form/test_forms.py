@@ -38,6 +38,14 @@ def _children() -> set[int]:
     return pids
 
 
+def _dead(pid: int) -> bool:
+    """Exited (gone, or a zombie nobody has reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def _worker_dirs() -> set[str]:
     return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("cncf-worker-")}
 
@@ -424,12 +432,8 @@ def test_a_killed_hub_leaves_no_worker(tmp_path: Path, shared_cache: Path) -> No
         proc.wait()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            break  # gone
-        if state == "Z":
-            break  # dead, waiting for init to reap it
+        if _dead(worker):
+            break
         time.sleep(0.05)
     else:
         os.kill(worker, signal.SIGKILL)
@@ -529,3 +533,20 @@ def test_shiv_entry_point_names_the_module(pyhub: cncf.Hub, builder: Builder,
     handle = pyhub.load(target)  # no entry: shiv's own entry point names the module
     assert handle.state == "ready", handle.observation
     assert pyhub.call("counter.increment", [2]).value == 2
+
+
+def test_worker_killed_while_idle_is_restarted_for_the_next_call(pyhub: cncf.Hub) -> None:
+    import signal
+
+    pyhub.load(FIXTURES / "counter")
+    assert pyhub.call("counter.increment").value == 1
+    pid = pyhub.inspect("counter")["health"]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5  # until every thread of it is gone (not just the leader)
+    while (os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+           and time.monotonic() < deadline):
+        time.sleep(0.01)
+    out = pyhub.call("counter.increment", timeout=10)
+    assert out.ok, out.observation
+    assert out.value == 1  # a fresh instance
+    assert pyhub.inspect("counter")["health"]["pid"] != pid

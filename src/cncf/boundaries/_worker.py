@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -231,6 +232,8 @@ class WorkerBoundary:
         worker = instance.worker
         if not worker.alive:
             return Health(alive=False, pid=worker.pid, detail=f"exit status {worker.returncode}")
+        if _exited(worker.pid):  # dead, though the event loop has not heard yet (sync Hub idle)
+            return Health(alive=False, pid=worker.pid, detail="exited while idle")
         now = time.monotonic()
         if now - instance.rss_at > RSS_REFRESH:  # reading /proc costs more than a call
             instance.rss_kb, instance.rss_at = worker.rss_kb(), now
@@ -246,6 +249,16 @@ class WorkerBoundary:
             await worker.close(grace=1.0 if worker.alive else 0)
         finally:
             _remove(plan.temp_dirs)
+
+
+def _exited(pid: int) -> bool:
+    """Whether the child has exited, without reaping it (the channel reaps)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+    except OSError:
+        return False
 
 
 def _remove(paths: Sequence[Path]) -> None:
