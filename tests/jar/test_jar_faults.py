@@ -237,3 +237,29 @@ def test_no_jdk_is_a_load_observation(tmp_path: Path, faults_jar: Path, monkeypa
         assert handle.state == "failed"
         assert (handle.observation.code, handle.observation.stage) == (Code.WORKER_START_FAILED, Stage.LOAD)
         assert handle.observation.attributes["tool"] == "javac"
+
+
+def test_fat_jar_with_stale_signature_files(hub: cncf.Hub, tmp_path: Path) -> None:
+    """A "fat jar" that kept a signed dependency's signature files but rewrote its
+    manifest (what a naive shading does): the JVM refuses every signed class."""
+    import zipfile
+
+    from tests.jar.conftest import M2, require_file
+
+    signed = sorted((M2 / "org/eclipse/jgit/org.eclipse.jgit").glob("*/org.eclipse.jgit-*.jar"))
+    source = require_file(signed[0] if signed else M2 / "org.eclipse.jgit.jar", "a signed jar (JGit) in ~/.m2")
+    jar = tmp_path / "merged.jar"
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(jar, "w", zipfile.ZIP_DEFLATED) as out:
+        manifest = src.read("META-INF/MANIFEST.MF").decode()
+        out.writestr("META-INF/MANIFEST.MF", manifest.replace("\r\n", "\r\nX-Shaded: yes\r\n", 1))
+        for name in src.namelist():
+            if name != "META-INF/MANIFEST.MF" and not name.endswith("/"):
+                out.writestr(name, src.read(name))
+    h = hub.load(jar, name="signed", entry="org.eclipse.jgit.lib.Constants")
+    try:
+        assert h.state == "failed"
+        assert (h.observation.code, h.observation.stage) == (Code.INVALID_ARCHIVE, Stage.LOAD)
+        assert h.observation.cause is not None and h.observation.cause.type == "java.lang.SecurityException"
+        neighbour_answers(hub)
+    finally:
+        hub.unload("signed")

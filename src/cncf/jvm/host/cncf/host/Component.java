@@ -256,6 +256,13 @@ final class Component {
                 if (first == null) first = e;
             }
         }
+        if (scan.contains(n) || scan.contains(n + "$")) {
+            // The jar lists the class, yet its loader cannot define it: signature files left
+            // over from a signed dependency, or a corrupt entry.
+            throw new Refusal(Failures.record("invalid_archive", jar.getName() + " contains " + n
+                    + " but it cannot be loaded from it (stale META-INF/*.SF signature files of a signed "
+                    + "dependency, or a corrupt entry?)", first, attrs("entry", entry)));
+        }
         Map<String, Object> a = attrs("entry", entry);
         a.put("candidates", new ArrayList<Object>(scan.similar(n, 10)));
         a.put("source", entrySource);

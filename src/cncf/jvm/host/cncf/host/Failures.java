@@ -18,7 +18,9 @@ import java.util.Map;
  *   NoSuchMethodError, NoSuchFieldError, other LinkageError   linkage_error
  *   StackOverflowError                             stack_overflow
  *   OutOfMemoryError                               out_of_memory
- *   anything else: at instantiate                  constructor_failed
+ *   SecurityException, IOException at load         invalid_archive (e.g. stale signature files)
+ *   anything else: at load                         internal_error (a host defect)
+ *                  at instantiate                  constructor_failed
  *                  at execute                      raised
  * </pre>
  */
@@ -54,7 +56,13 @@ final class Failures {
         if (t instanceof LinkageError) return "linkage_error";
         if (t instanceof StackOverflowError) return "stack_overflow";
         if (t instanceof OutOfMemoryError) return "out_of_memory";
-        return stage == INSTANTIATE ? "constructor_failed" : stage == LOAD ? "initializer_failed" : "raised";
+        if (stage == LOAD) {
+            // Not a throwable of the component's code (that comes wrapped in an
+            // ExceptionInInitializerError): the jar itself, or the host.
+            if (t instanceof SecurityException || t instanceof java.io.IOException) return "invalid_archive";
+            return "internal_error";
+        }
+        return stage == INSTANTIATE ? "constructor_failed" : "raised";
     }
 
     static Map<String, Object> classify(Throwable thrown, int stage, String context) {
@@ -71,6 +79,10 @@ final class Failures {
             Throwable inner = t.getCause() != null ? t.getCause() : t;
             message = context + ": a static initialiser threw " + inner.getClass().getName()
                     + (inner.getMessage() == null ? "" : ": " + inner.getMessage());
+        } else if ("invalid_archive".equals(code)) {
+            message = context + ": the jar cannot be read (" + what + ")"
+                    + (t instanceof SecurityException ? "; a fat jar must not keep its dependencies' "
+                    + "META-INF/*.SF/*.RSA/*.DSA signature files" : "");
         } else if ("stack_overflow".equals(code)) {
             message = context + " overflowed its thread stack (unbounded recursion?)";
         } else if ("out_of_memory".equals(code)) {
