@@ -542,8 +542,10 @@ def _module_operations(module):
         f = getattr(module, name, None)
         if not hasattr(f, "__code__") or isinstance(f, type):
             continue
-        if exported is None and getattr(f, "__module__", None) != module.__name__:
-            continue  # imported, not defined here
+        home = getattr(f, "__module__", None) or ""
+        if exported is None and home != module.__name__ and not home.startswith(
+                module.__name__ + "."):
+            continue  # imported from elsewhere (re-exports from its own submodules count)
         ops.append({"name": name, "params": _params(f, 0), "doc": _doc(f)})
     return ops
 
