@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from cncf.observation import Code, Observation, Stage
 from cncf.outcome import Outcome
 from cncf.receptions import render
+from cncf.receptions.options import HomeOpt, JsonOpt, err, guard, out
 
 app = typer.Typer(
     name="cncf",
@@ -27,16 +26,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-_HOME = "Hub home folder (default: $CNCF_HOME or ~/.local/state/cncf)."
 _REQ = "A requirement for the private environment (repeatable)."
 _INTERP = "Interpreter for a python component (name on PATH or path)."
 _TARGET = "A folder, cncf.toml, .jar, .pyz, .whl, or 'module:Class' (inline)."
 _ARGS = "name=value (named) or value (positional); JSON when it parses."
-HomeOpt = Annotated[Path | None, typer.Option("--home", help=_HOME)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 EntryOpt = Annotated[str | None, typer.Option("--entry", help="Entry: 'module:Class', 'module', or a Java class.")]
 FormOpt = Annotated[str | None, typer.Option("--form", help="python | jar | inline | command.")]
 ReqOpt = Annotated[list[str] | None, typer.Option("--requirement", "-r", help=_REQ)]
@@ -106,17 +99,7 @@ def _hub(home: Path | None, quiet: bool) -> Any:
 
 
 def _guard(as_json: bool, target: str, fn: Any) -> int:
-    try:
-        return int(fn())
-    except typer.Exit:
-        raise
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        return 130
-    except Exception as exc:  # the outermost guard: still an Observation
-        obs = Observation.of(Code.INTERNAL_ERROR, f"the cncf CLI failed: {exc!r}", stage=Stage.DISPATCH,
-                             target=target, cause=exc)
-        return render.print_outcome(Outcome.failure(obs), out, as_json=as_json, err=err)
+    return guard(as_json, target, fn)
 
 
 @app.command()

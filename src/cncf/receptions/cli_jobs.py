@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from cncf.observation import Code, Observation, Stage
+from cncf.observation import Stage
 from cncf.outcome import Outcome
 from cncf.receptions import render
+from cncf.receptions.options import HomeOpt, JsonOpt, err, guard, out
 
 jobs_app = typer.Typer(
     name="jobs",
@@ -32,12 +32,6 @@ jobs_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-_HOME = "Hub home folder (default: $CNCF_HOME or ~/.local/state/cncf)."
-HomeOpt = Annotated[Path | None, typer.Option("--home", help=_HOME)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 JobArg = Annotated[str, typer.Argument(help="The job id (as printed by `cncf call` or `cncf jobs list`).")]
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 _STYLE = {"queued": "cyan", "running": "yellow", "succeeded": "green", "failed": "red", "cancelled": "magenta"}
@@ -50,18 +44,7 @@ def _hub(home: Path | None) -> Any:
 
 
 def _guard(as_json: bool, target: str, fn: Any) -> int:
-    """The outermost guard: an unexpected error is still an Observation (exit 1)."""
-    try:
-        return int(fn())
-    except typer.Exit:
-        raise
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        return 130
-    except Exception as exc:
-        obs = Observation.of(Code.INTERNAL_ERROR, f"cncf jobs failed: {exc!r}", stage=Stage.JOB,
-                             target=target, cause=exc)
-        return render.print_outcome(Outcome.failure(obs), out, as_json=as_json, err=err)
+    return guard(as_json, target, fn, stage=Stage.JOB, what="cncf jobs")
 
 
 def _when(t: float | None) -> str:
