@@ -138,24 +138,31 @@ class Jars:
     api: Path
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One compiled JVM host for the whole session (each hub has its own home)."""
-    old = os.environ.get("CNCF_CACHE")
-    cache = Path(old) if old else tmp_path_factory.mktemp("cncf-cache")
-    os.environ["CNCF_CACHE"] = str(cache)
-    yield cache
-    if old is None:
-        os.environ.pop("CNCF_CACHE", None)
+@pytest.fixture(scope="session")
+def jvm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's cache: the JVM host is compiled once and every hub of the
+    session finds it there (see :func:`jar_home`)."""
+    return tmp_path_factory.mktemp("cncf-cache")
 
 
 @pytest.fixture(scope="session")
-def jvm(_shared_cache: Path):  # noqa: ANN201 - JvmBuild
+def jvm(jvm_cache: Path):  # noqa: ANN201 - JvmBuild
     require_tool("javac")
     require_tool("java")
     from cncf.jvm.build import ensure_built
 
-    return ensure_built(_shared_cache)
+    return ensure_built(jvm_cache)
+
+
+def jar_home(home: Path, jvm_cache: Path) -> Path:
+    """A hub home whose cache already holds the session's compiled JVM host
+    (a symlink), so no test pays for compiling it again."""
+    cache = home / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    link = cache / "jvm"
+    if not link.exists():
+        link.symlink_to(jvm_cache / "jvm", target_is_directory=True)
+    return home
 
 
 @pytest.fixture(scope="session")
@@ -251,8 +258,8 @@ def corrupt_jar(build_dir: Path) -> Path:
 
 
 @pytest.fixture
-def jar_hub(tmp_path: Path) -> Iterator[cncf.Hub]:
-    with cncf.Hub(home=tmp_path / "home") as h:
+def jar_hub(tmp_path: Path, jvm, jvm_cache: Path) -> Iterator[cncf.Hub]:  # noqa: ANN001
+    with cncf.Hub(home=jar_home(tmp_path / "home", jvm_cache)) as h:
         yield h
 
 

@@ -15,7 +15,7 @@ import pytest
 
 import cncf
 from tests.conftest import require_tool
-from tests.jar.conftest import DEBIAN_LANG3, require_file, scala_library
+from tests.jar.conftest import DEBIAN_LANG3, jar_home, require_file, scala_library
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "scala-inventory"
@@ -31,7 +31,7 @@ def _env() -> dict[str, str]:
 
 def cli(*args: str | Path, home: Path) -> subprocess.CompletedProcess[str]:
     env = _env()
-    env["CNCF_HOME"] = str(home)
+    env["CNCF_HOME"] = str(home)  # a jar_home(): the session's compiled host is in its cache
     return subprocess.run(
         [sys.executable, "-c", "from cncf.receptions.cli import main; main()", *map(str, args)],
         capture_output=True, text=True, env=env, timeout=120, check=False,
@@ -39,7 +39,7 @@ def cli(*args: str | Path, home: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def inventory_example(tmp_path_factory: pytest.TempPathFactory, jvm) -> Path:  # noqa: ANN001
+def inventory_example(tmp_path_factory: pytest.TempPathFactory, jvm, jvm_cache: Path) -> Path:  # noqa: ANN001
     require_tool("scalac")
     require_tool("jar")
     scala_library()
@@ -47,6 +47,7 @@ def inventory_example(tmp_path_factory: pytest.TempPathFactory, jvm) -> Path:  #
     shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("build"))
     env = _env()
     env["PYTHON"] = sys.executable
+    env["CNCF_CACHE"] = str(jvm_cache)  # build.sh asks for the API jar
     proc = subprocess.run([str(folder / "build.sh")], capture_output=True, text=True, env=env, timeout=300,
                           check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -73,17 +74,17 @@ def test_scala_example_through_the_api(jar_hub: cncf.Hub, inventory_example: Pat
     assert jar_hub.call("pricing.price", [3, 2.5, 0.1]).value == 6.75
 
 
-def test_scala_example_through_the_cli(inventory_example: Path, tmp_path: Path) -> None:
-    out = cli("call", inventory_example, "add", "sku=apple", "qty=3", "--json", home=tmp_path)
+def test_scala_example_through_the_cli(inventory_example: Path, tmp_path: Path, jvm_cache: Path) -> None:
+    out = cli("call", inventory_example, "add", "sku=apple", "qty=3", "--json", home=jar_home(tmp_path, jvm_cache))
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"ok": True, "value": {"sku": "apple", "qty": 3, "tags": ["new"]}}
-    out = cli("call", inventory_example, "remove", "apple", "5", "--json", home=tmp_path)
+    out = cli("call", inventory_example, "remove", "apple", "5", "--json", home=jar_home(tmp_path, jvm_cache))
     assert out.returncode == 1
     obs = json.loads(out.stdout)["observation"]
     assert (obs["code"], obs["stage"]) == ("operation_failed", "execute")
     assert obs["attributes"]["component_code"] == "insufficient_stock"
     out = cli("call", inventory_example / "build" / "inventory.jar", "price", "3", "2.50", "0.1",
-              "--entry", "example.Pricing", home=tmp_path)
+              "--entry", "example.Pricing", home=jar_home(tmp_path, jvm_cache))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "6.75"
 
@@ -99,18 +100,18 @@ def test_scala_example_through_the_cli(inventory_example: Path, tmp_path: Path) 
          ["get-extension", "report.tar.gz"], "gz"),
     ],
 )
-def test_one_line_calls_into_debian_jars(jvm, tmp_path: Path, jar: Path, entry: str, args: list[str],  # noqa: ANN001
-                                         value: object) -> None:
+def test_one_line_calls_into_debian_jars(jvm, jvm_cache: Path, tmp_path: Path, jar: Path, entry: str,  # noqa: ANN001
+                                         args: list[str], value: object) -> None:
     require_file(jar, f"Debian {jar.name}")
-    out = cli("call", jar, *args, "--entry", entry, "--json", home=tmp_path)
+    out = cli("call", jar, *args, "--entry", entry, "--json", home=jar_home(tmp_path, jvm_cache))
     assert out.returncode == 0, out.stdout + out.stderr
     assert json.loads(out.stdout) == {"ok": True, "value": value}
 
 
-def test_one_line_call_with_a_bad_overload_is_an_observation(jvm, tmp_path: Path) -> None:  # noqa: ANN001
+def test_one_line_call_with_a_bad_overload_is_an_observation(jvm, jvm_cache: Path, tmp_path: Path) -> None:  # noqa: ANN001
     jar = require_file(DEBIAN_LANG3, "Debian commons-lang3")
     out = cli("call", jar, "abbreviate", "true", "--entry", "org.apache.commons.lang3.StringUtils", "--json",
-              home=tmp_path)
+              home=jar_home(tmp_path, jvm_cache))
     assert out.returncode == 1
     obs = json.loads(out.stdout)["observation"]
     assert (obs["code"], obs["stage"]) == ("invalid_arguments", "dispatch")

@@ -11,13 +11,14 @@ import pytest
 
 import cncf
 from cncf import Code, Stage
+from tests.jar.conftest import jar_home
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory, collab_jar: Path) -> Iterator[cncf.Hub]:
-    with cncf.Hub(home=tmp_path_factory.mktemp("faults-home")) as h:
+def hub(tmp_path_factory: pytest.TempPathFactory, collab_jar: Path, jvm_cache: Path) -> Iterator[cncf.Hub]:
+    with cncf.Hub(home=jar_home(tmp_path_factory.mktemp("faults-home"), jvm_cache)) as h:
         n = h.load(collab_jar, name="neighbour")
         assert n.state == "ready", n.observation
         yield h

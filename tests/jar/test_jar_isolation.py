@@ -13,7 +13,7 @@ import pytest
 
 import cncf
 from cncf import Code, Stage
-from tests.jar.conftest import diagnostics, jar_boundary
+from tests.jar.conftest import diagnostics, jar_boundary, jar_home
 
 
 def test_visibility_rules(jar_hub: cncf.Hub, faults_jar: Path, collab_jar: Path) -> None:
@@ -164,9 +164,11 @@ def test_caller_cancellation(jar_hub: cncf.Hub, faults_jar: Path, operation: str
     assert jar_hub.call("worker.count").ok  # restarted after a kill, untouched otherwise
 
 
-def test_no_orphan_process_or_file_after_host_deaths(tmp_path: Path, faults_jar: Path, collab_jar: Path) -> None:
+def test_no_orphan_process_or_file_after_host_deaths(
+    tmp_path: Path, faults_jar: Path, collab_jar: Path, jvm_cache: Path
+) -> None:
     seen = []
-    with cncf.Hub(home=tmp_path / "home") as hub:
+    with cncf.Hub(home=jar_home(tmp_path / "home", jvm_cache)) as hub:
         hub.load(collab_jar, name="stay")
         hub.load(faults_jar, name="quit", entry="faults.Faults")
         hub.load(faults_jar, name="alone", entry="faults.Faults", isolation="process")

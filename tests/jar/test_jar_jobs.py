@@ -10,11 +10,12 @@ import pytest
 
 import cncf
 from cncf.jobs import JobState
+from tests.jar.conftest import jar_home
 
 
 @pytest.fixture
-def queued(tmp_path: Path, faults_jar: Path) -> Iterator[cncf.Hub]:
-    with cncf.Hub(home=tmp_path / "home") as hub:
+def queued(tmp_path: Path, faults_jar: Path, jvm_cache: Path) -> Iterator[cncf.Hub]:
+    with cncf.Hub(home=jar_home(tmp_path / "home", jvm_cache)) as hub:
         h = hub.load(faults_jar, name="worker", entry="faults.Faults", policy="queue", isolation="process")
         assert h.state == "ready", h.observation
         hub.aio._jobs.retry_base = 0.05

@@ -191,7 +191,7 @@ def ensure_built(cache_dir: Path) -> JvmBuild:
     javac = _tool("javac")
     java = _tool("java")
     key = source_hash(_jdk_identity(javac))
-    root = Path(cache_dir) / "jvm"
+    root = (Path(cache_dir) / "jvm").resolve()  # real paths: the CDS archive records them
     final = root / key
     host_jar, api_jar = final / "cncf-host.jar", final / "cncf-collaborator-api.jar"
     cds = final / "cncf-host.jsa"
