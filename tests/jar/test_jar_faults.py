@@ -240,23 +240,31 @@ def test_no_jdk_is_a_load_observation(tmp_path: Path, faults_jar: Path, monkeypa
         assert handle.observation.attributes["tool"] == "javac"
 
 
-def test_fat_jar_with_stale_signature_files(hub: cncf.Hub, tmp_path: Path) -> None:
+def test_fat_jar_with_stale_signature_files(hub: cncf.Hub, plain_jar: Path, tmp_path: Path) -> None:
     """A "fat jar" that kept a signed dependency's signature files but rewrote its
     manifest (what a naive shading does): the JVM refuses every signed class."""
+    import subprocess
     import zipfile
 
-    from tests.jar.conftest import M2, require_file
+    from tests.conftest import require_tool
 
-    signed = sorted((M2 / "org/eclipse/jgit/org.eclipse.jgit").glob("*/org.eclipse.jgit-*.jar"))
-    source = require_file(signed[0] if signed else M2 / "org.eclipse.jgit.jar", "a signed jar (JGit) in ~/.m2")
+    signed = tmp_path / "signed.jar"
+    signed.write_bytes(plain_jar.read_bytes())
+    keystore = tmp_path / "keys.p12"
+    subprocess.run([require_tool("keytool"), "-genkeypair", "-keystore", str(keystore), "-storepass", "secret",
+                    "-keypass", "secret", "-alias", "dep", "-keyalg", "RSA", "-keysize", "2048",
+                    "-dname", "CN=dependency", "-validity", "2"], check=True, capture_output=True)
+    subprocess.run([require_tool("jarsigner"), "-keystore", str(keystore), "-storepass", "secret", str(signed),
+                    "dep"], check=True, capture_output=True)
     jar = tmp_path / "merged.jar"
-    with zipfile.ZipFile(source) as src, zipfile.ZipFile(jar, "w", zipfile.ZIP_DEFLATED) as out:
+    with zipfile.ZipFile(signed) as src, zipfile.ZipFile(jar, "w", zipfile.ZIP_DEFLATED) as out:
         manifest = src.read("META-INF/MANIFEST.MF").decode()
+        assert any(n.endswith(".SF") for n in src.namelist())
         out.writestr("META-INF/MANIFEST.MF", manifest.replace("\r\n", "\r\nX-Shaded: yes\r\n", 1))
         for name in src.namelist():
             if name != "META-INF/MANIFEST.MF" and not name.endswith("/"):
                 out.writestr(name, src.read(name))
-    h = hub.load(jar, name="signed", entry="org.eclipse.jgit.lib.Constants")
+    h = hub.load(jar, name="signed", entry="plain.Geometry")
     try:
         assert h.state == "failed"
         assert (h.observation.code, h.observation.stage) == (Code.INVALID_ARCHIVE, Stage.LOAD)
