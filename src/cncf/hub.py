@@ -12,6 +12,7 @@ a ``Hub`` must not be used from inside a running event loop: use
 from __future__ import annotations
 
 import asyncio
+import asyncio.events as asyncio_events
 import dataclasses
 import os
 import threading
@@ -288,6 +289,49 @@ def _uses_queue(comp: Component) -> bool:
     return any(e.policy.mode.value == "queue" for ops in comp.services.values() for e in ops.values())
 
 
+def _drive(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on ``loop`` in this thread, eagerly.
+
+    The coroutine first runs synchronously, without a Task and without turning
+    the loop (Python 3.12's eager task factory, done by hand for 3.11): an
+    inline call, or a worker call whose reply the channel's short spin already
+    caught, finishes there and pays no loop round.  At its first real
+    suspension the rest is handed to ``run_until_complete``.
+    """
+    if asyncio_events._get_running_loop() is not None:
+        coro.close()
+        raise RuntimeError("cncf.Hub cannot be used inside a running event loop; use cncf.AsyncHub there")
+    asyncio_events._set_running_loop(loop)
+    try:
+        yielded = coro.send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    finally:
+        asyncio_events._set_running_loop(None)
+    return loop.run_until_complete(_resume(coro, yielded))
+
+
+async def _resume(coro: Coroutine[Any, Any, T], yielded: Any) -> T:
+    """Continue a coroutine that :func:`_drive` started, as a Task would."""
+    while True:
+        try:
+            if yielded is None:
+                await asyncio.sleep(0)  # a bare yield: give the loop one turn
+            elif not yielded.done():
+                yielded._asyncio_future_blocking = False
+                await asyncio.wait((yielded,))
+        except BaseException as exc:  # the resuming task was cancelled: deliver it inside
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            continue
+        try:
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+
 class Hub:
     """Synchronous facade over :class:`AsyncHub` (same methods, blocking).
 
@@ -299,6 +343,7 @@ class Hub:
         self._async = AsyncHub(home, **kwargs)
         self._lock = threading.RLock()
         self._pump: Any = None  # cncf.jobs.LoopPump, once jobs are used
+        self._driver: int | None = None  # the thread running the loop for a call, if any
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         # Jobs progress between sync calls on a pump thread that turns the loop
@@ -308,7 +353,27 @@ class Hub:
         if pump is not None:
             pump.pause()
         with self._lock:
-            result = self._loop.run_until_complete(coro)
+            self._driver = threading.get_ident()
+            try:
+                result = self._loop.run_until_complete(coro)
+            finally:
+                self._driver = None
+        jobs = self._async._jobs
+        if jobs is not None and jobs.busy:
+            self._start_pump(jobs)
+        return result
+
+    def _run_eagerly(self, coro: Coroutine[Any, Any, T]) -> T:
+        """``_run`` for a settled call: started without a loop round (see ``_drive``)."""
+        pump = self._pump
+        if pump is not None:
+            pump.pause()
+        with self._lock:
+            self._driver = threading.get_ident()
+            try:
+                result = _drive(self._loop, coro)
+            finally:
+                self._driver = None
         jobs = self._async._jobs
         if jobs is not None and jobs.busy:
             self._start_pump(jobs)
@@ -349,8 +414,10 @@ class Hub:
                 return self._run(self._async.call(selector, args, timeout=timeout, caller=caller,
                                                   correlation_id=correlation_id, call_id=call_id,
                                                   idempotency_key=idempotency_key))
-            return self._run(self._async.engine.call(selector, args, timeout=timeout, caller=caller,
-                                                     correlation_id=correlation_id, call_id=call_id))
+            engine = self._async.engine
+            run = self._run_eagerly if engine.settled(selector) else self._run
+            return run(engine.call(selector, args, timeout=timeout, caller=caller,
+                                   correlation_id=correlation_id, call_id=call_id))
         except BaseException as exc:  # KeyboardInterrupt in the caller's thread, a closed loop, ...
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
@@ -358,11 +425,16 @@ class Hub:
                                                   stage=Stage.DISPATCH, target=str(selector), cause=exc))
 
     def cancel(self, call_id: str) -> bool:
-        """Cancel a call by id; safe to call from another thread while it runs."""
-        if self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._async.cancel, call_id)
-            return True
-        return self._async.cancel(call_id)
+        """Cancel a call by id; safe to call from another thread while it runs.
+
+        From another thread the request is handed to the hub's loop and takes
+        effect at its next turn (the call's Outcome says how it ended)."""
+        if self._driver == threading.get_ident():
+            return self._async.cancel(call_id)
+        if self._loop.is_closed():
+            return False
+        self._loop.call_soon_threadsafe(self._async.cancel, call_id)
+        return True
 
     def unload(self, name: str) -> bool:
         return self._run(self._async.unload(name))

@@ -186,6 +186,25 @@ class ActionEngine:
         )
         return call, comp, entry
 
+    def settled(self, selector: str) -> bool:
+        """Will a call to ``selector`` need no lifecycle work (load, restart, queue)?
+
+        True when the selector was resolved before, its component is ready and
+        alive, and the operation is not queued: the whole call is then engine
+        and boundary code only, which the synchronous facade may start eagerly
+        (see ``cncf.hub._drive``).  A False answer costs nothing but the fast path.
+        """
+        hit = self._resolved.get(selector)
+        if hit is None:
+            return False
+        comp = hit[1]
+        if self._components.get(hit[0]) is not comp or comp.generation != hit[2] or self.closing:
+            return False
+        if hit[3].policy.mode is Mode.QUEUE or comp.state.value not in ("ready", "busy"):
+            return False
+        return comp.instance is not None and comp.boundary is not None and comp.boundary.health(
+            comp.instance).alive
+
     # ------------------------------------------------------------------- call
 
     async def call(self, selector: str, args: Any = None, **kw: Any) -> Outcome:

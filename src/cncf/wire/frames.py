@@ -44,12 +44,33 @@ class ProtocolError(Exception):
 
 
 _KINDS = frozenset(int(k) for k in Kind)
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 _loads = json.loads
 
 
+def _not_json(o: object) -> Any:
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+def _make_dumps() -> Any:
+    """One C encoder built once (``JSONEncoder.encode`` rebuilds it per call: ~1 µs)."""
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is None:  # pragma: no cover - CPython always has _json
+        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+    enc = c_make_encoder(None, _not_json, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+    join = "".join
+
+    def dumps(o: Any) -> str:
+        return join(enc(o, 0))
+
+    return dumps
+
+
+_dumps = _make_dumps()
+
+
 def encode(kind: Kind, body: dict[str, Any]) -> bytes:
-    """Encode one frame; raises ``ValueError``/``TypeError`` for unencodable bodies."""
+    """Encode one frame; raises ``ValueError``/``TypeError`` (``RecursionError`` for a
+    cyclic value) for unencodable bodies."""
     data = _dumps(body).encode("utf-8")
     if len(data) > MAX_BODY:
         raise ValueError(f"frame body of {len(data)} bytes exceeds the {MAX_BODY}-byte limit")
