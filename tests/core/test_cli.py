@@ -101,3 +101,10 @@ expect = "raised"
     assert [c["as_expected"] for c in report["calls"]] == [True, True]
     hubfile.write_text(hubfile.read_text().replace('expect = "raised"', 'expect = "value"'))
     assert cncf("run", str(hubfile), home=tmp_path).returncode == 1
+
+
+def test_negative_numbers_are_arguments_and_unknown_options_are_usage_errors(tmp_path):
+    r = cncf("call", str(INLINE / "counter"), "increment", "-3", home=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == "-3", r.stdout + r.stderr
+    r = cncf("call", str(INLINE / "counter"), "increment", "--bye", "2", home=tmp_path)
+    assert r.returncode == 2 and "--bye" in r.stderr

@@ -102,7 +102,7 @@ def _guard(as_json: bool, target: str, fn: Any) -> int:
     return guard(as_json, target, fn)
 
 
-@app.command()
+@app.command(context_settings={"ignore_unknown_options": True})
 def call(
     target: Annotated[str, typer.Argument(help=_TARGET)],
     operation: Annotated[str, typer.Argument(help="Operation name, or service.operation.")],
@@ -120,6 +120,10 @@ def call(
     if timeout is not None and timeout <= 0:
         err.print("error: --timeout must be a positive number of seconds")
         raise typer.Exit(render.EXIT_USAGE)
+    for raw in args or []:  # negative numbers pass as arguments; anything else dashed is a typo
+        if raw.startswith("-") and not isinstance(_value(raw), int | float):
+            err.print(f"error: no such option: {raw} (to pass it as a string value, quote it as JSON: '\"{raw}\"')")
+            raise typer.Exit(render.EXIT_USAGE)
     pos, named = parse_args(args or [])
 
     def run() -> int:

@@ -55,6 +55,10 @@ def _read(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return comps, calls
 
 
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def run_config(path: Path, home: Path | None, as_json: bool, out: Console, err: Console) -> int:
     from cncf.hub import Hub
 
@@ -77,15 +81,16 @@ def run_config(path: Path, home: Path | None, as_json: bool, out: Console, err: 
             handle = hub.load(base / c["target"], **overrides)
             ms = (time.perf_counter() - t0) * 1000
             obs = handle.observation
+            ops = [o.split(".", 1)[1] for o in handle.operations]
+            shown_ops = ", ".join(ops[:6]) + (f" … (+{len(ops) - 6})" if len(ops) > 6 else "")
             ctable.add_row(handle.name, handle.form, handle.state,
-                           ", ".join(o.split(".", 1)[1] for o in handle.operations)
-                           or (f"{obs.code.value}: {obs.message[:60]}" if obs else ""),
+                           shown_ops or (f"{obs.code.value}: {obs.message[:60]}" if obs else ""),
                            f"{ms:.0f} ms")
             report["components"].append({"name": handle.name, "form": handle.form, "state": handle.state,
                                          "observation": obs.to_dict() if obs else None})
         table = Table(title="calls", title_justify="left")
         for col in ("call", "args", "outcome", "expected", "time"):
-            table.add_column(col)
+            table.add_column(col, no_wrap=col in ("call", "expected", "time"))
         for c in calls:
             t0 = time.perf_counter()
             outcome = hub.call(c["call"], c.get("args"), timeout=c.get("timeout"), caller="run")
@@ -94,10 +99,9 @@ def run_config(path: Path, home: Path | None, as_json: bool, out: Console, err: 
             got = "value" if outcome.ok else outcome.observation.code.value  # type: ignore[union-attr]
             good = got == expect
             failures += not good
-            shown = (render.to_json(outcome.value) if outcome.ok
-                     else f"[red]{got}[/red] ({outcome.observation.stage.value}): "  # type: ignore[union-attr]
-                          f"{outcome.observation.message[:70]}")  # type: ignore[union-attr]
-            table.add_row(c["call"], render.to_json(c.get("args")) if c.get("args") is not None else "",
+            shown = (_clip(render.to_json(outcome.value), 60) if outcome.ok
+                     else f"[red]{got}[/red] ({outcome.observation.stage.value})")  # type: ignore[union-attr]
+            table.add_row(c["call"], _clip(render.to_json(c.get("args")), 40) if c.get("args") is not None else "",
                           shown, ("[green]✓[/green] " if good else "[red]✗[/red] ") + expect, f"{ms:.1f} ms")
             report["calls"].append({"call": c["call"], "expect": expect, "outcome": outcome.to_dict(),
                                     "as_expected": good})
