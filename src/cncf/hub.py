@@ -345,33 +345,18 @@ class Hub:
         self._pump: Any = None  # cncf.jobs.LoopPump, once jobs are used
         self._driver: int | None = None  # the thread running the loop for a call, if any
 
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+    def _run(self, coro: Coroutine[Any, Any, T], eager: bool = False) -> T:
         # Jobs progress between sync calls on a pump thread that turns the loop
         # only while job work is outstanding; a call takes the loop back first
         # (see cncf/jobs/pump.py).  Without jobs this costs two attribute reads.
+        # ``eager``: a settled call starts without a loop round (see ``_drive``).
         pump = self._pump
         if pump is not None:
             pump.pause()
         with self._lock:
             self._driver = threading.get_ident()
             try:
-                result = self._loop.run_until_complete(coro)
-            finally:
-                self._driver = None
-        jobs = self._async._jobs
-        if jobs is not None and jobs.busy:
-            self._start_pump(jobs)
-        return result
-
-    def _run_eagerly(self, coro: Coroutine[Any, Any, T]) -> T:
-        """``_run`` for a settled call: started without a loop round (see ``_drive``)."""
-        pump = self._pump
-        if pump is not None:
-            pump.pause()
-        with self._lock:
-            self._driver = threading.get_ident()
-            try:
-                result = _drive(self._loop, coro)
+                result = _drive(self._loop, coro) if eager else self._loop.run_until_complete(coro)
             finally:
                 self._driver = None
         jobs = self._async._jobs
@@ -415,9 +400,9 @@ class Hub:
                                                   correlation_id=correlation_id, call_id=call_id,
                                                   idempotency_key=idempotency_key))
             engine = self._async.engine
-            run = self._run_eagerly if engine.settled(selector) else self._run
-            return run(engine.call(selector, args, timeout=timeout, caller=caller,
-                                   correlation_id=correlation_id, call_id=call_id))
+            return self._run(engine.call(selector, args, timeout=timeout, caller=caller,
+                                         correlation_id=correlation_id, call_id=call_id),
+                             eager=engine.settled(selector))
         except BaseException as exc:  # KeyboardInterrupt in the caller's thread, a closed loop, ...
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise

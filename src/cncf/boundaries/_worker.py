@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from cncf.boundaries.base import BoundaryContext, Health, OperationInfo, Returned
 from cncf.observation import Code, Failed, Observation, Stage
-from cncf.wire.channel import WorkerProcess
+from cncf.wire.channel import WorkerProcess, invoke
 from cncf.wire.frames import Kind
 
 if TYPE_CHECKING:
@@ -81,15 +81,6 @@ class WorkerInstance:
 _INSTANCE_ID = 1  # one instance per worker process
 
 
-def _restage(exc: Failed, stage: Stage) -> Failed:
-    """A dead worker is reported by the channel at the execute stage; during
-    load or instantiate the Observation belongs to that stage."""
-    obs = exc.observation
-    if obs.stage is not stage and stage in obs.code.stages:
-        exc.observation = dataclasses.replace(obs, stage=stage)
-    return exc
-
-
 class WorkerBoundary:
     """Base of the process forms: subclasses implement :meth:`plan`."""
 
@@ -140,7 +131,7 @@ class WorkerBoundary:
                 )
         except (Failed, TimeoutError) as exc:
             error = (
-                _restage(exc, Stage.LOAD)
+                exc
                 if isinstance(exc, Failed)
                 else Failed(
                     Observation.of(
@@ -174,7 +165,7 @@ class WorkerBoundary:
             out, err = worker.take_output()
             exc.stdout = exc.stdout or out
             exc.stderr = exc.stderr or err
-            raise _restage(exc, Stage.INSTANTIATE) from None
+            raise
         except TimeoutError:
             worker.kill()
             raise Failed(
@@ -190,28 +181,14 @@ class WorkerBoundary:
         self, instance: WorkerInstance, call: ActionCall, operation: str, *, concurrent: bool
     ) -> Returned:
         worker = instance.worker
-        pending = worker.start(
-            Kind.INVOKE,
-            {
-                "instance": _INSTANCE_ID,
-                "call": call.id,
-                "operation": operation,
-                "args": call.args,
-                "kwargs": call.kwargs,
-                "concurrent": concurrent,
-            },
-        )
-        calls = instance.calls
-        calls[call.id] = pending.id
         try:
-            body = await pending.reply(Stage.EXECUTE)
+            body = await invoke(worker, _INSTANCE_ID, call, operation, concurrent=concurrent,
+                                in_flight=instance.calls)
         except Failed as exc:
             out, err = worker.take_output()
             exc.stdout = exc.stdout or out
             exc.stderr = exc.stderr or err
             raise
-        finally:
-            calls.pop(call.id, None)
         out, err = worker.take_output()
         return Returned(body.get("value"), out, err)
 

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from cncf.boundaries.base import BoundaryContext, Health, OperationInfo, Returned
 from cncf.observation import Code, Failed, Observation, Stage
-from cncf.wire.channel import WorkerProcess
+from cncf.wire.channel import WorkerProcess, invoke
 from cncf.wire.frames import Kind
 
 if TYPE_CHECKING:
@@ -117,13 +117,6 @@ class JarInstance:
     @property
     def instance_id(self) -> str:
         return self.loaded.instance_id
-
-
-def _restage(exc: Failed, stage: Stage) -> Failed:
-    obs = exc.observation
-    if obs.stage is not stage and stage in obs.code.stages:
-        exc.observation = dataclasses.replace(obs, stage=stage)
-    return exc
 
 
 def _load_failure(code: Code, message: str, **attributes: Any) -> Failed:
@@ -255,10 +248,10 @@ class JarBoundary:
                     },
                     stage=Stage.LOAD,
                 )
-        except Failed as exc:
+        except Failed:
             if host.dedicated:
                 await self._stop(host)
-            raise _restage(exc, Stage.LOAD) from None
+            raise
         except TimeoutError:
             await self._abandon(host, instance_id)
             raise _load_failure(
@@ -297,8 +290,6 @@ class JarBoundary:
         try:
             async with asyncio.timeout(LOAD_TIMEOUT):
                 await host.worker.request(Kind.NEW, {"instance": loaded.instance_id}, stage=Stage.INSTANTIATE)
-        except Failed as exc:
-            raise _restage(exc, Stage.INSTANTIATE) from None
         except TimeoutError:
             await self._abandon(host, loaded.instance_id)
             raise Failed(
@@ -315,23 +306,8 @@ class JarBoundary:
     async def invoke(
         self, instance: JarInstance, call: ActionCall, operation: str, *, concurrent: bool
     ) -> Returned:
-        pending = instance.host.worker.start(
-            Kind.INVOKE,
-            {
-                "instance": instance.loaded.instance_id,
-                "call": call.id,
-                "operation": operation,
-                "args": call.args,
-                "kwargs": call.kwargs,
-                "concurrent": concurrent,
-            },
-        )
-        calls = instance.calls
-        calls[call.id] = pending.id
-        try:
-            body = await pending.reply(Stage.EXECUTE)
-        finally:
-            calls.pop(call.id, None)
+        body = await invoke(instance.host.worker, instance.loaded.instance_id, call, operation,
+                            concurrent=concurrent, in_flight=instance.calls)
         return Returned(body.get("value"), str(body.get("stdout") or ""), str(body.get("stderr") or ""))
 
     async def cancel(self, instance: JarInstance, call: ActionCall, *, force: bool) -> None:

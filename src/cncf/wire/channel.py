@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import os
 import resource
@@ -32,12 +33,15 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cncf.observation import Cause, Code, Failed, Observation, Stage
 from cncf.wire.frames import PROTOCOL_VERSION, FrameBuffer, Kind, ProtocolError, encode
 
-__all__ = ["PendingRequest", "WorkerProcess", "failure_observation"]
+if TYPE_CHECKING:
+    from cncf.call import ActionCall
+
+__all__ = ["PendingRequest", "WorkerProcess", "failure_observation", "invoke"]
 
 _TAIL = 4000
 SPIN_SECONDS = 100e-6
@@ -75,6 +79,35 @@ def describe_exit(returncode: int | None) -> tuple[str, dict[str, Any]]:
     return f"exited with status {returncode}", {"exit_code": returncode}
 
 
+async def invoke(
+    worker: WorkerProcess,
+    instance_id: Any,
+    call: ActionCall,
+    operation: str,
+    *,
+    concurrent: bool,
+    in_flight: dict[str, int],
+) -> dict[str, Any]:
+    """The INVOKE exchange every process form shares: the request, the record
+    ``call id -> request id`` that a later CANCEL needs, and the reply body."""
+    pending = worker.start(
+        Kind.INVOKE,
+        {
+            "instance": instance_id,
+            "call": call.id,
+            "operation": operation,
+            "args": call.args,
+            "kwargs": call.kwargs,
+            "concurrent": concurrent,
+        },
+    )
+    in_flight[call.id] = pending.id
+    try:
+        return await pending.reply(Stage.EXECUTE)
+    finally:
+        in_flight.pop(call.id, None)
+
+
 class PendingRequest:
     __slots__ = ("id", "_future", "_worker")
 
@@ -91,6 +124,11 @@ class PendingRequest:
             body = await self._future
         except asyncio.CancelledError:
             self._worker._pending.pop(self.id, None)
+            raise
+        except Failed as exc:  # a dead worker is reported at the stage of the request it broke
+            obs = exc.observation
+            if obs.stage is not stage and stage in obs.code.stages:
+                exc.observation = dataclasses.replace(obs, stage=stage)
             raise
         if body.get("ok", True) is False:
             failure = body.get("failure") or {}
