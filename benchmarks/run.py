@@ -24,7 +24,7 @@ def main(argv: list[str]) -> int:
     sys.path.insert(0, str(HERE))
     sys.path.insert(0, str(HERE.parent))
     wanted = argv or SUITES
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 150)
     table = Table(title="cncf benchmarks (value vs floor measured in the same run)", title_justify="left")
     for col in ("figure", "value", "floor", "value − floor", "ratio"):
         table.add_column(col, justify="right" if col != "figure" else "left")
