@@ -312,7 +312,7 @@ class Component:
             "state": self.state.value,
             "artifact": str(self.spec.artifact),
             "manifest": self.spec.manifest_path,
-            "entry": self.spec.entry,
+            "entry": getattr(self.loaded, "entry", None) or self.spec.entry,
             "restart": {"policy": self.spec.restart, "max_restarts": self.spec.max_restarts,
                         "restart_period": self.spec.restart_period, "restarts": self.restarts},
             "health": health,

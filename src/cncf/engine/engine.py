@@ -21,6 +21,7 @@ minimal ``internal_error`` Observation (the Temporal activity worker's rule).
 from __future__ import annotations
 
 import asyncio
+import difflib
 import enum
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -137,12 +138,18 @@ class ActionEngine:
         if res.operation is None or res.service is None:
             code = Code.AMBIGUOUS_OPERATION if res.ambiguous else Code.UNKNOWN_OPERATION
             what = "matches several operations" if res.ambiguous else "matches no operation"
+            candidates = [f"{comp.name}.{c}" for c in res.candidates]
+            close = difflib.get_close_matches(
+                normalize(sel.operation), [normalize(c.rsplit(".", 1)[1]) for c in candidates], n=3, cutoff=0.75)
+            likely = [c for c in candidates if normalize(c.rsplit(".", 1)[1]) in close]
+            shown = likely + [c for c in candidates if c not in likely]
+            more = f" … ({len(shown) - 12} more)" if len(shown) > 12 else ""
             raise Failed(Observation.of(
                 code,
-                f"{selector!r} {what} of {comp.name!r}; candidates: "
-                + ", ".join(f"{comp.name}.{c}" for c in res.candidates),
-                target=selector, call_id=cid,
-                candidates=[f"{comp.name}.{c}" for c in res.candidates]))
+                f"{selector!r} {what} of {comp.name!r}; "
+                + (f"did you mean {', '.join(likely)}? " if likely and not res.ambiguous else "")
+                + "candidates: " + ", ".join(shown[:12]) + more,
+                target=selector, call_id=cid, candidates=candidates, closest=likely))
         entry = comp.services[res.service][res.operation]
         target = Target(comp.name, entry.service, entry.name)
         if len(self._resolved) > 4096:
