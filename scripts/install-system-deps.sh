@@ -11,6 +11,7 @@ command -v pypy3 >/dev/null 2>&1 || need+=(pypy3)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 [ -f /usr/share/java/commons-lang3.jar ] || need+=(libcommons-lang3-java)
 [ -f /usr/share/java/guava.jar ] || need+=(libguava-java)
+[ -f /usr/share/java/commons-io.jar ] || need+=(libcommons-io-java)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO apt-get update -q

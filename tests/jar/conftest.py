@@ -186,10 +186,10 @@ def collab_jar(jvm, build_dir: Path) -> Path:  # noqa: ANN001
 @pytest.fixture(scope="session")
 def faults_jar(jvm, build_dir: Path) -> Path:  # noqa: ANN001
     """A plain-class fat jar for the fault matrix: compiled against commons-lang3
-    3.12, bundling 3.7 (a version mismatch); faults.dep.Gone left out (a missing
+    3.12, bundling 3.10 (a version mismatch); faults.dep.Gone left out (a missing
     dependency); faults.dep.Shape replaced by an incompatible version."""
     compiled_against = require_file(DEBIAN_LANG3, "Debian commons-lang3")
-    bundled = require_file(lang3("3.7"), "commons-lang3 3.7 in ~/.m2")
+    bundled = require_file(lang3("3.10"), "commons-lang3 3.10 in ~/.m2")
     classes = javac(_java_sources(FIXTURES / "faults/src"), build_dir / "faults-classes", [compiled_against])
     v2 = javac(_java_sources(FIXTURES / "faults/shape-v2"), build_dir / "faults-shape-v2")
     return fat_jar(
@@ -209,8 +209,8 @@ def ambiguous_jar(jvm, build_dir: Path) -> Path:  # noqa: ANN001
 
 @pytest.fixture(scope="session")
 def version_jars(jvm, build_dir: Path) -> tuple[Path, Path]:  # noqa: ANN001
-    """The same component bundling commons-lang3 3.7 and 3.20."""
-    old, new = require_file(lang3("3.7"), "commons-lang3 3.7"), require_file(lang3("3.20.0"), "commons-lang3 3.20.0")
+    """The same component bundling commons-lang3 3.10 and 3.20."""
+    old, new = require_file(lang3("3.10"), "commons-lang3 3.10"), require_file(lang3("3.20.0"), "commons-lang3 3.20.0")
     classes = javac(_java_sources(FIXTURES / "versions/src"), build_dir / "versions-classes", [new])
     return (
         fat_jar(build_dir / "which-old.jar", [classes], [old]),

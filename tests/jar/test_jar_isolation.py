@@ -79,7 +79,7 @@ def test_two_versions_of_one_library_side_by_side(jar_hub: cncf.Hub, version_jar
     new = jar_hub.load(new_jar, name="new", entry="versions.Which")
     assert old.state == new.state == "ready"
     assert old.describe()["health"]["pid"] == new.describe()["health"]["pid"]  # one host
-    assert jar_hub.call("old.version").value == "3.7"
+    assert jar_hub.call("old.version").value == "3.10"
     assert jar_hub.call("new.version").value == "3.20.0"
     assert jar_hub.call("old.has-contains-any-ignore-case").value is False
     assert jar_hub.call("new.has-contains-any-ignore-case").value is True
