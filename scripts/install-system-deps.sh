@@ -17,5 +17,5 @@ SUDO=""
 $SUDO apt-get update -q
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
-  $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
+  $SUDO apt-get install -y -q "${need[@]}"
 fi
