@@ -14,11 +14,6 @@ from ._util import WORKER
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
-
-
-@pytest.fixture
 def hub(home: Path) -> Iterator[cncf.Hub]:
     with cncf.Hub(home=home) as h:
         handle = h.load(WORKER)
