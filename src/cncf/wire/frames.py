@@ -44,7 +44,6 @@ class ProtocolError(Exception):
 
 
 _KINDS = frozenset(int(k) for k in Kind)
-_loads = json.loads
 
 
 def _not_json(o: object) -> Any:
@@ -86,9 +85,12 @@ def decode_header(header: bytes) -> tuple[int, int]:
     return length, kind
 
 
+_decode = json.JSONDecoder().decode
+
+
 def decode_body(data: bytes | memoryview) -> dict[str, Any]:
     try:
-        body = _loads(bytes(data))
+        body = _decode(str(data, "utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"frame body is not UTF-8 JSON: {exc}") from None
     if not isinstance(body, dict):
@@ -105,6 +107,10 @@ class FrameBuffer:
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> list[tuple[int, dict[str, Any]]]:
+        if not self._buf and len(data) >= 5:  # the usual case: exactly one whole frame
+            length, kind = decode_header(data[:5])
+            if len(data) == 5 + length:
+                return [(kind, decode_body(memoryview(data)[5:]))]
         buf = self._buf
         buf += data
         out: list[tuple[int, dict[str, Any]]] = []
