@@ -316,6 +316,7 @@ class Component:
             "restart": {"policy": self.spec.restart, "max_restarts": self.spec.max_restarts,
                         "restart_period": self.spec.restart_period, "restarts": self.restarts},
             "health": health,
+            "calls": dataclasses.asdict(self.gate.statistics()),
             "observation": self.observation.to_dict() if self.observation else None,
             "services": {
                 sname: {

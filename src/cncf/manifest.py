@@ -21,7 +21,7 @@ import os
 import re
 import tomllib
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -382,19 +382,3 @@ def _or(value: Any, default: Any) -> Any:
 def _looks_importable(raw: str) -> bool:
     mod = raw.split(":", 1)[0]
     return bool(re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", mod)) and (":" in raw or "." in raw)
-
-
-def safe_locate(
-    target: str | os.PathLike[str],
-    overrides: Mapping[str, Any] | None,
-    on_error: Callable[[Observation], Any],
-) -> ComponentSpec | Any:
-    """``locate`` that turns unexpected I/O errors into load Observations too."""
-    try:
-        return locate(target, overrides)
-    except Failed as exc:
-        return on_error(exc.observation)
-    except OSError as exc:
-        return on_error(
-            Observation.of(Code.ARTIFACT_NOT_FOUND, f"cannot read {str(target)!r}: {exc}", cause=exc)
-        )

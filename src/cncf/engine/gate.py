@@ -83,17 +83,6 @@ class Gate:
             fut.cancel()
         self._wake()  # the head may have been blocked behind this waiter
 
-    async def enter(self, exclusive: bool, limit: int) -> None:
-        """Wait in line (convenience over park/unpark)."""
-        if self.try_enter(exclusive, limit):
-            return
-        fut = self.park(exclusive, limit)
-        try:
-            await fut
-        except asyncio.CancelledError:
-            self.unpark(fut)
-            raise
-
     def leave(self) -> None:
         self._running -= 1
         if self._running == 0:
