@@ -22,29 +22,15 @@ from typing import Any, TypeVar
 
 from cncf import boundaries
 from cncf.boundaries.base import Boundary, BoundaryContext
-from cncf.component import Component, State
+from cncf.engine.component import Component, State
 from cncf.engine.engine import ActionEngine
 from cncf.manifest import ComponentSpec, _default_name, locate
 from cncf.observation import Code, Failed, Observation, Stage
 from cncf.outcome import Outcome
+from cncf.paths import cache_dir, default_home
 from cncf.selector import normalize
 
 T = TypeVar("T")
-
-
-def default_home() -> Path:
-    """``$CNCF_HOME``, else ``$XDG_STATE_HOME/cncf``, else ``~/.local/state/cncf``."""
-    env = os.environ.get("CNCF_HOME")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_STATE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".local" / "state") / "cncf"
-
-
-def cache_dir(home: Path) -> Path:
-    """Shared caches (environments, the compiled JVM host): ``$CNCF_CACHE`` or ``home/cache``."""
-    env = os.environ.get("CNCF_CACHE")
-    return Path(env).expanduser() if env else home / "cache"
 
 
 class ComponentHandle:

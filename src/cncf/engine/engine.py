@@ -27,7 +27,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from cncf.call import ActionCall, Arguments, ExecutionContext, Target, new_call_id
-from cncf.component import Component, OperationEntry
+from cncf.engine.component import Component
+from cncf.engine.operations import OperationEntry
 from cncf.observation import Code, Failed, Observation, Stage, observation_cause
 from cncf.outcome import Outcome
 from cncf.policy import Mode

@@ -49,7 +49,8 @@ from pathlib import Path
 from typing import Any
 
 from cncf.call import ActionCall, ExecutionContext, Target
-from cncf.component import Component, OperationEntry, State
+from cncf.engine.component import Component, State
+from cncf.engine.operations import OperationEntry
 from cncf.jobs.model import (
     Attempt,
     Job,

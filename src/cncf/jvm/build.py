@@ -243,7 +243,7 @@ def _main(argv: list[str]) -> int:  # pragma: no cover - used by examples' build
     if args:
         cache = Path(args[0])
     else:
-        from cncf.hub import cache_dir, default_home
+        from cncf.paths import cache_dir, default_home
 
         cache = cache_dir(default_home())
     try:
