@@ -8,6 +8,7 @@ on the hub's monotonic clock (``ExecutionContext``); nothing downstream passes
 from __future__ import annotations
 
 import dataclasses
+import enum
 import itertools
 import os
 from typing import Any
@@ -20,6 +21,15 @@ _prefix = f"{os.getpid():x}"
 
 def new_call_id() -> str:
     return f"c-{_prefix}-{next(_ids)}"
+
+
+class CancelTier(enum.StrEnum):
+    """How far a cancellation had to go (style rule 6: report the tier)."""
+
+    COOPERATIVE = "cooperative"  # the component saw the request and stopped
+    ABANDONED = "abandoned"  # inline: the caller was released; the operation's thread runs on, unobserved
+    KILLED = "killed"  # the worker was killed after the grace period; the instance restarts
+    LATE = "late"  # the operation could not be interrupted and returned past its deadline
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,33 +1,30 @@
 """AsyncHub (the core) and Hub (its synchronous facade).
 
-``AsyncHub`` owns the components, one Boundary per form, and the
-ActionEngine; receptions only translate.  ``Hub`` is a thin adapter: it owns a
-private event loop and runs it *in the caller's thread* for the duration of
-each method — no thread hop on the hot path (a hop to a loop thread costs
-~65 µs on these machines; ``run_until_complete`` costs ~6 µs).  Consequently
-a ``Hub`` must not be used from inside a running event loop: use
-``AsyncHub`` there.
+``AsyncHub`` owns the components, one Boundary per form, the ActionEngine
+and, once a queue-policy operation is used, the job system: it routes
+queue-mode calls to the jobs and every other call to the engine.  Receptions
+only translate.  ``Hub`` is a thin adapter over ``AsyncHub`` driven from any
+number of threads (``cncf._sync``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import asyncio.events as asyncio_events
-import dataclasses
 import os
-import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 from cncf import boundaries
+from cncf._sync import LoopDriver, Pump
 from cncf.boundaries.base import Boundary, BoundaryContext
 from cncf.engine.component import Component, State
 from cncf.engine.engine import ActionEngine
+from cncf.engine.events import CallFinished
 from cncf.manifest import ComponentSpec, _default_name, locate
 from cncf.observation import Code, Failed, Observation, Stage
 from cncf.outcome import Outcome
 from cncf.paths import cache_dir, default_home
+from cncf.policy import Mode
 from cncf.selector import normalize
 
 T = TypeVar("T")
@@ -201,16 +198,25 @@ class AsyncHub:
         On a queue-policy operation the Outcome carries ``job_id`` at once; with
         ``idempotency_key``, a second submission with the same key returns the
         first job's id instead of queueing another (other policies ignore it)."""
-        if idempotency_key is None:
-            return await self.engine.call(selector, args, timeout=timeout, caller=caller,
-                                          correlation_id=correlation_id, call_id=call_id)
         try:
-            call, comp, entry = self.engine.dispatch(selector, args, timeout=timeout, caller=caller,
-                                                     correlation_id=correlation_id, call_id=call_id)
+            dispatched = self.engine.dispatch(selector, args, timeout=timeout, caller=caller,
+                                              correlation_id=correlation_id, call_id=call_id,
+                                              idempotency_key=idempotency_key)
         except Failed as exc:
             return Outcome.failure(exc.observation)
-        ctx = dataclasses.replace(call.context, idempotency_key=str(idempotency_key))
-        return await self.engine.run(dataclasses.replace(call, context=ctx), comp, entry)
+        except Exception as exc:  # a defect in dispatch: still one Outcome
+            return Outcome.failure(Observation.of(
+                Code.INTERNAL_ERROR, f"the hub failed while dispatching {selector!r}: {exc!r}",
+                stage=Stage.DISPATCH, target=str(selector), call_id=call_id or "", cause=exc))
+        if dispatched.entry.policy.mode is Mode.QUEUE:
+            jobs = await self._ensure_jobs()
+            return await jobs.enqueue(dispatched)
+        return await self.engine.run(dispatched)
+
+    def subscribe(self, listener: Callable[[CallFinished], None]) -> Callable[[], None]:
+        """Call ``listener(event)`` once per finished call from any reception,
+        job attempts included; returns the function that unsubscribes it."""
+        return self.engine.subscribe(listener)
 
     def cancel(self, call_id: str) -> bool:
         """Cancel a waiting or running call by id; its Outcome says how it ended."""
@@ -225,7 +231,6 @@ class AsyncHub:
             self._jobs = JobSystem(self.home, self.engine, self._components, workers=self._job_workers,
                                    sources=lambda: {k: (h._target, h._overrides) for k, h in self._handles.items()})
             await self._jobs.start()
-            self.engine.queue = self._jobs
         else:
             self._jobs.poke()  # a component was (re)loaded: its queued jobs may run now
         return self._jobs
@@ -272,90 +277,34 @@ class AsyncHub:
 
 
 def _uses_queue(comp: Component) -> bool:
-    return any(e.policy.mode.value == "queue" for ops in comp.services.values() for e in ops.values())
-
-
-def _drive(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion on ``loop`` in this thread, eagerly.
-
-    The coroutine first runs synchronously, without a Task and without turning
-    the loop (Python 3.12's eager task factory, done by hand for 3.11): an
-    inline call, or a worker call whose reply the channel's short spin already
-    caught, finishes there and pays no loop round.  At its first real
-    suspension the rest is handed to ``run_until_complete``.
-    """
-    if asyncio_events._get_running_loop() is not None:
-        coro.close()
-        raise RuntimeError("cncf.Hub cannot be used inside a running event loop; use cncf.AsyncHub there")
-    asyncio_events._set_running_loop(loop)
-    try:
-        yielded = coro.send(None)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    finally:
-        asyncio_events._set_running_loop(None)
-    return loop.run_until_complete(_resume(coro, yielded))
-
-
-async def _resume(coro: Coroutine[Any, Any, T], yielded: Any) -> T:
-    """Continue a coroutine that :func:`_drive` started, as a Task would."""
-    while True:
-        try:
-            if yielded is None:
-                await asyncio.sleep(0)  # a bare yield: give the loop one turn
-            elif not yielded.done():
-                yielded._asyncio_future_blocking = False
-                await asyncio.wait((yielded,))
-        except BaseException as exc:  # the resuming task was cancelled: deliver it inside
-            try:
-                yielded = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            continue
-        try:
-            yielded = coro.send(None)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+    return any(e.policy.mode is Mode.QUEUE for ops in comp.services.values() for e in ops.values())
 
 
 class Hub:
     """Synchronous facade over :class:`AsyncHub` (same methods, blocking).
 
-    Runs its private event loop in the calling thread during each call.
+    Safe to share between threads: a call from one thread never waits for
+    another thread's call unless its policy says so (see ``cncf._sync`` for
+    how one private loop is driven from many threads without a hop for the
+    first).  Not for use inside a running event loop: use ``AsyncHub`` there.
     """
 
     def __init__(self, home: str | os.PathLike[str] | None = None, **kwargs: Any) -> None:
-        self._loop = asyncio.new_event_loop()
+        self._driver = LoopDriver()
+        self._loop = self._driver.loop
         self._async = AsyncHub(home, **kwargs)
-        self._lock = threading.RLock()
-        self._pump: Any = None  # cncf.jobs.LoopPump, once jobs are used
-        self._driver: int | None = None  # the thread running the loop for a call, if any
 
-    def _run(self, coro: Coroutine[Any, Any, T], eager: bool = False) -> T:
-        # Jobs progress between sync calls on a pump thread that turns the loop
-        # only while job work is outstanding; a call takes the loop back first
-        # (see cncf/jobs/pump.py).  Without jobs this costs two attribute reads.
-        # ``eager``: a settled call starts without a loop round (see ``_drive``).
-        pump = self._pump
-        if pump is not None:
-            pump.pause()
-        with self._lock:
-            self._driver = threading.get_ident()
-            try:
-                result = _drive(self._loop, coro) if eager else self._loop.run_until_complete(coro)
-            finally:
-                self._driver = None
+    def _run(self, coro: Coroutine[Any, Any, T], eager: Callable[[], bool] | None = None) -> T:
+        result = self._driver.run(coro, eager)
         jobs = self._async._jobs
-        if jobs is not None and jobs.busy:
-            self._start_pump(jobs)
+        if jobs is not None and self._driver.pump is None and jobs.busy:
+            self._driver.pump = Pump(self._driver, lambda: jobs.busy, jobs.until_idle)
+            self._driver.pump.poke()
         return result
 
-    def _start_pump(self, jobs: Any) -> None:
-        if self._pump is None:
-            from cncf.jobs import LoopPump
-
-            self._pump = LoopPump(self._loop, self._lock, lambda: jobs.busy, jobs.until_idle)
-        self._pump.resume()
+    @property
+    def _pump(self) -> Pump | None:
+        return self._driver.pump
 
     def __enter__(self) -> Hub:
         return self
@@ -378,17 +327,14 @@ class Hub:
     def call(self, selector: str, args: Any = None, *, timeout: float | None = None,
              correlation_id: str | None = None, caller: str = "api", call_id: str | None = None,
              idempotency_key: str | None = None) -> Outcome:
+        """As :meth:`AsyncHub.call`, blocking; never raises."""
         if self._loop.is_closed():
             return Outcome.failure(Observation.of(Code.HUB_CLOSED, "this hub is closed", target=str(selector)))
         try:
-            if idempotency_key is not None:
-                return self._run(self._async.call(selector, args, timeout=timeout, caller=caller,
-                                                  correlation_id=correlation_id, call_id=call_id,
-                                                  idempotency_key=idempotency_key))
-            engine = self._async.engine
-            return self._run(engine.call(selector, args, timeout=timeout, caller=caller,
-                                         correlation_id=correlation_id, call_id=call_id),
-                             eager=engine.settled(selector))
+            return self._run(self._async.call(selector, args, timeout=timeout, caller=caller,
+                                              correlation_id=correlation_id, call_id=call_id,
+                                              idempotency_key=idempotency_key),
+                             eager=lambda: self._async.engine.settled(selector))
         except BaseException as exc:  # KeyboardInterrupt in the caller's thread, a closed loop, ...
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
@@ -396,16 +342,10 @@ class Hub:
                                                   stage=Stage.DISPATCH, target=str(selector), cause=exc))
 
     def cancel(self, call_id: str) -> bool:
-        """Cancel a call by id; safe to call from another thread while it runs.
-
-        From another thread the request is handed to the hub's loop and takes
-        effect at its next turn (the call's Outcome says how it ended)."""
-        if self._driver == threading.get_ident():
-            return self._async.cancel(call_id)
+        """Cancel a call by id, from any thread (its Outcome says how it ended)."""
         if self._loop.is_closed():
             return False
-        self._loop.call_soon_threadsafe(self._async.cancel, call_id)
-        return True
+        return self._run(_acall(self._async.cancel, call_id))
 
     def unload(self, name: str) -> bool:
         return self._run(self._async.unload(name))
@@ -420,7 +360,7 @@ class Hub:
         return self._async.components()
 
     def inspect(self, name: str) -> dict[str, Any]:
-        return self._async.inspect(name)
+        return self._run(_acall(self._async.inspect, name))
 
     def job(self, job_id: str) -> Any:
         return self._run(self._async.job(job_id))
@@ -437,10 +377,14 @@ class Hub:
     def close(self) -> None:
         if self._loop.is_closed():
             return
-        if self._pump is not None:
-            self._pump.close()  # stop and join the pump thread before closing its loop
+        if self._driver.pump is not None:
+            self._driver.pump.close()  # stop and join the pump thread before closing its loop
         try:
             self._run(self._async.close())
         finally:
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-            self._loop.close()
+            self._driver.close()
+
+
+async def _acall(fn: Callable[..., T], *args: Any) -> T:
+    """Run a synchronous AsyncHub method on the loop (its state lives there)."""
+    return fn(*args)

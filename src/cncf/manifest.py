@@ -142,10 +142,9 @@ class _Checker:
 
     def policy(self, table: Mapping[str, Any], prefix: str) -> PolicySpec:
         mode = self.choice(table, "policy", prefix, tuple(m.value for m in Mode))
+        # max_concurrency may stand at any level, whatever that level's policy: it
+        # is the limit that a more specific ``concurrent`` declaration runs under.
         conc = self.number(table, "max_concurrency", prefix, integer=True, minimum=1)
-        if mode is not None and mode != Mode.CONCURRENT and conc is not None and conc != 1:
-            raise self.fail(prefix + "max_concurrency", conc,
-                            "no max_concurrency (or 1) unless policy = 'concurrent'")
         return PolicySpec(
             policy=Mode(mode) if mode else None,
             max_concurrency=conc,

@@ -75,11 +75,11 @@ def resolve(*levels: PolicySpec | None) -> ResolvedPolicy:
         if level is not None:
             merged = level.over(merged)
     mode = merged.policy or DEFAULT.mode
+    concurrent = mode is Mode.CONCURRENT
     return ResolvedPolicy(
         mode=mode,
-        max_concurrency=merged.max_concurrency
-        if merged.max_concurrency is not None
-        else (4 if mode is Mode.CONCURRENT else 1),
+        # Only a concurrent operation uses the limit; the others run one at a time.
+        max_concurrency=(merged.max_concurrency or 4) if concurrent else 1,
         wait_timeout=merged.wait_timeout,
         run_timeout=merged.run_timeout,
         cancel_grace=merged.cancel_grace if merged.cancel_grace is not None else DEFAULT.cancel_grace,

@@ -118,9 +118,26 @@ def test_declared_run_timeout_applies(home):
         assert time.monotonic() - t0 < 2
 
 
-def test_blocking_inline_call_past_its_deadline_is_reported_late(hub, counter):
-    out = hub.call("counter.block", {"seconds": 0.3}, timeout=0.1)
-    assert out.observation.code is Code.TIMED_OUT and out.observation.attributes["tier"] == "late"
+def test_blocking_inline_call_is_released_at_its_deadline_and_its_instance_replaced(hub, counter):
+    t0 = time.monotonic()
+    out = hub.call("counter.block", {"seconds": 1.5}, timeout=0.1)
+    assert time.monotonic() - t0 < 1.0  # at the deadline, not when the sleep ends
+    assert out.observation.code is Code.TIMED_OUT and out.observation.attributes["tier"] == "abandoned"
+    # The abandoned thread still holds the (serialize) instance: the next call gets a fresh one.
+    assert hub.call("counter.get").value == 0
+    assert counter.restarts == 1
+
+
+def test_fast_inline_operation_is_promoted_to_the_loop_and_a_slow_one_demoted(hub, counter):
+    from cncf.boundaries import inline
+
+    for _ in range(inline.PROMOTE + 2):
+        assert hub.call("counter.get").ok
+    fast = counter._component.instance.fast
+    assert fast["get"] >= inline.PROMOTE  # now runs on the loop, no thread hop
+    for _ in range(inline.PROMOTE + 2):
+        assert hub.call("counter.block", {"seconds": 0.002}).ok
+    assert fast["block"] < inline.PROMOTE  # never fast enough to leave its thread
 
 
 def test_cancel_a_waiting_call(home):

@@ -34,7 +34,6 @@ def invalid(target, **overrides):
         ('[component]\nmemory_limit = "lots"\n', "component.memory_limit", "MiB"),
         ('[services.a]\noperations = []\n', "services.a.operations", "non-empty"),
         ('[operations.ping]\ntimeout = 3\n', "operations.ping.timeout", "run_timeout"),
-        ('[component]\npolicy = "serialize"\nmax_concurrency = 3\n', "component.max_concurrency", "concurrent"),
     ],
 )
 def test_bad_values_name_file_key_and_expectation(tmp_path, body, key, expected_fragment):

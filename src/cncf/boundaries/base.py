@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from cncf.call import ActionCall
+    from cncf.call import ActionCall, CancelTier
     from cncf.manifest import ComponentSpec
 
 
@@ -125,9 +125,11 @@ class Boundary(Protocol):
         """Run ``operation`` on the instance with the call's payload (stage ``execute``)."""
         ...
 
-    async def cancel(self, instance: Instance, call: ActionCall, *, force: bool) -> None:
+    async def cancel(self, instance: Instance, call: ActionCall, *, force: bool) -> CancelTier | None:
         """Deliver a cancellation: cooperative first; ``force`` stops the call at any
-        price (kill the worker), after which the instance is dead."""
+        price (kill the worker), after which the instance is dead.  Returns the
+        tier applied when it differs from the one asked for (inline abandons a
+        synchronous operation's thread at once), else None."""
         ...
 
     async def unload(self, loaded: Loaded, instance: Instance | None) -> None:

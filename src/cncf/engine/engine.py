@@ -21,18 +21,23 @@ minimal ``internal_error`` Observation (the Temporal activity worker's rule).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import difflib
 import enum
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from cncf.call import ActionCall, Arguments, ExecutionContext, Target, new_call_id
-from cncf.engine.component import Component
+from cncf.call import ActionCall, Arguments, CancelTier, ExecutionContext, Target, new_call_id
+from cncf.engine.component import Component, State
+from cncf.engine.events import CallFinished
 from cncf.engine.operations import OperationEntry
 from cncf.observation import Code, Failed, Observation, Stage, observation_cause
 from cncf.outcome import Outcome
 from cncf.policy import Mode
 from cncf.selector import Selector, normalize, resolve
+
+_SETTLED_STATES = frozenset({State.READY, State.BUSY})
 
 
 class CancelReason(enum.Enum):
@@ -59,10 +64,25 @@ _RUNNING_CODE = {
 }
 
 
-class QueueSink(Protocol):
-    """Where queue-policy calls go (the job system); see ``cncf.jobs``."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Dispatched:
+    """A resolved call: what runs, on which component, under which entry."""
 
-    async def enqueue(self, call: ActionCall, entry: OperationEntry) -> Outcome: ...
+    call: ActionCall
+    component: Component
+    entry: OperationEntry
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Resolution:
+    """A dispatch-cache entry; valid while ``component`` is still registered
+    under ``key`` with the same ``generation``."""
+
+    key: str
+    component: Component
+    generation: int
+    entry: OperationEntry
+    target: Target
 
 
 class _Record:
@@ -76,7 +96,7 @@ class _Record:
         self.component = component
         self.entry = entry
         self.reason: CancelReason | None = None
-        self.tier = ""
+        self.tier: CancelTier | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.running = False
         self.finished: asyncio.Future[None] | None = None
@@ -88,12 +108,12 @@ class ActionEngine:
     def __init__(self, components: Mapping[str, Component]) -> None:
         self._components = components  # normalized name -> Component (owned by the hub)
         self._records: dict[str, _Record] = {}
-        # selector -> (component key, component, generation, entry, target): dispatch is a
-        # dict hit for repeated selectors; a restart (new generation) invalidates the entry.
-        self._resolved: dict[str, tuple[str, Component, int, OperationEntry, Target]] = {}
-        self.queue: QueueSink | None = None
+        # Dispatch is a dict hit for repeated selectors; a restart (new generation)
+        # invalidates the entry.
+        self._resolved: dict[str, _Resolution] = {}
         self.closing = False
         self._escalations: set[asyncio.Task[None]] = set()
+        self._listeners: list[Callable[[CallFinished], None]] = []
 
     # ---------------------------------------------------------------- dispatch
 
@@ -106,17 +126,20 @@ class ActionEngine:
         caller: str = "api",
         correlation_id: str | None = None,
         call_id: str | None = None,
-    ) -> tuple[ActionCall, Component, OperationEntry]:
+        idempotency_key: str | None = None,
+    ) -> Dispatched:
         """Resolve a selector into an ActionCall.  Raises ``Failed`` (dispatch)."""
         cid = call_id or new_call_id()
         if self.closing:
             raise Failed(Observation.of(Code.HUB_CLOSED, "the hub is closing", target=selector, call_id=cid))
         hit = self._resolved.get(selector) if isinstance(selector, str) else None
-        if hit is not None and self._components.get(hit[0]) is hit[1] and hit[1].generation == hit[2]:
-            comp, entry, target = hit[1], hit[3], hit[4]
+        if hit is not None and self._components.get(hit.key) is hit.component and \
+                hit.component.generation == hit.generation:
+            comp, entry, target = hit.component, hit.entry, hit.target
         else:
             comp, entry, target = self._resolve(selector, cid)
-        return self._build(cid, selector, comp, entry, target, args, timeout, caller, correlation_id)
+        return self._build(cid, selector, comp, entry, target, args, timeout, caller, correlation_id,
+                           idempotency_key)
 
     def _resolve(self, selector: str, cid: str) -> tuple[Component, OperationEntry, Target]:
         sel = Selector.parse(selector) if isinstance(selector, str) else None
@@ -155,12 +178,12 @@ class ActionEngine:
         target = Target(comp.name, entry.service, entry.name)
         if len(self._resolved) > 4096:
             self._resolved.clear()
-        self._resolved[selector] = (normalize(sel.component), comp, comp.generation, entry, target)
+        self._resolved[selector] = _Resolution(normalize(sel.component), comp, comp.generation, entry, target)
         return comp, entry, target
 
     def _build(self, cid: str, selector: str, comp: Component, entry: OperationEntry, target: Target,
                args: Any, timeout: float | None, caller: str, correlation_id: str | None,
-               ) -> tuple[ActionCall, Component, OperationEntry]:
+               idempotency_key: str | None) -> Dispatched:
         if args is None:
             pos: tuple[Any, ...] = ()
             named: dict[str, Any] = {}
@@ -188,11 +211,12 @@ class ActionEngine:
             id=cid,
             target=target,
             policy=entry.policy,
-            context=ExecutionContext(correlation_id or cid, caller, deadline, now),
+            context=ExecutionContext(correlation_id or cid, caller, deadline, now,
+                                     None if idempotency_key is None else str(idempotency_key)),
             args=pos,
             kwargs=named,
         )
-        return call, comp, entry
+        return Dispatched(call, comp, entry)
 
     def settled(self, selector: str) -> bool:
         """Will a call to ``selector`` need no lifecycle work (load, restart, queue)?
@@ -205,43 +229,50 @@ class ActionEngine:
         hit = self._resolved.get(selector)
         if hit is None:
             return False
-        comp = hit[1]
-        if self._components.get(hit[0]) is not comp or comp.generation != hit[2] or self.closing:
+        comp = hit.component
+        if self._components.get(hit.key) is not comp or comp.generation != hit.generation or self.closing:
             return False
-        if hit[3].policy.mode is Mode.QUEUE or comp.state.value not in ("ready", "busy"):
+        if hit.entry.policy.mode is Mode.QUEUE or comp.state not in _SETTLED_STATES:
             return False
         return comp.instance is not None and comp.boundary is not None and comp.boundary.health(
             comp.instance).alive
 
     # ------------------------------------------------------------------- call
 
-    async def call(self, selector: str, args: Any = None, **kw: Any) -> Outcome:
-        """Dispatch and run; always exactly one Outcome (never raises but for
-        the caller's own task cancellation)."""
-        try:
-            call, comp, entry = self.dispatch(selector, args, **kw)
-        except Failed as exc:
-            return Outcome.failure(exc.observation)
-        except Exception as exc:
-            return _internal(exc, str(selector), kw.get("call_id") or "", Stage.DISPATCH)
-        return await self.run(call, comp, entry)
+    def subscribe(self, listener: Callable[[CallFinished], None]) -> Callable[[], None]:
+        """Call ``listener`` once per finished call (metrics, dashboards); returns
+        the function that unsubscribes it.  A listener that raises is dropped."""
+        self._listeners.append(listener)
 
-    async def run(
-        self, call: ActionCall, comp: Component, entry: OperationEntry, *, from_queue: bool = False
-    ) -> Outcome:
-        target = str(call.target)
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    async def run(self, dispatched: Dispatched) -> Outcome:
+        """Run a dispatched call — whatever its policy mode: routing queue-mode
+        calls to the job system is the hub's business, above the engine.  Always
+        exactly one Outcome (never raises but for the caller's own task
+        cancellation)."""
+        call = dispatched.call
         try:
-            if entry.policy.mode is Mode.QUEUE and not from_queue:
-                if self.queue is None:
-                    return Outcome.failure(Observation.of(
-                        Code.INVALID_POLICY, f"{target} has policy 'queue' but this hub has no job store",
-                        target=target, call_id=call.id))
-                return await self.queue.enqueue(call, entry)
-            return await self._run(call, comp, entry)
+            outcome = await self._run(call, dispatched.component, dispatched.entry)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - the last-resort guarantee
-            return _internal(exc, target, call.id, Stage.EXECUTE)
+            outcome = _internal(exc, str(call.target), call.id, Stage.EXECUTE)
+        if self._listeners:
+            self._notify(CallFinished(call, outcome, call.context.submitted, asyncio.get_running_loop().time()))
+        return outcome
+
+    def _notify(self, event: CallFinished) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a broken observer must not break calls
+                with contextlib.suppress(ValueError):
+                    self._listeners.remove(listener)
 
     async def _run(self, call: ActionCall, comp: Component, entry: OperationEntry) -> Outcome:
         target = str(call.target)
@@ -348,16 +379,16 @@ class ActionEngine:
         if rec.reason is None and deadline is not None and loop.time() > deadline and obs is None:
             # A component that blocked the event loop (inline, synchronous) ran past its
             # deadline without being interruptible: its late result is discarded.
-            rec.reason, rec.tier = CancelReason.RUN_DEADLINE, "late"
+            rec.reason, rec.tier = CancelReason.RUN_DEADLINE, CancelTier.LATE
         if rec.reason is not None:
-            code = _RUNNING_CODE[rec.reason]
+            code, tier = _RUNNING_CODE[rec.reason], (rec.tier or CancelTier.COOPERATIVE).value
             inner = obs
             obs = Observation.of(
                 code,
                 f"{call.target} was stopped: {rec.reason.value} "
-                f"({rec.tier or 'cooperative'})",
+                f"({tier})",
                 stage=Stage.EXECUTE, target=str(call.target), call_id=call.id,
-                cause=observation_cause(inner), reason=rec.reason.value, tier=rec.tier or "cooperative",
+                cause=observation_cause(inner), reason=rec.reason.value, tier=tier,
                 completed=inner is None, inner_code=inner.code.value if inner else None)
         if obs is not None:
             return Outcome(call.id, observation=obs.with_context(target=str(call.target), call_id=call.id),
@@ -397,17 +428,19 @@ class ActionEngine:
         """Cooperative first; after the grace period, stop it at any price."""
         boundary = rec.component.boundary
         assert boundary is not None
-        rec.tier = "cooperative"
+        rec.tier = CancelTier.COOPERATIVE
         loop = asyncio.get_running_loop()
         if rec.running and rec.finished is None:
             rec.finished = loop.create_future()
         try:
-            await boundary.cancel(rec.instance, rec.call, force=False)
+            applied = await boundary.cancel(rec.instance, rec.call, force=False)
+            if applied is not None:
+                rec.tier = applied
             if rec.finished is not None and not rec.finished.done():
                 try:
                     await asyncio.wait_for(asyncio.shield(rec.finished), rec.entry.policy.cancel_grace)
                 except TimeoutError:
-                    rec.tier = "killed"
+                    rec.tier = CancelTier.KILLED
                     await boundary.cancel(rec.instance, rec.call, force=True)
             elif not rec.running and rec.reason is CancelReason.CALLER and rec.finished is None:
                 # The caller's task was cancelled mid-invoke: we can no longer see the

@@ -1,10 +1,10 @@
 """JobSystem: the queue policy — durable jobs, fair workers, retries, resumption.
 
-A call on a queue-policy operation reaches :meth:`JobSystem.enqueue` through
-the ActionEngine (the engine's ``QueueSink``).  The job is written to the
+A call on a queue-policy operation reaches :meth:`JobSystem.enqueue` from the
+hub, which routes queue-mode calls here instead of to the ActionEngine.  The job is written to the
 store and the caller gets its id once the row is committed; from then on the
 job belongs to the store, not to the caller.  Workers take jobs and run each
-attempt through ``engine.run(call, component, entry, from_queue=True)`` — the
+attempt through ``engine.run(Dispatched(call, component, entry))`` — the
 same gate, boundary, timeouts and cancellation as any call, so a serialize
 component still runs one job at a time.
 
@@ -50,6 +50,7 @@ from typing import Any
 
 from cncf.call import ActionCall, ExecutionContext, Target
 from cncf.engine.component import Component, State
+from cncf.engine.engine import ActionEngine, Dispatched
 from cncf.engine.operations import OperationEntry
 from cncf.jobs.model import (
     Attempt,
@@ -117,7 +118,7 @@ class JobSystem:
     def __init__(
         self,
         home: Path,
-        engine: Any,
+        engine: ActionEngine,
         components: Mapping[str, Component],
         workers: int = 2,
         *,
@@ -260,9 +261,10 @@ class JobSystem:
 
     # ---------------------------------------------------------------- enqueue
 
-    async def enqueue(self, call: ActionCall, entry: OperationEntry) -> Outcome:
+    async def enqueue(self, dispatched: Dispatched) -> Outcome:
         """Store the call as a queued job; the Outcome carries its id (or an
         ``enqueue_failed`` Observation: nothing was stored)."""
+        call = dispatched.call
         target = str(call.target)
         if self._closing:
             return Outcome.failure(Observation.of(
@@ -288,7 +290,7 @@ class JobSystem:
         timeout = ctx.deadline - ctx.submitted if ctx.deadline is not None else None
         comp_key = normalize(call.target.component)
         row = (new_job_id(), comp_key, call.target.service, call.target.operation, target, payload,
-               call.id, ctx.correlation_id, ctx.caller, key, timeout, entry.policy.max_attempts, time.time())
+               call.id, ctx.correlation_id, ctx.caller, key, timeout, call.policy.max_attempts, time.time())
         try:
             job_id, created = await store.writer.submit(op_insert, row, key)
         except Exception as exc:  # sqlite3.Error, OSError: disk full, read-only, ...
@@ -434,7 +436,7 @@ class JobSystem:
                 kwargs=p.get("kwargs", {}),
             )
             act.call_id = call.id
-            outcome = await self.engine.run(call, comp, entry, from_queue=True)
+            outcome = await self.engine.run(Dispatched(call, comp, entry))
             release()
             await self._settle(act, outcome, target, max_attempts, hist)
         finally:
@@ -708,7 +710,7 @@ def _interrupted(obs: Observation) -> bool:
         obs.code is Code.CANCELLED and obs.attributes.get("reason") in ("unload", "shutdown"))
 
 
-def _resolve_entry(engine: Any, comp: Component, service: str, operation: str, target: str,
+def _resolve_entry(engine: ActionEngine, comp: Component, service: str, operation: str, target: str,
                    call_id: str) -> tuple[OperationEntry | None, Observation | None]:
     """The stored job's operation on the component as loaded now (it may have
     been reloaded since); an unknown operation is the dispatch Observation."""
@@ -716,7 +718,7 @@ def _resolve_entry(engine: Any, comp: Component, service: str, operation: str, t
     if entry is not None:
         return entry, None
     try:
-        _, _, entry = engine.dispatch(f"{comp.name}.{service}.{operation}", None, call_id=call_id)
+        entry = engine.dispatch(f"{comp.name}.{service}.{operation}", None, call_id=call_id).entry
         return entry, None
     except Failed as exc:
         return None, exc.observation.with_context(target=target, call_id=call_id)

@@ -309,22 +309,33 @@ _running = {}  # request id -> CallState
 _early_cancels = set()  # CANCELs that overtook their INVOKE
 
 
+def _thread_state():
+    return getattr(_local, "state", None)
+
+
+# Where the running call's state is found.  A worker runs each call on one
+# thread, so a thread-local is enough (and costs no import); the hub's inline
+# form rebinds this to a context variable's ``get``, which also tells apart
+# asyncio tasks sharing the loop's thread.  One CallState, one API, every form.
+_current = _thread_state
+
+
 def cancelled():
-    """True once the hub asked to cancel the call running on this thread."""
-    st = getattr(_local, "state", None)
+    """True once the hub asked to cancel the running call."""
+    st = _current()
     return st is not None and st.cancelled
 
 
 def check_cancelled():
     """Raise ``Cancelled`` if the running call was cancelled (a cheap check)."""
-    st = getattr(_local, "state", None)
+    st = _current()
     if st is not None and st.cancelled:
         raise Cancelled("call %s was cancelled" % (st.id,))
 
 
 def current_call():
-    """The call running on this thread (``id``, ``operation``), or None."""
-    return getattr(_local, "state", None)
+    """The running call (``id``, ``operation``, ``cancelled``), or None."""
+    return _current()
 
 
 _API = ("Collaborator", "Failure", "Cancelled", "CallState", "cancelled", "check_cancelled",
