@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import cncf  # noqa: E402
 from cncf.jvm.build import ensure_built, startup_options  # noqa: E402
-from cncf.wire.channel import WorkerProcess  # noqa: E402
+from cncf.wire.process import WorkerProcess  # noqa: E402
 
 Row = tuple[str, float, float, str]
 N = 5000

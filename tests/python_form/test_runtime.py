@@ -13,8 +13,8 @@ import pytest
 
 from cncf.boundaries.python import worker_argv
 from cncf.observation import Failed, Stage
-from cncf.wire.channel import WorkerProcess
 from cncf.wire.frames import Kind
+from cncf.wire.process import WorkerProcess
 from tests.python_form.conftest import FIXTURES, pypy
 
 INTERPRETERS = ["cpython", "pypy3"]
@@ -26,15 +26,15 @@ def _python(name: str) -> str:
 
 async def _worker(interpreter: str, entry: str, source: str) -> WorkerProcess:
     w = await WorkerProcess.spawn(worker_argv(interpreter, site=False), label="t")
-    await w.request(Kind.LOAD, {"instance": 1, "entry": entry, "artifact": "",
+    await w.channel.request(Kind.LOAD, {"instance": 1, "entry": entry, "artifact": "",
                                 "paths": [str(FIXTURES / source)], "options": {}},
                     stage=Stage.LOAD)
-    await w.request(Kind.NEW, {"instance": 1}, stage=Stage.INSTANTIATE)
+    await w.channel.request(Kind.NEW, {"instance": 1}, stage=Stage.INSTANTIATE)
     return w
 
 
 def _invoke(w: WorkerProcess, op: str, *args: Any, concurrent: bool = False) -> Any:
-    return w.start(Kind.INVOKE, {"instance": 1, "call": f"call-{op}", "operation": op,
+    return w.channel.start(Kind.INVOKE, {"instance": 1, "call": f"call-{op}", "operation": op,
                                  "args": list(args), "kwargs": {}, "concurrent": concurrent})
 
 
@@ -51,9 +51,9 @@ def test_hello_ping_unload_shutdown(interpreter: str) -> None:
     async def scenario() -> None:
         w = await _worker(interpreter, "counter:Counter", "counter")
         assert w.hello["protocol"] == 1 and w.hello["pid"] == w.pid
-        stats = await w.request(Kind.PING, {}, stage=Stage.EXECUTE)
+        stats = await w.channel.request(Kind.PING, {}, stage=Stage.EXECUTE)
         assert stats["value"]["pid"] == w.pid and stats["value"]["rss_kb"] > 0
-        assert (await w.request(Kind.UNLOAD, {"instance": 1}, stage=Stage.EXECUTE))["ok"]
+        assert (await w.channel.request(Kind.UNLOAD, {"instance": 1}, stage=Stage.EXECUTE))["ok"]
         await w.close()
         assert w.returncode == 0  # SHUTDOWN: a clean exit
 
@@ -68,7 +68,7 @@ def test_cancel_that_overtakes_its_invoke(interpreter: str) -> None:
         w = await _worker(interpreter, "collab:Echoes", "collab")
         blocker = _invoke(w, "pause", 0.3)  # occupies the main thread for a moment
         pending = _invoke(w, "wait_for_cancel")
-        w.cancel(pending.id)
+        w.channel.cancel(pending.id)
         assert (await blocker.reply(Stage.EXECUTE))["value"] is False
         with pytest.raises(Failed) as caught:
             await pending.reply(Stage.EXECUTE)
@@ -84,7 +84,7 @@ def test_garbage_on_the_requests_pipe_ends_the_worker(interpreter: str) -> None:
         w = await _worker(interpreter, "counter:Counter", "counter")
         pending = _invoke(w, "get")
         await pending.reply(Stage.EXECUTE)
-        os.write(w._req_w, b"\x00\x00\x00\x02\x63{}")  # kind 99 does not exist
+        os.write(w.channel._req_w, b"\x00\x00\x00\x02\x63{}")  # kind 99 does not exist
         for _ in range(400):
             if not w.alive:
                 break
@@ -99,10 +99,10 @@ def test_garbage_on_the_requests_pipe_ends_the_worker(interpreter: str) -> None:
 def test_concurrent_invokes_overlap(interpreter: str) -> None:
     async def scenario() -> None:
         w = await WorkerProcess.spawn(worker_argv(interpreter, site=False), label="t")
-        await w.request(Kind.LOAD, {"instance": 1, "entry": "mathops", "artifact": "",
+        await w.channel.request(Kind.LOAD, {"instance": 1, "entry": "mathops", "artifact": "",
                                     "paths": [str(FIXTURES / "funcs")], "options": {}},
                         stage=Stage.LOAD)
-        await w.request(Kind.NEW, {"instance": 1}, stage=Stage.INSTANTIATE)
+        await w.channel.request(Kind.NEW, {"instance": 1}, stage=Stage.INSTANTIATE)
         loop = asyncio.get_running_loop()
         started = loop.time()
         pendings = [_invoke(w, "nap", 0.3, concurrent=True) for _ in range(5)]

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from cncf.boundaries.base import BoundaryContext, Health, OperationInfo, Returned
 from cncf.observation import Code, Failed, Observation, Stage
-from cncf.wire.channel import WorkerProcess, invoke
-from cncf.wire.frames import Kind
+from cncf.wire import channel as wire
+from cncf.wire.process import WorkerProcess
 
 if TYPE_CHECKING:
     from cncf.call import ActionCall
@@ -117,33 +117,13 @@ class WorkerBoundary:
             raise
         self._workers.add(worker)
         try:
-            async with asyncio.timeout(LOAD_TIMEOUT):
-                reply = await worker.request(
-                    Kind.LOAD,
-                    {
-                        "instance": _INSTANCE_ID,
-                        "entry": plan.entry,
-                        "artifact": plan.artifact,
-                        "paths": list(plan.paths),
-                        "options": dict(plan.options),
-                    },
-                    stage=Stage.LOAD,
-                )
-        except (Failed, TimeoutError) as exc:
-            error = (
-                exc
-                if isinstance(exc, Failed)
-                else Failed(
-                    Observation.of(
-                        Code.IMPORT_FAILED,
-                        f"loading {plan.entry!r} did not finish within {LOAD_TIMEOUT:g}s",
-                        stage=Stage.LOAD,
-                    )
-                )
-            )
-            out, err = worker.take_output()
-            error.stdout = error.stdout or out
-            error.stderr = error.stderr or err
+            reply = await wire.load(
+                worker.channel, _INSTANCE_ID, entry=plan.entry, artifact=plan.artifact, paths=list(plan.paths),
+                options=plan.options, timeout=LOAD_TIMEOUT,
+                on_timeout=lambda: failed(Code.IMPORT_FAILED,
+                                          f"loading {plan.entry!r} did not finish within {LOAD_TIMEOUT:g}s"))
+        except Failed as exc:
+            error = wire.attach_output(exc, worker.take_output)
             await self._reap(worker, plan)
             raise error from None
         operations = tuple(OperationInfo.from_wire(op) for op in reply.get("operations") or ())
@@ -159,22 +139,11 @@ class WorkerBoundary:
     async def instantiate(self, loaded: WorkerLoaded) -> WorkerInstance:
         worker = loaded.worker
         try:
-            async with asyncio.timeout(LOAD_TIMEOUT):
-                await worker.request(Kind.NEW, {"instance": _INSTANCE_ID}, stage=Stage.INSTANTIATE)
+            await wire.new(worker.channel, _INSTANCE_ID, entry=loaded.entry, timeout=LOAD_TIMEOUT)
         except Failed as exc:
-            out, err = worker.take_output()
-            exc.stdout = exc.stdout or out
-            exc.stderr = exc.stderr or err
-            raise
-        except TimeoutError:
-            worker.kill()
-            raise Failed(
-                Observation.of(
-                    Code.CONSTRUCTOR_FAILED,
-                    f"constructing {loaded.entry!r} did not finish within {LOAD_TIMEOUT:g}s",
-                    stage=Stage.INSTANTIATE,
-                )
-            ) from None
+            if exc.observation.attributes.get("limit") == "load_timeout":
+                worker.kill()  # a constructor that never returns
+            raise wire.attach_output(exc, worker.take_output) from None
         return WorkerInstance(loaded=loaded, worker=worker)
 
     async def invoke(
@@ -182,13 +151,10 @@ class WorkerBoundary:
     ) -> Returned:
         worker = instance.worker
         try:
-            body = await invoke(worker, _INSTANCE_ID, call, operation, concurrent=concurrent,
-                                in_flight=instance.calls)
+            body = await wire.invoke(worker.channel, _INSTANCE_ID, call, operation, concurrent=concurrent,
+                                     in_flight=instance.calls)
         except Failed as exc:
-            out, err = worker.take_output()
-            exc.stdout = exc.stdout or out
-            exc.stderr = exc.stderr or err
-            raise
+            raise wire.attach_output(exc, worker.take_output) from None
         out, err = worker.take_output()
         return Returned(body.get("value"), out, err)
 
@@ -200,7 +166,7 @@ class WorkerBoundary:
             return
         rid = instance.calls.get(call.id)
         if rid is not None:
-            worker.cancel(rid, "cooperative")
+            worker.channel.cancel(rid, "cooperative")
 
     async def unload(self, loaded: WorkerLoaded, instance: WorkerInstance | None) -> None:
         await self._reap(loaded.worker, loaded.plan)

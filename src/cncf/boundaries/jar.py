@@ -41,8 +41,9 @@ from typing import TYPE_CHECKING, Any
 
 from cncf.boundaries.base import BoundaryContext, Health, OperationInfo, Returned
 from cncf.observation import Code, Failed, Observation, Stage
-from cncf.wire.channel import WorkerProcess, invoke
+from cncf.wire import channel as wire
 from cncf.wire.frames import Kind
+from cncf.wire.process import WorkerProcess
 
 if TYPE_CHECKING:
     from cncf.call import ActionCall
@@ -235,30 +236,26 @@ class JarBoundary:
             )
         host = await self.host_for(spec)
         instance_id = f"{spec.name}#{next(self._seq)}"
-        try:
-            async with asyncio.timeout(LOAD_TIMEOUT):
-                reply = await host.worker.request(
-                    Kind.LOAD,
-                    {
-                        "instance": instance_id,
-                        "entry": spec.entry,
-                        "artifact": str(artifact),
-                        "paths": [],
-                        "options": {"isolation": spec.isolation},
-                    },
-                    stage=Stage.LOAD,
-                )
-        except Failed:
-            if host.dedicated:
-                await self._stop(host)
-            raise
-        except TimeoutError:
-            await self._abandon(host, instance_id)
-            raise _load_failure(
+        timed_out = False
+
+        def on_timeout() -> Failed:
+            nonlocal timed_out
+            timed_out = True
+            return _load_failure(
                 Code.INITIALIZER_FAILED,
                 f"loading {spec.entry or artifact.name!r} did not finish within {LOAD_TIMEOUT:g}s "
-                "(a static initialiser that never returns?)",
-            ) from None
+                "(a static initialiser that never returns?)")
+
+        try:
+            reply = await wire.load(host.worker.channel, instance_id, entry=spec.entry, artifact=str(artifact),
+                                    paths=[], options={"isolation": spec.isolation}, timeout=LOAD_TIMEOUT,
+                                    on_timeout=on_timeout)
+        except Failed:
+            if timed_out:
+                await self._abandon(host, instance_id)
+            elif host.dedicated:
+                await self._stop(host)
+            raise
         discovered = [OperationInfo.from_wire(op) for op in reply.get("operations") or ()]
         known = {op.name for op in discovered}
         # A Collaborator without @Operations answers the operations its manifest lists.
@@ -288,17 +285,11 @@ class JarBoundary:
     async def instantiate(self, loaded: JarLoaded) -> JarInstance:
         host = loaded.host
         try:
-            async with asyncio.timeout(LOAD_TIMEOUT):
-                await host.worker.request(Kind.NEW, {"instance": loaded.instance_id}, stage=Stage.INSTANTIATE)
-        except TimeoutError:
-            await self._abandon(host, loaded.instance_id)
-            raise Failed(
-                Observation.of(
-                    Code.CONSTRUCTOR_FAILED,
-                    f"constructing {loaded.entry!r} did not finish within {LOAD_TIMEOUT:g}s",
-                    stage=Stage.INSTANTIATE,
-                )
-            ) from None
+            await wire.new(host.worker.channel, loaded.instance_id, entry=loaded.entry, timeout=LOAD_TIMEOUT)
+        except Failed as exc:
+            if exc.observation.attributes.get("limit") == "load_timeout":
+                await self._abandon(host, loaded.instance_id)
+            raise
         instance = JarInstance(loaded=loaded, host=host)
         host.instances[loaded.instance_id] = instance
         return instance
@@ -306,7 +297,7 @@ class JarBoundary:
     async def invoke(
         self, instance: JarInstance, call: ActionCall, operation: str, *, concurrent: bool
     ) -> Returned:
-        body = await invoke(instance.host.worker, instance.loaded.instance_id, call, operation,
+        body = await wire.invoke(instance.host.worker.channel, instance.loaded.instance_id, call, operation,
                             concurrent=concurrent, in_flight=instance.calls)
         return Returned(body.get("value"), str(body.get("stdout") or ""), str(body.get("stderr") or ""))
 
@@ -321,7 +312,7 @@ class JarBoundary:
             worker.kill_reason = worker.kill_reason or f"forced cancellation of a call to {instance.loaded.spec.name!r}"
             worker.kill()
             return
-        worker.cancel(rid, "cooperative")
+        worker.channel.cancel(rid, "cooperative")
 
     async def unload(self, loaded: JarLoaded, instance: JarInstance | None) -> None:
         host = loaded.host
@@ -334,7 +325,7 @@ class JarBoundary:
         if host.alive:
             with contextlib.suppress(Failed, TimeoutError):
                 async with asyncio.timeout(10):
-                    await host.worker.request(Kind.UNLOAD, {"instance": loaded.instance_id},
+                    await host.worker.channel.request(Kind.UNLOAD, {"instance": loaded.instance_id},
                                               stage=Stage.EXECUTE)
 
     def health(self, instance: JarInstance) -> Health:
@@ -359,7 +350,7 @@ class JarBoundary:
         """The host's own evidence (PING): loaded classes, live loaders, metaspace,
         and per component its loader's parent and refused class names."""
         host = instance if isinstance(instance, JvmHost) else instance.host
-        body = await host.worker.request(Kind.PING, {"gc": gc}, stage=Stage.EXECUTE)
+        body = await host.worker.channel.request(Kind.PING, {"gc": gc}, stage=Stage.EXECUTE)
         value = body.get("value")
         return dict(value) if isinstance(value, dict) else {}
 
@@ -380,4 +371,4 @@ class JarBoundary:
             return
         with contextlib.suppress(Failed, TimeoutError):
             async with asyncio.timeout(5):
-                await host.worker.request(Kind.UNLOAD, {"instance": instance_id}, stage=Stage.EXECUTE)
+                await host.worker.channel.request(Kind.UNLOAD, {"instance": instance_id}, stage=Stage.EXECUTE)
