@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cncf import boundaries
 from cncf._sync import LoopDriver, Pump
@@ -26,6 +26,9 @@ from cncf.outcome import Outcome
 from cncf.paths import cache_dir, default_home
 from cncf.policy import Mode
 from cncf.selector import normalize
+
+if TYPE_CHECKING:
+    from cncf.jobs import Job, JobSystem
 
 T = TypeVar("T")
 
@@ -89,7 +92,7 @@ class AsyncHub:
         self._boundaries: dict[str, Boundary] = {}
         self.engine = ActionEngine(self._components)
         self._job_workers = job_workers
-        self._jobs: Any = None
+        self._jobs: JobSystem | None = None
         self._closed = False
 
     async def __aenter__(self) -> AsyncHub:
@@ -224,7 +227,7 @@ class AsyncHub:
 
     # ------------------------------------------------------------------ jobs
 
-    async def _ensure_jobs(self) -> Any:
+    async def _ensure_jobs(self) -> JobSystem:
         if self._jobs is None:
             from cncf.jobs import JobSystem  # lazy: SQLite only when jobs are used
 
@@ -235,7 +238,7 @@ class AsyncHub:
             self._jobs.poke()  # a component was (re)loaded: its queued jobs may run now
         return self._jobs
 
-    async def job(self, job_id: str) -> Any:
+    async def job(self, job_id: str) -> Job:
         """The job's record (``cncf.jobs.Job``: state, attempts, outcome when
         finished); raises ``cncf.jobs.JobNotFound`` (an ``ObservationError``
         with ``job_not_found``) for an unknown id."""
@@ -250,7 +253,7 @@ class AsyncHub:
         """Cancel a queued job at once, or a running one cooperatively."""
         return await (await self._ensure_jobs()).cancel(job_id)
 
-    async def jobs(self, **filters: Any) -> list[Any]:
+    async def jobs(self, **filters: Any) -> list[Job]:
         """Jobs, newest first; filters: ``state``, ``component``, ``limit``."""
         return (await self._ensure_jobs()).list(**filters)
 
@@ -362,7 +365,7 @@ class Hub:
     def inspect(self, name: str) -> dict[str, Any]:
         return self._run(_acall(self._async.inspect, name))
 
-    def job(self, job_id: str) -> Any:
+    def job(self, job_id: str) -> Job:
         return self._run(self._async.job(job_id))
 
     def wait(self, job_id: str, timeout: float | None = None) -> Outcome:
@@ -371,7 +374,7 @@ class Hub:
     def cancel_job(self, job_id: str) -> bool:
         return self._run(self._async.cancel_job(job_id))
 
-    def jobs(self, **filters: Any) -> list[Any]:
+    def jobs(self, **filters: Any) -> list[Job]:
         return self._run(self._async.jobs(**filters))
 
     def close(self) -> None:

@@ -156,12 +156,13 @@ def op_insert(db: sqlite3.Connection, row: tuple[Any, ...], key: str | None) -> 
 
 def op_claim(db: sqlite3.Connection, job_id: str, owner: str, now: float) -> tuple[Any, ...] | None:
     """queued → running, counting the attempt; None when no longer queued."""
-    return db.execute(
+    row: tuple[Any, ...] | None = db.execute(
         "UPDATE jobs SET state='running', attempts=attempts+1, started=?, owner=?, not_before=NULL"
         " WHERE id=? AND state='queued'"
         " RETURNING service, operation, payload, correlation_id, idempotency_key, timeout, attempts,"
         " max_attempts, history, cancel_requested, target",
         (now, owner, job_id)).fetchone()
+    return row
 
 
 def op_finish(db: sqlite3.Connection, job_id: str, owner: str, state: str, outcome: str,

@@ -474,7 +474,7 @@ class JobSystem:
     def backoff(self, attempt: int) -> float:
         """Seconds before the attempt after ``attempt`` (1-based), with jitter."""
         base = min(self.retry_max, self.retry_base * 2 ** max(0, attempt - 1))
-        return base * random.uniform(0.8, 1.2)
+        return float(base * random.uniform(0.8, 1.2))
 
     async def _cancelled(self, act: _Active, call_id: str, target: str, hist: list[Attempt],
                          inner: Observation | None) -> None:

@@ -73,7 +73,8 @@ def encode(kind: Kind, body: dict[str, Any]) -> bytes:
     data = _dumps(body).encode("utf-8")
     if len(data) > MAX_BODY:
         raise ValueError(f"frame body of {len(data)} bytes exceeds the {MAX_BODY}-byte limit")
-    return HEADER.pack(len(data), kind) + data
+    packed: bytes = HEADER.pack(len(data), kind) + data
+    return packed
 
 
 def decode_header(header: bytes) -> tuple[int, int]:
