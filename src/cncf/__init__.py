@@ -1,6 +1,6 @@
 """cncf: an execution hub for components built in any form.
 
-Public names are listed in ``__all__`` (pinned by ``tests/test_exports.py``);
+Public names are listed in ``__all__`` (pinned by ``tests/core/test_exports.py``);
 the component-facing API is :mod:`cncf.collaborator`.
 """
 

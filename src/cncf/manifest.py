@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from cncf.observation import Code, Failed, Observation
-from cncf.policy import Mode, PolicySpec
+from cncf.policy import Mode, PolicySpec, Restart
 
 FORMS = ("python", "jar", "inline", "command")
-RESTARTS = ("never", "on-failure")
+RESTARTS = tuple(r.value for r in Restart)
 ISOLATIONS = ("shared", "process")
 JAR_MANIFEST = "META-INF/cncf/component.toml"
 
@@ -57,7 +57,7 @@ class ComponentSpec:
     policy: PolicySpec = PolicySpec()
     services: Mapping[str, ServiceSpec] = dataclasses.field(default_factory=dict)
     operations: Mapping[str, PolicySpec] = dataclasses.field(default_factory=dict)
-    restart: str = "on-failure"
+    restart: Restart = Restart.ON_FAILURE
     max_restarts: int = 5
     restart_period: float = 60.0
     restart_backoff: float = 0.05
@@ -358,7 +358,7 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
         policy=check.policy(comp, p),
         services=services,
         operations=operations,
-        restart=check.choice(comp, "restart", p, RESTARTS) or "on-failure",
+        restart=Restart(check.choice(comp, "restart", p, RESTARTS) or Restart.ON_FAILURE),
         max_restarts=_or(check.number(comp, "max_restarts", p, integer=True), 5),
         restart_period=_or(check.number(comp, "restart_period", p), 60.0),
         restart_backoff=_or(check.number(comp, "restart_backoff", p), 0.05),

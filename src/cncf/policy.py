@@ -12,6 +12,13 @@ import enum
 from typing import Any
 
 
+class Restart(enum.StrEnum):
+    """What the supervisor does when an instance crashes."""
+
+    NEVER = "never"  # stay crashed; calls get component_unavailable
+    ON_FAILURE = "on-failure"  # restart on next use, within max_restarts per restart_period
+
+
 class Mode(enum.StrEnum):
     SERIALIZE = "serialize"  # one call at a time per instance, in arrival order
     CONCURRENT = "concurrent"  # up to max_concurrency at once

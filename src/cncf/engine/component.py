@@ -26,6 +26,7 @@ from cncf.engine.gate import Gate
 from cncf.engine.operations import OperationEntry, build_operations
 from cncf.manifest import ComponentSpec
 from cncf.observation import Code, Failed, Observation, Stage, observation_cause
+from cncf.policy import Restart
 
 _CRASH_CODES = frozenset({Code.WORKER_CRASHED, Code.OUT_OF_MEMORY, Code.PROTOCOL_ERROR})
 
@@ -173,7 +174,7 @@ class Component:
         ).alive
 
     def _restart_allowed(self) -> tuple[bool, str]:
-        if self.spec.restart != "on-failure":
+        if self.spec.restart is not Restart.ON_FAILURE:
             return False, "restart = 'never'"
         now = time.monotonic()
         while self._restart_times and now - self._restart_times[0] > self.spec.restart_period:

@@ -20,6 +20,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from cncf.jobs.model import JobState
 from cncf.observation import Stage
 from cncf.outcome import Outcome
 from cncf.receptions import render
@@ -65,7 +66,7 @@ def _took(job: Any) -> str:
 def _result(job: Any) -> Text:
     o = job.outcome
     if o is None:
-        if job.state.value == "queued" and job.not_before is not None:
+        if job.state is JobState.QUEUED and job.not_before is not None:
             return Text(f"retry at {_when(job.not_before)}", style="dim")
         return Text("")
     if o.observation is not None:
@@ -152,7 +153,7 @@ def show(job_id: JobArg, as_json: JsonOpt = False, home: HomeOpt = None) -> None
                              ("idempotency key", job.idempotency_key), ("caller", job.caller)):
             if value:
                 rows.append((label, value))
-        if job.owner is not None and job.state.value == "running":
+        if job.owner is not None and job.state is JobState.RUNNING:
             rows.append(("running in", f"hub {job.owner} (pid-token)"))
         if job.cancel_requested and not job.done:
             rows.append(("cancel", "requested"))
@@ -286,12 +287,12 @@ def cancel(job_id: JobArg, as_json: JsonOpt = False, home: HomeOpt = None) -> No
             done = hub.cancel_job(job_id)
             after = hub.job(job_id)
         if as_json:
-            print(render.to_json({"ok": done, "job_id": job_id, "cancelled": after.state.value == "cancelled",
-                                  "requested": done and after.state.value != "cancelled",
+            print(render.to_json({"ok": done, "job_id": job_id, "cancelled": after.state is JobState.CANCELLED,
+                                  "requested": done and after.state is not JobState.CANCELLED,
                                   "state": after.state.value}))
         elif not done:
             out.print(f"job {job_id} is already {before.state.value}; nothing to cancel")
-        elif after.state.value == "cancelled":
+        elif after.state is JobState.CANCELLED:
             out.print(f"job {job_id} cancelled")
         else:
             out.print(f"job {job_id} is {after.state.value}: cancellation requested")
