@@ -35,7 +35,6 @@ import asyncio
 import collections
 import contextlib
 import contextvars
-import importlib
 import inspect
 import json
 import sys
@@ -53,6 +52,7 @@ from cncf.worker import runtime as _rt
 
 _SIMPLE = (str, int, float, bool, type(None))
 _ALIVE, _DEAD = Health(True), Health(False)
+_CLASSES = ("class", "collaborator")  # kinds whose instance the boundary created (and closes)
 FAST = 100e-6  # an operation this quick is cheaper to run on the loop than to hop to a thread
 PROMOTE = 16  # consecutive fast runs on a thread before an operation runs on the loop
 SLOW = 1e-3  # a promoted operation that blocks the loop this long goes back to threads for good
@@ -99,6 +99,13 @@ def _failed(code: str, message: str, exc: BaseException | None, stage: Stage, **
     return Failed(failure_observation(_rt._failure(code, message, exc, **attrs), stage))
 
 
+def _staged(record: dict[str, Any], stage: Stage) -> Failed:
+    """A load failure record from the runtime, at the stage it belongs to."""
+    if record.get("code") == "constructor_failed":
+        stage = Stage.INSTANTIATE
+    return Failed(failure_observation(record, stage))
+
+
 def classify(exc: BaseException, stage: Stage, what: str) -> Failed:
     """An exception raised by component code, as the worker runtime maps it."""
     if isinstance(exc, _rt.Failure):
@@ -111,17 +118,17 @@ def classify(exc: BaseException, stage: Stage, what: str) -> Failed:
 
 
 class _Loaded:
-    __slots__ = ("spec", "target", "is_class", "collaborator", "operations", "params", "early", "fast")
+    __slots__ = ("spec", "slot", "operations", "fast")
 
-    def __init__(self, spec: ComponentSpec, target: Any, is_class: bool) -> None:
+    def __init__(self, spec: ComponentSpec, slot: Any) -> None:
         self.spec = spec
-        self.target = target
-        self.is_class = is_class
-        self.collaborator = is_class and _rt._is_collaborator(target)
-        self.operations: list[OperationInfo] = []
-        self.params: dict[str, Any] = {}
-        self.early: _Instance | None = None
+        self.slot = slot  # the worker runtime's Slot: entry, target, kind, operations
+        self.operations = [OperationInfo.from_wire(op) for op in slot.operations]
         self.fast: collections.Counter[str] = collections.Counter()  # consecutive fast thread runs
+
+    @property
+    def entry(self) -> str:
+        return str(self.slot.entry)
 
 
 class _Running:
@@ -137,14 +144,14 @@ class _Running:
 
 
 class _Instance:
-    __slots__ = ("obj", "methods", "collaborator", "running", "alive", "runaways", "fast")
+    __slots__ = ("obj", "methods", "invoke", "running", "alive", "runaways", "fast")
 
-    def __init__(self, obj: Any, methods: dict[str, Any], collaborator: bool,
+    def __init__(self, obj: Any, methods: dict[str, Any] | None, invoke: Callable[..., Any] | None,
                  fast: collections.Counter[str]) -> None:
         self.fast = fast  # shared with the loaded artifact: speed survives a restart
         self.obj = obj
-        self.methods = methods
-        self.collaborator = collaborator
+        self.methods = methods or {}
+        self.invoke = invoke  # a Collaborator's own invoke, else None
         self.running: dict[str, _Running] = {}
         self.alive = True
         self.runaways = 0  # abandoned exclusive operations whose threads still run
@@ -158,67 +165,25 @@ class InlineBoundary:
         self._threads = _Threads()
 
     async def load(self, spec: ComponentSpec) -> _Loaded:
-        entry = spec.entry or ""
-        modname, _, attr = entry.partition(":")
         for folder in {spec.base_dir, spec.artifact} if spec.artifact.is_dir() else ():
             if str(folder) not in sys.path:
                 sys.path.insert(0, str(folder))
         try:
-            module = importlib.import_module(modname)
-        except ModuleNotFoundError as exc:
-            if exc.name and (modname == exc.name or modname.startswith(exc.name + ".")):
-                raise _failed("entry_not_found", f"module {modname!r} not found", exc, Stage.LOAD,
-                              entry=entry) from None
-            raise _failed("dependency_unresolved",
-                          f"importing {modname!r} needs {exc.name!r}, which is not installed",
-                          exc, Stage.LOAD, missing=exc.name) from None
-        except BaseException as exc:  # noqa: BLE001 - import-time code is component code
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            raise _failed("import_failed", f"importing {modname!r} raised {_rt._exc_summary(exc)}",
-                          exc, Stage.LOAD) from None
-        target: Any = module
-        for part in attr.split(".") if attr else ():
-            target = getattr(target, part, None)
-            if target is None:
-                raise _failed("entry_not_found", f"{modname!r} has no attribute {attr!r}", None, Stage.LOAD,
-                              entry=entry, candidates=sorted(n for n in vars(module) if not n.startswith("_")))
-        loaded = _Loaded(spec, target, inspect.isclass(target))
-        if loaded.collaborator:
-            try:
-                ops, early = _rt._collaborator_operations(target)
-            except _rt._EarlyConstructorFailed as exc:
-                raise classify(exc.args[0], Stage.INSTANTIATE, f"{spec.name}()") from None
-            if early is not None:
-                loaded.early = _Instance(early, {}, True, loaded.fast)
-        elif loaded.is_class:
-            ops = _rt._class_operations(target)
-        else:
-            ops = _rt._module_operations(target)
-        loaded.operations = [OperationInfo.from_wire(op) for op in ops]
-        loaded.params = {op["name"]: op["params"] for op in ops}
-        return loaded
+            return _Loaded(spec, _rt.load_entry(spec.entry or ""))
+        except _rt.LoadFailed as exc:
+            raise _staged(exc.record, Stage.LOAD) from None
 
     async def instantiate(self, loaded: _Loaded) -> _Instance:
-        if loaded.early is not None:
-            early, loaded.early = loaded.early, None
-            return early
-        obj = loaded.target
-        if loaded.is_class:
-            try:
-                obj = loaded.target()
-            except BaseException as exc:  # noqa: BLE001
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                raise classify(exc, Stage.INSTANTIATE, f"{loaded.spec.name}()") from None
-        if loaded.collaborator:
-            return _Instance(obj, {}, True, loaded.fast)
-        return _Instance(obj, {op.name: getattr(obj, op.name) for op in loaded.operations}, False, loaded.fast)
+        try:
+            obj, bound, invoke = _rt.instantiate(loaded.slot)
+        except _rt.LoadFailed as exc:
+            raise _staged(exc.record, Stage.INSTANTIATE) from None
+        return _Instance(obj, bound, invoke, loaded.fast)
 
     async def invoke(self, instance: _Instance, call: ActionCall, operation: str, *,
                      concurrent: bool) -> Returned:
-        if instance.collaborator:
-            fn: Callable[..., Any] = instance.obj.invoke
+        if instance.invoke is not None:
+            fn: Callable[..., Any] = instance.invoke
             args: tuple[Any, ...] = (operation, list(call.args), dict(call.kwargs))
             kwargs: dict[str, Any] = {}
         else:
@@ -291,7 +256,7 @@ class InlineBoundary:
 
     @staticmethod
     def _call_failure(instance: _Instance, call: ActionCall, operation: str, exc: BaseException) -> Failed:
-        if isinstance(exc, TypeError) and not instance.collaborator:
+        if isinstance(exc, TypeError) and instance.invoke is None:
             params = _rt._params(instance.methods[operation], 0)
             misfit = _rt._misfit(params, call.args, call.kwargs) if params is not None else None
             if misfit:
@@ -321,7 +286,7 @@ class InlineBoundary:
     async def unload(self, loaded: _Loaded, instance: _Instance | None) -> None:
         if instance is not None:
             instance.alive = False
-            close = getattr(instance.obj, "close", None) if loaded.is_class else None
+            close = getattr(instance.obj, "close", None) if loaded.slot.kind in _CLASSES else None
             if callable(close):
                 with contextlib.suppress(Exception):
                     close()

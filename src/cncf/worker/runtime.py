@@ -625,10 +625,10 @@ def _collaborator_operations(cls):
 # ---------------------------------------------------------------------------
 
 
-class _Slot(object):
-    """One loaded entry and (after NEW) its live instance."""
+class Slot(object):
+    """One loaded entry and (after NEW, in a worker) its live instance."""
 
-    __slots__ = ("entry", "target", "kind", "operations", "params", "obj", "bound", "invoke")
+    __slots__ = ("entry", "target", "kind", "operations", "params", "obj", "bound", "invoke", "early")
 
     def __init__(self, entry, target, kind, operations):
         self.entry = entry
@@ -639,6 +639,7 @@ class _Slot(object):
         self.obj = None
         self.bound = None
         self.invoke = None
+        self.early = None  # a Collaborator built early to list its operations
 
 
 _slots = {}
@@ -652,61 +653,47 @@ def _is_dependency_of(missing, module):
     return missing != module and not module.startswith(missing + ".")
 
 
-def _handle_load(body):
-    rid = body.get("id")
-    iid = body.get("instance")
-    entry = body.get("entry") or ""
-    paths = [p for p in (body.get("paths") or []) if isinstance(p, str)]
-    options = body.get("options") or {}
-    if _HERE:
-        here = os.path.dirname(_HERE)
-        sys.path[:] = [p for p in sys.path if p != here]
-    sys.path[0:0] = paths
-    sitedirs = options.get("sitedirs") or []
-    if sitedirs:
-        import site
+class LoadFailed(Exception):
+    """An entry could not be loaded or instantiated; ``record`` is the failure
+    record (code, message, cause) to report."""
 
-        for d in sitedirs:
-            site.addsitedir(d)
-    if options.get("synthetic_api", True):
-        has_own = False
-        for finder in sys.meta_path:
-            find = getattr(finder, "find_spec", None)
-            if find is None or "cncf" in sys.modules:
-                continue
-            try:
-                if find("cncf", None) is not None:
-                    has_own = True
-                    break
-            except Exception:
-                pass
-        _install_api(not has_own)
+    def __init__(self, record):
+        Exception.__init__(self, record.get("message"))
+        self.record = record
+
+
+def load_entry(entry, infer_entry=False):
+    """Import ``module[:attr]`` and discover its operations.
+
+    The one implementation of entry loading and operation discovery: the
+    worker's LOAD handler and the hub's inline form both call it.  Returns a
+    ``Slot``; raises ``LoadFailed``.
+    """
     mod_name, _, attr = entry.partition(":")
     what = "importing %r" % mod_name
     if not mod_name:
-        return _reply_failure(LOADED, rid, _failure("entry_not_found", "no entry was given"))
+        raise LoadFailed(_failure("entry_not_found", "no entry was given"))
     try:
         __import__(mod_name)
         module = sys.modules[mod_name]
     except ModuleNotFoundError as exc:
         missing = getattr(exc, "name", None) or ""
         if missing and _is_dependency_of(missing, mod_name):
-            return _reply_failure(LOADED, rid, _failure(
+            raise LoadFailed(_failure(
                 "dependency_unresolved",
                 "%s failed: it needs module %r, which is not installed in the component's "
                 "environment (declare it in requirements)" % (what, missing),
                 exc, module=missing))
-        return _reply_failure(LOADED, rid, _failure(
-            "entry_not_found",
-            "entry module %r is not on the component's path %r" % (mod_name, paths), exc,
+        raise LoadFailed(_failure(
+            "entry_not_found", "entry module %r is not on the component's path" % (mod_name,), exc,
             module=mod_name))
     except BaseException as exc:
         code, msg = _classify(exc, what)
         if code in ("raised", "stack_overflow", "cancelled"):
             code = "import_failed"
-        return _reply_failure(LOADED, rid, _failure(code, msg, exc))
+        raise LoadFailed(_failure(code, msg, exc))
     target, kind = module, "module"
-    if not attr and options.get("infer_entry"):
+    if not attr and infer_entry:
         # No entry was named: a module without public functions but with
         # exactly one public class of its own is that class.
         attr = _sole_class(module) or ""
@@ -717,8 +704,9 @@ def _handle_load(body):
             for part in attr.split("."):
                 target = getattr(target, part)
         except AttributeError as exc:
-            return _reply_failure(LOADED, rid, _failure(
-                "entry_not_found", "module %r has no attribute %r" % (mod_name, attr), exc))
+            raise LoadFailed(_failure(
+                "entry_not_found", "module %r has no attribute %r" % (mod_name, attr), exc,
+                candidates=sorted(n for n in vars(module) if not n.startswith("_"))))
         if isinstance(target, type):
             kind = "collaborator" if _is_collaborator(target) else "class"
         elif isinstance(target, type(sys)):
@@ -748,15 +736,77 @@ def _handle_load(body):
         code, msg = _classify(exc, "constructing %s" % entry)
         if code in ("raised", "cancelled"):
             code = "constructor_failed"
-        return _reply_failure(LOADED, rid, _failure(code, msg, exc))
+        raise LoadFailed(_failure(code, msg, exc))
     except BaseException as exc:
-        return _reply_failure(LOADED, rid, _failure(
+        raise LoadFailed(_failure(
             "import_failed", "discovering the operations of %r failed: %s" % (
                 entry, _exc_summary(exc)), exc))
-    _slots[iid] = slot = _Slot(entry, target, kind, operations)
-    slot.obj = early
-    _send_obj(LOADED, {"id": rid, "ok": True, "operations": operations, "entry": entry,
-                       "kind": kind})
+    slot = Slot(entry, target, kind, operations)
+    slot.early = early
+    return slot
+
+
+def instantiate(slot):
+    """Create the live instance of a loaded entry: ``(obj, bound, invoke)``
+    where ``bound`` maps operation names to callables (or ``invoke`` is a
+    Collaborator's).  Raises ``LoadFailed`` with the constructor's failure."""
+    try:
+        if slot.early is not None:  # created early to list its operations
+            obj, slot.early = slot.early, None
+        elif slot.kind == "function":
+            return slot.target, {slot.operations[0]["name"]: slot.target}, None
+        else:
+            obj = slot.target() if isinstance(slot.target, type) else slot.target
+    except BaseException as exc:
+        code, msg = _classify(exc, "constructing %s" % slot.entry)
+        if code in ("raised", "cancelled"):
+            code = "constructor_failed"
+        raise LoadFailed(_failure(code, msg, exc))
+    if slot.kind == "collaborator":
+        return obj, None, obj.invoke
+    bound = {}
+    for op in slot.operations:
+        f = getattr(obj, op["name"], None)
+        if f is not None:
+            bound[op["name"]] = f
+    return obj, bound, None
+
+
+def _handle_load(body):
+    rid = body.get("id")
+    iid = body.get("instance")
+    paths = [p for p in (body.get("paths") or []) if isinstance(p, str)]
+    options = body.get("options") or {}
+    if _HERE:
+        here = os.path.dirname(_HERE)
+        sys.path[:] = [p for p in sys.path if p != here]
+    sys.path[0:0] = paths
+    sitedirs = options.get("sitedirs") or []
+    if sitedirs:
+        import site
+
+        for d in sitedirs:
+            site.addsitedir(d)
+    if options.get("synthetic_api", True):
+        has_own = False
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if find is None or "cncf" in sys.modules:
+                continue
+            try:
+                if find("cncf", None) is not None:
+                    has_own = True
+                    break
+            except Exception:
+                pass
+        _install_api(not has_own)
+    try:
+        slot = load_entry(body.get("entry") or "", bool(options.get("infer_entry")))
+    except LoadFailed as exc:
+        return _reply_failure(LOADED, rid, exc.record)
+    _slots[iid] = slot
+    _send_obj(LOADED, {"id": rid, "ok": True, "operations": slot.operations, "entry": slot.entry,
+                       "kind": slot.kind})
 
 
 def _handle_new(body):
@@ -765,28 +815,9 @@ def _handle_new(body):
     if slot is None:
         return _reply_failure(RESULT, rid, _failure("entry_not_found", "no such loaded instance"))
     try:
-        if slot.obj is not None:  # created early to list its operations
-            obj = slot.obj
-        elif slot.kind == "function":
-            obj = slot.target
-            slot.bound = {slot.operations[0]["name"]: obj}
-        else:
-            obj = slot.target() if isinstance(slot.target, type) else slot.target
-    except BaseException as exc:
-        code, msg = _classify(exc, "constructing %s" % slot.entry)
-        if code in ("raised", "cancelled"):
-            code = "constructor_failed"
-        return _reply_failure(RESULT, rid, _failure(code, msg, exc))
-    slot.obj = obj
-    if slot.kind == "collaborator":
-        slot.invoke = obj.invoke
-    elif slot.kind != "function":
-        bound = {}
-        for op in slot.operations:
-            f = getattr(obj, op["name"], None)
-            if f is not None:
-                bound[op["name"]] = f
-        slot.bound = bound
+        slot.obj, slot.bound, slot.invoke = instantiate(slot)
+    except LoadFailed as exc:
+        return _reply_failure(RESULT, rid, exc.record)
     _send_obj(RESULT, {"id": rid, "ok": True, "value": None})
 
 
