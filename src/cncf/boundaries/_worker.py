@@ -209,6 +209,17 @@ def _remove(paths: Sequence[Path]) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
+def resolve_executable(name: str, base_dir: Path) -> str | None:
+    """An executable named by a component: a path (relative to its folder) or a
+    bare name looked up on PATH.  None when there is no such executable."""
+    if os.sep in name or name.startswith("."):
+        path = Path(name).expanduser()
+        if not path.is_absolute():
+            path = base_dir / path
+        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+    return shutil.which(name)
+
+
 def failed(code: Code, message: str, **attributes: Any) -> Failed:
     """A load-stage failure raised while planning."""
     return Failed(Observation.of(code, message, stage=Stage.LOAD, **attributes))

@@ -11,11 +11,9 @@ shared :class:`~cncf.boundaries._worker.WorkerBoundary`.
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cncf.boundaries._worker import LaunchPlan, WorkerBoundary, failed
+from cncf.boundaries._worker import LaunchPlan, WorkerBoundary, failed, resolve_executable
 from cncf.observation import Code
 
 if TYPE_CHECKING:
@@ -29,13 +27,7 @@ def resolve_command(spec: ComponentSpec) -> list[str]:
         raise failed(Code.INVALID_MANIFEST, f"component {spec.name!r} has no command",
                      key="component.command")
     exe = argv[0]
-    if os.sep in exe:
-        path = Path(exe).expanduser()
-        if not path.is_absolute():
-            path = spec.base_dir / path
-        found = str(path) if path.is_file() and os.access(path, os.X_OK) else None
-    else:
-        found = shutil.which(exe)
+    found = resolve_executable(exe, spec.base_dir)
     if found is None:
         raise failed(
             Code.ARTIFACT_NOT_FOUND,

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cncf.boundaries._environments import EnvironmentCache, file_digest, venv_python
-from cncf.boundaries._worker import LaunchPlan, WorkerBoundary, failed
+from cncf.boundaries._worker import LaunchPlan, WorkerBoundary, failed, resolve_executable
 from cncf.boundaries.base import BoundaryContext
 from cncf.observation import Code
 
@@ -67,13 +67,7 @@ def resolve_interpreter(spec: ComponentSpec) -> tuple[str, bool]:
     name = spec.interpreter
     if not name:
         return sys.executable, False
-    if os.sep in name or name.startswith("."):
-        path = Path(name).expanduser()
-        if not path.is_absolute():
-            path = spec.base_dir / path
-        found = str(path) if path.is_file() and os.access(path, os.X_OK) else None
-    else:
-        found = shutil.which(name)
+    found = resolve_executable(name, spec.base_dir)
     if found is None:
         raise failed(
             Code.INTERPRETER_NOT_FOUND,
