@@ -18,10 +18,12 @@ sharing the old one with a runaway.
 The hop to a thread costs tens of microseconds, more than many operations.
 An operation that has finished in under ``FAST`` seconds ``PROMOTE`` times in
 a row on a thread is therefore *promoted* to run on the loop directly (as a
-function call, no hop); if it ever blocks the loop for more than ``SLOW``
-seconds it is demoted back to threads for good.  The worst case is one
-call that blocks the loop once, and whose overshoot of a deadline is then
-reported after the fact (tier ``late``).
+function call, no hop); when it blocks the loop for more than ``SLOW``
+seconds it is demoted back to threads, and after ``DEMOTIONS`` demotions it
+stays there for good (one demotion may be a preemption of the hub's process,
+not the operation's fault).  The worst case is a few calls that block the
+loop, and whose overshoot of a deadline is then reported after the fact
+(tier ``late``).
 
 Discovery of operations, argument checking and the mapping of exceptions to
 codes are the worker runtime's (``cncf.worker.runtime``, importable here
@@ -55,7 +57,8 @@ _ALIVE, _DEAD = Health(True), Health(False)
 _CLASSES = ("class", "collaborator")  # kinds whose instance the boundary created (and closes)
 FAST = 100e-6  # an operation this quick is cheaper to run on the loop than to hop to a thread
 PROMOTE = 16  # consecutive fast runs on a thread before an operation runs on the loop
-SLOW = 1e-3  # a promoted operation that blocks the loop this long goes back to threads for good
+SLOW = 1e-3  # a promoted operation that blocks the loop this long goes back to threads
+DEMOTIONS = 3  # demotions after which an operation stays on threads for good
 _IDLE = 30.0  # seconds an idle inline thread waits for work before it exits
 
 # The running call, per thread and per task: the worker runtime's accessors
@@ -118,13 +121,14 @@ def classify(exc: BaseException, stage: Stage, what: str) -> Failed:
 
 
 class _Loaded:
-    __slots__ = ("spec", "slot", "operations", "fast")
+    __slots__ = ("spec", "slot", "operations", "fast", "demoted")
 
     def __init__(self, spec: ComponentSpec, slot: Any) -> None:
         self.spec = spec
         self.slot = slot  # the worker runtime's Slot: entry, target, kind, operations
         self.operations = [OperationInfo.from_wire(op) for op in slot.operations]
         self.fast: collections.Counter[str] = collections.Counter()  # consecutive fast thread runs
+        self.demoted: collections.Counter[str] = collections.Counter()
 
     @property
     def entry(self) -> str:
@@ -144,11 +148,11 @@ class _Running:
 
 
 class _Instance:
-    __slots__ = ("obj", "methods", "invoke", "running", "alive", "runaways", "fast")
+    __slots__ = ("obj", "methods", "invoke", "running", "alive", "runaways", "fast", "demoted")
 
     def __init__(self, obj: Any, methods: dict[str, Any] | None, invoke: Callable[..., Any] | None,
-                 fast: collections.Counter[str]) -> None:
-        self.fast = fast  # shared with the loaded artifact: speed survives a restart
+                 loaded: _Loaded) -> None:
+        self.fast, self.demoted = loaded.fast, loaded.demoted  # speed survives a restart
         self.obj = obj
         self.methods = methods or {}
         self.invoke = invoke  # a Collaborator's own invoke, else None
@@ -178,7 +182,7 @@ class InlineBoundary:
             obj, bound, invoke = _rt.instantiate(loaded.slot)
         except _rt.LoadFailed as exc:
             raise _staged(exc.record, Stage.INSTANTIATE) from None
-        return _Instance(obj, bound, invoke, loaded.fast)
+        return _Instance(obj, bound, invoke, loaded)
 
     async def invoke(self, instance: _Instance, call: ActionCall, operation: str, *,
                      concurrent: bool) -> Returned:
@@ -198,8 +202,9 @@ class InlineBoundary:
                     result = fn(*args, **kwargs)
                 finally:
                     _CALL.reset(token)
-                if time.perf_counter() - t0 > SLOW:
-                    loaded_fast[operation] = -(1 << 30)  # blocked the loop: threads for good
+                if time.perf_counter() - t0 > SLOW and not inspect.iscoroutinefunction(fn):
+                    instance.demoted[operation] += 1  # blocked the loop: back to threads
+                    loaded_fast[operation] = 0 if instance.demoted[operation] < DEMOTIONS else -(1 << 30)
             else:
                 result = await self._on_thread(instance, run, operation, fn, args, kwargs, loaded_fast)
             if type(result) not in _SIMPLE and inspect.isawaitable(result):
