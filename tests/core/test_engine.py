@@ -118,10 +118,11 @@ def test_declared_run_timeout_applies(home):
         assert time.monotonic() - t0 < 2
 
 
-def test_blocking_inline_call_is_released_at_its_deadline_and_its_instance_replaced(hub, counter):
+def test_blocking_inline_call_is_released_after_the_grace_and_its_instance_replaced(hub):
+    counter = hub.load(INLINE / "counter", cancel_grace=0.2)
     t0 = time.monotonic()
-    out = hub.call("counter.block", {"seconds": 1.5}, timeout=0.1)
-    assert time.monotonic() - t0 < 1.0  # at the deadline, not when the sleep ends
+    out = hub.call("counter.block", {"seconds": 3}, timeout=0.1)
+    assert time.monotonic() - t0 < 2.0  # deadline + grace, not when the sleep ends
     assert out.observation.code is Code.TIMED_OUT and out.observation.attributes["tier"] == "abandoned"
     # The abandoned thread still holds the (serialize) instance: the next call gets a fresh one.
     assert hub.call("counter.get").value == 0

@@ -8,8 +8,10 @@ Where operations run.  Asynchronous operations run as tasks on the hub's
 loop and are cancelled cooperatively (``task.cancel()``).  Synchronous ones
 run on the hub's inline threads, so the loop stays free: other components
 keep answering, ``concurrent`` operations overlap, and a deadline is met at
-the deadline.  A thread cannot be pre-empted, so a cancellation sets the
-call's cooperative flag and releases the caller at once (tier
+the deadline.  Cancellation is cooperative first, as in every form: the
+call's flag is set (``cncf.collaborator.cancelled()``) and the engine waits
+``cancel_grace``.  A thread cannot be pre-empted, so where another form
+would kill its worker the inline form releases the caller (tier
 ``abandoned``); the thread runs on unobserved, and while an abandoned
 *exclusive* operation still runs the instance reports itself dead, so the
 next call gets a fresh instance (the restart policy applies) instead of
@@ -278,10 +280,10 @@ class InlineBoundary:
             run.task.cancel()
             return None
         fut = run.future
-        if fut is not None and not fut.done():
-            # A thread cannot be interrupted: release the caller now, let the
-            # thread see the flag (or not), and keep the instance away from
-            # later exclusive calls while it runs on.
+        if force and fut is not None and not fut.done():
+            # A thread cannot be interrupted: after the grace period release the
+            # caller, let the thread see the flag (or not), and keep the instance
+            # away from later exclusive calls while it runs on.
             if run.exclusive:
                 instance.runaways += 1
             fut.set_exception(_Abandoned())

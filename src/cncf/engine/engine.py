@@ -373,9 +373,11 @@ class ActionEngine:
             rec.running = False
             if rec.finished is not None and not rec.finished.done():
                 rec.finished.set_result(None)
+            # A crash is marked before the slot is returned: every waiter is woken
+            # with an Observation naming it, none is admitted to the dead instance.
+            if obs is not None and comp.is_crash(obs):
+                comp.mark_crashed(obs.with_context(target=str(call.target), call_id=call.id), generation)
             comp.gate.leave()
-        if obs is not None and comp.is_crash(obs):
-            comp.mark_crashed(obs.with_context(target=str(call.target), call_id=call.id), generation)
         if rec.reason is None and deadline is not None and loop.time() > deadline and obs is None:
             # A component that blocked the event loop (inline, synchronous) ran past its
             # deadline without being interruptible: its late result is discarded.
@@ -441,7 +443,9 @@ class ActionEngine:
                     await asyncio.wait_for(asyncio.shield(rec.finished), rec.entry.policy.cancel_grace)
                 except TimeoutError:
                     rec.tier = CancelTier.KILLED
-                    await boundary.cancel(rec.instance, rec.call, force=True)
+                    applied = await boundary.cancel(rec.instance, rec.call, force=True)
+                    if applied is not None:
+                        rec.tier = applied
             elif not rec.running and rec.reason is CancelReason.CALLER and rec.finished is None:
                 # The caller's task was cancelled mid-invoke: we can no longer see the
                 # invoke end, so the boundary decides whether the call is still running.
