@@ -64,7 +64,7 @@ def test_policy_levels_resolve_field_by_field(hub: Door, form: Form, tmp_path: P
     # sets only the policy; operation beats service, limit from the component.
     for service, peak in (("wide", 3), ("pair", 2), ("narrow", 1), ("tight", 3)):
         assert hub.call(f"{NAME}.reset").ok
-        outs = _probes(hub, f"{NAME}.{service}.probe", 6, 0.25)
+        outs = _probes(hub, f"{NAME}.{service}.probe", 6, 0.15)
         assert all(o.ok for o in outs), (service, [o.observation for o in outs])
         assert hub.call(f"{NAME}.stats").value["peak"] == peak, service
     assert {k: _policy(hub, "pair", "probe")[k] for k in ("policy", "max_concurrency", "run_timeout")} == {
