@@ -43,3 +43,21 @@ def counter(hub: cncf.Hub) -> cncf.ComponentHandle:
     handle = hub.load(INLINE / "counter")
     assert handle.state == "ready", handle.observation
     return handle
+
+
+@pytest.fixture(scope="session")
+def jvm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's cache: the JVM host is compiled once and every hub of the
+    session finds it there (see ``tests/jar/conftest.py``'s ``jar_home``)."""
+    return tmp_path_factory.mktemp("cncf-cache")
+
+
+@pytest.fixture(scope="session")
+def jvm(jvm_cache: Path):  # noqa: ANN201 - cncf.jvm.build.JvmBuild
+    """The JVM host and collaborator API, compiled once per session (shared by
+    the jar suite and the contract suite)."""
+    require_tool("javac")
+    require_tool("java")
+    from cncf.jvm.build import ensure_built
+
+    return ensure_built(jvm_cache)

@@ -138,20 +138,8 @@ class Jars:
     api: Path
 
 
-@pytest.fixture(scope="session")
-def jvm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The session's cache: the JVM host is compiled once and every hub of the
-    session finds it there (see :func:`jar_home`)."""
-    return tmp_path_factory.mktemp("cncf-cache")
-
-
-@pytest.fixture(scope="session")
-def jvm(jvm_cache: Path):  # noqa: ANN201 - JvmBuild
-    require_tool("javac")
-    require_tool("java")
-    from cncf.jvm.build import ensure_built
-
-    return ensure_built(jvm_cache)
+# ``jvm_cache`` and ``jvm`` (the session's compiled JVM host) live in tests/conftest.py:
+# every suite that runs jars shares one build.
 
 
 def jar_home(home: Path, jvm_cache: Path) -> Path:

@@ -63,6 +63,12 @@ public final class Host {
     static final Map<String, Component> components = new ConcurrentHashMap<String, Component>();
     /** Running (or queued) calls by request id, for CANCEL. */
     static final Map<Long, Call> calls = new ConcurrentHashMap<Long, Call>();
+    /**
+     * CANCELs that overtook their INVOKE (the control pipe is read on its own
+     * thread, so a cancel sent right after an INVOKE can be read first); the
+     * INVOKE applies it when it arrives.  Bounded: ids are never reused.
+     */
+    static final Map<Long, Boolean> earlyCancels = new ConcurrentHashMap<Long, Boolean>();
     /** Every isolated loader ever created, weakly: how many are still alive. */
     static final List<WeakReference<ClassLoader>> loaders = new ArrayList<WeakReference<ClassLoader>>();
     static int loadersCreated;
@@ -203,6 +209,7 @@ public final class Host {
                 if (c == null) return;
                 final Call call = new Call(id, c, body);
                 calls.put(id, call);
+                if (earlyCancels.remove(id) != null) call.cancel();
                 c.submit(new Runnable() {
                     public void run() { c.invoke(call); }
                 });
@@ -263,8 +270,16 @@ public final class Host {
                 in.readFully(data);
                 if ((header[4] & 0xff) != CANCEL) continue;
                 Map<String, Object> body = object(Json.parse(new String(data, UTF8)));
-                Call call = calls.get(number(body.get("id")));
-                if (call != null) call.cancel();
+                long rid = number(body.get("id"));
+                Call call = calls.get(rid);
+                if (call == null) {
+                    if (earlyCancels.size() > 1024) earlyCancels.clear();
+                    earlyCancels.put(rid, Boolean.TRUE);
+                    call = calls.get(rid); // its INVOKE may have arrived meanwhile
+                    if (call != null && earlyCancels.remove(rid) != null) call.cancel();
+                } else {
+                    call.cancel();
+                }
             }
         } catch (Exception e) {
             // control pipe closed: the hub is going away; the request pipe's EOF ends us

@@ -1,0 +1,69 @@
+"""Crash and restart, the same for every form whose component lives in a
+process of its own (an ``inline`` component shares the hub's process: it has
+no process to lose, so it is the one documented skip): the crash is an
+Observation, ``restart = "on-failure"`` serves the next call from a fresh
+instance, ``restart = "never"`` stays crashed."""
+
+from __future__ import annotations
+
+import pytest
+
+from cncf import Code
+from tests.contract.conftest import NAME, Door, Form, Loader, pid_of, running, wait_until, waiting
+
+pytestmark = pytest.mark.slow  # the jar form compiles its jar
+
+
+@pytest.fixture
+def crashable(form: Form) -> Form:
+    if not form.process:
+        pytest.skip("the inline form has no process of its own: nothing to crash")
+    return form
+
+
+def test_a_crash_is_an_observation_and_on_failure_serves_the_next_call_fresh(
+    hub: Door, load: Loader, crashable: Form
+) -> None:
+    handle = load(restart="on-failure")
+    assert hub.call(f"{NAME}.increment", [5]).value == 5
+    pid = pid_of(hub)
+    out = hub.call(f"{NAME}.crash")
+    assert not out.ok
+    assert (out.observation.code, out.observation.stage.value) == (Code.WORKER_CRASHED, "execute")
+    assert out.observation.retryable
+    assert handle.state == "crashed"
+    assert hub.call(f"{NAME}.get").value == 0  # a fresh instance
+    assert handle.state == "ready" and handle.restarts == 1
+    assert pid_of(hub) not in (None, pid)
+    assert hub.call(f"{NAME}.increment", [2]).value == 2
+
+
+def test_a_crash_wakes_the_waiting_calls_with_an_observation(
+    hub: Door, load: Loader, crashable: Form
+) -> None:
+    load(restart="on-failure")
+    holder = hub.submit(f"{NAME}.sleep", [0.5])
+    wait_until(lambda: running(hub) == 1, "the first call runs")
+    crash = hub.submit(f"{NAME}.crash")
+    wait_until(lambda: waiting(hub) == 1, "the crash call waits")
+    waiters = [hub.submit(f"{NAME}.increment", [1]) for _ in range(3)]
+    wait_until(lambda: waiting(hub) == 4, "every call waits")
+    assert holder.result(timeout=30).value == "slept"
+    assert crash.result(timeout=30).observation.code is Code.WORKER_CRASHED
+    for w in waiters:
+        out = w.result(timeout=30)
+        # style rule 7: when the instance crashes, every waiter is woken with an Observation
+        assert not out.ok, "a call that waited behind the crash was served instead of woken"
+        assert (out.observation.code, out.observation.stage.value) == (Code.INSTANCE_LOST_WAITING, "wait")
+    assert hub.call(f"{NAME}.get").value == 0
+
+
+def test_restart_never_stays_crashed(hub: Door, load: Loader, crashable: Form) -> None:
+    handle = load(restart="never")
+    out = hub.call(f"{NAME}.crash")
+    assert (out.observation.code, out.observation.stage.value) == (Code.WORKER_CRASHED, "execute")
+    for _ in range(2):
+        again = hub.call(f"{NAME}.get")
+        assert not again.ok
+        assert again.observation.code is Code.COMPONENT_UNAVAILABLE
+    assert handle.state == "crashed" and handle.restarts == 0
