@@ -21,9 +21,10 @@ The hop to a thread costs tens of microseconds, more than many operations.
 An operation that has finished in under ``FAST`` seconds ``PROMOTE`` times in
 a row on a thread is therefore *promoted* to run on the loop directly (as a
 function call, no hop); when it blocks the loop for more than ``SLOW``
-seconds it is demoted back to threads, and after ``DEMOTIONS`` demotions it
-stays there for good (one demotion may be a preemption of the hub's process,
-not the operation's fault).  The worst case is a few calls that block the
+seconds it is demoted back to threads; after ``DEMOTIONS`` demotions each
+within ``STRIKE_WINDOW`` runs of the previous one it stays there for good.
+A lone demotion now and then is the hub's process being preempted, not the
+operation's fault; an operation that really blocks is demoted every time.  The worst case is a few calls that block the
 loop, and whose overshoot of a deadline is then reported after the fact
 (tier ``late``).
 
@@ -60,7 +61,8 @@ _CLASSES = ("class", "collaborator")  # kinds whose instance the boundary create
 FAST = 100e-6  # an operation this quick is cheaper to run on the loop than to hop to a thread
 PROMOTE = 16  # consecutive fast runs on a thread before an operation runs on the loop
 SLOW = 1e-3  # a promoted operation that blocks the loop this long goes back to threads
-DEMOTIONS = 3  # demotions after which an operation stays on threads for good
+DEMOTIONS = 3  # demotions in a row (each within STRIKE_WINDOW loop runs) that are final
+STRIKE_WINDOW = 256
 _IDLE = 30.0  # seconds an idle inline thread waits for work before it exits
 
 # The running call, per thread and per task: the worker runtime's accessors
@@ -205,8 +207,9 @@ class InlineBoundary:
                 finally:
                     _CALL.reset(token)
                 if time.perf_counter() - t0 > SLOW and not inspect.iscoroutinefunction(fn):
-                    instance.demoted[operation] += 1  # blocked the loop: back to threads
-                    loaded_fast[operation] = 0 if instance.demoted[operation] < DEMOTIONS else -(1 << 30)
+                    _demote(instance, operation)
+                elif loaded_fast[operation] >= PROMOTE:
+                    loaded_fast[operation] += 1  # counts on-loop runs since the promotion
             else:
                 result = await self._on_thread(instance, run, operation, fn, args, kwargs, loaded_fast)
             if type(result) not in _SIMPLE and inspect.isawaitable(result):
@@ -307,6 +310,14 @@ class InlineBoundary:
 
     async def close(self) -> None:
         return None
+
+
+def _demote(instance: _Instance, operation: str) -> None:
+    """A promoted operation blocked the loop: back to threads, for good on the third strike."""
+    fast, demoted = instance.fast, instance.demoted
+    recent = fast[operation] - PROMOTE < STRIKE_WINDOW
+    demoted[operation] = demoted[operation] + 1 if recent else 1
+    fast[operation] = 0 if demoted[operation] < DEMOTIONS else -(1 << 30)
 
 
 async def _awaited(awaitable: Any) -> Any:
