@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cncf._start import classpath_of, init_of
 from cncf.observation import Code, Failed, Observation
 from cncf.policy import Mode, PolicySpec, Restart
 
@@ -65,6 +66,8 @@ class ComponentSpec:
     isolation: str = "shared"  # jar: shared host, or a JVM of its own
     jvm_options: tuple[str, ...] = ()
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    classpath: tuple[Path, ...] = ()  # jar: more jars for the component's own loader
+    init: list[Any] | dict[str, Any] | None = None  # constructor arguments: positional or named
 
     @property
     def suffix(self) -> str:
@@ -159,7 +162,7 @@ _POLICY_KEYS = ("policy", "max_concurrency", "wait_timeout", "run_timeout", "can
 COMPONENT_KEYS = (
     "name", "form", "entry", "artifact", "requirements", "wheels", "interpreter", "command",
     "restart", "max_restarts", "restart_period", "restart_backoff", "memory_limit",
-    "isolation", "jvm_options", "env", *_POLICY_KEYS,
+    "isolation", "jvm_options", "env", "classpath", "init", *_POLICY_KEYS,
 )
 _TOP_KEYS = ("component", "services", "operations")
 _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
@@ -344,6 +347,8 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
     if form == "inline" and not entry:
         raise check.fail(p + "entry", None, "'module:Class' or 'module' importable in the hub")
     return ComponentSpec(
+        classpath=classpath_of(check, comp, form, base),
+        init=init_of(check, comp, form),
         name=check.string(comp, "name", p)
         or (_entry_name(entry) if form == "inline" and not found else _default_name(artifact)),
         form=form,

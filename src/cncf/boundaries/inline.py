@@ -181,7 +181,7 @@ class InlineBoundary:
 
     async def instantiate(self, loaded: _Loaded) -> _Instance:
         try:
-            obj, bound, invoke = _rt.instantiate(loaded.slot)
+            obj, bound, invoke = _rt.instantiate(loaded.slot, loaded.spec.init)
         except _rt.LoadFailed as exc:
             raise _staged(exc.record, Stage.INSTANTIATE) from None
         return _Instance(obj, bound, invoke, loaded)

@@ -746,17 +746,19 @@ def load_entry(entry, infer_entry=False):
     return slot
 
 
-def instantiate(slot):
+def instantiate(slot, init=None):
     """Create the live instance of a loaded entry: ``(obj, bound, invoke)``
     where ``bound`` maps operation names to callables (or ``invoke`` is a
-    Collaborator's).  Raises ``LoadFailed`` with the constructor's failure."""
+    Collaborator's).  ``init`` is the manifest's constructor arguments (a list
+    is positional, a dict named).  Raises ``LoadFailed`` with the constructor's
+    failure."""
     try:
         if slot.early is not None:  # created early to list its operations
             obj, slot.early = slot.early, None
         elif slot.kind == "function":
             return slot.target, {slot.operations[0]["name"]: slot.target}, None
         else:
-            obj = slot.target() if isinstance(slot.target, type) else slot.target
+            obj = _construct(slot.target, init)
     except BaseException as exc:
         code, msg = _classify(exc, "constructing %s" % slot.entry)
         if code in ("raised", "cancelled"):
@@ -809,13 +811,23 @@ def _handle_load(body):
                        "kind": slot.kind})
 
 
+def _construct(target, init):
+    """The live instance: a class called with the manifest's ``init`` (a list is
+    positional, an object named); any other target is its own instance."""
+    if not isinstance(target, type):
+        return target
+    if isinstance(init, dict):
+        return target(**init)
+    return target(*(init or ()))
+
+
 def _handle_new(body):
     rid = body.get("id")
     slot = _slots.get(body.get("instance"))
     if slot is None:
         return _reply_failure(RESULT, rid, _failure("entry_not_found", "no such loaded instance"))
     try:
-        slot.obj, slot.bound, slot.invoke = instantiate(slot)
+        slot.obj, slot.bound, slot.invoke = instantiate(slot, body.get("init"))
     except LoadFailed as exc:
         return _reply_failure(RESULT, rid, exc.record)
     _send_obj(RESULT, {"id": rid, "ok": True, "value": None})
