@@ -1,4 +1,5 @@
-"""What a component needs to start: the manifest's ``classpath`` and ``init``.
+"""What a component needs to start: the manifest's ``classpath``, ``init`` and
+``build_constraints``.
 
 ``classpath`` (jar form) lists more jars for the component's own class loader:
 paths or globs, relative to the manifest's folder (a CLI ``--classpath`` is
@@ -82,3 +83,17 @@ def _no_json(value: object) -> object:
     if isinstance(value, datetime.date | datetime.time):
         raise TypeError(f"a TOML {type(value).__name__} is not JSON: quote it as an ISO-8601 string")
     raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def build_constraints_of(check: _Checker, comp: Mapping[str, Any], form: str) -> tuple[str, ...]:
+    """Pins for the tools that build an sdist (``setuptools<58``): requirement
+    strings, passed to ``uv pip install --build-constraints``; python form only."""
+    pins = check.strings(comp, "build_constraints", "component.")
+    if not pins:
+        return ()
+    if form != "python":
+        raise check.fail("component.build_constraints", list(pins), "no build_constraints unless form = 'python'")
+    for pin in pins:
+        if pin.lstrip().startswith("-"):
+            raise check.fail("component.build_constraints", pin, "requirement strings such as 'cython<3', not options")
+    return pins

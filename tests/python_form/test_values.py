@@ -86,3 +86,45 @@ def test_init_that_the_constructor_refuses(pyhub: cncf.Hub) -> None:
     assert h.observation is not None
     assert h.observation.code.value == "constructor_failed"
     assert h.observation.stage.value == "instantiate"
+
+
+# ---------------------------------------------------------------------------
+# An old sdist: uv's output once and trimmed; build constraints
+# ---------------------------------------------------------------------------
+
+
+def _yaml_component(tmp_path, constraints: list[str] | None):  # noqa: ANN001, ANN202
+    folder = tmp_path / "yamlc"
+    folder.mkdir()
+    (folder / "yamlc.py").write_text("import yaml\n\n\ndef dump(value):\n    return yaml.safe_dump(value)\n")
+    toml = '[component]\nname = "yamlc"\nentry = "yamlc"\nrequirements = ["PyYAML==5.4.1"]\n'
+    if constraints is not None:
+        toml += f"build_constraints = {constraints!r}\n".replace("'", '"')
+    (folder / "cncf.toml").write_text(toml)
+    return folder
+
+
+@pytest.mark.skipif(__import__("sys").version_info < (3, 11), reason="PyYAML 5.4.1 builds from its sdist on 3.11+")
+def test_old_sdist_failure_is_trimmed_and_kept_whole_in_a_log(pyhub: cncf.Hub, tmp_path,  # noqa: ANN001
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))  # no wheel built by an earlier run
+    h = pyhub.load(_yaml_component(tmp_path, None))
+    assert h.state == "failed"
+    obs = h.observation
+    assert obs is not None and obs.code.value == "environment_failed" and obs.stage.value == "load"
+    excerpt = obs.attributes["resolver_output"]
+    log = Path(obs.attributes["log"])
+    whole = log.read_text().splitlines()
+    assert obs.attributes["dropped_lines"] > 0
+    assert len(excerpt.splitlines()) <= 45 < len(whole)
+    assert whole[-2].strip() in excerpt  # the cause at the end of the backend's output is kept
+    assert excerpt not in obs.message  # shown once: the message names the failure, the excerpt follows
+
+
+@pytest.mark.skipif(__import__("sys").version_info < (3, 11), reason="PyYAML 5.4.1 builds from its sdist on 3.11+")
+def test_build_constraints_let_an_old_sdist_build(pyhub: cncf.Hub, tmp_path) -> None:  # noqa: ANN001
+    h = pyhub.load(_yaml_component(tmp_path, ["cython<3"]))
+    assert h.state == "ready", h.observation
+    assert pyhub.call("yamlc.dump", [{"a": [1, 2]}]).value == "a:\n- 1\n- 2\n"

@@ -71,9 +71,8 @@ class _CallCommand(typer.core.TyperCommand):
 _AFTER_DASHES = "cncf.after_dashes"
 
 
-def _after_dashes() -> int:
-    ctx = click.get_current_context(silent=True)
-    return int(ctx.meta.get(_AFTER_DASHES, 0)) if ctx is not None else 0
+def _after_dashes(ctx: click.Context) -> int:
+    return int(ctx.meta.get(_AFTER_DASHES, 0))
 
 
 def parse_args(values: list[str], positional_tail: int = 0) -> tuple[list[Any], dict[str, Any]]:
@@ -147,6 +146,7 @@ def _guard(as_json: bool, target: str, fn: Any) -> int:
 
 @app.command(cls=_CallCommand, context_settings={"ignore_unknown_options": True})
 def call(
+    ctx: typer.Context,
     target: Annotated[str, typer.Argument(help=_TARGET)],
     operation: Annotated[str, typer.Argument(help="Operation name, or service.operation.")],
     args: Annotated[list[str] | None, typer.Argument(help=_ARGS)] = None,
@@ -167,7 +167,7 @@ def call(
         err.print("error: --timeout must be a positive number of seconds")
         raise typer.Exit(render.EXIT_USAGE)
     values = args or []
-    tail = _after_dashes()
+    tail = _after_dashes(ctx)
     for raw in values[: len(values) - tail]:  # negative numbers pass; anything else dashed is a typo
         if raw.startswith("-") and not isinstance(_value(raw), int | float):
             err.print(f"error: no such option: {raw} (to pass it as a string value, quote it as JSON: '\"{raw}\"')")
