@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 import typer.core
 
@@ -63,7 +62,7 @@ class _CallCommand(typer.core.TyperCommand):
     """Remembers how many arguments came after ``--`` (click drops the marker):
     those are positional whatever they contain (Base64 ``aGVsbG8=``, ``a=b``)."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         ctx.meta[_AFTER_DASHES] = len(args) - args.index("--") - 1 if "--" in args else 0
         return super().parse_args(ctx, args)
 
@@ -71,7 +70,7 @@ class _CallCommand(typer.core.TyperCommand):
 _AFTER_DASHES = "cncf.after_dashes"
 
 
-def _after_dashes(ctx: click.Context) -> int:
+def _after_dashes(ctx: typer.Context) -> int:
     return int(ctx.meta.get(_AFTER_DASHES, 0))
 
 
