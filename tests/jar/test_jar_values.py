@@ -281,3 +281,14 @@ def test_commons_codec_hmac_with_init(jar_hub: cncf.Hub, debian_jars: dict[str, 
     hexed = jar_hub.load(CODEC, name="hex", entry="org.apache.commons.codec.binary.Hex")
     assert hexed.state == "ready", hexed.observation
     assert jar_hub.call("hex.encodeHexString", ["aGVsbG8="]).value == plain_java["hex"]  # base64 -> byte[]
+
+
+def test_jackson_tree_parameters_take_json(jar_hub: cncf.Hub, debian_jars: dict[str, Path]) -> None:
+    h = jar_hub.load(JACKSON[0], name="json", entry="com.fasterxml.jackson.databind.ObjectMapper",
+                     classpath=[str(p) for p in JACKSON[1:]])
+    assert h.state == "ready", h.observation
+    back = jar_hub.call("json.treeToValue", [{"a": [1, 2], "b": None}, "java.util.Map"])  # TreeNode, Class<T>
+    assert back.ok, back.observation
+    assert back.value == {"a": [1, 2], "b": None}
+    tree = jar_hub.call("json.valueToTree", [{"k": [True, 2.5]}])  # Object in, JsonNode out
+    assert tree.value == {"k": [True, 2.5]}

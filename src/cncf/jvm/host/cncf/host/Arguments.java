@@ -71,6 +71,9 @@ final class Arguments {
             }
             return STRICT;
         }
+        if (jacksonTree(t) && (v instanceof Map || v instanceof List || (t != String.class && treeTakes(t, v)))) {
+            return LOOSE; // a JSON value becomes the component's own Jackson tree
+        }
         Class<?> b = Values.box(t);
         if (v instanceof Boolean) {
             if (t == boolean.class) return STRICT;
@@ -251,6 +254,11 @@ final class Arguments {
             Class<?> box = st == null || v == null ? null : st.primitiveBox();
             return box == null ? v : convert(v, box, box, null);
         }
+        if (v != null && jacksonTree(t)) {
+            Object tree = readTree(v);
+            if (t.isInstance(tree)) return tree;
+            throw MISMATCH;
+        }
         if (v == null) {
             if (t.isPrimitive()) throw MISMATCH;
             if (t == Optional.class) return Optional.empty();
@@ -421,6 +429,59 @@ final class Arguments {
         Object decorated = jc.getClass().getMethod(converter, arg).invoke(jc, value);
         return decorated.getClass().getMethod("asScala").invoke(decorated);
     }
+
+    // ------------------------------------------------------------------ Jackson trees
+
+    private static final String JSON_NODE = "com.fasterxml.jackson.databind.JsonNode";
+    private static final String TREE_NODE = "com.fasterxml.jackson.core.TreeNode";
+
+    /**
+     * Whether {@code t} is a Jackson tree type of the component's own jackson-databind
+     * ({@code JsonNode}, {@code TreeNode}, {@code ObjectNode}, {@code ArrayNode}, ...):
+     * a JSON value is then parsed by that library into its tree, found by name
+     * through the component's loader (the host never links Jackson).
+     */
+    boolean jacksonTree(Class<?> t) {
+        if (t.isPrimitive() || t.isArray() || Values.jdk(t)) return false;
+        Class<?> node = jsonNode();
+        if (node == null) return false;
+        return node.isAssignableFrom(t) || (t.isInterface() && t.isAssignableFrom(node)
+                && t.getName().equals(TREE_NODE));
+    }
+
+    /** Whether a scalar JSON value parses into a tree node of type {@code t} (TextNode, IntNode, ...). */
+    private boolean treeTakes(Class<?> t, Object v) {
+        if (v instanceof String || v instanceof Number || v instanceof Boolean || v == null) {
+            Class<?> node = jsonNode();
+            return node != null && (t == node || t.isAssignableFrom(node));
+        }
+        return false;
+    }
+
+    private volatile Object jsonNodeClass; // Class, or NO_CLASS when the component has no Jackson
+    private static final Object NO_CLASS = new Object();
+
+    private Class<?> jsonNode() {
+        Object c = jsonNodeClass;
+        if (c == null) {
+            Class<?> found = values.c(JSON_NODE);
+            jsonNodeClass = c = found == null ? NO_CLASS : found;
+        }
+        return c == NO_CLASS ? null : (Class<?>) c;
+    }
+
+    private Object readTree(Object v) throws Exception {
+        Class<?> mapperClass = values.c("com.fasterxml.jackson.databind.ObjectMapper");
+        if (mapperClass == null) throw MISMATCH;
+        Object mapper;
+        synchronized (this) {
+            if (jacksonMapper == null) jacksonMapper = mapperClass.getConstructor().newInstance();
+            mapper = jacksonMapper;
+        }
+        return mapperClass.getMethod("readTree", String.class).invoke(mapper, Json.write(v));
+    }
+
+    private Object jacksonMapper;
 
     // ------------------------------------------------------------------ strings to values
 
