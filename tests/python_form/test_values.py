@@ -128,3 +128,12 @@ def test_build_constraints_let_an_old_sdist_build(pyhub: cncf.Hub, tmp_path) -> 
     h = pyhub.load(_yaml_component(tmp_path, ["cython<3"]))
     assert h.state == "ready", h.observation
     assert pyhub.call("yamlc.dump", [{"a": [1, 2]}]).value == "a:\n- 1\n- 2\n"
+
+
+@pytest.mark.parametrize("form", ["python", "inline"])
+def test_init_reaches_a_collaborator_created_early(pyhub: cncf.Hub, form: str) -> None:
+    from tests.python_form.conftest import FIXTURES as PY
+
+    h = pyhub.load(PY / "echo", name="listed", entry="echo:Listed", form=form, init={"names": ["ping", "pong"]})
+    assert h.state == "ready", h.observation
+    assert pyhub.call("listed.pong", []).value == "pong!"

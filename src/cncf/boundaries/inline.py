@@ -175,7 +175,7 @@ class InlineBoundary:
             if str(folder) not in sys.path:
                 sys.path.insert(0, str(folder))
         try:
-            return _Loaded(spec, _rt.load_entry(spec.entry or ""))
+            return _Loaded(spec, _rt.load_entry(spec.entry or "", init=spec.init))
         except _rt.LoadFailed as exc:
             raise _staged(exc.record, Stage.LOAD) from None
 

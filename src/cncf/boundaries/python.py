@@ -309,6 +309,8 @@ class PythonBoundary(WorkerBoundary):
             )
         details["layout"] = layout
         options: dict[str, Any] = {}
+        if spec.init is not None:  # a Collaborator created early (to list its operations) needs it too
+            options["init"] = spec.init
         if not entry:
             if not hint and candidates is None and layout in ("pex", "shiv"):
                 candidates = _requested(layout, paths[0].parent if layout == "shiv" else paths[0], paths)

@@ -732,7 +732,7 @@ def _is_collaborator(cls):
         hasattr(cls, "operations") or hasattr(cls, "OPERATIONS"))
 
 
-def _collaborator_operations(cls):
+def _collaborator_operations(cls, init=None):
     """(operations, an instance created early or None).
 
     ``OPERATIONS`` (or an ``operations`` sequence attribute) is read from the
@@ -755,7 +755,7 @@ def _collaborator_operations(cls):
                 listed = raw(cls.__new__(cls))
             except Exception:
                 try:
-                    early = cls()
+                    early = _construct(cls, init)
                 except BaseException as exc:
                     raise _EarlyConstructorFailed(exc)
                 listed = early.operations()
@@ -815,12 +815,13 @@ class LoadFailed(Exception):
         self.record = record
 
 
-def load_entry(entry, infer_entry=False):
+def load_entry(entry, infer_entry=False, init=None):
     """Import ``module[:attr]`` and discover its operations.
 
     The one implementation of entry loading and operation discovery: the
     worker's LOAD handler and the hub's inline form both call it.  Returns a
-    ``Slot``; raises ``LoadFailed``.
+    ``Slot``; raises ``LoadFailed``.  ``init`` (the manifest's constructor
+    arguments) serves a Collaborator that must be created to list its operations.
     """
     mod_name, _, attr = entry.partition(":")
     what = "importing %r" % mod_name
@@ -878,7 +879,7 @@ def load_entry(entry, infer_entry=False):
         elif kind == "class":
             operations = _class_operations(target)
         elif kind == "collaborator":
-            operations, early = _collaborator_operations(target)
+            operations, early = _collaborator_operations(target, init)
         elif _is_collaborator(type(target)):
             kind = "collaborator"
             operations, _ = _collaborator_operations(type(target))
@@ -962,7 +963,7 @@ def _handle_load(body):
                 pass
         _install_api(not has_own)
     try:
-        slot = load_entry(body.get("entry") or "", bool(options.get("infer_entry")))
+        slot = load_entry(body.get("entry") or "", bool(options.get("infer_entry")), options.get("init"))
     except LoadFailed as exc:
         return _reply_failure(LOADED, rid, exc.record)
     _slots[iid] = slot
