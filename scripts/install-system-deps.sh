@@ -12,6 +12,10 @@ command -v node >/dev/null 2>&1 || need+=(nodejs)
 [ -f /usr/share/java/commons-lang3.jar ] || need+=(libcommons-lang3-java)
 [ -f /usr/share/java/guava.jar ] || need+=(libguava-java)
 [ -f /usr/share/java/commons-io.jar ] || need+=(libcommons-io-java)
+[ -f /usr/share/java/commons-text.jar ] || need+=(libcommons-text-java)
+[ -f /usr/share/java/jackson-databind.jar ] || need+=(libjackson2-databind-java)
+[ -f /usr/share/java/joda-time.jar ] || need+=(libjoda-time-java)
+[ -f /usr/share/java/commons-codec.jar ] || need+=(libcommons-codec-java)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO apt-get update -q

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cncf._start import build_constraints_of, classpath_of, init_of
 from cncf.observation import Code, Failed, Observation
 from cncf.policy import Mode, PolicySpec, Restart
 
@@ -65,6 +66,9 @@ class ComponentSpec:
     isolation: str = "shared"  # jar: shared host, or a JVM of its own
     jvm_options: tuple[str, ...] = ()
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    classpath: tuple[Path, ...] = ()  # jar: more jars for the component's own loader
+    build_constraints: tuple[str, ...] = ()  # python: pins for building sdists (uv --build-constraints)
+    init: list[Any] | dict[str, Any] | None = None  # constructor arguments: positional or named
 
     @property
     def suffix(self) -> str:
@@ -159,7 +163,7 @@ _POLICY_KEYS = ("policy", "max_concurrency", "wait_timeout", "run_timeout", "can
 COMPONENT_KEYS = (
     "name", "form", "entry", "artifact", "requirements", "wheels", "interpreter", "command",
     "restart", "max_restarts", "restart_period", "restart_backoff", "memory_limit",
-    "isolation", "jvm_options", "env", *_POLICY_KEYS,
+    "isolation", "jvm_options", "env", "classpath", "init", "build_constraints", *_POLICY_KEYS,
 )
 _TOP_KEYS = ("component", "services", "operations")
 _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
@@ -230,8 +234,15 @@ def _infer_form(artifact: Path, table: Mapping[str, Any]) -> str | None:
     suffix = artifact.suffix.lower()
     if suffix == ".jar":
         return "jar"
-    if suffix in (".pyz", ".pex", ".whl", ".py") or artifact.is_dir():
+    if suffix in (".pyz", ".pex", ".shiv", ".pyzw", ".whl", ".py") or artifact.is_dir():
         return "python"
+    if artifact.is_file() and zipfile.is_zipfile(artifact):  # a zipapp by any name: it has a __main__.py
+        try:
+            with zipfile.ZipFile(artifact) as zf:
+                if "__main__.py" in zf.namelist():
+                    return "python"
+        except (zipfile.BadZipFile, OSError):
+            return None
     return None
 
 
@@ -344,6 +355,9 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
     if form == "inline" and not entry:
         raise check.fail(p + "entry", None, "'module:Class' or 'module' importable in the hub")
     return ComponentSpec(
+        classpath=classpath_of(check, comp, form, base),
+        build_constraints=build_constraints_of(check, comp, form),
+        init=init_of(check, comp, form),
         name=check.string(comp, "name", p)
         or (_entry_name(entry) if form == "inline" and not found else _default_name(artifact)),
         form=form,

@@ -42,7 +42,42 @@ _RESOLUTION = (
     "is not a valid",
     "Distribution not found",
 )
-_QUIET = ("Using Python", "Using CPython", "Using PyPy")  # names the temporary build folder
+#: uv's own progress lines: the CLI shows these while an environment builds.
+_STATUS = ("Resolved ", "Prepared ", "Installed ", "Uninstalled ", "Audited ", "Downloading ", "Downloaded ",
+           "Building ", "Built ")
+#: Lines that say why uv failed (its diagnostics), kept whole in the excerpt.
+_WHY = ("×", "╰─▶", "├─▶", "error:", "cause:", "hint:", "help:", "Caused by:", "Because ", "And because ",
+        "No solution found")
+_TAIL = 12  # the last lines of a build backend's output (where a traceback ends)
+_MAX_EXCERPT = 40
+
+
+def explain(lines: Sequence[str]) -> tuple[str, int]:
+    """The lines of uv's output that explain a failure, and how many were left out.
+
+    uv's own diagnostics (``×``, ``╰─▶``, ``error:``, ``hint:``) are kept, and
+    the last lines of a failed build backend's output, where the cause stands
+    (``ModuleNotFoundError``, ``AttributeError: cython_sources``); the hundreds
+    of lines of compiler or setuptools chatter before them are not.
+    """
+    if len(lines) <= _MAX_EXCERPT:
+        return "\n".join(lines).strip(), 0
+    keep: list[int] = [i for i, ln in enumerate(lines) if ln.lstrip().startswith(_WHY)]
+    end = len(lines)  # the backend's output ends before uv's closing hints
+    while end > 0 and lines[end - 1].lstrip().startswith(("hint:", "help:")):
+        end -= 1
+    keep.extend(range(max(0, end - _TAIL), end))
+    chosen = sorted(set(keep))[-_MAX_EXCERPT:]
+    out: list[str] = []
+    last = -1
+    for i in chosen:
+        if i != last + 1:
+            out.append(f"  [... {i - last - 1} lines ...]")
+        out.append(lines[i])
+        last = i
+    if last < len(lines) - 1:
+        out.append(f"  [... {len(lines) - 1 - last} lines ...]")
+    return "\n".join(out).strip(), len(lines) - len(chosen)
 _locks: dict[str, asyncio.Lock] = {}
 
 
@@ -64,16 +99,19 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def environment_key(interpreter: str, requirements: Sequence[str], wheels: Sequence[Path]) -> str:
+def environment_key(interpreter: str, requirements: Sequence[str], wheels: Sequence[Path],
+                    build_constraints: Sequence[str] = ()) -> str:
     """The content hash naming an environment."""
     real = os.path.realpath(interpreter)
     st = os.stat(real)
-    doc = {
+    doc: dict[str, Any] = {
         "format": _FORMAT,
         "interpreter": [real, st.st_size, int(st.st_mtime)],
         "requirements": sorted(r.strip() for r in requirements),
         "wheels": sorted((w.name, file_digest(w)) for w in wheels),
     }
+    if build_constraints:  # only then: existing environments keep their hash
+        doc["build_constraints"] = sorted(c.strip() for c in build_constraints)
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
@@ -100,13 +138,16 @@ class EnvironmentCache:
         wheels: Sequence[Path],
         *,
         label: str,
+        build_constraints: Sequence[str] = (),
     ) -> Path:
         """The environment's folder, built now if it is not cached yet.
+        ``build_constraints`` pin what uv may use to build an sdist (``uv pip install
+        --build-constraints``): an old package's build needs ``setuptools<58``, ``cython<3``.
 
         Raises ``Failed``: ``dependency_unresolved`` with uv's own message when
         the requirements cannot be resolved, ``environment_failed`` otherwise.
         """
-        key = environment_key(interpreter, requirements, wheels)
+        key = environment_key(interpreter, requirements, wheels, build_constraints)
         final = self.root / key[:32]
         if venv_python(final).exists():
             return final
@@ -114,7 +155,7 @@ class EnvironmentCache:
         async with lock:
             if venv_python(final).exists():
                 return final
-            return await self._build(key, final, interpreter, requirements, wheels, label)
+            return await self._build(key, final, interpreter, requirements, wheels, label, build_constraints)
 
     async def _build(
         self,
@@ -124,6 +165,7 @@ class EnvironmentCache:
         requirements: Sequence[str],
         wheels: Sequence[Path],
         label: str,
+        build_constraints: Sequence[str] = (),
     ) -> Path:
         uv = uv_binary()
         if uv is None:
@@ -145,8 +187,13 @@ class EnvironmentCache:
                 Code.ENVIRONMENT_FAILED,
             )
             if requirements or wheels:
+                extra: list[str] = []
+                if build_constraints:
+                    pins = tmp / "cncf-build-constraints.txt"
+                    pins.write_text("".join(c.strip() + "\n" for c in build_constraints), "utf-8")
+                    extra = ["--build-constraints", str(pins)]
                 await self._run(
-                    [uv, "pip", "install", "--python", str(venv_python(tmp)),
+                    [uv, "pip", "install", "--python", str(venv_python(tmp)), *extra,
                      *(str(w) for w in wheels), *requirements],
                     label,
                     None,
@@ -185,7 +232,7 @@ class EnvironmentCache:
                 line = _ANSI.sub("", raw.decode("utf-8", "replace")).rstrip()
                 if line:
                     lines.append(line)
-                    if not line.startswith(_QUIET):
+                    if line.startswith(_STATUS):  # uv's own steps; errors come once, in the Observation
                         self._say(f"[{label}] {line.strip()}")
             status = await proc.wait()
         except BaseException:
@@ -203,8 +250,24 @@ class EnvironmentCache:
                 else Code.ENVIRONMENT_FAILED
             )
         step = "resolving and installing the requirements" if argv[1] == "pip" else "creating the venv"
-        raise _fail(code, f"[{label}] uv failed {step}:\n{text}", resolver_output=text,
-                    exit_code=status)
+        excerpt, dropped = explain(lines)
+        log = self._keep_log(label, text) if dropped else None
+        where = f"; uv's whole output ({len(lines)} lines): {log}" if log else ""
+        first = next((ln.strip() for ln in lines if ln.lstrip().startswith(_WHY)), lines[-1] if lines else "")
+        # The excerpt travels once, as resolver_output (the CLI prints it below the message).
+        raise _fail(code, f"[{label}] uv failed {step} (exit {status}): {first}{where}",
+                    resolver_output=excerpt, exit_code=status, dropped_lines=dropped, log=log)
+
+    def _keep_log(self, label: str, text: str) -> str | None:
+        """uv's whole output in a file under the cache (the Observation keeps an excerpt)."""
+        try:
+            logs = self.root / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            path = logs / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', label)}-{uuid.uuid4().hex[:8]}.log"
+            path.write_text(text + "\n", "utf-8")
+            return str(path)
+        except OSError:
+            return None
 
 
 def _fail(code: Code, message: str, **attributes: Any) -> Failed:

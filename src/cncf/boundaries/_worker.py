@@ -139,7 +139,8 @@ class WorkerBoundary:
     async def instantiate(self, loaded: WorkerLoaded) -> WorkerInstance:
         worker = loaded.worker
         try:
-            await wire.new(worker.channel, _INSTANCE_ID, entry=loaded.entry, timeout=LOAD_TIMEOUT)
+            await wire.new(worker.channel, _INSTANCE_ID, entry=loaded.entry, timeout=LOAD_TIMEOUT,
+                           init=loaded.spec.init)
         except Failed as exc:
             if exc.observation.attributes.get("limit") == "load_timeout":
                 worker.kill()  # a constructor that never returns

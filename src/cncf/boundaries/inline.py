@@ -177,13 +177,13 @@ class InlineBoundary:
             if str(folder) not in sys.path:
                 sys.path.insert(0, str(folder))
         try:
-            return _Loaded(spec, _rt.load_entry(spec.entry or ""))
+            return _Loaded(spec, _rt.load_entry(spec.entry or "", init=spec.init))
         except _rt.LoadFailed as exc:
             raise _staged(exc.record, Stage.LOAD) from None
 
     async def instantiate(self, loaded: _Loaded) -> _Instance:
         try:
-            obj, bound, invoke = _rt.instantiate(loaded.slot)
+            obj, bound, invoke = _rt.instantiate(loaded.slot, loaded.spec.init)
         except _rt.LoadFailed as exc:
             raise _staged(exc.record, Stage.INSTANTIATE) from None
         return _Instance(obj, bound, invoke, loaded)
@@ -232,7 +232,12 @@ class InlineBoundary:
             instance.running.pop(call.id, None)
         if type(result) not in _SIMPLE or result != result:  # NaN is not JSON either
             try:  # values cross as JSON in every form: inline gives the same shapes
-                result = json.loads(json.dumps(result, allow_nan=False))
+                result = json.loads(json.dumps(_rt.exact_json(result), allow_nan=False))
+            except _rt.NotExact as exc:
+                raise _failed("result_not_serialisable",
+                              f"{call.target} returned a {type(result).__name__}, which cannot cross "
+                              f"a boundary as JSON: {exc}; {exc.hint}", None, Stage.EXECUTE,
+                              type=exc.type_name, hint=exc.hint) from None
             except (TypeError, ValueError) as exc:
                 raise _failed("result_not_serialisable",
                               f"{call.target} returned a {type(result).__name__}, which cannot cross "

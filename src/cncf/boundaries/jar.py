@@ -248,8 +248,9 @@ class JarBoundary:
 
         try:
             reply = await wire.load(host.worker.channel, instance_id, entry=spec.entry, artifact=str(artifact),
-                                    paths=[], options={"isolation": spec.isolation}, timeout=LOAD_TIMEOUT,
-                                    on_timeout=on_timeout)
+                                    paths=[str(p) for p in spec.classpath], options={"isolation": spec.isolation},
+                                    timeout=LOAD_TIMEOUT, on_timeout=on_timeout,
+                                    extra=None if spec.init is None else {"init": spec.init})
         except Failed:
             if timed_out:
                 await self._abandon(host, instance_id)

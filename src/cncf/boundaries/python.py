@@ -28,6 +28,7 @@ import asyncio
 import configparser
 import json
 import os
+import re
 import shutil
 import sys
 import uuid
@@ -133,7 +134,7 @@ def _entry_point_module(info: Path) -> str | None:
         return None
     ep = doc.get("entry_point") if isinstance(doc, dict) else None
     if isinstance(ep, str) and ep:
-        module = ep.split(":", 1)[0].strip()
+        module = ep.split(":", 1)[0].strip().removesuffix(".__main__")  # `python -m pkg`'s package
         return module if all(p.isidentifier() for p in module.split(".")) else None
     return None
 
@@ -147,6 +148,42 @@ def _zip_layout(root: Path) -> tuple[str, list[Path], str | None]:
     if (root / "environment.json").is_file() and (root / "site-packages").is_dir():
         return "shiv", [root / "site-packages"], _entry_point_module(root / "environment.json")
     return "zipapp", [root], None
+
+
+def _requested(layout: str, root: Path, paths: list[Path]) -> list[str] | None:
+    """The top-level modules of the distributions a pex or shiv was built from
+    (PEX-INFO's ``requirements``; the dist-infos pip marked ``REQUESTED``), so
+    that both infer the same entry from the same requirement; None elsewhere."""
+    if layout == "pex":
+        try:
+            doc = json.loads((root / "PEX-INFO").read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        wanted = {_canonical(re.split(r"[\s\[<>=!~;@]", str(r), maxsplit=1)[0])
+                  for r in (doc.get("requirements") or []) if isinstance(r, str)}
+        infos = [i for p in paths for i in p.glob("*.dist-info")]
+        chosen = [i for i in infos if _canonical(_dist_name(i)) in wanted]
+    elif layout == "shiv":
+        chosen = [i for p in paths for i in p.glob("*.dist-info") if (i / "REQUESTED").is_file()]
+    else:
+        return None
+    out: set[str] = set()
+    for info in chosen:
+        try:
+            names = (info / "top_level.txt").read_text("utf-8").split()
+        except OSError:
+            names = [_dist_name(info).replace("-", "_")]
+        out.update(n for n in names if n.isidentifier() and not n.startswith("_") and n not in _NOT_ENTRIES)
+    return sorted(out) or None
+
+
+def _dist_name(info: Path) -> str:
+    """``cowsay-6.1.dist-info`` -> ``cowsay``."""
+    return info.name.removesuffix(".dist-info").rsplit("-", 1)[0]
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _candidates(root: Path) -> list[str]:
@@ -272,13 +309,18 @@ class PythonBoundary(WorkerBoundary):
             )
         details["layout"] = layout
         options: dict[str, Any] = {}
+        if spec.init is not None:  # a Collaborator created early (to list its operations) needs it too
+            options["init"] = spec.init
         if not entry:
+            if not hint and candidates is None and layout in ("pex", "shiv"):
+                candidates = _requested(layout, paths[0].parent if layout == "shiv" else paths[0], paths)
             entry = hint or self._default_entry(spec, layout, paths, candidates)
             options["infer_entry"] = True
         python = interpreter
         if spec.requirements or wheels:
             venv = await self.environments.ensure(
-                interpreter, spec.requirements, wheels, label=spec.name
+                interpreter, spec.requirements, wheels, label=spec.name,
+                build_constraints=spec.build_constraints,
             )
             python, keeps_site = str(venv_python(venv)), True
             details["environment"] = str(venv)

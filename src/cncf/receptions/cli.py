@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import typer.core
 
 from cncf.outcome import Outcome
 from cncf.receptions import render
@@ -35,6 +36,10 @@ FormOpt = Annotated[str | None, typer.Option("--form", help="python | jar | inli
 ReqOpt = Annotated[list[str] | None, typer.Option("--requirement", "-r", help=_REQ)]
 InterpOpt = Annotated[str | None, typer.Option("--interpreter", help=_INTERP)]
 NameOpt = Annotated[str | None, typer.Option("--name", help="Component name (default: manifest or artifact name).")]
+ClasspathOpt = Annotated[list[str] | None, typer.Option(
+    "--classpath", help="jar: another jar (or glob) for the component's own loader (repeatable).")]
+InitOpt = Annotated[str | None, typer.Option(
+    "--init", help="Constructor arguments as JSON: a list (positional) or an object (named).")]
 
 
 def _version(value: bool) -> None:
@@ -53,13 +58,31 @@ def _main(
     """cncf: an execution hub."""
 
 
-def parse_args(values: list[str]) -> tuple[list[Any], dict[str, Any]]:
-    """``name=value`` is named, a bare value positional; JSON if it parses, else a string."""
+class _CallCommand(typer.core.TyperCommand):
+    """Remembers how many arguments came after ``--`` (click drops the marker):
+    those are positional whatever they contain (Base64 ``aGVsbG8=``, ``a=b``)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta[_AFTER_DASHES] = len(args) - args.index("--") - 1 if "--" in args else 0
+        return super().parse_args(ctx, args)
+
+
+_AFTER_DASHES = "cncf.after_dashes"
+
+
+def _after_dashes(ctx: typer.Context) -> int:
+    return int(ctx.meta.get(_AFTER_DASHES, 0))
+
+
+def parse_args(values: list[str], positional_tail: int = 0) -> tuple[list[Any], dict[str, Any]]:
+    """``name=value`` is named, a bare value positional; JSON if it parses, else a string.
+    The last ``positional_tail`` values (those after ``--``) are positional whatever they contain."""
     pos: list[Any] = []
     named: dict[str, Any] = {}
-    for raw in values:
+    cut = len(values) - positional_tail
+    for i, raw in enumerate(values):
         name, eq, text = raw.partition("=")
-        if eq and name.isidentifier():
+        if eq and name.isidentifier() and i < cut:
             named[name] = _value(text)
         else:
             pos.append(_value(raw))
@@ -74,8 +97,14 @@ def _value(text: str) -> Any:
 
 
 def _overrides(entry: str | None, form: str | None, requirement: list[str] | None,
-               interpreter: str | None, name: str | None) -> dict[str, Any]:
+               interpreter: str | None, name: str | None, classpath: list[str] | None = None,
+               init: str | None = None) -> dict[str, Any]:
     o: dict[str, Any] = {}
+    if classpath:
+        # Relative to where the user typed it (a manifest's own entries are relative to it).
+        o["classpath"] = [str(Path(p).expanduser().absolute()) for p in classpath]
+    if init is not None:
+        o["init"] = _init(init)
     if entry:
         o["entry"] = entry
     if form:
@@ -87,6 +116,18 @@ def _overrides(entry: str | None, form: str | None, requirement: list[str] | Non
     if name:
         o["name"] = name
     return o
+
+
+def _init(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        err.print(f"error: --init must be JSON (a list is positional, an object named): {exc}")
+        raise typer.Exit(render.EXIT_USAGE) from None
+    if not isinstance(value, list | dict):
+        err.print("error: --init must be a JSON list (positional) or object (named), e.g. '{\"prefix\": \">\"}'")
+        raise typer.Exit(render.EXIT_USAGE)
+    return value
 
 
 def _hub(home: Path | None, quiet: bool) -> Any:
@@ -102,8 +143,9 @@ def _guard(as_json: bool, target: str, fn: Any) -> int:
     return guard(as_json, target, fn)
 
 
-@app.command(context_settings={"ignore_unknown_options": True})
+@app.command(cls=_CallCommand, context_settings={"ignore_unknown_options": True})
 def call(
+    ctx: typer.Context,
     target: Annotated[str, typer.Argument(help=_TARGET)],
     operation: Annotated[str, typer.Argument(help="Operation name, or service.operation.")],
     args: Annotated[list[str] | None, typer.Argument(help=_ARGS)] = None,
@@ -114,23 +156,29 @@ def call(
     requirement: ReqOpt = None,
     interpreter: InterpOpt = None,
     name: NameOpt = None,
+    classpath: ClasspathOpt = None,
+    init: InitOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Load TARGET and call one OPERATION; print the value or the Observation."""
+    """Load TARGET and call one OPERATION; print the value or the Observation.
+    After `--` every argument is positional, whatever it contains."""
     if timeout is not None and timeout <= 0:
         err.print("error: --timeout must be a positive number of seconds")
         raise typer.Exit(render.EXIT_USAGE)
-    for raw in args or []:  # negative numbers pass as arguments; anything else dashed is a typo
+    values = args or []
+    tail = _after_dashes(ctx)
+    for raw in values[: len(values) - tail]:  # negative numbers pass; anything else dashed is a typo
         if raw.startswith("-") and not isinstance(_value(raw), int | float):
             err.print(f"error: no such option: {raw} (to pass it as a string value, quote it as JSON: '\"{raw}\"')")
             raise typer.Exit(render.EXIT_USAGE)
-    pos, named = parse_args(args or [])
+    pos, named = parse_args(values, tail)
+    overrides = _overrides(entry, form, requirement, interpreter, name, classpath, init)
 
     def run() -> int:
         from cncf.call import Arguments
 
         with _hub(home, as_json) as hub:
-            handle = hub.load(target, **_overrides(entry, form, requirement, interpreter, name))
+            handle = hub.load(target, **overrides)
             if handle.state == "failed" and handle.observation is not None:
                 return render.print_outcome(Outcome.failure(handle.observation), out, as_json=as_json, err=err)
             payload: Any = Arguments(tuple(pos), named) if pos and named else (named if named else pos)
@@ -149,13 +197,16 @@ def inspect(
     requirement: ReqOpt = None,
     interpreter: InterpOpt = None,
     name: NameOpt = None,
+    classpath: ClasspathOpt = None,
+    init: InitOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Show a component's name, form, state, services, operations and policies."""
+    overrides = _overrides(entry, form, requirement, interpreter, name, classpath, init)
 
     def run() -> int:
         with _hub(home, as_json) as hub:
-            handle = hub.load(target, **_overrides(entry, form, requirement, interpreter, name))
+            handle = hub.load(target, **overrides)
             info = handle.describe()
             if as_json:
                 print(render.to_json(info))

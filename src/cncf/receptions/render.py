@@ -71,6 +71,17 @@ def observation_panel(obs: Observation, *, verbose: bool = False) -> Panel:
                  title_align="left", border_style="red", expand=False)
 
 
+def outcome_json(outcome: Outcome) -> dict[str, Any]:
+    """The ``--json`` object: the Outcome's, plus what the component printed during
+    the call as ``stdout`` / ``stderr`` (absent when it printed nothing)."""
+    d = outcome.to_dict()
+    if outcome.stdout:
+        d["stdout"] = outcome.stdout
+    if outcome.stderr:
+        d["stderr"] = outcome.stderr
+    return d
+
+
 def print_outcome(outcome: Outcome, console: Console, *, as_json: bool, err: Console) -> int:
     """Print the value or the Observation; component output goes to stderr."""
     for stream, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
@@ -78,7 +89,7 @@ def print_outcome(outcome: Outcome, console: Console, *, as_json: bool, err: Con
             for line in text.rstrip("\n").splitlines():
                 err.print(Text(f"[{stream}] {line}", style="dim"))
     if as_json:
-        print(to_json(outcome.to_dict()))
+        print(to_json(outcome_json(outcome)))
     elif outcome.observation is not None:
         console.print(observation_panel(outcome.observation))
     elif outcome.queued:

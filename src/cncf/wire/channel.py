@@ -116,22 +116,29 @@ async def invoke(
 
 async def load(channel: Channel, instance_id: Any, *, entry: str | None, artifact: str,
                paths: list[str], options: Mapping[str, Any], timeout: float,
-               on_timeout: Callable[[], Failed]) -> dict[str, Any]:
+               on_timeout: Callable[[], Failed], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The LOAD exchange (stage load) with its time limit; ``on_timeout``
-    builds the form's own Observation for an artifact that never answers."""
+    builds the form's own Observation for an artifact that never answers.
+    ``extra`` adds keys to the body (the jar host's ``init``)."""
     try:
         async with asyncio.timeout(timeout):
             return await channel.request(Kind.LOAD, {"instance": instance_id, "entry": entry, "artifact": artifact,
-                                                     "paths": paths, "options": dict(options)}, stage=Stage.LOAD)
+                                                     "paths": paths, "options": dict(options), **(extra or {})},
+                                         stage=Stage.LOAD)
     except TimeoutError:
         raise on_timeout() from None
 
 
-async def new(channel: Channel, instance_id: Any, *, entry: str | None, timeout: float) -> dict[str, Any]:
-    """The NEW exchange (stage instantiate): construct the instance, bounded."""
+async def new(channel: Channel, instance_id: Any, *, entry: str | None, timeout: float,
+              init: list[Any] | dict[str, Any] | None = None) -> dict[str, Any]:
+    """The NEW exchange (stage instantiate): construct the instance, bounded;
+    ``init`` (the manifest's constructor arguments) travels in the body when given."""
+    body: dict[str, Any] = {"instance": instance_id}
+    if init is not None:
+        body["init"] = init
     try:
         async with asyncio.timeout(timeout):
-            return await channel.request(Kind.NEW, {"instance": instance_id}, stage=Stage.INSTANTIATE)
+            return await channel.request(Kind.NEW, body, stage=Stage.INSTANTIATE)
     except TimeoutError:
         raise Failed(Observation.of(
             Code.CONSTRUCTOR_FAILED, f"constructing {entry!r} did not finish within {timeout:g}s",

@@ -178,6 +178,129 @@ _dumps, _loads = _make_codec()
 
 
 # ---------------------------------------------------------------------------
+# Values: exact JSON forms of objects that are not JSON themselves
+# ---------------------------------------------------------------------------
+#
+# A result crosses as JSON only in a form that keeps it.  The common case costs
+# nothing: the encoder is tried first, and only a value it refuses is walked.
+# Then objects with an exact JSON form take it (numpy arrays and scalars by
+# ``tolist()`` / ``item()``, dataclasses as objects of their fields, Enum
+# members by name, date/time values as ISO-8601 text, UUIDs and paths as text,
+# sets as lists, bytes as lists of ints); anything else is refused with its
+# type and the way out, never converted by a guess (``str(obj)``, ``vars``).
+
+_EXACT_DEPTH = 200
+
+
+class NotExact(TypeError):
+    """A value without an exact JSON form; ``type`` names it, ``hint`` the way out."""
+
+    def __init__(self, message, type_name, hint):
+        TypeError.__init__(self, message)
+        self.type_name = type_name
+        self.hint = hint
+
+
+def exact_json(value, depth=0):
+    """``value`` with every object that has an exact JSON form replaced by it.
+
+    Raises ``NotExact`` for an object that has none.
+    """
+    if value is None or value is True or value is False:
+        return value
+    t = type(value)
+    if t is str or t is int or t is float:
+        return value
+    if depth > _EXACT_DEPTH:
+        raise NotExact("the result is nested deeper than %d levels (a cycle?)" % _EXACT_DEPTH,
+                       _type_name(t), "return a shallower value")
+    if isinstance(value, (list, tuple)):
+        return [exact_json(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            out[_exact_key(k)] = exact_json(v, depth + 1)
+        return out
+    if isinstance(value, (str, int, float)):  # subclasses: IntEnum, str-based enums, numpy.float64
+        base = str if isinstance(value, str) else (bool if isinstance(value, bool) else (
+            int if isinstance(value, int) else float))
+        if not _is_enum(value):
+            return base(value)
+    if _is_enum(value):
+        return value.name
+    if isinstance(value, (set, frozenset)):
+        items = [exact_json(v, depth + 1) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return items
+    if isinstance(value, (bytes, bytearray)):
+        return list(bytearray(value))
+    fields = getattr(t, "__dataclass_fields__", None)
+    if isinstance(fields, dict) and not isinstance(value, type):
+        import dataclasses
+
+        return dict((f.name, exact_json(getattr(value, f.name), depth + 1))
+                    for f in dataclasses.fields(value))
+    import datetime
+
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    mod = getattr(t, "__module__", "") or ""
+    if mod == "uuid" and t.__name__ == "UUID":
+        return str(value)
+    if mod.startswith("pathlib"):
+        return str(value)
+    for name in ("tolist", "item"):  # numpy arrays and scalars, array.array, memoryview
+        method = getattr(value, name, None)
+        if callable(method) and not isinstance(value, type):
+            try:
+                converted = method()
+            except Exception:
+                continue
+            if converted is not value:
+                return exact_json(converted, depth + 1)
+    raise NotExact("a %s has no exact JSON form" % _type_name(t), _type_name(t), _hint(value, t))
+
+
+def _is_enum(value):
+    for klass in type(value).__mro__:
+        if klass.__name__ == "Enum" and klass.__module__ == "enum":
+            return True
+    return False
+
+
+def _exact_key(k):
+    if isinstance(k, str) and not _is_enum(k):
+        return str(k)
+    if k is None or isinstance(k, (bool, int, float)) and not _is_enum(k):
+        return k
+    if _is_enum(k):
+        return k.name
+    converted = exact_json(k)
+    if isinstance(converted, (str, int, float, bool)) or converted is None:
+        return converted
+    raise NotExact("a dict key of type %s has no exact JSON form" % _type_name(type(k)),
+                   _type_name(type(k)), "use str, int, float or bool keys")
+
+
+def _hint(value, t):
+    import datetime
+
+    if isinstance(value, datetime.timedelta):
+        return "return value.total_seconds() (a number of seconds)"
+    if t.__name__ == "Decimal":
+        return "return str(value) to keep every digit, or float(value)"
+    if t.__name__ == "complex":
+        return "return [value.real, value.imag]"
+    if hasattr(value, "__iter__") or hasattr(value, "__next__"):
+        return "return list(value) if its items are the value"
+    if hasattr(value, "__dict__"):
+        return "return a dict of the fields that are its value (a dataclass crosses as one)"
+    return "return a str, number, bool, None, list or dict that keeps the value"
+
+
+# ---------------------------------------------------------------------------
 # Frames
 # ---------------------------------------------------------------------------
 
@@ -551,14 +674,44 @@ def _module_operations(module):
         if name.startswith("_"):
             continue
         f = getattr(module, name, None)
-        if not hasattr(f, "__code__") or isinstance(f, type):
+        if not _is_operation(f):
             continue
-        home = getattr(f, "__module__", None) or ""
+        home = _home(f)
+        if home is None:
+            home = module.__name__
         if exported is None and home != module.__name__ and not home.startswith(
                 module.__name__ + "."):
             continue  # imported from elsewhere (re-exports from its own submodules count)
         ops.append({"name": name, "params": _params(f, 0), "doc": _doc(f)})
     return ops
+
+
+def _is_operation(f):
+    """A plain function, or any other callable a module exposes that is not a
+    class or a module: builtins, functools.partial, numpy ufuncs and its
+    array-function dispatchers (``numpy.mean``)."""
+    if f is None or isinstance(f, type) or isinstance(f, type(sys)):
+        return False
+    if getattr(type(f), "__module__", None) in ("typing", "types", "typing_extensions"):
+        return False  # list[int], Optional[X], TypeVar: annotations, not operations
+    return hasattr(f, "__code__") or callable(f)
+
+
+def _function_like(f):
+    """A callable that is one operation (a builtin, a ufunc, a dispatcher, a
+    partial), not an object whose methods are the operations."""
+    if not _is_operation(f) or not callable(f) or _is_collaborator(type(f)):
+        return False
+    return isinstance(getattr(f, "__name__", None), str) or type(f).__name__ == "partial"
+
+
+def _home(f):
+    """The module a callable comes from.  A partial is made where it stands (its
+    function's module says nothing about that): it counts as the module's own."""
+    if type(f).__name__ == "partial" and callable(getattr(f, "func", None)):
+        return None
+    home = getattr(f, "__module__", None)
+    return home if isinstance(home, str) else ""
 
 
 def _sole_class(module):
@@ -579,7 +732,7 @@ def _is_collaborator(cls):
         hasattr(cls, "operations") or hasattr(cls, "OPERATIONS"))
 
 
-def _collaborator_operations(cls):
+def _collaborator_operations(cls, init=None):
     """(operations, an instance created early or None).
 
     ``OPERATIONS`` (or an ``operations`` sequence attribute) is read from the
@@ -602,7 +755,7 @@ def _collaborator_operations(cls):
                 listed = raw(cls.__new__(cls))
             except Exception:
                 try:
-                    early = cls()
+                    early = _construct(cls, init)
                 except BaseException as exc:
                     raise _EarlyConstructorFailed(exc)
                 listed = early.operations()
@@ -662,12 +815,13 @@ class LoadFailed(Exception):
         self.record = record
 
 
-def load_entry(entry, infer_entry=False):
+def load_entry(entry, infer_entry=False, init=None):
     """Import ``module[:attr]`` and discover its operations.
 
     The one implementation of entry loading and operation discovery: the
     worker's LOAD handler and the hub's inline form both call it.  Returns a
-    ``Slot``; raises ``LoadFailed``.
+    ``Slot``; raises ``LoadFailed``.  ``init`` (the manifest's constructor
+    arguments) serves a Collaborator that must be created to list its operations.
     """
     mod_name, _, attr = entry.partition(":")
     what = "importing %r" % mod_name
@@ -711,8 +865,8 @@ def load_entry(entry, infer_entry=False):
             kind = "collaborator" if _is_collaborator(target) else "class"
         elif isinstance(target, type(sys)):
             kind = "module"
-        elif hasattr(target, "__code__"):
-            kind = "function"  # "module:function": that one function is the operation
+        elif hasattr(target, "__code__") or _function_like(target):
+            kind = "function"  # "module:function" (or a ufunc, a builtin): that one operation
         else:
             kind = "object"
     early = None
@@ -725,7 +879,7 @@ def load_entry(entry, infer_entry=False):
         elif kind == "class":
             operations = _class_operations(target)
         elif kind == "collaborator":
-            operations, early = _collaborator_operations(target)
+            operations, early = _collaborator_operations(target, init)
         elif _is_collaborator(type(target)):
             kind = "collaborator"
             operations, _ = _collaborator_operations(type(target))
@@ -741,22 +895,30 @@ def load_entry(entry, infer_entry=False):
         raise LoadFailed(_failure(
             "import_failed", "discovering the operations of %r failed: %s" % (
                 entry, _exc_summary(exc)), exc))
+    if not operations and kind != "collaborator":
+        what_kind = {"module": "module", "class": "class"}.get(kind, "object")
+        raise LoadFailed(_failure(
+            "entry_not_found",
+            "entry %r names a %s with no operation: %s" % (entry, what_kind, _why_empty(target, kind)),
+            None, entry=entry))
     slot = Slot(entry, target, kind, operations)
     slot.early = early
     return slot
 
 
-def instantiate(slot):
+def instantiate(slot, init=None):
     """Create the live instance of a loaded entry: ``(obj, bound, invoke)``
     where ``bound`` maps operation names to callables (or ``invoke`` is a
-    Collaborator's).  Raises ``LoadFailed`` with the constructor's failure."""
+    Collaborator's).  ``init`` is the manifest's constructor arguments (a list
+    is positional, a dict named).  Raises ``LoadFailed`` with the constructor's
+    failure."""
     try:
         if slot.early is not None:  # created early to list its operations
             obj, slot.early = slot.early, None
         elif slot.kind == "function":
             return slot.target, {slot.operations[0]["name"]: slot.target}, None
         else:
-            obj = slot.target() if isinstance(slot.target, type) else slot.target
+            obj = _construct(slot.target, init)
     except BaseException as exc:
         code, msg = _classify(exc, "constructing %s" % slot.entry)
         if code in ("raised", "cancelled"):
@@ -801,12 +963,30 @@ def _handle_load(body):
                 pass
         _install_api(not has_own)
     try:
-        slot = load_entry(body.get("entry") or "", bool(options.get("infer_entry")))
+        slot = load_entry(body.get("entry") or "", bool(options.get("infer_entry")), options.get("init"))
     except LoadFailed as exc:
         return _reply_failure(LOADED, rid, exc.record)
     _slots[iid] = slot
     _send_obj(LOADED, {"id": rid, "ok": True, "operations": slot.operations, "entry": slot.entry,
                        "kind": slot.kind})
+
+
+def _why_empty(target, kind):
+    if kind == "module":
+        return ("it defines no public function or callable of its own (names starting with _ are "
+                "private, imports from other packages are not its operations); name one with "
+                "'module:function' or a class with 'module:Class'")
+    return "it has no public method; name the module or another class"
+
+
+def _construct(target, init):
+    """The live instance: a class called with the manifest's ``init`` (a list is
+    positional, an object named); any other target is its own instance."""
+    if not isinstance(target, type):
+        return target
+    if isinstance(init, dict):
+        return target(**init)
+    return target(*(init or ()))
 
 
 def _handle_new(body):
@@ -815,7 +995,7 @@ def _handle_new(body):
     if slot is None:
         return _reply_failure(RESULT, rid, _failure("entry_not_found", "no such loaded instance"))
     try:
-        slot.obj, slot.bound, slot.invoke = instantiate(slot)
+        slot.obj, slot.bound, slot.invoke = instantiate(slot, body.get("init"))
     except LoadFailed as exc:
         return _reply_failure(RESULT, rid, exc.record)
     _send_obj(RESULT, {"id": rid, "ok": True, "value": None})
@@ -823,12 +1003,21 @@ def _handle_new(body):
 
 def _result_data(rid, value):
     try:
-        data = _dumps({"id": rid, "ok": True, "value": value}).encode("utf-8")
+        try:
+            text = _dumps({"id": rid, "ok": True, "value": value})
+        except TypeError:
+            text = _dumps({"id": rid, "ok": True, "value": exact_json(value)})
+        data = text.encode("utf-8")
         if len(data) > MAX_BODY:
             raise ValueError("the result is larger than the 64 MiB frame limit")
         return data
     except MemoryError as exc:
         rec = _failure("out_of_memory", "encoding the result ran out of memory", exc)
+    except NotExact as exc:
+        rec = _failure("result_not_serialisable",
+                       "the result (%s) cannot cross the boundary as JSON: %s; %s"
+                       % (type(value).__name__, exc, exc.hint), None,
+                       type=exc.type_name, hint=exc.hint)
     except BaseException as exc:
         rec = _failure("result_not_serialisable",
                        "the result (%s) cannot cross the boundary as JSON: %s"

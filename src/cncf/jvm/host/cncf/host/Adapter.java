@@ -17,9 +17,9 @@ import java.util.TreeMap;
  * and its public instance methods on one persistent instance (created by the
  * public no-argument constructor, or a Scala object's MODULE$), become
  * operations named after the methods. Overloads share one operation; a call picks
- * the overload whose parameter count fits and whose parameter types accept the
- * JSON arguments best (see {@link Values#rank}); when none fits, the call fails
- * with invalid_arguments listing the signatures.
+ * the overload javac would pick for the JSON arguments ({@link Overloads}); when
+ * none fits, the call fails with invalid_arguments listing the signatures, when
+ * several fit equally well with ambiguous_operation.
  */
 final class Adapter implements Component.Facade {
     private final Class<?> cls;
@@ -30,12 +30,21 @@ final class Adapter implements Component.Facade {
     /** Per method, its Scala declaration (parameter names and Scala types), when known. */
     private final Map<Method, ScalaSig.SMethod> scalaDecls = new java.util.HashMap<Method, ScalaSig.SMethod>();
     private final boolean instantiable;
+    private final Overloads overloads;
     private volatile Object target;
 
-    Adapter(Class<?> cls, Values values) {
+    Adapter(Class<?> cls, Values values, boolean init) {
         this.cls = cls;
         this.values = values;
+        this.overloads = new Overloads(values, new Overloads.Signatures() {
+            public String of(Overloads.Candidate c) {
+                return signature((Method) c.exe);
+            }
+        });
         boolean inst = Component.module(cls) != null;
+        if (!inst && init && !cls.isInterface() && !Modifier.isAbstract(cls.getModifiers())) {
+            inst = cls.getConstructors().length > 0; // init names a constructor's arguments
+        }
         if (!inst && !cls.isInterface() && !Modifier.isAbstract(cls.getModifiers())) {
             try {
                 cls.getConstructor();
@@ -128,50 +137,34 @@ final class Adapter implements Component.Facade {
 
     public Object target() { return target; }
 
-    public void instantiate() throws Throwable {
-        boolean needed = false;
+    public void instantiate(List<Object> args, Map<String, Object> kwargs) throws Throwable {
+        boolean needed = !args.isEmpty() || !kwargs.isEmpty();
         for (List<Method> ms : ops.values()) {
             for (Method m : ms) if (!Modifier.isStatic(m.getModifiers())) needed = true;
         }
-        if (needed) target = Component.construct(cls);
+        if (needed) target = Component.construct(cls, values, args, kwargs);
     }
 
     public Object invoke(Call call) throws Throwable {
-        List<Method> cands = ops.get(call.operation);
-        if (cands == null) {
+        List<Method> ms = ops.get(call.operation);
+        if (ms == null) {
             throw Component.Refusal.of("unknown_operation", cls.getName() + " has no public method "
                     + call.operation, Component.attrs("candidates", new ArrayList<Object>(ops.keySet())));
         }
-        Method best = null;
-        Values.Fit bestFit = null;
-        String why = null;
-        for (Method m : cands) {
-            Values.Fit fit = values.fit(m, call.args, call.kwargs, defaults.get(m), scalaDecls.get(m));
-            if (fit.args == null) {
-                if (why == null) why = fit.reason;
-                continue;
-            }
-            if (bestFit == null || fit.score > bestFit.score) {
-                best = m;
-                bestFit = fit;
-            }
-        }
-        if (best == null) {
-            Map<String, Object> a = Component.attrs("signatures", signatures(cands));
-            a.put("given", Values.describe(call.args, call.kwargs));
-            throw Component.Refusal.of("invalid_arguments", "no overload of " + cls.getSimpleName() + "."
-                    + call.operation + " accepts " + Values.describe(call.args, call.kwargs)
-                    + (why == null ? "" : " (" + why + ")") + "; signatures: " + signatures(cands), a);
-        }
+        List<Overloads.Candidate> cands = new ArrayList<Overloads.Candidate>();
+        for (Method m : ms) cands.add(new Overloads.Candidate(m, defaults.get(m), scalaDecls.get(m)));
+        Overloads.Choice choice = overloads.choose(cls.getSimpleName() + "." + call.operation, cands, call.args,
+                call.kwargs);
+        Method best = (Method) choice.candidate.exe;
         Object self = null;
         if (!Modifier.isStatic(best.getModifiers())) {
             self = target;
             if (self == null) throw Component.Refusal.of("internal_error", "the instance was not created (NEW)", null);
         }
-        Object[] args = bestFit.args;
+        Object[] args = choice.args;
         Method[] defs = defaults.get(best);
         for (int i = 0; i < args.length; i++) {
-            if (args[i] == Values.DEFAULT) {
+            if (args[i] == Overloads.DEFAULT) {
                 args[i] = defs[i].invoke(Modifier.isStatic(defs[i].getModifiers()) ? null : self);
             }
         }
@@ -180,9 +173,12 @@ final class Adapter implements Component.Facade {
             r = best.invoke(self, args);
         } catch (IllegalArgumentException e) {
             throw Component.Refusal.of("invalid_arguments", "the arguments do not fit " + signature(best)
-                    + ": " + e.getMessage(), Component.attrs("signatures", signatures(cands)));
+                    + ": " + e.getMessage(), Component.attrs("signatures", signatures(ms)));
         }
         if (best.getReturnType() == void.class) return null;
+        // A fluent method (ObjectMapper.enable(...)) returns its receiver: the effect is the
+        // state change, and the receiver stays in the component. It answers null.
+        if (self != null && r == self) return null;
         return values.toJson(r);
     }
 

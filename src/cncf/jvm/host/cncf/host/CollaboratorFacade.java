@@ -57,8 +57,8 @@ final class CollaboratorFacade implements Component.Facade {
 
     public Object target() { return target; }
 
-    public void instantiate() throws Throwable {
-        target = Component.construct(cls);
+    public void instantiate(List<Object> args, Map<String, Object> kwargs) throws Throwable {
+        target = Component.construct(cls, values, args, kwargs);
     }
 
     public Object invoke(Call c) throws Throwable {

@@ -36,6 +36,9 @@ final class Component {
     final File jar;
     final List<File> paths = new ArrayList<File>();
     final String requestedEntry;
+    /** The constructor arguments ({@code init}): positional, named. */
+    final List<Object> initArgs = new ArrayList<Object>();
+    final Map<String, Object> initKwargs = new LinkedHashMap<String, Object>();
     final Capture.Sink spill = new Capture.Sink(null);
     private final ThreadPoolExecutor executor;
 
@@ -48,7 +51,8 @@ final class Component {
     interface Facade {
         List<Object> operations();
 
-        void instantiate() throws Throwable;
+        /** Create the live instance; {@code args}/{@code kwargs} are the manifest's {@code init}. */
+        void instantiate(List<Object> args, Map<String, Object> kwargs) throws Throwable;
 
         /** Returns the result already converted to a JSON-shaped value. */
         Object invoke(Call call) throws Throwable;
@@ -78,6 +82,9 @@ final class Component {
         if (p instanceof List) {
             for (Object o : (List<Object>) p) paths.add(new File(String.valueOf(o)));
         }
+        Object init = body.get("init");
+        if (init instanceof List) initArgs.addAll((List<Object>) init);
+        else if (init instanceof Map) initKwargs.putAll((Map<String, Object>) init);
         Object e = body.get("entry");
         this.requestedEntry = e == null || e.toString().trim().length() == 0 ? null : e.toString().trim();
         final String label = name;
@@ -224,7 +231,7 @@ final class Component {
         if (collaborator != null && collaborator.isAssignableFrom(cls)) {
             f = new CollaboratorFacade(cls, l, values);
         } else {
-            f = new Adapter(cls, values);
+            f = new Adapter(cls, values, !initArgs.isEmpty() || !initKwargs.isEmpty());
         }
         List<Object> ops = f.operations();
         if (ops.isEmpty() && !(f instanceof CollaboratorFacade)) {
@@ -282,7 +289,7 @@ final class Component {
                 return;
             }
             try {
-                f.instantiate();
+                f.instantiate(initArgs, initKwargs);
             } catch (Refusal r) {
                 sink.close();
                 Host.fail(id, r.record, sink);
@@ -320,7 +327,9 @@ final class Component {
                 record = ((Refusal) t).record;
             } else if (t instanceof Json.NotJson) {
                 record = Failures.record("result_not_serialisable", label() + "." + call.operation
-                        + " returned a value that cannot cross as JSON: " + t.getMessage(), null);
+                        + " returned a value that cannot cross as JSON: " + t.getMessage(), null,
+                        t instanceof Results.Unfaithful ? ((Results.Unfaithful) t).attributes
+                                : new LinkedHashMap<String, Object>());
             } else if (cancelled) {
                 Throwable u = Failures.unwrap(t);
                 record = Failures.record("cancelled", label() + "." + call.operation
@@ -485,22 +494,72 @@ final class Component {
 
     /** The live object of a class: a Scala object's MODULE$, else the no-arg constructor. */
     static Object construct(Class<?> cls) throws Throwable {
+        return construct(cls, null, Collections.<Object>emptyList(), Collections.<String, Object>emptyMap());
+    }
+
+    /**
+     * The live object of a class. With {@code init} arguments, the public constructor
+     * javac would choose for them ({@link Overloads}); without, a Scala object's
+     * MODULE$, the no-argument constructor, or a Scala constructor whose parameters
+     * all have defaults.
+     */
+    static Object construct(Class<?> cls, Values values, List<Object> args, Map<String, Object> kwargs)
+            throws Throwable {
+        boolean init = !args.isEmpty() || !kwargs.isEmpty();
         Object module = module(cls);
-        if (module != null) return module;
+        if (module != null) {
+            if (init) {
+                throw Refusal.of("constructor_failed", cls.getName() + " is a Scala object: it takes no init arguments",
+                        attrs("entry", cls.getName()));
+            }
+            return module;
+        }
         if (Modifier.isAbstract(cls.getModifiers()) || cls.isInterface()) {
             throw Refusal.of("constructor_failed", cls.getName() + " is abstract", attrs("entry", cls.getName()));
+        }
+        if (init && values != null) {
+            List<Overloads.Candidate> cands = new ArrayList<Overloads.Candidate>();
+            for (Constructor<?> c : cls.getConstructors()) cands.add(new Overloads.Candidate(c, null, null));
+            if (cands.isEmpty()) {
+                throw Refusal.of("constructor_failed", cls.getName() + " has no public constructor for init",
+                        attrs("entry", cls.getName()));
+            }
+            Overloads o = new Overloads(values, new Overloads.Signatures() {
+                public String of(Overloads.Candidate c) {
+                    return c.exe.toGenericString().replace("java.lang.", "").replace("java.util.", "");
+                }
+            });
+            Overloads.Choice choice;
+            try {
+                choice = o.choose("new " + cls.getSimpleName(), cands, args, kwargs);
+            } catch (Refusal r) {
+                // The init arguments are the manifest's: a mismatch fails the instance's creation.
+                Map<String, Object> a = new LinkedHashMap<String, Object>();
+                Object at = r.record.get("attributes");
+                if (at instanceof Map) for (Map.Entry<?, ?> e : ((Map<?, ?>) at).entrySet()) a.put(String.valueOf(e.getKey()), e.getValue());
+                a.put("refusal", r.record.get("code"));
+                throw Refusal.of("constructor_failed", "init: " + r.record.get("message"), a);
+            }
+            try {
+                return ((Constructor<?>) choice.candidate.exe).newInstance(choice.args);
+            } catch (java.lang.reflect.InvocationTargetException e) {
+                throw e.getCause();
+            }
         }
         try {
             return cls.getConstructor().newInstance();
         } catch (NoSuchMethodException e) {
             // maybe a Scala class whose constructor parameters all have defaults
+        } catch (java.lang.reflect.InvocationTargetException e) {
+            throw e.getCause();
         }
         for (Constructor<?> c : cls.getConstructors()) {
-            Object[] args = scalaConstructorDefaults(cls, c.getParameterTypes().length);
-            if (args != null) return c.newInstance(args);
+            Object[] defaults = scalaConstructorDefaults(cls, c.getParameterTypes().length);
+            if (defaults != null) return c.newInstance(defaults);
         }
         throw Refusal.of("constructor_failed", cls.getName() + " has no public no-argument constructor"
-                + " (nor one whose parameters all have Scala defaults)", attrs("entry", cls.getName()));
+                + " (nor one whose parameters all have Scala defaults); give its arguments with init",
+                attrs("entry", cls.getName()));
     }
 
     /**

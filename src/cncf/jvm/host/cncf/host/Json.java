@@ -22,7 +22,7 @@ final class Json {
     private Json() {}
 
     /** A value that cannot be written as JSON (or text that is not JSON). */
-    static final class NotJson extends Exception {
+    static class NotJson extends Exception {
         NotJson(String message) { super(message); }
     }
 
