@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # System packages the test suite needs besides PyPI: a JDK (javac), Scala 2.11
-# (scalac with its scala-library), PyPy 3, Node.js, and the Debian jars the JVM
-# fixtures bundle.  Idempotent; installs only what is missing.
+# (scalac with its scala-library), PyPy 3, Node.js, Perl, and the Debian jars the
+# JVM fixtures and value tests use.  Idempotent; installs only what is missing.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
@@ -9,6 +9,7 @@ command -v javac >/dev/null 2>&1 || need+=(openjdk-17-jdk-headless)
 command -v scalac >/dev/null 2>&1 || need+=(scala)
 command -v pypy3 >/dev/null 2>&1 || need+=(pypy3)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
+perl -MJSON::PP -e1 >/dev/null 2>&1 || need+=(perl)   # the wire-protocol doc's Perl worker
 [ -f /usr/share/java/commons-lang3.jar ] || need+=(libcommons-lang3-java)
 [ -f /usr/share/java/guava.jar ] || need+=(libguava-java)
 [ -f /usr/share/java/commons-io.jar ] || need+=(libcommons-io-java)
