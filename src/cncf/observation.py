@@ -32,6 +32,7 @@ class Stage(enum.StrEnum):
     WAIT = "wait"
     EXECUTE = "execute"
     JOB = "job"
+    RECEPTION = "reception"  # a request a reception (the HTTP server) refused before it became a call
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -57,13 +58,14 @@ def _s(
     return _Spec(stage, category, symptom, cause_kind, retryable, meaning, also)
 
 
-L, I, D, W, X, J = (
+L, I, D, W, X, J, R = (
     Stage.LOAD,
     Stage.INSTANTIATE,
     Stage.DISPATCH,
     Stage.WAIT,
     Stage.EXECUTE,
     Stage.JOB,
+    Stage.RECEPTION,
 )
 
 
@@ -121,6 +123,13 @@ class Code(enum.StrEnum):
     JOB_CANCELLED = "job_cancelled"
     JOB_LOST = "job_lost"
     JOB_QUARANTINED = "job_quarantined"
+    # -- reception -------------------------------------------------------
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+    ROUTE_NOT_FOUND = "route_not_found"
+    BODY_TOO_LARGE = "body_too_large"
+    BODY_NOT_JSON = "body_not_json"
+    HUB_UNREACHABLE = "hub_unreachable"
     # -- anywhere --------------------------------------------------------
     INTERNAL_ERROR = "internal_error"
 
@@ -138,7 +147,7 @@ class Code(enum.StrEnum):
         return (spec.stage, *spec.also)
 
 
-_ALL = (L, I, D, W, X, J)
+_ALL = (L, I, D, W, X, J, R)
 
 _REGISTRY: dict[Code, _Spec] = {
     Code.ARTIFACT_NOT_FOUND: _s(L, "component", "missing", "configuration", False,
@@ -224,8 +233,22 @@ _REGISTRY: dict[Code, _Spec] = {
         "The job's execution was interrupted (its hub or worker died) and it could not be resumed."),
     Code.JOB_QUARANTINED: _s(J, "operation", "invalid", "crash", False,
         "The job exhausted its attempts; each attempt's Observation is in attributes['attempts']."),
+    Code.UNAUTHENTICATED: _s(R, "security", "missing", "configuration", False,
+        "The route needs the serve token and the request carried none, or a wrong one (HTTP 401); send `Authorization: Bearer TOKEN`."),
+    Code.FORBIDDEN: _s(R, "security", "forbidden", "configuration", False,
+        "The request was refused whoever sent it (HTTP 403): its Host header names neither the bound address nor localhost (DNS rebinding), "
+        "or it asks for the in-process inline form without saying so."),
+    Code.ROUTE_NOT_FOUND: _s(R, "request", "not-found", "configuration", False,
+        "No route of the HTTP reception matches the request's method and path (HTTP 404); the routes are listed in attributes['routes']."),
+    Code.BODY_TOO_LARGE: _s(R, "request", "invalid", "limit", False,
+        "The request body is larger than the reception's limit (HTTP 413); attributes give the limit."),
+    Code.BODY_NOT_JSON: _s(R, "request", "unsupported", "format", False,
+        "The request body is not JSON (HTTP 415): a call's body is a JSON object (named), array (positional) or empty."),
+    Code.HUB_UNREACHABLE: _s(R, "network", "unavailable", "connection", True,
+        "The client (cncf.connect) could not reach the serving hub, or got an answer that is not an Outcome (a proxy's error page); "
+        "the call may or may not have run. attributes give the URL and the HTTP status when there was one."),
     Code.INTERNAL_ERROR: _s(D, "system", "invalid", "defect", False,
-        "A defect in the hub itself; the call still got exactly one Outcome.", (L, I, W, X, J)),
+        "A defect in the hub itself; the call still got exactly one Outcome.", (L, I, W, X, J, R)),
 }
 
 assert set(_REGISTRY) == set(Code), "every Code must be declared in the registry"

@@ -17,7 +17,7 @@ import typer
 import typer.core
 
 from cncf.outcome import Outcome
-from cncf.receptions import render
+from cncf.receptions import cli_serve, render
 from cncf.receptions.options import HomeOpt, JsonOpt, err, guard, out
 
 app = typer.Typer(
@@ -146,10 +146,11 @@ def _guard(as_json: bool, target: str, fn: Any) -> int:
 @app.command(cls=_CallCommand, context_settings={"ignore_unknown_options": True})
 def call(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(help=_TARGET)],
-    operation: Annotated[str, typer.Argument(help="Operation name, or service.operation.")],
+    target: Annotated[str, typer.Argument(help=_TARGET + " With --hub: the SELECTOR component[.service].operation.")],
+    operation: Annotated[str | None, typer.Argument(help="Operation name, or service.operation.")] = None,
     args: Annotated[list[str] | None, typer.Argument(help=_ARGS)] = None,
     as_json: JsonOpt = False,
+    hub_url: Annotated[str | None, typer.Option("--hub", help="Call a running hub (cncf serve) at this URL.")] = None,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Overall deadline in seconds.")] = None,
     entry: EntryOpt = None,
     form: FormOpt = None,
@@ -167,11 +168,21 @@ def call(
         raise typer.Exit(render.EXIT_USAGE)
     values = args or []
     tail = _after_dashes(ctx)
+    if hub_url is not None:  # TARGET is the selector; OPERATION, if any, is the first argument
+        values = ([operation] if operation is not None else []) + values
+    elif operation is None:
+        err.print("error: missing argument OPERATION (or call a running hub: --hub URL SELECTOR)")
+        raise typer.Exit(render.EXIT_USAGE)
     for raw in values[: len(values) - tail]:  # negative numbers pass; anything else dashed is a typo
         if raw.startswith("-") and not isinstance(_value(raw), int | float):
             err.print(f"error: no such option: {raw} (to pass it as a string value, quote it as JSON: '\"{raw}\"')")
             raise typer.Exit(render.EXIT_USAGE)
     pos, named = parse_args(values, tail)
+    if hub_url is not None:
+        from cncf.call import Arguments
+
+        remote: Any = Arguments(tuple(pos), named) if pos and named else (named or pos or None)
+        raise typer.Exit(cli_serve.call_remote(hub_url, target, remote, timeout=timeout, as_json=as_json))
     overrides = _overrides(entry, form, requirement, interpreter, name, classpath, init)
 
     def run() -> int:
@@ -241,6 +252,7 @@ def _mount_jobs() -> None:
 
 
 _mount_jobs()
+app.command(name="serve")(cli_serve.serve)
 
 
 def main() -> None:

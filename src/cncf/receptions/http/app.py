@@ -1,0 +1,489 @@
+"""The HTTP reception: a Starlette app over the public ``AsyncHub`` API.
+
+A reception like the CLI: a request becomes a selector, arguments and a
+deadline; the app awaits ``hub.call`` and renders the Outcome as the CLI's
+``--json`` object, with the status from :mod:`.status`.  Routes are data
+(:data:`ROUTES`: method, path, level of trust, handler name); operation paths
+resolve through the engine's selector rules, so ``/rest/v1/Counter/incr-ement``
+finds ``counter.increment`` exactly as ``hub.call`` would.  Refused requests
+(401, 403, 404, 413, 415) are Observations too.
+
+The request path is kept lean — no per-request validation layer, no
+``BaseHTTPMiddleware`` — since the benchmark holds it to 1.3× a bare
+Starlette echo app.  An outermost guard turns an unexpected error of the
+reception itself into an ``internal_error`` Observation (500).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cncf.engine.events import CallFinished
+from cncf.hub import AsyncHub
+from cncf.observation import Code, Observation, Stage
+from cncf.outcome import Outcome
+from cncf.receptions.http import openapi
+from cncf.receptions.http.auth import Level, Trust
+from cncf.receptions.http.metrics import CONTENT_TYPE, HubMetrics
+from cncf.receptions.http.status import status_of
+
+DASHBOARD = Path(__file__).parent / "dashboard"
+MAX_BODY = 8 * 1024 * 1024
+MAX_WAIT = 300.0
+_ALIVE = ("ready", "busy")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RouteSpec:
+    method: str
+    path: str
+    level: Level
+    handler: str  # a method of Reception
+
+
+ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec("POST", "/rest/v1/{component}/{service}/{operation}", Level.READ, "call"),
+    RouteSpec("GET", "/rest/v1/{component}/{service}/{operation}", Level.READ, "call"),
+    RouteSpec("GET", "/rest/v1/openapi.json", Level.READ, "openapi_json"),
+    RouteSpec("GET", "/rest/v1/docs", Level.READ, "openapi_page"),
+    RouteSpec("POST", "/rest/v1/{component}/{operation}", Level.READ, "call"),
+    RouteSpec("GET", "/rest/v1/{component}/{operation}", Level.READ, "call"),
+    RouteSpec("GET", "/hub/v1/components", Level.READ, "components"),
+    RouteSpec("POST", "/hub/v1/components", Level.ADMIN, "load"),
+    RouteSpec("GET", "/hub/v1/components/{name}", Level.READ, "inspect"),
+    RouteSpec("DELETE", "/hub/v1/components/{name}", Level.ADMIN, "unload"),
+    RouteSpec("POST", "/hub/v1/components/{name}/reload", Level.ADMIN, "reload"),
+    RouteSpec("GET", "/hub/v1/jobs", Level.READ, "jobs"),
+    RouteSpec("GET", "/hub/v1/jobs/{id}", Level.READ, "job"),
+    RouteSpec("POST", "/hub/v1/jobs/{id}/cancel", Level.READ, "cancel_job"),
+    RouteSpec("POST", "/hub/v1/calls/{id}/cancel", Level.READ, "cancel_call"),
+    RouteSpec("GET", "/hub/v1/observations", Level.READ, "observations"),
+    RouteSpec("GET", "/healthz", Level.OPEN, "healthz"),
+    RouteSpec("GET", "/readyz", Level.READ, "readyz"),
+    RouteSpec("GET", "/metrics", Level.READ, "scrape"),
+    RouteSpec("GET", "/", Level.READ, "dashboard"),
+    RouteSpec("GET", "/dashboard/{file}", Level.READ, "asset"),
+)
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(data, ensure_ascii=False, default=str).encode()
+    return Response(body, status, headers, media_type="application/json")
+
+
+def outcome_body(outcome: Outcome) -> dict[str, Any]:
+    """The CLI's ``--json`` object, with what the component printed when it printed."""
+    d = outcome.to_dict()
+    if outcome.stdout:
+        d["stdout"] = outcome.stdout
+    if outcome.stderr:
+        d["stderr"] = outcome.stderr
+    return d
+
+
+def refused(obs: Observation) -> Response:
+    headers = {"X-Cncf-Observation-Code": obs.code.value}
+    if obs.call_id:
+        headers["X-Cncf-Call-Id"] = obs.call_id
+    if obs.code is Code.UNAUTHENTICATED:
+        headers["WWW-Authenticate"] = 'Bearer realm="cncf"'
+    return _json({"ok": False, "observation": obs.to_dict()}, status_of(obs), headers)
+
+
+def _value(text: str) -> Any:
+    """As the CLI: a value that parses as JSON is JSON, otherwise a string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class RecentObservations:
+    """The dashboard's "recent Observations": a ring of the latest, and a count per code."""
+
+    def __init__(self, size: int = 200) -> None:
+        self.ring: collections.deque[dict[str, Any]] = collections.deque(maxlen=size)
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    def add(self, obs: Observation) -> None:
+        self.counts[obs.code.value] += 1
+        self.ring.append(obs.to_dict())
+
+    def grouped(self) -> list[dict[str, Any]]:
+        last: dict[str, dict[str, Any]] = {}
+        for d in self.ring:
+            last[d["code"]] = d
+        return [{"code": code, "count": n, "status": status_of(Observation.from_dict(last[code])) if code in last
+                 else None, "last": last.get(code)} for code, n in self.counts.most_common()]
+
+
+class Reception:
+    """One serving hub's HTTP face."""
+
+    def __init__(self, hub: AsyncHub, trust: Trust, *, max_body: int = MAX_BODY,
+                 refused_entries: list[Observation] | None = None) -> None:
+        self.hub = hub
+        self.trust = trust
+        self.max_body = max_body
+        self.metrics = HubMetrics()
+        self.recent = RecentObservations()
+        self.draining = False
+        self.started = time.time()
+        self._openapi = openapi.OpenApiCache()
+        for obs in refused_entries or ():
+            self.recent.add(obs)
+        self._unsubscribe = hub.subscribe(self._on_call)
+
+    def _on_call(self, event: CallFinished) -> None:
+        self.metrics.on_call(event)
+        if event.outcome.observation is not None:
+            self.recent.add(event.outcome.observation)
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    # ------------------------------------------------------------ the app
+
+    def app(self) -> ASGIApp:
+        routes = [Route(r.path, self._endpoint(r), methods=[r.method]) for r in ROUTES]
+        app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_error,
+                                                           Exception: self._crash})
+        return _HostGuard(app, self)
+
+    def _endpoint(self, spec: RouteSpec) -> Callable[[Request], Awaitable[Response]]:
+        handler: Callable[[Request], Awaitable[Response]] = getattr(self, spec.handler)
+        level, trust = spec.level, self.trust
+
+        if not trust.needs_token(level) and level is not Level.ADMIN:
+            async def open_endpoint(request: Request) -> Response:
+                return await handler(request)
+            return open_endpoint
+
+        async def endpoint(request: Request) -> Response:
+            obs = trust.check_token(level, request.headers.get("authorization"))
+            if obs is not None:
+                return self._refuse(obs.with_context(target=f"{request.method} {request.url.path}"))
+            return await handler(request)
+
+        return endpoint
+
+    def _refuse(self, obs: Observation) -> Response:
+        self.recent.add(obs)
+        return refused(obs)
+
+    async def _http_error(self, request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        where = f"{request.method} {request.url.path}"
+        if status in (404, 405):
+            obs = Observation.of(
+                Code.ROUTE_NOT_FOUND,
+                f"no route {where}; operations are at POST|GET /rest/v1/COMPONENT[/SERVICE]/OPERATION "
+                "(see /rest/v1/openapi.json)", stage=Stage.RECEPTION, target=where,
+                routes=[f"{r.method} {r.path}" for r in ROUTES])
+        else:
+            obs = Observation.of(Code.INTERNAL_ERROR, f"the HTTP reception failed on {where}: {exc!r}",
+                                 stage=Stage.RECEPTION, target=where)
+        return self._refuse(obs)
+
+    async def _crash(self, request: Request, exc: Exception) -> Response:
+        """The outermost guard (Starlette's ServerErrorMiddleware): still an Observation."""
+        where = f"{request.method} {request.url.path}"
+        return self._refuse(Observation.of(Code.INTERNAL_ERROR, f"the HTTP reception failed on {where}: {exc!r}",
+                                           stage=Stage.RECEPTION, target=where, cause=exc))
+
+    # ----------------------------------------------------------------- calls
+
+    async def _arguments(self, request: Request) -> Any:
+        """The call's payload, or an Observation refusing the body."""
+        if request.method == "GET":
+            return {k: _value(v) for k, v in request.query_params.items() if k != "timeout"} or None
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            return self._too_large(int(length))
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body:
+                return self._too_large(size)
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        if not body.strip():
+            return None
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            ctype = request.headers.get("content-type", "")
+            return Observation.of(
+                Code.BODY_NOT_JSON,
+                f"the body is not JSON ({exc}); send a JSON object (named arguments), an array "
+                "(positional) or nothing", stage=Stage.RECEPTION, content_type=ctype)
+
+    def _too_large(self, size: int) -> Observation:
+        return Observation.of(Code.BODY_TOO_LARGE,
+                              f"the body has {size} bytes, more than this hub's limit of {self.max_body}",
+                              stage=Stage.RECEPTION, limit=self.max_body, size=size)
+
+    async def call(self, request: Request) -> Response:
+        p = request.path_params
+        parts = [p["component"], p["service"], p["operation"]] if "service" in p else [p["component"], p["operation"]]
+        selector = ".".join(parts)
+        if any("." in s or not s for s in parts):
+            return self._refuse(Observation.of(
+                Code.ROUTE_NOT_FOUND, f"path segments may not contain '.': {request.url.path}",
+                stage=Stage.RECEPTION, target=selector))
+        args = await self._arguments(request)
+        if isinstance(args, Observation):
+            return self._refuse(args.with_context(target=selector))
+        headers = request.headers
+        raw_timeout = request.query_params.get("timeout") or headers.get("x-cncf-timeout")
+        timeout: Any = None
+        if raw_timeout is not None:
+            timeout = _value(raw_timeout)  # as the CLI's values; the engine names a bad one (invalid_policy)
+        if self.draining:
+            outcome = Outcome.failure(Observation.of(
+                Code.HUB_CLOSED, "the hub is shutting down and admits no new call", target=selector))
+        else:
+            outcome = await self.hub.call(selector, args, timeout=timeout, caller="http",
+                                          correlation_id=headers.get("x-correlation-id"),
+                                          idempotency_key=headers.get("idempotency-key"))
+        return await self._render(outcome)
+
+    async def _render(self, outcome: Outcome) -> Response:
+        obs = outcome.observation
+        if obs is not None:
+            if obs.stage is Stage.DISPATCH and not obs.call_id.startswith("job"):
+                self.metrics.on_refused(outcome)  # never reached the engine's run: no event
+                if obs.code in (Code.UNKNOWN_COMPONENT, Code.UNKNOWN_OPERATION, Code.AMBIGUOUS_OPERATION,
+                                Code.INVALID_POLICY, Code.HUB_CLOSED):
+                    self.recent.add(obs)
+            return _json(outcome_body(outcome), status_of(obs),
+                         {"X-Cncf-Call-Id": outcome.call_id or obs.call_id, "X-Cncf-Observation-Code": obs.code.value})
+        if outcome.queued and outcome.job_id is not None:
+            state = "queued"
+            try:
+                state = (await self.hub.job(outcome.job_id)).state.value
+            except Exception:  # noqa: BLE001 - the job id is the answer; its state is a courtesy
+                pass
+            return _json({"ok": True, "job": {"id": outcome.job_id, "state": state}}, 202,
+                         {"X-Cncf-Call-Id": outcome.call_id, "Location": f"/hub/v1/jobs/{outcome.job_id}"})
+        return _json(outcome_body(outcome), 200, {"X-Cncf-Call-Id": outcome.call_id})
+
+    # ------------------------------------------------------------- OpenAPI
+
+    def _document(self) -> tuple[dict[str, Any], bytes]:
+        from cncf import __version__
+
+        handles = self.hub.components()
+        key = tuple((id(h), h.state, len(h.operations)) for h in handles)
+        return self._openapi.get(key, lambda: openapi.build(
+            (self._inspect(h.name) for h in handles if h.operations), __version__))
+
+    async def openapi_json(self, request: Request) -> Response:
+        return Response(self._document()[1], media_type="application/json")
+
+    async def openapi_page(self, request: Request) -> Response:
+        return HTMLResponse(openapi.render_html(self._document()[0]))
+
+    # ---------------------------------------------------------- components
+
+    def _inspect(self, name: str) -> dict[str, Any]:
+        return self.hub.inspect(name)
+
+    def summary(self, name: str) -> dict[str, Any]:
+        """One row of the components list (the dashboard's row)."""
+        d = self._inspect(name)
+        health = d.get("health") or {}
+        ops = [f"{s}.{o}" for s, v in (d.get("services") or {}).items() for o in v]
+        return {k: d.get(k) for k in ("name", "form", "state", "artifact", "entry", "observation")} | {
+            "pid": health.get("pid"), "alive": health.get("alive"), "rss_kb": health.get("rss_kb"),
+            "restarts": (d.get("restart") or {}).get("restarts", 0), "calls": d.get("calls"),
+            "operations": ops}
+
+    async def components(self, request: Request) -> Response:
+        return _json({"components": [self.summary(h.name) for h in self.hub.components()]})
+
+    def _unknown(self, name: str) -> Response:
+        names = sorted(h.name for h in self.hub.components())
+        return self._refuse(Observation.of(
+            Code.UNKNOWN_COMPONENT, f"no component {name!r} is loaded; loaded: {', '.join(names) or 'none'}",
+            target=name, candidates=names))
+
+    async def inspect(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if self.hub.component(name) is None:
+            return self._unknown(name)
+        return _json(self._inspect(name))
+
+    async def load(self, request: Request) -> Response:
+        body = await self._arguments(request)
+        if isinstance(body, Observation):
+            return self._refuse(body)
+        if not isinstance(body, dict) or not isinstance(body.get("target"), str):
+            return self._refuse(Observation.of(
+                Code.INVALID_ARGUMENTS, 'the body must be a JSON object {"target": PATH, ...manifest overrides}',
+                stage=Stage.DISPATCH, target="load"))
+        overrides = {k: v for k, v in body.items() if k != "target"}
+        target = body["target"]
+        from cncf.receptions.http.serve import inline_refusal
+
+        obs = inline_refusal(target, overrides)
+        if obs is not None:
+            return self._refuse(obs)
+        handle = await self.hub.load(target, **overrides)
+        info = self._inspect(handle.name) if self.hub.component(handle.name) is not None else handle.describe()
+        if handle.observation is not None and handle.state == "failed":
+            o = handle.observation
+            return _json({"ok": False, "observation": o.to_dict(), "component": info}, status_of(o),
+                         {"X-Cncf-Observation-Code": o.code.value})
+        return _json({"ok": True, "component": info}, 201, {"Location": f"/hub/v1/components/{handle.name}"})
+
+    async def unload(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if not await self.hub.unload(name):
+            return self._unknown(name)
+        return _json({"ok": True, "unloaded": name})
+
+    async def reload(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if self.hub.component(name) is None:
+            return self._unknown(name)
+        handle = await self.hub.reload(name)
+        info = self._inspect(handle.name)
+        if handle.observation is not None and handle.state == "failed":
+            o = handle.observation
+            return _json({"ok": False, "observation": o.to_dict(), "component": info}, status_of(o),
+                         {"X-Cncf-Observation-Code": o.code.value})
+        return _json({"ok": True, "component": info})
+
+    # ----------------------------------------------------------------- jobs
+
+    async def jobs(self, request: Request) -> Response:
+        q = request.query_params
+        filters: dict[str, Any] = {}
+        if q.get("state"):
+            filters["state"] = q["state"]
+        if q.get("component"):
+            filters["component"] = q["component"]
+        limit = q.get("limit", "100")
+        if not limit.isdigit() or filters.get("state") not in (None, *_JOB_STATES):
+            return self._refuse(Observation.of(
+                Code.INVALID_ARGUMENTS, f"state must be one of {', '.join(_JOB_STATES)} and limit a whole number",
+                target="jobs"))
+        filters["limit"] = int(limit)
+        return _json({"jobs": [j.to_dict() for j in await self.hub.jobs(**filters)]})
+
+    async def _job(self, job_id: str) -> Response:
+        from cncf.outcome import ObservationError
+
+        try:
+            job = await self.hub.job(job_id)
+        except ObservationError as exc:
+            return self._refuse(exc.observation)
+        return _json(job.to_dict())
+
+    async def job(self, request: Request) -> Response:
+        job_id = request.path_params["id"]
+        wait = request.query_params.get("wait")
+        if wait:
+            try:
+                seconds = min(MAX_WAIT, max(0.0, float(wait)))
+            except ValueError:
+                return self._refuse(Observation.of(Code.INVALID_ARGUMENTS, f"wait must be seconds, got {wait!r}",
+                                                   target=job_id))
+            await self.hub.wait(job_id, seconds)
+        return await self._job(job_id)
+
+    async def cancel_job(self, request: Request) -> Response:
+        job_id = request.path_params["id"]
+        resp = await self._job(job_id)
+        if resp.status_code != 200:
+            return resp
+        cancelled = await self.hub.cancel_job(job_id)
+        job = (await self.hub.job(job_id)).to_dict()
+        return _json({"ok": True, "cancelled": cancelled, "job": job})
+
+    async def cancel_call(self, request: Request) -> Response:
+        return _json({"ok": True, "cancelled": self.hub.cancel(request.path_params["id"])})
+
+    async def observations(self, request: Request) -> Response:
+        return _json({"groups": self.recent.grouped(), "recent": list(self.recent.ring)[-50:][::-1]})
+
+    # ----------------------------------------------------------- health
+
+    async def healthz(self, request: Request) -> Response:
+        if self.draining:
+            return _json({"ok": False, "serving": False, "draining": True}, 503)
+        return _json({"ok": True, "serving": True, "components": len(self.hub.components()),
+                      "uptime": round(time.time() - self.started, 3)})
+
+    async def readyz(self, request: Request) -> Response:
+        not_ready = [{"name": h.name, "state": h.state} for h in self.hub.components() if h.state not in _ALIVE]
+        if not_ready or self.draining:
+            return _json({"ok": False, "not_ready": not_ready, "draining": self.draining}, 503)
+        return _json({"ok": True, "components": len(self.hub.components())})
+
+    async def scrape(self, request: Request) -> Response:
+        comps = [(h.name, h.state in _ALIVE, h.restarts) for h in self.hub.components()]
+        counts = {s: 0 for s in _JOB_STATES}
+        for job in await self.hub.jobs():
+            counts[job.state.value] = counts.get(job.state.value, 0) + 1
+        self.metrics.refresh(comps, counts)
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+    # --------------------------------------------------------- dashboard
+
+    async def dashboard(self, request: Request) -> Response:
+        return FileResponse(DASHBOARD / "index.html", media_type="text/html")
+
+    async def asset(self, request: Request) -> Response:
+        name = request.path_params["file"]
+        path = DASHBOARD / name
+        if name not in _ASSETS or not path.is_file():
+            raise HTTPException(404)
+        return FileResponse(path, media_type=_ASSETS[name])
+
+
+_JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+_ASSETS = {"style.css": "text/css", "app.js": "text/javascript", "favicon.svg": "image/svg+xml"}
+
+
+class _HostGuard:
+    """Outermost: the Host check (DNS rebinding), before any routing."""
+
+    def __init__(self, app: ASGIApp, reception: Reception) -> None:
+        self.app = app
+        self.reception = reception
+        self.trust = reception.trust
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = None
+        for k, v in scope["headers"]:
+            if k == b"host":
+                host = v.decode("latin-1")
+                break
+        server = scope.get("server")
+        obs = self.trust.check_host(host, server[0] if server else None)
+        if obs is not None:
+            await self.reception._refuse(obs)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+__all__ = ["ROUTES", "Reception", "RouteSpec", "outcome_body", "refused"]

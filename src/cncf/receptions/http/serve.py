@@ -1,0 +1,251 @@
+"""``cncf serve HUBFILE``: a long-running hub behind the HTTP reception.
+
+Start-up: read the hub file (the same reader as ``cncf run``), pick address,
+port and token (options, then the hub file's ``[serve]`` table, then the
+defaults), bind the socket first — a port in use fails before any component
+starts —, load every ``[[component]]``, serve, and print one line when
+ready: ``cncf: serving N components at http://HOST:PORT/``.
+
+Shutdown on SIGINT or SIGTERM, in this order: stop admitting (the listening
+socket closes; a request still arriving on a kept-alive connection gets
+``hub_closed``), let running requests end within the grace period, then close
+the hub: what still runs is cancelled (a running job is handed back to the
+queue), queued jobs stay in the store, every component is unloaded and its
+processes and folders reaped; exit 0.  A second signal skips the grace.
+
+uvicorn's own signal capture is replaced (it re-raises the signal after its
+shutdown, which would kill the process before the hub is closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import signal
+import socket
+import sys
+import tomllib
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+from cncf.observation import Code, Failed, Observation, Stage
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_HOST, DEFAULT_PORT, DEFAULT_GRACE = "127.0.0.1", 8470, 10.0
+_SERVE_KEYS = {"host", "port", "token_file", "grace"}
+
+
+class ServeError(ValueError):
+    """A usage problem: the hub file, its ``[serve]`` table, the token or the address."""
+
+
+def serve_table(path: Path) -> dict[str, Any]:
+    """The hub file's ``[serve]`` table (token_file resolved against the hub file)."""
+    try:
+        doc = tomllib.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ServeError(f"{path}: cannot read hub file: {exc}") from None
+    table = doc.get("serve", {})
+    if not isinstance(table, dict):
+        raise ServeError(f"{path}: 'serve' must be a table")
+    extra = set(table) - _SERVE_KEYS
+    if extra:
+        raise ServeError(f"{path}: [serve] has unknown key(s) {sorted(extra)}; expected {sorted(_SERVE_KEYS)}")
+    if "port" in table and (isinstance(table["port"], bool) or not isinstance(table["port"], int)
+                            or not 0 <= table["port"] <= 65535):
+        raise ServeError(f"{path}: [serve] port must be a whole number 0..65535, got {table['port']!r}")
+    if "host" in table and not isinstance(table["host"], str):
+        raise ServeError(f"{path}: [serve] host must be a string")
+    if "grace" in table and (isinstance(table["grace"], bool) or not isinstance(table["grace"], int | float)
+                             or table["grace"] < 0):
+        raise ServeError(f"{path}: [serve] grace must be a number of seconds >= 0")
+    if "token_file" in table:
+        if not isinstance(table["token_file"], str):
+            raise ServeError(f"{path}: [serve] token_file must be a string")
+        table["token_file"] = (path.parent / table["token_file"]).expanduser()
+    return table
+
+
+def inline_refusal(target: str, overrides: dict[str, Any]) -> Observation | None:
+    """Brief section 13: the in-process ``inline`` form runs only when the
+    caller asked for it (``form = "inline"`` in the hub file's entry, or in
+    the admin request), never because the artifact's own manifest says so.
+    Reading the manifest runs nothing; an unreadable one is left to ``load``."""
+    if overrides.get("form") == "inline":
+        return None
+    from cncf.manifest import locate
+
+    try:
+        spec = locate(target, overrides)
+    except Failed:
+        return None
+    except Exception:  # noqa: BLE001 - load reports the artifact's problem itself
+        return None
+    if spec.form != "inline":
+        return None
+    return Observation.of(
+        Code.FORBIDDEN,
+        f"{target!r} would run in the hub's own process (form 'inline') but the request did not ask for it; "
+        "say form = \"inline\" in the hub file's entry (or in the load request) if you trust it",
+        stage=Stage.RECEPTION, target=target, form="inline")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(False)
+    return sock
+
+
+def _url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{shown}:{port}/"
+
+
+async def serve(hubfile: Path, *, host: str | None, port: int | None, token_file: Path | None,
+                home: Path | None, grace: float | None, say: Callable[[str], None],
+                ready: Callable[[str], None]) -> int:
+    """Run until SIGINT/SIGTERM; the exit status (``say``: progress on stderr,
+    ``ready``: the one ready line on stdout)."""
+    import uvicorn
+
+    from cncf.hub import AsyncHub, default_home
+    from cncf.receptions.http.app import Reception
+    from cncf.receptions.http.auth import TokenError, Trust, is_loopback, token_for_serving
+    from cncf.receptions.runner import HubFileError, _read
+
+    try:
+        comps, _calls = _read(hubfile)
+        table = serve_table(hubfile)
+    except (HubFileError, ServeError) as exc:
+        say(f"error: {exc}")
+        return EXIT_USAGE
+    host = host or table.get("host") or DEFAULT_HOST
+    port = port if port is not None else int(table.get("port", DEFAULT_PORT))
+    grace = grace if grace is not None else float(table.get("grace", DEFAULT_GRACE))
+    home_path = Path(home).expanduser() if home is not None else default_home()
+    try:
+        token, source, explicit = token_for_serving(token_file or table.get("token_file"), home_path)
+    except (TokenError, OSError) as exc:
+        say(f"error: {exc}")
+        return EXIT_USAGE
+    if not is_loopback(host) and not explicit:
+        say(f"error: refusing to listen on the non-loopback address {host} without an explicit token "
+            "(--token-file F, [serve] token_file, or CNCF_TOKEN)")
+        return EXIT_USAGE
+    try:
+        sock = _bind(host, port)
+    except OSError as exc:
+        say(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}")
+        return EXIT_FAILED
+    port = sock.getsockname()[1]
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        signals.append(sig)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        async with AsyncHub(home_path, progress=lambda line: say(f"… {line}")) as hub:
+            refusals: list[Observation] = []
+            for c in comps:
+                if stop.is_set():
+                    break
+                overrides = {k: v for k, v in c.items() if k != "target"}
+                target = str(hubfile.parent / str(c["target"]))
+                obs = inline_refusal(target, overrides)
+                if obs is not None:
+                    refusals.append(obs)
+                    say(f"refused {c['target']}: {obs.message}")
+                    continue
+                handle = await hub.load(target, **overrides)
+                what = (f"{handle.observation.code.value}: {handle.observation.message}"
+                        if handle.state == "failed" and handle.observation else f"{len(handle.operations)} operations")
+                say(f"{handle.name} ({handle.form}) {handle.state} — {what}")
+            if stop.is_set():
+                return EXIT_OK
+            reception = Reception(hub, Trust(token, host), refused_entries=refusals)
+            config = uvicorn.Config(reception.app(), lifespan="off", log_level="warning", access_log=False,
+                                    timeout_graceful_shutdown=math.ceil(grace), server_header=False)
+            server = _Server(config)
+            task = asyncio.ensure_future(server.serve(sockets=[sock]))
+            while not server.started and not task.done():
+                await asyncio.sleep(0.01)
+            if task.done():
+                await task
+                return EXIT_FAILED
+            if source is not None:
+                say(f"token: {source}" + ("" if explicit else " (created; send 'Authorization: Bearer TOKEN' "
+                                                                "to load, unload or reload)"))
+            ready(f"cncf: serving {len(hub.components())} components at {_url(host, port)}")
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                say(f"stopping ({signal.Signals(signals[0]).name}): draining for up to {grace:g}s")
+                reception.draining = True
+                server.should_exit = True
+                stop.clear()
+                second = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({task, second}, return_when=asyncio.FIRST_COMPLETED)
+                if not task.done():
+                    server.force_exit = True
+                    await task
+                second.cancel()
+            stopper.cancel()
+            reception.close()
+            say("closing the hub: unloading every component")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        sock.close()
+    say("stopped")
+    return EXIT_OK
+
+
+class _Server:
+    """``uvicorn.Server`` without its signal capture (we own the signals)."""
+
+    def __new__(cls, config: Any) -> Any:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Generator[None, None, None]:
+                yield
+
+        return Server(config)
+
+
+def run(hubfile: Path, **kw: Any) -> int:
+    """Run :func:`serve` on uvloop when it is installed (uvicorn[standard])."""
+    try:
+        import uvloop
+
+        runner: Any = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    return int(runner(serve(hubfile, **kw)))
+
+
+def _stderr(line: str) -> None:
+    print(f"cncf: {line}", file=sys.stderr, flush=True)
+
+
+def _stdout(line: str) -> None:
+    print(line, flush=True)
+
+
+__all__ = ["ServeError", "inline_refusal", "run", "serve", "serve_table"]
