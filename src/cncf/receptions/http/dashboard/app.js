@@ -1,0 +1,122 @@
+// The cncf dashboard: plain JavaScript, no dependency, polling the hub's JSON routes.
+"use strict";
+(function () {
+  const $ = (id) => document.getElementById(id);
+  let token = sessionStorage.getItem("cncf-token") || "";
+  let selectedJob = null;
+  let timer = null;
+
+  function headers() { return token ? { Authorization: "Bearer " + token } : {}; }
+
+  async function getJSON(path, init) {
+    const r = await fetch(path, Object.assign({ headers: headers(), cache: "no-store" }, init || {}));
+    if (r.status === 401) { $("token-box").hidden = false; throw new Error("unauthenticated"); }
+    return { status: r.status, body: await r.json() };
+  }
+
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") e.className = v; else if (k.startsWith("data-")) e.setAttribute(k, v); else e[k] = v;
+    }
+    for (const c of children) e.append(c === null || c === undefined ? "" : (c instanceof Node ? c : String(c)));
+    return e;
+  }
+  const badge = (state) => el("span", { class: "badge " + state, "data-state": state }, state);
+  const when = (t) => t ? new Date(t * 1000).toLocaleTimeString() : "";
+
+  function renderComponents(list) {
+    const body = $("components").tBodies[0];
+    body.replaceChildren(...list.map((c) => {
+      const calls = c.calls || {};
+      const obs = c.observation;
+      return el("tr", { "data-component": c.name },
+        el("td", { class: "mono" }, c.name), el("td", {}, c.form), el("td", { class: "state" }, badge(c.state)),
+        el("td", { class: "num mono pid" }, c.pid ?? "–"), el("td", { class: "num restarts" }, c.restarts ?? 0),
+        el("td", { class: "num running" }, calls.running ?? 0), el("td", { class: "num waiting" }, calls.waiting ?? 0),
+        el("td", { class: "num wide" }, (c.operations || []).length),
+        el("td", { class: "wide msg" }, obs ? el("code", {}, obs.code) : "", obs ? " " + obs.message.slice(0, 120) : ""));
+    }));
+    $("components-count").textContent = "(" + list.length + ")";
+    const bad = list.filter((c) => c.state !== "ready" && c.state !== "busy").length;
+    const s = $("hub-status");
+    s.dataset.state = bad ? "degraded" : "ok";
+    s.textContent = bad ? bad + " of " + list.length + " not ready" : "all " + list.length + " ready";
+  }
+
+  function renderObservations(data) {
+    const groups = data.groups || [];
+    $("observations").tBodies[0].replaceChildren(...groups.map((g) => {
+      const last = g.last || {};
+      return el("tr", { "data-code": g.code }, el("td", {}, el("code", {}, g.code)), el("td", { class: "num" }, g.count),
+        el("td", { class: "num" }, g.status ?? ""), el("td", {}, last.stage || ""), el("td", { class: "mono" }, last.target || ""),
+        el("td", { class: "wide msg" }, (last.message || "").slice(0, 160)));
+    }));
+    $("observations-empty").hidden = groups.length > 0;
+    $("observations-count").textContent = "(" + groups.reduce((n, g) => n + g.count, 0) + ")";
+  }
+
+  function renderJobs(jobs) {
+    $("jobs").tBodies[0].replaceChildren(...jobs.map((j) => {
+      const row = el("tr", { class: "clickable" + (j.id === selectedJob ? " selected" : ""), "data-job": j.id },
+        el("td", { class: "mono" }, j.id), el("td", { class: "mono" }, j.target), el("td", {}, badge(j.state)),
+        el("td", { class: "num" }, j.attempts), el("td", { class: "wide" }, when(j.created)));
+      row.addEventListener("click", () => { selectedJob = j.id; refresh(); });
+      return row;
+    }));
+    $("jobs-empty").hidden = jobs.length > 0;
+    $("jobs-count").textContent = "(" + jobs.length + ")";
+  }
+
+  async function renderDetail() {
+    const box = $("job-detail");
+    if (!selectedJob) { box.hidden = true; return; }
+    const { status, body } = await getJSON("/hub/v1/jobs/" + encodeURIComponent(selectedJob));
+    if (status !== 200) { box.hidden = true; selectedJob = null; return; }
+    box.hidden = false;
+    $("job-detail-title").textContent = body.id;
+    const fields = [["state", badge(body.state)], ["target", body.target], ["attempts", body.attempts + " of " + body.max_attempts],
+      ["created", when(body.created)], ["finished", when(body.finished)], ["idempotency key", body.idempotency_key || "–"]];
+    $("job-detail-fields").replaceChildren(...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { "data-field": k }, v)]));
+    $("job-outcome").textContent = body.outcome ? JSON.stringify(body.outcome, null, 2) : "(not finished)";
+    $("job-attempts").replaceChildren(...(body.history || []).map((a) =>
+      el("li", {}, el("code", {}, a.observation.code), " " + a.observation.message)));
+    $("job-cancel").disabled = ["succeeded", "failed", "cancelled"].includes(body.state);
+  }
+
+  async function refresh() {
+    try {
+      const state = $("job-state").value;
+      const [comps, obs, jobs] = await Promise.all([
+        getJSON("/hub/v1/components"), getJSON("/hub/v1/observations"),
+        getJSON("/hub/v1/jobs?limit=100" + (state ? "&state=" + encodeURIComponent(state) : ""))]);
+      renderComponents(comps.body.components || []);
+      renderObservations(obs.body);
+      renderJobs(jobs.body.jobs || []);
+      await renderDetail();
+      $("updated").textContent = new Date().toLocaleTimeString();
+    } catch (e) {
+      const s = $("hub-status");
+      s.dataset.state = "down";
+      s.textContent = e.message === "unauthenticated" ? "token needed" : "hub unreachable";
+    }
+  }
+
+  $("job-state").addEventListener("change", refresh);
+  $("job-close").addEventListener("click", () => { selectedJob = null; refresh(); });
+  $("job-cancel").addEventListener("click", async () => {
+    if (!selectedJob) return;
+    $("job-cancel").disabled = true;
+    await getJSON("/hub/v1/jobs/" + encodeURIComponent(selectedJob) + "/cancel", { method: "POST", headers: headers() });
+    refresh();
+  });
+  $("token-save").addEventListener("click", () => {
+    token = $("token").value.trim();
+    sessionStorage.setItem("cncf-token", token);
+    $("token-box").hidden = true;
+    refresh();
+  });
+  refresh();
+  timer = setInterval(refresh, 1000);
+  window.addEventListener("beforeunload", () => clearInterval(timer));
+})();
