@@ -35,7 +35,8 @@
         el("td", { class: "num mono pid" }, c.pid ?? "–"), el("td", { class: "num restarts" }, c.restarts ?? 0),
         el("td", { class: "num running" }, calls.running ?? 0), el("td", { class: "num waiting" }, calls.waiting ?? 0),
         el("td", { class: "num wide" }, (c.operations || []).length),
-        el("td", { class: "wide msg" }, obs ? el("code", {}, obs.code) : "", obs ? " " + obs.message.slice(0, 120) : ""));
+        el("td", { class: "wide msg trunc", title: obs ? obs.message : "" }, obs ? el("code", {}, obs.code) : "",
+          obs ? " " + obs.message : ""));
     }));
     $("components-count").textContent = "(" + list.length + ")";
     const bad = list.filter((c) => c.state !== "ready" && c.state !== "busy").length;
@@ -49,8 +50,9 @@
     $("observations").tBodies[0].replaceChildren(...groups.map((g) => {
       const last = g.last || {};
       return el("tr", { "data-code": g.code }, el("td", {}, el("code", {}, g.code)), el("td", { class: "num" }, g.count),
-        el("td", { class: "num" }, g.status ?? ""), el("td", {}, last.stage || ""), el("td", { class: "mono" }, last.target || ""),
-        el("td", { class: "wide msg" }, (last.message || "").slice(0, 160)));
+        el("td", { class: "num" }, g.status ?? ""), el("td", {}, last.stage || ""),
+        el("td", { class: "mono trunc", title: last.target || "" }, last.target || ""),
+        el("td", { class: "wide msg trunc", title: last.message || "" }, last.message || ""));
     }));
     $("observations-empty").hidden = groups.length > 0;
     $("observations-count").textContent = "(" + groups.reduce((n, g) => n + g.count, 0) + ")";
