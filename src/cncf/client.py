@@ -22,7 +22,7 @@ import os
 import urllib.parse
 from typing import Any
 
-from cncf.call import Arguments
+from cncf.call import Arguments, new_call_id
 from cncf.jobs.model import Attempt, Job, JobNotFound, JobState, decode_outcome
 from cncf.observation import Code, Observation, Stage
 from cncf.outcome import ObservationError, Outcome
@@ -93,7 +93,7 @@ def _call_request(selector: str, args: Any, timeout: float | None, correlation_i
         return Outcome.failure(Observation.of(
             Code.UNKNOWN_OPERATION,
             f"{selector!r} is not a selector; expected 'component.operation' or 'component.service.operation'",
-            target=str(selector)))
+            target=str(selector), call_id=new_call_id()))
     headers = {"content-type": "application/json"}
     if timeout is not None:
         headers["x-cncf-timeout"] = json.dumps(timeout) if isinstance(timeout, int | float) else str(timeout)
@@ -105,7 +105,7 @@ def _call_request(selector: str, args: Any, timeout: float | None, correlation_i
         if args.args and args.kwargs:
             return Outcome.failure(Observation.of(
                 Code.INVALID_ARGUMENTS, "over HTTP a call carries named or positional arguments, not both",
-                target=selector))
+                target=selector, call_id=new_call_id()))
         args = dict(args.kwargs) if args.kwargs else list(args.args)
     if isinstance(args, tuple):
         args = list(args)
@@ -113,7 +113,8 @@ def _call_request(selector: str, args: Any, timeout: float | None, correlation_i
         body = None if args is None else json.dumps(args, allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
         return Outcome.failure(Observation.of(
-            Code.INVALID_ARGUMENTS, f"the arguments cannot cross as JSON: {exc}", target=selector))
+            Code.INVALID_ARGUMENTS, f"the arguments cannot cross as JSON: {exc}", target=selector,
+            call_id=new_call_id()))
     path = "/rest/v1/" + "/".join(urllib.parse.quote(p, safe="") for p in parts)
     return _Request("POST", path, headers, body)
 
