@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # System packages the test suite needs besides PyPI: a JDK (javac), Scala 2.11
-# (scalac with its scala-library), PyPy 3, Node.js, Perl, and the Debian jars the
-# JVM fixtures and value tests use.  Idempotent; installs only what is missing.
+# (scalac with its scala-library), PyPy 3, Node.js, Perl, the Debian jars the
+# JVM fixtures and value tests use, and Chromium for the dashboard's browser
+# tests (driven by Playwright's Python package at Debian's executable: no
+# browser download).  Idempotent; installs only what is missing.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
@@ -17,6 +19,7 @@ perl -MJSON::PP -e1 >/dev/null 2>&1 || need+=(perl)   # the wire-protocol doc's 
 [ -f /usr/share/java/jackson-databind.jar ] || need+=(libjackson2-databind-java)
 [ -f /usr/share/java/joda-time.jar ] || need+=(libjoda-time-java)
 [ -f /usr/share/java/commons-codec.jar ] || need+=(libcommons-codec-java)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO apt-get update -q

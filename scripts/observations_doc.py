@@ -19,6 +19,9 @@ C = "tests/core/test_cli.py"
 PF = "tests/python_form/test_faults.py"
 PY = "tests/python_form/test_forms.py"
 JF = "tests/jar/test_jar_faults.py"
+HC = "tests/http/test_calls.py"
+HA = "tests/http/test_admin.py"
+HS = "tests/http/test_serve.py"
 
 # code -> tests that produce it ("path::function"); every code needs at least one.
 PRODUCED_BY: dict[Code, list[str]] = {
@@ -65,6 +68,12 @@ PRODUCED_BY: dict[Code, list[str]] = {
     Code.JOB_CANCELLED: ["tests/jobs/test_delivery.py::test_cancel_a_queued_job"],
     Code.JOB_LOST: ["tests/jobs/test_crash.py::test_job_that_keeps_killing_its_hub_is_quarantined"],
     Code.JOB_QUARANTINED: ["tests/jobs/test_delivery.py::test_exhausted_attempts_quarantine_the_job_with_every_observation", "tests/jar/test_jar_jobs.py::test_jar_job_that_kills_its_host_is_quarantined"],
+    Code.UNAUTHENTICATED: [f"{HC}::test_refused_requests_are_observations", f"{HS}::test_non_loopback_needs_an_explicit_token"],
+    Code.FORBIDDEN: [f"{HC}::test_refused_requests_are_observations", f"{HA}::test_inline_only_when_the_request_asks_for_it"],
+    Code.ROUTE_NOT_FOUND: [f"{HC}::test_refused_requests_are_observations"],
+    Code.BODY_TOO_LARGE: [f"{HC}::test_refused_requests_are_observations"],
+    Code.BODY_NOT_JSON: [f"{HC}::test_refused_requests_are_observations"],
+    Code.HUB_UNREACHABLE: ["tests/http/test_client.py::test_an_unreachable_hub_is_an_observation"],
     Code.INTERNAL_ERROR: [f"{E}::test_exactly_one_outcome_even_when_the_boundary_itself_breaks"],
 }
 
@@ -79,7 +88,9 @@ reacts to failures branches on `code` and these fields — never on `message`.
 Stages: `load` (finding and loading the artifact), `instantiate` (creating
 the live instance), `dispatch` (resolving the selector, checking arguments
 and policy), `wait` (queued behind other calls), `execute` (running),
-`job` (the durable queue).
+`job` (the durable queue), `reception` (a request the HTTP reception of
+`cncf serve` refused before it became a call; see docs/http.md for the HTTP
+status of every code).
 
 This page is generated from the registry in `src/cncf/observation.py` by
 `scripts/observations_doc.py`; `tests/core/test_docs.py` fails when they
