@@ -95,9 +95,11 @@ def test_non_loopback_needs_an_explicit_token(tmp_path: Path) -> None:
             assert h.post("/rest/v1/svc/add", json=[1, 2]).status_code == 401
             ok = h.post("/rest/v1/svc/add", json=[1, 2], headers={"Authorization": "Bearer t0ken"})
             assert ok.json() == {"ok": True, "value": 3}
-        assert cncf.connect(f"http://127.0.0.1:{port}", token="t0ken").call("svc.add", [2, 2]).value == 4
-        assert cncf.connect(f"http://127.0.0.1:{port}").call("svc.add", [2, 2]).observation.code.value \
-            == "unauthenticated"  # type: ignore[union-attr]
+        with cncf.connect(f"http://127.0.0.1:{port}", token="t0ken") as remote:
+            assert remote.call("svc.add", [2, 2]).value == 4
+        with cncf.connect(f"http://127.0.0.1:{port}") as remote:
+            refused = remote.call("svc.add", [2, 2]).observation
+        assert refused is not None and refused.code.value == "unauthenticated"
     finally:
         assert s.stop()[0] == 0
 

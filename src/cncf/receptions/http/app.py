@@ -20,6 +20,7 @@ import collections
 import dataclasses
 import json
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cncf.engine.events import CallFinished
@@ -44,6 +45,8 @@ DASHBOARD = Path(__file__).parent / "dashboard"
 MAX_BODY = 8 * 1024 * 1024
 MAX_WAIT = 300.0
 _ALIVE = ("ready", "busy")
+_CALL_HEADERS = frozenset({b"authorization", b"content-length", b"content-type", b"x-cncf-timeout",
+                           b"x-correlation-id", b"idempotency-key"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -79,8 +82,12 @@ ROUTES: tuple[RouteSpec, ...] = (
 )
 
 
+# built once: json.dumps() with options builds an encoder per call
+_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(data, ensure_ascii=False, default=str).encode()
+    body = _encode(data).encode()
     return Response(body, status, headers, media_type="application/json")
 
 
@@ -94,13 +101,38 @@ def outcome_body(outcome: Outcome) -> dict[str, Any]:
     return d
 
 
-def refused(obs: Observation) -> Response:
-    headers = {"X-Cncf-Observation-Code": obs.code.value}
+_Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+def _answer(data: Any, status: int, headers: dict[str, str]) -> _Answer:
+    body = _encode(data).encode()
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    raw.append((b"content-type", b"application/json"))
+    raw.append((b"content-length", str(len(body)).encode()))
+    return status, raw, body
+
+
+async def _send(send: Send, answer: _Answer) -> None:
+    status, headers, body = answer
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _Raw(Response):
+    """A prepared answer as a Starlette response (admin routes, refusals)."""
+
+    def __init__(self, answer: _Answer) -> None:
+        self.status_code, self.raw_headers, self.body = answer
+        self.background = None
+
+
+def refused(obs: Observation) -> _Answer:
+    headers = {"x-cncf-observation-code": obs.code.value}
     if obs.call_id:
-        headers["X-Cncf-Call-Id"] = obs.call_id
+        headers["x-cncf-call-id"] = obs.call_id
     if obs.code is Code.UNAUTHENTICATED:
-        headers["WWW-Authenticate"] = 'Bearer realm="cncf"'
-    return _json({"ok": False, "observation": obs.to_dict()}, status_of(obs), headers)
+        headers["www-authenticate"] = 'Bearer realm="cncf"'
+    return _answer({"ok": False, "observation": obs.to_dict()}, status_of(obs), headers)
 
 
 def _value(text: str) -> Any:
@@ -146,6 +178,7 @@ class Reception:
         for obs in refused_entries or ():
             self.recent.add(obs)
         self._unsubscribe = hub.subscribe(self._on_call)
+        self._call_level_needs_token = trust.needs_token(Level.READ)
 
     def _on_call(self, event: CallFinished) -> None:
         self.metrics.on_call(event)
@@ -158,7 +191,8 @@ class Reception:
     # ------------------------------------------------------------ the app
 
     def app(self) -> ASGIApp:
-        routes = [Route(r.path, self._endpoint(r), methods=[r.method]) for r in ROUTES]
+        routes = [Route(r.path, _CallApp(self) if r.handler == "call" else self._endpoint(r), methods=[r.method])
+                  for r in ROUTES]
         app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_error,
                                                            Exception: self._crash})
         return _HostGuard(app, self)
@@ -175,14 +209,17 @@ class Reception:
         async def endpoint(request: Request) -> Response:
             obs = trust.check_token(level, request.headers.get("authorization"))
             if obs is not None:
-                return self._refuse(obs.with_context(target=f"{request.method} {request.url.path}"))
+                return self._refusal(obs.with_context(target=f"{request.method} {request.url.path}"))
             return await handler(request)
 
         return endpoint
 
-    def _refuse(self, obs: Observation) -> Response:
+    def _refuse(self, obs: Observation) -> _Answer:
         self.recent.add(obs)
         return refused(obs)
+
+    def _refusal(self, obs: Observation) -> Response:
+        return _Raw(self._refuse(obs))
 
     async def _http_error(self, request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)
@@ -196,73 +233,101 @@ class Reception:
         else:
             obs = Observation.of(Code.INTERNAL_ERROR, f"the HTTP reception failed on {where}: {exc!r}",
                                  stage=Stage.RECEPTION, target=where)
-        return self._refuse(obs)
+        return self._refusal(obs)
 
     async def _crash(self, request: Request, exc: Exception) -> Response:
         """The outermost guard (Starlette's ServerErrorMiddleware): still an Observation."""
         where = f"{request.method} {request.url.path}"
-        return self._refuse(Observation.of(Code.INTERNAL_ERROR, f"the HTTP reception failed on {where}: {exc!r}",
+        return self._refusal(Observation.of(Code.INTERNAL_ERROR, f"the HTTP reception failed on {where}: {exc!r}",
                                            stage=Stage.RECEPTION, target=where, cause=exc))
 
     # ----------------------------------------------------------------- calls
 
-    async def _arguments(self, request: Request) -> Any:
-        """The call's payload, or an Observation refusing the body."""
-        if request.method == "GET":
-            return {k: _value(v) for k, v in request.query_params.items() if k != "timeout"} or None
-        length = request.headers.get("content-length")
+    async def _body(self, receive: Receive, length: str | None) -> bytes | Observation:
+        """The whole request body, or ``body_too_large`` (checked as it arrives)."""
         if length is not None and length.isdigit() and int(length) > self.max_body:
             return self._too_large(int(length))
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body:
-                return self._too_large(size)
-            chunks.append(chunk)
-        body = b"".join(chunks)
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_body:
+                return self._too_large(len(body))
+        return body
+
+    def _payload(self, body: bytes, content_type: str) -> Any:
+        """A call's arguments from its JSON body (object, array, or nothing), or ``body_not_json``."""
         if not body.strip():
             return None
         try:
-            return json.loads(body)
+            return json.loads(body.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
-            ctype = request.headers.get("content-type", "")
             return Observation.of(
                 Code.BODY_NOT_JSON,
                 f"the body is not JSON ({exc}); send a JSON object (named arguments), an array "
-                "(positional) or nothing", stage=Stage.RECEPTION, content_type=ctype)
+                "(positional) or nothing", stage=Stage.RECEPTION, content_type=content_type)
+
+    async def _arguments(self, request: Request) -> Any:
+        """The JSON body of an admin request, or an Observation refusing it."""
+        body = await self._body(request.receive, request.headers.get("content-length"))
+        if isinstance(body, Observation):
+            return body
+        return self._payload(body, request.headers.get("content-type", ""))
 
     def _too_large(self, size: int) -> Observation:
         return Observation.of(Code.BODY_TOO_LARGE,
                               f"the body has {size} bytes, more than this hub's limit of {self.max_body}",
                               stage=Stage.RECEPTION, limit=self.max_body, size=size)
 
-    async def call(self, request: Request) -> Response:
-        p = request.path_params
+    async def asgi_call(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The operation routes, as a plain ASGI app (the hot path: no Request or
+        Response objects; the headers are read in one pass)."""
+        p = scope["path_params"]
         parts = [p["component"], p["service"], p["operation"]] if "service" in p else [p["component"], p["operation"]]
         selector = ".".join(parts)
-        if any("." in s or not s for s in parts):
-            return self._refuse(Observation.of(
-                Code.ROUTE_NOT_FOUND, f"path segments may not contain '.': {request.url.path}",
-                stage=Stage.RECEPTION, target=selector))
-        args = await self._arguments(request)
+        want = _CALL_HEADERS
+        found: dict[bytes, str] = {}
+        for k, v in scope["headers"]:
+            if k in want:
+                found[k] = v.decode("latin-1")
+        if self._call_level_needs_token:
+            obs = self.trust.check_token(Level.READ, found.get(b"authorization"))
+            if obs is not None:
+                await _send(send, self._refuse(obs.with_context(target=selector)))
+                return
+        if any("." in seg or not seg for seg in parts):
+            await _send(send, self._refuse(Observation.of(
+                Code.ROUTE_NOT_FOUND, f"path segments may not contain '.': {scope['path']}",
+                stage=Stage.RECEPTION, target=selector)))
+            return
+        query = scope.get("query_string") or b""
+        params = dict(urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {}
+        args: Any
+        if scope["method"] == "GET":
+            args = {k: _value(v) for k, v in params.items() if k != "timeout"} or None
+        else:
+            body = await self._body(receive, found.get(b"content-length"))
+            args = body if isinstance(body, Observation) else self._payload(body, found.get(b"content-type", ""))
         if isinstance(args, Observation):
-            return self._refuse(args.with_context(target=selector))
-        headers = request.headers
-        raw_timeout = request.query_params.get("timeout") or headers.get("x-cncf-timeout")
-        timeout: Any = None
-        if raw_timeout is not None:
-            timeout = _value(raw_timeout)  # as the CLI's values; the engine names a bad one (invalid_policy)
+            await _send(send, self._refuse(args.with_context(target=selector)))
+            return
+        raw_timeout = params.get("timeout") or found.get(b"x-cncf-timeout")
+        # as the CLI's values: JSON when it parses; the engine names a bad one (invalid_policy)
+        timeout = _value(raw_timeout) if raw_timeout is not None else None
         if self.draining:
             outcome = Outcome.failure(Observation.of(
                 Code.HUB_CLOSED, "the hub is shutting down and admits no new call", target=selector))
         else:
             outcome = await self.hub.call(selector, args, timeout=timeout, caller="http",
-                                          correlation_id=headers.get("x-correlation-id"),
-                                          idempotency_key=headers.get("idempotency-key"))
-        return await self._render(outcome)
+                                          correlation_id=found.get(b"x-correlation-id"),
+                                          idempotency_key=found.get(b"idempotency-key"))
+        await _send(send, await self._render(outcome))
 
-    async def _render(self, outcome: Outcome) -> Response:
+    async def _render(self, outcome: Outcome) -> _Answer:
         obs = outcome.observation
         if obs is not None:
             if obs.stage is Stage.DISPATCH and not obs.call_id.startswith("job"):
@@ -270,17 +335,18 @@ class Reception:
                 if obs.code in (Code.UNKNOWN_COMPONENT, Code.UNKNOWN_OPERATION, Code.AMBIGUOUS_OPERATION,
                                 Code.INVALID_POLICY, Code.HUB_CLOSED):
                     self.recent.add(obs)
-            return _json(outcome_body(outcome), status_of(obs),
-                         {"X-Cncf-Call-Id": outcome.call_id or obs.call_id, "X-Cncf-Observation-Code": obs.code.value})
+            return _answer(outcome_body(outcome), status_of(obs),
+                           {"x-cncf-call-id": outcome.call_id or obs.call_id,
+                            "x-cncf-observation-code": obs.code.value})
         if outcome.queued and outcome.job_id is not None:
             state = "queued"
             try:
                 state = (await self.hub.job(outcome.job_id)).state.value
             except Exception:  # noqa: BLE001 - the job id is the answer; its state is a courtesy
                 pass
-            return _json({"ok": True, "job": {"id": outcome.job_id, "state": state}}, 202,
-                         {"X-Cncf-Call-Id": outcome.call_id, "Location": f"/hub/v1/jobs/{outcome.job_id}"})
-        return _json(outcome_body(outcome), 200, {"X-Cncf-Call-Id": outcome.call_id})
+            return _answer({"ok": True, "job": {"id": outcome.job_id, "state": state}}, 202,
+                           {"x-cncf-call-id": outcome.call_id, "location": f"/hub/v1/jobs/{outcome.job_id}"})
+        return _answer(outcome_body(outcome), 200, {"x-cncf-call-id": outcome.call_id})
 
     # ------------------------------------------------------------- OpenAPI
 
@@ -318,7 +384,7 @@ class Reception:
 
     def _unknown(self, name: str) -> Response:
         names = sorted(h.name for h in self.hub.components())
-        return self._refuse(Observation.of(
+        return self._refusal(Observation.of(
             Code.UNKNOWN_COMPONENT, f"no component {name!r} is loaded; loaded: {', '.join(names) or 'none'}",
             target=name, candidates=names))
 
@@ -331,9 +397,9 @@ class Reception:
     async def load(self, request: Request) -> Response:
         body = await self._arguments(request)
         if isinstance(body, Observation):
-            return self._refuse(body)
+            return self._refusal(body)
         if not isinstance(body, dict) or not isinstance(body.get("target"), str):
-            return self._refuse(Observation.of(
+            return self._refusal(Observation.of(
                 Code.INVALID_ARGUMENTS, 'the body must be a JSON object {"target": PATH, ...manifest overrides}',
                 stage=Stage.DISPATCH, target="load"))
         overrides = {k: v for k, v in body.items() if k != "target"}
@@ -342,7 +408,7 @@ class Reception:
 
         obs = inline_refusal(target, overrides)
         if obs is not None:
-            return self._refuse(obs)
+            return self._refusal(obs)
         handle = await self.hub.load(target, **overrides)
         info = self._inspect(handle.name) if self.hub.component(handle.name) is not None else handle.describe()
         if handle.observation is not None and handle.state == "failed":
@@ -380,7 +446,7 @@ class Reception:
             filters["component"] = q["component"]
         limit = q.get("limit", "100")
         if not limit.isdigit() or filters.get("state") not in (None, *_JOB_STATES):
-            return self._refuse(Observation.of(
+            return self._refusal(Observation.of(
                 Code.INVALID_ARGUMENTS, f"state must be one of {', '.join(_JOB_STATES)} and limit a whole number",
                 target="jobs"))
         filters["limit"] = int(limit)
@@ -392,7 +458,7 @@ class Reception:
         try:
             job = await self.hub.job(job_id)
         except ObservationError as exc:
-            return self._refuse(exc.observation)
+            return self._refusal(exc.observation)
         return _json(job.to_dict())
 
     async def job(self, request: Request) -> Response:
@@ -402,7 +468,7 @@ class Reception:
             try:
                 seconds = min(MAX_WAIT, max(0.0, float(wait)))
             except ValueError:
-                return self._refuse(Observation.of(Code.INVALID_ARGUMENTS, f"wait must be seconds, got {wait!r}",
+                return self._refusal(Observation.of(Code.INVALID_ARGUMENTS, f"wait must be seconds, got {wait!r}",
                                                    target=job_id))
             await self.hub.wait(job_id, seconds)
         return await self._job(job_id)
@@ -461,8 +527,25 @@ _JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 _ASSETS = {"style.css": "text/css", "app.js": "text/javascript", "favicon.svg": "image/svg+xml"}
 
 
+class _CallApp:
+    """The operation routes' endpoint: an ASGI app (Starlette passes ``path_params`` in the scope)."""
+
+    def __init__(self, reception: Reception) -> None:
+        self.reception = reception
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.reception.asgi_call(scope, receive, send)
+
+
+# The operation routes of ROUTES, compiled once: the guard dispatches them before
+# Starlette's router (which still holds them, for 405s and the route list).
+_CALL_PATHS = tuple(dict.fromkeys(compile_path(r.path)[0] for r in ROUTES if r.handler == "call"))
+_CALL_METHODS = frozenset(r.method for r in ROUTES if r.handler == "call")
+
+
 class _HostGuard:
-    """Outermost: the Host check (DNS rebinding), before any routing."""
+    """Outermost: the Host check (DNS rebinding) before any routing, then the
+    operation routes' fast path, then Starlette for everything else."""
 
     def __init__(self, app: ASGIApp, reception: Reception) -> None:
         self.app = app
@@ -481,8 +564,16 @@ class _HostGuard:
         server = scope.get("server")
         obs = self.trust.check_host(host, server[0] if server else None)
         if obs is not None:
-            await self.reception._refuse(obs)(scope, receive, send)
+            await _send(send, self.reception._refuse(obs))
             return
+        path = scope["path"]
+        if path.startswith("/rest/v1/") and scope["method"] in _CALL_METHODS:
+            for regex in _CALL_PATHS:
+                m = regex.match(path)
+                if m is not None:
+                    scope["path_params"] = m.groupdict()
+                    await self.reception.asgi_call(scope, receive, send)
+                    return
         await self.app(scope, receive, send)
 
 

@@ -63,15 +63,21 @@ class HubMetrics:
         self.duration = Histogram("rpc_server_call_duration_seconds",
                                   "duration of a call from admission to its Outcome",
                                   ["component", "operation"], buckets=_BUCKETS, registry=self.registry)
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}  # labels() costs a lock and a lookup
         self._snapshot = _Snapshot()
         self.registry.register(self._snapshot)
 
     def on_call(self, event: CallFinished) -> None:
         """The engine listener (see ``cncf.engine.events``)."""
         target = event.call.target
-        op = f"{target.service}.{target.operation}"
-        self.calls.labels(target.component, op, outcome_label(event.outcome)).inc()
-        self.duration.labels(target.component, op).observe(max(0.0, event.ended - event.started))
+        key = (target.component, target.text, outcome_label(event.outcome))
+        children = self._children.get(key)
+        if children is None:
+            op = f"{target.service}.{target.operation}"
+            children = self._children[key] = (self.calls.labels(target.component, op, key[2]),
+                                               self.duration.labels(target.component, op))
+        children[0].inc()
+        children[1].observe(max(0.0, event.ended - event.started))
 
     def on_refused(self, outcome: Outcome) -> None:
         """A call that never reached a component (dispatch failed)."""

@@ -1,0 +1,107 @@
+"""The HTTP reception: an echo POST through ``cncf serve`` against a bare
+Starlette + uvicorn echo app, measured in the same run with the same client.
+
+Both servers run as their own processes with the same uvicorn settings
+(uvloop, httptools, no access log).  The client is a minimal keep-alive
+HTTP/1.1 client on asyncio streams (lighter than any library client, so the
+servers' costs dominate): one connection sending requests back to back, then
+8 connections at once.  Rounds alternate between the two servers; each figure
+is the best round's.  Printed: median latency with 1 and 8 clients (the hub's
+added µs is value − floor), and requests/s with 8 clients (ratio = hub/bare).
+The hub's component is inline, so the figure is reception + engine, not a
+worker round trip.
+
+Run standalone: ``python benchmarks/bench_http.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ECHO = HERE / "http_echo"
+SRC = HERE.parent / "src"
+N1, N8, ROUNDS = 3000, 6000, 3
+Row = tuple[str, float, float, str]
+
+
+def _start(cmd: list[str], pattern: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        m = re.search(pattern, line)
+        if m:
+            return proc, int(m.group(1))
+    raise RuntimeError(f"{cmd} did not start")
+
+
+async def _client(port: int, path: str, n: int, out: list[float]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body = json.dumps({"value": "hello"}).encode()
+    req = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+           f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    pc = time.perf_counter
+    for _ in range(n):
+        t = pc()
+        writer.write(req)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))  # type: ignore[union-attr]
+        payload = await reader.readexactly(length)
+        out.append(pc() - t)
+        assert payload.startswith(b'{"ok": true'), payload
+    writer.close()
+
+
+async def _measure(port: int, path: str, clients: int, n: int) -> tuple[float, float]:
+    """(median latency µs, requests/s)."""
+    await asyncio.gather(*(_client(port, path, 200, []) for _ in range(clients)))  # warm up
+    samples: list[float] = []
+    t0 = time.perf_counter()
+    await asyncio.gather(*(_client(port, path, n // clients, samples) for _ in range(clients)))
+    elapsed = time.perf_counter() - t0
+    return statistics.median(samples) * 1e6, len(samples) / elapsed
+
+
+def main() -> list[Row]:
+    env = dict(os.environ, PYTHONPATH=str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    with tempfile.TemporaryDirectory(prefix="cncf-bench-http-") as tmp:
+        bare, bare_port = _start([sys.executable, str(ECHO / "bare.py")], r"^port (\d+)", env)
+        hub, hub_port = _start([sys.executable, "-m", "cncf", "serve", str(ECHO / "hub.toml"), "--port", "0",
+                                "--home", str(Path(tmp) / "home")], r"at http://127\.0\.0\.1:(\d+)/", env)
+        try:
+            best: dict[tuple[str, int], tuple[float, float]] = {}
+            for _ in range(ROUNDS):
+                for name, port, path in (("bare", bare_port, "/echo"), ("hub", hub_port, "/rest/v1/echo/echo")):
+                    for clients, n in ((1, N1), (8, N8)):
+                        med, rps = asyncio.run(_measure(port, path, clients, n))
+                        old = best.get((name, clients))
+                        best[(name, clients)] = (min(med, old[0]), max(rps, old[1])) if old else (med, rps)
+        finally:
+            for p in (bare, hub):
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    return [
+        ("http echo median, 1 client (cncf serve vs bare Starlette)", best[("hub", 1)][0], best[("bare", 1)][0], "µs"),
+        ("http echo median, 8 clients", best[("hub", 8)][0], best[("bare", 8)][0], "µs"),
+        ("http requests/s, 8 clients (ratio = hub/bare)", best[("hub", 8)][1], best[("bare", 8)][1], "req/s"),
+        ("http requests/s, 1 client", best[("hub", 1)][1], best[("bare", 1)][1], "req/s"),
+    ]
+
+
+if __name__ == "__main__":
+    for name, value, floor, unit in main():
+        print(f"{name:60} {value:10.1f} {unit:5} floor {floor:10.1f}  ratio {value / floor:.2f}x  "
+              f"added {value - floor:+.1f}")

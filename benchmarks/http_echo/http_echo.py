@@ -1,0 +1,3 @@
+class Echo:
+    def echo(self, value=None):
+        return value
