@@ -341,7 +341,9 @@ class Reception:
         if outcome.queued and outcome.job_id is not None:
             state = "queued"
             try:
-                state = (await self.hub.job(outcome.job_id)).state.value
+                job = await self.hub.job(outcome.job_id)
+                state = job.state.value
+                self.metrics.on_queued(job.component, job.target)  # a submission is no finished call: no event
             except Exception:  # noqa: BLE001 - the job id is the answer; its state is a courtesy
                 pass
             return _answer({"ok": True, "job": {"id": outcome.job_id, "state": state}}, 202,

@@ -1,7 +1,9 @@
 """Prometheus metrics of a serving hub, fed by the engine's call events.
 
 Counters and the latency histogram are updated by an ``AsyncHub.subscribe``
-listener, so calls made by job workers count as much as HTTP calls; the
+listener, so calls made by job workers count as much as HTTP calls (a
+queue-policy submission counts once as ``outcome="queued"``, and its attempt
+again with its own outcome when it finishes); the
 gauges (component up, restarts, jobs per state) are read from the hub when
 ``/metrics`` is scraped.  Labels name components, operations, outcomes and
 states only — never call ids or job ids, whose cardinality is unbounded.
@@ -78,6 +80,10 @@ class HubMetrics:
                                                self.duration.labels(target.component, op))
         children[0].inc()
         children[1].observe(max(0.0, event.ended - event.started))
+
+    def on_queued(self, component: str, target: str) -> None:
+        """A queue-policy call accepted as a job (its attempts count when they finish)."""
+        self.calls.labels(component, target.split(".", 1)[-1], "queued").inc()
 
     def on_refused(self, outcome: Outcome) -> None:
         """A call that never reached a component (dispatch failed)."""
