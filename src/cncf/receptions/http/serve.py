@@ -178,6 +178,11 @@ async def serve(hubfile: Path, *, host: str | None, port: int | None, token_file
             if stop.is_set():
                 return EXIT_OK
             reception = Reception(hub, Trust(token, host), refused_entries=refusals)
+            from cncf import telemetry
+
+            untrace = telemetry.install(hub)  # spans per call when opentelemetry-sdk is set up
+            if untrace is not None:
+                say("tracing calls with OpenTelemetry")
             config = uvicorn.Config(reception.app(), lifespan="off", log_level="warning", access_log=False,
                                     timeout_graceful_shutdown=math.ceil(grace), server_header=False)
             server = _Server(config)
@@ -206,6 +211,8 @@ async def serve(hubfile: Path, *, host: str | None, port: int | None, token_file
                 second.cancel()
             stopper.cancel()
             reception.close()
+            if untrace is not None:
+                untrace()
             say("closing the hub: unloading every component")
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
