@@ -114,6 +114,6 @@ def test_dashboard_reads_on_a_phone(serve) -> None:  # type: ignore[no-untyped-d
         assert _row(pg, "svc").locator(".state .badge").is_visible()
         shot = os.environ.get("CNCF_SCREENSHOT")
         if shot:
-            pg.screenshot(path=str(Path(shot).with_name(Path(shot).stem + "-phone.png")), full_page=True)
+            pg.screenshot(path=str(Path(shot).with_name("dashboard-phone.png")), full_page=True)
         context.close()
         browser.close()
