@@ -81,8 +81,10 @@
       ["created", when(body.created)], ["finished", when(body.finished)], ["idempotency key", body.idempotency_key || "–"]];
     $("job-detail-fields").replaceChildren(...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { "data-field": k }, v)]));
     $("job-outcome").textContent = body.outcome ? JSON.stringify(body.outcome, null, 2) : "(not finished)";
-    $("job-attempts").replaceChildren(...(body.history || []).map((a) =>
-      el("li", {}, el("code", {}, a.observation.code), " " + a.observation.message)));
+    const history = body.history || [];
+    $("job-attempts").replaceChildren(...(history.length ? history.map((a) =>
+      el("li", {}, el("code", {}, a.observation.code), " " + a.observation.message))
+      : [el("li", { class: "empty" }, "no failed or interrupted attempt")]));
     $("job-cancel").disabled = ["succeeded", "failed", "cancelled"].includes(body.state);
   }
 
