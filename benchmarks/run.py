@@ -1,5 +1,5 @@
 """Run every benchmark and print each figure as a ratio against its floor,
-measured in the same run.  Usage: ``python benchmarks/run.py [inline python jar jobs http]``.
+measured in the same run.  Usage: ``python benchmarks/run.py [inline python jar jobs threads http]``.
 
 Nothing here asserts a time: the figures are for reading (and for the
 project's docs/benchmarks.md), never a pass/fail gate.
