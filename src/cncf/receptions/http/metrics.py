@@ -58,7 +58,7 @@ class HubMetrics:
     """The registry of one serving hub (not the process-global one)."""
 
     def __init__(self) -> None:
-        disable_created_metrics()  # the *_created series double the output and nobody scrapes them here
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series double the output and nobody scrapes them here
         self.registry = CollectorRegistry(auto_describe=True)
         self.calls = Counter("cncf_calls", "finished calls, by component, operation and outcome",
                              ["component", "operation", "outcome"], registry=self.registry)

@@ -118,7 +118,8 @@ async def serve(hubfile: Path, *, host: str | None, port: int | None, token_file
     ``ready``: the one ready line on stdout)."""
     import uvicorn
 
-    from cncf.hub import AsyncHub, default_home
+    from cncf.hub import AsyncHub
+    from cncf.paths import default_home
     from cncf.receptions.http.app import Reception
     from cncf.receptions.http.auth import TokenError, Trust, is_loopback, token_for_serving
     from cncf.receptions.runner import HubFileError, _read
