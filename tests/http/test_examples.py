@@ -9,7 +9,7 @@ from pathlib import Path
 
 import cncf
 from tests.conftest import require_tool
-from tests.http.conftest import start
+from tests.http.conftest import alive, child_pids, start
 from tests.test_main_job import ROOT, build_examples
 
 
@@ -33,6 +33,10 @@ def test_serving_the_bundled_examples(tmp_path: Path) -> None:
         assert hub.call("inventory.total").value == 3
         assert hub.call("strings.is-blank", ["  "]).value is True
         hub.close()
+        children = child_pids(s.proc.pid)
+        assert len(children) >= 5  # python and node workers, the JVM host
     finally:
         code, err = s.stop()
     assert code == 0, err
+    assert not [pid for pid in children if alive(pid)], "processes outlived cncf serve"
+    assert list(s.tmp.iterdir()) == [], "temporary folders left behind"
