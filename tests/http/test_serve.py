@@ -95,6 +95,20 @@ def test_non_loopback_needs_an_explicit_token(tmp_path: Path) -> None:
             assert h.post("/rest/v1/svc/add", json=[1, 2]).status_code == 401
             ok = h.post("/rest/v1/svc/add", json=[1, 2], headers={"Authorization": "Bearer t0ken"})
             assert ok.json() == {"ok": True, "value": 3}
+            # a browser: the page answers 401 with a form; /?token= sets an HttpOnly, SameSite=Strict cookie
+            page = h.get("/", headers={"Accept": "text/html"})
+            assert page.status_code == 401 and "<form" in page.text
+            assert h.get("/", params={"token": "wrong"}).status_code == 401
+            r = h.get("/", params={"token": "t0ken"})
+            assert r.status_code == 303 and r.headers["location"] == "/"
+            cookie = r.headers["set-cookie"]
+            assert "cncf_token=t0ken" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+            jar = {"Cookie": "cncf_token=t0ken"}
+            assert h.get("/", headers=jar).status_code == 200
+            assert h.get("/hub/v1/components", headers=jar).status_code == 200
+            assert h.post("/rest/v1/svc/add", json=[2, 3], headers=jar).json()["value"] == 5
+            fresh = httpx.get(f"http://127.0.0.1:{port}/hub/v1/components", params={"token": "t0ken"})
+            assert fresh.status_code == 401  # the query token is for the page only
         with cncf.connect(f"http://127.0.0.1:{port}", token="t0ken") as remote:
             assert remote.call("svc.add", [2, 2]).value == 4
         with cncf.connect(f"http://127.0.0.1:{port}") as remote:

@@ -37,7 +37,7 @@ from cncf.hub import AsyncHub
 from cncf.observation import Code, Observation, Stage
 from cncf.outcome import Outcome
 from cncf.receptions.http import openapi
-from cncf.receptions.http.auth import Level, Trust
+from cncf.receptions.http.auth import COOKIE, Level, Trust
 from cncf.receptions.http.metrics import CONTENT_TYPE, HubMetrics
 from cncf.receptions.http.status import status_of
 
@@ -45,7 +45,7 @@ DASHBOARD = Path(__file__).parent / "dashboard"
 MAX_BODY = 8 * 1024 * 1024
 MAX_WAIT = 300.0
 _ALIVE = ("ready", "busy")
-_CALL_HEADERS = frozenset({b"authorization", b"content-length", b"content-type", b"x-cncf-timeout",
+_CALL_HEADERS = frozenset({b"authorization", b"cookie", b"content-length", b"content-type", b"x-cncf-timeout",
                            b"x-correlation-id", b"idempotency-key"})
 
 
@@ -206,10 +206,18 @@ class Reception:
                 return await handler(request)
             return open_endpoint
 
+        from_query = spec.handler == "dashboard"  # a browser's first visit: /?token=TOKEN sets the cookie
+
         async def endpoint(request: Request) -> Response:
-            obs = trust.check_token(level, request.headers.get("authorization"))
+            headers = request.headers
+            obs = trust.check_token(level, headers.get("authorization"), headers.get("cookie"),
+                                    request.query_params.get("token") if from_query else None)
             if obs is not None:
-                return self._refusal(obs.with_context(target=f"{request.method} {request.url.path}"))
+                obs = obs.with_context(target=f"{request.method} {request.url.path}")
+                if from_query and "text/html" in headers.get("accept", ""):
+                    self.recent.add(obs)  # still a refusal (401), in a form a person can answer
+                    return HTMLResponse(_TOKEN_PAGE, 401, {"x-cncf-observation-code": obs.code.value})
+                return self._refusal(obs)
             return await handler(request)
 
         return endpoint
@@ -290,12 +298,12 @@ class Reception:
         parts = [p["component"], p["service"], p["operation"]] if "service" in p else [p["component"], p["operation"]]
         selector = ".".join(parts)
         want = _CALL_HEADERS
-        found: dict[bytes, str] = {}
+        found: dict[bytes, str] = {}  # (one pass over the headers)
         for k, v in scope["headers"]:
             if k in want:
                 found[k] = v.decode("latin-1")
         if self._call_level_needs_token:
-            obs = self.trust.check_token(Level.READ, found.get(b"authorization"))
+            obs = self.trust.check_token(Level.READ, found.get(b"authorization"), found.get(b"cookie"))
             if obs is not None:
                 await _send(send, self._refuse(obs.with_context(target=selector)))
                 return
@@ -515,6 +523,12 @@ class Reception:
     # --------------------------------------------------------- dashboard
 
     async def dashboard(self, request: Request) -> Response:
+        token = request.query_params.get("token")
+        if token is not None and self.trust.accepts(token):
+            # keep the token out of the address bar and the history: a cookie, then a clean URL
+            response = Response(status_code=303, headers={"location": "/"})
+            response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+            return response
         return FileResponse(DASHBOARD / "index.html", media_type="text/html")
 
     async def asset(self, request: Request) -> Response:
@@ -525,6 +539,15 @@ class Reception:
         return FileResponse(path, media_type=_ASSETS[name])
 
 
+_TOKEN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>cncf hub: token needed</title>
+<style>body{font:16px system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}
+input,button{font:inherit;padding:.3rem .5rem}</style></head><body>
+<h1>This hub needs its token</h1>
+<p>It listens on a non-loopback address, so every page but <code>/healthz</code> needs the token
+(<code>cncf serve</code> printed where it is).</p>
+<form method="get" action="/"><input name="token" type="password" autocomplete="off" placeholder="token" required>
+<button type="submit">Open the dashboard</button></form></body></html>"""
 _JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 _ASSETS = {"style.css": "text/css", "app.js": "text/javascript", "favicon.svg": "image/svg+xml"}
 

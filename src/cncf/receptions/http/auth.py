@@ -78,21 +78,47 @@ class Trust:
     def needs_token(self, level: Level) -> bool:
         return level is Level.ADMIN or (level is Level.READ and not self.loopback)
 
-    def check_token(self, level: Level, authorization: str | None) -> Observation | None:
-        """None when the request may pass at ``level``, else ``unauthenticated``."""
+    def check_token(self, level: Level, authorization: str | None, cookie: str | None = None,
+                    query_token: str | None = None) -> Observation | None:
+        """None when the request may pass at ``level``, else ``unauthenticated``.
+
+        The token may come as ``Authorization: Bearer TOKEN`` (scripts, the
+        client), or — for a browser, which cannot add a header to a page
+        load — as the ``cncf_token`` cookie that the dashboard's
+        ``/?token=TOKEN`` sets (``SameSite=Strict``: another site's page cannot
+        make the browser send it; ``query_token`` is accepted there only)."""
         if not self.needs_token(level):
             return None
         sent = ""
         if authorization and authorization[:7].lower() == "bearer ":
             sent = authorization[7:].strip()
-        if self.token and sent and hmac.compare_digest(sent.encode(), self.token.encode()):
+        if not sent and cookie:
+            sent = cookie_token(cookie)
+        if not sent and query_token:
+            sent = query_token
+        if self.accepts(sent):
             return None
         what = "a wrong token" if sent else "no token"
         why = ("loading, unloading and reloading always need the token" if level is Level.ADMIN
                else "this hub listens on a non-loopback address: every route but /healthz needs the token")
         return Observation.of(
-            Code.UNAUTHENTICATED, f"the request carried {what}; {why} (send 'Authorization: Bearer TOKEN')",
-            stage=Stage.RECEPTION, level=level.value)
+            Code.UNAUTHENTICATED, f"the request carried {what}; {why} (send 'Authorization: Bearer TOKEN'; "
+            "in a browser, open /?token=TOKEN once)", stage=Stage.RECEPTION, level=level.value)
+
+    def accepts(self, sent: str) -> bool:
+        return bool(self.token and sent and hmac.compare_digest(sent.encode(), self.token.encode()))
+
+
+COOKIE = "cncf_token"
+
+
+def cookie_token(header: str) -> str:
+    """The ``cncf_token`` value of a ``Cookie`` header, or ''."""
+    for part in header.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == COOKIE:
+            return value.strip()
+    return ""
 
 
 # ---------------------------------------------------------------------------
@@ -135,4 +161,5 @@ def token_for_serving(token_file: Path | None, home: Path) -> tuple[str, Path | 
     return read_token_file(path), path, False
 
 
-__all__ = ["Level", "TokenError", "Trust", "is_loopback", "read_token_file", "token_for_serving"]
+__all__ = ["COOKIE", "Level", "TokenError", "Trust", "cookie_token", "is_loopback", "read_token_file",
+           "token_for_serving"]

@@ -2,7 +2,7 @@
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
-  let token = sessionStorage.getItem("cncf-token") || "";
+  const token = "";  // a browser sends the cncf_token cookie instead (see /?token=)
   let selectedJob = null;
   let timer = null;
 
@@ -115,10 +115,8 @@
     refresh();
   });
   $("token-save").addEventListener("click", () => {
-    token = $("token").value.trim();
-    sessionStorage.setItem("cncf-token", token);
-    $("token-box").hidden = true;
-    refresh();
+    // the hub answers /?token=T with an HttpOnly, SameSite=Strict cookie and a clean URL
+    window.location.assign("/?token=" + encodeURIComponent($("token").value.trim()));
   });
   refresh();
   timer = setInterval(refresh, 1000);
