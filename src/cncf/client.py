@@ -87,7 +87,7 @@ class _Request:
 
 
 def _call_request(selector: str, args: Any, timeout: float | None, correlation_id: str | None,
-                  idempotency_key: str | None) -> _Request | Outcome:
+                  idempotency_key: str | None, call_id: str | None = None) -> _Request | Outcome:
     parts = selector.split(".") if isinstance(selector, str) else []
     if len(parts) not in (2, 3) or not all(parts):
         return Outcome.failure(Observation.of(
@@ -101,6 +101,8 @@ def _call_request(selector: str, args: Any, timeout: float | None, correlation_i
         headers["x-correlation-id"] = correlation_id
     if idempotency_key is not None:
         headers["idempotency-key"] = str(idempotency_key)
+    if call_id:
+        headers["x-cncf-call-id"] = call_id  # so that cancel(call_id) can reach it
     if isinstance(args, Arguments):
         if args.args and args.kwargs:
             return Outcome.failure(Observation.of(
@@ -221,7 +223,7 @@ class RemoteHub:
              correlation_id: str | None = None, caller: str = "http", call_id: str | None = None,
              idempotency_key: str | None = None) -> Outcome:
         """As ``Hub.call``; never raises (an unreachable hub is ``hub_unreachable``)."""
-        req = _call_request(selector, args, timeout, correlation_id, idempotency_key)
+        req = _call_request(selector, args, timeout, correlation_id, idempotency_key, call_id)
         if isinstance(req, Outcome):
             return req
         try:
@@ -335,7 +337,7 @@ class AsyncRemoteHub:
     async def call(self, selector: str, args: Any = None, *, timeout: float | None = None,
                    correlation_id: str | None = None, caller: str = "http", call_id: str | None = None,
                    idempotency_key: str | None = None) -> Outcome:
-        req = _call_request(selector, args, timeout, correlation_id, idempotency_key)
+        req = _call_request(selector, args, timeout, correlation_id, idempotency_key, call_id)
         if isinstance(req, Outcome):
             return req
         try:

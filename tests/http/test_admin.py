@@ -57,9 +57,10 @@ def test_a_failed_load_is_an_observation_and_readyz_names_it(serve) -> None:  # 
     assert r.json()["component"]["state"] == "failed"
     r = h.get("/readyz")
     assert r.status_code == 503
-    assert [c["name"] for c in r.json()["not_ready"]] == ["nowhere"]
+    assert [c["name"] for c in r.json()["not_ready"]] == ["broken", "nowhere"]  # the hub file's own failed one too
     assert h.get("/healthz").status_code == 200
     assert h.delete("/hub/v1/components/nowhere", headers=s.auth).status_code == 200
+    assert h.delete("/hub/v1/components/broken", headers=s.auth).status_code == 200
     assert h.get("/readyz").status_code == 200
 
 

@@ -16,8 +16,9 @@ def _code(r) -> str:
 def test_health_and_readiness(hub_server: Served) -> None:
     assert hub_server.http.get("/healthz").json()["ok"] is True
     r = hub_server.http.get("/readyz")
-    assert r.status_code == 200, r.text
-    assert hub_server.count == 3  # svc, jobs, counter; 'sneaky' (an unrequested inline) was refused
+    assert r.status_code == 503, r.text
+    assert r.json()["not_ready"] == [{"name": "broken", "state": "failed"}]
+    assert hub_server.count == 5  # svc, jobs, counter, fragile, broken; 'sneaky' (an unrequested inline) was refused
 
 
 def test_values_named_positional_none_and_query(hub_server: Served) -> None:

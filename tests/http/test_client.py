@@ -25,6 +25,7 @@ from cncf.client import _outcome, connect_async
 from tests.http.conftest import FIXTURES, SRC, Served
 
 INLINE_COUNTER = FIXTURES.parent.parent / "fixtures" / "inline" / "counter"
+FAULTY = FIXTURES.parent.parent / "fixtures" / "python" / "faulty"
 
 # (selector, args, timeout) -> the code both hubs must return (None: a value)
 CASES: list[tuple[str, Any, float | None, str | None]] = [
@@ -49,6 +50,9 @@ CASES: list[tuple[str, Any, float | None, str | None]] = [
     ("svc.crash", None, None, "worker_crashed"),
     ("svc.pid", None, None, None),  # restarted after the crash
     ("counter.memory", None, None, "out_of_memory"),
+    ("broken.ping", None, None, "constructor_failed"),
+    ("fragile.crash", None, None, "worker_crashed"),
+    ("fragile.echo", None, None, "component_unavailable"),
 ]
 
 
@@ -79,6 +83,8 @@ def local(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
     with cncf.Hub(home=tmp_path_factory.mktemp("local") / "home") as hub:
         for target in (FIXTURES / "svc", FIXTURES / "jobs", INLINE_COUNTER):
             assert hub.load(target).state == "ready"
+        assert hub.load(FIXTURES / "svc", name="fragile", restart="never").state == "ready"
+        assert hub.load(FAULTY, name="broken", env={"FAULTY_AT": "constructor"}).state == "failed"
         yield hub
 
 
@@ -96,6 +102,32 @@ def test_outcomes_are_identical_field_by_field(local: cncf.Hub, hub_server: Serv
                 assert type(a.observation) is type(b.observation)
     produced = {c for c in seen if c}
     assert produced == {c for _, _, _, c in CASES if c}
+
+
+def _concurrently(hub, selector: str, args: Any, then) -> tuple[cncf.Outcome, Any]:  # type: ignore[no-untyped-def]
+    """Start ``selector`` in a thread, run ``then()`` while it runs, return both results."""
+    import concurrent.futures
+    import time
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        first = pool.submit(hub.call, selector, args, call_id=f"cid-{selector}-{id(hub)}")
+        time.sleep(0.4)
+        second = then(f"cid-{selector}-{id(hub)}")
+        return first.result(timeout=30), second
+
+
+def test_concurrent_codes_are_identical(local: cncf.Hub, hub_server: Served) -> None:
+    with cncf.connect(hub_server.url) as remote:
+        results = {}
+        for name, hub in (("local", local), ("remote", remote)):
+            held, waited = _concurrently(hub, "svc.hold", [1.5], lambda _cid, h=hub: h.call("svc.hold", [0.1]))
+            stopped, cancelled = _concurrently(hub, "svc.hold", [3], lambda cid, h=hub: h.cancel(cid))
+            assert held.ok and cancelled is True
+            results[name] = (waited, stopped)
+            assert waited.observation is not None and waited.observation.code.value == "wait_timeout"
+            assert stopped.observation is not None and stopped.observation.code.value == "cancelled"
+        for a, b in zip(results["local"], results["remote"], strict=True):
+            assert _fields(a) == _fields(b)
 
 
 def test_jobs_through_the_client_are_the_local_hubs(local: cncf.Hub, hub_server: Served) -> None:

@@ -52,18 +52,20 @@ def _row(pg, name: str):  # type: ignore[no-untyped-def]
 
 def test_dashboard_shows_components_crash_restart_and_cancels_a_job(page) -> None:  # type: ignore[no-untyped-def]
     served, pg, outside = page
-    for name in ("svc", "jobs", "counter"):
+    for name in ("svc", "jobs", "counter", "fragile"):
         row = _row(pg, name)
         row.wait_for()
         assert row.locator(".state .badge").inner_text() == "ready"
-    assert pg.locator("#hub-status").inner_text() == "all 3 ready"
+    assert _row(pg, "broken").locator(".state .badge").inner_text() == "failed"
+    assert "constructor_failed" in _row(pg, "broken").inner_text()
+    assert pg.locator("#hub-status").inner_text() == "1 of 5 not ready"
     assert _row(pg, "svc").locator("td").nth(1).inner_text() == "python"
     assert _row(pg, "svc").locator(".pid").inner_text().isdigit()
 
     # a crash, then a restart, seen without reloading the page
     served.http.post("/rest/v1/svc/crash")
     _row(pg, "svc").locator('.badge[data-state="crashed"]').wait_for(timeout=10_000)
-    assert "not ready" in pg.locator("#hub-status").inner_text()
+    assert pg.locator("#hub-status").inner_text() == "2 of 5 not ready"
     pg.locator('#observations tr[data-code="worker_crashed"]').wait_for(timeout=10_000)
     assert served.http.post("/rest/v1/svc/echo", json=[1]).json()["ok"]
     _row(pg, "svc").locator('.badge[data-state="ready"]').wait_for(timeout=10_000)

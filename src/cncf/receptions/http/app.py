@@ -46,7 +46,7 @@ MAX_BODY = 8 * 1024 * 1024
 MAX_WAIT = 300.0
 _ALIVE = ("ready", "busy")
 _CALL_HEADERS = frozenset({b"authorization", b"cookie", b"content-length", b"content-type", b"x-cncf-timeout",
-                           b"x-correlation-id", b"idempotency-key"})
+                           b"x-correlation-id", b"idempotency-key", b"x-cncf-call-id"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -332,7 +332,8 @@ class Reception:
         else:
             outcome = await self.hub.call(selector, args, timeout=timeout, caller="http",
                                           correlation_id=found.get(b"x-correlation-id"),
-                                          idempotency_key=found.get(b"idempotency-key"))
+                                          idempotency_key=found.get(b"idempotency-key"),
+                                          call_id=found.get(b"x-cncf-call-id") or None)
         await _send(send, await self._render(outcome))
 
     async def _render(self, outcome: Outcome) -> _Answer:
