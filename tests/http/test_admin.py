@@ -116,6 +116,7 @@ def test_metrics_count_http_and_job_worker_calls(serve) -> None:  # type: ignore
     h.post("/rest/v1/svc/echo", json=[2])
     h.post("/rest/v1/svc/fail")
     h.post("/rest/v1/nobody/x")
+    h.post("/rest/v1/broken/ping")
     loc = h.post("/rest/v1/jobs/add", json=[1, 2]).headers["location"]
     assert h.get(loc, params={"wait": "20"}).json()["state"] == "succeeded"
     h.post("/rest/v1/svc/crash")
@@ -129,6 +130,8 @@ def test_metrics_count_http_and_job_worker_calls(serve) -> None:  # type: ignore
     assert get("cncf_calls_total", component="svc", operation="default.fail", outcome="raised") == 1
     assert get("cncf_calls_total", component="svc", operation="default.crash", outcome="worker_crashed") == 1
     assert get("cncf_calls_total", component="", operation="", outcome="unknown_component") == 1
+    assert get("cncf_calls_total", component="", operation="", outcome="constructor_failed") == 1
+    assert get("cncf_component_up", component="broken") == 0
     assert get("cncf_calls_total", component="jobs", operation="default.add", outcome="queued") == 1
     assert get("cncf_calls_total", component="jobs", operation="default.add", outcome="ok") == 1  # the job worker's
     assert get("rpc_server_call_duration_seconds_count", component="svc", operation="default.echo") == 3

@@ -175,12 +175,15 @@ class Reception:
         self.draining = False
         self.started = time.time()
         self._openapi = openapi.OpenApiCache()
+        self._ran: dict[str, None] = {}  # failed HTTP calls the engine reported (see _render)
         for obs in refused_entries or ():
             self.recent.add(obs)
         self._unsubscribe = hub.subscribe(self._on_call)
         self._call_level_needs_token = trust.needs_token(Level.READ)
 
     def _on_call(self, event: CallFinished) -> None:
+        if event.outcome.observation is not None and event.call.context.caller == "http":
+            self._ran[event.call.id] = None  # _render pops it: this failure was counted here
         self.metrics.on_call(event)
         if event.outcome.observation is not None:
             self.recent.add(event.outcome.observation)
@@ -339,11 +342,10 @@ class Reception:
     async def _render(self, outcome: Outcome) -> _Answer:
         obs = outcome.observation
         if obs is not None:
-            if obs.stage is Stage.DISPATCH and not obs.call_id.startswith("job"):
-                self.metrics.on_refused(outcome)  # never reached the engine's run: no event
-                if obs.code in (Code.UNKNOWN_COMPONENT, Code.UNKNOWN_OPERATION, Code.AMBIGUOUS_OPERATION,
-                                Code.INVALID_POLICY, Code.HUB_CLOSED):
-                    self.recent.add(obs)
+            if self._ran.pop(outcome.call_id, None) is None:
+                # refused before the engine ran it (dispatch, a failed component): no event came
+                self.metrics.on_refused(outcome)
+                self.recent.add(obs)
             return _answer(outcome_body(outcome), status_of(obs),
                            {"x-cncf-call-id": outcome.call_id or obs.call_id,
                             "x-cncf-observation-code": obs.code.value})

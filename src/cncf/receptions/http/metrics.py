@@ -7,8 +7,9 @@ again with its own outcome when it finishes); the
 gauges (component up, restarts, jobs per state) are read from the hub when
 ``/metrics`` is scraped.  Labels name components, operations, outcomes and
 states only — never call ids or job ids, whose cardinality is unbounded.
-A call refused before dispatch (unknown component, bad selector) is counted
-with empty ``component`` and ``operation`` labels, for the same reason.
+A call the engine never ran (unknown component, bad selector, a failed
+component) is counted by the reception with empty ``component`` and
+``operation`` labels, for the same reason.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class HubMetrics:
         self.calls.labels(component, target.split(".", 1)[-1], "queued").inc()
 
     def on_refused(self, outcome: Outcome) -> None:
-        """A call that never reached a component (dispatch failed)."""
+        """A call the engine never ran (dispatch failed, or its component failed to load)."""
         self.calls.labels("", "", outcome_label(outcome)).inc()
 
     def refresh(self, components: list[tuple[str, bool, int]], jobs: Mapping[str, int]) -> None:
