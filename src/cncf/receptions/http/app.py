@@ -175,7 +175,7 @@ class Reception:
         self.draining = False
         self.started = time.time()
         self._openapi = openapi.OpenApiCache()
-        self._ran: dict[str, None] = {}  # failed HTTP calls the engine reported (see _render)
+        self._ran: dict[str, bool] = {}  # failed HTTP calls the engine reported (see _render)
         for obs in refused_entries or ():
             self.recent.add(obs)
         self._unsubscribe = hub.subscribe(self._on_call)
@@ -183,7 +183,7 @@ class Reception:
 
     def _on_call(self, event: CallFinished) -> None:
         if event.outcome.observation is not None and event.call.context.caller == "http":
-            self._ran[event.call.id] = None  # _render pops it: this failure was counted here
+            self._ran[event.call.id] = True  # _render pops it: this failure was counted here
         self.metrics.on_call(event)
         if event.outcome.observation is not None:
             self.recent.add(event.outcome.observation)
