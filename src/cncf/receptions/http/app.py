@@ -16,7 +16,6 @@ reception itself into an ``internal_error`` Observation (500).
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import json
 import time
@@ -37,7 +36,18 @@ from cncf.hub import AsyncHub
 from cncf.observation import Code, Observation, Stage
 from cncf.outcome import Outcome
 from cncf.receptions.http import openapi
-from cncf.receptions.http.auth import COOKIE, Level, Trust
+from cncf.receptions.http.answers import (
+    Answer,
+    Raw,
+    RecentObservations,
+    answer,
+    cli_value,
+    json_response,
+    outcome_body,
+    refused,
+    send_answer,
+)
+from cncf.receptions.http.auth import COOKIE, TOKEN_PAGE, Level, Trust
 from cncf.receptions.http.metrics import CONTENT_TYPE, HubMetrics
 from cncf.receptions.http.status import status_of
 
@@ -80,86 +90,6 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/", Level.READ, "dashboard"),
     RouteSpec("GET", "/dashboard/{file}", Level.READ, "asset"),
 )
-
-
-# built once: json.dumps() with options builds an encoder per call
-_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
-
-
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = _encode(data).encode()
-    return Response(body, status, headers, media_type="application/json")
-
-
-def outcome_body(outcome: Outcome) -> dict[str, Any]:
-    """The CLI's ``--json`` object, with what the component printed when it printed."""
-    d = outcome.to_dict()
-    if outcome.stdout:
-        d["stdout"] = outcome.stdout
-    if outcome.stderr:
-        d["stderr"] = outcome.stderr
-    return d
-
-
-_Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
-
-
-def _answer(data: Any, status: int, headers: dict[str, str]) -> _Answer:
-    body = _encode(data).encode()
-    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    raw.append((b"content-type", b"application/json"))
-    raw.append((b"content-length", str(len(body)).encode()))
-    return status, raw, body
-
-
-async def _send(send: Send, answer: _Answer) -> None:
-    status, headers, body = answer
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-class _Raw(Response):
-    """A prepared answer as a Starlette response (admin routes, refusals)."""
-
-    def __init__(self, answer: _Answer) -> None:
-        self.status_code, self.raw_headers, self.body = answer
-        self.background = None
-
-
-def refused(obs: Observation) -> _Answer:
-    headers = {"x-cncf-observation-code": obs.code.value}
-    if obs.call_id:
-        headers["x-cncf-call-id"] = obs.call_id
-    if obs.code is Code.UNAUTHENTICATED:
-        headers["www-authenticate"] = 'Bearer realm="cncf"'
-    return _answer({"ok": False, "observation": obs.to_dict()}, status_of(obs), headers)
-
-
-def _value(text: str) -> Any:
-    """As the CLI: a value that parses as JSON is JSON, otherwise a string."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-class RecentObservations:
-    """The dashboard's "recent Observations": a ring of the latest, and a count per code."""
-
-    def __init__(self, size: int = 200) -> None:
-        self.ring: collections.deque[dict[str, Any]] = collections.deque(maxlen=size)
-        self.counts: collections.Counter[str] = collections.Counter()
-
-    def add(self, obs: Observation) -> None:
-        self.counts[obs.code.value] += 1
-        self.ring.append(obs.to_dict())
-
-    def grouped(self) -> list[dict[str, Any]]:
-        last: dict[str, dict[str, Any]] = {}
-        for d in self.ring:
-            last[d["code"]] = d
-        return [{"code": code, "count": n, "status": status_of(Observation.from_dict(last[code])) if code in last
-                 else None, "last": last.get(code)} for code, n in self.counts.most_common()]
 
 
 class Reception:
@@ -219,18 +149,18 @@ class Reception:
                 obs = obs.with_context(target=f"{request.method} {request.url.path}")
                 if from_query and "text/html" in headers.get("accept", ""):
                     self.recent.add(obs)  # still a refusal (401), in a form a person can answer
-                    return HTMLResponse(_TOKEN_PAGE, 401, {"x-cncf-observation-code": obs.code.value})
+                    return HTMLResponse(TOKEN_PAGE, 401, {"x-cncf-observation-code": obs.code.value})
                 return self._refusal(obs)
             return await handler(request)
 
         return endpoint
 
-    def _refuse(self, obs: Observation) -> _Answer:
+    def _refuse(self, obs: Observation) -> Answer:
         self.recent.add(obs)
         return refused(obs)
 
     def _refusal(self, obs: Observation) -> Response:
-        return _Raw(self._refuse(obs))
+        return Raw(self._refuse(obs))
 
     async def _http_error(self, request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)
@@ -308,10 +238,10 @@ class Reception:
         if self._call_level_needs_token:
             obs = self.trust.check_token(Level.READ, found.get(b"authorization"), found.get(b"cookie"))
             if obs is not None:
-                await _send(send, self._refuse(obs.with_context(target=selector)))
+                await send_answer(send, self._refuse(obs.with_context(target=selector)))
                 return
         if any("." in seg or not seg for seg in parts):
-            await _send(send, self._refuse(Observation.of(
+            await send_answer(send, self._refuse(Observation.of(
                 Code.ROUTE_NOT_FOUND, f"path segments may not contain '.': {scope['path']}",
                 stage=Stage.RECEPTION, target=selector)))
             return
@@ -319,16 +249,16 @@ class Reception:
         params = dict(urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {}
         args: Any
         if scope["method"] == "GET":
-            args = {k: _value(v) for k, v in params.items() if k != "timeout"} or None
+            args = {k: cli_value(v) for k, v in params.items() if k != "timeout"} or None
         else:
             body = await self._body(receive, found.get(b"content-length"))
             args = body if isinstance(body, Observation) else self._payload(body, found.get(b"content-type", ""))
         if isinstance(args, Observation):
-            await _send(send, self._refuse(args.with_context(target=selector)))
+            await send_answer(send, self._refuse(args.with_context(target=selector)))
             return
         raw_timeout = params.get("timeout") or found.get(b"x-cncf-timeout")
         # as the CLI's values: JSON when it parses; the engine names a bad one (invalid_policy)
-        timeout = _value(raw_timeout) if raw_timeout is not None else None
+        timeout = cli_value(raw_timeout) if raw_timeout is not None else None
         if self.draining:
             outcome = Outcome.failure(Observation.of(
                 Code.HUB_CLOSED, "the hub is shutting down and admits no new call", target=selector))
@@ -337,16 +267,16 @@ class Reception:
                                           correlation_id=found.get(b"x-correlation-id"),
                                           idempotency_key=found.get(b"idempotency-key"),
                                           call_id=found.get(b"x-cncf-call-id") or None)
-        await _send(send, await self._render(outcome))
+        await send_answer(send, await self._render(outcome))
 
-    async def _render(self, outcome: Outcome) -> _Answer:
+    async def _render(self, outcome: Outcome) -> Answer:
         obs = outcome.observation
         if obs is not None:
             if self._ran.pop(outcome.call_id, None) is None:
                 # refused before the engine ran it (dispatch, a failed component): no event came
                 self.metrics.on_refused(outcome)
                 self.recent.add(obs)
-            return _answer(outcome_body(outcome), status_of(obs),
+            return answer(outcome_body(outcome), status_of(obs),
                            {"x-cncf-call-id": outcome.call_id or obs.call_id,
                             "x-cncf-observation-code": obs.code.value})
         if outcome.queued and outcome.job_id is not None:
@@ -357,9 +287,9 @@ class Reception:
                 self.metrics.on_queued(job.component, job.target)  # a submission is no finished call: no event
             except Exception:  # noqa: BLE001 - the job id is the answer; its state is a courtesy
                 pass
-            return _answer({"ok": True, "job": {"id": outcome.job_id, "state": state}}, 202,
+            return answer({"ok": True, "job": {"id": outcome.job_id, "state": state}}, 202,
                            {"x-cncf-call-id": outcome.call_id, "location": f"/hub/v1/jobs/{outcome.job_id}"})
-        return _answer(outcome_body(outcome), 200, {"x-cncf-call-id": outcome.call_id})
+        return answer(outcome_body(outcome), 200, {"x-cncf-call-id": outcome.call_id})
 
     # ------------------------------------------------------------- OpenAPI
 
@@ -393,7 +323,7 @@ class Reception:
             "operations": ops}
 
     async def components(self, request: Request) -> Response:
-        return _json({"components": [self.summary(h.name) for h in self.hub.components()]})
+        return json_response({"components": [self.summary(h.name) for h in self.hub.components()]})
 
     def _unknown(self, name: str) -> Response:
         names = sorted(h.name for h in self.hub.components())
@@ -405,7 +335,7 @@ class Reception:
         name = request.path_params["name"]
         if self.hub.component(name) is None:
             return self._unknown(name)
-        return _json(self._inspect(name))
+        return json_response(self._inspect(name))
 
     async def load(self, request: Request) -> Response:
         body = await self._arguments(request)
@@ -426,15 +356,15 @@ class Reception:
         info = self._inspect(handle.name) if self.hub.component(handle.name) is not None else handle.describe()
         if handle.observation is not None and handle.state == "failed":
             o = handle.observation
-            return _json({"ok": False, "observation": o.to_dict(), "component": info}, status_of(o),
+            return json_response({"ok": False, "observation": o.to_dict(), "component": info}, status_of(o),
                          {"X-Cncf-Observation-Code": o.code.value})
-        return _json({"ok": True, "component": info}, 201, {"Location": f"/hub/v1/components/{handle.name}"})
+        return json_response({"ok": True, "component": info}, 201, {"Location": f"/hub/v1/components/{handle.name}"})
 
     async def unload(self, request: Request) -> Response:
         name = request.path_params["name"]
         if not await self.hub.unload(name):
             return self._unknown(name)
-        return _json({"ok": True, "unloaded": name})
+        return json_response({"ok": True, "unloaded": name})
 
     async def reload(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -444,9 +374,9 @@ class Reception:
         info = self._inspect(handle.name)
         if handle.observation is not None and handle.state == "failed":
             o = handle.observation
-            return _json({"ok": False, "observation": o.to_dict(), "component": info}, status_of(o),
+            return json_response({"ok": False, "observation": o.to_dict(), "component": info}, status_of(o),
                          {"X-Cncf-Observation-Code": o.code.value})
-        return _json({"ok": True, "component": info})
+        return json_response({"ok": True, "component": info})
 
     # ----------------------------------------------------------------- jobs
 
@@ -463,7 +393,7 @@ class Reception:
                 Code.INVALID_ARGUMENTS, f"state must be one of {', '.join(_JOB_STATES)} and limit a whole number",
                 target="jobs"))
         filters["limit"] = int(limit)
-        return _json({"jobs": [j.to_dict() for j in await self.hub.jobs(**filters)]})
+        return json_response({"jobs": [j.to_dict() for j in await self.hub.jobs(**filters)]})
 
     async def _job(self, job_id: str) -> Response:
         from cncf.outcome import ObservationError
@@ -472,7 +402,7 @@ class Reception:
             job = await self.hub.job(job_id)
         except ObservationError as exc:
             return self._refusal(exc.observation)
-        return _json(job.to_dict())
+        return json_response(job.to_dict())
 
     async def job(self, request: Request) -> Response:
         job_id = request.path_params["id"]
@@ -493,27 +423,27 @@ class Reception:
             return resp
         cancelled = await self.hub.cancel_job(job_id)
         job = (await self.hub.job(job_id)).to_dict()
-        return _json({"ok": True, "cancelled": cancelled, "job": job})
+        return json_response({"ok": True, "cancelled": cancelled, "job": job})
 
     async def cancel_call(self, request: Request) -> Response:
-        return _json({"ok": True, "cancelled": self.hub.cancel(request.path_params["id"])})
+        return json_response({"ok": True, "cancelled": self.hub.cancel(request.path_params["id"])})
 
     async def observations(self, request: Request) -> Response:
-        return _json({"groups": self.recent.grouped(), "recent": list(self.recent.ring)[-50:][::-1]})
+        return json_response({"groups": self.recent.grouped(), "recent": list(self.recent.ring)[-50:][::-1]})
 
     # ----------------------------------------------------------- health
 
     async def healthz(self, request: Request) -> Response:
         if self.draining:
-            return _json({"ok": False, "serving": False, "draining": True}, 503)
-        return _json({"ok": True, "serving": True, "components": len(self.hub.components()),
+            return json_response({"ok": False, "serving": False, "draining": True}, 503)
+        return json_response({"ok": True, "serving": True, "components": len(self.hub.components()),
                       "uptime": round(time.time() - self.started, 3)})
 
     async def readyz(self, request: Request) -> Response:
         not_ready = [{"name": h.name, "state": h.state} for h in self.hub.components() if h.state not in _ALIVE]
         if not_ready or self.draining:
-            return _json({"ok": False, "not_ready": not_ready, "draining": self.draining}, 503)
-        return _json({"ok": True, "components": len(self.hub.components())})
+            return json_response({"ok": False, "not_ready": not_ready, "draining": self.draining}, 503)
+        return json_response({"ok": True, "components": len(self.hub.components())})
 
     async def scrape(self, request: Request) -> Response:
         comps = [(h.name, h.state in _ALIVE, h.restarts) for h in self.hub.components()]
@@ -542,15 +472,6 @@ class Reception:
         return FileResponse(path, media_type=_ASSETS[name])
 
 
-_TOKEN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>cncf hub: token needed</title>
-<style>body{font:16px system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}
-input,button{font:inherit;padding:.3rem .5rem}</style></head><body>
-<h1>This hub needs its token</h1>
-<p>It listens on a non-loopback address, so every page but <code>/healthz</code> needs the token
-(<code>cncf serve</code> printed where it is).</p>
-<form method="get" action="/"><input name="token" type="password" autocomplete="off" placeholder="token" required>
-<button type="submit">Open the dashboard</button></form></body></html>"""
 _JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 _ASSETS = {"style.css": "text/css", "app.js": "text/javascript", "favicon.svg": "image/svg+xml"}
 
@@ -592,7 +513,7 @@ class _HostGuard:
         server = scope.get("server")
         obs = self.trust.check_host(host, server[0] if server else None)
         if obs is not None:
-            await _send(send, self.reception._refuse(obs))
+            await send_answer(send, self.reception._refuse(obs))
             return
         path = scope["path"]
         if path.startswith("/rest/v1/") and scope["method"] in _CALL_METHODS:

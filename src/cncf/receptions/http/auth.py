@@ -111,6 +111,16 @@ class Trust:
 
 COOKIE = "cncf_token"
 
+TOKEN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>cncf hub: token needed</title>
+<style>body{font:16px system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}
+input,button{font:inherit;padding:.3rem .5rem}</style></head><body>
+<h1>This hub needs its token</h1>
+<p>It listens on a non-loopback address, so every page but <code>/healthz</code> needs the token
+(<code>cncf serve</code> printed where it is).</p>
+<form method="get" action="/"><input name="token" type="password" autocomplete="off" placeholder="token" required>
+<button type="submit">Open the dashboard</button></form></body></html>"""
+
 
 def cookie_token(header: str) -> str:
     """The ``cncf_token`` value of a ``Cookie`` header, or ''."""
@@ -161,5 +171,5 @@ def token_for_serving(token_file: Path | None, home: Path) -> tuple[str, Path | 
     return read_token_file(path), path, False
 
 
-__all__ = ["COOKIE", "Level", "TokenError", "Trust", "cookie_token", "is_loopback", "read_token_file",
+__all__ = ["COOKIE", "TOKEN_PAGE", "Level", "TokenError", "Trust", "cookie_token", "is_loopback", "read_token_file",
            "token_for_serving"]
