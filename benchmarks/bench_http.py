@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ECHO = HERE / "http_echo"
 SRC = HERE.parent / "src"
-N1, N8, ROUNDS = 3000, 6000, 3
+N1, N8, ROUNDS = 3000, 6000, 5
 Row = tuple[str, float, float, str]
 
 
@@ -79,13 +79,14 @@ def main() -> list[Row]:
         hub, hub_port = _start([sys.executable, "-m", "cncf", "serve", str(ECHO / "hub.toml"), "--port", "0",
                                 "--home", str(Path(tmp) / "home")], r"at http://127\.0\.0\.1:(\d+)/", env)
         try:
-            best: dict[tuple[str, int], tuple[float, float]] = {}
-            for _ in range(ROUNDS):
-                for name, port, path in (("bare", bare_port, "/echo"), ("hub", hub_port, "/rest/v1/echo/echo")):
+            runs: dict[tuple[str, int], list[tuple[float, float]]] = {}
+            servers = [("bare", bare_port, "/echo"), ("hub", hub_port, "/rest/v1/echo/echo")]
+            for r in range(ROUNDS):
+                for name, port, path in servers if r % 2 == 0 else servers[::-1]:  # alternate who goes first
                     for clients, n in ((1, N1), (8, N8)):
-                        med, rps = asyncio.run(_measure(port, path, clients, n))
-                        old = best.get((name, clients))
-                        best[(name, clients)] = (min(med, old[0]), max(rps, old[1])) if old else (med, rps)
+                        runs.setdefault((name, clients), []).append(asyncio.run(_measure(port, path, clients, n)))
+            best = {k: (statistics.median(m for m, _ in v), statistics.median(r for _, r in v))
+                    for k, v in runs.items()}
         finally:
             for p in (bare, hub):
                 p.send_signal(signal.SIGTERM)

@@ -1,5 +1,5 @@
 class Echo:
-    async def echo(self, value=None):
-        """Async, so it runs on the hub's loop (a sync inline operation hops to a thread
-        unless it is serialize and proven fast): the figure is the reception and the engine."""
+    def echo(self, value=None):
+        """Synchronous and serialize: after a few fast runs the inline form runs it on the hub's
+        loop directly (no thread hop, no task), so the figure is the reception and the engine."""
         return value
