@@ -11,6 +11,7 @@ command -v javac >/dev/null 2>&1 || need+=(openjdk-17-jdk-headless)
 command -v scalac >/dev/null 2>&1 || need+=(scala)
 command -v pypy3 >/dev/null 2>&1 || need+=(pypy3)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 perl -MJSON::PP -e1 >/dev/null 2>&1 || need+=(perl)   # the wire-protocol doc's Perl worker
 [ -f /usr/share/java/commons-lang3.jar ] || need+=(libcommons-lang3-java)
 [ -f /usr/share/java/guava.jar ] || need+=(libguava-java)
