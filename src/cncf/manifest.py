@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -32,6 +33,8 @@ from cncf.policy import Mode, PolicySpec, Restart
 FORMS = ("python", "jar", "inline", "command")
 RESTARTS = tuple(r.value for r in Restart)
 ISOLATIONS = ("shared", "process")
+PLACEMENTS = ("local", "ray")
+PLACEMENT_KEYS = ("placement", "ray_address", "placement_resources")
 JAR_MANIFEST = "META-INF/cncf/component.toml"
 
 
@@ -69,6 +72,9 @@ class ComponentSpec:
     classpath: tuple[Path, ...] = ()  # jar: more jars for the component's own loader
     build_constraints: tuple[str, ...] = ()  # python: pins for building sdists (uv --build-constraints)
     init: list[Any] | dict[str, Any] | None = None  # constructor arguments: positional or named
+    placement: str = "local"  # where the boundary lives: this machine, or a node of a Ray cluster
+    ray_address: str | None = None  # None: RAY_ADDRESS, else "auto" (resolved when placing)
+    placement_resources: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def suffix(self) -> str:
@@ -163,7 +169,8 @@ _POLICY_KEYS = ("policy", "max_concurrency", "wait_timeout", "run_timeout", "can
 COMPONENT_KEYS = (
     "name", "form", "entry", "artifact", "requirements", "wheels", "interpreter", "command",
     "restart", "max_restarts", "restart_period", "restart_backoff", "memory_limit",
-    "isolation", "jvm_options", "env", "classpath", "init", "build_constraints", *_POLICY_KEYS,
+    "isolation", "jvm_options", "env", "classpath", "init", "build_constraints", *PLACEMENT_KEYS,
+    *_POLICY_KEYS,
 )
 _TOP_KEYS = ("component", "services", "operations")
 _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
@@ -181,6 +188,35 @@ def _memory(check: _Checker, table: Mapping[str, Any]) -> int | None:
         if m and m.group(2).lower() in _UNITS:
             return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
     raise check.fail("component.memory_limit", v, "a size such as 256 (MiB), '512MB' or '1GiB'")
+
+
+def placement_resources(check: _Checker, table: Mapping[str, Any], prefix: str) -> dict[str, float]:
+    """``placement_resources``: a table of Ray resource name -> positive, finite amount."""
+    v = table.get("placement_resources")
+    if v is None:
+        return {}
+    expected = "a table of resource name -> positive number, e.g. { beta = 1 }"
+    if not isinstance(v, Mapping):
+        raise check.fail(prefix + "placement_resources", v, expected)
+    out: dict[str, float] = {}
+    for name, amount in v.items():
+        if (not isinstance(name, str) or not name.strip() or "\0" in name or isinstance(amount, bool)
+                or not isinstance(amount, int | float) or not math.isfinite(amount) or amount <= 0):
+            raise check.fail(f"{prefix}placement_resources.{name}", amount, expected)
+        out[name] = float(amount)
+    return out
+
+
+def placement_keys(check: _Checker, table: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """The three placement keys of a manifest or a hub file's ``[hub]`` table, validated."""
+    address = check.string(table, "ray_address", prefix)
+    if address is not None and "\0" in address:
+        raise check.fail(prefix + "ray_address", address, "an address without NUL bytes")
+    return {
+        "placement": check.choice(table, "placement", prefix, PLACEMENTS) or "local",
+        "ray_address": address,
+        "placement_resources": placement_resources(check, table, prefix),
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -380,6 +416,7 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
         isolation=check.choice(comp, "isolation", p, ISOLATIONS) or "shared",
         jvm_options=check.strings(comp, "jvm_options", p) or (),
         env=dict(env),
+        **placement_keys(check, comp, p),
     )
 
 

@@ -92,6 +92,10 @@ class Code(enum.StrEnum):
     CLASS_NOT_FOUND = "class_not_found"
     LINKAGE_ERROR = "linkage_error"
     INITIALIZER_FAILED = "initializer_failed"
+    PLACEMENT_UNAVAILABLE = "placement_unavailable"
+    CLUSTER_UNREACHABLE = "cluster_unreachable"
+    PLACEMENT_INFEASIBLE = "placement_infeasible"
+    PLACEMENT_TIMEOUT = "placement_timeout"
     # -- instantiate -----------------------------------------------------
     CONSTRUCTOR_FAILED = "constructor_failed"
     # -- dispatch --------------------------------------------------------
@@ -117,6 +121,7 @@ class Code(enum.StrEnum):
     STACK_OVERFLOW = "stack_overflow"
     RESULT_NOT_SERIALISABLE = "result_not_serialisable"
     PROTOCOL_ERROR = "protocol_error"
+    NODE_LOST = "node_lost"
     # -- job -------------------------------------------------------------
     ENQUEUE_FAILED = "enqueue_failed"
     JOB_NOT_FOUND = "job_not_found"
@@ -180,6 +185,14 @@ _REGISTRY: dict[Code, _Spec] = {
         "JVM: NoSuchMethodError or another LinkageError; the jar was built against another version of a dependency.", (I, X)),
     Code.INITIALIZER_FAILED: _s(L, "component", "invalid", "defect", False,
         "JVM: ExceptionInInitializerError; a static initialiser threw.", (I, X)),
+    Code.PLACEMENT_UNAVAILABLE: _s(L, "configuration", "missing", "dependency", False,
+        "placement = 'ray' but Ray is not installed in the hub's environment (pip install 'cncf[ray]')."),
+    Code.CLUSTER_UNREACHABLE: _s(L, "system", "unavailable", "resource", True,
+        "The Ray cluster named by ray_address (or RAY_ADDRESS, or 'auto') cannot be reached, or this process is connected to another one."),
+    Code.PLACEMENT_INFEASIBLE: _s(L, "configuration", "missing", "configuration", False,
+        "No alive node of the cluster offers the resources in placement_resources; attributes list what the nodes offer."),
+    Code.PLACEMENT_TIMEOUT: _s(L, "system", "unavailable", "timeout", True,
+        "Nodes offering the resources exist but none took the component's node actor (or its worker) within the load timeout."),
     Code.CONSTRUCTOR_FAILED: _s(I, "component", "invalid", "defect", False,
         "Creating the component's live instance raised."),
     Code.UNKNOWN_OPERATION: _s(D, "operation", "not-found", "configuration", False,
@@ -223,6 +236,8 @@ _REGISTRY: dict[Code, _Spec] = {
         "The operation returned a value that cannot cross the boundary as JSON."),
     Code.PROTOCOL_ERROR: _s(X, "system", "corrupted", "format", True,
         "The worker's channel carried a malformed or unexpected frame; the worker is treated as crashed.", (L, I)),
+    Code.NODE_LOST: _s(X, "system", "unavailable", "crash", True,
+        "The cluster node (or its node actor) hosting a placed boundary died or stopped answering its heartbeat; attributes name node_id and node_address.", (L, I)),
     Code.ENQUEUE_FAILED: _s(J, "system", "unavailable", "resource", True,
         "The job could not be stored durably (store not writable, disk full, payload not encodable)."),
     Code.JOB_NOT_FOUND: _s(J, "operation", "not-found", "configuration", False,

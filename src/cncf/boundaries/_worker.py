@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from cncf.boundaries.base import BoundaryContext, Health, OperationInfo, Returned
 from cncf.observation import Code, Failed, Observation, Stage
+from cncf.placement import describe as describe_placement
+from cncf.placement import spawn_worker
 from cncf.wire import channel as wire
 from cncf.wire.process import WorkerProcess
 
@@ -53,6 +55,10 @@ class LaunchPlan:
     memory_limit: int | None = None
     temp_dirs: Sequence[Path] = ()  # removed on unload
     details: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # for inspect
+    # Placed on a node: (interpreter, requirements, wheels, label) of the private
+    # environment the node builds; the worker starts with that environment's python.
+    environment: tuple[str, Sequence[str], Sequence[str], str] | None = None
+    runtime_dir: str = ""  # the hub's worker runtime folder, mapped to the node's
 
 
 @dataclasses.dataclass(eq=False)
@@ -65,6 +71,10 @@ class WorkerLoaded:
     entry: str | None
     plan: LaunchPlan
     kind: str = ""  # what the worker found: class | module | object | collaborator
+
+    @property
+    def placement(self) -> dict[str, Any]:
+        return describe_placement(self.worker)
 
 
 @dataclasses.dataclass(eq=False)
@@ -105,12 +115,15 @@ class WorkerBoundary:
     async def load(self, spec: ComponentSpec) -> WorkerLoaded:
         plan = await self.plan(spec)
         try:
-            worker = await WorkerProcess.spawn(
+            worker = await spawn_worker(
+                spec,
                 plan.argv,
                 label=spec.name,
                 env=plan.env,
                 cwd=plan.cwd,
                 memory_limit=plan.memory_limit,
+                environment=plan.environment,
+                runtime_dir=plan.runtime_dir,
             )
         except Failed:
             _remove(plan.temp_dirs)
@@ -176,7 +189,8 @@ class WorkerBoundary:
         worker = instance.worker
         if not worker.alive:
             return Health(alive=False, pid=worker.pid, detail=f"exit status {worker.returncode}")
-        if _exited(worker.pid):  # dead, though the event loop has not heard yet (sync Hub idle)
+        # dead, though the event loop has not heard yet (sync Hub idle); a placed worker is not our child
+        if getattr(worker, "local", True) and _exited(worker.pid):
             return Health(alive=False, pid=worker.pid, detail="exited while idle")
         now = time.monotonic()
         if now - instance.rss_at > RSS_REFRESH:  # reading /proc costs more than a call

@@ -41,6 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 from cncf.boundaries.base import BoundaryContext, Health, OperationInfo, Returned
 from cncf.observation import Code, Failed, Observation, Stage
+from cncf.placement import describe as describe_placement
+from cncf.placement import placement_key, spawn_worker
 from cncf.wire import channel as wire
 from cncf.wire.frames import Kind
 from cncf.wire.process import WorkerProcess
@@ -69,6 +71,7 @@ class JvmHost:
     key: tuple[str, ...]
     worker: WorkerProcess
     dedicated: bool
+    shared_key: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # (placement, JVM options)
     instances: dict[str, JarInstance | JarLoaded] = dataclasses.field(default_factory=dict)
     events: collections.deque[dict[str, Any]] = dataclasses.field(
         default_factory=lambda: collections.deque(maxlen=_EVENTS_KEPT)
@@ -104,6 +107,10 @@ class JarLoaded:
     entry_source: str = ""
     facade: str = ""  # collaborator | adapter
     scala: bool = False
+
+    @property
+    def placement(self) -> dict[str, Any]:
+        return describe_placement(self.host.worker)
 
 
 @dataclasses.dataclass(eq=False)
@@ -142,9 +149,9 @@ class JarBoundary:
         self.context = context
         self._build: JvmBuild | None = None
         self._build_lock = asyncio.Lock()
-        self._shared: dict[tuple[str, ...], JvmHost] = {}
+        self._shared: dict[tuple[tuple[str, ...], tuple[str, ...]], JvmHost] = {}
         self._hosts: set[JvmHost] = set()
-        self._spawn_locks: dict[tuple[str, ...], asyncio.Lock] = {}
+        self._spawn_locks: dict[tuple[tuple[str, ...], tuple[str, ...]], asyncio.Lock] = {}
         self._seq = itertools.count(1)
         self._reaping: set[asyncio.Task[None]] = set()
 
@@ -168,16 +175,19 @@ class JarBoundary:
         dedicated one for ``isolation = "process"``."""
         key = jvm_options(spec)
         if spec.isolation == "process":
-            return await self._spawn(key, dedicated=True, label=spec.name)
-        lock = self._spawn_locks.setdefault(key, asyncio.Lock())
+            return await self._spawn(key, dedicated=True, label=spec.name, spec=spec)
+        shared = (placement_key(spec), key)  # a shared host per node placement and JVM options
+        lock = self._spawn_locks.setdefault(shared, asyncio.Lock())
         async with lock:
-            host = self._shared.get(key)
+            host = self._shared.get(shared)
             if host is None or not host.alive:
-                host = await self._spawn(key, dedicated=False, label="jvm-host")
-                self._shared[key] = host
+                host = await self._spawn(key, dedicated=False, label="jvm-host", spec=spec)
+                host.shared_key = shared
+                self._shared[shared] = host
             return host
 
-    async def _spawn(self, key: tuple[str, ...], *, dedicated: bool, label: str) -> JvmHost:
+    async def _spawn(self, key: tuple[str, ...], *, dedicated: bool, label: str,
+                     spec: ComponentSpec | None = None) -> JvmHost:
         build = await self.build()
         host: JvmHost | None = None
 
@@ -186,11 +196,13 @@ class JarBoundary:
                 self._host_died(host)
                 self._reap_later(host)
 
-        worker = await WorkerProcess.spawn(
+        worker = await spawn_worker(
+            spec,
             build.host_argv(key),
             label=label,
             start_timeout=HOST_START_TIMEOUT,
             on_exit=on_exit,
+            bridged=True,  # the host opens its descriptors through /dev/fd: pipes on the node
         )
         host = JvmHost(key=key, worker=worker, dedicated=dedicated)
         worker.on_event = lambda body, h=host: self._on_event(h, body)
@@ -217,8 +229,8 @@ class JarBoundary:
                 self.context.event(name, body)
 
     def _host_died(self, host: JvmHost) -> None:
-        if self._shared.get(host.key) is host:
-            del self._shared[host.key]
+        if self._shared.get(host.shared_key) is host:
+            del self._shared[host.shared_key]
         self._hosts.discard(host)
 
     # ---------------------------------------------------------- lifecycle

@@ -317,7 +317,13 @@ class PythonBoundary(WorkerBoundary):
             entry = hint or self._default_entry(spec, layout, paths, candidates)
             options["infer_entry"] = True
         python = interpreter
-        if spec.requirements or wheels:
+        environment = None
+        if (spec.requirements or wheels) and spec.placement != "local":
+            # Built on the node, by the same hash, when the worker is placed there.
+            environment = (interpreter, tuple(spec.requirements), tuple(str(w) for w in wheels), spec.name)
+            keeps_site = True
+            details["environment"] = "built on the node"
+        elif spec.requirements or wheels:
             venv = await self.environments.ensure(
                 interpreter, spec.requirements, wheels, label=spec.name,
                 build_constraints=spec.build_constraints,
@@ -337,6 +343,8 @@ class PythonBoundary(WorkerBoundary):
             cwd=str(spec.base_dir),
             memory_limit=spec.memory_limit,
             details=details,
+            environment=environment,
+            runtime_dir=str(RUNTIME_DIR),
         )
 
     def _default_entry(self, spec: ComponentSpec, layout: str, paths: list[Path],

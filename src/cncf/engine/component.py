@@ -247,6 +247,8 @@ class Component:
             "restart": {"policy": self.spec.restart, "max_restarts": self.spec.max_restarts,
                         "restart_period": self.spec.restart_period, "restarts": self.restarts},
             "health": health,
+            "placement": getattr(self.loaded, "placement", None) or {"engine": "local", "node_id": None,
+                                                                     "address": None},
             "calls": dataclasses.asdict(self.gate.statistics()),
             "observation": self.observation.to_dict() if self.observation else None,
             "services": {

@@ -1,0 +1,65 @@
+"""Placement: where a boundary's worker process lives.
+
+``local`` (the default) is a child process of the hub over pipes; ``ray`` is
+the same worker process, or the same JVM host, started on a node of a Ray
+cluster and spoken to over TCP.  Placement is a property of where a boundary
+lives, not a form: the boundaries ask :func:`spawn_worker` for their worker and
+get back the same channel either way; the ActionEngine never learns which.
+Ray is imported only when a component asks for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from cncf.wire.channel import WorkerProcess
+
+if TYPE_CHECKING:
+    from cncf.manifest import ComponentSpec
+
+__all__ = ["describe", "placement_key", "spawn_worker"]
+
+
+def placement_key(spec: ComponentSpec) -> tuple[str, ...]:
+    """What makes two components' placements the same (shared JVM hosts are per placement)."""
+    if spec.placement == "local":
+        return ()
+    resources = (f"{k}={v:g}" for k, v in sorted(spec.placement_resources.items()))
+    return (spec.placement, spec.ray_address or "", *resources)
+
+
+def describe(worker: WorkerProcess) -> dict[str, Any]:
+    """``inspect``'s ``placement``: the engine, and for a cluster the node id and address."""
+    placement = getattr(worker, "placement", None)
+    return dict(placement) if placement else {"engine": "local", "node_id": None, "address": None}
+
+
+async def spawn_worker(
+    spec: ComponentSpec | None,
+    argv: Sequence[str],
+    *,
+    label: str,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    memory_limit: int | None = None,
+    start_timeout: float = 60.0,
+    on_exit: Callable[[WorkerProcess], None] | None = None,
+    environment: tuple[str, Sequence[str], Sequence[str], str] | None = None,
+    runtime_dir: str = "",
+    bridged: bool = False,
+) -> WorkerProcess:
+    """Start a worker where ``spec`` places it; ``Failed`` (load stage) otherwise."""
+    if spec is None or spec.placement == "local":
+        return await WorkerProcess.spawn(argv, label=label, env=env, cwd=cwd, memory_limit=memory_limit,
+                                         start_timeout=start_timeout, on_exit=on_exit)
+    from cncf.placement import ray_cluster
+
+    # Only what the component adds travels: the node has an environment of its own.
+    delta = {k: v for k, v in (env or {}).items() if os.environ.get(k) != v}
+    return await ray_cluster.spawn(
+        argv, label=label, ray_address=spec.ray_address, resources=spec.placement_resources,
+        env=delta, cwd=cwd, memory_limit=memory_limit, start_timeout=start_timeout, on_exit=on_exit,
+        environment=environment, runtime_dir=runtime_dir, bridged=bridged,
+    )

@@ -1,0 +1,255 @@
+"""The hub side of ``placement = "ray"``: connect, place, watch, release.
+
+Ray is imported here only, and this module only when a component asks for
+Ray placement, so a hub that places nothing never pays for it.  Ray does
+placement (custom resources, node affinity), scheduling and liveness; the
+calls travel on our own authenticated TCP channel (:mod:`cncf.placement._tcp`),
+never through actor calls.
+
+What each failure becomes:
+
+* Ray not installed → ``placement_unavailable``;
+* the cluster cannot be reached, or this process already talks to another
+  one (Ray allows one cluster per process) → ``cluster_unreachable``;
+* no alive node offers ``placement_resources`` → ``placement_infeasible`` at
+  once (Ray itself would wait forever); nodes offer them but none takes the
+  actor within :data:`PLACEMENT_TIMEOUT` → ``placement_timeout``;
+* the node or its actor dies later → ``node_lost`` (see ``remote.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cncf.observation import Code, Failed, Observation, Stage
+from cncf.placement import _tcp
+from cncf.placement.remote import RemoteWorker
+
+#: How long a node actor may wait to be scheduled before the load fails.
+PLACEMENT_TIMEOUT = 60.0
+#: How long connecting to the cluster may take.
+CONNECT_TIMEOUT = 30.0
+NAMESPACE = "cncf"
+
+_init_lock = threading.Lock()
+_actor_class: Any = None
+
+
+def _fail(code: Code, message: str, **attributes: Any) -> Failed:
+    return Failed(Observation.of(code, message, stage=Stage.LOAD, **attributes))
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise _fail(Code.PLACEMENT_UNAVAILABLE,
+                    f"placement = 'ray' needs Ray in the hub's environment: pip install 'cncf[ray]' ({exc})") from None
+    return ray
+
+
+def resolve_address(address: str | None) -> str:
+    return address or os.environ.get("RAY_ADDRESS") or "auto"
+
+
+def _probe(address: str) -> None:
+    """Fail fast on ``host:port`` nothing listens on (``ray.init`` would retry for a minute)."""
+    if address in ("auto", "local") or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise _fail(Code.CLUSTER_UNREACHABLE, f"ray_address {address!r} is not host:port, 'auto' or ray://…",
+                    ray_address=address)
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        raise _fail(Code.CLUSTER_UNREACHABLE, f"no Ray cluster answers at {address}: {exc.strerror or exc}",
+                    ray_address=address) from None
+
+
+def _connect_sync(address: str) -> str:
+    ray = import_ray()
+    with _init_lock:
+        if ray.is_initialized():
+            current = ray.get_runtime_context().gcs_address
+            if address not in ("auto", current) and not address.startswith("ray://"):
+                raise _fail(Code.CLUSTER_UNREACHABLE,
+                            f"this process is connected to the Ray cluster at {current}, not {address} "
+                            "(Ray allows one cluster per process)", ray_address=address, connected=current)
+            return str(current)
+        _probe(address)
+        try:
+            ray.init(address=address, logging_level="WARNING", log_to_driver=False,
+                     include_dashboard=False, configure_logging=False)
+        except Exception as exc:  # ConnectionError, RuntimeError: Ray's own words are kept
+            raise _fail(Code.CLUSTER_UNREACHABLE, f"cannot connect to the Ray cluster {address!r}: {exc}",
+                        ray_address=address) from None
+        return str(ray.get_runtime_context().gcs_address)
+
+
+async def connect(address: str | None) -> str:
+    """Connect this process to the cluster once (Ray's driver connection is per process)."""
+    resolved = resolve_address(address)
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(_connect_sync, resolved), CONNECT_TIMEOUT)
+    except TimeoutError:
+        raise _fail(Code.CLUSTER_UNREACHABLE, f"connecting to the Ray cluster {resolved!r} took more than "
+                    f"{CONNECT_TIMEOUT:g}s", ray_address=resolved) from None
+
+
+def feasible_nodes(resources: Mapping[str, float]) -> list[dict[str, Any]]:
+    """Alive nodes whose total resources cover the request (free or not)."""
+    ray = import_ray()
+    out = []
+    for node in ray.nodes():
+        if not node.get("Alive"):
+            continue
+        total = node.get("Resources") or {}
+        if all(total.get(k, 0.0) >= v for k, v in resources.items()):
+            out.append(node)
+    return out
+
+
+def _node_actor_class() -> Any:
+    global _actor_class
+    if _actor_class is None:
+        ray = import_ray()
+        from cncf.placement.ray_node import NodeWorker
+
+        _actor_class = ray.remote(NodeWorker)
+    return _actor_class
+
+
+class RayNode:
+    """One node actor: where it runs, its liveness task, how to end it."""
+
+    def __init__(self, actor: Any, name: str, info: Mapping[str, Any], address: str) -> None:
+        self.actor = actor
+        self.name = name
+        self.info = dict(info)
+        self.cluster = address
+        self._watch: Any = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "engine": "ray",
+            "cluster": self.cluster,
+            "node_id": self.info.get("node_id"),
+            "address": self.info.get("ip"),
+            "hostname": self.info.get("hostname"),
+            "port": self.info.get("port"),
+            "actor": self.name,
+            "actor_pid": self.info.get("actor_pid"),
+        }
+
+    def watch(self) -> Any:
+        if self._watch is None:
+            self._watch = self.actor.watch.remote()
+        return self._watch
+
+    async def stop(self) -> None:
+        ray = import_ray()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.wrap_future(self.actor.stop.remote().future()), 5.0)
+        with contextlib.suppress(Exception):
+            ray.kill(self.actor, no_restart=True)
+
+    async def death_cause(self) -> str | None:
+        def query() -> str | None:
+            from ray.util.state import get_actor
+
+            state = get_actor(self.actor._actor_id.hex(), timeout=2)
+            if state is None:
+                return None
+            cause = getattr(state, "death_cause", None)
+            return str(cause) if cause else str(getattr(state, "state", ""))
+
+        return await asyncio.to_thread(query)
+
+
+async def spawn(
+    argv: Sequence[str],
+    *,
+    label: str,
+    ray_address: str | None,
+    resources: Mapping[str, float],
+    env: Mapping[str, str] | None,
+    cwd: str | None,
+    memory_limit: int | None,
+    start_timeout: float,
+    on_exit: Any = None,
+    environment: tuple[str, Sequence[str], Sequence[str], str] | None = None,
+    runtime_dir: str = "",
+    bridged: bool = False,
+    setup_timeout: float = 300.0,
+) -> RemoteWorker:
+    """Place one worker on a node offering ``resources`` and connect to it.
+
+    ``env`` is only what the component adds to the node's environment;
+    ``environment`` asks the node to build (or find, by the same hash) the
+    python form's private environment and start the worker with its python.
+    """
+    ray = import_ray()
+    address = await connect(ray_address)
+    if not await asyncio.to_thread(feasible_nodes, resources):
+        offered = sorted({k for n in ray.nodes() if n.get("Alive") for k in (n.get("Resources") or {})
+                          if not k.startswith("node:")})
+        raise _fail(Code.PLACEMENT_INFEASIBLE,
+                    f"no alive node of the Ray cluster at {address} offers {dict(resources)} for {label!r}; "
+                    f"the nodes offer {offered}", resources=dict(resources), offered=offered)
+    secret = _tcp.new_secret()
+    name = f"cncf-{label}-{uuid.uuid4().hex[:8]}"
+    actor = _node_actor_class().options(
+        name=name, namespace=NAMESPACE, num_cpus=0, resources=dict(resources) or None,
+        max_restarts=0, max_concurrency=8,
+    ).remote(secret)
+    request = {
+        "argv": list(argv), "env": dict(env or {}), "cwd": cwd, "memory_limit": memory_limit,
+        "environment": list(environment) if environment else None, "runtime_dir": runtime_dir,
+        "bridged": bridged, "label": label, "connect_timeout": start_timeout,
+    }
+
+    def kill_actor() -> None:
+        with contextlib.suppress(Exception):
+            ray.kill(actor, no_restart=True)
+
+    try:
+        ready = actor.ping.remote()
+        done, _ = await asyncio.to_thread(ray.wait, [ready], timeout=PLACEMENT_TIMEOUT)
+        if not done:
+            raise _fail(Code.PLACEMENT_TIMEOUT,
+                        f"no node offering {dict(resources)} took {label!r} within {PLACEMENT_TIMEOUT:g}s "
+                        "(they exist, but are busy)", resources=dict(resources))
+        await asyncio.wrap_future(ready.future())
+        info = await asyncio.wait_for(asyncio.wrap_future(actor.start.remote(request).future()), setup_timeout)
+    except Failed:
+        kill_actor()
+        raise
+    except TimeoutError:
+        kill_actor()
+        raise _fail(Code.ENVIRONMENT_FAILED,
+                    f"preparing {label!r} on its node took more than {setup_timeout:g}s") from None
+    except Exception as exc:  # RayActorError and friends: the node went away while placing
+        kill_actor()
+        raise _fail(Code.NODE_LOST, f"the node actor for {label!r} died while being placed: {exc}",
+                    actor=name) from None
+    if "failure" in info:
+        kill_actor()
+        raise Failed(Observation.from_dict(info["failure"]))
+    node = RayNode(actor, name, info, address)
+    try:
+        socks = await asyncio.to_thread(_tcp.connect_all, info["ip"], int(info["port"]), secret, start_timeout)
+    except (OSError, _tcp.HandshakeError) as exc:
+        await node.stop()
+        raise _fail(Code.WORKER_START_FAILED,
+                    f"cannot open the channel to {label!r} on node {info['ip']}:{info['port']}: {exc}",
+                    node_id=info.get("node_id"), node_address=info.get("ip")) from None
+    return await RemoteWorker.attach(socks, node, label=label, start_timeout=start_timeout,
+                                     memory_limit=memory_limit, on_exit=on_exit)

@@ -1,0 +1,396 @@
+"""A worker on another node, spoken to over TCP exactly as a local one over pipes.
+
+:class:`RemoteWorker` is the hub side of a placed worker.  It reuses the
+channel of :class:`~cncf.wire.channel.WorkerProcess` unchanged — request
+ids, the reply table, the spin, the frames — because the descriptors it reads
+and writes are sockets instead of pipes; what differs is how the process is
+watched and ended, which is the node's business:
+
+* **liveness**: the node actor's heartbeat on the supervision connection
+  (a node lost on a real network may never send EOF), the worker's exit
+  status sent there when it ends, TCP keepalive under both, and Ray's own
+  verdict (the actor's ``watch`` task raises ``ActorDiedError``);
+* **death**: EOF on the calls connection waits briefly for the exit status;
+  an exit status is a crash of the worker (``worker_crashed``, as locally),
+  the supervision connection closing without one, a missed heartbeat or Ray's
+  verdict is the loss of the node (``node_lost``, retryable, naming it);
+* **output**: the worker's fd 1 / 2 are sockets to the hub, copied into the
+  same capture files a local worker writes, drained before each reply is
+  attributed (the worker wrote them before its reply);
+* **kill / close**: ``kill`` on the supervision connection (the node ends the
+  worker's process group); ``close`` then stops the node actor and kills it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from cncf.observation import Cause, Code, Failed, Observation, Stage
+from cncf.placement import _tcp
+from cncf.wire.channel import WorkerProcess, describe_exit
+from cncf.wire.frames import PROTOCOL_VERSION, FrameBuffer, Kind, ProtocolError, encode
+
+#: After EOF on the calls connection, how long to wait for the exit status.
+_SETTLE = 1.0
+
+
+class NodeHandle(Protocol):
+    """What a cluster engine gives a remote worker: where it lives and how to end it."""
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def watch(self) -> Awaitable[Any]: ...
+
+    async def stop(self) -> None: ...
+
+    async def death_cause(self) -> str | None: ...
+
+
+class RemoteWorker(WorkerProcess):
+    """A worker process on a cluster node (see the module docstring)."""
+
+    local = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.node: NodeHandle | None = None
+        self._socks: dict[bytes, socket.socket] = {}
+        self._out_w = self._err_w = -1
+        self._sup_frames = FrameBuffer()
+        self._last_beat = time.monotonic()
+        self._rss: int | None = None
+        self._lost: str | None = None
+        self._exit_seen = False
+        self._started: asyncio.Future[int] | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._watchdog: asyncio.TimerHandle | None = None
+        self.heartbeat_timeout = _tcp.HEARTBEAT_TIMEOUT
+        self._description: dict[str, Any] = {"engine": "ray"}
+
+    @property
+    def placement(self) -> dict[str, Any]:
+        return self._description
+
+    # ---------------------------------------------------------------- attach
+
+    @classmethod
+    async def attach(
+        cls,
+        socks: dict[bytes, socket.socket],
+        node: NodeHandle,
+        *,
+        label: str,
+        start_timeout: float,
+        memory_limit: int | None = None,
+        on_exit: Callable[[WorkerProcess], None] | None = None,
+    ) -> RemoteWorker:
+        """Take over the authenticated connections and wait for the worker's HELLO.
+
+        Raises ``Failed`` (``worker_start_failed``, or ``node_lost``) like a local spawn.
+        """
+        self = cls()
+        self.label, self.node, self.memory_limit, self._on_exit = label, node, memory_limit, on_exit
+        self._description = node.describe()
+        loop = self._loop = asyncio.get_running_loop()
+        self._socks = socks
+        main = socks.pop(_tcp.MAIN)
+        self._rep_r = main.detach()
+        self._req_w = os.dup(self._rep_r)
+        self._ctl_w = socks.pop(_tcp.CONTROL).detach()
+        os.set_blocking(self._rep_r, False)
+        os.set_blocking(self._req_w, False)
+        self._capture_dir = tempfile.mkdtemp(prefix="cncf-remote-")
+        paths = [os.path.join(self._capture_dir, n) for n in ("stdout", "stderr")]
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        self._out_w, self._err_w = (os.open(p, flags, 0o600) for p in paths)
+        self._out_fd, self._err_fd = (os.open(p, os.O_RDONLY) for p in paths)
+        self._hello = loop.create_future()
+        self._exited = loop.create_future()
+        self._started = loop.create_future()
+        loop.add_reader(self._rep_r, self._on_readable)
+        for role, sink in ((_tcp.STDOUT, self._out_w), (_tcp.STDERR, self._err_w)):
+            s = socks[role]
+            s.setblocking(False)
+            loop.add_reader(s.fileno(), self._copy_output, s, sink)
+        sup = socks[_tcp.SUPERVISION]
+        sup.setblocking(False)
+        loop.add_reader(sup.fileno(), self._on_supervision)
+        self._watchdog = loop.call_later(self.heartbeat_timeout / 2, self._check_heartbeat)
+        self._track(loop.create_task(self._watch_node()))
+        try:
+            async with asyncio.timeout(start_timeout):
+                self.pid = await self._started
+                self.hello = await self._hello
+        except (TimeoutError, Failed) as exc:
+            if isinstance(exc, Failed) and exc.observation.code is Code.NODE_LOST:
+                await self.close(grace=0)
+                raise
+            what, attrs = describe_exit(self.returncode)
+            tail = self.output_tail()
+            await self.close(grace=0)
+            msg = (f"worker for {label!r} sent no HELLO within {start_timeout:g}s"
+                   if isinstance(exc, TimeoutError) else
+                   f"worker for {label!r} {what} before its ready handshake")
+            if isinstance(exc, Failed) and exc.observation.code is Code.WORKER_START_FAILED:
+                raise
+            raise Failed(Observation.of(
+                Code.WORKER_START_FAILED,
+                msg + (f"; its output ends with:\n{tail}" if tail else ""),
+                stage=Stage.LOAD, cause=Cause("WorkerExit", what, tail), **self._where(), **attrs,
+            )) from None
+        if self.hello.get("protocol") != PROTOCOL_VERSION:
+            await self.close(grace=0)
+            raise Failed(Observation.of(
+                Code.WORKER_START_FAILED,
+                f"worker for {label!r} speaks protocol {self.hello.get('protocol')!r}, "
+                f"the hub speaks {PROTOCOL_VERSION}", stage=Stage.LOAD))
+        return self
+
+    def _track(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _where(self) -> dict[str, Any]:
+        d = self.placement
+        return {"node_id": d.get("node_id"), "node_address": d.get("address")}
+
+    # --------------------------------------------------------------- output
+
+    def _copy_output(self, sock: socket.socket, sink: int) -> None:
+        try:
+            data = sock.recv(1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            if self._loop is not None:
+                self._loop.remove_reader(sock.fileno())
+            return
+        with contextlib.suppress(OSError):
+            os.write(sink, data)
+
+    def _drain_output(self) -> None:
+        for role, sink in ((_tcp.STDOUT, self._out_w), (_tcp.STDERR, self._err_w)):
+            s = self._socks.get(role)
+            if s is None or s.fileno() < 0 or sink < 0:
+                continue
+            while True:
+                try:
+                    data = s.recv(1 << 16)
+                except OSError:
+                    break
+                if not data:
+                    break
+                with contextlib.suppress(OSError):
+                    os.write(sink, data)
+
+    def take_output(self) -> tuple[str, str]:
+        self._drain_output()
+        return super().take_output()
+
+    def output_tail(self, limit: int = 4000) -> str:
+        self._drain_output()
+        return super().output_tail(limit)
+
+    def rss_kb(self) -> int | None:
+        return self._rss
+
+    # ---------------------------------------------------------- supervision
+
+    def _on_supervision(self) -> None:
+        sup = self._socks.get(_tcp.SUPERVISION)
+        if sup is None:
+            return
+        try:
+            data = sup.recv(1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            assert self._loop is not None
+            self._loop.remove_reader(sup.fileno())
+            if not self._exit_seen:
+                self._node_lost("the node actor's connection closed without the worker's exit status")
+            return
+        try:
+            frames = self._sup_frames.feed(data)
+        except ProtocolError as exc:
+            self._node_lost(f"the node's supervision channel broke: {exc}")
+            return
+        self._last_beat = time.monotonic()
+        for _kind, body in frames:
+            kind = body.get("type")
+            if kind == "beat":
+                self._rss = body.get("rss_kb")
+            elif kind == "started":
+                self.pid = int(body.get("pid") or 0)
+                if self._started is not None and not self._started.done():
+                    self._started.set_result(self.pid)
+            elif kind == "spawn_failed":
+                self._exit_seen = True
+                obs = Observation.of(
+                    Code.WORKER_START_FAILED,
+                    f"cannot start worker for {self.label!r} on node {self._where()['node_address']} "
+                    f"({body.get('argv0')!r}): {body.get('error')}",
+                    stage=Stage.LOAD, **self._where())
+                for fut in (self._started, self._hello):
+                    if fut is not None and not fut.done():
+                        fut.set_exception(Failed(obs))
+                self._fail_all(obs)
+            elif kind == "exit":
+                self._exit_seen = True
+                self.returncode = int(body.get("returncode", -1))
+                self._on_remote_exit()
+
+    def _check_heartbeat(self) -> None:
+        if self._dead is not None or self._loop is None:
+            return
+        silent = time.monotonic() - self._last_beat
+        if silent > self.heartbeat_timeout:
+            self._node_lost(f"no heartbeat from the node for {silent:.1f}s")
+            return
+        self._watchdog = self._loop.call_later(self.heartbeat_timeout / 4, self._check_heartbeat)
+
+    async def _watch_node(self) -> None:
+        """Ray's verdict: the actor's long-running ``watch`` task ends with the worker,
+        or raises when the actor or its node dies."""
+        assert self.node is not None
+        try:
+            await self.node.watch()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self._dead is None:
+                cause = None
+                with contextlib.suppress(Exception):
+                    cause = await asyncio.wait_for(self.node.death_cause(), 2.0)
+                self._node_lost(f"Ray reports the node actor dead: {cause or type(exc).__name__}")
+
+    def _node_lost(self, reason: str) -> None:
+        if self._dead is not None or self._lost is not None:
+            return
+        self._lost = reason
+        self._declare_dead()
+        if self._exited is not None and not self._exited.done():
+            self._exited.set_result(None)
+
+    def _on_eof(self) -> None:
+        assert self._loop is not None
+        self._loop.remove_reader(self._rep_r)
+        if self._dead is None and not self._exit_seen:
+            self._loop.call_later(_SETTLE, self._settled)
+
+    def _settled(self) -> None:
+        if self._dead is None:
+            self._declare_dead()
+
+    def _on_remote_exit(self) -> None:
+        if self._rep_r >= 0:  # results written just before the exit
+            while self._dead is None and self._read_once():
+                pass
+        if self._dead is None:
+            self._declare_dead()
+        if self._exited is not None and not self._exited.done():
+            self._exited.set_result(None)
+
+    def _declare_dead(self) -> None:
+        if self._dead is not None:
+            return
+        if self._lost is None:
+            super()._declare_dead()
+            return
+        where = self._where()
+        obs = Observation.of(
+            Code.NODE_LOST,
+            f"the node {where['node_address']} ({str(where['node_id'])[:12]}) hosting {self.label!r} "
+            f"was lost: {self._lost}",
+            stage=Stage.EXECUTE,
+            cause=Cause("NodeLost", self._lost, ""),
+            pid=self.pid,
+            **where,
+        )
+        self._fail_all(obs)
+        for fut in (self._started, self._hello):
+            if fut is not None and not fut.done():
+                fut.set_exception(Failed(obs))
+        if self._on_exit is not None:
+            cb, self._on_exit = self._on_exit, None
+            cb(self)
+
+    def _fail_all(self, obs: Observation) -> None:
+        super()._fail_all(obs)
+        if self._started is not None and not self._started.done():
+            self._started.set_exception(Failed(obs))
+
+    # -------------------------------------------------------------- writing
+
+    def _write(self, frame: bytes) -> None:
+        try:
+            super()._write(frame)
+        except ConnectionError:
+            pass  # the death is reported by the exit status, the heartbeat or Ray
+
+    def cancel(self, request_id: int, tier: str = "cooperative") -> None:
+        with contextlib.suppress(OSError):
+            super().cancel(request_id, tier)
+
+    # ------------------------------------------------------------ shutdown
+
+    def kill(self) -> None:
+        """Ask the node to SIGKILL the worker's process group (its death is reported as usual)."""
+        sup = self._socks.get(_tcp.SUPERVISION)
+        if sup is None or self.returncode is not None:
+            return
+        with contextlib.suppress(OSError):
+            sup.send(encode(Kind.EVENT, {"type": "kill"}))
+
+    async def close(self, grace: float = 2.0) -> None:
+        """SHUTDOWN, kill after ``grace``, stop the node actor, release every socket and file."""
+        if self._dead is None and self.returncode is None:
+            self.kill_reason = self.kill_reason or "closed by the hub"
+            if grace > 0:
+                with contextlib.suppress(OSError):
+                    self.send(Kind.SHUTDOWN, {})
+                if self._exited is not None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(self._exited), grace)
+            if self.returncode is None:
+                self.kill()
+        if self._dead is None:
+            self._fail_all(Observation.of(Code.HUB_CLOSED, f"worker for {self.label!r} was closed",
+                                          stage=Stage.EXECUTE))
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        node, self.node = self.node, None
+        if node is not None:
+            with contextlib.suppress(Exception):
+                await node.stop()
+        for t in list(self._tasks):
+            t.cancel()
+        self._drain_output()
+        loop = self._loop
+        for s in self._socks.values():
+            if loop is not None and not loop.is_closed() and s.fileno() >= 0:
+                loop.remove_reader(s.fileno())
+            s.close()
+        self._socks = {}
+        for attr in ("_out_w", "_err_w"):
+            fd = getattr(self, attr)
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                setattr(self, attr, -1)
+        self._close_fds()
+        if self._capture_dir:
+            shutil.rmtree(self._capture_dir, ignore_errors=True)
+            self._capture_dir = ""

@@ -1,0 +1,102 @@
+"""A real multi-node Ray cluster on this machine, started once per session.
+
+``ray.cluster_utils.Cluster`` starts a head and worker nodes as separate
+raylets, each with custom resources, so a component can be placed on a
+chosen node with ``placement_resources`` and a node can be removed while a
+call runs.  ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` keeps every address on
+127.0.0.1 (checked below).  Under ``CI=true`` a missing Ray fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cncf
+from tests.conftest import IN_CI
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "placement"
+ECHO = FIXTURES / "echo"
+_STORE = 78 * 1024 * 1024  # Ray's minimum object store: the tests move no objects
+
+
+def require_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        if IN_CI:
+            pytest.fail("ray is required under CI=true (pip install -e '.[test]' installs cncf[ray])")
+        pytest.skip("ray is not installed (pip install 'cncf[ray]')")
+    return ray
+
+
+class RayCluster:
+    """The session's cluster: nodes by name, and nodes added or removed by a test."""
+
+    def __init__(self, node_cache: Path) -> None:
+        ray = require_ray()
+        from ray.cluster_utils import Cluster
+
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        os.environ["CNCF_NODE_CACHE"] = str(node_cache)  # the nodes inherit it
+        self.ray = ray
+        self.cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 1, "object_store_memory": _STORE, "include_dashboard": True,
+            "dashboard_host": "127.0.0.1"})
+        self.nodes: dict[str, Any] = {}
+        self.add("alpha", {"alpha": 1})
+        self.add("beta", {"beta": 1})
+        self.cluster.wait_for_nodes()
+        ray.init(address=self.cluster.address, logging_level="WARNING", log_to_driver=False)
+        self.address = self.cluster.address
+
+    def add(self, name: str, resources: dict[str, float]) -> Any:
+        node = self.cluster.add_node(num_cpus=1, resources=resources, object_store_memory=_STORE,
+                                     env_vars={"CNCF_TEST_NODE": name})
+        self.nodes[name] = node
+        return node
+
+    def node_id(self, name: str) -> str:
+        return str(self.nodes[name].node_id)
+
+    def name_of(self, node_id: str) -> str:
+        return next(n for n, node in self.nodes.items() if node.node_id == node_id)
+
+    def remove(self, name: str) -> None:
+        self.cluster.remove_node(self.nodes.pop(name), allow_graceful=False)
+
+    def cncf_actors(self) -> list[Any]:
+        from ray.util.state import list_actors
+
+        return [a for a in list_actors(filters=[("state", "=", "ALIVE")], timeout=10)
+                if a.name.startswith("cncf-")]
+
+    def shutdown(self) -> None:
+        self.ray.shutdown()
+        self.cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
+    c = RayCluster(tmp_path_factory.mktemp("node-cache"))
+    try:
+        yield c
+    finally:
+        c.shutdown()
+
+
+@pytest.fixture
+def placed_hub(tmp_path: Path, ray_cluster: RayCluster) -> Iterator[cncf.Hub]:
+    with cncf.Hub(home=tmp_path / "home") as h:
+        yield h
+
+
+def worker_processes(marker: str) -> list[str]:
+    """Processes on this machine (every node of the test cluster) whose command line has ``marker``."""
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if marker in line and "ps -eo" not in line]
