@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cncf.wire.channel import WorkerProcess
+from cncf.wire.process import WorkerProcess
 
 if TYPE_CHECKING:
     from cncf.manifest import ComponentSpec

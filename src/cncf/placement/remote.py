@@ -1,10 +1,12 @@
 """A worker on another node, spoken to over TCP exactly as a local one over pipes.
 
-:class:`RemoteWorker` is the hub side of a placed worker.  It reuses the
-channel of :class:`~cncf.wire.channel.WorkerProcess` unchanged — request
-ids, the reply table, the spin, the frames — because the descriptors it reads
-and writes are sockets instead of pipes; what differs is how the process is
-watched and ended, which is the node's business:
+:class:`RemoteWorker` is the hub side of a placed worker: the process half
+of :class:`~cncf.wire.process.WorkerProcess` for a process that is not our
+child.  The :class:`~cncf.wire.channel.Channel` is the same class, unchanged
+— request ids, the kind → handler table, the spin, the frames — over socket
+descriptors instead of pipes (the transport under the channel is the only
+thing placement chooses).  What differs is how the process is watched and
+ended, which is the node's business:
 
 * **liveness**: the node actor's heartbeat on the supervision connection
   (a node lost on a real network may never send EOF), the worker's exit
@@ -35,8 +37,9 @@ from typing import Any, Protocol
 
 from cncf.observation import Cause, Code, Failed, Observation, Stage
 from cncf.placement import _tcp
-from cncf.wire.channel import WorkerProcess, describe_exit
+from cncf.wire.channel import Channel, describe_exit
 from cncf.wire.frames import PROTOCOL_VERSION, FrameBuffer, Kind, ProtocolError, encode
+from cncf.wire.process import WorkerProcess
 
 #: After EOF on the calls connection, how long to wait for the exit status.
 _SETTLE = 1.0
@@ -101,21 +104,16 @@ class RemoteWorker(WorkerProcess):
         self._description = node.describe()
         loop = self._loop = asyncio.get_running_loop()
         self._socks = socks
-        main = socks.pop(_tcp.MAIN)
-        self._rep_r = main.detach()
-        self._req_w = os.dup(self._rep_r)
-        self._ctl_w = socks.pop(_tcp.CONTROL).detach()
-        os.set_blocking(self._rep_r, False)
-        os.set_blocking(self._req_w, False)
         self._capture_dir = tempfile.mkdtemp(prefix="cncf-remote-")
         paths = [os.path.join(self._capture_dir, n) for n in ("stdout", "stderr")]
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         self._out_w, self._err_w = (os.open(p, flags, 0o600) for p in paths)
         self._out_fd, self._err_fd = (os.open(p, os.O_RDONLY) for p in paths)
-        self._hello = loop.create_future()
+        replies = socks.pop(_tcp.MAIN).detach()
+        self.channel = Channel(label, os.dup(replies), replies, socks.pop(_tcp.CONTROL).detach(),
+                               on_eof=self._on_eof, on_broken=self._on_broken)
         self._exited = loop.create_future()
         self._started = loop.create_future()
-        loop.add_reader(self._rep_r, self._on_readable)
         for role, sink in ((_tcp.STDOUT, self._out_w), (_tcp.STDERR, self._err_w)):
             s = socks[role]
             s.setblocking(False)
@@ -123,14 +121,14 @@ class RemoteWorker(WorkerProcess):
         sup = socks[_tcp.SUPERVISION]
         sup.setblocking(False)
         loop.add_reader(sup.fileno(), self._on_supervision)
-        self._watchdog = loop.call_later(self.heartbeat_timeout / 2, self._check_heartbeat)
+        self._watchdog = loop.call_later(self.heartbeat_timeout / 4, self._check_heartbeat)
         self._track(loop.create_task(self._watch_node()))
         try:
             async with asyncio.timeout(start_timeout):
                 self.pid = await self._started
-                self.hello = await self._hello
+                self.hello = await self.channel.handshake()
         except (TimeoutError, Failed) as exc:
-            if isinstance(exc, Failed) and exc.observation.code is Code.NODE_LOST:
+            if isinstance(exc, Failed) and exc.observation.code in (Code.NODE_LOST, Code.WORKER_START_FAILED):
                 await self.close(grace=0)
                 raise
             what, attrs = describe_exit(self.returncode)
@@ -139,8 +137,6 @@ class RemoteWorker(WorkerProcess):
             msg = (f"worker for {label!r} sent no HELLO within {start_timeout:g}s"
                    if isinstance(exc, TimeoutError) else
                    f"worker for {label!r} {what} before its ready handshake")
-            if isinstance(exc, Failed) and exc.observation.code is Code.WORKER_START_FAILED:
-                raise
             raise Failed(Observation.of(
                 Code.WORKER_START_FAILED,
                 msg + (f"; its output ends with:\n{tail}" if tail else ""),
@@ -159,7 +155,7 @@ class RemoteWorker(WorkerProcess):
         task.add_done_callback(self._tasks.discard)
 
     def _where(self) -> dict[str, Any]:
-        d = self.placement
+        d = self._description
         return {"node_id": d.get("node_id"), "node_address": d.get("address")}
 
     # --------------------------------------------------------------- output
@@ -179,6 +175,8 @@ class RemoteWorker(WorkerProcess):
             os.write(sink, data)
 
     def _drain_output(self) -> None:
+        """Copy what the worker printed and the kernel already holds (it was
+        written before the reply being attributed)."""
         for role, sink in ((_tcp.STDOUT, self._out_w), (_tcp.STDERR, self._err_w)):
             s = self._socks.get(role)
             if s is None or s.fileno() < 0 or sink < 0:
@@ -243,9 +241,6 @@ class RemoteWorker(WorkerProcess):
                     f"cannot start worker for {self.label!r} on node {self._where()['node_address']} "
                     f"({body.get('argv0')!r}): {body.get('error')}",
                     stage=Stage.LOAD, **self._where())
-                for fut in (self._started, self._hello):
-                    if fut is not None and not fut.done():
-                        fut.set_exception(Failed(obs))
                 self._fail_all(obs)
             elif kind == "exit":
                 self._exit_seen = True
@@ -253,7 +248,7 @@ class RemoteWorker(WorkerProcess):
                 self._on_remote_exit()
 
     def _check_heartbeat(self) -> None:
-        if self._dead is not None or self._loop is None:
+        if self.channel.dead is not None or self._loop is None:
             return
         silent = time.monotonic() - self._last_beat
         if silent > self.heartbeat_timeout:
@@ -270,14 +265,14 @@ class RemoteWorker(WorkerProcess):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if self._dead is None:
+            if self.channel.dead is None and self.node is not None:
                 cause = None
                 with contextlib.suppress(Exception):
                     cause = await asyncio.wait_for(self.node.death_cause(), 2.0)
                 self._node_lost(f"Ray reports the node actor dead: {cause or type(exc).__name__}")
 
     def _node_lost(self, reason: str) -> None:
-        if self._dead is not None or self._lost is not None:
+        if self.channel.dead is not None or self._lost is not None:
             return
         self._lost = reason
         self._declare_dead()
@@ -285,29 +280,26 @@ class RemoteWorker(WorkerProcess):
             self._exited.set_result(None)
 
     def _on_eof(self) -> None:
-        assert self._loop is not None
-        self._loop.remove_reader(self._rep_r)
-        if self._dead is None and not self._exit_seen:
+        if self.channel.dead is None and not self._exit_seen and self._loop is not None:
             self._loop.call_later(_SETTLE, self._settled)
 
     def _settled(self) -> None:
-        if self._dead is None:
+        if self.channel.dead is None:
             self._declare_dead()
 
     def _on_remote_exit(self) -> None:
-        if self._rep_r >= 0:  # results written just before the exit
-            while self._dead is None and self._read_once():
-                pass
-        if self._dead is None:
+        self.channel.drain()  # results written just before the exit
+        if self.channel.dead is None:
             self._declare_dead()
         if self._exited is not None and not self._exited.done():
             self._exited.set_result(None)
 
     def _declare_dead(self) -> None:
-        if self._dead is not None:
+        if self.channel.dead is not None:
             return
         if self._lost is None:
             super()._declare_dead()
+            self._fail_started()
             return
         where = self._where()
         obs = Observation.of(
@@ -320,53 +312,42 @@ class RemoteWorker(WorkerProcess):
             **where,
         )
         self._fail_all(obs)
-        for fut in (self._started, self._hello):
-            if fut is not None and not fut.done():
-                fut.set_exception(Failed(obs))
         if self._on_exit is not None:
             cb, self._on_exit = self._on_exit, None
             cb(self)
 
     def _fail_all(self, obs: Observation) -> None:
-        super()._fail_all(obs)
-        if self._started is not None and not self._started.done():
-            self._started.set_exception(Failed(obs))
+        self.channel.fail_all(obs)
+        self._fail_started()
 
-    # -------------------------------------------------------------- writing
-
-    def _write(self, frame: bytes) -> None:
-        try:
-            super()._write(frame)
-        except ConnectionError:
-            pass  # the death is reported by the exit status, the heartbeat or Ray
-
-    def cancel(self, request_id: int, tier: str = "cooperative") -> None:
-        with contextlib.suppress(OSError):
-            super().cancel(request_id, tier)
+    def _fail_started(self) -> None:
+        if self._started is not None and not self._started.done() and self.channel.dead is not None:
+            self._started.set_exception(Failed(self.channel.dead))
+            self._started.exception()  # retrieved: nobody may be awaiting it any more
 
     # ------------------------------------------------------------ shutdown
 
     def kill(self) -> None:
         """Ask the node to SIGKILL the worker's process group (its death is reported as usual)."""
         sup = self._socks.get(_tcp.SUPERVISION)
-        if sup is None or self.returncode is not None:
+        if sup is None or self.returncode is not None or sup.fileno() < 0:
             return
         with contextlib.suppress(OSError):
             sup.send(encode(Kind.EVENT, {"type": "kill"}))
 
     async def close(self, grace: float = 2.0) -> None:
         """SHUTDOWN, kill after ``grace``, stop the node actor, release every socket and file."""
-        if self._dead is None and self.returncode is None:
+        if self.channel.dead is None and self.returncode is None:
             self.kill_reason = self.kill_reason or "closed by the hub"
             if grace > 0:
                 with contextlib.suppress(OSError):
-                    self.send(Kind.SHUTDOWN, {})
+                    self.channel.send(Kind.SHUTDOWN, {})
                 if self._exited is not None:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(asyncio.shield(self._exited), grace)
             if self.returncode is None:
                 self.kill()
-        if self._dead is None:
+        if self.channel.dead is None:
             self._fail_all(Observation.of(Code.HUB_CLOSED, f"worker for {self.label!r} was closed",
                                           stage=Stage.EXECUTE))
         if self._watchdog is not None:

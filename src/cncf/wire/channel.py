@@ -263,7 +263,7 @@ class Channel:
         except BlockingIOError:
             n = 0
         except OSError as exc:
-            if exc.errno in (errno.EPIPE, errno.EBADF):
+            if exc.errno in (errno.EPIPE, errno.EBADF, errno.ECONNRESET):  # a socket's EPIPE
                 return  # the exit path fails the pending requests
             raise
         if n < len(frame):
