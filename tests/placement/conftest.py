@@ -20,6 +20,8 @@ import pytest
 import cncf
 from tests.conftest import IN_CI
 
+# Read by Ray at import time: set before anything imports it.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "placement"
 ECHO = FIXTURES / "echo"
 _STORE = 78 * 1024 * 1024  # Ray's minimum object store: the tests move no objects
@@ -42,9 +44,9 @@ class RayCluster:
         ray = require_ray()
         from ray.cluster_utils import Cluster
 
-        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
         os.environ["CNCF_NODE_CACHE"] = str(node_cache)  # the nodes inherit it
         self.ray = ray
+        self.node_cache = node_cache
         self.cluster = Cluster(initialize_head=True, head_node_args={
             "num_cpus": 1, "object_store_memory": _STORE, "include_dashboard": True,
             "dashboard_host": "127.0.0.1"})
@@ -54,6 +56,8 @@ class RayCluster:
         self.cluster.wait_for_nodes()
         ray.init(address=self.cluster.address, logging_level="WARNING", log_to_driver=False)
         self.address = self.cluster.address
+        addresses = {n["NodeManagerAddress"] for n in ray.nodes()}
+        assert addresses == {"127.0.0.1"}, f"the test cluster left loopback: {addresses}"
 
     def add(self, name: str, resources: dict[str, float]) -> Any:
         node = self.cluster.add_node(num_cpus=1, resources=resources, object_store_memory=_STORE,
@@ -100,3 +104,33 @@ def worker_processes(marker: str) -> list[str]:
     """Processes on this machine (every node of the test cluster) whose command line has ``marker``."""
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
     return [line for line in out.splitlines() if marker in line and "ps -eo" not in line]
+
+
+def gone(pids: list[int], timeout: float = 20.0) -> bool:
+    """Whether every process has ended (zombies count as ended) within ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if _running(p)]
+        if not alive:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+from tests.jar.conftest import build_dir, jar_home, jvm, jvm_cache, plain_jar  # noqa: E402,F401
+
+
+@pytest.fixture
+def placed_jar_hub(tmp_path: Path, ray_cluster: RayCluster, jvm: Any, jvm_cache: Path) -> Iterator[cncf.Hub]:  # noqa: F811
+    with cncf.Hub(home=jar_home(tmp_path / "home", jvm_cache)) as h:
+        yield h

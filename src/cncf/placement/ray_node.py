@@ -93,7 +93,11 @@ class NodeWorker:
             except Failed as exc:
                 return {"failure": exc.observation.to_dict()}
             argv[0] = str(venv_python(venv))
-        ip = ray.util.get_node_ip_address()
+        node_id = ray.get_runtime_context().get_node_id()
+        # The address the cluster knows this node by (a test cluster's 127.0.0.1),
+        # not whichever interface get_node_ip_address() would pick.
+        ip = next((n["NodeManagerAddress"] for n in ray.nodes() if n.get("NodeID") == node_id),
+                  ray.util.get_node_ip_address())
         lsock = _tcp.listener(ip)
         port = lsock.getsockname()[1]
         deadline = time.monotonic() + float(request.get("connect_timeout") or 30.0)
@@ -101,7 +105,7 @@ class NodeWorker:
         return {
             "ip": ip,
             "port": port,
-            "node_id": ray.get_runtime_context().get_node_id(),
+            "node_id": node_id,
             "actor_pid": os.getpid(),
             "hostname": socket.gethostname(),
             "argv0": argv[0],

@@ -12,6 +12,9 @@ The hub file (TOML)::
     timeout = 5
     expect = "value"                 # or an Observation code, e.g. "raised"
 
+    [hub]                            # defaults for every component (its own keys win)
+    placement = "ray"                # placement, ray_address, placement_resources
+
 Each call's Outcome is printed in a table; the exit status is 1 if any
 Outcome is not what ``expect`` says (default: a value).
 """
@@ -52,7 +55,26 @@ def _read(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         if extra:
             raise HubFileError(f"{path}: call[{i}] has unknown key(s) {sorted(extra)}; "
                                f"expected {sorted(_CALL_KEYS)}")
-    return comps, calls
+    defaults = _hub_table(doc.get("hub", {}), path)
+    return [{**defaults, **c} for c in comps], calls
+
+
+def _hub_table(table: Any, path: Path) -> dict[str, Any]:
+    """``[hub]``: keys for every component of the file (a component's own keys win);
+    today the placement keys (brief section 12), validated as in a manifest."""
+    from cncf.manifest import PLACEMENT_KEYS, _Checker, placement_keys
+    from cncf.observation import Failed
+
+    if not isinstance(table, dict):
+        raise HubFileError(f"{path}: key 'hub' must be a table [hub]")
+    extra = set(table) - set(PLACEMENT_KEYS)
+    if extra:
+        raise HubFileError(f"{path}: [hub] has unknown key(s) {sorted(extra)}; expected {sorted(PLACEMENT_KEYS)}")
+    try:
+        placement_keys(_Checker(f"{path} [hub]"), table, "hub.")
+    except Failed as exc:
+        raise HubFileError(exc.observation.message) from None
+    return dict(table)
 
 
 def _clip(text: str, width: int) -> str:
