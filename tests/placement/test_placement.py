@@ -255,9 +255,9 @@ def test_unload_and_close_release_every_actor_and_process(
         tmp_path: Path, ray_cluster: RayCluster) -> None:
     require_tool("node")
     with cncf.Hub(home=tmp_path / "home") as hub:
-        assert hub.load(ECHO, **RAY, placement_resources={"alpha": 1}).state == "ready"
-        assert hub.load(ECHO, name="other", **RAY, placement_resources={"beta": 1}).state == "ready"
-        assert hub.load(EXAMPLES / "node-counter", **RAY, placement_resources={"beta": 1}).state == "ready"
+        assert hub.load(ECHO, **RAY, placement_resources={"alpha": 0.3}).state == "ready"
+        assert hub.load(ECHO, name="other", **RAY, placement_resources={"beta": 0.3}).state == "ready"
+        assert hub.load(EXAMPLES / "node-counter", **RAY, placement_resources={"beta": 0.3}).state == "ready"
         pids = [hub.call(f"{n}.where").value["pid"] for n in ("echo", "other")]
         pids.append(hub.call("echo.spawn_child").value)  # a grandchild in the worker's group
         pids.append(hub.inspect("node-counter")["health"]["pid"])
@@ -268,7 +268,7 @@ def test_unload_and_close_release_every_actor_and_process(
         hub.unload("other")
         assert gone([pids[1], actors[1]])
         assert len(ray_cluster.cncf_actors()) == 2
-    assert gone(pids + actors)
+    assert gone(pids + actors), [p for p in pids + actors if os.path.exists(f"/proc/{p}")]
     assert ray_cluster.cncf_actors() == []
 
 
@@ -293,5 +293,30 @@ def test_hub_death_releases_everything_on_the_cluster(tmp_path: Path, ray_cluste
     worker, actor = (int(x) for x in line.split())
     proc.kill()
     proc.wait()
+    proc.stdout.close()
     assert gone([worker, actor], timeout=60)
     assert ray_cluster.cncf_actors() == []
+
+
+def test_busy_nodes_are_a_placement_timeout_not_an_endless_wait(
+        placed_hub: cncf.Hub, ray_cluster: RayCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cncf.placement import ray_cluster as engine
+
+    monkeypatch.setattr(engine, "PLACEMENT_TIMEOUT", 2.0)
+    assert placed_hub.load(ECHO, name="holder", **RAY, placement_resources={"alpha": 1}).state == "ready"
+    t = time.monotonic()
+    h = placed_hub.load(ECHO, name="waiter", **RAY, placement_resources={"alpha": 1})
+    assert h.observation is not None
+    assert (h.observation.code.value, h.observation.stage.value) == ("placement_timeout", "load")
+    assert time.monotonic() - t < 10
+    assert len(ray_cluster.cncf_actors()) == 1  # the waiting actor was withdrawn
+
+
+def test_without_ray_placement_is_a_load_observation(tmp_path: Path) -> None:
+    script = ("import sys; sys.modules['ray'] = None\n"  # an environment without the extra
+              "import cncf\n"
+              f"h = cncf.Hub(home={str(tmp_path / 'home')!r}).load({str(ECHO)!r}, placement='ray')\n"
+              "print(h.observation.code.value, h.observation.stage.value)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(cncf.__file__).parents[1])})
+    assert out.stdout.split() == ["placement_unavailable", "load"], out.stderr

@@ -132,6 +132,7 @@ class NodeWorker:
         threading.Thread(target=self._beat, daemon=True).start()
         threading.Thread(target=self._commands, args=(sup,), daemon=True).start()
         code = await asyncio.to_thread(self._proc.wait)
+        self._kill()  # what the worker started in its group ends with it
         for fd in self._pipes:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -254,10 +255,14 @@ class NodeWorker:
         self._kill()  # the hub is gone: a worker never outlives its hub's connection
 
     def _kill(self) -> None:
+        """SIGKILL the worker's whole process group: its children too, even once the
+        worker itself has exited (a group outlives its leader while members live)."""
         proc = self._proc
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(OSError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        if proc is None:
+            return
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
             with contextlib.suppress(OSError):
                 proc.kill()
 
