@@ -22,6 +22,7 @@ JF = "tests/jar/test_jar_faults.py"
 HC = "tests/http/test_calls.py"
 HA = "tests/http/test_admin.py"
 HS = "tests/http/test_serve.py"
+PL = "tests/placement/test_placement.py"
 
 # code -> tests that produce it ("path::function"); every code needs at least one.
 PRODUCED_BY: dict[Code, list[str]] = {
@@ -41,6 +42,10 @@ PRODUCED_BY: dict[Code, list[str]] = {
     Code.CLASS_NOT_FOUND: [f"{JF}::test_execute_faults", f"{JF}::test_missing_dependency_at_load"],
     Code.LINKAGE_ERROR: [f"{JF}::test_execute_faults", f"{JF}::test_incompatible_class_change_at_load"],
     Code.INITIALIZER_FAILED: [f"{JF}::test_static_initialiser_throws"],
+    Code.PLACEMENT_UNAVAILABLE: [f"{PL}::test_without_ray_placement_is_a_load_observation"],
+    Code.CLUSTER_UNREACHABLE: [f"{PL}::test_unreachable_cluster_fails_the_load"],
+    Code.PLACEMENT_INFEASIBLE: [f"{PL}::test_infeasible_placement_fails_the_load_at_once"],
+    Code.PLACEMENT_TIMEOUT: [f"{PL}::test_busy_nodes_are_a_placement_timeout_not_an_endless_wait"],
     Code.CONSTRUCTOR_FAILED: [f"{E}::test_load_failures_give_a_failed_handle_and_every_call_returns_it", f"{PF}::test_load_fault", f"{JF}::test_constructor_throws"],
     Code.UNKNOWN_OPERATION: [f"{E}::test_unknown_operation_lists_candidates"],
     Code.AMBIGUOUS_OPERATION: [f"{E}::test_ambiguous_operation_when_the_service_is_omitted"],
@@ -62,6 +67,8 @@ PRODUCED_BY: dict[Code, list[str]] = {
     Code.STACK_OVERFLOW: [f"{E}::test_failures_become_observations_and_the_component_keeps_serving", f"{PF}::test_execute_fault", f"{JF}::test_execute_faults"],
     Code.RESULT_NOT_SERIALISABLE: [f"{E}::test_failures_become_observations_and_the_component_keeps_serving", f"{PF}::test_execute_fault", f"{JF}::test_execute_faults"],
     Code.PROTOCOL_ERROR: [f"{PY}::test_worker_that_breaks_the_protocol"],
+    Code.NODE_LOST: [f"{PL}::test_node_loss_fails_calls_in_flight_and_the_next_call_restarts_on_a_fitting_node",
+                     f"{PL}::test_a_frozen_node_is_lost_by_its_missing_heartbeat"],
     Code.ENQUEUE_FAILED: ["tests/jobs/test_enqueue_failures.py::test_payload_that_is_not_json",
                           "tests/jobs/test_enqueue_failures.py::test_disk_full"],
     Code.JOB_NOT_FOUND: ["tests/jobs/test_states.py::test_unknown_job"],

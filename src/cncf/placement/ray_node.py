@@ -72,8 +72,9 @@ class NodeWorker:
     async def start(self, request: dict[str, Any]) -> dict[str, Any]:
         """Prepare (environment), listen, and return where to connect; the worker
         starts once the hub has connected (see :meth:`_serve`)."""
-        import ray
+        from cncf.placement.ray_cluster import import_ray
 
+        ray = import_ray()  # Any: Ray's own functions are untyped
         self._exited = asyncio.get_running_loop().create_future()
         argv = list(request["argv"])
         hub_runtime = request.get("runtime_dir") or ""
