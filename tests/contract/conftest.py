@@ -47,6 +47,11 @@ NAME = "contract"
 
 FORMS = ("inline", "python", "command", "jar")
 DOORS = ("async", "sync")
+#: ``CNCF_TEST_PLACEMENT=ray`` (with ``RAY_ADDRESS``) runs the whole suite with the
+#: boundary of every process form placed on a node of that Ray cluster: the same
+#: assertions, only where the worker lives changes (docs/placement.md).
+PLACED: dict[str, Any] = (
+    {"placement": os.environ["CNCF_TEST_PLACEMENT"]} if os.environ.get("CNCF_TEST_PLACEMENT") else {})
 #: Generous bound for "this happened promptly" on a loaded machine; every
 #: such assertion compares against a limit of 0.2-0.5 s and an operation that
 #: would take several seconds if the contract were broken.
@@ -148,7 +153,7 @@ class SyncDoor:
         self._callers = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="caller")
 
     def load(self, target: str | os.PathLike[str], **overrides: Any) -> cncf.ComponentHandle:
-        return self.hub.load(target, **overrides)
+        return self.hub.load(target, **{**PLACED, **overrides})
 
     def call(self, selector: str, args: Any = None, **kw: Any) -> cncf.Outcome:
         return self.hub.call(selector, args, **kw)
@@ -197,7 +202,7 @@ class AsyncDoor:
         return fn(*args)
 
     def load(self, target: str | os.PathLike[str], **overrides: Any) -> cncf.ComponentHandle:
-        return self._do(self.hub.load(target, **overrides))
+        return self._do(self.hub.load(target, **{**PLACED, **overrides}))
 
     def call(self, selector: str, args: Any = None, **kw: Any) -> cncf.Outcome:
         return self._do(self.hub.call(selector, args, **kw))

@@ -47,6 +47,9 @@ def _fail(code: Code, message: str, **attributes: Any) -> Failed:
 
 
 def import_ray() -> Any:
+    # Without this, Ray rewrites a loopback address (a cluster on the hub's own
+    # machine) to the machine's routable one, where nothing listens.
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
     except ImportError as exc:
@@ -87,7 +90,7 @@ def _connect_sync(address: str) -> str:
         _probe(address)
         try:
             ray.init(address=address, logging_level="WARNING", log_to_driver=False,
-                     include_dashboard=False, configure_logging=False)
+                     configure_logging=False, runtime_env=runtime_env())
         except Exception as exc:  # ConnectionError, RuntimeError: Ray's own words are kept
             raise _fail(Code.CLUSTER_UNREACHABLE, f"cannot connect to the Ray cluster {address!r}: {exc}",
                         ray_address=address) from None
@@ -125,6 +128,21 @@ def _node_actor_class() -> Any:
 
         _actor_class = ray.remote(NodeWorker)
     return _actor_class
+
+
+def runtime_env() -> dict[str, Any] | None:
+    """The hub's own ``cncf`` package, shipped to the nodes with the job's
+    runtime_env (uploaded once, cached on each node by content hash), so the
+    node actor and the worker runtime it starts are the hub's version, whatever
+    the nodes have installed.  Ray accepts a local folder only for the whole
+    job, so this applies when the hub itself connects (``ray.init``); a process
+    that connected to Ray before (an application embedding the hub) uses the
+    nodes' installed cncf.  ``CNCF_RAY_SHIP_PACKAGE=0`` never ships it."""
+    if os.environ.get("CNCF_RAY_SHIP_PACKAGE", "1") == "0":
+        return None
+    import cncf
+
+    return {"py_modules": [os.path.dirname(os.path.abspath(cncf.__file__))], "excludes": ["__pycache__"]}
 
 
 class RayNode:
@@ -206,10 +224,14 @@ async def spawn(
                     f"the nodes offer {offered}", resources=dict(resources), offered=offered)
     secret = _tcp.new_secret()
     name = f"cncf-{label}-{uuid.uuid4().hex[:8]}"
-    actor = _node_actor_class().options(
-        name=name, namespace=NAMESPACE, num_cpus=0, resources=dict(resources) or None,
-        max_restarts=0, max_concurrency=8,
-    ).remote(secret)
+    try:
+        actor = _node_actor_class().options(
+            name=name, namespace=NAMESPACE, num_cpus=0, resources=dict(resources) or None,
+            max_restarts=0, max_concurrency=8,
+        ).remote(secret)
+    except Exception as exc:  # Ray refusing the options: a load Observation, never a raise
+        raise _fail(Code.WORKER_START_FAILED, f"Ray refused to create the node actor for {label!r}: {exc}",
+                    resources=dict(resources)) from None
     request = {
         "argv": list(argv), "env": dict(env or {}), "cwd": cwd, "memory_limit": memory_limit,
         "environment": list(environment) if environment else None, "runtime_dir": runtime_dir,
