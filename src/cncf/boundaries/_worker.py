@@ -55,9 +55,9 @@ class LaunchPlan:
     memory_limit: int | None = None
     temp_dirs: Sequence[Path] = ()  # removed on unload
     details: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # for inspect
-    # Placed on a node: (interpreter, requirements, wheels, label) of the private
+    # Placed on a node: (interpreter, requirements, wheels, label, build constraints) of the private
     # environment the node builds; the worker starts with that environment's python.
-    environment: tuple[str, Sequence[str], Sequence[str], str] | None = None
+    environment: tuple[str, Sequence[str], Sequence[str], str, Sequence[str]] | None = None
     runtime_dir: str = ""  # the hub's worker runtime folder, mapped to the node's
 
 

@@ -320,7 +320,8 @@ class PythonBoundary(WorkerBoundary):
         environment = None
         if (spec.requirements or wheels) and spec.placement != "local":
             # Built on the node, by the same hash, when the worker is placed there.
-            environment = (interpreter, tuple(spec.requirements), tuple(str(w) for w in wheels), spec.name)
+            environment = (interpreter, tuple(spec.requirements), tuple(str(w) for w in wheels), spec.name,
+                           tuple(spec.build_constraints))
             keeps_site = True
             details["environment"] = "built on the node"
         elif spec.requirements or wheels:

@@ -46,7 +46,7 @@ async def spawn_worker(
     memory_limit: int | None = None,
     start_timeout: float = 60.0,
     on_exit: Callable[[WorkerProcess], None] | None = None,
-    environment: tuple[str, Sequence[str], Sequence[str], str] | None = None,
+    environment: tuple[str, Sequence[str], Sequence[str], str, Sequence[str]] | None = None,
     runtime_dir: str = "",
     bridged: bool = False,
 ) -> WorkerProcess:

@@ -203,7 +203,7 @@ async def spawn(
     memory_limit: int | None,
     start_timeout: float,
     on_exit: Any = None,
-    environment: tuple[str, Sequence[str], Sequence[str], str] | None = None,
+    environment: tuple[str, Sequence[str], Sequence[str], str, Sequence[str]] | None = None,
     runtime_dir: str = "",
     bridged: bool = False,
     setup_timeout: float = 300.0,

@@ -87,10 +87,11 @@ class NodeWorker:
             from cncf.boundaries._environments import EnvironmentCache, venv_python
             from cncf.observation import Failed
 
-            interpreter, requirements, wheels, label = environment
+            interpreter, requirements, wheels, label, constraints = environment
             try:
                 venv = await EnvironmentCache(node_cache() / "envs").ensure(
-                    interpreter, requirements, [Path(w) for w in wheels], label=label)
+                    interpreter, requirements, [Path(w) for w in wheels], label=label,
+                    build_constraints=constraints)
             except Failed as exc:
                 return {"failure": exc.observation.to_dict()}
             argv[0] = str(venv_python(venv))
