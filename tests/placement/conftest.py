@@ -127,7 +127,7 @@ def _running(pid: int) -> bool:
         return False
 
 
-from tests.jar.conftest import build_dir, jar_home, jvm, jvm_cache, plain_jar  # noqa: E402,F401
+from tests.jar.conftest import build_dir, jar_home, plain_jar  # noqa: E402,F401
 
 
 @pytest.fixture
