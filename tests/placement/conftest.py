@@ -1,4 +1,4 @@
-"""A real multi-node Ray cluster on this machine, started once per session.
+"""A real multi-node Ray cluster on this machine, started once for this folder.
 
 ``ray.cluster_utils.Cluster`` starts a head and worker nodes as separate
 raylets, each with custom resources, so a component can be placed on a
@@ -85,7 +85,7 @@ class RayCluster:
         self.cluster.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped when tests/placement is done: the rest of a run does not share the CPU
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
     c = RayCluster(tmp_path_factory.mktemp("node-cache"))
     try:
