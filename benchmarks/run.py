@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
-SUITES = ["inline", "python", "jar", "jobs", "threads", "http", "placement"]
+SUITES = ["inline", "python", "jar", "jobs", "threads", "http", "placement", "ownership"]
 
 
 def main(argv: list[str]) -> int:

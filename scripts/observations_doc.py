@@ -23,12 +23,21 @@ HC = "tests/http/test_calls.py"
 HA = "tests/http/test_admin.py"
 HS = "tests/http/test_serve.py"
 PL = "tests/placement/test_placement.py"
+FI = "tests/faults/test_inputs.py"
+FP = "tests/faults/test_processes.py"
+FT = "tests/faults/test_trust.py"
 
 # code -> tests that produce it ("path::function"); every code needs at least one.
 PRODUCED_BY: dict[Code, list[str]] = {
     Code.ARTIFACT_NOT_FOUND: [f"{M}::test_missing_target_and_unknown_form", f"{C}::test_readable_observation_and_load_failure", f"{PF}::test_missing_artifact"],
-    Code.INVALID_ARCHIVE: [f"{PF}::test_corrupt_artifact", f"{JF}::test_corrupt_jar", f"{JF}::test_fat_jar_with_stale_signature_files"],
+    Code.ARCHIVE_TOO_LARGE: [f"{FT}::test_zip_bomb_is_refused_before_extraction", f"{FT}::test_too_many_members_is_archive_too_large"],
+    Code.FORM_NOT_ALLOWED: [f"{FP}::test_cli_runs_inline_only_when_asked"],
+    Code.INVALID_ARCHIVE: [f"{FT}::test_zip_slip_is_an_archive_code", f"{PF}::test_corrupt_artifact", f"{JF}::test_corrupt_jar", f"{JF}::test_fat_jar_with_stale_signature_files"],
     Code.INVALID_MANIFEST: [f"{M}::test_bad_values_name_file_key_and_expectation",
+                            f"{FI}::test_non_finite_policy_value_is_invalid_manifest",
+                            f"{FI}::test_value_the_os_refuses_is_invalid_manifest_and_leaks_nothing",
+                            f"{FI}::test_unreadable_manifest_is_a_failed_handle_never_an_exception",
+                            f"{FT}::test_loader_variables_only_when_the_hub_allows",
                             f"{E}::test_services_naming_a_missing_operation_is_a_manifest_observation"],
     Code.UNSUPPORTED_FORM: [f"{M}::test_missing_target_and_unknown_form"],
     Code.COMPONENT_CONFLICT: [f"{E}::test_entry_not_found_and_conflict"],
@@ -51,7 +60,9 @@ PRODUCED_BY: dict[Code, list[str]] = {
     Code.AMBIGUOUS_OPERATION: [f"{E}::test_ambiguous_operation_when_the_service_is_omitted"],
     Code.UNKNOWN_COMPONENT: [f"{E}::test_unknown_component_and_bad_selector_and_bad_timeout"],
     Code.INVALID_ARGUMENTS: [f"{E}::test_failures_become_observations_and_the_component_keeps_serving", f"{PY}::test_module_functions_are_operations"],
-    Code.INVALID_POLICY: [f"{E}::test_unknown_component_and_bad_selector_and_bad_timeout"],
+    Code.ARGUMENTS_TOO_LARGE: [f"{FI}::test_deep_argument_is_refused_for_that_call_alone", f"{FI}::test_worker_refuses_an_over_deep_frame_without_exiting"],
+    Code.CALL_ID_IN_USE: [f"{FI}::test_duplicate_call_id_is_an_observation_and_cancel_hits_the_first"],
+    Code.INVALID_POLICY: [f"{FI}::test_call_timeout_nan_is_refused_at_dispatch", f"{E}::test_unknown_component_and_bad_selector_and_bad_timeout"],
     Code.COMPONENT_UNAVAILABLE: [f"{PY}::test_states", f"{JF}::test_restart_never_leaves_the_component_unavailable"],
     Code.HUB_CLOSED: [f"{E}::test_unload_and_calls_after_close"],
     Code.WAIT_TIMEOUT: [f"{E}::test_wait_timeout_is_a_wait_observation_and_the_next_call_succeeds"],
@@ -62,14 +73,16 @@ PRODUCED_BY: dict[Code, list[str]] = {
     Code.OPERATION_FAILED: [f"{E}::test_collaborator_failure_keeps_its_code_and_attributes", f"{PY}::test_collaborator_receives_calls_itself", "tests/jar/test_jar_basics.py::test_collaborator_failure_keeps_its_code_and_attributes"],
     Code.TIMED_OUT: [f"{E}::test_run_timeout_is_an_execute_observation_and_the_next_call_succeeds", f"{PF}::test_execute_fault", f"{JF}::test_cooperative_timeout_interrupts_the_thread", f"{JF}::test_endless_loop_is_killed_with_the_host"],
     Code.CANCELLED: [f"{E}::test_cancel_a_running_call_cooperatively", f"{PY}::test_explicit_cancel", "tests/jar/test_jar_isolation.py::test_caller_cancellation"],
-    Code.WORKER_CRASHED: ["tests/jobs/test_forms.py::test_job_that_kills_its_worker_is_quarantined", f"{PF}::test_execute_fault", f"{PF}::test_load_fault", f"{JF}::test_system_exit_kills_the_host_and_neighbours_are_restarted"],
+    Code.WORKER_CRASHED: [f"{FP}::test_frozen_shared_host_is_detected_and_neighbours_recover", "tests/jobs/test_forms.py::test_job_that_kills_its_worker_is_quarantined", f"{PF}::test_execute_fault", f"{PF}::test_load_fault", f"{JF}::test_system_exit_kills_the_host_and_neighbours_are_restarted"],
     Code.OUT_OF_MEMORY: [f"{E}::test_failures_become_observations_and_the_component_keeps_serving", f"{PF}::test_execute_fault", f"{JF}::test_out_of_memory_in_a_heap_limited_host"],
     Code.STACK_OVERFLOW: [f"{E}::test_failures_become_observations_and_the_component_keeps_serving", f"{PF}::test_execute_fault", f"{JF}::test_execute_faults"],
     Code.RESULT_NOT_SERIALISABLE: [f"{E}::test_failures_become_observations_and_the_component_keeps_serving", f"{PF}::test_execute_fault", f"{JF}::test_execute_faults"],
     Code.PROTOCOL_ERROR: [f"{PY}::test_worker_that_breaks_the_protocol"],
     Code.NODE_LOST: [f"{PL}::test_node_loss_fails_calls_in_flight_and_the_next_call_restarts_on_a_fitting_node",
                      f"{PL}::test_a_frozen_node_is_lost_by_its_missing_heartbeat"],
-    Code.ENQUEUE_FAILED: ["tests/jobs/test_enqueue_failures.py::test_payload_that_is_not_json",
+    Code.IDEMPOTENCY_CONFLICT: [f"{FT}::test_idempotency_key_reused_for_other_arguments_is_an_observation"],
+    Code.JOB_STORE_CORRUPT: [f"{FT}::test_corrupt_store_is_an_error_naming_the_file"],
+    Code.ENQUEUE_FAILED: [f"{FT}::test_corrupt_store_is_an_error_naming_the_file", "tests/jobs/test_enqueue_failures.py::test_payload_that_is_not_json",
                           "tests/jobs/test_enqueue_failures.py::test_disk_full"],
     Code.JOB_NOT_FOUND: ["tests/jobs/test_states.py::test_unknown_job"],
     Code.JOB_CANCELLED: ["tests/jobs/test_delivery.py::test_cancel_a_queued_job"],

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cncf import boundaries
+from cncf._private import private_dir
 from cncf._sync import LoopDriver, Pump
 from cncf.boundaries.base import Boundary, BoundaryContext
 from cncf.engine.component import Component, State
@@ -26,6 +27,7 @@ from cncf.outcome import Outcome
 from cncf.paths import cache_dir, default_home
 from cncf.policy import Mode
 from cncf.selector import normalize
+from cncf.wire import ownership
 
 if TYPE_CHECKING:
     from cncf.jobs import Job, JobSystem
@@ -84,9 +86,16 @@ class AsyncHub:
         *,
         progress: Callable[[str], None] | None = None,
         job_workers: int = 2,
+        manifest_inline: bool = True,
+        allow_loader_env: bool | None = None,
     ) -> None:
         self.home = Path(home).expanduser() if home is not None else default_home()
-        self._context = BoundaryContext(home=self.home, cache_dir=cache_dir(self.home), progress=progress)
+        self._manifest_inline = manifest_inline  # receptions: inline only when their caller asks
+        if self.home.is_dir():
+            private_dir(self.home)  # narrowed if an older hub left it world-readable
+        ownership.reap_orphans()  # processes a hub killed with -9 left (only without PID namespaces)
+        self._context = BoundaryContext(home=self.home, cache_dir=cache_dir(self.home), progress=progress,
+                                        allow_loader_env=allow_loader_env)
         self._components: dict[str, Component] = {}
         self._handles: dict[str, ComponentHandle] = {}
         self._boundaries: dict[str, Boundary] = {}
@@ -122,12 +131,17 @@ class AsyncHub:
         target_s = os.fspath(target)
         try:
             spec = locate(target_s, overrides)
-        except Failed as exc:
-            name = str(overrides.get("name") or _default_name(Path(target_s)))
+            refusal = self._refuse_form(spec, overrides)
+            if refusal is not None:
+                raise Failed(refusal)
+        except Exception as exc:  # load never raises: a defect in reading is still data
+            obs = exc.observation if isinstance(exc, Failed) else Observation.of(
+                Code.INTERNAL_ERROR, f"reading {target_s!r} failed: {exc!r}", stage=Stage.LOAD, cause=exc)
+            name = str(overrides.get("name") or _default_name(Path(target_s.replace("\0", ""))))
             spec = ComponentSpec(name=name, form=str(overrides.get("form") or "unknown"),
                                  artifact=Path(target_s), base_dir=Path(target_s).parent)
             comp = Component(spec, None)
-            comp._fail(exc.observation)
+            comp._fail(obs)
             return self._register(comp, target_s, overrides)
         existing = self._components.get(normalize(spec.name))
         if existing is not None and existing.state is not State.UNLOADED:
@@ -144,6 +158,22 @@ class AsyncHub:
         if self._jobs is not None or _uses_queue(comp):
             await self._ensure_jobs()
         return handle
+
+    def _refuse_form(self, spec: ComponentSpec, overrides: dict[str, Any]) -> Observation | None:
+        """``inline`` runs in the hub's own process: a reception (CLI, serve)
+        runs it only when its caller asked, never because an artifact's own
+        manifest says so (brief section 13)."""
+        if self._manifest_inline or spec.form != "inline" or spec.manifest_path is None:
+            return None
+        if overrides.get("form") == "inline":
+            return None
+        return Observation.of(
+            Code.FORM_NOT_ALLOWED,
+            f"{spec.manifest_path} asks for the in-process 'inline' form, which runs the component inside "
+            "the hub without isolation; this reception runs it only when you ask: pass --form inline "
+            "(or form = \"inline\" in the hub file's own [[component]] entry), or drop the manifest's "
+            "form to run it as 'python' in a worker process",
+            stage=Stage.LOAD, file=spec.manifest_path, form="inline")
 
     def _register(self, comp: Component, target: str, overrides: dict[str, Any]) -> ComponentHandle:
         key = normalize(comp.name)

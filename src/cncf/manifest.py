@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cncf import manifest_rules as rules
 from cncf._start import build_constraints_of, classpath_of, init_of
 from cncf.observation import Code, Failed, Observation
 from cncf.policy import Mode, PolicySpec, Restart
@@ -75,6 +76,7 @@ class ComponentSpec:
     placement: str = "local"  # where the boundary lives: this machine, or a node of a Ray cluster
     ray_address: str | None = None  # None: RAY_ADDRESS, else "auto" (resolved when placing)
     placement_resources: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    inherit_env: bool = False  # pass the hub's whole environment, not the allow-list
 
     @property
     def suffix(self) -> str:
@@ -119,6 +121,8 @@ class _Checker:
             return None
         if not isinstance(v, str) or not v.strip():
             raise self.fail(prefix + key, v, "a non-empty string")
+        if (why := rules.text_problem(v)) is not None:
+            raise self.fail(prefix + key, v, why)
         return v
 
     def choice(self, table: Mapping[str, Any], key: str, prefix: str, choices: tuple[str, ...]) -> str | None:
@@ -138,6 +142,8 @@ class _Checker:
         if isinstance(v, bool) or not ok or v < minimum or (minimum > 0 and v == 0 and integer):
             kind = "an integer" if integer else "a number"
             raise self.fail(prefix + key, v, f"{kind} >= {minimum:g}")
+        if (why := rules.number_problem(key, v)) is not None:
+            raise self.fail(prefix + key, v, why)
         return v
 
     def strings(self, table: Mapping[str, Any], key: str, prefix: str) -> tuple[str, ...] | None:
@@ -148,6 +154,9 @@ class _Checker:
             v = [v]
         if not isinstance(v, list | tuple) or not all(isinstance(x, str) and x for x in v):
             raise self.fail(prefix + key, v, "a list of non-empty strings")
+        for x in v:
+            if (why := rules.text_problem(x)) is not None:
+                raise self.fail(prefix + key, x, why)
         return tuple(v)
 
     def policy(self, table: Mapping[str, Any], prefix: str) -> PolicySpec:
@@ -169,7 +178,7 @@ _POLICY_KEYS = ("policy", "max_concurrency", "wait_timeout", "run_timeout", "can
 COMPONENT_KEYS = (
     "name", "form", "entry", "artifact", "requirements", "wheels", "interpreter", "command",
     "restart", "max_restarts", "restart_period", "restart_backoff", "memory_limit",
-    "isolation", "jvm_options", "env", "classpath", "init", "build_constraints", *PLACEMENT_KEYS,
+    "isolation", "jvm_options", "env", "classpath", "init", "build_constraints", "inherit_env", *PLACEMENT_KEYS,
     *_POLICY_KEYS,
 )
 _TOP_KEYS = ("component", "services", "operations")
@@ -181,12 +190,15 @@ def _memory(check: _Checker, table: Mapping[str, Any]) -> int | None:
     v = table.get("memory_limit")
     if v is None:
         return None
-    if isinstance(v, int) and not isinstance(v, bool) and v > 0:
-        return v * 1024**2  # a bare number is MiB
-    if isinstance(v, str):
+    size: int | None = None
+    if isinstance(v, int) and not isinstance(v, bool):
+        size = v * 1024**2  # a bare number is MiB
+    elif isinstance(v, str):
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", v)
         if m and m.group(2).lower() in _UNITS:
-            return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+            size = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if size is not None and 0 < size <= rules.MAX_MEMORY:
+        return size
     raise check.fail("component.memory_limit", v, "a size such as 256 (MiB), '512MB' or '1GiB'")
 
 
@@ -224,9 +236,20 @@ def placement_keys(check: _Checker, table: Mapping[str, Any], prefix: str) -> di
 # ---------------------------------------------------------------------------
 
 
-def _parse_toml(text: str, source: str) -> dict[str, Any]:
+def _parse_toml(data: str | bytes, source: str) -> dict[str, Any]:
     try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
         return tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        raise Failed(
+            Observation.of(
+                Code.INVALID_MANIFEST, f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                "TOML files must be UTF-8", file=source)
+        ) from None
+    except RecursionError:
+        raise Failed(
+            Observation.of(Code.INVALID_MANIFEST, f"{source}: nested too deeply to read", file=source)
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise Failed(
             Observation.of(
@@ -239,15 +262,15 @@ def _read_manifest(target: Path) -> tuple[dict[str, Any], str, Path] | None:
     """Find the manifest belonging to ``target``: (document, source name, base dir)."""
     if target.is_dir():
         p = target / "cncf.toml"
-        return (_parse_toml(p.read_text("utf-8"), str(p)), str(p), target) if p.is_file() else None
+        return (_parse_toml(p.read_bytes(), str(p)), str(p), target) if p.is_file() else None
     if target.name == "cncf.toml" or target.suffix == ".toml":
-        return _parse_toml(target.read_text("utf-8"), str(target)), str(target), target.parent
+        return _parse_toml(target.read_bytes(), str(target)), str(target), target.parent
     sidecar = target.with_name(target.name + ".cncf.toml")
     if sidecar.is_file():
-        return _parse_toml(sidecar.read_text("utf-8"), str(sidecar)), str(sidecar), target.parent
+        return _parse_toml(sidecar.read_bytes(), str(sidecar)), str(sidecar), target.parent
     beside = target.parent / "cncf.toml"
     if beside.is_file():
-        doc = _parse_toml(beside.read_text("utf-8"), str(beside))
+        doc = _parse_toml(beside.read_bytes(), str(beside))
         art = (doc.get("component") or {}).get("artifact")
         if isinstance(art, str) and (target.parent / art).resolve() == target.resolve():
             return doc, str(beside), target.parent
@@ -258,7 +281,7 @@ def _read_manifest(target: Path) -> tuple[dict[str, Any], str, Path] | None:
             with zipfile.ZipFile(target) as zf:
                 if member in zf.namelist():
                     source = f"{target}!/{member}"
-                    return _parse_toml(zf.read(member).decode("utf-8"), source), source, target.parent
+                    return _parse_toml(zf.read(member), source), source, target.parent
         except (zipfile.BadZipFile, OSError, UnicodeDecodeError):
             return None  # the boundary reports the corrupt archive with its own code
     return None
@@ -378,9 +401,9 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
             raise check.fail(f"operations.{oname}", odef, "a table")
         check.unknown(odef, _POLICY_KEYS, op)
         operations[oname] = check.policy(odef, op)
-    env = comp.get("env") or {}
-    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
-        raise check.fail(p + "env", env, "a table of string values")
+    env = comp.get("env", {})
+    if (bad := rules.env_problem(env)) is not None:
+        raise check.fail(p + bad[0], env.get(bad[0][4:]) if isinstance(env, dict) else env, bad[1])
     wheels = tuple((base / w).resolve() for w in (check.strings(comp, "wheels", p) or ()))
     if artifact.suffix.lower() == ".whl":
         wheels = (artifact, *wheels)
@@ -390,18 +413,25 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
     entry = check.string(comp, "entry", p)
     if form == "inline" and not entry:
         raise check.fail(p + "entry", None, "'module:Class' or 'module' importable in the hub")
+    name = check.string(comp, "name", p)
+    if name is not None and (why := rules.name_problem(name)) is not None:
+        raise check.fail(p + "name", name, why)
+    requirements = check.strings(comp, "requirements", p) or ()
+    for req in requirements:
+        if (why := rules.requirement_problem(req)) is not None:
+            raise check.fail(p + "requirements", req, why)
     return ComponentSpec(
         classpath=classpath_of(check, comp, form, base),
         build_constraints=build_constraints_of(check, comp, form),
         init=init_of(check, comp, form),
-        name=check.string(comp, "name", p)
+        name=name
         or (_entry_name(entry) if form == "inline" and not found else _default_name(artifact)),
         form=form,
         artifact=artifact,
         base_dir=base,
         manifest_path=source if found else None,
         entry=entry,
-        requirements=check.strings(comp, "requirements", p) or (),
+        requirements=requirements,
         wheels=wheels,
         interpreter=check.string(comp, "interpreter", p),
         command=command,
@@ -417,7 +447,15 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
         jvm_options=check.strings(comp, "jvm_options", p) or (),
         env=dict(env),
         **placement_keys(check, comp, p),
+        inherit_env=_flag(check, comp, "inherit_env", p),
     )
+
+
+def _flag(check: _Checker, table: Mapping[str, Any], key: str, prefix: str) -> bool:
+    v = table.get(key, False)
+    if not isinstance(v, bool):
+        raise check.fail(prefix + key, v, "true or false")
+    return v
 
 
 def _entry_name(entry: str | None) -> str:

@@ -79,6 +79,8 @@ class Code(enum.StrEnum):
     # -- load ------------------------------------------------------------
     ARTIFACT_NOT_FOUND = "artifact_not_found"
     INVALID_ARCHIVE = "invalid_archive"
+    ARCHIVE_TOO_LARGE = "archive_too_large"
+    FORM_NOT_ALLOWED = "form_not_allowed"
     INVALID_MANIFEST = "invalid_manifest"
     UNSUPPORTED_FORM = "unsupported_form"
     COMPONENT_CONFLICT = "component_conflict"
@@ -103,6 +105,8 @@ class Code(enum.StrEnum):
     AMBIGUOUS_OPERATION = "ambiguous_operation"
     UNKNOWN_COMPONENT = "unknown_component"
     INVALID_ARGUMENTS = "invalid_arguments"
+    ARGUMENTS_TOO_LARGE = "arguments_too_large"
+    CALL_ID_IN_USE = "call_id_in_use"
     INVALID_POLICY = "invalid_policy"
     COMPONENT_UNAVAILABLE = "component_unavailable"
     HUB_CLOSED = "hub_closed"
@@ -124,6 +128,8 @@ class Code(enum.StrEnum):
     NODE_LOST = "node_lost"
     # -- job -------------------------------------------------------------
     ENQUEUE_FAILED = "enqueue_failed"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    JOB_STORE_CORRUPT = "job_store_corrupt"
     JOB_NOT_FOUND = "job_not_found"
     JOB_CANCELLED = "job_cancelled"
     JOB_LOST = "job_lost"
@@ -159,6 +165,12 @@ _REGISTRY: dict[Code, _Spec] = {
         "The artifact (folder, file, jar, wheel, zipapp) named by the target or manifest does not exist."),
     Code.INVALID_ARCHIVE: _s(L, "component", "corrupted", "format", False,
         "The artifact exists but is not a readable archive of its kind (a corrupt jar, wheel or zipapp)."),
+    Code.ARCHIVE_TOO_LARGE: _s(L, "component", "invalid", "limit", False,
+        "The archive (zipapp, wheel) declares more bytes or members than the hub extracts (a zip bomb?); "
+        "attributes name the bound and its variable (CNCF_MAX_ARCHIVE_BYTES, CNCF_MAX_ARCHIVE_FILES)."),
+    Code.FORM_NOT_ALLOWED: _s(L, "configuration", "invalid", "configuration", False,
+        "The artifact's own manifest asks for the in-process inline form, which this reception runs only "
+        "when its caller asks for it (--form inline, or form = \"inline\" in the hub file's own entry)."),
     Code.INVALID_MANIFEST: _s(L, "configuration", "invalid", "format", False,
         "cncf.toml (or the overrides given to load) is malformed: the message names the file, key, value and what was expected."),
     Code.UNSUPPORTED_FORM: _s(L, "configuration", "invalid", "format", False,
@@ -203,6 +215,11 @@ _REGISTRY: dict[Code, _Spec] = {
         "No loaded component matches the selector's component part; loaded names listed."),
     Code.INVALID_ARGUMENTS: _s(D, "argument", "invalid", "format", False,
         "The arguments do not fit the operation's parameters (or no Java overload accepts them)."),
+    Code.ARGUMENTS_TOO_LARGE: _s(D, "argument", "invalid", "limit", False,
+        "The arguments nest deeper or encode larger than the bound (CNCF_MAX_ARG_DEPTH, CNCF_MAX_FRAME); "
+        "refused before crossing, or by the worker for that call alone.", (X,)),
+    Code.CALL_ID_IN_USE: _s(D, "argument", "conflict", "configuration", False,
+        "The caller-supplied call_id is already used by a call in flight; ids must be unique while in flight."),
     Code.INVALID_POLICY: _s(D, "configuration", "invalid", "configuration", False,
         "The call asks for a policy or limit that cannot be applied (e.g. a negative timeout)."),
     Code.COMPONENT_UNAVAILABLE: _s(D, "component", "unavailable", "crash", True,
@@ -240,6 +257,12 @@ _REGISTRY: dict[Code, _Spec] = {
         "The cluster node (or its node actor) hosting a placed boundary died or stopped answering its heartbeat; attributes name node_id and node_address.", (L, I)),
     Code.ENQUEUE_FAILED: _s(J, "system", "unavailable", "resource", True,
         "The job could not be stored durably (store not writable, disk full, payload not encodable)."),
+    Code.IDEMPOTENCY_CONFLICT: _s(J, "argument", "conflict", "configuration", False,
+        "The idempotency key was first used for another target or other arguments; attributes['job_id'] "
+        "names the first job. Use a new key for a different request."),
+    Code.JOB_STORE_CORRUPT: _s(J, "system", "corrupted", "format", False,
+        "The job store (home/jobs.sqlite3) is not a readable SQLite database; attributes['file'] names it. "
+        "Move it aside (jobs in it are lost unless recovered with sqlite3 .recover) and the hub starts a new one."),
     Code.JOB_NOT_FOUND: _s(J, "operation", "not-found", "configuration", False,
         "No job with that id exists in this hub's store."),
     Code.JOB_CANCELLED: _s(J, "operation", "unavailable", "cancellation", False,

@@ -19,19 +19,19 @@ def cncf(*args: str, home) -> subprocess.CompletedProcess[str]:
 
 
 def test_call_prints_the_value_and_exits_0(tmp_path):
-    r = cncf("call", str(INLINE / "counter"), "increment", "by=41", home=tmp_path)
+    r = cncf("call", str(INLINE / "counter"), "--form", "inline", "increment", "by=41", home=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "41"
 
 
 def test_call_json_shape_for_a_value_and_positional_json_args(tmp_path):
-    r = cncf("call", str(INLINE / "counter"), "increment", "5", "--json", home=tmp_path)
+    r = cncf("call", str(INLINE / "counter"), "--form", "inline", "increment", "5", "--json", home=tmp_path)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == {"ok": True, "value": 5}
 
 
 def test_call_json_shape_for_an_observation_exits_1(tmp_path):
-    r = cncf("call", str(INLINE / "counter"), "fail", "message=nope", "--json", home=tmp_path)
+    r = cncf("call", str(INLINE / "counter"), "--form", "inline", "fail", "message=nope", "--json", home=tmp_path)
     assert r.returncode == 1
     doc = json.loads(r.stdout)
     assert doc["ok"] is False
@@ -44,7 +44,7 @@ def test_readable_observation_and_load_failure(tmp_path):
     r = cncf("call", str(tmp_path / "missing"), "x", home=tmp_path)
     assert r.returncode == 1
     assert "artifact_not_found" in r.stdout
-    r = cncf("call", str(INLINE / "counter"), "nothing", "--json", home=tmp_path)
+    r = cncf("call", str(INLINE / "counter"), "--form", "inline", "nothing", "--json", home=tmp_path)
     assert r.returncode == 1 and json.loads(r.stdout)["observation"]["code"] == "unknown_operation"
 
 
@@ -60,19 +60,20 @@ def test_overrides_make_an_unprepared_module_callable(tmp_path):
 
 def test_usage_errors_exit_2(tmp_path):
     assert cncf("call", home=tmp_path).returncode == 2
-    assert cncf("call", str(INLINE / "counter"), "get", "--timeout", "-1", home=tmp_path).returncode == 2
+    assert cncf("call", str(INLINE / "counter"), "--form", "inline", "get", "--timeout", "-1",
+                home=tmp_path).returncode == 2
     assert cncf("frobnicate", home=tmp_path).returncode == 2
 
 
 def test_inspect_json_lists_services_operations_params_and_policies(tmp_path):
-    r = cncf("inspect", str(INLINE / "policies"), "--json", home=tmp_path)
+    r = cncf("inspect", str(INLINE / "policies"), "--form", "inline", "--json", home=tmp_path)
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert (info["name"], info["form"], info["state"]) == ("store", "inline", "ready")
     read = info["services"]["reading"]["read"]
     assert read["policy"]["policy"] == "concurrent"
     assert read["params"] == [{"name": "delay", "kind": "any", "required": False}]
-    r = cncf("inspect", str(INLINE / "broken_ctor"), "--json", home=tmp_path)
+    r = cncf("inspect", str(INLINE / "broken_ctor"), "--form", "inline", "--json", home=tmp_path)
     assert r.returncode == 1 and json.loads(r.stdout)["observation"]["code"] == "constructor_failed"
 
 
@@ -86,6 +87,7 @@ def test_run_a_hub_file(tmp_path):
     hubfile.write_text(f"""
 [[component]]
 target = "{INLINE / 'counter'}"
+form = "inline"                  # the hub file asks for the in-process form (section 13)
 
 [[call]]
 call = "counter.increment"
@@ -104,7 +106,7 @@ expect = "raised"
 
 
 def test_negative_numbers_are_arguments_and_unknown_options_are_usage_errors(tmp_path):
-    r = cncf("call", str(INLINE / "counter"), "increment", "-3", home=tmp_path)
+    r = cncf("call", str(INLINE / "counter"), "--form", "inline", "increment", "-3", home=tmp_path)
     assert r.returncode == 0 and r.stdout.strip() == "-3", r.stdout + r.stderr
-    r = cncf("call", str(INLINE / "counter"), "increment", "--bye", "2", home=tmp_path)
+    r = cncf("call", str(INLINE / "counter"), "--form", "inline", "increment", "--bye", "2", home=tmp_path)
     assert r.returncode == 2 and "--bye" in r.stderr

@@ -105,7 +105,7 @@ def test_call_then_wait_run_then_work(home: Path) -> None:
     from ._util import WORKER
 
     def call(*args: str) -> str:
-        result = runner.invoke(app, ["call", str(WORKER), *args, "--home", str(home), "--json"])
+        result = runner.invoke(app, ["call", str(WORKER), *args, "--form", "inline", "--home", str(home), "--json"])
         assert result.exit_code == 0, result.output
         return json.loads(result.output)["job_id"]
 

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from cncf._private import private_dir
 from cncf.observation import Code, Failed, Observation, Stage
 
 _FORMAT = 1  # bump when the layout of a cached environment changes
@@ -172,7 +173,7 @@ class EnvironmentCache:
             raise _fail(Code.ENVIRONMENT_FAILED, f"[{label}] uv is not installed: cannot build "
                         "the component's environment (pip install uv)")
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            private_dir(self.root)
         except OSError as exc:
             raise _fail(Code.ENVIRONMENT_FAILED, f"[{label}] cannot create {self.root}: {exc}") from None
         tmp = self.root / f".build-{key[:12]}-{uuid.uuid4().hex[:8]}"

@@ -84,6 +84,7 @@ class BoundaryContext:
     cache_dir: Path  # shared caches: environments, compiled JVM host, ...
     progress: Callable[[str], None] | None = None  # "building environment ..." lines for the CLI
     event: Callable[[str, dict[str, Any]], None] | None = None  # diagnostics (component, event)
+    allow_loader_env: bool | None = None  # manifests may set LD_* (None: CNCF_ALLOW_LOADER_ENV)
 
 
 class Loaded(Protocol):

@@ -10,9 +10,9 @@ shared :class:`~cncf.boundaries._worker.WorkerBoundary`.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
+from cncf.boundaries._environment_policy import worker_environment
 from cncf.boundaries._worker import LaunchPlan, WorkerBoundary, failed, resolve_executable
 from cncf.observation import Code
 
@@ -51,7 +51,8 @@ class CommandBoundary(WorkerBoundary):
             artifact=str(spec.artifact),
             paths=(),
             options={},
-            env={**os.environ, **spec.env},
+            env=worker_environment(spec.env, inherit=spec.inherit_env,
+                                   allow_loader=self.context.allow_loader_env, source=spec.manifest_path or ""),
             cwd=str(spec.base_dir),
             memory_limit=spec.memory_limit,
             details={"command": argv},

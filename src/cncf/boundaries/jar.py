@@ -34,11 +34,15 @@ import collections
 import contextlib
 import dataclasses
 import itertools
+import math
+import os
 import time
 import zipfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from cncf import limits
+from cncf.boundaries._environment_policy import worker_environment
 from cncf.boundaries.base import BoundaryContext, Health, OperationInfo, Returned
 from cncf.observation import Code, Failed, Observation, Stage
 from cncf.placement import describe as describe_placement
@@ -78,6 +82,8 @@ class JvmHost:
     )
     _rss: int | None = None
     _rss_at: float = -10.0
+    last_beat: float = 0.0  # loop time of the host's last heartbeat
+    watchdog: asyncio.TimerHandle | None = None
 
     @property
     def alive(self) -> bool:
@@ -131,6 +137,24 @@ def _load_failure(code: Code, message: str, **attributes: Any) -> Failed:
     return Failed(Observation.of(code, message, stage=Stage.LOAD, **attributes))
 
 
+def heartbeat_timeout() -> float:
+    """Seconds without a heartbeat after which a JVM host counts as frozen (``CNCF_HEARTBEAT_TIMEOUT``)."""
+    try:
+        value = float(os.environ.get("CNCF_HEARTBEAT_TIMEOUT", "15"))
+    except ValueError:
+        return 15.0
+    return value if math.isfinite(value) and value > 0 else 15.0
+
+
+#: Hub settings the host reads from its environment (passed even with the allow-list).
+_HOST_SETTINGS = ("CNCF_MAX_OUTPUT", "CNCF_HEARTBEAT_MS", "CNCF_HEARTBEAT_STALL_MS")
+
+
+def _env_key(spec: ComponentSpec) -> tuple[str, ...]:
+    marks = tuple(f"env:{k}={v}" for k, v in sorted(spec.env.items()))
+    return (*marks, "env:inherit") if spec.inherit_env else marks
+
+
 def jvm_options(spec: ComponentSpec) -> tuple[str, ...]:
     """The host's JVM options for a component: ``-Xmx`` from memory_limit, then jvm_options."""
     opts: list[str] = []
@@ -173,21 +197,32 @@ class JarBoundary:
     async def host_for(self, spec: ComponentSpec) -> JvmHost:
         """The shared host for the component's JVM options (started if needed), or a
         dedicated one for ``isolation = "process"``."""
-        key = jvm_options(spec)
+        options = jvm_options(spec)
+        # A JVM's environment is process-wide: components share a host only when they
+        # ask for the same environment too (manifest ``env`` / ``inherit_env``).
+        env = worker_environment(spec.env, inherit=spec.inherit_env,
+                                 allow_loader=self.context.allow_loader_env, source=spec.manifest_path or "")
+        key = (*options, *_env_key(spec))
+        env.setdefault("CNCF_MAX_OUTPUT", str(limits.current().output_bytes))
+        for name in _HOST_SETTINGS:
+            if name in os.environ:
+                env.setdefault(name, os.environ[name])
         if spec.isolation == "process":
-            return await self._spawn(key, dedicated=True, label=spec.name, spec=spec)
-        shared = (placement_key(spec), key)  # a shared host per node placement and JVM options
+            return await self._spawn(key, dedicated=True, label=spec.name, spec=spec, options=options, env=env)
+        shared = (placement_key(spec), key)  # a shared host per node placement, JVM options and env
         lock = self._spawn_locks.setdefault(shared, asyncio.Lock())
         async with lock:
             host = self._shared.get(shared)
             if host is None or not host.alive:
-                host = await self._spawn(key, dedicated=False, label="jvm-host", spec=spec)
+                host = await self._spawn(key, dedicated=False, label="jvm-host", spec=spec, options=options,
+                                         env=env)
                 host.shared_key = shared
                 self._shared[shared] = host
             return host
 
     async def _spawn(self, key: tuple[str, ...], *, dedicated: bool, label: str,
-                     spec: ComponentSpec | None = None) -> JvmHost:
+                     spec: ComponentSpec | None = None, options: tuple[str, ...] = (),
+                     env: dict[str, str] | None = None) -> JvmHost:
         build = await self.build()
         host: JvmHost | None = None
 
@@ -198,14 +233,16 @@ class JarBoundary:
 
         worker = await spawn_worker(
             spec,
-            build.host_argv(key),
+            build.host_argv(options),
             label=label,
+            env=env,
             start_timeout=HOST_START_TIMEOUT,
             on_exit=on_exit,
             bridged=True,  # the host opens its descriptors through /dev/fd: pipes on the node
         )
         host = JvmHost(key=key, worker=worker, dedicated=dedicated)
         worker.on_event = lambda body, h=host: self._on_event(h, body)
+        self._watch(host)
         self._hosts.add(host)
         if not worker.alive:  # died between HELLO and now
             self._host_died(host)
@@ -219,7 +256,38 @@ class JarBoundary:
         self._reaping.add(task)
         task.add_done_callback(self._reaping.discard)
 
+    def _watch(self, host: JvmHost) -> None:
+        """The hub's half of the heartbeat (see ``Heartbeat.java``): a host whose beats
+        stop, or that reports its main loop stalled, is frozen: it is ended with the
+        reason, so its calls get ``worker_crashed`` and its components restart."""
+        loop = asyncio.get_running_loop()
+        host.last_beat = loop.time()
+        timeout = heartbeat_timeout()
+
+        def check() -> None:
+            if not host.alive:
+                return
+            silent = loop.time() - host.last_beat
+            if silent > timeout:
+                self._frozen(host, f"no heartbeat from the JVM host for {silent:.1f}s (the host is frozen)")
+                return
+            host.watchdog = loop.call_later(min(timeout / 4, 1.0), check)
+
+        host.watchdog = loop.call_later(min(timeout / 4, 1.0), check)
+
+    def _frozen(self, host: JvmHost, reason: str) -> None:
+        worker = host.worker
+        if worker.alive:
+            worker.kill_reason = worker.kill_reason or reason
+            worker.kill()
+
     def _on_event(self, host: JvmHost, body: dict[str, Any]) -> None:
+        if body.get("event") == "heartbeat":
+            host.last_beat = asyncio.get_running_loop().time()
+            stalled = body.get("stalled")
+            if stalled:
+                self._frozen(host, f"the JVM host is frozen: {stalled}")
+            return
         host.events.append(body)
         if self.context.event is not None:
             inst = host.instances.get(str(body.get("instance", "")))
@@ -229,6 +297,9 @@ class JarBoundary:
                 self.context.event(name, body)
 
     def _host_died(self, host: JvmHost) -> None:
+        if host.watchdog is not None:
+            host.watchdog.cancel()
+            host.watchdog = None
         if self._shared.get(host.shared_key) is host:
             del self._shared[host.shared_key]
         self._hosts.discard(host)
@@ -353,6 +424,9 @@ class JarBoundary:
 
     async def close(self) -> None:
         hosts, self._hosts = list(self._hosts), set()
+        for h in hosts:
+            if h.watchdog is not None:
+                h.watchdog.cancel()
         self._shared.clear()
         await asyncio.gather(*(h.worker.close(grace=1.0) for h in hosts), *self._reaping,
                              return_exceptions=True)

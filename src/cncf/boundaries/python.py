@@ -26,17 +26,22 @@ from __future__ import annotations
 
 import asyncio
 import configparser
+import contextlib
 import json
 import os
 import re
 import shutil
 import sys
+import time
 import uuid
 import zipfile
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cncf import limits
+from cncf._private import private_dir
+from cncf.boundaries._environment_policy import worker_environment
 from cncf.boundaries._environments import EnvironmentCache, file_digest, venv_python
 from cncf.boundaries._worker import LaunchPlan, WorkerBoundary, failed, resolve_executable
 from cncf.boundaries.base import BoundaryContext
@@ -85,6 +90,44 @@ def resolve_interpreter(spec: ComponentSpec) -> tuple[str, bool]:
 # ---------------------------------------------------------------------------
 
 
+def check_members(zf: zipfile.ZipFile, archive: Path, label: str) -> None:
+    """Refuse, before anything is written, an archive that would escape its folder
+    (``invalid_archive``) or exceed the extraction bounds (``archive_too_large``:
+    declared sizes are what ``zipfile`` writes at most — it stops at the declared
+    size and checks the CRC)."""
+    bounds = limits.current()
+    infos = zf.infolist()
+    if len(infos) > bounds.archive_files:
+        raise failed(Code.ARCHIVE_TOO_LARGE,
+                     f"[{label}] {archive.name} has {len(infos)} members, over the bound of "
+                     f"{bounds.archive_files} (CNCF_MAX_ARCHIVE_FILES)",
+                     path=str(archive), limit="archive_files", bound=bounds.archive_files, members=len(infos))
+    total = 0
+    for info in infos:
+        name = info.filename
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":") or "\0" in name:
+            raise failed(Code.INVALID_ARCHIVE,
+                         f"[{label}] {archive.name} has a member that escapes its folder: {name!r} "
+                         "(a zip-slip archive)", path=str(archive), member=name, reason="member_escapes")
+        total += info.file_size
+    if total > bounds.archive_bytes:
+        raise failed(Code.ARCHIVE_TOO_LARGE,
+                     f"[{label}] {archive.name} declares {total} bytes when extracted, over the bound of "
+                     f"{bounds.archive_bytes} (CNCF_MAX_ARCHIVE_BYTES); a zip bomb?",
+                     path=str(archive), limit="archive_bytes", bound=bounds.archive_bytes, size=total)
+
+
+def _sweep_stale(cache: Path) -> None:
+    """Half-extracted folders of a hub killed mid-extraction (older than an hour)."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for p in cache.glob(".extract-*"):
+            with contextlib.suppress(OSError):
+                if now - p.stat().st_mtime > 3600:
+                    shutil.rmtree(p, ignore_errors=True)
+
+
 def _extract(archive: Path, cache: Path, label: str) -> Path:
     """Extract a zipapp once per content hash; returns the extracted root."""
     try:
@@ -98,8 +141,10 @@ def _extract(archive: Path, cache: Path, label: str) -> Path:
         return final
     tmp = cache / f".extract-{digest[:12]}-{uuid.uuid4().hex[:8]}"
     try:
-        cache.mkdir(parents=True, exist_ok=True)
+        private_dir(cache)
+        _sweep_stale(cache)
         with zipfile.ZipFile(archive) as zf:
+            check_members(zf, archive, label)
             bad = zf.testzip()
             if bad is not None:
                 raise zipfile.BadZipFile(f"member {bad!r} is corrupt (CRC mismatch)")
@@ -224,6 +269,7 @@ def _wheel_entry(wheels: tuple[Path, ...], spec: ComponentSpec) -> tuple[str | N
                     raise zipfile.BadZipFile("it has no .dist-info folder")
                 if top is None:
                     top = _top_level(names)
+                check_members(zf, wheel, spec.name)
                 bad = zf.testzip()
                 if bad is not None:
                     raise zipfile.BadZipFile(f"member {bad!r} is corrupt (CRC mismatch)")
@@ -340,7 +386,8 @@ class PythonBoundary(WorkerBoundary):
             artifact=str(artifact),
             paths=[str(p) for p in paths],
             options=options,
-            env={**os.environ, **spec.env},
+            env=worker_environment(spec.env, inherit=spec.inherit_env,
+                                   allow_loader=self.context.allow_loader_env, source=spec.manifest_path or ""),
             cwd=str(spec.base_dir),
             memory_limit=spec.memory_limit,
             details=details,

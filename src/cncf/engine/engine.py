@@ -130,6 +130,10 @@ class ActionEngine:
     ) -> Dispatched:
         """Resolve a selector into an ActionCall.  Raises ``Failed`` (dispatch)."""
         cid = call_id or new_call_id()
+        if call_id is not None and cid in self._records:  # cancel(id) must name exactly one call
+            raise Failed(Observation.of(
+                Code.CALL_ID_IN_USE, f"call_id {cid!r} is already used by a call in flight; give each call "
+                "its own id (or none: the hub makes one)", target=str(selector), call_id=cid))
         if self.closing:
             raise Failed(Observation.of(Code.HUB_CLOSED, "the hub is closing", target=selector, call_id=cid))
         hit = self._resolved.get(selector) if isinstance(selector, str) else None
@@ -202,7 +206,8 @@ class ActionEngine:
         now = loop.time()
         deadline = None
         if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0 \
+                    or timeout == float("inf"):
                 raise Failed(Observation.of(
                     Code.INVALID_POLICY, f"timeout must be a positive number of seconds, got {timeout!r}",
                     target=selector, call_id=cid))
@@ -279,6 +284,10 @@ class ActionEngine:
         policy = entry.policy
         gate = comp.gate
         loop = asyncio.get_running_loop()
+        if call.id in self._records:  # a duplicate id that bypassed dispatch (e.g. a queued retry)
+            return Outcome.failure(Observation.of(
+                Code.CALL_ID_IN_USE, f"call_id {call.id!r} is already used by a call in flight",
+                target=target, call_id=call.id))
         rec = _Record(call, comp, entry)
         self._records[call.id] = rec
         try:

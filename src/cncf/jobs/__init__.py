@@ -4,7 +4,7 @@
 ``Job``/``JobState`` are what ``hub.job()`` and ``hub.jobs()`` return.
 """
 
-from cncf.jobs.model import Attempt, Job, JobNotFound, JobState
+from cncf.jobs.model import Attempt, Job, JobNotFound, JobState, JobStoreCorrupt
 from cncf.jobs.system import JobSystem
 
-__all__ = ["Attempt", "Job", "JobNotFound", "JobState", "JobSystem"]
+__all__ = ["Attempt", "Job", "JobNotFound", "JobState", "JobStoreCorrupt", "JobSystem"]

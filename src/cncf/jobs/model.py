@@ -46,6 +46,12 @@ class JobNotFound(ObservationError, LookupError):
     Observation as an Outcome instead, and ``cancel_job`` returns False.)"""
 
 
+class JobStoreCorrupt(ObservationError):
+    """Raised by ``hub.jobs()`` when ``home/jobs.sqlite3`` is not a readable store;
+    ``.observation.code`` is ``job_store_corrupt`` and ``attributes['file']`` names
+    the file.  A corrupt store never reads as an empty one."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Attempt:
     """One execution of a job that did not succeed (or was interrupted)."""

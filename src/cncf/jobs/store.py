@@ -54,6 +54,7 @@ try:  # POSIX; elsewhere an owner counts as alive while its pid exists
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
+from cncf._private import private_dir
 from cncf.jobs.model import Job, JobState, decode_history, decode_outcome
 
 STORE_NAME = "jobs.sqlite3"
@@ -122,8 +123,23 @@ def row_to_job(row: tuple[Any, ...]) -> Job:
     )
 
 
+class StoreCorrupt(sqlite3.DatabaseError):
+    """``jobs.sqlite3`` is not a readable SQLite database (truncated, a garbage header
+    or garbage pages).  Never read as "no jobs": the job system reports it naming
+    the file and what to do, and keeps serving calls that need no store."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(f"{path} is not a readable job store ({detail}); move it aside (for example "
+                         f"`mv {path} {path}.corrupt`, then try `sqlite3 {path}.corrupt .recover` to salvage "
+                         "jobs) and the hub starts a new store")
+        self.path = path
+        self.detail = detail
+
+
 def error_reason(exc: BaseException) -> str:
     """A stable word for why the store refused a write (``attributes['reason']``)."""
+    if isinstance(exc, StoreCorrupt):
+        return "store_corrupt"
     name = getattr(exc, "sqlite_errorname", "") or ""
     if name.startswith("SQLITE_FULL") or "disk is full" in str(exc):
         return "disk_full"
@@ -141,16 +157,20 @@ def error_reason(exc: BaseException) -> str:
 # ---------------------------------------------------------------------------
 
 
-def op_insert(db: sqlite3.Connection, row: tuple[Any, ...], key: str | None) -> tuple[str, bool]:
+def op_insert(db: sqlite3.Connection, row: tuple[Any, ...], key: str | None) -> tuple[str, bool | None]:
     """Insert a queued job; with an idempotency key already used, return the
-    first job's id instead (``created`` False)."""
+    first job's id instead (``created`` False) — or ``created`` None when that
+    first job had another target or other arguments (the key was reused for a
+    different request: never answered with the first one's result)."""
     cur = db.execute(
         "INSERT INTO jobs (id, component, service, operation, target, payload, call_id, correlation_id,"
         " caller, idempotency_key, timeout, state, max_attempts, created)"
         " VALUES (?,?,?,?,?,?,?,?,?,?,?,'queued',?,?) ON CONFLICT (idempotency_key) DO NOTHING", row)
     if cur.rowcount == 1:
         return row[0], True
-    found = db.execute("SELECT id FROM jobs WHERE idempotency_key = ?", (key,)).fetchone()
+    found = db.execute("SELECT id, target, payload FROM jobs WHERE idempotency_key = ?", (key,)).fetchone()
+    if found[1] != row[4] or found[2] != row[5]:
+        return found[0], None
     return found[0], False
 
 
@@ -345,6 +365,19 @@ def _resolve(batch: list[tuple[Any, Any, asyncio.Future[Any]]], results: list[An
 # ---------------------------------------------------------------------------
 
 
+def _check_readable(db: sqlite3.Connection, path: Path) -> None:
+    """An existing store must be a whole SQLite database; ``StoreCorrupt`` otherwise.
+    ``quick_check`` reads every page (milliseconds for thousands of jobs)."""
+    try:
+        rows = db.execute("PRAGMA quick_check(3)").fetchall()
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            raise
+        raise StoreCorrupt(path, str(exc)) from None
+    if [r[0] for r in rows] != ["ok"]:
+        raise StoreCorrupt(path, "; ".join(str(r[0]) for r in rows))
+
+
 class Store:
     """``home/jobs.sqlite3``: reads on the caller's thread, writes through the writer."""
 
@@ -356,11 +389,18 @@ class Store:
         self.durability = durability
         self._lock_fd: int | None = None
         self.owner = f"{os.getpid()}-{random.getrandbits(32):08x}"
-        home.mkdir(parents=True, exist_ok=True)
+        private_dir(home)
         sync = DURABILITY[durability]
-        wdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        existed = self.path.exists()
+        old_umask = os.umask(0o077)  # the store, its WAL and shm: the hub's user only
+        try:
+            wdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        finally:
+            os.umask(old_umask)
         try:
             wdb.execute("PRAGMA busy_timeout=5000")
+            if existed:
+                _check_readable(wdb, self.path)
             mode = wdb.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise sqlite3.OperationalError(f"cannot use WAL mode on {self.path} (got {mode})")
@@ -369,9 +409,16 @@ class Store:
             wdb.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             rdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             rdb.execute("PRAGMA busy_timeout=5000")
+        except sqlite3.DatabaseError as exc:
+            wdb.close()
+            if isinstance(exc, sqlite3.OperationalError | StoreCorrupt):
+                raise
+            raise StoreCorrupt(self.path, str(exc)) from None
         except BaseException:
             wdb.close()
             raise
+        with contextlib.suppress(OSError):
+            os.chmod(self.path, 0o600)
         self._wdb, self._rdb = wdb, rdb
         self.writer = _Writer(wdb, threaded=durability == "power")
         self._take_owner_lock()
@@ -383,8 +430,8 @@ class Store:
 
     def _take_owner_lock(self) -> None:
         d = self.home / OWNERS_DIR
-        d.mkdir(exist_ok=True)
-        fd = os.open(self._owner_path(self.owner), os.O_RDWR | os.O_CREAT, 0o644)
+        private_dir(d)
+        fd = os.open(self._owner_path(self.owner), os.O_RDWR | os.O_CREAT, 0o600)
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._lock_fd = fd

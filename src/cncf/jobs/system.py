@@ -57,6 +57,7 @@ from cncf.jobs.model import (
     Job,
     JobNotFound,
     JobState,
+    JobStoreCorrupt,
     decode_history,
     encode_history,
     encode_outcome,
@@ -64,6 +65,7 @@ from cncf.jobs.model import (
 )
 from cncf.jobs.store import (
     Store,
+    StoreCorrupt,
     error_reason,
     new_job_id,
     op_cancel_queued,
@@ -271,8 +273,8 @@ class JobSystem:
                 Code.HUB_CLOSED, "the hub is closing; the job was not accepted",
                 target=target, call_id=call.id))
         try:
-            payload = json.dumps({"args": list(call.args), "kwargs": call.kwargs},
-                                 allow_nan=False, separators=(",", ":"))
+            payload = json.dumps({"args": list(call.args), "kwargs": call.kwargs},  # sorted: comparable
+                                 allow_nan=False, separators=(",", ":"), sort_keys=True)
         except (TypeError, ValueError, RecursionError) as exc:
             return Outcome.failure(Observation.of(
                 Code.ENQUEUE_FAILED,
@@ -295,13 +297,28 @@ class JobSystem:
             job_id, created = await store.writer.submit(op_insert, row, key)
         except Exception as exc:  # sqlite3.Error, OSError: disk full, read-only, ...
             return self._store_failure(call, exc)
+        if created is None:
+            return Outcome.failure(Observation.of(
+                Code.IDEMPOTENCY_CONFLICT,
+                f"idempotency key {key!r} was first used for job {job_id} with another target or other "
+                f"arguments than this call to {target}; use a new key for a different request",
+                stage=Stage.JOB, target=target, call_id=call.id, job_id=job_id, idempotency_key=key))
         if created:
             self._push(job_id, comp_key)
             self._pump()
         return Outcome(call.id, job_id=job_id, queued=True)
 
+    def corrupt_observation(self) -> Observation:
+        exc = self.store_error
+        path = exc.path if isinstance(exc, StoreCorrupt) else self.home / "jobs.sqlite3"
+        return Observation.of(Code.JOB_STORE_CORRUPT, str(exc), stage=Stage.JOB, file=str(path))
+
     def _store_failure(self, call: ActionCall, exc: BaseException | None) -> Outcome:
         reason = error_reason(exc) if exc is not None else "store_error"
+        if isinstance(exc, StoreCorrupt):
+            return Outcome.failure(Observation.of(
+                Code.ENQUEUE_FAILED, f"{call.target} was not queued: {exc}", stage=Stage.JOB,
+                target=str(call.target), call_id=call.id, reason=reason, file=str(exc.path)))
         return Outcome.failure(Observation.of(
             Code.ENQUEUE_FAILED,
             f"{call.target} could not be stored as a job in {self.home / 'jobs.sqlite3'}: {exc} "
@@ -555,6 +572,8 @@ class JobSystem:
         """Jobs, newest first (all of them unless ``limit``), filtered by state
         and/or component name (compared normalized)."""
         if self.store is None:
+            if isinstance(self.store_error, StoreCorrupt):
+                raise JobStoreCorrupt(self.corrupt_observation())
             return []
         return self.store.select(state=JobState(state).value if state is not None else None,
                                component=normalize(component) if component else None,

@@ -34,12 +34,15 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from cncf._private import private_dir
 from cncf.observation import Code, Failed, Observation
 
 _HERE = Path(__file__).resolve().parent
 API_SOURCES = _HERE / "api"
 HOST_SOURCES = _HERE / "host"
+LAUNCH_SOURCES = _HERE / "launch"
 HOST_MAIN = "cncf.host.Host"
+LAUNCH_MAIN = "cncf.launch.Launcher"  # loads the host in a loader of its own (not the system loader)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,12 +54,18 @@ class JvmBuild:
     java: str
     java_version: int
     cds_archive: Path | None
+    launcher_jar: Path | None = None
 
     def host_argv(self, options: tuple[str, ...] = ()) -> list[str]:
         """The command line that starts a host (``options`` go before the main class)."""
-        argv = [self.java, *startup_options(self), *options, "-cp", str(self.host_jar), HOST_MAIN,
+        return [self.java, *startup_options(self), *options, *_main_class(self.host_jar, self.launcher_jar),
                 "--api", str(self.api_jar)]
-        return argv
+
+
+def _main_class(host_jar: Path, launcher_jar: Path | None) -> list[str]:
+    if launcher_jar is None:  # pragma: no cover - a build from before the launcher
+        return ["-cp", str(host_jar), HOST_MAIN]
+    return ["-cp", str(launcher_jar), LAUNCH_MAIN, "--host", str(host_jar)]
 
 
 def startup_options(build: JvmBuild) -> list[str]:
@@ -108,7 +117,7 @@ def _sources(root: Path) -> list[Path]:
 
 def source_hash(jdk: str) -> str:
     h = hashlib.sha256(jdk.encode())
-    for root in (API_SOURCES, HOST_SOURCES):
+    for root in (API_SOURCES, HOST_SOURCES, LAUNCH_SOURCES):
         for p in _sources(root):
             h.update(str(p.relative_to(_HERE)).encode())
             h.update(b"\0")
@@ -152,7 +161,7 @@ def _record_cds(java: str, host_jar: Path, api_jar: Path, archive: Path) -> Path
     proc = subprocess.run(
         [java, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss4m", "-XX:-UsePerfData",
          "-Dfile.encoding=UTF-8", "-Xshare:auto", f"-XX:ArchiveClassesAtExit={archive}",
-         "-Xlog:cds=off", "-Xlog:cds+dynamic=off", "-cp", str(host_jar), HOST_MAIN,
+         "-Xlog:cds=off", "-Xlog:cds+dynamic=off", *_main_class(host_jar, host_jar.with_name("cncf-launcher.jar")),
          "--api", str(api_jar), "--warmup"],
         capture_output=True, text=True, env=env, timeout=60, check=False,
     )
@@ -198,13 +207,15 @@ def ensure_built(cache_dir: Path) -> JvmBuild:
 
     def result() -> JvmBuild:
         version = (final / "java-version").read_text().strip() if (final / "java-version").is_file() else "8"
-        b = JvmBuild(host_jar, api_jar, java, int(version or 8), cds if cds.is_file() else None)
+        launcher = final / "cncf-launcher.jar"
+        b = JvmBuild(host_jar, api_jar, java, int(version or 8), cds if cds.is_file() else None,
+                     launcher if launcher.is_file() else None)
         _MEMO[str(cache_dir)] = b
         return b
 
     if host_jar.is_file() and api_jar.is_file():
         return result()
-    root.mkdir(parents=True, exist_ok=True)
+    private_dir(root)
     with open(root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if host_jar.is_file() and api_jar.is_file():
@@ -215,6 +226,9 @@ def ensure_built(cache_dir: Path) -> JvmBuild:
             (tmp / "java-version").write_text(str(major))
             _compile(javac, major, _sources(API_SOURCES), tmp / "api-classes", None)
             _compile(javac, major, _sources(HOST_SOURCES), tmp / "host-classes", None)
+            _compile(javac, major, _sources(LAUNCH_SOURCES), tmp / "launch-classes", None)
+            _jar(tmp / "launch-classes", tmp / "cncf-launcher.jar", LAUNCH_MAIN)
+            shutil.rmtree(tmp / "launch-classes")
             _jar(tmp / "api-classes", tmp / "cncf-collaborator-api.jar", None)
             _jar(tmp / "host-classes", tmp / "cncf-host.jar", HOST_MAIN)
             shutil.rmtree(tmp / "api-classes")

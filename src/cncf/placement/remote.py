@@ -61,6 +61,7 @@ class RemoteWorker(WorkerProcess):
     """A worker process on a cluster node (see the module docstring)."""
 
     local = False
+    _capture_dir: str = ""  # a local WorkerProcess has no capture folder (its files are unlinked at spawn)
 
     def __init__(self) -> None:
         super().__init__()
@@ -108,7 +109,7 @@ class RemoteWorker(WorkerProcess):
         paths = [os.path.join(self._capture_dir, n) for n in ("stdout", "stderr")]
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         self._out_w, self._err_w = (os.open(p, flags, 0o600) for p in paths)
-        self._out_fd, self._err_fd = (os.open(p, os.O_RDONLY) for p in paths)
+        self._out_fd, self._err_fd = (os.open(p, os.O_RDWR) for p in paths)  # RDWR: truncated via ftruncate
         replies = socks.pop(_tcp.MAIN).detach()
         self.channel = Channel(label, os.dup(replies), replies, socks.pop(_tcp.CONTROL).detach(),
                                on_eof=self._on_eof, on_broken=self._on_broken)

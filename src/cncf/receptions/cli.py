@@ -136,7 +136,7 @@ def _hub(home: Path | None, quiet: bool) -> Any:
     progress = None if quiet else (lambda line: err.print(f"[dim]… {line}[/dim]"))
     # A one-shot CLI hub only submits jobs: running older queued jobs and then
     # interrupting them at exit is `cncf jobs work`'s business, not `call`'s.
-    return Hub(home, progress=progress, job_workers=0)
+    return Hub(home, progress=progress, job_workers=0, manifest_inline=False)
 
 
 def _guard(as_json: bool, target: str, fn: Any) -> int:

@@ -41,7 +41,7 @@ _STYLE = {"queued": "cyan", "running": "yellow", "succeeded": "green", "failed":
 def _hub(home: Path | None) -> Any:
     from cncf.hub import Hub
 
-    return Hub(home)
+    return Hub(home, manifest_inline=False)
 
 
 def _guard(as_json: bool, target: str, fn: Any) -> int:
@@ -97,9 +97,14 @@ def list_jobs(
         err.print("error: --limit must be 0 (all) or a positive number")
         raise typer.Exit(render.EXIT_USAGE)
 
+    from cncf.jobs import JobStoreCorrupt
+
     def run() -> int:
         with _hub(home) as hub:
-            jobs = hub.jobs(state=state, component=component, limit=limit or None)
+            try:
+                jobs = hub.jobs(state=state, component=component, limit=limit or None)
+            except JobStoreCorrupt as exc:  # never "no jobs": say which file and what to do
+                return render.print_outcome(Outcome.failure(exc.observation), out, as_json=as_json, err=err)
         if as_json:
             print(render.to_json({"jobs": [j.to_dict() for j in jobs]}))
             return render.EXIT_VALUE

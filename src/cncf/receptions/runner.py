@@ -93,7 +93,7 @@ def run_config(path: Path, home: Path | None, as_json: bool, out: Console, err: 
     report: dict[str, Any] = {"components": [], "calls": []}
     failures = 0
     progress = None if as_json else (lambda line: err.print(f"[dim]… {line}[/dim]"))
-    with Hub(home, progress=progress) as hub:
+    with Hub(home, progress=progress, manifest_inline=False) as hub:
         ctable = Table(title="components", title_justify="left")
         for col in ("name", "form", "state", "operations", "load"):
             ctable.add_column(col)

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from cncf import limits
 from cncf.observation import Cause, Code, Failed, Observation, Stage
 from cncf.wire.frames import FrameBuffer, Kind, ProtocolError, encode
 
@@ -145,6 +146,25 @@ async def new(channel: Channel, instance_id: Any, *, entry: str | None, timeout:
             stage=Stage.INSTANTIATE, limit="load_timeout")) from None
 
 
+def _check_bounds(frame: bytes, body: dict[str, Any], bounds: limits.Limits) -> None:
+    """Refuse an INVOKE whose arguments cross a bound (``arguments_too_large``)."""
+    if len(frame) > bounds.frame_bytes:
+        raise Failed(Observation.of(
+            Code.ARGUMENTS_TOO_LARGE,
+            f"the arguments encode to {len(frame)} bytes, over the {bounds.frame_bytes}-byte frame bound "
+            "(CNCF_MAX_FRAME)", limit="frame_bytes", bound=bounds.frame_bytes, size=len(frame),
+            before_crossing=True))
+    depth = bounds.argument_depth
+    # Brackets are counted at C speed first; only a frame that could be too deep is walked.
+    if frame.count(b"[") + frame.count(b"{") > depth:
+        args = [body.get("args"), body.get("kwargs")]
+        if limits.json_depth(args, depth + 1) - 1 > depth:
+            raise Failed(Observation.of(
+                Code.ARGUMENTS_TOO_LARGE,
+                f"the arguments nest deeper than {depth} levels (CNCF_MAX_ARG_DEPTH)",
+                limit="argument_depth", bound=depth, before_crossing=True))
+
+
 class PendingRequest:
     __slots__ = ("id", "_future", "_channel")
 
@@ -164,7 +184,7 @@ class PendingRequest:
             raise
         except Failed as exc:  # a dead worker is reported at the stage of the request it broke
             obs = exc.observation
-            if obs.stage is not stage and stage in obs.code.stages:
+            if obs.stage is not stage and stage in obs.code.stages and not obs.attributes.get("before_crossing"):
                 exc.observation = dataclasses.replace(obs, stage=stage)
             raise
         if body.get("ok", True) is False:
@@ -206,6 +226,7 @@ class Channel:
         self._hello: asyncio.Future[dict[str, Any]] = self._loop.create_future()
         self._wbuf = bytearray()
         self.dead: Observation | None = None
+        self.limits = limits.current()  # the bounds in force when the worker started
         os.set_blocking(self._rep_r, False)
         os.set_blocking(self._req_w, False)
         self._loop.add_reader(self._rep_r, self._on_readable)
@@ -227,7 +248,17 @@ class Channel:
             return PendingRequest(self, rid, fut)
         try:
             frame = encode(kind, body)
-        except (TypeError, ValueError, RecursionError) as exc:
+            if kind == Kind.INVOKE:
+                _check_bounds(frame, body, self.limits)
+        except Failed as exc:
+            fut.set_exception(exc)
+            return PendingRequest(self, rid, fut)
+        except RecursionError as exc:
+            fut.set_exception(Failed(Observation.of(
+                Code.ARGUMENTS_TOO_LARGE, f"the arguments nest too deeply to cross the boundary: {exc}",
+                cause=exc, limit="argument_depth", before_crossing=True)))
+            return PendingRequest(self, rid, fut)
+        except (TypeError, ValueError) as exc:
             fut.set_exception(Failed(Observation.of(
                 Code.INVALID_ARGUMENTS, f"the arguments cannot cross the boundary as JSON: {exc}", cause=exc)))
             return PendingRequest(self, rid, fut)

@@ -29,7 +29,9 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from cncf import limits
 from cncf.observation import Cause, Code, Failed, Observation, Stage
+from cncf.wire import ownership
 from cncf.wire.channel import Channel, describe_exit
 from cncf.wire.frames import PROTOCOL_VERSION, Kind
 
@@ -37,6 +39,21 @@ __all__ = ["WorkerProcess"]
 
 _TAIL = 4000
 _CAPTURE_CAP = 64 * 1024 * 1024
+
+
+def _bounded(fd: int, start: int, end: int, limit: int) -> str:
+    """Captured bytes ``[start, end)`` of one call: whole when they fit in
+    ``limit``, else the head and the tail with a line saying how much was dropped
+    (a component printing gigabytes costs the hub ``limit`` bytes, not gigabytes)."""
+    size = end - start
+    if size <= limit:
+        return os.pread(fd, size, start).decode("utf-8", "replace")
+    half = max(limit // 2, 1)
+    head = os.pread(fd, half, start).decode("utf-8", "replace")
+    tail = os.pread(fd, half, end - half).decode("utf-8", "replace")
+    dropped = size - 2 * half
+    return (f"{head}\n[cncf: {dropped} bytes of output dropped here; the first and last {half} "
+            f"bytes are kept (CNCF_MAX_OUTPUT={limit})]\n{tail}")
 
 
 class WorkerProcess:
@@ -51,11 +68,14 @@ class WorkerProcess:
         self.returncode: int | None = None
         self.kill_reason: str | None = None
         self.memory_limit: int | None = None
+        self.worker_pid = 0  # the worker itself (below the PID namespace's init, when wrapped)
+        self.cookie = ownership.new_cookie()
+        self.limits = limits.current()  # the bounds in force when the worker started
+        self._wrapped = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._pidfd = -1
         self._out_fd = self._err_fd = -1
         self._out_pos = self._err_pos = 0
-        self._capture_dir = ""
         self._exited: asyncio.Future[None] | None = None
         self._on_exit: Callable[[WorkerProcess], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -83,17 +103,24 @@ class WorkerProcess:
         self.memory_limit = memory_limit
         self._on_exit = on_exit
         loop = self._loop = asyncio.get_running_loop()
-        self._capture_dir = tempfile.mkdtemp(prefix="cncf-worker-")
+        # Capture files have no name: unlinked as soon as both ends are open, so no
+        # folder is left behind whatever happens to the hub (SIGTERM, kill -9).
+        capture_dir = tempfile.mkdtemp(prefix="cncf-worker-")
+        try:
+            out_path = os.path.join(capture_dir, "stdout")
+            err_path = os.path.join(capture_dir, "stderr")
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+            out_w, err_w = os.open(out_path, flags, 0o600), os.open(err_path, flags, 0o600)
+            self._out_fd, self._err_fd = os.open(out_path, os.O_RDWR), os.open(err_path, os.O_RDWR)
+        finally:
+            shutil.rmtree(capture_dir, ignore_errors=True)
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         ctl_r, ctl_w = os.pipe()
-        out_path = os.path.join(self._capture_dir, "stdout")
-        err_path = os.path.join(self._capture_dir, "stderr")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-        out_w, err_w = os.open(out_path, flags, 0o600), os.open(err_path, flags, 0o600)
-        self._out_fd, self._err_fd = os.open(out_path, os.O_RDONLY), os.open(err_path, os.O_RDONLY)
         child_env = dict(os.environ if env is None else env)
+        argv, self._wrapped = ownership.wrap(argv)
         child_env.update(
+            CNCF_OWNER=self.cookie,
             CNCF_PROTOCOL=str(PROTOCOL_VERSION),
             CNCF_FD_REQUESTS=str(req_r),
             CNCF_FD_REPLIES=str(rep_w),
@@ -111,15 +138,14 @@ class WorkerProcess:
                 cwd=cwd,
                 start_new_session=True,  # a Ctrl-C to the hub is the hub's to handle
             )
-        except OSError as exc:
+        except (OSError, ValueError, TypeError) as exc:  # ValueError: a NUL byte in argv or env
             self._close_fds()
             for fd in (req_r, rep_w, ctl_r, out_w, err_w, req_w, rep_r, ctl_w):
                 os.close(fd)
-            shutil.rmtree(self._capture_dir, ignore_errors=True)
             raise Failed(
                 Observation.of(
                     Code.WORKER_START_FAILED,
-                    f"cannot start worker for {label!r} ({argv[0]!r}): {exc.strerror or exc}",
+                    f"cannot start worker for {label!r} ({argv[0]!r}): {getattr(exc, 'strerror', None) or exc}",
                     stage=Stage.LOAD,
                     cause=exc,
                     argv=list(argv),
@@ -127,10 +153,9 @@ class WorkerProcess:
             ) from None
         for fd in (req_r, rep_w, ctl_r, out_w, err_w):
             os.close(fd)
-        self.pid = self._proc.pid
-        if memory_limit:
-            with contextlib.suppress(OSError, ValueError):
-                resource.prlimit(self.pid, resource.RLIMIT_AS, (memory_limit, memory_limit))
+        self.pid = self.worker_pid = self._proc.pid
+        if memory_limit and not self._wrapped:
+            self._limit_memory()
         self.channel = Channel(label, req_w, rep_r, ctl_w, on_eof=self._on_eof, on_broken=self._on_broken)
         self._exited = loop.create_future()
         try:
@@ -165,6 +190,10 @@ class WorkerProcess:
                     **attrs,
                 )
             ) from None
+        if self._wrapped:
+            self.worker_pid = ownership.worker_pid(self.pid, True)
+            if memory_limit:
+                self._limit_memory()
         if self.hello.get("protocol") != PROTOCOL_VERSION:
             await self.close(grace=0)
             raise Failed(
@@ -189,6 +218,17 @@ class WorkerProcess:
     def on_event(self, fn: Callable[[dict[str, Any]], None] | None) -> None:
         self.channel.on_event = fn
 
+    def _limit_memory(self) -> None:
+        limit = self.memory_limit
+        if limit:
+            with contextlib.suppress(OSError, ValueError, OverflowError):
+                resource.prlimit(self.worker_pid, resource.RLIMIT_AS, (limit, limit))
+
+    def _poll(self) -> int | None:
+        """The worker's exit status (a signal as a negative number, namespace or not)."""
+        assert self._proc is not None
+        return ownership.decode_status(self._proc.poll(), self._wrapped)
+
     # ------------------------------------------------------------- liveness
 
     def _on_broken(self, obs: Observation) -> None:
@@ -200,7 +240,7 @@ class WorkerProcess:
             return
         # Let the pidfd tell us the exit status before we describe the death.
         if self.returncode is None and self._proc is not None:
-            self.returncode = self._proc.poll()
+            self.returncode = self._poll()
             if self.returncode is None:
                 asyncio.get_running_loop().call_later(0.005, self._on_eof_settled, 0)
                 return
@@ -210,7 +250,7 @@ class WorkerProcess:
         if self.channel.dead is not None:
             return
         if self._proc is not None and self.returncode is None:
-            self.returncode = self._proc.poll()
+            self.returncode = self._poll()
             if self.returncode is None and tries < 40:
                 asyncio.get_running_loop().call_later(0.005, self._on_eof_settled, tries + 1)
                 return
@@ -220,7 +260,7 @@ class WorkerProcess:
         assert self._loop is not None
         self._loop.remove_reader(self._pidfd)
         if self._proc is not None:
-            self.returncode = self._proc.poll()
+            self.returncode = self._poll()
         # Dispatch anything written just before the exit (results that raced it).
         self.channel.drain()
         if self.channel.dead is None:
@@ -265,8 +305,7 @@ class WorkerProcess:
         size = os.fstat(fd).st_size
         if size <= pos:
             return "", size if size < pos else pos
-        data = os.pread(fd, size - pos, pos)
-        return data.decode("utf-8", "replace"), pos + len(data)
+        return _bounded(fd, pos, size, self.limits.output_bytes), size
 
     def take_output(self) -> tuple[str, str]:
         """(stdout, stderr) the process wrote since the last take."""
@@ -277,9 +316,10 @@ class WorkerProcess:
         return out, err
 
     def _truncate_captures(self) -> None:
-        for name in ("stdout", "stderr"):
-            with contextlib.suppress(OSError):
-                os.truncate(os.path.join(self._capture_dir, name), 0)
+        for fd in (self._out_fd, self._err_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
         self._out_pos = self._err_pos = 0
 
     def output_tail(self, limit: int = _TAIL) -> str:
@@ -296,7 +336,7 @@ class WorkerProcess:
 
     def rss_kb(self) -> int | None:
         try:
-            with open(f"/proc/{self.pid}/statm") as f:
+            with open(f"/proc/{self.worker_pid or self.pid}/statm") as f:
                 return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
         except (OSError, ValueError, IndexError):
             return None
@@ -306,8 +346,11 @@ class WorkerProcess:
     def kill(self) -> None:
         """SIGKILL the worker now (its death is then reported as usual)."""
         if self._proc is not None and self.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
+            try:
+                os.killpg(self.pid, signal.SIGKILL)  # the worker's own group: its children too
+            except OSError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
 
     async def close(self, grace: float = 2.0) -> None:
         """Ask the worker to exit, kill it after ``grace``, reap it, remove its files."""
@@ -329,15 +372,14 @@ class WorkerProcess:
                 await asyncio.sleep(0.005)
             else:  # pragma: no cover - a process that survives SIGKILL for a second
                 proc.wait()
-            self.returncode = proc.returncode
+            self.returncode = ownership.decode_status(proc.returncode, self._wrapped)
+            if not self._wrapped:  # a namespace ends with its init; otherwise look for escapees
+                ownership.kill_owned(self.cookie, self.pid)
         if self.channel.dead is None:
             self.channel.fail_all(
                 Observation.of(Code.HUB_CLOSED, f"worker for {self.label!r} was closed", stage=Stage.EXECUTE)
             )
         self._close_fds()
-        if self._capture_dir:
-            shutil.rmtree(self._capture_dir, ignore_errors=True)
-            self._capture_dir = ""
 
     def _close_fds(self) -> None:
         if self.channel is not None:

@@ -305,6 +305,28 @@ def _hint(value, t):
 # ---------------------------------------------------------------------------
 
 
+class _Refused(Exception):
+    """A well-formed frame this worker will not read (too large, nested too deep):
+    refused for its request id alone, never a reason to exit."""
+
+    def __init__(self, kind, rid, why):
+        Exception.__init__(self, why)
+        self.kind, self.rid, self.why = kind, rid, why
+
+
+def _last_id(text):
+    """The request id of a frame we cannot decode: the hub writes "id" last."""
+    at = text.rfind('"id":')
+    if at < 0:
+        return None
+    digits = ""
+    for ch in text[at + 5:at + 30]:
+        if not ch.isdigit():
+            break
+        digits += ch
+    return int(digits) if digits else None
+
+
 class _Reader(object):
     """Reads whole frames from one descriptor (one os.read per frame when small)."""
 
@@ -323,11 +345,16 @@ class _Reader(object):
             if n >= 5:
                 length = int.from_bytes(buf[0:4], "big")
                 if length > MAX_BODY:
-                    raise ValueError("frame length %d exceeds the limit" % length)
+                    raise self._skip(buf, length)
                 end = 5 + length
                 if n >= end:
                     kind = buf[4]
-                    body = _loads(buf[5:end].decode("utf-8"))
+                    try:
+                        body = _loads(buf[5:end].decode("utf-8"))
+                    except RecursionError:
+                        self.buf = buf[end:]
+                        raise _Refused(kind, _last_id(buf[max(5, end - 64):end].decode("utf-8", "replace")),
+                                       "the arguments nest too deeply for this worker to read")
                     self.buf = buf[end:]
                     if not isinstance(body, dict):
                         raise ValueError("frame body is not a JSON object")
@@ -348,6 +375,22 @@ class _Reader(object):
                     raise ValueError("EOF in the middle of a frame")
                 return None
             buf = buf + chunk if buf else chunk
+
+    def _skip(self, buf, length):
+        """Drop an oversized frame's body as it arrives; the refusal for its id."""
+        kind = buf[4]
+        body = buf[5:5 + length]
+        left = length - len(body)
+        tail = body[-64:]
+        self.buf = buf[5 + length:]
+        while left > 0:
+            chunk = os.read(self.fd, min(left, 1 << 16))
+            if not chunk:
+                raise ValueError("EOF in the middle of a frame")
+            left -= len(chunk)
+            tail = (tail + chunk)[-64:]
+        return _Refused(kind, _last_id(tail.decode("utf-8", "replace")),
+                        "the request is %d bytes, over the worker's %d-byte frame limit" % (length, MAX_BODY))
 
 
 _write_lock = _thread.allocate_lock()
@@ -1171,6 +1214,29 @@ def _die(status):
     os._exit(status)
 
 
+def _end_group():
+    """The hub is gone (perhaps killed with -9): end what this worker started in its
+    process group before exiting.  In a PID namespace the kernel does it anyway."""
+    me = os.getpid()
+    try:
+        group = os.getpgrp()
+        if group != me:
+            return  # not our own group (started by hand): leave it alone
+        names = os.listdir("/proc")
+    except OSError:
+        return
+    import signal
+
+    for name in names:
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            if os.getpgid(int(name)) == group:
+                os.kill(int(name), signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def _handle_shutdown(body):
     _die(0)
 
@@ -1200,6 +1266,7 @@ def _control_loop(fd):
                 _early_cancels.add(rid)
     except BaseException:
         pass
+    _end_group()
     _die(0)  # the hub is gone (or closed the control pipe): do not linger
 
 
@@ -1234,12 +1301,18 @@ def main():
     while True:
         try:
             frame = reader.read()
+        except _Refused as refused:
+            _send_obj(LOADED if refused.kind == LOAD else RESULT, {
+                "id": refused.rid, "ok": False,
+                "failure": {"code": "arguments_too_large", "message": refused.why}})
+            continue
         except ValueError as exc:
             sys.stderr.write("cncf worker: protocol error on the requests pipe: %s\n" % exc)
             _die(3)
         except OSError:
             _die(0)
         if frame is None:
+            _end_group()
             _die(0)  # EOF: the hub closed the channel
         kind, body = frame
         handler = handlers.get(kind)

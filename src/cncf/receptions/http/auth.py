@@ -164,7 +164,9 @@ def token_for_serving(token_file: Path | None, home: Path) -> tuple[str, Path | 
     path = home / "serve.token"
     if path.exists():
         return read_token_file(path), path, False
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    from cncf._private import private_dir
+
+    private_dir(home)  # parents too, and narrowed if an older hub left it wider
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_urlsafe(32) + "\n")

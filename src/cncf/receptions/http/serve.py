@@ -160,7 +160,7 @@ async def serve(hubfile: Path, *, host: str | None, port: int | None, token_file
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
     try:
-        async with AsyncHub(home_path, progress=lambda line: say(f"… {line}")) as hub:
+        async with AsyncHub(home_path, progress=lambda line: say(f"… {line}"), manifest_inline=False) as hub:
             refusals: list[Observation] = []
             for c in comps:
                 if stop.is_set():

@@ -14,10 +14,72 @@ import java.io.UnsupportedEncodingException;
  * the component's next reply.
  */
 final class Capture extends OutputStream {
+    /** Bytes kept per call and stream (CNCF_MAX_OUTPUT, as the hub's bound): half head, half tail. */
+    static final int LIMIT = limit();
+
+    static int limit() {
+        try {
+            String v = System.getenv("CNCF_MAX_OUTPUT");
+            if (v != null) {
+                long n = Long.parseLong(v.trim());
+                if (n > 0) return (int) Math.min(n, 32L * 1024 * 1024);
+            }
+        } catch (NumberFormatException ignored) {
+            // the default
+        }
+        return 1024 * 1024;
+    }
+
+    /** One stream of one call: the head and a ring of the tail, and how much was dropped. */
+    static final class Bounded {
+        private final ByteArrayOutputStream head = new ByteArrayOutputStream();
+        private static final int HALF = Math.max(LIMIT / 2, 1);
+        private byte[] ring; // allocated only when the head is full
+        private int ringLen, ringPos;
+        private long dropped;
+
+        synchronized void write(byte[] b, int off, int len) {
+            int room = HALF - head.size();
+            if (room > 0 && ringLen == 0) {
+                int n = Math.min(room, len);
+                head.write(b, off, n);
+                off += n;
+                len -= n;
+            }
+            if (len > 0 && ring == null) ring = new byte[HALF];
+            for (int i = 0; i < len; i++) {
+                if (ringLen == ring.length) dropped++;
+                else ringLen++;
+                ring[ringPos] = b[off + i];
+                ringPos = (ringPos + 1) % ring.length;
+            }
+        }
+
+        synchronized int size() { return head.size() + ringLen; }
+
+        synchronized String take() {
+            StringBuilder sb = new StringBuilder(Host.text(head));
+            if (dropped > 0) {
+                sb.append("\n[cncf: ").append(dropped).append(" bytes of output dropped here; the first and last ")
+                        .append(HALF).append(" bytes are kept (CNCF_MAX_OUTPUT=").append(LIMIT).append(")]\n");
+            }
+            if (ringLen > 0) {
+                byte[] t = new byte[ringLen];
+                int start = (ringPos - ringLen + ring.length) % ring.length;
+                for (int i = 0; i < ringLen; i++) t[i] = ring[(start + i) % ring.length];
+                sb.append(new String(t, Host.UTF8));
+            }
+            head.reset();
+            ringLen = ringPos = 0;
+            dropped = 0;
+            return sb.toString();
+        }
+    }
+
     /** Per-call (or per-component) buffers for stdout and stderr. */
     static final class Sink {
-        private final ByteArrayOutputStream out = new ByteArrayOutputStream();
-        private final ByteArrayOutputStream err = new ByteArrayOutputStream();
+        private final Bounded out = new Bounded();
+        private final Bounded err = new Bounded();
         private final Sink spill;
         private volatile boolean closed;
 
@@ -28,32 +90,17 @@ final class Capture extends OutputStream {
                 spill.write(isErr, b, off, len);
                 return;
             }
-            ByteArrayOutputStream target = isErr ? err : out;
-            synchronized (target) {
-                if (target.size() < 16 * 1024 * 1024) target.write(b, off, len);
-            }
+            (isErr ? err : out).write(b, off, len);
         }
 
         String takeOut() { return take(out, spill == null ? null : spill.out); }
 
         String takeErr() { return take(err, spill == null ? null : spill.err); }
 
-        private static String take(ByteArrayOutputStream mine, ByteArrayOutputStream spilled) {
+        private static String take(Bounded mine, Bounded spilled) {
             StringBuilder sb = new StringBuilder();
-            if (spilled != null) {
-                synchronized (spilled) {
-                    if (spilled.size() > 0) {
-                        sb.append(Host.text(spilled));
-                        spilled.reset();
-                    }
-                }
-            }
-            synchronized (mine) {
-                if (mine.size() > 0) {
-                    sb.append(Host.text(mine));
-                    mine.reset();
-                }
-            }
+            if (spilled != null && spilled.size() > 0) sb.append(spilled.take());
+            if (mine.size() > 0) sb.append(mine.take());
             return sb.toString();
         }
 

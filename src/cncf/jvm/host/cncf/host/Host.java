@@ -116,23 +116,39 @@ public final class Host {
             t.setDaemon(true);
             t.start();
         }
+        requestStream = requests;
+        Heartbeat.start();
         DataInputStream in = new DataInputStream(requests);
         byte[] header = new byte[5];
         while (true) {
             int kind;
             Map<String, Object> body;
             try {
+                progress = System.nanoTime();
+                busySince = 0L;
                 in.readFully(header);
+                busySince = System.nanoTime();
                 int length = ((header[0] & 0xff) << 24) | ((header[1] & 0xff) << 16)
                         | ((header[2] & 0xff) << 8) | (header[3] & 0xff);
                 kind = header[4] & 0xff;
-                if (length < 0 || length > MAX_BODY) throw new IOException("frame too long: " + length);
+                if (length < 0 || length > MAX_BODY) {
+                    // Too large to hold: skip it and refuse that one request (never exit for it).
+                    long id = skipFrame(in, length & 0xffffffffL);
+                    refuse(kind, id, "the request is " + (length & 0xffffffffL)
+                            + " bytes, over the host's " + MAX_BODY + "-byte frame limit");
+                    continue;
+                }
                 byte[] data = new byte[length];
                 in.readFully(data);
                 body = object(Json.parse(new String(data, UTF8)));
             } catch (EOFException eof) {
                 halt(0); // the hub closed the pipe: it is gone or wants us gone
                 return;
+            } catch (Json.TooDeep deep) {
+                long id = deep.partial instanceof Map ? number(((Map<?, ?>) deep.partial).get("id")) : 0L;
+                refuse(header[4] & 0xff, id, "the arguments nest deeper than " + Json.MAX_DEPTH
+                        + " levels, the host's bound");
+                continue;
             } catch (Json.NotJson bad) {
                 log.println("cncf-host: protocol error: " + bad.getMessage());
                 halt(3);
@@ -144,6 +160,48 @@ public final class Host {
                 long id = number(body.get("id"));
                 fail(id, Failures.record("internal_error", "host failed to dispatch a frame: " + t, t));
             }
+        }
+    }
+
+    /** When the main loop last finished a read or a dispatch, and since when it is busy (0: reading). */
+    static volatile long progress, busySince;
+    static volatile InputStream requestStream;
+
+    /** A request the host refuses without reading it into memory: a failure for its id. */
+    static void refuse(int kind, long id, String why) {
+        Map<String, Object> f = Failures.record("arguments_too_large", why, null);
+        reply(kind == LOAD ? LOADED : RESULT, id, f);
+    }
+
+    /** Read and drop a frame body; returns the request id found near its end ("id" is written last). */
+    static long skipFrame(DataInputStream in, long length) throws IOException {
+        byte[] buf = new byte[64 * 1024];
+        byte[] tail = new byte[256];
+        int tailLen = 0;
+        long left = length;
+        while (left > 0) {
+            int n = in.read(buf, 0, (int) Math.min(buf.length, left));
+            if (n < 0) throw new EOFException();
+            left -= n;
+            if (n >= tail.length) {
+                System.arraycopy(buf, n - tail.length, tail, 0, tail.length);
+                tailLen = tail.length;
+            } else {
+                int keep = Math.min(tailLen, tail.length - n);
+                System.arraycopy(tail, tailLen - keep, tail, 0, keep);
+                System.arraycopy(buf, 0, tail, keep, n);
+                tailLen = keep + n;
+            }
+        }
+        String t = new String(tail, 0, tailLen, UTF8);
+        int at = t.lastIndexOf("\"id\":");
+        if (at < 0) return 0L;
+        int i = at + 5, j = i;
+        while (j < t.length() && Character.isDigit(t.charAt(j))) j++;
+        try {
+            return j > i ? Long.parseLong(t.substring(i, j)) : 0L;
+        } catch (NumberFormatException e) {
+            return 0L;
         }
     }
 

@@ -28,18 +28,37 @@ final class Json {
 
     // ------------------------------------------------------------------ reading
 
+    /** Containers nested deeper than this are skipped, and the frame refused as {@link TooDeep}. */
+    static final int MAX_DEPTH = 512;
+
+    /**
+     * Well-formed JSON nested deeper than {@link #MAX_DEPTH}: the value read so far
+     * (the deep parts as null), so that the host can refuse that one request by its
+     * id instead of treating the frame as a broken channel.
+     */
+    static final class TooDeep extends NotJson {
+        final Object partial;
+
+        TooDeep(Object partial) {
+            super("JSON nested deeper than " + MAX_DEPTH + " levels");
+            this.partial = partial;
+        }
+    }
+
     static Object parse(String text) throws NotJson {
         Reader r = new Reader(text);
         r.ws();
         Object v = r.value(0);
         r.ws();
         if (r.pos != text.length()) throw r.error("trailing characters");
+        if (r.tooDeep) throw new TooDeep(v);
         return v;
     }
 
     private static final class Reader {
         final String s;
         int pos;
+        boolean tooDeep;
 
         Reader(String s) { this.s = s; }
 
@@ -56,9 +75,13 @@ final class Json {
         }
 
         Object value(int depth) throws NotJson {
-            if (depth > 512) throw error("nesting too deep");
             if (pos >= s.length()) throw error("unexpected end");
             char c = s.charAt(pos);
+            if (depth >= MAX_DEPTH && (c == '{' || c == '[')) {
+                skipContainer();
+                tooDeep = true;
+                return null;
+            }
             switch (c) {
                 case '{': return object(depth);
                 case '[': return array(depth);
@@ -70,6 +93,27 @@ final class Json {
                     if (c == '-' || (c >= '0' && c <= '9')) return number();
                     throw error("unexpected character '" + c + "'");
             }
+        }
+
+        /** Skip one container without recursion (strings and escapes respected). */
+        void skipContainer() throws NotJson {
+            int level = 0;
+            while (pos < s.length()) {
+                char c = s.charAt(pos++);
+                if (c == '"') {
+                    while (true) {
+                        if (pos >= s.length()) throw error("unexpected end in string");
+                        char d = s.charAt(pos++);
+                        if (d == '\\') pos++;
+                        else if (d == '"') break;
+                    }
+                } else if (c == '{' || c == '[') {
+                    level++;
+                } else if (c == '}' || c == ']') {
+                    if (--level == 0) return;
+                }
+            }
+            throw error("unexpected end in a nested value");
         }
 
         void literal(String word) throws NotJson {

@@ -1,0 +1,94 @@
+"""Value rules of the manifest that the OS and the engine depend on.
+
+:mod:`cncf.manifest` reads keys and types; this module decides whether a
+value is one the hub can honour.  A value that passes here never becomes an
+``internal_error``, a wedged component or a call without an Outcome later:
+
+* every number is finite and inside a range (``nan`` compares false with
+  everything, so a NaN ``cancel_grace`` once meant "never escalate");
+* every string is free of NUL bytes (the OS truncates or refuses them);
+* ``env`` is a table of names without ``=`` or NUL;
+* component names are selector-safe (``.`` separates selector parts, ``/``
+  path parts): a name containing them would load "ready" and never be callable;
+* ``requirements`` are PEP 508 requirements, parsed with ``packaging``; an
+  option such as ``--target=/elsewhere`` is refused, never handed to uv.
+
+Each function returns the reason a value is refused (what is expected), or
+``None`` when it is fine; the manifest turns a reason into ``invalid_manifest``
+naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["MAX_MEMORY", "NUMBER_RANGES", "env_problem", "name_problem", "number_problem",
+           "requirement_problem", "text_problem"]
+
+#: The largest memory limit the kernel's rlimits take (``RLIM_INFINITY`` is 2**64-1; the
+#: signed ``int64`` bound keeps every form's conversion exact).
+MAX_MEMORY = 2**63 - 1
+_DAY = 86_400.0
+_FOREVER = 1e9  # seconds: about 31 years; finite, so every deadline is a real time
+
+#: Upper bounds per key (the lower bound comes from the caller).
+NUMBER_RANGES: dict[str, float] = {
+    "wait_timeout": _FOREVER,
+    "run_timeout": _FOREVER,
+    "cancel_grace": _DAY,
+    "restart_period": _FOREVER,
+    "restart_backoff": _DAY,
+    "max_concurrency": 1_000_000,
+    "max_attempts": 1_000_000,
+    "max_restarts": 1_000_000,
+}
+
+
+def number_problem(key: str, value: Any) -> str | None:
+    """Why a number read for ``key`` cannot be used (NaN, infinite, too large)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "a finite number"
+    top = NUMBER_RANGES.get(key.rpartition(".")[2])
+    if top is not None and value > top:
+        return f"a number <= {top:g}"
+    return None
+
+
+def text_problem(value: str) -> str | None:
+    return "a string without NUL bytes" if "\0" in value else None
+
+
+def name_problem(name: str) -> str | None:
+    """Component names are one selector part: no '.', '/', '\\\\', NUL or blank."""
+    if not name.strip() or any(c in name for c in "./\\\0") or name != name.strip():
+        return "a name without '.', '/', '\\', NUL or surrounding spaces (it is the first part of a selector)"
+    return None
+
+
+def env_problem(env: Any) -> tuple[str, str] | None:
+    """(key, expected) for the first bad entry of a manifest ``env`` table."""
+    if not isinstance(env, Mapping):
+        return "env", "a table of string values, e.g. env = { LOG_LEVEL = \"debug\" }"
+    for k, v in env.items():
+        if not isinstance(k, str) or not k or "=" in k or "\0" in k:
+            return f"env.{k}", "a variable name without '=' or NUL"
+        if not isinstance(v, str) or "\0" in v:
+            return f"env.{k}", "a string value without NUL bytes"
+    return None
+
+
+def requirement_problem(text: str) -> str | None:
+    """Why ``text`` is not a PEP 508 requirement (options and paths are refused)."""
+    if text.lstrip().startswith("-"):
+        return "a PEP 508 requirement such as 'pkg==1.2'; options (like --target or --index-url) are not requirements"
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError:  # pragma: no cover - packaging is a dependency
+        return None
+    try:
+        Requirement(text)
+    except InvalidRequirement as exc:
+        return f"a PEP 508 requirement such as 'pkg==1.2' ({str(exc).splitlines()[0]})"
+    return None
