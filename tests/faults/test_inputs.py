@@ -149,11 +149,6 @@ def test_env_must_be_a_table(fhub: cncf.Hub, make: Maker, form: str) -> None:
     assert (handle.observation.code, handle.observation.attributes["key"]) == ("invalid_manifest", "component.env")
 
 
-def test_nul_in_target_is_a_failed_handle(fhub: cncf.Hub) -> None:
-    handle = fhub.load("/tmp/x\0y")
-    assert handle.state == "failed" and handle.observation.stage == "load"
-
-
 def test_call_timeout_nan_is_refused_at_dispatch(fhub: cncf.Hub, make: Maker) -> None:
     load(fhub, make("inline", "t"))
     for bad in (math.nan, math.inf, -1.0):
