@@ -37,6 +37,15 @@ def require_ray() -> Any:
     return ray
 
 
+def _free_port() -> int:
+    """A free loopback port for the cluster's dashboard (8265 may be another cluster's)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class RayCluster:
     """The session's cluster: nodes by name, and nodes added or removed by a test."""
 
@@ -49,7 +58,7 @@ class RayCluster:
         self.node_cache = node_cache
         self.cluster = Cluster(initialize_head=True, head_node_args={
             "num_cpus": 1, "object_store_memory": _STORE, "include_dashboard": True,
-            "dashboard_host": "127.0.0.1"})
+            "dashboard_host": "127.0.0.1", "dashboard_port": _free_port()})
         self.nodes: dict[str, Any] = {}
         self.add("alpha", {"alpha": 1})
         self.add("beta", {"beta": 1})
