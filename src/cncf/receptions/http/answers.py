@@ -19,6 +19,7 @@ from starlette.types import Send
 from cncf.observation import Code, Observation
 from cncf.outcome import Outcome
 from cncf.receptions.http.status import status_of
+from cncf.receptions.render import outcome_json
 
 # built once: json.dumps() with options builds an encoder per call
 encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
@@ -30,13 +31,8 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def outcome_body(outcome: Outcome) -> dict[str, Any]:
-    """The CLI's ``--json`` object, with what the component printed when it printed."""
-    d = outcome.to_dict()
-    if outcome.stdout:
-        d["stdout"] = outcome.stdout
-    if outcome.stderr:
-        d["stderr"] = outcome.stderr
-    return d
+    """The CLI's ``--json`` object (one definition: ``render.outcome_json``)."""
+    return outcome_json(outcome)
 
 
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
