@@ -93,8 +93,9 @@ class LoopDriver:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self._cv = threading.Condition()
+        self._cv = threading.Condition(threading.Lock())  # not an RLock: the fast path pays two sections
         self._holder: int | None = None  # ident of the thread turning the loop
+        self._waiters = 0  # threads sleeping in _join (guarded by _cv)
         self.pump: Pump | None = None
 
     @property
@@ -130,8 +131,12 @@ class LoopDriver:
         fut.add_done_callback(self._wake)
         try:
             with self._cv:
-                while not fut.done() and self._holder is not None:
-                    self._cv.wait()
+                self._waiters += 1
+                try:
+                    while not fut.done() and self._holder is not None:
+                        self._cv.wait()
+                finally:
+                    self._waiters -= 1
                 if fut.done():
                     return fut.result()
                 self._holder = me
@@ -150,9 +155,13 @@ class LoopDriver:
             self._cv.notify_all()
 
     def _put_down(self) -> None:
-        with self._cv:
-            self._holder = None
-            self._cv.notify_all()
+        # No lock needed to drop the baton: a sleeper reads ``_holder`` under
+        # ``_cv`` and is inside ``wait()`` (which released it) before we can
+        # take ``_cv`` to wake it.
+        self._holder = None
+        if self._waiters:
+            with self._cv:
+                self._cv.notify_all()
         pump = self.pump
         if pump is not None:
             pump.poke()
