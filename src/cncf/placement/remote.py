@@ -289,11 +289,7 @@ class RemoteWorker(WorkerProcess):
             self._declare_dead()
 
     def _on_remote_exit(self) -> None:
-        self.channel.drain()  # results written just before the exit
-        if self.channel.dead is None:
-            self._declare_dead()
-        if self._exited is not None and not self._exited.done():
-            self._exited.set_result(None)
+        self._exit_observed()
 
     def _declare_dead(self) -> None:
         if self.channel.dead is not None:

@@ -261,7 +261,11 @@ class WorkerProcess:
         self._loop.remove_reader(self._pidfd)
         if self._proc is not None:
             self.returncode = self._poll()
-        # Dispatch anything written just before the exit (results that raced it).
+        self._exit_observed()
+
+    def _exit_observed(self) -> None:
+        """The process is gone: dispatch what it wrote just before (results that
+        raced the exit), then fail the rest and wake whoever awaits the exit."""
         self.channel.drain()
         if self.channel.dead is None:
             self._declare_dead()
