@@ -48,8 +48,10 @@ def _start(cmd: list[str], pattern: str, env: dict[str, str]) -> tuple[subproces
 async def _client(port: int, path: str, n: int, out: list[float]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     body = json.dumps({"value": "hello"}).encode()
-    req = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-           f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    req = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
     pc = time.perf_counter
     for _ in range(n):
         t = pc()
@@ -76,8 +78,21 @@ def main() -> list[Row]:
     env = dict(os.environ, PYTHONPATH=str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     with tempfile.TemporaryDirectory(prefix="cncf-bench-http-") as tmp:
         bare, bare_port = _start([sys.executable, str(ECHO / "bare.py")], r"^port (\d+)", env)
-        hub, hub_port = _start([sys.executable, "-m", "cncf", "serve", str(ECHO / "hub.toml"), "--port", "0",
-                                "--home", str(Path(tmp) / "home")], r"at http://127\.0\.0\.1:(\d+)/", env)
+        hub, hub_port = _start(
+            [
+                sys.executable,
+                "-m",
+                "cncf",
+                "serve",
+                str(ECHO / "hub.toml"),
+                "--port",
+                "0",
+                "--home",
+                str(Path(tmp) / "home"),
+            ],
+            r"at http://127\.0\.0\.1:(\d+)/",
+            env,
+        )
         try:
             runs: dict[tuple[str, int], list[tuple[float, float]]] = {}
             servers = [("bare", bare_port, "/echo"), ("hub", hub_port, "/rest/v1/echo/echo")]
@@ -85,8 +100,9 @@ def main() -> list[Row]:
                 for name, port, path in servers if r % 2 == 0 else servers[::-1]:  # alternate who goes first
                     for clients, n in ((1, N1), (8, N8)):
                         runs.setdefault((name, clients), []).append(asyncio.run(_measure(port, path, clients, n)))
-            best = {k: (statistics.median(m for m, _ in v), statistics.median(r for _, r in v))
-                    for k, v in runs.items()}
+            best = {
+                k: (statistics.median(m for m, _ in v), statistics.median(r for _, r in v)) for k, v in runs.items()
+            }
         finally:
             for p in (bare, hub):
                 p.send_signal(signal.SIGTERM)
@@ -104,5 +120,7 @@ def main() -> list[Row]:
 
 if __name__ == "__main__":
     for name, value, floor, unit in main():
-        print(f"{name:60} {value:10.1f} {unit:5} floor {floor:10.1f}  ratio {value / floor:.2f}x  "
-              f"added {value - floor:+.1f}")
+        print(
+            f"{name:60} {value:10.1f} {unit:5} floor {floor:10.1f}  ratio {value / floor:.2f}x  "
+            f"added {value - floor:+.1f}"
+        )

@@ -85,5 +85,8 @@ def main() -> list[Row]:
 
 if __name__ == "__main__":
     for name, value, floor, unit in main():
-        print(f"{name:45s} {value:9.2f} {unit}  floor {floor:8.2f} {unit}  overhead {value - floor:8.2f} {unit}"
-              f"  ratio {value / floor if floor else float('nan'):7.1f}x", file=sys.stdout)
+        print(
+            f"{name:45s} {value:9.2f} {unit}  floor {floor:8.2f} {unit}  overhead {value - floor:8.2f} {unit}"
+            f"  ratio {value / floor if floor else float('nan'):7.1f}x",
+            file=sys.stdout,
+        )

@@ -83,8 +83,21 @@ def _javac(work: Path, name: str, source: str, classpath: list[Path]) -> Path:
     src.mkdir()
     (src / f"{name}.java").write_text(source)
     out = work / f"{name}-classes"
-    subprocess.run(["javac", "--release", "8", "-nowarn", "-Xlint:-options", "-d", str(out),
-                    "-cp", os.pathsep.join(map(str, classpath)), str(src / f"{name}.java")], check=True)
+    subprocess.run(
+        [
+            "javac",
+            "--release",
+            "8",
+            "-nowarn",
+            "-Xlint:-options",
+            "-d",
+            str(out),
+            "-cp",
+            os.pathsep.join(map(str, classpath)),
+            str(src / f"{name}.java"),
+        ],
+        check=True,
+    )
     return out
 
 
@@ -99,8 +112,11 @@ def _jar(target: Path, roots: list[Path], bundle: tuple[Path, ...] = ()) -> Path
         for dep in bundle:
             with zipfile.ZipFile(dep) as src:
                 for info in src.infolist():
-                    if not info.is_dir() and info.filename not in seen and not info.filename.upper().endswith(
-                            (".SF", ".RSA", ".DSA")):
+                    if (
+                        not info.is_dir()
+                        and info.filename not in seen
+                        and not info.filename.upper().endswith((".SF", ".RSA", ".DSA"))
+                    ):
                         seen.add(info.filename)
                         zf.writestr(info.filename, src.read(info))
     return target
@@ -113,9 +129,10 @@ class RawEcho:
         classes = _javac(work, "RawEcho", RAW_ECHO, [build.host_jar])
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
-            [build.java, *startup_options(build), "-cp", f"{build.host_jar}{os.pathsep}{classes}",
-             "cncf.host.RawEcho"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+            [build.java, *startup_options(build), "-cp", f"{build.host_jar}{os.pathsep}{classes}", "cncf.host.RawEcho"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._w, self._readline = self.proc.stdin.write, self.proc.stdout.readline
@@ -210,16 +227,25 @@ def _run(work: Path, rows: list[Row]) -> list[Row]:
     if shutil.which("scalac") and library is not None:
         out = work / "scala-classes"
         out.mkdir()
-        subprocess.run(["scalac", "-nowarn", "-d", str(out), "-classpath", f"{build.api_jar}",
-                        *map(str, sorted(SCALA_SOURCES.rglob("*.scala")))], check=True)
+        subprocess.run(
+            [
+                "scalac",
+                "-nowarn",
+                "-d",
+                str(out),
+                "-classpath",
+                f"{build.api_jar}",
+                *map(str, sorted(SCALA_SOURCES.rglob("*.scala"))),
+            ],
+            check=True,
+        )
         scala_jar = _jar(work / "inventory-scala.jar", [out], (library.resolve(),))
 
     gc.disable()
     raw = RawEcho(build, work)
     try:
         start = asyncio.run(host_start(build))
-        rows.append(("jar: JVM host start to HELLO (target ≤ 500 ms)", start * 1e3, raw.start_seconds * 1e3,
-                     "ms"))
+        rows.append(("jar: JVM host start to HELLO (target ≤ 500 ms)", start * 1e3, raw.start_seconds * 1e3, "ms"))
 
         async def via_async() -> tuple[list[float], list[float]]:
             async with cncf.AsyncHub(home=work / "home-a") as ahub:
@@ -253,10 +279,22 @@ def _run(work: Path, rows: list[Row]) -> list[Row]:
 
             tiny = load_time(echo_jar, "bench.Echo", 22)  # the floor: a one-class jar
             if scala_jar is not None:
-                rows.append(("jar: Scala fat JAR load+instantiate, warm host (target ≤ 300 ms)",
-                             load_time(scala_jar, "demo.scala.Inventory", 22), tiny, "ms"))
-                rows.append(("jar: Scala Collaborator load+instantiate, warm host",
-                             load_time(scala_jar, "demo.scala.Ledger", 22), tiny, "ms"))
+                rows.append(
+                    (
+                        "jar: Scala fat JAR load+instantiate, warm host (target ≤ 300 ms)",
+                        load_time(scala_jar, "demo.scala.Inventory", 22),
+                        tiny,
+                        "ms",
+                    )
+                )
+                rows.append(
+                    (
+                        "jar: Scala Collaborator load+instantiate, warm host",
+                        load_time(scala_jar, "demo.scala.Ledger", 22),
+                        tiny,
+                        "ms",
+                    )
+                )
     finally:
         raw.close()
         gc.enable()

@@ -176,5 +176,7 @@ def _measure() -> list[Row]:
 
 if __name__ == "__main__":
     for name, value, floor, unit in main():
-        print(f"{name:60s} {value:10,.0f} {unit}  floor {floor:10,.0f} {unit}  ratio {value / floor:6.2f}x",
-              file=sys.stdout)
+        print(
+            f"{name:60s} {value:10,.0f} {unit}  floor {floor:10,.0f} {unit}  ratio {value / floor:6.2f}x",
+            file=sys.stdout,
+        )

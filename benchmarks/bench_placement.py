@@ -64,8 +64,9 @@ def main() -> list[Row]:
     from ray.cluster_utils import Cluster
 
     store = 78 * 1024 * 1024
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": store,
-                                                            "include_dashboard": False})
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": store, "include_dashboard": False}
+    )
     cluster.add_node(num_cpus=1, resources={"bench": 1}, object_store_memory=store)
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
@@ -75,8 +76,10 @@ def main() -> list[Row]:
         with tempfile.TemporaryDirectory() as home:
             hub = cncf.AsyncHub(home=Path(home))
             try:
-                for name, extra in (("local", {}), ("placed", {"placement": "ray",
-                                                             "placement_resources": {"bench": 0.5}})):
+                for name, extra in (
+                    ("local", {}),
+                    ("placed", {"placement": "ray", "placement_resources": {"bench": 0.5}}),
+                ):
                     handle = loop.run_until_complete(hub.load(COMPONENT, name=name, **extra))
                     assert handle.state == "ready", handle.observation
                 actor = ray.remote(_Echo).options(num_cpus=0, resources={"bench": 0.5}).remote()

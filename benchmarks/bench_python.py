@@ -68,8 +68,7 @@ class _RawPeer:
     def __init__(self) -> None:
         a_r, self.a_w = os.pipe()
         self.b_r, b_w = os.pipe()
-        self.proc = subprocess.Popen([PYTHON, "-I", "-S", "-c", _PEER, str(a_r), str(b_w)],
-                                     pass_fds=(a_r, b_w))
+        self.proc = subprocess.Popen([PYTHON, "-I", "-S", "-c", _PEER, str(a_r), str(b_w)], pass_fds=(a_r, b_w))
         os.close(a_r)
         os.close(b_w)
         self.i = 0

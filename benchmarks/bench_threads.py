@@ -79,13 +79,23 @@ def main() -> list[Row]:
         hub.load(INLINE, name="fi")
         hub.load(PYTHON, name="cp", max_concurrency=THREADS)  # its get is concurrent (operation level)
         hub.load(PYTHON, name="fp")
-        for name, selector, args in (("inline", "ci.block", {"seconds": SLEEP}),
-                                     ("python", "cp.get", {"delay": SLEEP})):
+        for name, selector, args in (
+            ("inline", "ci.block", {"seconds": SLEEP}),
+            ("python", "cp.get", {"delay": SLEEP}),
+        ):
             took = _batch(hub, selector, args)
-            rows.append((f"{name}: {THREADS} threads x {CALLS} calls of {SLEEP * 1e3:g} ms, "
-                         f"efficiency {ideal / took:.2f}", took * 1e3, ideal * 1e3, "ms"))
-        for name, busy, args, fast in (("inline", "ci.block", {"seconds": 1.0}, "fi.get"),
-                                       ("python", "cp.get", {"delay": 1.0}, "fp.increment")):
+            rows.append(
+                (
+                    f"{name}: {THREADS} threads x {CALLS} calls of {SLEEP * 1e3:g} ms, efficiency {ideal / took:.2f}",
+                    took * 1e3,
+                    ideal * 1e3,
+                    "ms",
+                )
+            )
+        for name, busy, args, fast in (
+            ("inline", "ci.block", {"seconds": 1.0}, "fi.get"),
+            ("python", "cp.get", {"delay": 1.0}, "fp.increment"),
+        ):
             loaded, idle = _neighbour(hub, busy, args, fast)
             rows.append((f"{name}: fast component median while another is busy", loaded * 1e3, idle * 1e3, "ms"))
     return rows
@@ -93,5 +103,6 @@ def main() -> list[Row]:
 
 if __name__ == "__main__":
     for name, value, floor, unit in main():
-        print(f"{name:70s} {value:9.3f} {unit}  floor {floor:8.3f} {unit}  ratio {value / floor:6.2f}x",
-              file=sys.stdout)
+        print(
+            f"{name:70s} {value:9.3f} {unit}  floor {floor:8.3f} {unit}  ratio {value / floor:6.2f}x", file=sys.stdout
+        )

@@ -44,8 +44,7 @@ def main(argv: list[str]) -> int:
             continue
         for name, value, floor, unit in rows:
             ratio = f"{value / floor:.2f}x" if floor else "-"
-            table.add_row(name, f"{value:,.2f} {unit}", f"{floor:,.2f} {unit}", f"{value - floor:,.2f} {unit}",
-                          ratio)
+            table.add_row(name, f"{value:,.2f} {unit}", f"{floor:,.2f} {unit}", f"{value - floor:,.2f} {unit}", ratio)
         table.add_row(f"[dim]{suite}: {time.perf_counter() - t0:.1f} s[/dim]", "", "", "", "")
     console.print(table)
     return status

@@ -23,8 +23,10 @@ perl -MJSON::PP -e1 >/dev/null 2>&1 || need+=(perl)   # the wire-protocol doc's 
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-$SUDO apt-get update -q
+# Nothing missing: nothing to fetch (a second run, e.g. the README's test
+# command after .ci/run's own install step, costs no apt-get update).
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
+  $SUDO apt-get update -q
   $SUDO apt-get install -y -q "${need[@]}"
 fi

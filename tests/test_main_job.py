@@ -17,8 +17,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def build_examples() -> None:
     """The README's first step: ``sh examples/build.sh`` (the Scala fat JAR)."""
     require_tool("scalac")
-    r = subprocess.run(["sh", str(ROOT / "examples" / "build.sh")], capture_output=True, text=True, timeout=600,
-                       env={**os.environ, "PYTHON": sys.executable})
+    r = subprocess.run(
+        ["sh", str(ROOT / "examples" / "build.sh")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert (ROOT / "examples" / "scala-inventory" / "build" / "inventory.jar").is_file(), r.stdout + r.stderr
 
@@ -28,9 +33,11 @@ def test_the_main_job_runs_every_bundled_example_as_expected(tmp_path):
     require_tool("java")
     build_examples()
     r = subprocess.run(
-        [sys.executable, "-m", "cncf", "run", str(ROOT / "examples" / "hub.toml"), "--json",
-         "--home", str(tmp_path)],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
+        [sys.executable, "-m", "cncf", "run", str(ROOT / "examples" / "hub.toml"), "--json", "--home", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
     )
     assert r.returncode == 0, r.stdout + r.stderr
     report = json.loads(r.stdout)

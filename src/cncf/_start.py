@@ -44,8 +44,11 @@ def classpath_of(check: _Checker, comp: Mapping[str, Any], form: str, base: Path
         if _GLOB & set(entry):
             matches = sorted(Path(m) for m in glob.glob(str(pattern), recursive=True) if Path(m).is_file())
             if not matches:
-                raise check.fail("component.classpath", entry,
-                                 f"a path or glob matching at least one jar (none match {str(pattern)!r})")
+                raise check.fail(
+                    "component.classpath",
+                    entry,
+                    f"a path or glob matching at least one jar (none match {str(pattern)!r})",
+                )
             out.extend(m.resolve() for m in matches)
         elif pattern.is_file():
             out.append(pattern.resolve())

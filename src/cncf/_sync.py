@@ -201,8 +201,7 @@ class Pump:
         until_idle: a coroutine function that returns once ``busy()`` is false.
     """
 
-    def __init__(self, driver: LoopDriver, busy: Callable[[], bool],
-                 until_idle: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, driver: LoopDriver, busy: Callable[[], bool], until_idle: Callable[[], Awaitable[None]]) -> None:
         self._driver = driver
         self._busy = busy
         self._until_idle = until_idle

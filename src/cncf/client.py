@@ -52,8 +52,15 @@ class RemoteComponent:
             ops = [f"{s}.{o}" for s, v in (d.get("services") or {}).items() for o in v]
         obs = d.get("observation")
         restarts = d.get("restarts", (d.get("restart") or {}).get("restarts", 0))
-        return cls(str(d["name"]), str(d.get("form", "")), str(d.get("state", "")),
-                   Observation.from_dict(obs) if obs else None, list(ops), int(restarts or 0), d)
+        return cls(
+            str(d["name"]),
+            str(d.get("form", "")),
+            str(d.get("state", "")),
+            Observation.from_dict(obs) if obs else None,
+            list(ops),
+            int(restarts or 0),
+            d,
+        )
 
 
 def _job(d: dict[str, Any]) -> Job:
@@ -61,15 +68,28 @@ def _job(d: dict[str, Any]) -> Job:
     outcome = None
     if out is not None:
         outcome = decode_outcome(json.dumps(out | {"call_id": out.get("call_id", d.get("call_id", ""))}), d["id"])
-    return Job(id=d["id"], state=JobState(d["state"]), target=d["target"], component=d.get("component", ""),
-               attempts=int(d.get("attempts", 0)), max_attempts=int(d.get("max_attempts", 0)),
-               created=float(d.get("created") or 0.0), started=d.get("started"), finished=d.get("finished"),
-               not_before=d.get("not_before"), outcome=outcome,
-               history=tuple(Attempt.from_dict(a) for a in d.get("history") or ()),
-               call_id=d.get("call_id", ""), correlation_id=d.get("correlation_id", ""),
-               idempotency_key=d.get("idempotency_key"), caller=d.get("caller", ""),
-               cancel_requested=bool(d.get("cancel_requested")), args=tuple(d.get("args") or ()),
-               kwargs=dict(d.get("kwargs") or {}), owner=d.get("owner"))
+    return Job(
+        id=d["id"],
+        state=JobState(d["state"]),
+        target=d["target"],
+        component=d.get("component", ""),
+        attempts=int(d.get("attempts", 0)),
+        max_attempts=int(d.get("max_attempts", 0)),
+        created=float(d.get("created") or 0.0),
+        started=d.get("started"),
+        finished=d.get("finished"),
+        not_before=d.get("not_before"),
+        outcome=outcome,
+        history=tuple(Attempt.from_dict(a) for a in d.get("history") or ()),
+        call_id=d.get("call_id", ""),
+        correlation_id=d.get("correlation_id", ""),
+        idempotency_key=d.get("idempotency_key"),
+        caller=d.get("caller", ""),
+        cancel_requested=bool(d.get("cancel_requested")),
+        args=tuple(d.get("args") or ()),
+        kwargs=dict(d.get("kwargs") or {}),
+        owner=d.get("owner"),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -86,14 +106,24 @@ class _Request:
     params: dict[str, str] | None = None
 
 
-def _call_request(selector: str, args: Any, timeout: float | None, correlation_id: str | None,
-                  idempotency_key: str | None, call_id: str | None = None) -> _Request | Outcome:
+def _call_request(
+    selector: str,
+    args: Any,
+    timeout: float | None,
+    correlation_id: str | None,
+    idempotency_key: str | None,
+    call_id: str | None = None,
+) -> _Request | Outcome:
     parts = selector.split(".") if isinstance(selector, str) else []
     if len(parts) not in (2, 3) or not all(parts):
-        return Outcome.failure(Observation.of(
-            Code.UNKNOWN_OPERATION,
-            f"{selector!r} is not a selector; expected 'component.operation' or 'component.service.operation'",
-            target=str(selector), call_id=new_call_id()))
+        return Outcome.failure(
+            Observation.of(
+                Code.UNKNOWN_OPERATION,
+                f"{selector!r} is not a selector; expected 'component.operation' or 'component.service.operation'",
+                target=str(selector),
+                call_id=new_call_id(),
+            )
+        )
     headers = {"content-type": "application/json"}
     if timeout is not None:
         headers["x-cncf-timeout"] = json.dumps(timeout) if isinstance(timeout, int | float) else str(timeout)
@@ -105,25 +135,36 @@ def _call_request(selector: str, args: Any, timeout: float | None, correlation_i
         headers["x-cncf-call-id"] = call_id  # so that cancel(call_id) can reach it
     if isinstance(args, Arguments):
         if args.args and args.kwargs:
-            return Outcome.failure(Observation.of(
-                Code.INVALID_ARGUMENTS, "over HTTP a call carries named or positional arguments, not both",
-                target=selector, call_id=new_call_id()))
+            return Outcome.failure(
+                Observation.of(
+                    Code.INVALID_ARGUMENTS,
+                    "over HTTP a call carries named or positional arguments, not both",
+                    target=selector,
+                    call_id=new_call_id(),
+                )
+            )
         args = dict(args.kwargs) if args.kwargs else list(args.args)
     if isinstance(args, tuple):
         args = list(args)
     try:
         body = None if args is None else json.dumps(args, allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
-        return Outcome.failure(Observation.of(
-            Code.INVALID_ARGUMENTS, f"the arguments cannot cross as JSON: {exc}", target=selector,
-            call_id=new_call_id()))
+        return Outcome.failure(
+            Observation.of(
+                Code.INVALID_ARGUMENTS,
+                f"the arguments cannot cross as JSON: {exc}",
+                target=selector,
+                call_id=new_call_id(),
+            )
+        )
     path = "/rest/v1/" + "/".join(urllib.parse.quote(p, safe="") for p in parts)
     return _Request("POST", path, headers, body)
 
 
 def _unreachable(url: str, what: str, status: int | None = None, target: str = "") -> Observation:
-    return Observation.of(Code.HUB_UNREACHABLE, f"the hub at {url} {what}", stage=Stage.RECEPTION,
-                          target=target, url=url, status=status)
+    return Observation.of(
+        Code.HUB_UNREACHABLE, f"the hub at {url} {what}", stage=Stage.RECEPTION, target=target, url=url, status=status
+    )
 
 
 def _outcome(status: int, headers: Any, text: bytes, url: str, target: str) -> Outcome:
@@ -133,15 +174,22 @@ def _outcome(status: int, headers: Any, text: bytes, url: str, target: str) -> O
         if not isinstance(d, dict) or "ok" not in d:
             raise ValueError("not an Outcome")
     except ValueError:
-        return Outcome.failure(_unreachable(url, f"answered {status} with something that is not an Outcome",
-                                            status, target))
+        return Outcome.failure(
+            _unreachable(url, f"answered {status} with something that is not an Outcome", status, target)
+        )
     call_id = headers.get("x-cncf-call-id", "")
     if d["ok"]:
         job = d.get("job")
         if status == 202 and isinstance(job, dict):
             return Outcome(call_id, job_id=str(job["id"]), queued=True)
-        return Outcome(call_id, value=d.get("value"), stdout=d.get("stdout", ""), stderr=d.get("stderr", ""),
-                       job_id=d.get("job_id"), queued=bool(d.get("queued")))
+        return Outcome(
+            call_id,
+            value=d.get("value"),
+            stdout=d.get("stdout", ""),
+            stderr=d.get("stderr", ""),
+            job_id=d.get("job_id"),
+            queued=bool(d.get("queued")),
+        )
     obs = Observation.from_dict(d["observation"])
     return Outcome(obs.call_id or call_id, observation=obs, stdout=d.get("stdout", ""), stderr=d.get("stderr", ""))
 
@@ -165,12 +213,21 @@ def _raise_for(status: int, d: Any, url: str) -> None:
 def _wait_outcome(job: Job, timeout: float | None) -> Outcome:
     if job.done and job.outcome is not None:
         return job.outcome
-    return Outcome(job.call_id or job.id, job_id=job.id, observation=Observation.of(
-        Code.WAIT_TIMEOUT,
-        f"job {job.id} is still {job.state.value} after waiting {timeout or 0:g}s; the job goes on "
-        "(wait again, or cancel it)",
-        stage=Stage.WAIT, target=job.target, call_id=job.call_id, job_id=job.id, job_state=job.state.value,
-        limit="wait"))
+    return Outcome(
+        job.call_id or job.id,
+        job_id=job.id,
+        observation=Observation.of(
+            Code.WAIT_TIMEOUT,
+            f"job {job.id} is still {job.state.value} after waiting {timeout or 0:g}s; the job goes on "
+            "(wait again, or cancel it)",
+            stage=Stage.WAIT,
+            target=job.target,
+            call_id=job.call_id,
+            job_id=job.id,
+            job_state=job.state.value,
+            limit="wait",
+        ),
+    )
 
 
 def _headers(token: str | None) -> dict[str, str]:
@@ -190,8 +247,9 @@ class RemoteHub:
         import httpx
 
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, headers=_headers(token),
-                                  timeout=httpx.Timeout(timeout, connect=10.0), trust_env=False)
+        self._http = httpx.Client(
+            base_url=self.url, headers=_headers(token), timeout=httpx.Timeout(timeout, connect=10.0), trust_env=False
+        )
         self._errors: tuple[type[BaseException], ...] = (httpx.HTTPError,)
 
     def __enter__(self) -> RemoteHub:
@@ -219,9 +277,17 @@ class RemoteHub:
         _raise_for(status, d, self.url)
         return d
 
-    def call(self, selector: str, args: Any = None, *, timeout: float | None = None,
-             correlation_id: str | None = None, caller: str = "http", call_id: str | None = None,
-             idempotency_key: str | None = None) -> Outcome:
+    def call(
+        self,
+        selector: str,
+        args: Any = None,
+        *,
+        timeout: float | None = None,
+        correlation_id: str | None = None,
+        caller: str = "http",
+        call_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Outcome:
         """As ``Hub.call``; never raises (an unreachable hub is ``hub_unreachable``)."""
         req = _call_request(selector, args, timeout, correlation_id, idempotency_key, call_id)
         if isinstance(req, Outcome):
@@ -275,8 +341,11 @@ class RemoteHub:
         try:
             while True:
                 left = _MAX_POLL if deadline is None else max(0.0, min(_MAX_POLL, deadline - time.monotonic()))
-                job = _job(self._json("GET", f"/hub/v1/jobs/{urllib.parse.quote(job_id, safe='')}",
-                                      params={"wait": f"{left:.3f}"}))
+                job = _job(
+                    self._json(
+                        "GET", f"/hub/v1/jobs/{urllib.parse.quote(job_id, safe='')}", params={"wait": f"{left:.3f}"}
+                    )
+                )
                 if job.done or (deadline is not None and time.monotonic() >= deadline):
                     return _wait_outcome(job, timeout)
         except ObservationError as exc:
@@ -305,8 +374,9 @@ class AsyncRemoteHub:
         import httpx
 
         self.url = url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.url, headers=_headers(token),
-                                       timeout=httpx.Timeout(timeout, connect=10.0), trust_env=False)
+        self._http = httpx.AsyncClient(
+            base_url=self.url, headers=_headers(token), timeout=httpx.Timeout(timeout, connect=10.0), trust_env=False
+        )
         self._errors: tuple[type[BaseException], ...] = (httpx.HTTPError,)
 
     async def __aenter__(self) -> AsyncRemoteHub:
@@ -334,9 +404,17 @@ class AsyncRemoteHub:
         _raise_for(status, d, self.url)
         return d
 
-    async def call(self, selector: str, args: Any = None, *, timeout: float | None = None,
-                   correlation_id: str | None = None, caller: str = "http", call_id: str | None = None,
-                   idempotency_key: str | None = None) -> Outcome:
+    async def call(
+        self,
+        selector: str,
+        args: Any = None,
+        *,
+        timeout: float | None = None,
+        correlation_id: str | None = None,
+        caller: str = "http",
+        call_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Outcome:
         req = _call_request(selector, args, timeout, correlation_id, idempotency_key, call_id)
         if isinstance(req, Outcome):
             return req
@@ -362,8 +440,11 @@ class AsyncRemoteHub:
         try:
             while True:
                 left = _MAX_POLL if deadline is None else max(0.0, min(_MAX_POLL, deadline - time.monotonic()))
-                job = _job(await self._json("GET", f"/hub/v1/jobs/{urllib.parse.quote(job_id, safe='')}",
-                                            params={"wait": f"{left:.3f}"}))
+                job = _job(
+                    await self._json(
+                        "GET", f"/hub/v1/jobs/{urllib.parse.quote(job_id, safe='')}", params={"wait": f"{left:.3f}"}
+                    )
+                )
                 if job.done or (deadline is not None and time.monotonic() >= deadline):
                     return _wait_outcome(job, timeout)
         except ObservationError as exc:

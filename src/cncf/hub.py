@@ -94,8 +94,9 @@ class AsyncHub:
         if self.home.is_dir():
             private_dir(self.home)  # narrowed if an older hub left it world-readable
         ownership.reap_orphans()  # processes a hub killed with -9 left (only without PID namespaces)
-        self._context = BoundaryContext(home=self.home, cache_dir=cache_dir(self.home), progress=progress,
-                                        allow_loader_env=allow_loader_env)
+        self._context = BoundaryContext(
+            home=self.home, cache_dir=cache_dir(self.home), progress=progress, allow_loader_env=allow_loader_env
+        )
         self._components: dict[str, Component] = {}
         self._handles: dict[str, ComponentHandle] = {}
         self._boundaries: dict[str, Boundary] = {}
@@ -135,22 +136,34 @@ class AsyncHub:
             if refusal is not None:
                 raise Failed(refusal)
         except Exception as exc:  # load never raises: a defect in reading is still data
-            obs = exc.observation if isinstance(exc, Failed) else Observation.of(
-                Code.INTERNAL_ERROR, f"reading {target_s!r} failed: {exc!r}", stage=Stage.LOAD, cause=exc)
+            obs = (
+                exc.observation
+                if isinstance(exc, Failed)
+                else Observation.of(
+                    Code.INTERNAL_ERROR, f"reading {target_s!r} failed: {exc!r}", stage=Stage.LOAD, cause=exc
+                )
+            )
             name = str(overrides.get("name") or _default_name(Path(target_s.replace("\0", ""))))
-            spec = ComponentSpec(name=name, form=str(overrides.get("form") or "unknown"),
-                                 artifact=Path(target_s), base_dir=Path(target_s).parent)
+            spec = ComponentSpec(
+                name=name,
+                form=str(overrides.get("form") or "unknown"),
+                artifact=Path(target_s),
+                base_dir=Path(target_s).parent,
+            )
             comp = Component(spec, None)
             comp._fail(obs)
             return self._register(comp, target_s, overrides)
         existing = self._components.get(normalize(spec.name))
         if existing is not None and existing.state is not State.UNLOADED:
             comp = Component(spec, None)
-            comp._fail(Observation.of(
-                Code.COMPONENT_CONFLICT,
-                f"a component named {spec.name!r} is already loaded (from {existing.spec.artifact}); "
-                "give this one another name (name=... or --name)",
-                target=spec.name))
+            comp._fail(
+                Observation.of(
+                    Code.COMPONENT_CONFLICT,
+                    f"a component named {spec.name!r} is already loaded (from {existing.spec.artifact}); "
+                    "give this one another name (name=... or --name)",
+                    target=spec.name,
+                )
+            )
             return ComponentHandle(comp, target_s, overrides)
         comp = Component(spec, self._boundary(spec.form))
         handle = self._register(comp, target_s, overrides)
@@ -173,7 +186,10 @@ class AsyncHub:
             "the hub without isolation; this reception runs it only when you ask: pass --form inline "
             "(or form = \"inline\" in the hub file's own [[component]] entry), or drop the manifest's "
             "form to run it as 'python' in a worker process",
-            stage=Stage.LOAD, file=spec.manifest_path, form="inline")
+            stage=Stage.LOAD,
+            file=spec.manifest_path,
+            form="inline",
+        )
 
     def _register(self, comp: Component, target: str, overrides: dict[str, Any]) -> ComponentHandle:
         key = normalize(comp.name)
@@ -232,15 +248,28 @@ class AsyncHub:
         ``idempotency_key``, a second submission with the same key returns the
         first job's id instead of queueing another (other policies ignore it)."""
         try:
-            dispatched = self.engine.dispatch(selector, args, timeout=timeout, caller=caller,
-                                              correlation_id=correlation_id, call_id=call_id,
-                                              idempotency_key=idempotency_key)
+            dispatched = self.engine.dispatch(
+                selector,
+                args,
+                timeout=timeout,
+                caller=caller,
+                correlation_id=correlation_id,
+                call_id=call_id,
+                idempotency_key=idempotency_key,
+            )
         except Failed as exc:
             return Outcome.failure(exc.observation)
         except Exception as exc:  # a defect in dispatch: still one Outcome
-            return Outcome.failure(Observation.of(
-                Code.INTERNAL_ERROR, f"the hub failed while dispatching {selector!r}: {exc!r}",
-                stage=Stage.DISPATCH, target=str(selector), call_id=call_id or "", cause=exc))
+            return Outcome.failure(
+                Observation.of(
+                    Code.INTERNAL_ERROR,
+                    f"the hub failed while dispatching {selector!r}: {exc!r}",
+                    stage=Stage.DISPATCH,
+                    target=str(selector),
+                    call_id=call_id or "",
+                    cause=exc,
+                )
+            )
         if dispatched.entry.policy.mode is Mode.QUEUE:
             jobs = await self._ensure_jobs()
             return await jobs.enqueue(dispatched)
@@ -261,8 +290,13 @@ class AsyncHub:
         if self._jobs is None:
             from cncf.jobs import JobSystem  # lazy: SQLite only when jobs are used
 
-            self._jobs = JobSystem(self.home, self.engine, self._components, workers=self._job_workers,
-                                   sources=lambda: {k: (h._target, h._overrides) for k, h in self._handles.items()})
+            self._jobs = JobSystem(
+                self.home,
+                self.engine,
+                self._components,
+                workers=self._job_workers,
+                sources=lambda: {k: (h._target, h._overrides) for k, h in self._handles.items()},
+            )
             await self._jobs.start()
         else:
             self._jobs.poke()  # a component was (re)loaded: its queued jobs may run now
@@ -357,22 +391,45 @@ class Hub:
     def load(self, target: str | os.PathLike[str], **overrides: Any) -> ComponentHandle:
         return self._run(self._async.load(target, **overrides))
 
-    def call(self, selector: str, args: Any = None, *, timeout: float | None = None,
-             correlation_id: str | None = None, caller: str = "api", call_id: str | None = None,
-             idempotency_key: str | None = None) -> Outcome:
+    def call(
+        self,
+        selector: str,
+        args: Any = None,
+        *,
+        timeout: float | None = None,
+        correlation_id: str | None = None,
+        caller: str = "api",
+        call_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Outcome:
         """As :meth:`AsyncHub.call`, blocking; never raises."""
         if self._loop.is_closed():
             return Outcome.failure(Observation.of(Code.HUB_CLOSED, "this hub is closed", target=str(selector)))
         try:
-            return self._run(self._async.call(selector, args, timeout=timeout, caller=caller,
-                                              correlation_id=correlation_id, call_id=call_id,
-                                              idempotency_key=idempotency_key),
-                             eager=lambda: self._async.engine.settled(selector))
+            return self._run(
+                self._async.call(
+                    selector,
+                    args,
+                    timeout=timeout,
+                    caller=caller,
+                    correlation_id=correlation_id,
+                    call_id=call_id,
+                    idempotency_key=idempotency_key,
+                ),
+                eager=lambda: self._async.engine.settled(selector),
+            )
         except BaseException as exc:  # KeyboardInterrupt in the caller's thread, a closed loop, ...
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
-            return Outcome.failure(Observation.of(Code.INTERNAL_ERROR, f"the hub failed: {exc!r}",
-                                                  stage=Stage.DISPATCH, target=str(selector), cause=exc))
+            return Outcome.failure(
+                Observation.of(
+                    Code.INTERNAL_ERROR,
+                    f"the hub failed: {exc!r}",
+                    stage=Stage.DISPATCH,
+                    target=str(selector),
+                    cause=exc,
+                )
+            )
 
     def cancel(self, call_id: str) -> bool:
         """Cancel a call by id, from any thread (its Outcome says how it ended)."""

@@ -110,9 +110,7 @@ class _Checker:
         for key in table:
             if key not in allowed:
                 hint = difflib.get_close_matches(key, allowed, n=1)
-                expected = f"one of: {', '.join(allowed)}" + (
-                    f" (did you mean '{hint[0]}'?)" if hint else ""
-                )
+                expected = f"one of: {', '.join(allowed)}" + (f" (did you mean '{hint[0]}'?)" if hint else "")
                 raise self.fail(f"{prefix}{key}", table[key], expected)
 
     def string(self, table: Mapping[str, Any], key: str, prefix: str) -> str | None:
@@ -133,8 +131,9 @@ class _Checker:
             raise self.fail(prefix + key, v, "one of " + ", ".join(f"'{c}'" for c in choices))
         return str(v)
 
-    def number(self, table: Mapping[str, Any], key: str, prefix: str, *, integer: bool = False,
-               minimum: float = 0.0) -> Any:
+    def number(
+        self, table: Mapping[str, Any], key: str, prefix: str, *, integer: bool = False, minimum: float = 0.0
+    ) -> Any:
         v = table.get(key)
         if v is None:
             return None
@@ -176,14 +175,43 @@ class _Checker:
 
 _POLICY_KEYS = ("policy", "max_concurrency", "wait_timeout", "run_timeout", "cancel_grace", "max_attempts")
 COMPONENT_KEYS = (
-    "name", "form", "entry", "artifact", "requirements", "wheels", "interpreter", "command",
-    "restart", "max_restarts", "restart_period", "restart_backoff", "memory_limit",
-    "isolation", "jvm_options", "env", "classpath", "init", "build_constraints", "inherit_env", *PLACEMENT_KEYS,
+    "name",
+    "form",
+    "entry",
+    "artifact",
+    "requirements",
+    "wheels",
+    "interpreter",
+    "command",
+    "restart",
+    "max_restarts",
+    "restart_period",
+    "restart_backoff",
+    "memory_limit",
+    "isolation",
+    "jvm_options",
+    "env",
+    "classpath",
+    "init",
+    "build_constraints",
+    "inherit_env",
+    *PLACEMENT_KEYS,
     *_POLICY_KEYS,
 )
 _TOP_KEYS = ("component", "services", "operations")
-_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
-          "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1024**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1024**3,
+    "gib": 1024**3,
+}
 
 
 def _memory(check: _Checker, table: Mapping[str, Any]) -> int | None:
@@ -212,8 +240,15 @@ def placement_resources(check: _Checker, table: Mapping[str, Any], prefix: str) 
         raise check.fail(prefix + "placement_resources", v, expected)
     out: dict[str, float] = {}
     for name, amount in v.items():
-        if (not isinstance(name, str) or not name.strip() or "\0" in name or isinstance(amount, bool)
-                or not isinstance(amount, int | float) or not math.isfinite(amount) or amount <= 0):
+        if (
+            not isinstance(name, str)
+            or not name.strip()
+            or "\0" in name
+            or isinstance(amount, bool)
+            or not isinstance(amount, int | float)
+            or not math.isfinite(amount)
+            or amount <= 0
+        ):
             raise check.fail(f"{prefix}placement_resources.{name}", amount, expected)
         out[name] = float(amount)
     return out
@@ -243,8 +278,10 @@ def _parse_toml(data: str | bytes, source: str) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise Failed(
             Observation.of(
-                Code.INVALID_MANIFEST, f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                "TOML files must be UTF-8", file=source)
+                Code.INVALID_MANIFEST,
+                f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start}); TOML files must be UTF-8",
+                file=source,
+            )
         ) from None
     except RecursionError:
         raise Failed(
@@ -252,9 +289,7 @@ def _parse_toml(data: str | bytes, source: str) -> dict[str, Any]:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise Failed(
-            Observation.of(
-                Code.INVALID_MANIFEST, f"{source}: not valid TOML: {exc}", file=source, cause=exc
-            )
+            Observation.of(Code.INVALID_MANIFEST, f"{source}: not valid TOML: {exc}", file=source, cause=exc)
         ) from None
 
 
@@ -424,8 +459,7 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
         classpath=classpath_of(check, comp, form, base),
         build_constraints=build_constraints_of(check, comp, form),
         init=init_of(check, comp, form),
-        name=name
-        or (_entry_name(entry) if form == "inline" and not found else _default_name(artifact)),
+        name=name or (_entry_name(entry) if form == "inline" and not found else _default_name(artifact)),
         form=form,
         artifact=artifact,
         base_dir=base,

@@ -24,8 +24,15 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MAX_MEMORY", "NUMBER_RANGES", "env_problem", "name_problem", "number_problem",
-           "requirement_problem", "text_problem"]
+__all__ = [
+    "MAX_MEMORY",
+    "NUMBER_RANGES",
+    "env_problem",
+    "name_problem",
+    "number_problem",
+    "requirement_problem",
+    "text_problem",
+]
 
 #: The largest memory limit the kernel's rlimits take (``RLIM_INFINITY`` is 2**64-1; the
 #: signed ``int64`` bound keeps every form's conversion exact).
@@ -70,7 +77,7 @@ def name_problem(name: str) -> str | None:
 def env_problem(env: Any) -> tuple[str, str] | None:
     """(key, expected) for the first bad entry of a manifest ``env`` table."""
     if not isinstance(env, Mapping):
-        return "env", "a table of string values, e.g. env = { LOG_LEVEL = \"debug\" }"
+        return "env", 'a table of string values, e.g. env = { LOG_LEVEL = "debug" }'
     for k, v in env.items():
         if not isinstance(k, str) or not k or "=" in k or "\0" in k:
             return f"env.{k}", "a variable name without '=' or NUL"

@@ -40,11 +40,7 @@ class PolicySpec:
         """This level's settings on top of ``base`` (self wins where set)."""
         return PolicySpec(
             **{
-                f.name: (
-                    getattr(self, f.name)
-                    if getattr(self, f.name) is not None
-                    else getattr(base, f.name)
-                )
+                f.name: (getattr(self, f.name) if getattr(self, f.name) is not None else getattr(base, f.name))
                 for f in dataclasses.fields(PolicySpec)
             }
         )

@@ -36,8 +36,9 @@ class Resolution:
 
     __slots__ = ("service", "operation", "candidates", "ambiguous")
 
-    def __init__(self, service: str | None, operation: str | None, candidates: list[str],
-                 ambiguous: bool = False) -> None:
+    def __init__(
+        self, service: str | None, operation: str | None, candidates: list[str], ambiguous: bool = False
+    ) -> None:
         self.service = service
         self.operation = operation
         self.candidates = candidates

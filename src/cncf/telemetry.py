@@ -86,24 +86,38 @@ class CallTracer:
         target = call.target
         obs = outcome.observation
         attrs: dict[str, Any] = {
-            "rpc.system.name": "cncf", "rpc.service": f"{target.component}.{target.service}",
-            "rpc.method": target.operation, "cncf.call_id": call.id, "cncf.caller": call.context.caller,
+            "rpc.system.name": "cncf",
+            "rpc.service": f"{target.component}.{target.service}",
+            "rpc.method": target.operation,
+            "cncf.call_id": call.id,
+            "cncf.caller": call.context.caller,
             "cncf.correlation_id": call.context.correlation_id,
         }
         if obs is not None:
             attrs["error.type"] = obs.code.value
             attrs["cncf.stage"] = obs.stage.value
-        server = self._tracer.start_span(f"{target.component}.{target.service}/{target.operation}",
-                                         kind=self._server, start_time=ns(event.started), attributes=attrs)
+        server = self._tracer.start_span(
+            f"{target.component}.{target.service}/{target.operation}",
+            kind=self._server,
+            start_time=ns(event.started),
+            attributes=attrs,
+        )
         if obs is not None:
             server.set_status(self._Status(self._code.ERROR, obs.code.value))
         executed = getattr(event, "executed", None)
         hop_start = executed if isinstance(executed, float) else event.started
         ctx = self._trace.set_span_in_context(server)
-        hop = self._tracer.start_span(f"{target.component} {self._forms(target.component)} boundary", context=ctx,
-                                      kind=self._client, start_time=ns(hop_start),
-                                      attributes={"rpc.system.name": "cncf", "cncf.form": self._forms(target.component),
-                                                  **({"error.type": obs.code.value} if obs is not None else {})})
+        hop = self._tracer.start_span(
+            f"{target.component} {self._forms(target.component)} boundary",
+            context=ctx,
+            kind=self._client,
+            start_time=ns(hop_start),
+            attributes={
+                "rpc.system.name": "cncf",
+                "cncf.form": self._forms(target.component),
+                **({"error.type": obs.code.value} if obs is not None else {}),
+            },
+        )
         if obs is not None:
             hop.set_status(self._Status(self._code.ERROR, obs.code.value))
         hop.end(end_time=ns(event.ended))

@@ -51,7 +51,8 @@ DOORS = ("async", "sync")
 #: boundary of every process form placed on a node of that Ray cluster: the same
 #: assertions, only where the worker lives changes (docs/placement.md).
 PLACED: dict[str, Any] = (
-    {"placement": os.environ["CNCF_TEST_PLACEMENT"]} if os.environ.get("CNCF_TEST_PLACEMENT") else {})
+    {"placement": os.environ["CNCF_TEST_PLACEMENT"]} if os.environ.get("CNCF_TEST_PLACEMENT") else {}
+)
 #: Generous bound for "this happened promptly" on a loaded machine; every
 #: such assertion compares against a limit of 0.2-0.5 s and an operation that
 #: would take several seconds if the contract were broken.
@@ -89,17 +90,32 @@ def contract_jar(jvm: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _form(name: str, request: pytest.FixtureRequest) -> Form:
     if name in ("inline", "python"):
-        return Form(name, CONTRACT / name, "contract_component:Contract", "contract_component:Broken",
-                    {"form": name, "entry": "contract_component:Contract", "artifact": str(PYTHON_DIR)})
+        return Form(
+            name,
+            CONTRACT / name,
+            "contract_component:Contract",
+            "contract_component:Broken",
+            {"form": name, "entry": "contract_component:Contract", "artifact": str(PYTHON_DIR)},
+        )
     if name == "command":
         require_tool("node")
         js = COMMAND_DIR / "contract.js"
-        return Form(name, COMMAND_DIR, "contract.js:Contract", "contract.js:Broken",
-                    {"form": "command", "command": ["node", str(NODE_WORKER)], "entry": f"{js}:Contract"})
+        return Form(
+            name,
+            COMMAND_DIR,
+            "contract.js:Contract",
+            "contract.js:Broken",
+            {"form": "command", "command": ["node", str(NODE_WORKER)], "entry": f"{js}:Contract"},
+        )
     if name == "jar":
         jar: Path = request.getfixturevalue("contract_jar")
-        return Form(name, jar, "contract.Contract", "contract.Broken",
-                    {"form": "jar", "entry": "contract.Contract", "artifact": str(jar), "isolation": "process"})
+        return Form(
+            name,
+            jar,
+            "contract.Contract",
+            "contract.Broken",
+            {"form": "jar", "entry": "contract.Contract", "artifact": str(jar), "isolation": "process"},
+        )
     raise ValueError(name)
 
 
@@ -314,7 +330,7 @@ def descendants() -> set[int]:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         if fields[0] != "Z":
             parents[int(entry)] = int(fields[1])
     me, found = os.getpid(), set()
@@ -337,8 +353,9 @@ def toml_value(value: Any) -> str:
     raise TypeError(value)
 
 
-def write_manifest(folder: Path, form: Form, component: dict[str, Any],
-                   tables: dict[str, dict[str, Any]] | None = None) -> Path:
+def write_manifest(
+    folder: Path, form: Form, component: dict[str, Any], tables: dict[str, dict[str, Any]] | None = None
+) -> Path:
     """A ``cncf.toml`` for the contract component of ``form`` with the given
     [component] keys and further tables (``{"services.x": {...}, 'operations."x.y"': {...}}``)."""
     folder.mkdir(parents=True, exist_ok=True)

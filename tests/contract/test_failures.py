@@ -38,9 +38,7 @@ def test_an_operation_that_raises_is_a_raised_observation_and_the_component_keep
     assert hub.call(f"{NAME}.increment", [1]).value == 4  # same instance, state kept
 
 
-def test_an_unknown_operation_is_a_dispatch_observation_listing_the_candidates(
-    hub: Door, load: Loader
-) -> None:
+def test_an_unknown_operation_is_a_dispatch_observation_listing_the_candidates(hub: Door, load: Loader) -> None:
     load()
     out = hub.call(f"{NAME}.incremnt", [1])
     obs = out.observation
@@ -54,8 +52,12 @@ def test_an_unknown_operation_is_a_dispatch_observation_listing_the_candidates(
 def test_exactly_one_outcome_per_call_from_concurrent_callers(hub: Door, load: Loader) -> None:
     load(policy="concurrent", max_concurrency=4, wait_timeout=0.2)
     plan = [
-        ("increment", [1]), ("fail", ["x"]), ("nope", None), ("probe", ["p", 0.05]),
-        ("sleep", [0.4]), ("echo", [VALUE]),
+        ("increment", [1]),
+        ("fail", ["x"]),
+        ("nope", None),
+        ("probe", ["p", 0.05]),
+        ("sleep", [0.4]),
+        ("echo", [VALUE]),
     ]
     futures = {}
     for i in range(36):
@@ -64,7 +66,10 @@ def test_exactly_one_outcome_per_call_from_concurrent_callers(hub: Door, load: L
     outcomes = {cid: (op, f.result(timeout=60)) for cid, (op, f) in futures.items()}
     assert all(isinstance(o, cncf.Outcome) and o.call_id == cid for cid, (_, o) in outcomes.items())
     allowed = {  # a burst on a limit of 4 with wait_timeout 0.2: any call may time out waiting
-        "increment": {None}, "fail": {Code.RAISED}, "probe": {None}, "echo": {None},
+        "increment": {None},
+        "fail": {Code.RAISED},
+        "probe": {None},
+        "echo": {None},
         "sleep": {Code.TIMED_OUT},
     }
     seen: set[Code | None] = set()
@@ -76,6 +81,5 @@ def test_exactly_one_outcome_per_call_from_concurrent_callers(hub: Door, load: L
         else:
             assert code in allowed[op] | {Code.WAIT_TIMEOUT}, (op, o.observation)
     assert {None, Code.RAISED, Code.UNKNOWN_OPERATION} <= seen
-    assert hub.call(f"{NAME}.get").value == sum(
-        1 for op, o in outcomes.values() if op == "increment" and o.ok)
+    assert hub.call(f"{NAME}.get").value == sum(1 for op, o in outcomes.values() if op == "increment" and o.ok)
     assert hub.inspect(NAME)["calls"]["running"] == 0 and hub.inspect(NAME)["calls"]["waiting"] == 0

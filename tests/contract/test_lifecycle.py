@@ -34,9 +34,7 @@ def test_busy_while_a_call_runs_then_ready(hub: Door, load: Loader) -> None:
     assert handle.state == "ready"
 
 
-def test_failed_load_gives_a_failed_handle_and_every_call_its_observation(
-    hub: Door, form: Form
-) -> None:
+def test_failed_load_gives_a_failed_handle_and_every_call_its_observation(hub: Door, form: Form) -> None:
     handle = hub.load(form.target, entry=form.broken_entry)
     assert handle.state == "failed"
     obs = handle.observation

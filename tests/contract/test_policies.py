@@ -49,15 +49,19 @@ def test_concurrent_overlaps_up_to_its_limit_and_not_beyond(hub: Door, load: Loa
 
 
 def test_policy_levels_resolve_field_by_field(hub: Door, form: Form, tmp_path: Path) -> None:
-    manifest = write_manifest(tmp_path / "levels", form, {"policy": "concurrent", "max_concurrency": 3,
-                                                          "run_timeout": 30}, {
-        "services.wide": {"operations": ["probe", "stats", "reset", "sleep"]},
-        "services.pair": {"operations": ["probe"], "max_concurrency": 2},
-        "services.narrow": {"operations": ["probe"], "policy": "serialize"},
-        "services.tight": {"operations": ["probe"], "policy": "serialize"},
-        'operations."tight.probe"': {"policy": "concurrent"},
-        'operations."wide.sleep"': {"run_timeout": 0.3},
-    })
+    manifest = write_manifest(
+        tmp_path / "levels",
+        form,
+        {"policy": "concurrent", "max_concurrency": 3, "run_timeout": 30},
+        {
+            "services.wide": {"operations": ["probe", "stats", "reset", "sleep"]},
+            "services.pair": {"operations": ["probe"], "max_concurrency": 2},
+            "services.narrow": {"operations": ["probe"], "policy": "serialize"},
+            "services.tight": {"operations": ["probe"], "policy": "serialize"},
+            'operations."tight.probe"': {"policy": "concurrent"},
+            'operations."wide.sleep"': {"run_timeout": 0.3},
+        },
+    )
     handle = hub.load(manifest)
     assert handle.state == "ready", handle.observation
     # (service, expected peak): component level; service sets only the limit; service
@@ -68,7 +72,10 @@ def test_policy_levels_resolve_field_by_field(hub: Door, form: Form, tmp_path: P
         assert all(o.ok for o in outs), (service, [o.observation for o in outs])
         assert hub.call(f"{NAME}.stats").value["peak"] == peak, service
     assert {k: _policy(hub, "pair", "probe")[k] for k in ("policy", "max_concurrency", "run_timeout")} == {
-        "policy": "concurrent", "max_concurrency": 2, "run_timeout": 30}
+        "policy": "concurrent",
+        "max_concurrency": 2,
+        "run_timeout": 30,
+    }
     # An operation that sets only run_timeout keeps the component's policy.
     assert _policy(hub, "wide", "sleep")["policy"] == "concurrent"
     out = hub.call(f"{NAME}.wide.sleep", [5.0])
@@ -77,13 +84,22 @@ def test_policy_levels_resolve_field_by_field(hub: Door, form: Form, tmp_path: P
 
 def _brief_example(form: Form, folder: Path, **component: Any) -> Path:
     """The brief's section 10 manifest, placed on this form's artifact."""
-    return write_manifest(folder, form, {
-        "policy": "serialize", "max_concurrency": 4, "wait_timeout": 10, "run_timeout": 30,
-        "restart": "on-failure", **component,
-    }, {
-        "services.counting": {"operations": ["increment", "get"], "policy": "serialize"},
-        "operations.get": {"policy": "concurrent", "run_timeout": 2},
-    })
+    return write_manifest(
+        folder,
+        form,
+        {
+            "policy": "serialize",
+            "max_concurrency": 4,
+            "wait_timeout": 10,
+            "run_timeout": 30,
+            "restart": "on-failure",
+            **component,
+        },
+        {
+            "services.counting": {"operations": ["increment", "get"], "policy": "serialize"},
+            "operations.get": {"policy": "concurrent", "run_timeout": 2},
+        },
+    )
 
 
 def test_the_brief_example_manifest_loads_and_behaves_as_written(hub: Door, form: Form, tmp_path: Path) -> None:
@@ -92,9 +108,16 @@ def test_the_brief_example_manifest_loads_and_behaves_as_written(hub: Door, form
     assert sorted(handle.operations) == ["counting.get", "counting.increment"]
     get, increment = _policy(hub, "counting", "get"), _policy(hub, "counting", "increment")
     assert {k: get[k] for k in ("policy", "max_concurrency", "wait_timeout", "run_timeout")} == {
-        "policy": "concurrent", "max_concurrency": 4, "wait_timeout": 10, "run_timeout": 2}
+        "policy": "concurrent",
+        "max_concurrency": 4,
+        "wait_timeout": 10,
+        "run_timeout": 2,
+    }
     assert {k: increment[k] for k in ("policy", "wait_timeout", "run_timeout")} == {
-        "policy": "serialize", "wait_timeout": 10, "run_timeout": 30}
+        "policy": "serialize",
+        "wait_timeout": 10,
+        "run_timeout": 30,
+    }
     futures = [hub.submit(f"{NAME}.increment", [1]) for _ in range(8)]
     assert sorted(f.result(timeout=60).value for f in futures) == list(range(1, 9))
     assert hub.call(f"{NAME}.counting.get").value == 8
@@ -102,11 +125,13 @@ def test_the_brief_example_manifest_loads_and_behaves_as_written(hub: Door, form
     assert out.observation.code is Code.UNKNOWN_OPERATION
 
 
-def test_a_higher_level_max_concurrency_limits_a_lower_level_concurrent(
-    hub: Door, form: Form, tmp_path: Path
-) -> None:
-    manifest = write_manifest(tmp_path / "inherit", form, {"policy": "serialize", "max_concurrency": 3},
-                              {"operations.probe": {"policy": "concurrent"}})
+def test_a_higher_level_max_concurrency_limits_a_lower_level_concurrent(hub: Door, form: Form, tmp_path: Path) -> None:
+    manifest = write_manifest(
+        tmp_path / "inherit",
+        form,
+        {"policy": "serialize", "max_concurrency": 3},
+        {"operations.probe": {"policy": "concurrent"}},
+    )
     handle = hub.load(manifest)
     assert handle.state == "ready", handle.observation
     outs = _probes(hub, f"{NAME}.probe", 9, 0.3)

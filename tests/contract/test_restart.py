@@ -38,9 +38,7 @@ def test_a_crash_is_an_observation_and_on_failure_serves_the_next_call_fresh(
     assert hub.call(f"{NAME}.increment", [2]).value == 2
 
 
-def test_a_crash_wakes_the_waiting_calls_with_an_observation(
-    hub: Door, load: Loader, crashable: Form
-) -> None:
+def test_a_crash_wakes_the_waiting_calls_with_an_observation(hub: Door, load: Loader, crashable: Form) -> None:
     load(restart="on-failure")
     holder = hub.submit(f"{NAME}.sleep", [0.5])
     wait_until(lambda: running(hub) == 1, "the first call runs")

@@ -52,9 +52,7 @@ def test_a_waiting_call_times_out_on_time_while_another_caller_holds_the_instanc
 
 
 @pytest.mark.parametrize("limits", sorted(RUN_LIMITS))
-def test_a_running_call_times_out_on_time_and_the_next_call_is_served(
-    hub: Door, load: Loader, limits: str
-) -> None:
+def test_a_running_call_times_out_on_time_and_the_next_call_is_served(hub: Door, load: Loader, limits: str) -> None:
     declared, timeout = RUN_LIMITS[limits]
     load(**declared)
     assert hub.call(f"{NAME}.increment", [4]).value == 4
@@ -68,9 +66,7 @@ def test_a_running_call_times_out_on_time_and_the_next_call_is_served(
     assert hub.call(f"{NAME}.increment", [1]).value == 5  # same instance: it stopped cooperatively
 
 
-def test_a_run_timeout_on_an_operation_that_ignores_cancellation_restarts_the_instance(
-    hub: Door, load: Loader
-) -> None:
+def test_a_run_timeout_on_an_operation_that_ignores_cancellation_restarts_the_instance(hub: Door, load: Loader) -> None:
     handle = load(run_timeout=0.3, cancel_grace=0.3)
     assert hub.call(f"{NAME}.increment", [4]).value == 4
     t0 = time.monotonic()

@@ -14,7 +14,10 @@ ROOT = INLINE.parent.parent.parent
 def cncf(*args: str, home) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cncf", *args, "--home", str(home)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
 
 
@@ -52,16 +55,17 @@ def test_overrides_make_an_unprepared_module_callable(tmp_path):
     mod = tmp_path / "plainmod"
     mod.mkdir()
     (mod / "greeter_plain.py").write_text("def greet(name, punct='!'):\n    return f'hi {name}{punct}'\n")
-    r = cncf("call", str(mod), "greet", "ada", "punct=?", "--form", "inline", "--entry", "greeter_plain",
-             home=tmp_path)
+    r = cncf("call", str(mod), "greet", "ada", "punct=?", "--form", "inline", "--entry", "greeter_plain", home=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip() == "hi ada?"
 
 
 def test_usage_errors_exit_2(tmp_path):
     assert cncf("call", home=tmp_path).returncode == 2
-    assert cncf("call", str(INLINE / "counter"), "--form", "inline", "get", "--timeout", "-1",
-                home=tmp_path).returncode == 2
+    assert (
+        cncf("call", str(INLINE / "counter"), "--form", "inline", "get", "--timeout", "-1", home=tmp_path).returncode
+        == 2
+    )
     assert cncf("frobnicate", home=tmp_path).returncode == 2
 
 
@@ -86,7 +90,7 @@ def test_run_a_hub_file(tmp_path):
     hubfile = tmp_path / "hub.toml"
     hubfile.write_text(f"""
 [[component]]
-target = "{INLINE / 'counter'}"
+target = "{INLINE / "counter"}"
 form = "inline"                  # the hub file asks for the in-process form (section 13)
 
 [[call]]

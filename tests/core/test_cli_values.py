@@ -13,8 +13,12 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "python" / "echo"
 
 
 def cncf(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cncf", args[0], "--home", str(home), *args[1:]],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cncf", args[0], "--home", str(home), *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _json(r: subprocess.CompletedProcess[str]) -> dict:
@@ -22,8 +26,9 @@ def _json(r: subprocess.CompletedProcess[str]) -> dict:
 
 
 def test_after_dashes_every_argument_is_positional(tmp_path: Path) -> None:
-    r = cncf("call", str(FIXTURE), "echo", "--entry", "echo", "--json", "k=1", "--", "aGVsbG8=", "a=b", "-x",
-             home=tmp_path)
+    r = cncf(
+        "call", str(FIXTURE), "echo", "--entry", "echo", "--json", "k=1", "--", "aGVsbG8=", "a=b", "-x", home=tmp_path
+    )
     assert r.returncode == 0, r.stderr
     assert _json(r)["value"] == {"args": ["aGVsbG8=", "a=b", "-x"], "kwargs": {"k": 1}}
 
@@ -44,11 +49,22 @@ def test_json_keeps_what_the_component_printed(tmp_path: Path) -> None:
 
 
 def test_init_gives_constructor_arguments(tmp_path: Path) -> None:
-    named = cncf("call", str(FIXTURE), "greet", "ada", "--entry", "echo:Greeter", "--init",
-                 '{"prefix": "hi", "times": 2}', "--json", home=tmp_path)
+    named = cncf(
+        "call",
+        str(FIXTURE),
+        "greet",
+        "ada",
+        "--entry",
+        "echo:Greeter",
+        "--init",
+        '{"prefix": "hi", "times": 2}',
+        "--json",
+        home=tmp_path,
+    )
     assert _json(named)["value"] == "hi ada hi ada"
-    positional = cncf("call", str(FIXTURE), "greet", "ada", "--entry", "echo:Greeter", "--init", '["yo"]',
-                      "--json", home=tmp_path)
+    positional = cncf(
+        "call", str(FIXTURE), "greet", "ada", "--entry", "echo:Greeter", "--init", '["yo"]', "--json", home=tmp_path
+    )
     assert _json(positional)["value"] == "yo ada"
 
 
@@ -63,5 +79,4 @@ def test_classpath_on_a_python_component_is_invalid(tmp_path: Path) -> None:
     r = cncf("call", str(FIXTURE), "echo", "--entry", "echo", "--classpath", str(jar), "--json", home=tmp_path)
     assert r.returncode == 1
     obs = _json(r)["observation"]
-    assert (obs["code"], obs["stage"], obs["attributes"]["key"]) == ("invalid_manifest", "load",
-                                                                     "component.classpath")
+    assert (obs["code"], obs["stage"], obs["attributes"]["key"]) == ("invalid_manifest", "load", "component.classpath")

@@ -16,9 +16,7 @@ def _generator():
 
 def test_observation_doc_is_in_sync_with_the_registry():
     gen = _generator()
-    assert (ROOT / "docs" / "observations.md").read_text() == gen.render(), (
-        "run: python scripts/observations_doc.py"
-    )
+    assert (ROOT / "docs" / "observations.md").read_text() == gen.render(), "run: python scripts/observations_doc.py"
 
 
 def test_every_test_named_in_the_doc_exists():

@@ -29,16 +29,15 @@ def test_serialize_never_overlaps_and_keeps_arrival_order(home):
     async def main():
         async with cncf.AsyncHub(home=home) as hub:
             await hub.load(INLINE / "counter")
-            outcomes = await asyncio.gather(*(hub.call("counter.probe", {"tag": i, "delay": 0.005})
-                                              for i in range(20)))
+            outcomes = await asyncio.gather(*(hub.call("counter.probe", {"tag": i, "delay": 0.005}) for i in range(20)))
             assert [o.value for o in outcomes] == list(range(20))
             stats = (await hub.call("counter.stats")).value
             assert stats["peak"] == 1
             enters = [tag for what, tag in stats["log"] if what == "enter"]
             assert enters == list(range(20))
             log = stats["log"]
-            assert all(log[i][0] == "enter" and log[i + 1] == ["exit", log[i][1]]
-                       for i in range(0, len(log), 2))
+            assert all(log[i][0] == "enter" and log[i + 1] == ["exit", log[i][1]] for i in range(0, len(log), 2))
+
     run(main())
 
 
@@ -46,10 +45,10 @@ def test_concurrent_overlaps_up_to_its_limit_and_not_beyond(home):
     async def main():
         async with cncf.AsyncHub(home=home) as hub:
             await hub.load(INLINE / "counter", policy="concurrent", max_concurrency=3)
-            outcomes = await asyncio.gather(*(hub.call("counter.probe", {"tag": i, "delay": 0.05})
-                                              for i in range(9)))
+            outcomes = await asyncio.gather(*(hub.call("counter.probe", {"tag": i, "delay": 0.05}) for i in range(9)))
             assert all(o.ok for o in outcomes)
             assert (await hub.call("counter.stats")).value["peak"] == 3
+
     run(main())
 
 
@@ -63,15 +62,19 @@ def test_policy_levels_operation_beats_service_beats_component(home):
             assert svc["reading"]["read"]["policy"]["max_concurrency"] == 3
             assert svc["reading"]["scan"]["policy"]["policy"] == "serialize"  # operation level
             assert svc["writing"]["write"]["policy"]["policy"] == "serialize"  # component level
-            assert svc["writing"]["audit"]["policy"] == {**svc["writing"]["audit"]["policy"],
-                                                        "policy": "concurrent", "max_concurrency": 2,
-                                                        "run_timeout": 1.5}
+            assert svc["writing"]["audit"]["policy"] == {
+                **svc["writing"]["audit"]["policy"],
+                "policy": "concurrent",
+                "max_concurrency": 2,
+                "run_timeout": 1.5,
+            }
             assert svc["writing"]["write"]["policy"]["run_timeout"] == 30
             for op in ("read", "scan", "write", "audit"):
                 outs = await asyncio.gather(*(hub.call(f"store.{op}") for _ in range(6)))
                 assert all(o.ok for o in outs), outs
             peaks = (await hub.call("store.peaks")).value
             assert peaks == {"read": 3, "scan": 1, "write": 1, "audit": 2}
+
     run(main())
 
 
@@ -86,6 +89,7 @@ def test_wait_timeout_is_a_wait_observation_and_the_next_call_succeeds(home):
             assert waited.observation.stage.value == "wait"
             assert (await slow).value == "slow"
             assert (await hub.call("counter.increment")).value == 1
+
     run(main())
 
 
@@ -99,6 +103,7 @@ def test_overall_timeout_while_waiting_is_a_wait_timeout(home):
             assert out.observation.code is Code.WAIT_TIMEOUT
             assert out.observation.attributes["limit"] == "deadline"
             await slow
+
     run(main())
 
 
@@ -154,6 +159,7 @@ def test_cancel_a_waiting_call(home):
             assert out.observation.code is Code.CANCELLED_WAITING and out.observation.stage.value == "wait"
             assert (await first).ok
             assert (await hub.call("counter.get")).value == 0  # the cancelled call never ran
+
     run(main())
 
 
@@ -168,6 +174,7 @@ def test_cancel_a_running_call_cooperatively(home):
             assert out.observation.code is Code.CANCELLED
             assert out.observation.attributes["tier"] == "cooperative"
             assert not hub.cancel("run-1")  # already over
+
     run(main())
 
 
@@ -194,9 +201,7 @@ def test_cancel_from_another_thread_with_the_sync_hub(hub, counter):
         ("nothing_here", None, Code.UNKNOWN_OPERATION, "dispatch"),
     ],
 )
-def test_failures_become_observations_and_the_component_keeps_serving(
-    hub, counter, operation, args, code, stage
-):
+def test_failures_become_observations_and_the_component_keeps_serving(hub, counter, operation, args, code, stage):
     out = hub.call(f"counter.{operation}", args)
     assert not out.ok and out.observation.code is code and out.observation.stage.value == stage
     assert out.observation.call_id == out.call_id
@@ -264,6 +269,7 @@ def test_one_components_failure_does_not_disturb_another(home):
             )
             assert outs[0].observation.code is Code.TIMED_OUT
             assert [o.value for o in outs[1:]] == list(range(1, 11))
+
     run(main())
 
 
@@ -296,13 +302,13 @@ def test_every_call_gets_exactly_one_outcome_under_load(home):
             calls = []
             for i in range(60):
                 op = ops[i % len(ops)]
-                args = {"tag": i, "delay": 0.001} if op == "probe" else (
-                    {"seconds": 0.02} if op == "patient" else None)
+                args = {"tag": i, "delay": 0.001} if op == "probe" else ({"seconds": 0.02} if op == "patient" else None)
                 calls.append(hub.call(f"counter.{op}", args, timeout=0.5))
             outs = await asyncio.gather(*calls)
             assert len(outs) == 60 and len({o.call_id for o in outs}) == 60
             assert all(isinstance(o, cncf.Outcome) for o in outs)
             assert hub.engine.in_flight == 0
+
     run(main())
 
 
@@ -312,7 +318,7 @@ def test_ambiguous_operation_when_the_service_is_omitted(hub, tmp_path):
 name = "twice"
 form = "inline"
 entry = "inline_policies:Store"
-artifact = "{INLINE / 'policies'}"
+artifact = "{INLINE / "policies"}"
 
 [services.left]
 operations = ["read", "peaks"]
@@ -333,7 +339,7 @@ def test_services_naming_a_missing_operation_is_a_manifest_observation(hub, tmp_
 [component]
 form = "inline"
 entry = "inline_policies:Store"
-artifact = "{INLINE / 'policies'}"
+artifact = "{INLINE / "policies"}"
 
 [services.left]
 operations = ["read", "delete"]
@@ -356,6 +362,7 @@ def test_waiters_are_woken_when_the_component_is_unloaded(home):
             assert out.observation.code is Code.INSTANCE_LOST_WAITING
             assert out.observation.stage.value == "wait"
             assert (await running).observation.code is Code.CANCELLED
+
     run(main())
 
 

@@ -29,6 +29,7 @@ def test_a_wait_timeout_fires_at_exactly_its_deadline(home, wait_timeout):
             assert out.observation.attributes["limit"] == "wait_timeout"
             assert _elapsed_since(t0) == pytest.approx(wait_timeout, abs=1e-6)
             assert (await holder).value == "hold"  # the running call was never disturbed
+
     run_virtual(main())
 
 
@@ -44,6 +45,7 @@ def test_a_run_timeout_fires_at_exactly_its_deadline_and_counts_from_the_start(h
             assert second.observation.code is Code.TIMED_OUT
             assert second.observation.attributes["reason"] == "run deadline"
             assert _elapsed_since(t0) == pytest.approx(100, abs=1e-6)
+
     run_virtual(main())
 
 
@@ -66,6 +68,7 @@ def test_the_callers_timeout_only_tightens_and_spans_waiting_and_running(home):
             t2 = loop.time()
             out = await hub.call("counter.probe", {"tag": 3, "delay": 1000}, timeout=3600)
             assert out.observation.code is Code.TIMED_OUT and _elapsed_since(t2) == pytest.approx(60, abs=1e-6)
+
     run_virtual(main())
 
 
@@ -84,6 +87,7 @@ def test_serialize_queue_drains_in_order_at_exact_virtual_times(home):
 
             await asyncio.gather(*(one(i) for i in range(5)))
             assert finished == pytest.approx({i: 10.0 * (i + 1) for i in range(5)}, abs=1e-6)
+
     run_virtual(main())
 
 
@@ -95,4 +99,5 @@ def test_concurrent_limit_shapes_the_timeline(home):
             t0 = loop.time()
             await asyncio.gather(*(hub.call("counter.probe", {"tag": i, "delay": 10}) for i in range(6)))
             assert loop.time() - t0 == pytest.approx(30.0, abs=1e-6)  # 6 calls, 2 at a time, 10 s each
+
     run_virtual(main())

@@ -32,8 +32,8 @@ def invalid(target, **overrides):
         ('[component]\nrequirements = "x"\nrestart = "always"\n', "component.restart", "on-failure"),
         ('[component]\nentyr = "mod"\n', "component.entyr", "did you mean 'entry'"),
         ('[component]\nmemory_limit = "lots"\n', "component.memory_limit", "MiB"),
-        ('[services.a]\noperations = []\n', "services.a.operations", "non-empty"),
-        ('[operations.ping]\ntimeout = 3\n', "operations.ping.timeout", "run_timeout"),
+        ("[services.a]\noperations = []\n", "services.a.operations", "non-empty"),
+        ("[operations.ping]\ntimeout = 3\n", "operations.ping.timeout", "run_timeout"),
     ],
 )
 def test_bad_values_name_file_key_and_expectation(tmp_path, body, key, expected_fragment):

@@ -18,8 +18,13 @@ def test_the_brief_example_manifest_resolves_field_by_field(hub: cncf.Hub) -> No
     assert handle.state == "ready", handle.observation
     ops = hub.inspect("counter")["services"]["counting"]
     assert ops["get"]["policy"] == {
-        "policy": "concurrent", "max_concurrency": 4, "wait_timeout": 10, "run_timeout": 2,
-        "cancel_grace": 2.0, "max_attempts": 3}
+        "policy": "concurrent",
+        "max_concurrency": 4,
+        "wait_timeout": 10,
+        "run_timeout": 2,
+        "cancel_grace": 2.0,
+        "max_attempts": 3,
+    }
     assert ops["increment"]["policy"]["policy"] == "serialize"
     assert ops["increment"]["policy"]["max_concurrency"] == 1
     assert ops["increment"]["policy"]["run_timeout"] == 30
@@ -29,8 +34,9 @@ def test_the_brief_example_overlaps_get_up_to_the_component_limit(hub: cncf.Hub)
     hub.load(BRIEF)
     assert hub.call("counter.increment", {"by": 2}).value == 2
     results: list[cncf.Outcome] = []
-    threads = [threading.Thread(target=lambda: results.append(hub.call("counter.get", {"delay": 0.4})))
-               for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: results.append(hub.call("counter.get", {"delay": 0.4}))) for _ in range(4)
+    ]
     t0 = time.monotonic()
     for t in threads:
         t.start()

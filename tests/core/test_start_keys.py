@@ -35,16 +35,23 @@ def test_classpath_globs_relative_to_the_manifest(tmp_path: Path) -> None:
     assert [p.name for p in spec.classpath] == ["a.jar", "b.jar"]
 
 
-@pytest.mark.parametrize(("body", "form", "code"), [
-    ('classpath = ["lib/*.jar"]\n', "jar", ("invalid_manifest", "component.classpath")),  # matches nothing
-    ('classpath = ["missing.jar"]\n', "jar", ("artifact_not_found", "component.classpath")),
-    ('classpath = [1]\n', "jar", ("invalid_manifest", "component.classpath")),
-    ('classpath = ["x.jar"]\n', "python", ("invalid_manifest", "component.classpath")),
-    ('init = "x"\n', "python", ("invalid_manifest", "component.init")),
-    ('init = [1979-05-27]\n', "python", ("invalid_manifest", "component.init")),
-    ('build_constraints = ["--index-url=http://x"]\n', "python", ("invalid_manifest", "component.build_constraints")),
-    ('build_constraints = ["cython<3"]\n', "jar", ("invalid_manifest", "component.build_constraints")),
-])
+@pytest.mark.parametrize(
+    ("body", "form", "code"),
+    [
+        ('classpath = ["lib/*.jar"]\n', "jar", ("invalid_manifest", "component.classpath")),  # matches nothing
+        ('classpath = ["missing.jar"]\n', "jar", ("artifact_not_found", "component.classpath")),
+        ("classpath = [1]\n", "jar", ("invalid_manifest", "component.classpath")),
+        ('classpath = ["x.jar"]\n', "python", ("invalid_manifest", "component.classpath")),
+        ('init = "x"\n', "python", ("invalid_manifest", "component.init")),
+        ("init = [1979-05-27]\n", "python", ("invalid_manifest", "component.init")),
+        (
+            'build_constraints = ["--index-url=http://x"]\n',
+            "python",
+            ("invalid_manifest", "component.build_constraints"),
+        ),
+        ('build_constraints = ["cython<3"]\n', "jar", ("invalid_manifest", "component.build_constraints")),
+    ],
+)
 def test_bad_values_name_the_key(tmp_path: Path, body: str, form: str, code: tuple[str, str]) -> None:
     assert _code(_manifest(tmp_path / "c", body, form)) == code
 

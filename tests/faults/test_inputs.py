@@ -41,8 +41,9 @@ def test_deep_argument_is_refused_for_that_call_alone(fhub: cncf.Hub, make: Make
 
 
 @pytest.mark.parametrize("form", PROCESS_FORMS)
-def test_worker_refuses_an_over_deep_frame_without_exiting(fhub: cncf.Hub, make: Maker, form: str,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_refuses_an_over_deep_frame_without_exiting(
+    fhub: cncf.Hub, make: Maker, form: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With the hub's bound lifted, the worker itself (the shared JVM host, the
     Python runtime) refuses the frame for that request and stays up."""
     import sys
@@ -69,16 +70,22 @@ def test_worker_refuses_an_over_deep_frame_without_exiting(fhub: cncf.Hub, make:
 # ---------------------------------------------------------- case 2: numeric values
 
 BAD_NUMBERS = [
-    ("cancel_grace", math.nan), ("cancel_grace", math.inf), ("restart_backoff", math.nan),
-    ("run_timeout", math.nan), ("wait_timeout", math.nan), ("restart_period", math.nan),
-    ("run_timeout", math.inf), ("max_concurrency", 10**12),
+    ("cancel_grace", math.nan),
+    ("cancel_grace", math.inf),
+    ("restart_backoff", math.nan),
+    ("run_timeout", math.nan),
+    ("wait_timeout", math.nan),
+    ("restart_period", math.nan),
+    ("run_timeout", math.inf),
+    ("max_concurrency", 10**12),
 ]
 
 
 @pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize(("key", "value"), BAD_NUMBERS, ids=[f"{k}={v}" for k, v in BAD_NUMBERS])
-def test_non_finite_policy_value_is_invalid_manifest(fhub: cncf.Hub, make: Maker, form: str, key: str,
-                                                     value: float) -> None:
+def test_non_finite_policy_value_is_invalid_manifest(
+    fhub: cncf.Hub, make: Maker, form: str, key: str, value: float
+) -> None:
     extra: dict[str, Any] = {"policy": "concurrent"} if key == "max_concurrency" else {}
     folder = make(form, "numbers", **extra)
     text = (folder / "cncf.toml").read_text()
@@ -90,24 +97,35 @@ def test_non_finite_policy_value_is_invalid_manifest(fhub: cncf.Hub, make: Maker
     assert obs.attributes["key"] == f"component.{key}"
 
 
-@pytest.mark.parametrize(("key", "value", "named"), [
-    ("memory_limit", "0", "component.memory_limit"),
-    ("memory_limit", "9223372036854775808", "component.memory_limit"),
-    ("memory_limit", 2**53, "component.memory_limit"),
-    ("env", {"A=B": "x"}, "component.env.A=B"),
-    ("env", {"A": "x\0y"}, "component.env.A"),
-    ("name", "a.b", "component.name"),
-    ("name", "a/b", "component.name"),
-    ("name", "nul\0name", "component.name"),
-    ("requirements", ["--target=/tmp/elsewhere", "six"], "component.requirements"),
-    ("requirements", ["six\0"], "component.requirements"),
-    ("requirements", ["-r other.txt"], "component.requirements"),
-    ("artifact", "x\0y", "component.artifact"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("memory_limit", "0", "component.memory_limit"),
+        ("memory_limit", "9223372036854775808", "component.memory_limit"),
+        ("memory_limit", 2**53, "component.memory_limit"),
+        ("env", {"A=B": "x"}, "component.env.A=B"),
+        ("env", {"A": "x\0y"}, "component.env.A"),
+        ("name", "a.b", "component.name"),
+        ("name", "a/b", "component.name"),
+        ("name", "nul\0name", "component.name"),
+        ("requirements", ["--target=/tmp/elsewhere", "six"], "component.requirements"),
+        ("requirements", ["six\0"], "component.requirements"),
+        ("requirements", ["-r other.txt"], "component.requirements"),
+        ("artifact", "x\0y", "component.artifact"),
+    ],
+)
 @pytest.mark.parametrize("form", PROCESS_FORMS)
 def test_value_the_os_refuses_is_invalid_manifest_and_leaks_nothing(
-        fhub: cncf.Hub, make: Maker, mark: str, form: str, key: str, value: Any, named: str,
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fhub: cncf.Hub,
+    make: Maker,
+    mark: str,
+    form: str,
+    key: str,
+    value: Any,
+    named: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import tempfile
 
     private = tmp_path / "tmp"
@@ -123,14 +141,18 @@ def test_value_the_os_refuses_is_invalid_manifest_and_leaks_nothing(
         assert fhub.call(f"{handle.name}.echo").observation.code == "invalid_manifest"
 
 
-@pytest.mark.parametrize("content", [
-    pytest.param(b"[component]\nname = \"caf\xe9\"\n", id="latin-1"),
-    pytest.param("[component]\nname = \"x\"\n".encode("utf-16"), id="utf-16"),
-    pytest.param(b"x = " + b"[" * 2000 + b"]" * 2000 + b"\n", id="nested-2000"),
-    pytest.param(b"x = " + b"{a=" * 2000 + b"1" + b"}" * 2000 + b"\n", id="tables-2000"),
-])
-def test_unreadable_manifest_is_a_failed_handle_never_an_exception(fhub: cncf.Hub, tmp_path: Path,
-                                                                   content: bytes) -> None:
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b'[component]\nname = "caf\xe9"\n', id="latin-1"),
+        pytest.param('[component]\nname = "x"\n'.encode("utf-16"), id="utf-16"),
+        pytest.param(b"x = " + b"[" * 2000 + b"]" * 2000 + b"\n", id="nested-2000"),
+        pytest.param(b"x = " + b"{a=" * 2000 + b"1" + b"}" * 2000 + b"\n", id="tables-2000"),
+    ],
+)
+def test_unreadable_manifest_is_a_failed_handle_never_an_exception(
+    fhub: cncf.Hub, tmp_path: Path, content: bytes
+) -> None:
     folder = tmp_path / "weird"
     folder.mkdir()
     (folder / "cncf.toml").write_bytes(content)
@@ -161,8 +183,7 @@ def test_call_timeout_nan_is_refused_at_dispatch(fhub: cncf.Hub, make: Maker) ->
 
 
 @pytest.mark.parametrize("form", FORMS)
-def test_duplicate_call_id_is_an_observation_and_cancel_hits_the_first(fhome: Path, make: Maker,
-                                                                      form: str) -> None:
+def test_duplicate_call_id_is_an_observation_and_cancel_hits_the_first(fhome: Path, make: Maker, form: str) -> None:
     import asyncio
 
     folder = make(form, "dup", policy="concurrent", max_concurrency=4, cancel_grace=0.5)

@@ -23,8 +23,11 @@ from tests.faults.conftest import PROCESS_FORMS, Maker, load, marked, wait_gone
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = Path(cncf.__file__).resolve().parents[1]  # the code under test, for hub subprocesses
-HOWS = {"python": ("popen", "setsid", "fork", "double_fork"), "command": ("setsid", "double_fork"),
-        "jar": ("process_builder",)}
+HOWS = {
+    "python": ("popen", "setsid", "fork", "double_fork"),
+    "command": ("setsid", "double_fork"),
+    "jar": ("process_builder",),
+}
 CASES = [(form, how) for form, hows in HOWS.items() for how in hows]
 
 
@@ -33,8 +36,7 @@ CASES = [(form, how) for form, hows in HOWS.items() for how in hows]
 
 @pytest.mark.parametrize(("form", "how"), CASES)
 @pytest.mark.parametrize("end", ["unload", "close"])
-def test_children_end_with_the_component(fhome: Path, make: Maker, mark: str, form: str, how: str,
-                                         end: str) -> None:
+def test_children_end_with_the_component(fhome: Path, make: Maker, mark: str, form: str, how: str, end: str) -> None:
     with cncf.Hub(home=fhome) as hub:
         load(hub, make(form, "parent"))
         assert hub.call("parent.spawn", [how], timeout=30).value == how
@@ -45,18 +47,19 @@ def test_children_end_with_the_component(fhome: Path, make: Maker, mark: str, fo
 
 
 @pytest.mark.parametrize("form", PROCESS_FORMS)
-def test_kill_9_of_the_hub_leaves_no_process(fhome: Path, make: Maker, mark: str, form: str,
-                                             tmp_path: Path) -> None:
+def test_kill_9_of_the_hub_leaves_no_process(fhome: Path, make: Maker, mark: str, form: str, tmp_path: Path) -> None:
     folder = make(form, "orphan")
     how = HOWS[form][-1]
     script = tmp_path / "hub.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import sys, time, cncf
         hub = cncf.Hub(home={str(fhome)!r})
         assert hub.load({str(folder)!r}).state == "ready"
         print(hub.call("orphan.spawn", [{how!r}], timeout=60).value, flush=True)
         time.sleep(600)
-    """))
+    """)
+    )
     env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + str(ROOT)}
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
     try:
@@ -78,8 +81,9 @@ def test_kill_9_of_the_hub_leaves_no_process(fhome: Path, make: Maker, mark: str
 
 
 @pytest.mark.parametrize("form", PROCESS_FORMS)
-def test_output_flood_is_bounded_head_and_tail_kept(fhub: cncf.Hub, make: Maker, form: str,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_output_flood_is_bounded_head_and_tail_kept(
+    fhub: cncf.Hub, make: Maker, form: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CNCF_MAX_OUTPUT", "65536")
     load(fhub, make(form, "loud"))
     load(fhub, make(form, "quiet"))
@@ -121,13 +125,15 @@ def test_worker_cannot_kill_the_hub(fhome: Path, make: Maker, form: str, tmp_pat
         pytest.skip("no PID namespaces here: documented as a limit in docs/security.md")
     folder = make(form, "assassin", restart="never")
     script = tmp_path / "hub.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import cncf
         with cncf.Hub(home={str(fhome)!r}) as hub:
             hub.load({str(folder)!r})
             out = hub.call("assassin.kill_parent", timeout=30)
             print("hub alive", out.ok, flush=True)
-    """))
+    """)
+    )
     env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + str(ROOT)}
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0 and "hub alive" in r.stdout, r.stderr
@@ -139,8 +145,25 @@ def test_cli_runs_inline_only_when_asked(make: Maker, tmp_path: Path) -> None:
     base = [sys.executable, "-m", "cncf", "call", str(folder), "exit_hub", "--json", "--home", str(tmp_path / "h")]
     r = subprocess.run(base, capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 1 and '"form_not_allowed"' in r.stdout, r.stdout + r.stderr
-    asked = subprocess.run([sys.executable, "-m", "cncf", "call", str(folder), "echo", "7", "--form", "inline",
-                            "--home", str(tmp_path / "h")], capture_output=True, text=True, env=env, timeout=120)
+    asked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cncf",
+            "call",
+            str(folder),
+            "echo",
+            "7",
+            "--form",
+            "inline",
+            "--home",
+            str(tmp_path / "h"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert asked.returncode == 0 and asked.stdout.strip() == "7", asked.stdout + asked.stderr
 
 
@@ -156,8 +179,12 @@ def test_no_temporary_folder_outlives_the_hub(make: Maker, tmp_path: Path, how: 
     env = {**os.environ, "PYTHONPATH": str(SRC), "TMPDIR": str(tmp)}
     args = ["nap", "30"] if how != "failed_load" else ["echo"]
     target = str(folder)
-    proc = subprocess.Popen([sys.executable, "-m", "cncf", "call", target, *args, "--home", str(tmp_path / "h")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cncf", "call", target, *args, "--home", str(tmp_path / "h")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     if how != "failed_load":
         time.sleep(4)
         if how == "sigterm":
@@ -178,8 +205,9 @@ def test_no_temporary_folder_outlives_the_hub(make: Maker, tmp_path: Path, how: 
 # ------------------------------------------------------ case 13: frozen host
 
 
-def test_frozen_shared_host_is_detected_and_neighbours_recover(fhome: Path, make: Maker,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_frozen_shared_host_is_detected_and_neighbours_recover(
+    fhome: Path, make: Maker, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CNCF_HEARTBEAT_STALL_MS", "1000")
     monkeypatch.setenv("CNCF_HEARTBEAT_TIMEOUT", "5")
     with cncf.Hub(home=fhome) as hub:

@@ -41,20 +41,25 @@ def _bomb(path: Path, members: dict[str, int]) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["pyz", "wheel"])
-def test_zip_bomb_is_refused_before_extraction(fhub: cncf.Hub, tmp_path: Path, kind: str,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_zip_bomb_is_refused_before_extraction(
+    fhub: cncf.Hub, tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CNCF_MAX_ARCHIVE_BYTES", "64M")
     if kind == "pyz":
         art = _bomb(tmp_path / "bomb.pyz", {"bomb/__init__.py": 100 << 20})
     else:
-        art = _bomb(tmp_path / "bomb-1.0-py3-none-any.whl",
-                    {"bomb/__init__.py": 100 << 20, "bomb-1.0.dist-info/METADATA": 0})
+        art = _bomb(
+            tmp_path / "bomb-1.0-py3-none-any.whl", {"bomb/__init__.py": 100 << 20, "bomb-1.0.dist-info/METADATA": 0}
+        )
     assert art.stat().st_size < 1 << 20  # ~100 KB declaring 100 MB
     handle = fhub.load(art, name="bomb", entry="bomb")
     assert (handle.observation.code, handle.observation.stage) == ("archive_too_large", "load")
     cache = fhub.home / "cache"
-    assert not any(p.is_file() and p.stat().st_size > 1 << 20 for p in cache.rglob("*") if not p.is_symlink()
-                   and "jvm" not in p.parts)
+    assert not any(
+        p.is_file() and p.stat().st_size > 1 << 20
+        for p in cache.rglob("*")
+        if not p.is_symlink() and "jvm" not in p.parts
+    )
 
 
 def test_zip_slip_is_an_archive_code(fhub: cncf.Hub, tmp_path: Path) -> None:
@@ -67,8 +72,7 @@ def test_zip_slip_is_an_archive_code(fhub: cncf.Hub, tmp_path: Path) -> None:
     assert (obs.code, obs.stage, obs.retryable) == ("invalid_archive", "load", False)
 
 
-def test_too_many_members_is_archive_too_large(fhub: cncf.Hub, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_too_many_members_is_archive_too_large(fhub: cncf.Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CNCF_MAX_ARCHIVE_FILES", "50")
     art = tmp_path / "many.pyz"
     with zipfile.ZipFile(art, "w") as zf:
@@ -97,8 +101,7 @@ def test_corrupt_store_is_an_error_naming_the_file(tmp_path: Path, how: str) -> 
     queued = tmp_path / "queued"
     queued.mkdir()
     (queued / "q_mod.py").write_text("def add(a, b):\n    return a + b\n")
-    (queued / "cncf.toml").write_text('[component]\nname = "q"\nform = "inline"\nentry = "q_mod"\n'
-                                      'policy = "queue"\n')
+    (queued / "cncf.toml").write_text('[component]\nname = "q"\nform = "inline"\nentry = "q_mod"\npolicy = "queue"\n')
     with cncf.Hub(home=home) as hub:
         load(hub, queued)
         for i in range(30):
@@ -107,8 +110,13 @@ def test_corrupt_store_is_an_error_naming_the_file(tmp_path: Path, how: str) -> 
         (home / f"jobs.sqlite3{suffix}").unlink(missing_ok=True)
     _corrupt(home / "jobs.sqlite3", how)
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    r = subprocess.run([sys.executable, "-m", "cncf", "jobs", "list", "--json", "--home", str(home)],
-                       capture_output=True, text=True, env=env, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "cncf", "jobs", "list", "--json", "--home", str(home)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert r.returncode == 1 and '"job_store_corrupt"' in r.stdout, r.stdout + r.stderr
     assert str(home / "jobs.sqlite3") in r.stdout
     with cncf.Hub(home=home) as hub:
@@ -130,8 +138,9 @@ def test_idempotency_key_reused_for_other_arguments_is_an_observation(fhub: cncf
     queued = tmp_path / "idem"
     queued.mkdir()
     (queued / "i_mod.py").write_text("def add(a, b):\n    return a + b\n")
-    (queued / "cncf.toml").write_text('[component]\nname = "idem"\nform = "inline"\nentry = "i_mod"\n'
-                                      'policy = "queue"\n')
+    (queued / "cncf.toml").write_text(
+        '[component]\nname = "idem"\nform = "inline"\nentry = "i_mod"\npolicy = "queue"\n'
+    )
     load(fhub, queued)
     first = fhub.call("idem.add", [1, 2], idempotency_key="k")
     again = fhub.call("idem.add", [1, 2], idempotency_key="k")
@@ -146,8 +155,9 @@ def test_idempotency_key_reused_for_other_arguments_is_an_observation(fhub: cncf
 
 
 @pytest.mark.parametrize("form", PROCESS_FORMS)
-def test_hub_secrets_do_not_reach_a_component(fhub: cncf.Hub, make: Maker, form: str,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_secrets_do_not_reach_a_component(
+    fhub: cncf.Hub, make: Maker, form: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HUB_SECRET_TOKEN", "s3cr3t")
     load(fhub, make(form, "curious", env={"GIVEN": "yes"}))
     assert fhub.call("curious.env", ["HUB_SECRET_TOKEN"]).value is None
@@ -163,7 +173,9 @@ def test_loader_variables_only_when_the_hub_allows(fhome: Path, make: Maker, for
     with cncf.Hub(home=fhome) as hub:
         handle = hub.load(folder)
         assert (handle.observation.code, handle.observation.attributes["key"]) == (
-            "invalid_manifest", "component.env.LD_PRELOAD")
+            "invalid_manifest",
+            "component.env.LD_PRELOAD",
+        )
     with cncf.Hub(home=fhome, allow_loader_env=True) as hub:
         assert hub.load(folder).state == "ready"
         assert hub.call("preload.env", ["LD_PRELOAD"]).value == "/nonexistent/evil.so"
@@ -197,5 +209,4 @@ def test_names_that_cannot_be_called_are_refused(fhub: cncf.Hub, make: Maker, fo
     folder = make(form, "named")
     for bad in ("a.b", "a/b"):
         handle = fhub.load(folder, name=bad)
-        assert (handle.observation.code, handle.observation.attributes["key"]) == (
-            "invalid_manifest", "component.name")
+        assert (handle.observation.code, handle.observation.attributes["key"]) == ("invalid_manifest", "component.name")

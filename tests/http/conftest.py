@@ -86,16 +86,19 @@ def alive(pid: int) -> bool:
         return False
 
 
-def start(hubfile: Path, home: Path, *args: str, env: dict[str, str] | None = None,
-          timeout: float = 240) -> Served:
+def start(hubfile: Path, home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 240) -> Served:
     tmp = home.parent / (home.name + "-tmp")
     tmp.mkdir(parents=True, exist_ok=True)
     e = dict(os.environ, PYTHONPATH=str(SRC), TMPDIR=str(tmp), CNCF_CACHE=str(home.parent / "cache"))
     e.pop("CNCF_TOKEN", None)
     e.update(env or {})
-    proc = subprocess.Popen([sys.executable, "-m", "cncf", "serve", str(hubfile), "--port", "0",
-                             "--home", str(home), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cncf", "serve", str(hubfile), "--port", "0", "--home", str(home), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=e,
+    )
     assert proc.stdout is not None
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)

@@ -30,8 +30,10 @@ def test_load_inspect_reload_unload_with_the_token(serve) -> None:  # type: igno
     info = h.get("/hub/v1/components/svc2").json()
     assert info["form"] == "python" and "add" in info["services"]["default"]
     assert info["calls"]["running"] == 0 and "waiting" in info["calls"]
-    assert (h.get("/hub/v1/components/nobody").status_code, _code(h.get("/hub/v1/components/nobody"))) == \
-        (404, "unknown_component")
+    assert (h.get("/hub/v1/components/nobody").status_code, _code(h.get("/hub/v1/components/nobody"))) == (
+        404,
+        "unknown_component",
+    )
     # the OpenAPI document follows what is loaded
     doc = h.get("/rest/v1/openapi.json").json()
     assert "/rest/v1/svc2/default/add" in doc["paths"]

@@ -33,8 +33,9 @@ def test_values_named_positional_none_and_query(hub_server: Served) -> None:
     assert h.get("/rest/v1/svc/add", params={"a": "1", "b": "2"}).json()["value"] == 3
     assert h.get("/rest/v1/svc/echo", params={"value": "hello"}).json()["value"] == "hello"
     # curl's default form content type: the body is what counts
-    r = h.post("/rest/v1/svc/add", content=b'{"a": 1, "b": 1}',
-               headers={"content-type": "application/x-www-form-urlencoded"})
+    r = h.post(
+        "/rest/v1/svc/add", content=b'{"a": 1, "b": 1}', headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert r.json()["value"] == 2
 
 
@@ -57,17 +58,20 @@ def test_printed_output_is_kept(hub_server: Served) -> None:
     assert "to stderr" in r.json()["stderr"]
 
 
-@pytest.mark.parametrize(("path", "body", "status", "code"), [
-    ("/rest/v1/svc/fail", None, 400, "raised"),
-    ("/rest/v1/svc/add", {"nope": 1}, 400, "invalid_arguments"),
-    ("/rest/v1/svc/unencodable", None, 400, "result_not_serialisable"),
-    ("/rest/v1/svc/incremnt", None, 404, "unknown_operation"),
-    ("/rest/v1/nobody/echo", None, 404, "unknown_component"),
-    ("/rest/v1/counter/refuse", ["x"], 400, "operation_failed"),
-    ("/rest/v1/counter/exit", None, 400, "exit_requested"),
-    ("/rest/v1/counter/memory", None, 500, "out_of_memory"),
-    ("/rest/v1/svc/slow", None, 504, "timed_out"),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "status", "code"),
+    [
+        ("/rest/v1/svc/fail", None, 400, "raised"),
+        ("/rest/v1/svc/add", {"nope": 1}, 400, "invalid_arguments"),
+        ("/rest/v1/svc/unencodable", None, 400, "result_not_serialisable"),
+        ("/rest/v1/svc/incremnt", None, 404, "unknown_operation"),
+        ("/rest/v1/nobody/echo", None, 404, "unknown_component"),
+        ("/rest/v1/counter/refuse", ["x"], 400, "operation_failed"),
+        ("/rest/v1/counter/exit", None, 400, "exit_requested"),
+        ("/rest/v1/counter/memory", None, 500, "out_of_memory"),
+        ("/rest/v1/svc/slow", None, 504, "timed_out"),
+    ],
+)
 def test_failures_have_the_status_of_their_class(hub_server: Served, path: str, body, status: int, code: str) -> None:
     r = hub_server.http.post(path, json=body)
     assert r.status_code == status, r.text

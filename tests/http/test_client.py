@@ -64,17 +64,25 @@ def _mask(v: Any) -> Any:
 
 def _fields(outcome: cncf.Outcome) -> dict[str, Any]:
     obs = outcome.observation
-    d: dict[str, Any] = {"ok": outcome.ok, "queued": outcome.queued, "stdout": outcome.stdout,
-                         "stderr": outcome.stderr}
+    d: dict[str, Any] = {"ok": outcome.ok, "queued": outcome.queued, "stdout": outcome.stdout, "stderr": outcome.stderr}
     if obs is None:
         d["value"] = outcome.value if not isinstance(outcome.value, int) else "int"
         return d
-    d.update(code=obs.code, stage=obs.stage, category=obs.category, symptom=obs.symptom,
-             cause_kind=obs.cause_kind, retryable=obs.retryable, target=obs.target,
-             message=_mask(obs.message), attributes=_mask(dict(obs.attributes)),
-             cause_type=obs.cause.type if obs.cause else None,
-             cause_message=_mask(obs.cause.message) if obs.cause else None,
-             has_call_id=bool(obs.call_id), call_id_matches=obs.call_id == outcome.call_id)
+    d.update(
+        code=obs.code,
+        stage=obs.stage,
+        category=obs.category,
+        symptom=obs.symptom,
+        cause_kind=obs.cause_kind,
+        retryable=obs.retryable,
+        target=obs.target,
+        message=_mask(obs.message),
+        attributes=_mask(dict(obs.attributes)),
+        cause_type=obs.cause.type if obs.cause else None,
+        cause_message=_mask(obs.cause.message) if obs.cause else None,
+        has_call_id=bool(obs.call_id),
+        call_id_matches=obs.call_id == outcome.call_id,
+    )
     return d
 
 
@@ -195,9 +203,13 @@ def test_an_unreachable_hub_is_an_observation(tmp_path: Path) -> None:
 
 def test_cli_call_hub(hub_server: Served) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "cncf", "call", "--hub", hub_server.url, *args],
-                              capture_output=True, text=True, env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
-                              timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "cncf", "call", "--hub", hub_server.url, *args],
+            capture_output=True,
+            text=True,
+            env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
+            timeout=60,
+        )
 
     r = cli("svc.add", "2", "3")
     assert (r.returncode, r.stdout.strip()) == (0, "5")

@@ -17,8 +17,11 @@ import pytest
 from tests.conftest import IN_CI
 from tests.http.conftest import Served
 
-playwright_api = pytest.importorskip("playwright.sync_api") if not IN_CI else __import__(
-    "playwright.sync_api", fromlist=["sync_playwright"])
+playwright_api = (
+    pytest.importorskip("playwright.sync_api")
+    if not IN_CI
+    else __import__("playwright.sync_api", fromlist=["sync_playwright"])
+)
 
 
 def _chromium() -> str:
@@ -70,8 +73,8 @@ def test_dashboard_shows_components_crash_restart_and_cancels_a_job(page) -> Non
     assert served.http.post("/rest/v1/svc/echo", json=[1]).json()["ok"]
     _row(pg, "svc").locator('.badge[data-state="ready"]').wait_for(timeout=10_000)
     pg.wait_for_function(
-        "document.querySelector('#components tr[data-component=\"svc\"] .restarts').textContent === '1'",
-        timeout=10_000)
+        "document.querySelector('#components tr[data-component=\"svc\"] .restarts').textContent === '1'", timeout=10_000
+    )
 
     # jobs: one runs, the others wait in the queue; cancel a queued one from its detail view
     ids = [served.http.post("/rest/v1/jobs/sleep", json=[3]).json()["job"]["id"] for _ in range(4)]

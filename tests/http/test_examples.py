@@ -24,8 +24,12 @@ def test_serving_the_bundled_examples(tmp_path: Path) -> None:
         assert {c["form"] for c in comps} == {"python", "command", "jar"}
         assert all(c["state"] == "ready" for c in comps), comps
         assert "inventory" in {c["name"] for c in comps}
-        r = subprocess.run([curl, "-s", "-d", '{"by": 2}', f"{s.url}/rest/v1/counter/increment"],
-                           capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [curl, "-s", "-d", '{"by": 2}', f"{s.url}/rest/v1/counter/increment"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert json.loads(r.stdout) == {"ok": True, "value": 2}
         assert "<title>cncf hub</title>" in s.http.get("/").text
         hub = cncf.connect(s.url)

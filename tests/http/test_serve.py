@@ -21,8 +21,9 @@ def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> 
     e = dict(os.environ, PYTHONPATH=str(SRC))
     e.pop("CNCF_TOKEN", None)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "cncf", "serve", *args], capture_output=True, text=True,
-                          env=e, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "cncf", "serve", *args], capture_output=True, text=True, env=e, timeout=timeout
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -66,8 +67,9 @@ def test_ready_line_port_and_serve_table(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("s3cret\n")
     hubfile = tmp_path / "hub.toml"
-    hubfile.write_text(f'[serve]\nhost = "127.0.0.1"\nport = 0\ntoken_file = "token"\n\n'
-                       f'[[component]]\ntarget = "{FIXTURES / "svc"}"\n')
+    hubfile.write_text(
+        f'[serve]\nhost = "127.0.0.1"\nport = 0\ntoken_file = "token"\n\n[[component]]\ntarget = "{FIXTURES / "svc"}"\n'
+    )
     s = start(hubfile, tmp_path / "home")
     try:
         assert s.count == 1 and s.url.startswith("http://127.0.0.1:")
@@ -122,7 +124,7 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     missing = _run(str(tmp_path / "nope.toml"), "--home", str(tmp_path / "h"))
     assert missing.returncode == 2
     bad = tmp_path / "bad.toml"
-    bad.write_text("[serve]\nport = \"x\"\n")
+    bad.write_text('[serve]\nport = "x"\n')
     assert _run(str(bad), "--home", str(tmp_path / "h")).returncode == 2
     bad.write_text("[serve]\nbogus = 1\n")
     assert _run(str(bad), "--home", str(tmp_path / "h")).returncode == 2

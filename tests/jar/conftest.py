@@ -56,12 +56,22 @@ def scala_library() -> Path:
 # ---------------------------------------------------------------------------
 
 
-def javac(sources: Iterable[Path], out: Path, classpath: Iterable[Path] = (), *,
-          parameters: bool = False, release: int = 8) -> Path:
+def javac(
+    sources: Iterable[Path], out: Path, classpath: Iterable[Path] = (), *, parameters: bool = False, release: int = 8
+) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     cp = os.pathsep.join(str(p) for p in classpath)
-    argv = [require_tool("javac"), "--release", str(release), "-nowarn", "-Xlint:-options", "-encoding", "UTF-8",
-            "-d", str(out)]
+    argv = [
+        require_tool("javac"),
+        "--release",
+        str(release),
+        "-nowarn",
+        "-Xlint:-options",
+        "-encoding",
+        "UTF-8",
+        "-d",
+        str(out),
+    ]
     if parameters:
         argv.append("-parameters")
     if cp:
@@ -227,8 +237,9 @@ def modern_jar(jvm, build_dir: Path) -> Path:  # noqa: ANN001
 def scala_jar(jvm, build_dir: Path) -> Path:  # noqa: ANN001
     """A Scala 2 fat jar (scalac from Debian's scala package) bundling scala-library."""
     library = scala_library()
-    classes = scalac(sorted((FIXTURES / "scala/src").rglob("*.scala")), build_dir / "scala-classes",
-                     [jvm.api_jar, library])
+    classes = scalac(
+        sorted((FIXTURES / "scala/src").rglob("*.scala")), build_dir / "scala-classes", [jvm.api_jar, library]
+    )
     return fat_jar(build_dir / "inventory-scala.jar", [classes], [library])
 
 

@@ -34,7 +34,11 @@ def cli(*args: str | Path, home: Path) -> subprocess.CompletedProcess[str]:
     env["CNCF_HOME"] = str(home)  # a jar_home(): the session's compiled host is in its cache
     return subprocess.run(
         [sys.executable, "-c", "from cncf.receptions.cli import main; main()", *map(str, args)],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
 
 
@@ -48,8 +52,7 @@ def inventory_example(tmp_path_factory: pytest.TempPathFactory, jvm, jvm_cache: 
     env = _env()
     env["PYTHON"] = sys.executable
     env["CNCF_CACHE"] = str(jvm_cache)  # build.sh asks for the API jar
-    proc = subprocess.run([str(folder / "build.sh")], capture_output=True, text=True, env=env, timeout=300,
-                          check=False)
+    proc = subprocess.run([str(folder / "build.sh")], capture_output=True, text=True, env=env, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (folder / "build" / "inventory.jar").is_file()
     return folder
@@ -60,7 +63,10 @@ def test_scala_example_through_the_api(jar_hub: cncf.Hub, inventory_example: Pat
     assert h.state == "ready", h.observation
     assert h.name == "inventory"
     assert jar_hub.call("inventory.add", {"sku": "apple", "qty": 3}).value == {
-        "sku": "apple", "qty": 3, "tags": ["new"]}
+        "sku": "apple",
+        "qty": 3,
+        "tags": ["new"],
+    }
     assert jar_hub.call("inventory.stock.remove", ["apple", 1]).value == {"sku": "apple", "qty": 2, "tags": ["new"]}
     out = jar_hub.call("inventory.remove", ["apple", 9])
     assert (out.observation.code, out.observation.stage) == (cncf.Code.OPERATION_FAILED, cncf.Stage.EXECUTE)
@@ -83,8 +89,17 @@ def test_scala_example_through_the_cli(inventory_example: Path, tmp_path: Path, 
     obs = json.loads(out.stdout)["observation"]
     assert (obs["code"], obs["stage"]) == ("operation_failed", "execute")
     assert obs["attributes"]["component_code"] == "insufficient_stock"
-    out = cli("call", inventory_example / "build" / "inventory.jar", "price", "3", "2.50", "0.1",
-              "--entry", "example.Pricing", home=jar_home(tmp_path, jvm_cache))
+    out = cli(
+        "call",
+        inventory_example / "build" / "inventory.jar",
+        "price",
+        "3",
+        "2.50",
+        "0.1",
+        "--entry",
+        "example.Pricing",
+        home=jar_home(tmp_path, jvm_cache),
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "6.75"
 
@@ -96,12 +111,23 @@ def test_scala_example_through_the_cli(inventory_example: Path, tmp_path: Path, 
         (DEBIAN_LANG3, "org.apache.commons.lang3.StringUtils", ["abbreviate", "a long sentence", "9"], "a long..."),
         (DEBIAN_LANG3, "org.apache.commons.lang3.StringUtils", ["split", "a,b,c", ","], ["a", "b", "c"]),
         (Path("/usr/share/java/guava.jar"), "com.google.common.math.IntMath", ["binomial", "5", "2"], 10),
-        (Path("/usr/share/java/commons-io.jar"), "org.apache.commons.io.FilenameUtils",
-         ["get-extension", "report.tar.gz"], "gz"),
+        (
+            Path("/usr/share/java/commons-io.jar"),
+            "org.apache.commons.io.FilenameUtils",
+            ["get-extension", "report.tar.gz"],
+            "gz",
+        ),
     ],
 )
-def test_one_line_calls_into_debian_jars(jvm, jvm_cache: Path, tmp_path: Path, jar: Path, entry: str,  # noqa: ANN001
-                                         args: list[str], value: object) -> None:
+def test_one_line_calls_into_debian_jars(
+    jvm,
+    jvm_cache: Path,
+    tmp_path: Path,
+    jar: Path,
+    entry: str,  # noqa: ANN001
+    args: list[str],
+    value: object,
+) -> None:
     require_file(jar, f"Debian {jar.name}")
     out = cli("call", jar, *args, "--entry", entry, "--json", home=jar_home(tmp_path, jvm_cache))
     assert out.returncode == 0, out.stdout + out.stderr
@@ -110,8 +136,16 @@ def test_one_line_calls_into_debian_jars(jvm, jvm_cache: Path, tmp_path: Path, j
 
 def test_one_line_call_with_a_bad_overload_is_an_observation(jvm, jvm_cache: Path, tmp_path: Path) -> None:  # noqa: ANN001
     jar = require_file(DEBIAN_LANG3, "Debian commons-lang3")
-    out = cli("call", jar, "abbreviate", "true", "--entry", "org.apache.commons.lang3.StringUtils", "--json",
-              home=jar_home(tmp_path, jvm_cache))
+    out = cli(
+        "call",
+        jar,
+        "abbreviate",
+        "true",
+        "--entry",
+        "org.apache.commons.lang3.StringUtils",
+        "--json",
+        home=jar_home(tmp_path, jvm_cache),
+    )
     assert out.returncode == 1
     obs = json.loads(out.stdout)["observation"]
     assert (obs["code"], obs["stage"]) == ("invalid_arguments", "dispatch")

@@ -64,8 +64,7 @@ def test_corrupt_jar(hub: cncf.Hub, corrupt_jar: Path) -> None:
 
 
 def test_facade_class_not_found(hub: cncf.Hub, faults_jar: Path) -> None:
-    obs = _load_failure(hub, faults_jar, Code.ENTRY_NOT_FOUND, Stage.LOAD, name="nofacade",
-                        entry="faults.Fautls")
+    obs = _load_failure(hub, faults_jar, Code.ENTRY_NOT_FOUND, Stage.LOAD, name="nofacade", entry="faults.Fautls")
     assert obs.attributes["entry"] == "faults.Fautls"
 
 
@@ -87,8 +86,7 @@ def test_ambiguity_resolved_by_entry(hub: cncf.Hub, ambiguous_jar: Path) -> None
 
 
 def test_missing_dependency_at_load(hub: cncf.Hub, faults_jar: Path) -> None:
-    obs = _load_failure(hub, faults_jar, Code.CLASS_NOT_FOUND, Stage.LOAD, name="needsgone",
-                        entry="faults.NeedsGone")
+    obs = _load_failure(hub, faults_jar, Code.CLASS_NOT_FOUND, Stage.LOAD, name="needsgone", entry="faults.NeedsGone")
     assert obs.cause is not None and obs.cause.type == "java.lang.NoClassDefFoundError"
 
 
@@ -98,15 +96,17 @@ def test_incompatible_class_change_at_load(hub: cncf.Hub, faults_jar: Path) -> N
 
 
 def test_static_initialiser_throws(hub: cncf.Hub, faults_jar: Path) -> None:
-    obs = _load_failure(hub, faults_jar, Code.INITIALIZER_FAILED, Stage.LOAD, name="staticboom",
-                        entry="faults.StaticBoom")
+    obs = _load_failure(
+        hub, faults_jar, Code.INITIALIZER_FAILED, Stage.LOAD, name="staticboom", entry="faults.StaticBoom"
+    )
     assert obs.cause is not None and obs.cause.type == "java.lang.ExceptionInInitializerError"
     assert obs.cause.cause is not None and obs.cause.cause.type == "java.lang.NumberFormatException"
 
 
 def test_constructor_throws(hub: cncf.Hub, faults_jar: Path) -> None:
-    obs = _load_failure(hub, faults_jar, Code.CONSTRUCTOR_FAILED, Stage.INSTANTIATE, name="ctorboom",
-                        entry="faults.CtorBoom")
+    obs = _load_failure(
+        hub, faults_jar, Code.CONSTRUCTOR_FAILED, Stage.INSTANTIATE, name="ctorboom", entry="faults.CtorBoom"
+    )
     assert obs.cause is not None and obs.cause.type == "java.lang.IllegalArgumentException"
 
 
@@ -127,8 +127,9 @@ def test_constructor_throws(hub: cncf.Hub, faults_jar: Path) -> None:
         ("add", [True, False], Code.INVALID_ARGUMENTS, None),
     ],
 )
-def test_execute_faults(hub: cncf.Hub, faults: str, operation: str, args: list, code: Code,
-                        cause_type: str | None) -> None:
+def test_execute_faults(
+    hub: cncf.Hub, faults: str, operation: str, args: list, code: Code, cause_type: str | None
+) -> None:
     out = hub.call(f"{faults}.{operation}", args, timeout=30)
     assert not out.ok
     assert out.observation.code == code, out.observation
@@ -222,8 +223,15 @@ def test_restart_never_leaves_the_component_unavailable(hub: cncf.Hub, faults_ja
 
 
 def test_bad_jvm_option_fails_the_host_start(hub: cncf.Hub, faults_jar: Path) -> None:
-    obs = _load_failure(hub, faults_jar, Code.WORKER_START_FAILED, Stage.LOAD, name="badjvm",
-                        entry="faults.Faults", jvm_options=["-XX:+NoSuchJvmOption"])
+    obs = _load_failure(
+        hub,
+        faults_jar,
+        Code.WORKER_START_FAILED,
+        Stage.LOAD,
+        name="badjvm",
+        entry="faults.Faults",
+        jvm_options=["-XX:+NoSuchJvmOption"],
+    )
     assert obs.attributes.get("exit_code") == 1
 
 
@@ -251,11 +259,35 @@ def test_fat_jar_with_stale_signature_files(hub: cncf.Hub, plain_jar: Path, tmp_
     signed = tmp_path / "signed.jar"
     signed.write_bytes(plain_jar.read_bytes())
     keystore = tmp_path / "keys.p12"
-    subprocess.run([require_tool("keytool"), "-genkeypair", "-keystore", str(keystore), "-storepass", "secret",
-                    "-keypass", "secret", "-alias", "dep", "-keyalg", "RSA", "-keysize", "2048",
-                    "-dname", "CN=dependency", "-validity", "2"], check=True, capture_output=True)
-    subprocess.run([require_tool("jarsigner"), "-keystore", str(keystore), "-storepass", "secret", str(signed),
-                    "dep"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            require_tool("keytool"),
+            "-genkeypair",
+            "-keystore",
+            str(keystore),
+            "-storepass",
+            "secret",
+            "-keypass",
+            "secret",
+            "-alias",
+            "dep",
+            "-keyalg",
+            "RSA",
+            "-keysize",
+            "2048",
+            "-dname",
+            "CN=dependency",
+            "-validity",
+            "2",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [require_tool("jarsigner"), "-keystore", str(keystore), "-storepass", "secret", str(signed), "dep"],
+        check=True,
+        capture_output=True,
+    )
     jar = tmp_path / "merged.jar"
     with zipfile.ZipFile(signed) as src, zipfile.ZipFile(jar, "w", zipfile.ZIP_DEFLATED) as out:
         manifest = src.read("META-INF/MANIFEST.MF").decode()

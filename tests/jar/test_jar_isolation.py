@@ -67,8 +67,9 @@ def test_scala_library_visible_only_when_bundled(jar_hub: cncf.Hub, scala_jar: P
     assert thin.state == "failed"
     assert (thin.observation.code, thin.observation.stage) == (Code.CLASS_NOT_FOUND, Stage.LOAD)
     host = jar_boundary(jar_hub).hosts()[0]
-    refused = {e["class"] for e in host.events
-               if e["event"] == "visibility_refused" and e["instance"].startswith("thin#")}
+    refused = {
+        e["class"] for e in host.events if e["event"] == "visibility_refused" and e["instance"].startswith("thin#")
+    }
     assert any(name.startswith("scala.") for name in refused), refused
     assert jar_hub.call("fat.total").ok  # the Scala component in the same host is unaffected
 
@@ -211,10 +212,12 @@ def test_threads_left_behind_by_an_unloaded_component_are_stopped(
 
 def test_jvm_options_and_memory_limit_choose_the_host(jar_hub: cncf.Hub, faults_jar: Path) -> None:
     plain = jar_hub.load(faults_jar, name="plain", entry="faults.Faults")
-    tuned = jar_hub.load(faults_jar, name="tuned", entry="faults.Faults", jvm_options=["-Dcncf.test=42"],
-                         memory_limit="128MB")
-    same = jar_hub.load(faults_jar, name="same", entry="faults.Faults", jvm_options=["-Dcncf.test=42"],
-                        memory_limit="128MB")
+    tuned = jar_hub.load(
+        faults_jar, name="tuned", entry="faults.Faults", jvm_options=["-Dcncf.test=42"], memory_limit="128MB"
+    )
+    same = jar_hub.load(
+        faults_jar, name="same", entry="faults.Faults", jvm_options=["-Dcncf.test=42"], memory_limit="128MB"
+    )
     assert plain.state == tuned.state == same.state == "ready"
     pids = {h.name: h.describe()["health"]["pid"] for h in (plain, tuned, same)}
     assert pids["tuned"] == pids["same"] != pids["plain"]

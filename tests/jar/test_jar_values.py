@@ -32,8 +32,15 @@ def values_jar(jvm, build_dir: Path) -> Path:  # noqa: ANN001
 
 @pytest.fixture(scope="session")
 def debian_jars() -> dict[str, Path]:
-    jars = {"text": TEXT, "lang3": LANG3, "databind": JACKSON[0], "core": JACKSON[1],
-            "annotations": JACKSON[2], "joda": JODA, "codec": CODEC}
+    jars = {
+        "text": TEXT,
+        "lang3": LANG3,
+        "databind": JACKSON[0],
+        "core": JACKSON[1],
+        "annotations": JACKSON[2],
+        "joda": JODA,
+        "codec": CODEC,
+    }
     for what, p in jars.items():
         require_file(p, f"Debian jar {what} (scripts/install-system-deps.sh)")
     return jars
@@ -44,8 +51,9 @@ def plain_java(debian_jars: dict[str, Path], build_dir: Path) -> dict[str, str]:
     """What plain Java returns for the calls below (key -> value)."""
     cp = ":".join(str(p) for p in debian_jars.values())
     out = javac([FIXTURES / "values/expect/Expect.java"], build_dir / "expect-classes", list(debian_jars.values()))
-    proc = subprocess.run([require_tool("java"), "-cp", f"{out}:{cp}", "Expect"], capture_output=True, text=True,
-                          check=True)
+    proc = subprocess.run(
+        [require_tool("java"), "-cp", f"{out}:{cp}", "Expect"], capture_output=True, text=True, check=True
+    )
     values = {}
     for line in proc.stdout.splitlines():
         key, _, value = line.partition("\t")
@@ -78,21 +86,24 @@ def _code(hub: cncf.Hub, op: str, args: object) -> str:
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("op", "args", "chosen"), [
-    ("pick", [1], "int"),  # phase 1: int literal, int is more specific than long
-    ("pick", [2**40], "long"),  # does not fit an int: long
-    ("pick", ["s"], "String"),  # arity-exact String beats Object and the varargs overload
-    ("pick", ["s", "t", "u"], "String...2"),  # only varargs applies
-    ("boxed", [None], "Long"),  # null: the most specific reference type (Long <: Object)
-    ("pick", [[1]], "Object"),
-    ("wide", [3], "long"),  # int widens to long before double
-    ("wide", [2.5], "double"),
-    ("boxed", [3], "Object"),  # javac boxes 3 to Integer, which is an Object, not a Long
-    ("cap", ["hello"], "exact"),  # not the varargs overload with zero trailing arguments
-    ("cap", ["hello", "-", "x"], "varargs2"),
-    ("seq", [["a", "b"]], "List"),  # a JSON list is a List; an array is a conversion
-    ("arr", [[1, 2]], "int[]"),  # int[] more specific than long[]
-])
+@pytest.mark.parametrize(
+    ("op", "args", "chosen"),
+    [
+        ("pick", [1], "int"),  # phase 1: int literal, int is more specific than long
+        ("pick", [2**40], "long"),  # does not fit an int: long
+        ("pick", ["s"], "String"),  # arity-exact String beats Object and the varargs overload
+        ("pick", ["s", "t", "u"], "String...2"),  # only varargs applies
+        ("boxed", [None], "Long"),  # null: the most specific reference type (Long <: Object)
+        ("pick", [[1]], "Object"),
+        ("wide", [3], "long"),  # int widens to long before double
+        ("wide", [2.5], "double"),
+        ("boxed", [3], "Object"),  # javac boxes 3 to Integer, which is an Object, not a Long
+        ("cap", ["hello"], "exact"),  # not the varargs overload with zero trailing arguments
+        ("cap", ["hello", "-", "x"], "varargs2"),
+        ("seq", [["a", "b"]], "List"),  # a JSON list is a List; an array is a conversion
+        ("arr", [[1, 2]], "int[]"),  # int[] more specific than long[]
+    ],
+)
 def test_overload_resolution_as_javac(kinds: cncf.Hub, op: str, args: list, chosen: str) -> None:
     assert _value(kinds, op, args) == chosen
 
@@ -106,19 +117,34 @@ def test_ambiguous_overload_lists_the_signatures(kinds: cncf.Hub, op: str, args:
     assert len(out.observation.attributes["signatures"]) >= 2
 
 
-@pytest.mark.parametrize(("op", "value"), [
-    ("asByte", 255), ("asByte", -129), ("asShort", 40000), ("asInt", 2**31), ("asChar", -1),
-    ("asFloat", 0.1 + 0.2), ("asInt", 1.5),
-])
+@pytest.mark.parametrize(
+    ("op", "value"),
+    [
+        ("asByte", 255),
+        ("asByte", -129),
+        ("asShort", 40000),
+        ("asInt", 2**31),
+        ("asChar", -1),
+        ("asFloat", 0.1 + 0.2),
+        ("asInt", 1.5),
+    ],
+)
 def test_out_of_range_says_so(kinds: cncf.Hub, op: str, value: object) -> None:
     out = kinds.call(f"kinds.{op}", [value])
     assert out.observation is not None and out.observation.code.value == "invalid_arguments"
     assert out.observation.attributes["reasons"]  # why: out of range, not exact, a fraction
 
 
-@pytest.mark.parametrize(("op", "value", "returned"), [("asByte", 127, 127), ("asByte", -128, -128),
-                                                       ("asShort", -32768, -32768), ("asFloat", 0.5, 0.5),
-                                                       ("asChar", 65, "A")])
+@pytest.mark.parametrize(
+    ("op", "value", "returned"),
+    [
+        ("asByte", 127, 127),
+        ("asByte", -128, -128),
+        ("asShort", -32768, -32768),
+        ("asFloat", 0.5, 0.5),
+        ("asChar", 65, "A"),
+    ],
+)
 def test_in_range_narrowing_converts(kinds: cncf.Hub, op: str, value: object, returned: object) -> None:
     assert _value(kinds, op, [value]) == returned
 
@@ -128,30 +154,33 @@ def test_in_range_narrowing_converts(kinds: cncf.Hub, op: str, value: object, re
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("op", "given", "returned"), [
-    ("color", "GREEN", "GREEN"),
-    ("color", "green", "GREEN"),  # case-insensitively when not exact
-    ("date", "2024-01-31T12:00:00Z", "2024-01-31T12:00:00Z"),  # ISO-8601 both ways
-    ("date", "2024-01-31T13:00:00+01:00", "2024-01-31T12:00:00Z"),
-    ("epochMillis", "1970-01-01T00:00:01Z", 1000),
-    ("className", "java.util.ArrayList", "java.util.ArrayList"),
-    ("className", "vals.Kinds$Color", "vals.Kinds$Color"),  # resolved in the component's loader
-    ("className", "int", "int"),
-    ("bytes", "aGVsbG8=", [104, 101, 108, 108, 111]),  # base64 in, list of ints out
-    ("bytes", [1, -1, 127], [1, -1, 127]),
-    ("nextDay", "2024-02-28", "2024-02-29"),
-    ("maybe", "x", "x"),
-    ("maybe", None, None),
-    ("nested", {"a": [1, 2], "b": []}, {"a": [1, 2], "b": []}),
-    ("ints", [3, 2, 1], [3, 2, 1]),
-    ("sorted", ["b", "a", "b"], ["a", "b"]),
-    ("big", 2**70, 2**70 + 1),
-    ("dec", 2.5, 2.5),
-    ("flag", True, True),
-    ("letter", "z", "z"),
-    ("point", {"x": 1, "y": 2}, {"x": 1, "y": 2}),  # a data bean both ways
-    ("money", "12.30", "12.30"),  # a value type that round-trips through its own parser
-])
+@pytest.mark.parametrize(
+    ("op", "given", "returned"),
+    [
+        ("color", "GREEN", "GREEN"),
+        ("color", "green", "GREEN"),  # case-insensitively when not exact
+        ("date", "2024-01-31T12:00:00Z", "2024-01-31T12:00:00Z"),  # ISO-8601 both ways
+        ("date", "2024-01-31T13:00:00+01:00", "2024-01-31T12:00:00Z"),
+        ("epochMillis", "1970-01-01T00:00:01Z", 1000),
+        ("className", "java.util.ArrayList", "java.util.ArrayList"),
+        ("className", "vals.Kinds$Color", "vals.Kinds$Color"),  # resolved in the component's loader
+        ("className", "int", "int"),
+        ("bytes", "aGVsbG8=", [104, 101, 108, 108, 111]),  # base64 in, list of ints out
+        ("bytes", [1, -1, 127], [1, -1, 127]),
+        ("nextDay", "2024-02-28", "2024-02-29"),
+        ("maybe", "x", "x"),
+        ("maybe", None, None),
+        ("nested", {"a": [1, 2], "b": []}, {"a": [1, 2], "b": []}),
+        ("ints", [3, 2, 1], [3, 2, 1]),
+        ("sorted", ["b", "a", "b"], ["a", "b"]),
+        ("big", 2**70, 2**70 + 1),
+        ("dec", 2.5, 2.5),
+        ("flag", True, True),
+        ("letter", "z", "z"),
+        ("point", {"x": 1, "y": 2}, {"x": 1, "y": 2}),  # a data bean both ways
+        ("money", "12.30", "12.30"),  # a value type that round-trips through its own parser
+    ],
+)
 def test_value_table_both_ways(kinds: cncf.Hub, op: str, given: object, returned: object) -> None:
     assert _value(kinds, op, [given]) == returned
 
@@ -168,14 +197,17 @@ def test_misspelt_enum_lists_the_constants(kinds: cncf.Hub) -> None:
     assert all(name in reasons for name in ("RED", "GREEN", "BLUE"))
 
 
-@pytest.mark.parametrize(("op", "args"), [("className", ["no.such.Type"]), ("date", ["yesterday"]),
-                                          ("bytes", ["not base64!"])])
+@pytest.mark.parametrize(
+    ("op", "args"), [("className", ["no.such.Type"]), ("date", ["yesterday"]), ("bytes", ["not base64!"])]
+)
 def test_strings_that_are_not_the_type_are_refused(kinds: cncf.Hub, op: str, args: list) -> None:
     assert _code(kinds, op, args) == "invalid_arguments"
 
 
-@pytest.mark.parametrize(("op", "kind"), [("shadow", "vals.Kinds$Shadow"), ("children", "vals.Kinds$Children"),
-                                          ("thread", "java.lang.Thread")])
+@pytest.mark.parametrize(
+    ("op", "kind"),
+    [("shadow", "vals.Kinds$Shadow"), ("children", "vals.Kinds$Children"), ("thread", "java.lang.Thread")],
+)
 def test_no_lossy_guess(kinds: cncf.Hub, op: str, kind: str) -> None:
     out = kinds.call(f"kinds.{op}", [])
     assert out.observation is not None
@@ -195,8 +227,10 @@ def test_fluent_method_returning_its_receiver_succeeds(kinds: cncf.Hub) -> None:
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("init", "expected"), [(["> "], "> x0"), (["#", 4], "#x4"), ({"prefix": "@"}, "@x0"),
-                                                ({"prefix": "@", "start": 2}, "@x2")])
+@pytest.mark.parametrize(
+    ("init", "expected"),
+    [(["> "], "> x0"), (["#", 4], "#x4"), ({"prefix": "@"}, "@x0"), ({"prefix": "@", "start": 2}, "@x2")],
+)
 def test_init_chooses_the_constructor(jar_hub: cncf.Hub, values_jar: Path, init: object, expected: str) -> None:
     h = jar_hub.load(values_jar, name="k", entry="vals.Kinds", init=init)
     assert h.state == "ready", h.observation
@@ -216,8 +250,9 @@ def test_init_that_fits_no_constructor(jar_hub: cncf.Hub, values_jar: Path) -> N
 # ---------------------------------------------------------------------------
 
 
-def test_commons_text_with_lang3_on_the_classpath(jar_hub: cncf.Hub, debian_jars: dict[str, Path],
-                                                  plain_java: dict[str, str]) -> None:
+def test_commons_text_with_lang3_on_the_classpath(
+    jar_hub: cncf.Hub, debian_jars: dict[str, Path], plain_java: dict[str, str]
+) -> None:
     h = jar_hub.load(TEXT, name="words", entry="org.apache.commons.text.WordUtils", classpath=[str(LANG3)])
     assert h.state == "ready", h.observation
     assert jar_hub.call("words.capitalizeFully", ["hello big WORLD"]).value == plain_java["capitalizeFully"]
@@ -229,29 +264,36 @@ def test_commons_text_with_lang3_on_the_classpath(jar_hub: cncf.Hub, debian_jars
 def test_commons_text_without_its_dependency(jar_hub: cncf.Hub, debian_jars: dict[str, Path]) -> None:
     h = jar_hub.load(TEXT, name="words", entry="org.apache.commons.text.WordUtils")
     out = jar_hub.call("words.capitalizeFully", ["x"]) if h.state == "ready" else None
-    code = (h.observation or (out.observation if out else None))
+    code = h.observation or (out.observation if out else None)
     assert code is not None and code.code.value == "class_not_found"
 
 
-def test_classpath_glob_relative_to_the_manifest(jar_hub: cncf.Hub, debian_jars: dict[str, Path],
-                                                 tmp_path: Path, plain_java: dict[str, str]) -> None:
+def test_classpath_glob_relative_to_the_manifest(
+    jar_hub: cncf.Hub, debian_jars: dict[str, Path], tmp_path: Path, plain_java: dict[str, str]
+) -> None:
     lib = tmp_path / "lib"
     lib.mkdir()
     (lib / "commons-lang3.jar").write_bytes(LANG3.read_bytes())
     (tmp_path / "cncf.toml").write_text(
         f'[component]\nname = "words"\nartifact = "{TEXT}"\nentry = "org.apache.commons.text.WordUtils"\n'
-        'classpath = ["lib/*.jar"]\n')
+        'classpath = ["lib/*.jar"]\n'
+    )
     h = jar_hub.load(tmp_path)
     assert h.state == "ready", h.observation
     assert jar_hub.call("words.capitalizeFully", ["hello big WORLD"]).value == plain_java["capitalizeFully"]
 
 
-def test_jackson_tree_and_fluent_configuration(jar_hub: cncf.Hub, debian_jars: dict[str, Path],
-                                               plain_java: dict[str, str]) -> None:
+def test_jackson_tree_and_fluent_configuration(
+    jar_hub: cncf.Hub, debian_jars: dict[str, Path], plain_java: dict[str, str]
+) -> None:
     import json
 
-    h = jar_hub.load(JACKSON[0], name="json", entry="com.fasterxml.jackson.databind.ObjectMapper",
-                     classpath=[str(p) for p in JACKSON[1:]])
+    h = jar_hub.load(
+        JACKSON[0],
+        name="json",
+        entry="com.fasterxml.jackson.databind.ObjectMapper",
+        classpath=[str(p) for p in JACKSON[1:]],
+    )
     assert h.state == "ready", h.observation
     text = '{"a":[1,2.5,{"b":null}],"c":"x","t":true}'
     tree = jar_hub.call("json.readTree", [text])
@@ -263,8 +305,9 @@ def test_jackson_tree_and_fluent_configuration(jar_hub: cncf.Hub, debian_jars: d
     assert jar_hub.call("json.enable", ["INDNT_OUTPUT"]).observation.code.value == "invalid_arguments"
 
 
-def test_joda_values_cross_as_their_iso_text(jar_hub: cncf.Hub, debian_jars: dict[str, Path],
-                                             plain_java: dict[str, str]) -> None:
+def test_joda_values_cross_as_their_iso_text(
+    jar_hub: cncf.Hub, debian_jars: dict[str, Path], plain_java: dict[str, str]
+) -> None:
     h = jar_hub.load(JODA, name="joda", entry="org.joda.time.LocalDate", init=["2024-02-28"])
     assert h.state == "ready", h.observation
     assert jar_hub.call("joda.plusDays", [1]).value == plain_java["nextDay"]
@@ -272,10 +315,10 @@ def test_joda_values_cross_as_their_iso_text(jar_hub: cncf.Hub, debian_jars: dic
     assert zone.observation is not None and zone.observation.code.value == "result_not_serialisable"
 
 
-def test_commons_codec_hmac_with_init(jar_hub: cncf.Hub, debian_jars: dict[str, Path],
-                                      plain_java: dict[str, str]) -> None:
-    h = jar_hub.load(CODEC, name="hmac", entry="org.apache.commons.codec.digest.HmacUtils",
-                     init=["HmacSHA256", "key"])
+def test_commons_codec_hmac_with_init(
+    jar_hub: cncf.Hub, debian_jars: dict[str, Path], plain_java: dict[str, str]
+) -> None:
+    h = jar_hub.load(CODEC, name="hmac", entry="org.apache.commons.codec.digest.HmacUtils", init=["HmacSHA256", "key"])
     assert h.state == "ready", h.observation
     assert jar_hub.call("hmac.hmacHex", ["hello"]).value == plain_java["hmac"]
     hexed = jar_hub.load(CODEC, name="hex", entry="org.apache.commons.codec.binary.Hex")
@@ -284,8 +327,12 @@ def test_commons_codec_hmac_with_init(jar_hub: cncf.Hub, debian_jars: dict[str, 
 
 
 def test_jackson_tree_parameters_take_json(jar_hub: cncf.Hub, debian_jars: dict[str, Path]) -> None:
-    h = jar_hub.load(JACKSON[0], name="json", entry="com.fasterxml.jackson.databind.ObjectMapper",
-                     classpath=[str(p) for p in JACKSON[1:]])
+    h = jar_hub.load(
+        JACKSON[0],
+        name="json",
+        entry="com.fasterxml.jackson.databind.ObjectMapper",
+        classpath=[str(p) for p in JACKSON[1:]],
+    )
     assert h.state == "ready", h.observation
     back = jar_hub.call("json.treeToValue", [{"a": [1, 2], "b": None}, "java.util.Map"])  # TreeNode, Class<T>
     assert back.ok, back.observation

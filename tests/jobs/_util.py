@@ -30,8 +30,10 @@ def read_only(path: Path) -> Iterator[None]:
         pass
     else:
         probe.unlink()
-        if shutil.which("chattr") is None or subprocess.run(
-                ["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        if (
+            shutil.which("chattr") is None
+            or subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0
+        ):
             path.chmod(0o755)
             pytest.skip("cannot make a folder read-only here (root without chattr)")
         immutable = True

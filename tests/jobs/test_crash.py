@@ -36,8 +36,9 @@ class _Proc:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.stderr = stderr
         with stderr.open("w") as err:
-            self.p = subprocess.Popen([sys.executable, str(SCRIPT), *args], stdout=subprocess.PIPE,
-                                      stderr=err, text=True, env=env)
+            self.p = subprocess.Popen(
+                [sys.executable, str(SCRIPT), *args], stdout=subprocess.PIPE, stderr=err, text=True, env=env
+            )
         self.lines: list[str] = []
         self._t = threading.Thread(target=self._read, daemon=True)
         self._t.start()
@@ -79,8 +80,7 @@ def test_kill_9_twice_then_every_accepted_job_ends_once(tmp_path: Path) -> None:
 
     # 1. submit, and kill while jobs are still being submitted and run
     first = _Proc(tmp_path / "first.err", "submit", str(home), str(WORKER), str(effects), str(N))
-    first.until(lambda: sum(1 for x in first.lines if x.startswith("accepted")) >= N // 5
-                and len(lines(effects)) >= 20)
+    first.until(lambda: sum(1 for x in first.lines if x.startswith("accepted")) >= N // 5 and len(lines(effects)) >= 20)
     first.kill()
     accepted = {parts[1]: parts[2] for parts in (x.split() for x in first.lines) if parts[0] == "accepted"}
     assert N // 5 <= len(accepted) <= N

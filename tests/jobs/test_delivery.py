@@ -81,8 +81,7 @@ def test_idempotency_key_holds_across_restarts_and_concurrent_submissions(home: 
     async def main() -> list[str]:
         async with cncf.AsyncHub(home=home) as hub:
             await hub.load(WORKER)
-            outs = await asyncio.gather(*(hub.call("worker.add", [1, 2], idempotency_key="same")
-                                          for _ in range(20)))
+            outs = await asyncio.gather(*(hub.call("worker.add", [1, 2], idempotency_key="same") for _ in range(20)))
             return [o.job_id for o in outs]
 
     ids = asyncio.run(main())

@@ -20,8 +20,9 @@ def _pump_threads() -> list[threading.Thread]:
 
 
 def test_jobs_progress_while_the_caller_sleeps(hub: cncf.Hub, effects: Path) -> None:
-    ids = [hub.call("worker.slow_append", {"path": str(effects), "tag": f"t{i}", "seconds": 0.05}).job_id
-           for i in range(5)]
+    ids = [
+        hub.call("worker.slow_append", {"path": str(effects), "tag": f"t{i}", "seconds": 0.05}).job_id for i in range(5)
+    ]
     time.sleep(1)  # no hub method runs during this second
     assert [hub.job(j).state for j in ids] == [JobState.SUCCEEDED] * 5
     assert lines(effects) == [f"t{i}" for i in range(5)]
@@ -47,8 +48,10 @@ def test_pump_stops_when_idle_and_restarts_on_new_work(hub: cncf.Hub) -> None:
 
 
 def test_sync_calls_interleave_with_running_jobs(hub: cncf.Hub, effects: Path) -> None:
-    ids = [hub.call("worker.slow_append", {"path": str(effects), "tag": f"t{i}", "seconds": 0.005}).job_id
-           for i in range(40)]
+    ids = [
+        hub.call("worker.slow_append", {"path": str(effects), "tag": f"t{i}", "seconds": 0.005}).job_id
+        for i in range(40)
+    ]
     for i in range(300):  # each takes the loop back from the pump, then hands it over
         assert hub.call("worker.direct", [i]).value == i
     finals = [hub.wait(j, 10) for j in ids]
@@ -80,8 +83,9 @@ def test_close_stops_the_pump_and_leaves_no_thread(home: Path, effects: Path) ->
     before = {t.ident for t in _pump_threads()}
     hub = cncf.Hub(home=home)
     hub.load(WORKER)
-    ids = [hub.call("worker.slow_append", {"path": str(effects), "tag": f"t{i}", "seconds": 0.2}).job_id
-           for i in range(5)]
+    ids = [
+        hub.call("worker.slow_append", {"path": str(effects), "tag": f"t{i}", "seconds": 0.2}).job_id for i in range(5)
+    ]
     time.sleep(0.1)
     assert hub._pump is not None and hub._pump.alive
     hub.close()

@@ -56,9 +56,16 @@ class RayCluster:
         os.environ["CNCF_NODE_CACHE"] = str(node_cache)  # the nodes inherit it
         self.ray = ray
         self.node_cache = node_cache
-        self.cluster = Cluster(initialize_head=True, head_node_args={
-            "num_cpus": 1, "object_store_memory": _STORE, "include_dashboard": True,
-            "dashboard_host": "127.0.0.1", "dashboard_port": _free_port()})
+        self.cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                "num_cpus": 1,
+                "object_store_memory": _STORE,
+                "include_dashboard": True,
+                "dashboard_host": "127.0.0.1",
+                "dashboard_port": _free_port(),
+            },
+        )
         self.nodes: dict[str, Any] = {}
         self.add("alpha", {"alpha": 1})
         self.add("beta", {"beta": 1})
@@ -69,8 +76,9 @@ class RayCluster:
         assert addresses == {"127.0.0.1"}, f"the test cluster left loopback: {addresses}"
 
     def add(self, name: str, resources: dict[str, float]) -> Any:
-        node = self.cluster.add_node(num_cpus=1, resources=resources, object_store_memory=_STORE,
-                                     env_vars={"CNCF_TEST_NODE": name})
+        node = self.cluster.add_node(
+            num_cpus=1, resources=resources, object_store_memory=_STORE, env_vars={"CNCF_TEST_NODE": name}
+        )
         self.nodes[name] = node
         return node
 
@@ -86,8 +94,7 @@ class RayCluster:
     def cncf_actors(self) -> list[Any]:
         from ray.util.state import list_actors
 
-        return [a for a in list_actors(filters=[("state", "=", "ALIVE")], timeout=10)
-                if a.name.startswith("cncf-")]
+        return [a for a in list_actors(filters=[("state", "=", "ALIVE")], timeout=10) if a.name.startswith("cncf-")]
 
     def shutdown(self) -> None:
         self.ray.shutdown()

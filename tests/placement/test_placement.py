@@ -64,10 +64,17 @@ def test_local_placement_is_the_default_and_inspect_says_so(placed_hub: cncf.Hub
     assert placed_hub.load(ECHO).state == "ready"
     assert placed_hub.inspect("echo")["placement"]["engine"] == "local"
     assert placed_hub.call("echo.where").value["node"] == ""
-    probe = ("import sys, cncf, cncf.hub, cncf.placement, cncf.boundaries.python, cncf.boundaries.jar;"
-             "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")
-    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                              env={**os.environ, "PYTHONPATH": str(Path(cncf.__file__).parents[1])}).stdout
+    probe = (
+        "import sys, cncf, cncf.hub, cncf.placement, cncf.boundaries.python, cncf.boundaries.jar;"
+        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))"
+    )
+    imported = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(cncf.__file__).parents[1])},
+    ).stdout
     assert imported.strip() == "[]"  # Ray is imported only when a component is placed on it
 
 
@@ -88,11 +95,11 @@ def test_command_component_on_a_chosen_node(placed_hub: cncf.Hub) -> None:
 
 
 def test_jar_components_share_a_host_per_node_or_get_their_own(
-        placed_jar_hub: cncf.Hub, plain_jar: Path, ray_cluster: RayCluster) -> None:
+    placed_jar_hub: cncf.Hub, plain_jar: Path, ray_cluster: RayCluster
+) -> None:
     hub = placed_jar_hub
     for name, extra in (("geo1", {}), ("geo2", {}), ("solo", {"isolation": "process"})):
-        h = hub.load(plain_jar, name=name, entry="plain.Geometry", **RAY,
-                     placement_resources={"alpha": 0.1}, **extra)
+        h = hub.load(plain_jar, name=name, entry="plain.Geometry", **RAY, placement_resources={"alpha": 0.1}, **extra)
         assert h.state == "ready", h.observation
     assert hub.call("geo1.hypot", [3, 4]).value == 5.0
     assert [hub.call("geo1.addPoint", [1, 2]).value for _ in range(2)] == [1, 2]
@@ -106,11 +113,11 @@ def test_jar_components_share_a_host_per_node_or_get_their_own(
 
 
 def test_python_environment_is_built_on_the_node_by_the_same_hash(
-        placed_hub: cncf.Hub, ray_cluster: RayCluster, tmp_path: Path) -> None:
+    placed_hub: cncf.Hub, ray_cluster: RayCluster, tmp_path: Path
+) -> None:
     from cncf.boundaries._environments import environment_key
 
-    h = placed_hub.load(ECHO, name="pinned", requirements=["packaging==23.2"], **RAY,
-                        placement_resources={"alpha": 1})
+    h = placed_hub.load(ECHO, name="pinned", requirements=["packaging==23.2"], **RAY, placement_resources={"alpha": 1})
     assert h.state == "ready", h.observation
     assert placed_hub.call("pinned.version").value == "23.2"
     key = environment_key(sys.executable, ["packaging==23.2"], [])
@@ -141,14 +148,17 @@ def test_unreachable_cluster_fails_the_load(placed_hub: cncf.Hub) -> None:
     assert h.observation.retryable
 
 
-@pytest.mark.parametrize("overrides, key", [
-    ({"placement": "mars"}, "placement"),
-    ({"placement": "ray", "placement_resources": {"beta": -1}}, "placement_resources.beta"),
-    ({"placement": "ray", "placement_resources": {"beta": float("nan")}}, "placement_resources.beta"),
-    ({"placement": "ray", "placement_resources": {"beta": True}}, "placement_resources.beta"),
-    ({"placement": "ray", "placement_resources": "beta"}, "placement_resources"),
-    ({"placement": "ray", "ray_address": 7}, "ray_address"),
-])
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"placement": "mars"}, "placement"),
+        ({"placement": "ray", "placement_resources": {"beta": -1}}, "placement_resources.beta"),
+        ({"placement": "ray", "placement_resources": {"beta": float("nan")}}, "placement_resources.beta"),
+        ({"placement": "ray", "placement_resources": {"beta": True}}, "placement_resources.beta"),
+        ({"placement": "ray", "placement_resources": "beta"}, "placement_resources"),
+        ({"placement": "ray", "ray_address": 7}, "ray_address"),
+    ],
+)
 def test_placement_keys_are_validated(placed_hub: cncf.Hub, overrides: dict[str, Any], key: str) -> None:
     h = placed_hub.load(ECHO, **overrides)
     assert h.observation is not None and h.observation.code.value == "invalid_manifest"
@@ -165,7 +175,8 @@ def test_hub_file_hub_table_places_every_component(tmp_path: Path, ray_cluster: 
         '[hub]\nplacement = "ray"\nplacement_resources = { beta = 1 }\n\n'
         f'[[component]]\ntarget = "{ECHO}"\n\n'
         f'[[component]]\ntarget = "{ECHO}"\nname = "here"\nplacement = "local"\n\n'
-        '[[call]]\ncall = "echo.where"\n\n[[call]]\ncall = "here.where"\n')
+        '[[call]]\ncall = "echo.where"\n\n[[call]]\ncall = "here.where"\n'
+    )
     import io
     import json
 
@@ -178,8 +189,7 @@ def test_hub_file_hub_table_places_every_component(tmp_path: Path, ray_cluster: 
     calls = json.loads(buf.getvalue())["calls"]
     assert [c["outcome"]["value"]["node"] for c in calls] == ["beta", ""]
     hubfile.write_text('[hub]\nplacement = "mars"\n')
-    assert run_config(hubfile, tmp_path / "home", True, Console(file=io.StringIO()),
-                      Console(file=io.StringIO())) == 2
+    assert run_config(hubfile, tmp_path / "home", True, Console(file=io.StringIO()), Console(file=io.StringIO())) == 2
 
 
 # ---------------------------------------------------------------------------
@@ -188,7 +198,8 @@ def test_hub_file_hub_table_places_every_component(tmp_path: Path, ray_cluster: 
 
 
 def test_node_loss_fails_calls_in_flight_and_the_next_call_restarts_on_a_fitting_node(
-        placed_hub: cncf.Hub, ray_cluster: RayCluster) -> None:
+    placed_hub: cncf.Hub, ray_cluster: RayCluster
+) -> None:
     hub = placed_hub
     ray_cluster.add("spot1", {"spot": 1})
     ray_cluster.cluster.wait_for_nodes()
@@ -227,7 +238,8 @@ def test_node_loss_fails_calls_in_flight_and_the_next_call_restarts_on_a_fitting
 
 
 def test_a_frozen_node_is_lost_by_its_missing_heartbeat(
-        placed_hub: cncf.Hub, ray_cluster: RayCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    placed_hub: cncf.Hub, ray_cluster: RayCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cncf.placement import _tcp
 
     monkeypatch.setattr(_tcp, "HEARTBEAT_TIMEOUT", 2.0)
@@ -251,8 +263,7 @@ def test_a_frozen_node_is_lost_by_its_missing_heartbeat(
 # ---------------------------------------------------------------------------
 
 
-def test_unload_and_close_release_every_actor_and_process(
-        tmp_path: Path, ray_cluster: RayCluster) -> None:
+def test_unload_and_close_release_every_actor_and_process(tmp_path: Path, ray_cluster: RayCluster) -> None:
     require_tool("node")
     with cncf.Hub(home=tmp_path / "home") as hub:
         assert hub.load(ECHO, **RAY, placement_resources={"alpha": 0.3}).state == "ready"
@@ -283,10 +294,18 @@ import time; time.sleep(600)
 
 
 def test_hub_death_releases_everything_on_the_cluster(tmp_path: Path, ray_cluster: RayCluster) -> None:
-    env = {**os.environ, "RAY_ADDRESS": ray_cluster.address,
-           "PYTHONPATH": os.pathsep.join([str(Path(cncf.__file__).parents[1]), str(Path(__file__).parents[2])])}
-    proc = subprocess.Popen([sys.executable, "-c", _DYING_HUB, str(tmp_path / "home"), str(ECHO)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    env = {
+        **os.environ,
+        "RAY_ADDRESS": ray_cluster.address,
+        "PYTHONPATH": os.pathsep.join([str(Path(cncf.__file__).parents[1]), str(Path(__file__).parents[2])]),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _DYING_HUB, str(tmp_path / "home"), str(ECHO)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line, "the hub did not start"
@@ -299,7 +318,8 @@ def test_hub_death_releases_everything_on_the_cluster(tmp_path: Path, ray_cluste
 
 
 def test_busy_nodes_are_a_placement_timeout_not_an_endless_wait(
-        placed_hub: cncf.Hub, ray_cluster: RayCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    placed_hub: cncf.Hub, ray_cluster: RayCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cncf.placement import ray_cluster as engine
 
     monkeypatch.setattr(engine, "PLACEMENT_TIMEOUT", 2.0)
@@ -313,10 +333,17 @@ def test_busy_nodes_are_a_placement_timeout_not_an_endless_wait(
 
 
 def test_without_ray_placement_is_a_load_observation(tmp_path: Path) -> None:
-    script = ("import sys; sys.modules['ray'] = None\n"  # an environment without the extra
-              "import cncf\n"
-              f"h = cncf.Hub(home={str(tmp_path / 'home')!r}).load({str(ECHO)!r}, placement='ray')\n"
-              "print(h.observation.code.value, h.observation.stage.value)\n")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(Path(cncf.__file__).parents[1])})
+    script = (
+        "import sys; sys.modules['ray'] = None\n"  # an environment without the extra
+        "import cncf\n"
+        f"h = cncf.Hub(home={str(tmp_path / 'home')!r}).load({str(ECHO)!r}, placement='ray')\n"
+        "print(h.observation.code.value, h.observation.stage.value)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(cncf.__file__).parents[1])},
+    )
     assert out.stdout.split() == ["placement_unavailable", "load"], out.stderr

@@ -95,15 +95,13 @@ class Builder:
             stage = self._stage(source, tag)
             if deps:
                 uv = require_tool("uv")
-                _run([uv, "pip", "install", "--quiet", "--python", sys.executable, "--target",
-                      str(stage), *deps])
+                _run([uv, "pip", "install", "--quiet", "--python", sys.executable, "--target", str(stage), *deps])
             return stage
         if kind == "pyz":
             stage = self._stage(source, tag)
             if deps:  # vendored: installed next to the sources inside the archive
                 uv = require_tool("uv")
-                _run([uv, "pip", "install", "--quiet", "--python", sys.executable, "--target",
-                      str(stage), *deps])
+                _run([uv, "pip", "install", "--quiet", "--python", sys.executable, "--target", str(stage), *deps])
             (stage / "__main__.py").write_text("print('a cncf component: load it with cncf')\n")
             target = out / f"{source}.pyz"
             zipapp.create_archive(stage, target, interpreter="/usr/bin/env python3")
@@ -112,8 +110,20 @@ class Builder:
             tool_module("shiv")
             stage = self._stage(source, tag)
             target = out / f"{source}.pyz"
-            _run([sys.executable, "-m", "shiv", "--site-packages", str(stage), "-o", str(target),
-                  "--reproducible", "--no-modify", *deps])
+            _run(
+                [
+                    sys.executable,
+                    "-m",
+                    "shiv",
+                    "--site-packages",
+                    str(stage),
+                    "-o",
+                    str(target),
+                    "--reproducible",
+                    "--no-modify",
+                    *deps,
+                ]
+            )
             return target
         if kind == "pex":
             tool_module("pex")
@@ -125,8 +135,9 @@ class Builder:
             uv = require_tool("uv")
             stage = self._stage(source, tag)
             (stage / "pyproject.toml").write_text(
-                _PYPROJECT.format(dist=f"cncf-fixture-{source}", deps=list(deps), name=source,
-                                  entry=entry, module=module)
+                _PYPROJECT.format(
+                    dist=f"cncf-fixture-{source}", deps=list(deps), name=source, entry=entry, module=module
+                )
             )
             _run([uv, "build", "--wheel", "--quiet", "--out-dir", str(out), str(stage)])
             (wheel,) = out.glob("*.whl")
@@ -176,8 +187,9 @@ def neighbour(pyhub: cncf.Hub) -> Callable[[], None]:
     return check
 
 
-def artifact_for(builder: Builder, kind: str, source: str, entry: str,
-                 deps: tuple[str, ...] = ()) -> tuple[Path, dict[str, object]]:
+def artifact_for(
+    builder: Builder, kind: str, source: str, entry: str, deps: tuple[str, ...] = ()
+) -> tuple[Path, dict[str, object]]:
     """(target, load overrides) for ``source`` packaged as ``kind``."""
     path = builder(kind, source, entry, deps)
     overrides: dict[str, object] = {} if kind == "wheel" else {"entry": entry}

@@ -32,16 +32,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("python-zipapp", "python-shiv", "python-pex", "python-wheel"):
         shutil.copytree(EXAMPLES / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     z = root / "python-zipapp"
-    _sh([uv, "pip", "install", "--quiet", "--python", sys.executable, "--target", "build",
-         "packaging==24.1"], z)
+    _sh([uv, "pip", "install", "--quiet", "--python", sys.executable, "--target", "build", "packaging==24.1"], z)
     shutil.copy(z / "src" / "greeter.py", z / "build")
     (z / "dist").mkdir()
     (z / "build" / "__main__.py").write_text("print('load me with cncf')\n")
     zipapp.create_archive(z / "build", z / "dist" / "greeter.pyz", interpreter="/usr/bin/env python3")
     s = root / "python-shiv"
     (s / "dist").mkdir()
-    _sh([sys.executable, "-m", "shiv", "--site-packages", "src", "-o", "dist/greeter.pyz",
-         "packaging==23.2"], s)
+    _sh([sys.executable, "-m", "shiv", "--site-packages", "src", "-o", "dist/greeter.pyz", "packaging==23.2"], s)
     p = root / "python-pex"
     (p / "dist").mkdir()
     _sh([sys.executable, "-m", "pex", "-D", "src", "-o", "dist/greeter.pex", "packaging==21.3"], p)
@@ -70,8 +68,7 @@ def test_every_artifact_kind_side_by_side(pyhub: cncf.Hub, built: Path) -> None:
     assert pyhub.call("packaging21.parse", ["not-a-version"]).value["ok"] is True  # LegacyVersion
     assert pyhub.call("packaging24.parse", ["not-a-version"]).value["ok"] is False  # InvalidVersion
     # Fat zipapps with vendored dependencies: three more versions.
-    for name, version in (("greeter-zipapp", "24.1"), ("greeter-shiv", "23.2"),
-                          ("greeter-pex", "21.3")):
+    for name, version in (("greeter-zipapp", "24.1"), ("greeter-shiv", "23.2"), ("greeter-pex", "21.3")):
         out = pyhub.call(f"{name}.greet", ["ada"])
         assert out.value == f"hello, ada (packaging {version})", out.observation
         assert out.stdout == "greeting ada\n"

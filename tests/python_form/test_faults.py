@@ -45,8 +45,7 @@ LOAD_FAULTS = {
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("fault", sorted(LOAD_FAULTS))
-def test_load_fault(pyhub: cncf.Hub, builder: Builder, neighbour: Callable[[], None],
-                    kind: str, fault: str) -> None:
+def test_load_fault(pyhub: cncf.Hub, builder: Builder, neighbour: Callable[[], None], kind: str, fault: str) -> None:
     at, code, stage = LOAD_FAULTS[fault]
     handle = _load(pyhub, builder, kind, env={"FAULTY_AT": at}, restart="never")
     assert handle.state == "failed"
@@ -59,8 +58,7 @@ def test_load_fault(pyhub: cncf.Hub, builder: Builder, neighbour: Callable[[], N
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_missing_artifact(pyhub: cncf.Hub, tmp_path: Path, neighbour: Callable[[], None],
-                          kind: str) -> None:
+def test_missing_artifact(pyhub: cncf.Hub, tmp_path: Path, neighbour: Callable[[], None], kind: str) -> None:
     handle = pyhub.load(tmp_path / f"nowhere{SUFFIX[kind]}", name="faulty", entry=ENTRY)
     assert handle.state == "failed"
     assert (handle.observation.code, handle.observation.stage) == ("artifact_not_found", "load")
@@ -69,13 +67,14 @@ def test_missing_artifact(pyhub: cncf.Hub, tmp_path: Path, neighbour: Callable[[
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped"])
 @pytest.mark.parametrize("kind", [k for k in KINDS if k != "folder"])  # a folder is no archive
-def test_corrupt_artifact(pyhub: cncf.Hub, builder: Builder, tmp_path: Path,
-                          neighbour: Callable[[], None], kind: str, damage: str) -> None:
+def test_corrupt_artifact(
+    pyhub: cncf.Hub, builder: Builder, tmp_path: Path, neighbour: Callable[[], None], kind: str, damage: str
+) -> None:
     good, overrides = artifact_for(builder, kind, "faulty", ENTRY)
     bad = tmp_path / good.name
     data = bytearray(good.read_bytes())
     if damage == "truncated":
-        del data[len(data) // 2:]
+        del data[len(data) // 2 :]
     else:  # damage the stored members, keep the central directory intact
         with zipfile.ZipFile(good) as zf:
             member = max(zf.infolist(), key=lambda i: i.compress_size)
@@ -112,12 +111,19 @@ EXECUTE_FAULTS: dict[str, tuple[str, str | None, bool | None]] = {
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("operation", list(EXECUTE_FAULTS))
-def test_execute_fault(pyhub: cncf.Hub, builder: Builder, neighbour: Callable[[], None],
-                       kind: str, operation: str) -> None:
+def test_execute_fault(
+    pyhub: cncf.Hub, builder: Builder, neighbour: Callable[[], None], kind: str, operation: str
+) -> None:
     code, value, dies = EXECUTE_FAULTS[operation]
-    handle = _load(pyhub, builder, kind, memory_limit="512MB",
-                   run_timeout=1.0 if operation == "loop" else 15.0,
-                   cancel_grace=0.3, restart="on-failure")
+    handle = _load(
+        pyhub,
+        builder,
+        kind,
+        memory_limit="512MB",
+        run_timeout=1.0 if operation == "loop" else 15.0,
+        cancel_grace=0.3,
+        restart="on-failure",
+    )
     assert handle.state == "ready", handle.observation
     before = pyhub.call("faulty.ping", timeout=10)
     assert before.ok, before.observation
@@ -155,13 +161,18 @@ def test_execute_fault(pyhub: cncf.Hub, builder: Builder, neighbour: Callable[[]
 
 
 @pytest.mark.parametrize("operation", list(EXECUTE_FAULTS))
-def test_execute_fault_on_pypy(pyhub: cncf.Hub, neighbour: Callable[[], None],
-                               operation: str) -> None:
+def test_execute_fault_on_pypy(pyhub: cncf.Hub, neighbour: Callable[[], None], operation: str) -> None:
     pypy()
     code, value, dies = EXECUTE_FAULTS[operation]
-    handle = pyhub.load(FIXTURES / "faulty", name="faulty", entry=ENTRY, interpreter="pypy3",
-                        memory_limit="1GB", run_timeout=1.0 if operation == "loop" else 15.0,
-                        cancel_grace=0.3)
+    handle = pyhub.load(
+        FIXTURES / "faulty",
+        name="faulty",
+        entry=ENTRY,
+        interpreter="pypy3",
+        memory_limit="1GB",
+        run_timeout=1.0 if operation == "loop" else 15.0,
+        cancel_grace=0.3,
+    )
     assert handle.state == "ready", handle.observation
     before = pyhub.call("faulty.ping", timeout=10)
     out = pyhub.call(f"faulty.{operation}", timeout=20)

@@ -65,9 +65,7 @@ def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_each_artifact_kind_keeps_state_and_captures_output(
-    pyhub: cncf.Hub, builder: Builder, kind: str
-) -> None:
+def test_each_artifact_kind_keeps_state_and_captures_output(pyhub: cncf.Hub, builder: Builder, kind: str) -> None:
     path, overrides = artifact_for(builder, kind, "counter", "counter:Counter")
     handle = pyhub.load(path, name="counter", **overrides)
     assert handle.state == "ready", handle.observation
@@ -92,8 +90,7 @@ def test_pypy_interpreter(pyhub: cncf.Hub) -> None:
 
 def test_pypy_with_private_environment(pyhub: cncf.Hub) -> None:
     pypy()
-    handle = pyhub.load(FIXTURES / "pkgver", interpreter="pypy3",
-                        requirements=["packaging==21.3"])
+    handle = pyhub.load(FIXTURES / "pkgver", interpreter="pypy3", requirements=["packaging==21.3"])
     assert handle.state == "ready", handle.observation
     assert pyhub.call("pkgver.version").value == "21.3"
 
@@ -139,8 +136,9 @@ def test_major_versions_side_by_side(pyhub: cncf.Hub, builder: Builder) -> None:
             assert parsed == {"ok": False, "type": "InvalidVersion"}
 
 
-def test_environment_is_built_once_and_reused(tmp_path: Path, shared_cache: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_is_built_once_and_reused(
+    tmp_path: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CNCF_CACHE", str(tmp_path / "fresh-cache"))
     lines: list[str] = []
     with cncf.Hub(home=tmp_path / "h1", progress=lines.append) as hub:
@@ -157,8 +155,7 @@ def test_environment_is_built_once_and_reused(tmp_path: Path, shared_cache: Path
         assert handle.state == "ready", handle.observation
         assert time.monotonic() - started < 5
     assert not any("building environment" in line for line in lines)
-    assert [p for p in (tmp_path / "fresh-cache" / "envs").iterdir()
-            if not p.name.startswith(".")] == envs
+    assert [p for p in (tmp_path / "fresh-cache" / "envs").iterdir() if not p.name.startswith(".")] == envs
 
 
 def test_unresolvable_requirement_carries_the_resolver_message(pyhub: cncf.Hub) -> None:
@@ -187,7 +184,10 @@ def test_module_functions_are_operations(pyhub: cncf.Hub) -> None:
     assert div.observation.cause.type == "ZeroDivisionError"
     params = pyhub.inspect("funcs")["services"]["default"]["add"]["params"]
     assert [(p["name"], p["kind"], p["required"]) for p in params] == [
-        ("a", "positional", True), ("b", "positional", False), ("scale", "named", False)]
+        ("a", "positional", True),
+        ("b", "positional", False),
+        ("scale", "named", False),
+    ]
 
 
 def test_entry_is_inferred_from_a_single_module(pyhub: cncf.Hub) -> None:
@@ -239,8 +239,7 @@ def test_collaborator_receives_calls_itself(pyhub: cncf.Hub) -> None:
 
 
 @pytest.mark.parametrize("interpreter", ["cpython", "pypy3"])
-def test_cooperative_cancellation_is_seen_by_the_component(pyhub: cncf.Hub,
-                                                           interpreter: str) -> None:
+def test_cooperative_cancellation_is_seen_by_the_component(pyhub: cncf.Hub, interpreter: str) -> None:
     overrides = {"interpreter": pypy()} if interpreter == "pypy3" else {}
     handle = pyhub.load(FIXTURES / "collab", entry="collab:Echoes", cancel_grace=5, **overrides)
     assert handle.state == "ready", handle.observation
@@ -278,8 +277,9 @@ def test_concurrent_calls_run_on_threads(pyhome: Path, interpreter: str) -> None
 
     async def scenario() -> None:
         async with cncf.AsyncHub(home=pyhome) as hub:
-            handle = await hub.load(FIXTURES / "funcs", entry="mathops", policy="concurrent",
-                                    max_concurrency=4, **overrides)
+            handle = await hub.load(
+                FIXTURES / "funcs", entry="mathops", policy="concurrent", max_concurrency=4, **overrides
+            )
             assert handle.state == "ready", handle.observation
             names: list[set[str]] = []
             for _ in range(2):
@@ -327,7 +327,8 @@ def test_node_cooperative_cancellation(pyhub: cncf.Hub) -> None:
 
 def test_missing_command(pyhub: cncf.Hub, tmp_path: Path) -> None:
     (tmp_path / "cncf.toml").write_text(
-        '[component]\nname = "ghost"\nform = "command"\ncommand = ["./no-such-binary"]\n')
+        '[component]\nname = "ghost"\nform = "command"\ncommand = ["./no-such-binary"]\n'
+    )
     handle = pyhub.load(tmp_path)
     assert (handle.observation.code, handle.observation.stage) == ("artifact_not_found", "load")
 
@@ -337,8 +338,7 @@ def test_missing_command(pyhub: cncf.Hub, tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------
 
 
-def test_unload_and_close_reap_every_process_and_folder(pyhome: Path, builder: Builder,
-                                                        private_tmp: Path) -> None:
+def test_unload_and_close_reap_every_process_and_folder(pyhome: Path, builder: Builder, private_tmp: Path) -> None:
     before_children = _children()
     with cncf.Hub(home=pyhome) as hub:
         for kind in ("folder", "pyz", "shiv"):
@@ -449,7 +449,8 @@ def _command(tmp_path: Path, name: str, command: list[str]) -> Path:
     folder = tmp_path / name
     folder.mkdir()
     (folder / "cncf.toml").write_text(
-        f'[component]\nname = "{name}"\nform = "command"\ncommand = {command!r}\n'.replace("'", '"'))
+        f'[component]\nname = "{name}"\nform = "command"\ncommand = {command!r}\n'.replace("'", '"')
+    )
     return folder
 
 
@@ -466,13 +467,11 @@ def test_interpreter_that_is_not_python(pyhub: cncf.Hub) -> None:
 
 
 def test_environment_that_cannot_be_created(pyhub: cncf.Hub) -> None:
-    handle = pyhub.load(FIXTURES / "counter", interpreter="/bin/true",
-                        requirements=["packaging==24.1"])
+    handle = pyhub.load(FIXTURES / "counter", interpreter="/bin/true", requirements=["packaging==24.1"])
     assert (handle.observation.code, handle.observation.stage) == ("environment_failed", "load")
 
 
-def test_worker_that_breaks_the_protocol(pyhub: cncf.Hub, tmp_path: Path,
-                                         neighbour: Callable[[], None]) -> None:
+def test_worker_that_breaks_the_protocol(pyhub: cncf.Hub, tmp_path: Path, neighbour: Callable[[], None]) -> None:
     folder = _command(tmp_path, "rogue", [sys.executable, str(FIXTURES / "rogue_worker.py")])
     handle = pyhub.load(folder)
     assert handle.state == "ready", handle.observation
@@ -509,9 +508,23 @@ def test_real_pypi_wheel_without_a_manifest(pyhub: cncf.Hub, tmp_path: Path) -> 
     module is the entry, its public functions the operations."""
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                    "--only-binary=:all:", "six==1.16.0", "-d", str(tmp_path)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "six==1.16.0",
+            "-d",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = tmp_path.glob("six-*.whl")
     handle = pyhub.load(wheel)
     assert handle.state == "ready", handle.observation
@@ -519,17 +532,19 @@ def test_real_pypi_wheel_without_a_manifest(pyhub: cncf.Hub, tmp_path: Path) -> 
     assert pyhub.call("six.ensure_str", ["abc"]).value == "abc"
 
 
-def test_shiv_entry_point_names_the_module(pyhub: cncf.Hub, builder: Builder,
-                                           tmp_path: Path) -> None:
+def test_shiv_entry_point_names_the_module(pyhub: cncf.Hub, builder: Builder, tmp_path: Path) -> None:
     import subprocess
 
     stage = tmp_path / "src"
     shutil.copytree(FIXTURES / "counter", stage, ignore=shutil.ignore_patterns("__pycache__"))
     (stage / "helper.py").write_text("def help_me():\n    return 1\n")  # two modules
     target = tmp_path / "counter.pyz"
-    subprocess.run([sys.executable, "-m", "shiv", "--site-packages", str(stage), "-e",
-                    "counter:Counter", "-o", str(target)], check=True, capture_output=True,
-                   timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "shiv", "--site-packages", str(stage), "-e", "counter:Counter", "-o", str(target)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     handle = pyhub.load(target)  # no entry: shiv's own entry point names the module
     assert handle.state == "ready", handle.observation
     assert pyhub.call("counter.increment", [2]).value == 2
@@ -543,8 +558,7 @@ def test_worker_killed_while_idle_is_restarted_for_the_next_call(pyhub: cncf.Hub
     pid = pyhub.inspect("counter")["health"]["pid"]
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5  # until every thread of it is gone (not just the leader)
-    while (os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
-           and time.monotonic() < deadline):
+    while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None and time.monotonic() < deadline:
         time.sleep(0.01)
     out = pyhub.call("counter.increment", timeout=10)
     assert out.ok, out.observation

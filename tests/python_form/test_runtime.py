@@ -27,16 +27,27 @@ def _python(name: str) -> str:
 
 async def _worker(interpreter: str, entry: str, source: str) -> WorkerProcess:
     w = await WorkerProcess.spawn(worker_argv(interpreter, site=False), label="t")
-    await w.channel.request(Kind.LOAD, {"instance": 1, "entry": entry, "artifact": "",
-                                "paths": [str(FIXTURES / source)], "options": {}},
-                    stage=Stage.LOAD)
+    await w.channel.request(
+        Kind.LOAD,
+        {"instance": 1, "entry": entry, "artifact": "", "paths": [str(FIXTURES / source)], "options": {}},
+        stage=Stage.LOAD,
+    )
     await w.channel.request(Kind.NEW, {"instance": 1}, stage=Stage.INSTANTIATE)
     return w
 
 
 def _invoke(w: WorkerProcess, op: str, *args: Any, concurrent: bool = False) -> Any:
-    return w.channel.start(Kind.INVOKE, {"instance": 1, "call": f"call-{op}", "operation": op,
-                                 "args": list(args), "kwargs": {}, "concurrent": concurrent})
+    return w.channel.start(
+        Kind.INVOKE,
+        {
+            "instance": 1,
+            "call": f"call-{op}",
+            "operation": op,
+            "args": list(args),
+            "kwargs": {},
+            "concurrent": concurrent,
+        },
+    )
 
 
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
@@ -101,9 +112,11 @@ def test_garbage_on_the_requests_pipe_ends_the_worker(interpreter: str) -> None:
 def test_concurrent_invokes_overlap(interpreter: str) -> None:
     async def scenario() -> None:
         w = await WorkerProcess.spawn(worker_argv(interpreter, site=False), label="t")
-        await w.channel.request(Kind.LOAD, {"instance": 1, "entry": "mathops", "artifact": "",
-                                    "paths": [str(FIXTURES / "funcs")], "options": {}},
-                        stage=Stage.LOAD)
+        await w.channel.request(
+            Kind.LOAD,
+            {"instance": 1, "entry": "mathops", "artifact": "", "paths": [str(FIXTURES / "funcs")], "options": {}},
+            stage=Stage.LOAD,
+        )
         await w.channel.request(Kind.NEW, {"instance": 1}, stage=Stage.INSTANTIATE)
         loop = asyncio.get_running_loop()
         started = loop.time()

@@ -21,23 +21,27 @@ def npv(pyhub: cncf.Hub) -> cncf.Hub:
     return pyhub
 
 
-@pytest.mark.parametrize(("op", "args", "value"), [
-    ("matrix", [], [[0, 1, 2], [3, 4, 5]]),  # ndarray.tolist()
-    ("scalar", [], 7),  # numpy.int64.item()
-    ("mean", [[1, 2, 4]], 7 / 3),  # numpy.float64 is a float
-    ("reading", [], {"sensor": "t1", "values": [1.5, 2.5], "at": "2024-01-31T12:00:00+00:00"}),  # a dataclass
-    ("color", [], "GREEN"),  # an Enum member by name
-    ("moments", [], {"date": "2024-02-29", "time": "08:30:00", "set": [1, 2, 3]}),
-    ("double", [[1, 2]], [2, 4]),  # a functools.partial of a ufunc
-])
+@pytest.mark.parametrize(
+    ("op", "args", "value"),
+    [
+        ("matrix", [], [[0, 1, 2], [3, 4, 5]]),  # ndarray.tolist()
+        ("scalar", [], 7),  # numpy.int64.item()
+        ("mean", [[1, 2, 4]], 7 / 3),  # numpy.float64 is a float
+        ("reading", [], {"sensor": "t1", "values": [1.5, 2.5], "at": "2024-01-31T12:00:00+00:00"}),  # a dataclass
+        ("color", [], "GREEN"),  # an Enum member by name
+        ("moments", [], {"date": "2024-02-29", "time": "08:30:00", "set": [1, 2, 3]}),
+        ("double", [[1, 2]], [2, 4]),  # a functools.partial of a ufunc
+    ],
+)
 def test_exact_json_forms(npv: cncf.Hub, op: str, args: list, value: object) -> None:
     out = npv.call(f"npv.{op}", args)
     assert out.ok, out.observation
     assert out.value == value
 
 
-@pytest.mark.parametrize(("op", "type_name"), [("price", "decimal.Decimal"), ("opaque", "object"),
-                                               ("interval", "datetime.timedelta")])
+@pytest.mark.parametrize(
+    ("op", "type_name"), [("price", "decimal.Decimal"), ("opaque", "object"), ("interval", "datetime.timedelta")]
+)
 def test_no_exact_form_names_the_type_and_the_way_out(npv: cncf.Hub, op: str, type_name: str) -> None:
     out = npv.call(f"npv.{op}", [])
     assert out.observation is not None
@@ -80,8 +84,7 @@ def test_init_gives_the_constructor_its_arguments(pyhub: cncf.Hub, init: object,
 
 
 def test_init_that_the_constructor_refuses(pyhub: cncf.Hub) -> None:
-    h = pyhub.load(FIXTURES / "npvalues", name="c", entry="npvalues:Counter", requirements=NUMPY,
-                   init={"nope": 1})
+    h = pyhub.load(FIXTURES / "npvalues", name="c", entry="npvalues:Counter", requirements=NUMPY, init={"nope": 1})
     assert h.state == "failed"
     assert h.observation is not None
     assert h.observation.code.value == "constructor_failed"
@@ -105,8 +108,11 @@ def _yaml_component(tmp_path, constraints: list[str] | None):  # noqa: ANN001, A
 
 
 @pytest.mark.skipif(__import__("sys").version_info < (3, 11), reason="PyYAML 5.4.1 builds from its sdist on 3.11+")
-def test_old_sdist_failure_is_trimmed_and_kept_whole_in_a_log(pyhub: cncf.Hub, tmp_path,  # noqa: ANN001
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_old_sdist_failure_is_trimmed_and_kept_whole_in_a_log(
+    pyhub: cncf.Hub,
+    tmp_path,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from pathlib import Path
 
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))  # no wheel built by an earlier run

@@ -18,8 +18,10 @@ def cowsay_builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tool_module("shiv")
     out = tmp_path_factory.mktemp("cowsay")
     builds = {
-        "pex": out / "plain.pex", "shiv": out / "plain.shiv",
-        "pex-script": out / "script.pex", "shiv-script": out / "script.shiv",
+        "pex": out / "plain.pex",
+        "shiv": out / "plain.shiv",
+        "pex-script": out / "script.pex",
+        "shiv-script": out / "script.shiv",
     }
     _run([sys.executable, "-m", "pex", "cowsay==6.1", "-o", str(builds["pex"])])
     _run([sys.executable, "-m", "shiv", "cowsay==6.1", "-o", str(builds["shiv"])])
@@ -29,8 +31,9 @@ def cowsay_builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("kind", ["pex", "shiv", "pex-script", "shiv-script"])
-def test_built_from_a_requirement_loads_as_that_package(pyhub: cncf.Hub, cowsay_builds: dict[str, Path],
-                                                        kind: str) -> None:
+def test_built_from_a_requirement_loads_as_that_package(
+    pyhub: cncf.Hub, cowsay_builds: dict[str, Path], kind: str
+) -> None:
     h = pyhub.load(cowsay_builds[kind], name="cow")
     assert h.state == "ready", h.observation
     said = pyhub.call("cow.get_output_string", ["cow", "hi"])

@@ -23,13 +23,15 @@ from cncf.observation import Code, Failed, Observation, Stage
 __all__ = ["ALLOWED", "LOADER_PREFIXES", "worker_environment"]
 
 #: Names passed from the hub's environment by default.
-ALLOWED = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "USER", "LOGNAME",
-                     "TERM", "JAVA_HOME", "SYSTEMROOT"})
+ALLOWED = frozenset(
+    {"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "USER", "LOGNAME", "TERM", "JAVA_HOME", "SYSTEMROOT"}
+)
 _ALLOWED_PREFIXES = ("LC_",)
 #: Names a manifest may set only with the hub's permission.
 LOADER_PREFIXES = ("LD_",)
-_LOADER_NAMES = frozenset({"JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "PYTHONPATH",
-                           "PYTHONHOME", "PYTHONSTARTUP"})
+_LOADER_NAMES = frozenset(
+    {"JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"}
+)
 
 
 def allow_loader_env_default() -> bool:
@@ -51,12 +53,17 @@ def worker_environment(
     allow = allow_loader_env_default() if allow_loader is None else allow_loader
     for name in manifest_env:
         if _is_loader(name) and not allow:
-            raise Failed(Observation.of(
-                Code.INVALID_MANIFEST,
-                f"{source or 'the manifest'}: env.{name} changes how the worker's loader or runtime starts; "
-                "the hub refuses it unless its configuration allows it "
-                "(AsyncHub(allow_loader_env=True) or CNCF_ALLOW_LOADER_ENV=1)",
-                stage=Stage.LOAD, key=f"component.env.{name}", file=source))
+            raise Failed(
+                Observation.of(
+                    Code.INVALID_MANIFEST,
+                    f"{source or 'the manifest'}: env.{name} changes how the worker's loader or runtime starts; "
+                    "the hub refuses it unless its configuration allows it "
+                    "(AsyncHub(allow_loader_env=True) or CNCF_ALLOW_LOADER_ENV=1)",
+                    stage=Stage.LOAD,
+                    key=f"component.env.{name}",
+                    file=source,
+                )
+            )
     if inherit:
         base = dict(os.environ)
     else:

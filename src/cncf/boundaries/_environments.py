@@ -44,11 +44,31 @@ _RESOLUTION = (
     "Distribution not found",
 )
 #: uv's own progress lines: the CLI shows these while an environment builds.
-_STATUS = ("Resolved ", "Prepared ", "Installed ", "Uninstalled ", "Audited ", "Downloading ", "Downloaded ",
-           "Building ", "Built ")
+_STATUS = (
+    "Resolved ",
+    "Prepared ",
+    "Installed ",
+    "Uninstalled ",
+    "Audited ",
+    "Downloading ",
+    "Downloaded ",
+    "Building ",
+    "Built ",
+)
 #: Lines that say why uv failed (its diagnostics), kept whole in the excerpt.
-_WHY = ("×", "╰─▶", "├─▶", "error:", "cause:", "hint:", "help:", "Caused by:", "Because ", "And because ",
-        "No solution found")
+_WHY = (
+    "×",
+    "╰─▶",
+    "├─▶",
+    "error:",
+    "cause:",
+    "hint:",
+    "help:",
+    "Caused by:",
+    "Because ",
+    "And because ",
+    "No solution found",
+)
 _TAIL = 12  # the last lines of a build backend's output (where a traceback ends)
 _MAX_EXCERPT = 40
 
@@ -79,6 +99,8 @@ def explain(lines: Sequence[str]) -> tuple[str, int]:
     if last < len(lines) - 1:
         out.append(f"  [... {len(lines) - 1 - last} lines ...]")
     return "\n".join(out).strip(), len(lines) - len(chosen)
+
+
 _locks: dict[str, asyncio.Lock] = {}
 
 
@@ -100,8 +122,9 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def environment_key(interpreter: str, requirements: Sequence[str], wheels: Sequence[Path],
-                    build_constraints: Sequence[str] = ()) -> str:
+def environment_key(
+    interpreter: str, requirements: Sequence[str], wheels: Sequence[Path], build_constraints: Sequence[str] = ()
+) -> str:
     """The content hash naming an environment."""
     real = os.path.realpath(interpreter)
     st = os.stat(real)
@@ -170,8 +193,10 @@ class EnvironmentCache:
     ) -> Path:
         uv = uv_binary()
         if uv is None:
-            raise _fail(Code.ENVIRONMENT_FAILED, f"[{label}] uv is not installed: cannot build "
-                        "the component's environment (pip install uv)")
+            raise _fail(
+                Code.ENVIRONMENT_FAILED,
+                f"[{label}] uv is not installed: cannot build the component's environment (pip install uv)",
+            )
         try:
             private_dir(self.root)
         except OSError as exc:
@@ -182,8 +207,7 @@ class EnvironmentCache:
         started = time.monotonic()
         try:
             await self._run(
-                [uv, "venv", "--quiet", "--no-project", "--relocatable", "--python", interpreter,
-                 str(tmp)],
+                [uv, "venv", "--quiet", "--no-project", "--relocatable", "--python", interpreter, str(tmp)],
                 label,
                 Code.ENVIRONMENT_FAILED,
             )
@@ -194,8 +218,16 @@ class EnvironmentCache:
                     pins.write_text("".join(c.strip() + "\n" for c in build_constraints), "utf-8")
                     extra = ["--build-constraints", str(pins)]
                 await self._run(
-                    [uv, "pip", "install", "--python", str(venv_python(tmp)), *extra,
-                     *(str(w) for w in wheels), *requirements],
+                    [
+                        uv,
+                        "pip",
+                        "install",
+                        "--python",
+                        str(venv_python(tmp)),
+                        *extra,
+                        *(str(w) for w in wheels),
+                        *requirements,
+                    ],
                     label,
                     None,
                 )
@@ -203,11 +235,11 @@ class EnvironmentCache:
                 os.rename(tmp, final)
             except OSError as exc:
                 if not venv_python(final).exists():  # else someone else won the race: use theirs
-                    raise _fail(Code.ENVIRONMENT_FAILED,
-                                f"[{label}] cannot move the environment into place: {exc}") from None
+                    raise _fail(
+                        Code.ENVIRONMENT_FAILED, f"[{label}] cannot move the environment into place: {exc}"
+                    ) from None
         except OSError as exc:
-            raise _fail(Code.ENVIRONMENT_FAILED,
-                        f"[{label}] building the environment failed: {exc}") from None
+            raise _fail(Code.ENVIRONMENT_FAILED, f"[{label}] building the environment failed: {exc}") from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         self._say(f"[{label}] environment {key[:12]} ready in {time.monotonic() - started:.1f}s")
@@ -245,19 +277,21 @@ class EnvironmentCache:
             return
         text = "\n".join(lines).strip()
         if code is None:
-            code = (
-                Code.DEPENDENCY_UNRESOLVED
-                if any(s in text for s in _RESOLUTION)
-                else Code.ENVIRONMENT_FAILED
-            )
+            code = Code.DEPENDENCY_UNRESOLVED if any(s in text for s in _RESOLUTION) else Code.ENVIRONMENT_FAILED
         step = "resolving and installing the requirements" if argv[1] == "pip" else "creating the venv"
         excerpt, dropped = explain(lines)
         log = self._keep_log(label, text) if dropped else None
         where = f"; uv's whole output ({len(lines)} lines): {log}" if log else ""
         first = next((ln.strip() for ln in lines if ln.lstrip().startswith(_WHY)), lines[-1] if lines else "")
         # The excerpt travels once, as resolver_output (the CLI prints it below the message).
-        raise _fail(code, f"[{label}] uv failed {step} (exit {status}): {first}{where}",
-                    resolver_output=excerpt, exit_code=status, dropped_lines=dropped, log=log)
+        raise _fail(
+            code,
+            f"[{label}] uv failed {step} (exit {status}): {first}{where}",
+            resolver_output=excerpt,
+            exit_code=status,
+            dropped_lines=dropped,
+            log=log,
+        )
 
     def _keep_log(self, label: str, text: str) -> str | None:
         """uv's whole output in a file under the cache (the Observation keeps an excerpt)."""

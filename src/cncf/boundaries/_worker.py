@@ -131,10 +131,17 @@ class WorkerBoundary:
         self._workers.add(worker)
         try:
             reply = await wire.load(
-                worker.channel, _INSTANCE_ID, entry=plan.entry, artifact=plan.artifact, paths=list(plan.paths),
-                options=plan.options, timeout=LOAD_TIMEOUT,
-                on_timeout=lambda: failed(Code.IMPORT_FAILED,
-                                          f"loading {plan.entry!r} did not finish within {LOAD_TIMEOUT:g}s"))
+                worker.channel,
+                _INSTANCE_ID,
+                entry=plan.entry,
+                artifact=plan.artifact,
+                paths=list(plan.paths),
+                options=plan.options,
+                timeout=LOAD_TIMEOUT,
+                on_timeout=lambda: failed(
+                    Code.IMPORT_FAILED, f"loading {plan.entry!r} did not finish within {LOAD_TIMEOUT:g}s"
+                ),
+            )
         except Failed as exc:
             error = wire.attach_output(exc, worker.take_output)
             await self._reap(worker, plan)
@@ -152,21 +159,21 @@ class WorkerBoundary:
     async def instantiate(self, loaded: WorkerLoaded) -> WorkerInstance:
         worker = loaded.worker
         try:
-            await wire.new(worker.channel, _INSTANCE_ID, entry=loaded.entry, timeout=LOAD_TIMEOUT,
-                           init=loaded.spec.init)
+            await wire.new(
+                worker.channel, _INSTANCE_ID, entry=loaded.entry, timeout=LOAD_TIMEOUT, init=loaded.spec.init
+            )
         except Failed as exc:
             if exc.observation.attributes.get("limit") == "load_timeout":
                 worker.kill()  # a constructor that never returns
             raise wire.attach_output(exc, worker.take_output) from None
         return WorkerInstance(loaded=loaded, worker=worker)
 
-    async def invoke(
-        self, instance: WorkerInstance, call: ActionCall, operation: str, *, concurrent: bool
-    ) -> Returned:
+    async def invoke(self, instance: WorkerInstance, call: ActionCall, operation: str, *, concurrent: bool) -> Returned:
         worker = instance.worker
         try:
-            body = await wire.invoke(worker.channel, _INSTANCE_ID, call, operation, concurrent=concurrent,
-                                     in_flight=instance.calls)
+            body = await wire.invoke(
+                worker.channel, _INSTANCE_ID, call, operation, concurrent=concurrent, in_flight=instance.calls
+            )
         except Failed as exc:
             raise wire.attach_output(exc, worker.take_output) from None
         out, err = worker.take_output()

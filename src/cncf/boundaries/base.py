@@ -52,8 +52,7 @@ class OperationInfo:
             params=None
             if params is None
             else tuple(
-                Parameter(str(p["name"]), str(p.get("kind", "any")), bool(p.get("required", True)))
-                for p in params
+                Parameter(str(p["name"]), str(p.get("kind", "any")), bool(p.get("required", True))) for p in params
             ),
             doc=str(d.get("doc") or ""),
         )
@@ -120,9 +119,7 @@ class Boundary(Protocol):
         """Create the live instance (stage ``instantiate``)."""
         ...
 
-    async def invoke(
-        self, instance: Instance, call: ActionCall, operation: str, *, concurrent: bool
-    ) -> Returned:
+    async def invoke(self, instance: Instance, call: ActionCall, operation: str, *, concurrent: bool) -> Returned:
         """Run ``operation`` on the instance with the call's payload (stage ``execute``)."""
         ...
 

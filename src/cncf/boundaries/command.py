@@ -24,8 +24,7 @@ def resolve_command(spec: ComponentSpec) -> list[str]:
     """The argv with its executable resolved, or ``artifact_not_found``."""
     argv = list(spec.command)
     if not argv:
-        raise failed(Code.INVALID_MANIFEST, f"component {spec.name!r} has no command",
-                     key="component.command")
+        raise failed(Code.INVALID_MANIFEST, f"component {spec.name!r} has no command", key="component.command")
     exe = argv[0]
     found = resolve_executable(exe, spec.base_dir)
     if found is None:
@@ -51,8 +50,12 @@ class CommandBoundary(WorkerBoundary):
             artifact=str(spec.artifact),
             paths=(),
             options={},
-            env=worker_environment(spec.env, inherit=spec.inherit_env,
-                                   allow_loader=self.context.allow_loader_env, source=spec.manifest_path or ""),
+            env=worker_environment(
+                spec.env,
+                inherit=spec.inherit_env,
+                allow_loader=self.context.allow_loader_env,
+                source=spec.manifest_path or "",
+            ),
             cwd=str(spec.base_dir),
             memory_limit=spec.memory_limit,
             details={"command": argv},

@@ -116,8 +116,9 @@ def _staged(record: dict[str, Any], stage: Stage) -> Failed:
 def classify(exc: BaseException, stage: Stage, what: str) -> Failed:
     """An exception raised by component code, as the worker runtime maps it."""
     if isinstance(exc, _rt.Failure):
-        return _failed("operation_failed", f"{what} failed: {exc.message}", exc, stage,
-                       component_code=exc.code, **exc.attributes)
+        return _failed(
+            "operation_failed", f"{what} failed: {exc.message}", exc, stage, component_code=exc.code, **exc.attributes
+        )
     code, message = _rt._classify(exc, what)
     if stage is Stage.INSTANTIATE and code == "raised":
         code = "constructor_failed"
@@ -154,8 +155,9 @@ class _Running:
 class _Instance:
     __slots__ = ("obj", "methods", "invoke", "running", "alive", "runaways", "fast", "demoted")
 
-    def __init__(self, obj: Any, methods: dict[str, Any] | None, invoke: Callable[..., Any] | None,
-                 loaded: _Loaded) -> None:
+    def __init__(
+        self, obj: Any, methods: dict[str, Any] | None, invoke: Callable[..., Any] | None, loaded: _Loaded
+    ) -> None:
         self.fast, self.demoted = loaded.fast, loaded.demoted  # speed survives a restart
         self.obj = obj
         self.methods = methods or {}
@@ -188,8 +190,7 @@ class InlineBoundary:
             raise _staged(exc.record, Stage.INSTANTIATE) from None
         return _Instance(obj, bound, invoke, loaded)
 
-    async def invoke(self, instance: _Instance, call: ActionCall, operation: str, *,
-                     concurrent: bool) -> Returned:
+    async def invoke(self, instance: _Instance, call: ActionCall, operation: str, *, concurrent: bool) -> Returned:
         if instance.invoke is not None:
             fn: Callable[..., Any] = instance.invoke
             args: tuple[Any, ...] = (operation, list(call.args), dict(call.kwargs))
@@ -221,11 +222,17 @@ class InlineBoundary:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise  # the engine's own task is being cancelled
-            raise _failed("cancelled", f"{call.target} stopped on cancellation", None, Stage.EXECUTE,
-                          tier="cooperative") from None
+            raise _failed(
+                "cancelled", f"{call.target} stopped on cancellation", None, Stage.EXECUTE, tier="cooperative"
+            ) from None
         except _Abandoned:
-            raise _failed("cancelled", f"{call.target} was abandoned on cancellation; its thread runs on",
-                          None, Stage.EXECUTE, tier="abandoned") from None
+            raise _failed(
+                "cancelled",
+                f"{call.target} was abandoned on cancellation; its thread runs on",
+                None,
+                Stage.EXECUTE,
+                tier="abandoned",
+            ) from None
         except BaseException as exc:  # noqa: BLE001
             raise self._call_failure(instance, call, operation, exc) from None
         finally:
@@ -234,19 +241,34 @@ class InlineBoundary:
             try:  # values cross as JSON in every form: inline gives the same shapes
                 result = json.loads(json.dumps(_rt.exact_json(result), allow_nan=False))
             except _rt.NotExact as exc:
-                raise _failed("result_not_serialisable",
-                              f"{call.target} returned a {type(result).__name__}, which cannot cross "
-                              f"a boundary as JSON: {exc}; {exc.hint}", None, Stage.EXECUTE,
-                              type=exc.type_name, hint=exc.hint) from None
+                raise _failed(
+                    "result_not_serialisable",
+                    f"{call.target} returned a {type(result).__name__}, which cannot cross "
+                    f"a boundary as JSON: {exc}; {exc.hint}",
+                    None,
+                    Stage.EXECUTE,
+                    type=exc.type_name,
+                    hint=exc.hint,
+                ) from None
             except (TypeError, ValueError) as exc:
-                raise _failed("result_not_serialisable",
-                              f"{call.target} returned a {type(result).__name__}, which cannot cross "
-                              f"a boundary as JSON: {exc}", exc, Stage.EXECUTE) from None
+                raise _failed(
+                    "result_not_serialisable",
+                    f"{call.target} returned a {type(result).__name__}, which cannot cross a boundary as JSON: {exc}",
+                    exc,
+                    Stage.EXECUTE,
+                ) from None
         return Returned(result)
 
-    async def _on_thread(self, instance: _Instance, run: _Running, operation: str, fn: Callable[..., Any],
-                         args: tuple[Any, ...], kwargs: dict[str, Any],
-                         fast: collections.Counter[str]) -> Any:
+    async def _on_thread(
+        self,
+        instance: _Instance,
+        run: _Running,
+        operation: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        fast: collections.Counter[str],
+    ) -> Any:
         """Run ``fn`` on an inline thread; the loop waits on a future, free meanwhile."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
@@ -275,8 +297,7 @@ class InlineBoundary:
             params = _rt._params(instance.methods[operation], 0)
             misfit = _rt._misfit(params, call.args, call.kwargs) if params is not None else None
             if misfit:
-                return _failed("invalid_arguments", f"{call.target} {misfit}", exc, Stage.DISPATCH,
-                               params=params)
+                return _failed("invalid_arguments", f"{call.target} {misfit}", exc, Stage.DISPATCH, params=params)
         return classify(exc, Stage.EXECUTE, str(call.target))
 
     async def cancel(self, instance: _Instance, call: ActionCall, *, force: bool) -> CancelTier | None:
@@ -333,8 +354,15 @@ class _Abandoned(Exception):
     """The caller stopped waiting for an operation's thread (cancellation)."""
 
 
-def _deliver(fut: asyncio.Future[Any], outcome: tuple[bool, Any], elapsed: float,
-             fast: collections.Counter[str], operation: str, instance: _Instance, exclusive: bool) -> None:
+def _deliver(
+    fut: asyncio.Future[Any],
+    outcome: tuple[bool, Any],
+    elapsed: float,
+    fast: collections.Counter[str],
+    operation: str,
+    instance: _Instance,
+    exclusive: bool,
+) -> None:
     """On the loop: a thread finished ``operation``; learn its speed, hand over its result."""
     if fut.done():  # abandoned: the instance is free of this runaway now
         if exclusive and instance.runaways:

@@ -200,8 +200,12 @@ class JarBoundary:
         options = jvm_options(spec)
         # A JVM's environment is process-wide: components share a host only when they
         # ask for the same environment too (manifest ``env`` / ``inherit_env``).
-        env = worker_environment(spec.env, inherit=spec.inherit_env,
-                                 allow_loader=self.context.allow_loader_env, source=spec.manifest_path or "")
+        env = worker_environment(
+            spec.env,
+            inherit=spec.inherit_env,
+            allow_loader=self.context.allow_loader_env,
+            source=spec.manifest_path or "",
+        )
         key = (*options, *_env_key(spec))
         env.setdefault("CNCF_MAX_OUTPUT", str(limits.current().output_bytes))
         for name in _HOST_SETTINGS:
@@ -214,15 +218,21 @@ class JarBoundary:
         async with lock:
             host = self._shared.get(shared)
             if host is None or not host.alive:
-                host = await self._spawn(key, dedicated=False, label="jvm-host", spec=spec, options=options,
-                                         env=env)
+                host = await self._spawn(key, dedicated=False, label="jvm-host", spec=spec, options=options, env=env)
                 host.shared_key = shared
                 self._shared[shared] = host
             return host
 
-    async def _spawn(self, key: tuple[str, ...], *, dedicated: bool, label: str,
-                     spec: ComponentSpec | None = None, options: tuple[str, ...] = (),
-                     env: dict[str, str] | None = None) -> JvmHost:
+    async def _spawn(
+        self,
+        key: tuple[str, ...],
+        *,
+        dedicated: bool,
+        label: str,
+        spec: ComponentSpec | None = None,
+        options: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> JvmHost:
         build = await self.build()
         host: JvmHost | None = None
 
@@ -291,8 +301,11 @@ class JarBoundary:
         host.events.append(body)
         if self.context.event is not None:
             inst = host.instances.get(str(body.get("instance", "")))
-            name = inst.spec.name if isinstance(inst, JarLoaded) else (
-                inst.loaded.spec.name if isinstance(inst, JarInstance) else "jvm-host")
+            name = (
+                inst.spec.name
+                if isinstance(inst, JarLoaded)
+                else (inst.loaded.spec.name if isinstance(inst, JarInstance) else "jvm-host")
+            )
             with contextlib.suppress(Exception):
                 self.context.event(name, body)
 
@@ -309,8 +322,9 @@ class JarBoundary:
     async def load(self, spec: ComponentSpec) -> JarLoaded:
         artifact = spec.artifact
         if not artifact.exists():
-            raise _load_failure(Code.ARTIFACT_NOT_FOUND, f"the jar {str(artifact)!r} does not exist",
-                                path=str(artifact))
+            raise _load_failure(
+                Code.ARTIFACT_NOT_FOUND, f"the jar {str(artifact)!r} does not exist", path=str(artifact)
+            )
         if artifact.is_dir() or not zipfile.is_zipfile(artifact):
             raise _load_failure(
                 Code.INVALID_ARCHIVE,
@@ -327,13 +341,21 @@ class JarBoundary:
             return _load_failure(
                 Code.INITIALIZER_FAILED,
                 f"loading {spec.entry or artifact.name!r} did not finish within {LOAD_TIMEOUT:g}s "
-                "(a static initialiser that never returns?)")
+                "(a static initialiser that never returns?)",
+            )
 
         try:
-            reply = await wire.load(host.worker.channel, instance_id, entry=spec.entry, artifact=str(artifact),
-                                    paths=[str(p) for p in spec.classpath], options={"isolation": spec.isolation},
-                                    timeout=LOAD_TIMEOUT, on_timeout=on_timeout,
-                                    extra=None if spec.init is None else {"init": spec.init})
+            reply = await wire.load(
+                host.worker.channel,
+                instance_id,
+                entry=spec.entry,
+                artifact=str(artifact),
+                paths=[str(p) for p in spec.classpath],
+                options={"isolation": spec.isolation},
+                timeout=LOAD_TIMEOUT,
+                on_timeout=on_timeout,
+                extra=None if spec.init is None else {"init": spec.init},
+            )
         except Failed:
             if timed_out:
                 await self._abandon(host, instance_id)
@@ -378,11 +400,15 @@ class JarBoundary:
         host.instances[loaded.instance_id] = instance
         return instance
 
-    async def invoke(
-        self, instance: JarInstance, call: ActionCall, operation: str, *, concurrent: bool
-    ) -> Returned:
-        body = await wire.invoke(instance.host.worker.channel, instance.loaded.instance_id, call, operation,
-                            concurrent=concurrent, in_flight=instance.calls)
+    async def invoke(self, instance: JarInstance, call: ActionCall, operation: str, *, concurrent: bool) -> Returned:
+        body = await wire.invoke(
+            instance.host.worker.channel,
+            instance.loaded.instance_id,
+            call,
+            operation,
+            concurrent=concurrent,
+            in_flight=instance.calls,
+        )
         return Returned(body.get("value"), str(body.get("stdout") or ""), str(body.get("stderr") or ""))
 
     async def cancel(self, instance: JarInstance, call: ActionCall, *, force: bool) -> None:
@@ -409,18 +435,22 @@ class JarBoundary:
         if host.alive:
             with contextlib.suppress(Failed, TimeoutError):
                 async with asyncio.timeout(10):
-                    await host.worker.channel.request(Kind.UNLOAD, {"instance": loaded.instance_id},
-                                              stage=Stage.EXECUTE)
+                    await host.worker.channel.request(
+                        Kind.UNLOAD, {"instance": loaded.instance_id}, stage=Stage.EXECUTE
+                    )
 
     def health(self, instance: JarInstance) -> Health:
         host = instance.host
         if instance.released:
             return Health(alive=False, pid=host.pid, detail="unloaded")
         if not host.alive:
-            return Health(alive=False, pid=host.pid,
-                          detail=f"JVM host exited with status {host.worker.returncode}")
-        return Health(alive=True, pid=host.pid, rss_kb=host.rss_kb(),
-                      detail=f"JVM host pid {host.pid} ({'dedicated' if host.dedicated else 'shared'})")
+            return Health(alive=False, pid=host.pid, detail=f"JVM host exited with status {host.worker.returncode}")
+        return Health(
+            alive=True,
+            pid=host.pid,
+            rss_kb=host.rss_kb(),
+            detail=f"JVM host pid {host.pid} ({'dedicated' if host.dedicated else 'shared'})",
+        )
 
     async def close(self) -> None:
         hosts, self._hosts = list(self._hosts), set()
@@ -428,8 +458,7 @@ class JarBoundary:
             if h.watchdog is not None:
                 h.watchdog.cancel()
         self._shared.clear()
-        await asyncio.gather(*(h.worker.close(grace=1.0) for h in hosts), *self._reaping,
-                             return_exceptions=True)
+        await asyncio.gather(*(h.worker.close(grace=1.0) for h in hosts), *self._reaping, return_exceptions=True)
 
     # ------------------------------------------------------- diagnostics
 

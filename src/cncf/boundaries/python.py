@@ -53,10 +53,7 @@ if TYPE_CHECKING:
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "worker"
 #: Runs the worker runtime as an imported module, so its bytecode is cached
 #: (compiling it on every start would cost a third of a bare start).
-_BOOT = (
-    "import sys;sys.path.insert(0,{dir!r});import runtime;"
-    "del sys.path[0];del sys.modules['runtime'];runtime.main()"
-)
+_BOOT = "import sys;sys.path.insert(0,{dir!r});import runtime;del sys.path[0];del sys.modules['runtime'];runtime.main()"
 _ZIP_SUFFIXES = (".pyz", ".pex", ".zip", ".shiv", ".pyzw")
 _NOT_ENTRIES = {"setup", "conftest", "__main__", "noxfile", "tasks", "manage"}
 ENTRY_POINT_GROUP = "cncf.components"
@@ -98,24 +95,38 @@ def check_members(zf: zipfile.ZipFile, archive: Path, label: str) -> None:
     bounds = limits.current()
     infos = zf.infolist()
     if len(infos) > bounds.archive_files:
-        raise failed(Code.ARCHIVE_TOO_LARGE,
-                     f"[{label}] {archive.name} has {len(infos)} members, over the bound of "
-                     f"{bounds.archive_files} (CNCF_MAX_ARCHIVE_FILES)",
-                     path=str(archive), limit="archive_files", bound=bounds.archive_files, members=len(infos))
+        raise failed(
+            Code.ARCHIVE_TOO_LARGE,
+            f"[{label}] {archive.name} has {len(infos)} members, over the bound of "
+            f"{bounds.archive_files} (CNCF_MAX_ARCHIVE_FILES)",
+            path=str(archive),
+            limit="archive_files",
+            bound=bounds.archive_files,
+            members=len(infos),
+        )
     total = 0
     for info in infos:
         name = info.filename
         parts = name.replace("\\", "/").split("/")
         if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":") or "\0" in name:
-            raise failed(Code.INVALID_ARCHIVE,
-                         f"[{label}] {archive.name} has a member that escapes its folder: {name!r} "
-                         "(a zip-slip archive)", path=str(archive), member=name, reason="member_escapes")
+            raise failed(
+                Code.INVALID_ARCHIVE,
+                f"[{label}] {archive.name} has a member that escapes its folder: {name!r} (a zip-slip archive)",
+                path=str(archive),
+                member=name,
+                reason="member_escapes",
+            )
         total += info.file_size
     if total > bounds.archive_bytes:
-        raise failed(Code.ARCHIVE_TOO_LARGE,
-                     f"[{label}] {archive.name} declares {total} bytes when extracted, over the bound of "
-                     f"{bounds.archive_bytes} (CNCF_MAX_ARCHIVE_BYTES); a zip bomb?",
-                     path=str(archive), limit="archive_bytes", bound=bounds.archive_bytes, size=total)
+        raise failed(
+            Code.ARCHIVE_TOO_LARGE,
+            f"[{label}] {archive.name} declares {total} bytes when extracted, over the bound of "
+            f"{bounds.archive_bytes} (CNCF_MAX_ARCHIVE_BYTES); a zip bomb?",
+            path=str(archive),
+            limit="archive_bytes",
+            bound=bounds.archive_bytes,
+            size=total,
+        )
 
 
 def _sweep_stale(cache: Path) -> None:
@@ -133,9 +144,7 @@ def _extract(archive: Path, cache: Path, label: str) -> Path:
     try:
         digest = file_digest(archive)
     except OSError as exc:
-        raise failed(
-            Code.ARTIFACT_NOT_FOUND, f"cannot read {archive}: {exc}", path=str(archive)
-        ) from None
+        raise failed(Code.ARTIFACT_NOT_FOUND, f"cannot read {archive}: {exc}", path=str(archive)) from None
     final = cache / digest[:32]
     if final.is_dir():
         return final
@@ -204,8 +213,11 @@ def _requested(layout: str, root: Path, paths: list[Path]) -> list[str] | None:
             doc = json.loads((root / "PEX-INFO").read_text("utf-8"))
         except (OSError, ValueError):
             return None
-        wanted = {_canonical(re.split(r"[\s\[<>=!~;@]", str(r), maxsplit=1)[0])
-                  for r in (doc.get("requirements") or []) if isinstance(r, str)}
+        wanted = {
+            _canonical(re.split(r"[\s\[<>=!~;@]", str(r), maxsplit=1)[0])
+            for r in (doc.get("requirements") or [])
+            if isinstance(r, str)
+        }
         infos = [i for p in paths for i in p.glob("*.dist-info")]
         chosen = [i for i in infos if _canonical(_dist_name(i)) in wanted]
     elif layout == "shiv":
@@ -282,11 +294,8 @@ def _wheel_entry(wheels: tuple[Path, ...], spec: ComponentSpec) -> tuple[str | N
                             for key, value in parser.items(ENTRY_POINT_GROUP):
                                 found[key.strip()] = value.split("[", 1)[0].strip()
         except FileNotFoundError:
-            raise failed(
-                Code.ARTIFACT_NOT_FOUND, f"wheel {wheel} does not exist", path=str(wheel)
-            ) from None
-        except (zipfile.BadZipFile, zlib.error, OSError, configparser.Error,
-                UnicodeDecodeError) as exc:
+            raise failed(Code.ARTIFACT_NOT_FOUND, f"wheel {wheel} does not exist", path=str(wheel)) from None
+        except (zipfile.BadZipFile, zlib.error, OSError, configparser.Error, UnicodeDecodeError) as exc:
             raise failed(
                 Code.INVALID_ARCHIVE, f"{wheel.name} is not a readable wheel: {exc}", path=str(wheel)
             ) from None
@@ -320,8 +329,7 @@ class PythonBoundary(WorkerBoundary):
         interpreter, keeps_site = resolve_interpreter(spec)
         artifact = spec.artifact
         if not artifact.exists():
-            raise failed(Code.ARTIFACT_NOT_FOUND, f"artifact {str(artifact)!r} does not exist",
-                         path=str(artifact))
+            raise failed(Code.ARTIFACT_NOT_FOUND, f"artifact {str(artifact)!r} does not exist", path=str(artifact))
         details: dict[str, Any] = {"interpreter": interpreter}
         paths: list[Path] = []
         layout = "folder"
@@ -337,8 +345,9 @@ class PythonBoundary(WorkerBoundary):
             entry, top = _wheel_entry(wheels, spec)
         suffix = artifact.suffix.lower()
         if artifact.is_dir():
-            layout, paths, hint = _zip_layout(artifact) if (artifact / "PEX-INFO").is_file() else (
-                "folder", [artifact], None)
+            layout, paths, hint = (
+                _zip_layout(artifact) if (artifact / "PEX-INFO").is_file() else ("folder", [artifact], None)
+            )
         elif suffix == ".whl":
             layout, candidates = "wheel", top
         elif suffix == ".py":
@@ -366,13 +375,21 @@ class PythonBoundary(WorkerBoundary):
         environment = None
         if (spec.requirements or wheels) and spec.placement != "local":
             # Built on the node, by the same hash, when the worker is placed there.
-            environment = (interpreter, tuple(spec.requirements), tuple(str(w) for w in wheels), spec.name,
-                           tuple(spec.build_constraints))
+            environment = (
+                interpreter,
+                tuple(spec.requirements),
+                tuple(str(w) for w in wheels),
+                spec.name,
+                tuple(spec.build_constraints),
+            )
             keeps_site = True
             details["environment"] = "built on the node"
         elif spec.requirements or wheels:
             venv = await self.environments.ensure(
-                interpreter, spec.requirements, wheels, label=spec.name,
+                interpreter,
+                spec.requirements,
+                wheels,
+                label=spec.name,
                 build_constraints=spec.build_constraints,
             )
             python, keeps_site = str(venv_python(venv)), True
@@ -386,8 +403,12 @@ class PythonBoundary(WorkerBoundary):
             artifact=str(artifact),
             paths=[str(p) for p in paths],
             options=options,
-            env=worker_environment(spec.env, inherit=spec.inherit_env,
-                                   allow_loader=self.context.allow_loader_env, source=spec.manifest_path or ""),
+            env=worker_environment(
+                spec.env,
+                inherit=spec.inherit_env,
+                allow_loader=self.context.allow_loader_env,
+                source=spec.manifest_path or "",
+            ),
             cwd=str(spec.base_dir),
             memory_limit=spec.memory_limit,
             details=details,
@@ -395,8 +416,7 @@ class PythonBoundary(WorkerBoundary):
             runtime_dir=str(RUNTIME_DIR),
         )
 
-    def _default_entry(self, spec: ComponentSpec, layout: str, paths: list[Path],
-                       candidates: list[str] | None) -> str:
+    def _default_entry(self, spec: ComponentSpec, layout: str, paths: list[Path], candidates: list[str] | None) -> str:
         found = candidates if candidates is not None else _candidates(paths[0]) if paths else []
         if len(found) == 1:
             return found[0]

@@ -81,8 +81,11 @@ class Component:
         except Failed as exc:
             self._fail(exc.observation)
         except Exception as exc:  # a defect in a boundary: still data
-            self._fail(Observation.of(Code.INTERNAL_ERROR, f"loading {self.name!r} failed: {exc!r}",
-                                      stage=Stage.LOAD, cause=exc))
+            self._fail(
+                Observation.of(
+                    Code.INTERNAL_ERROR, f"loading {self.name!r} failed: {exc!r}", stage=Stage.LOAD, cause=exc
+                )
+            )
 
     def _fail(self, obs: Observation) -> None:
         self.observation = obs.with_context(target=self.name)
@@ -118,8 +121,7 @@ class Component:
             if self.boundary.health(self.instance).alive:
                 return self.instance
             self.mark_crashed(
-                Observation.of(Code.WORKER_CRASHED, f"the instance of {self.name!r} died while idle",
-                               target=self.name)
+                Observation.of(Code.WORKER_CRASHED, f"the instance of {self.name!r} died while idle", target=self.name)
             )
             st = self._state
         if st is State.RESTARTING and self._restarting is not None:
@@ -143,10 +145,12 @@ class Component:
             assert self.observation is not None
             raise Failed(self.observation)
         if st is State.UNLOADED:
-            raise Failed(Observation.of(Code.COMPONENT_UNAVAILABLE, f"component {self.name!r} is unloaded",
-                                        target=self.name))
-        raise Failed(Observation.of(Code.COMPONENT_UNAVAILABLE, f"component {self.name!r} is {st.value}",
-                                    target=self.name))
+            raise Failed(
+                Observation.of(Code.COMPONENT_UNAVAILABLE, f"component {self.name!r} is unloaded", target=self.name)
+            )
+        raise Failed(
+            Observation.of(Code.COMPONENT_UNAVAILABLE, f"component {self.name!r} is {st.value}", target=self.name)
+        )
 
     def mark_crashed(self, obs: Observation, generation: int | None = None) -> None:
         """The instance died: wake every waiter, and restart on next use."""
@@ -169,9 +173,7 @@ class Component:
     def is_crash(self, obs: Observation) -> bool:
         if obs.code in _CRASH_CODES:
             return True
-        return self.instance is not None and self.boundary is not None and not self.boundary.health(
-            self.instance
-        ).alive
+        return self.instance is not None and self.boundary is not None and not self.boundary.health(self.instance).alive
 
     def _restart_allowed(self) -> tuple[bool, str]:
         if self.spec.restart is not Restart.ON_FAILURE:
@@ -180,8 +182,10 @@ class Component:
         while self._restart_times and now - self._restart_times[0] > self.spec.restart_period:
             self._restart_times.popleft()
         if len(self._restart_times) >= self.spec.max_restarts:
-            return False, (f"{self.spec.max_restarts} restarts within {self.spec.restart_period:g}s "
-                           "(max_restarts / restart_period)")
+            return False, (
+                f"{self.spec.max_restarts} restarts within {self.spec.restart_period:g}s "
+                "(max_restarts / restart_period)"
+            )
         return True, ""
 
     async def _restart(self) -> None:
@@ -201,8 +205,11 @@ class Component:
             except Failed as exc:
                 self._fail(exc.observation)
             except Exception as exc:
-                self._fail(Observation.of(Code.INTERNAL_ERROR, f"restarting {self.name!r} failed: {exc!r}",
-                                          stage=Stage.LOAD, cause=exc))
+                self._fail(
+                    Observation.of(
+                        Code.INTERNAL_ERROR, f"restarting {self.name!r} failed: {exc!r}", stage=Stage.LOAD, cause=exc
+                    )
+                )
         finally:
             fut.set_result(None)
             self._restarting = None
@@ -219,8 +226,9 @@ class Component:
         if self._state is State.UNLOADED:
             return
         self._state = State.UNLOADED
-        self.gate.break_(Observation.of(Code.INSTANCE_LOST_WAITING, f"component {self.name!r} was unloaded",
-                                        target=self.name))
+        self.gate.break_(
+            Observation.of(Code.INSTANCE_LOST_WAITING, f"component {self.name!r} was unloaded", target=self.name)
+        )
         await self._quiet_unload(self.loaded, self.instance)
         self.loaded = self.instance = None
 
@@ -244,11 +252,15 @@ class Component:
             "artifact": str(self.spec.artifact),
             "manifest": self.spec.manifest_path,
             "entry": getattr(self.loaded, "entry", None) or self.spec.entry,
-            "restart": {"policy": self.spec.restart, "max_restarts": self.spec.max_restarts,
-                        "restart_period": self.spec.restart_period, "restarts": self.restarts},
+            "restart": {
+                "policy": self.spec.restart,
+                "max_restarts": self.spec.max_restarts,
+                "restart_period": self.spec.restart_period,
+                "restarts": self.restarts,
+            },
             "health": health,
-            "placement": getattr(self.loaded, "placement", None) or {"engine": "local", "node_id": None,
-                                                                     "address": None},
+            "placement": getattr(self.loaded, "placement", None)
+            or {"engine": "local", "node_id": None, "address": None},
             "calls": dataclasses.asdict(self.gate.statistics()),
             "observation": self.observation.to_dict() if self.observation else None,
             "services": {

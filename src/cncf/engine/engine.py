@@ -88,8 +88,18 @@ class _Resolution:
 class _Record:
     """One admitted call: where it is, and why (if) it was cancelled."""
 
-    __slots__ = ("call", "component", "entry", "reason", "tier", "waiter", "running", "finished",
-                 "instance", "deadline")
+    __slots__ = (
+        "call",
+        "component",
+        "entry",
+        "reason",
+        "tier",
+        "waiter",
+        "running",
+        "finished",
+        "instance",
+        "deadline",
+    )
 
     def __init__(self, call: ActionCall, component: Component, entry: OperationEntry) -> None:
         self.call = call
@@ -131,35 +141,51 @@ class ActionEngine:
         """Resolve a selector into an ActionCall.  Raises ``Failed`` (dispatch)."""
         cid = call_id or new_call_id()
         if call_id is not None and cid in self._records:  # cancel(id) must name exactly one call
-            raise Failed(Observation.of(
-                Code.CALL_ID_IN_USE, f"call_id {cid!r} is already used by a call in flight; give each call "
-                "its own id (or none: the hub makes one)", target=str(selector), call_id=cid))
+            raise Failed(
+                Observation.of(
+                    Code.CALL_ID_IN_USE,
+                    f"call_id {cid!r} is already used by a call in flight; give each call "
+                    "its own id (or none: the hub makes one)",
+                    target=str(selector),
+                    call_id=cid,
+                )
+            )
         if self.closing:
             raise Failed(Observation.of(Code.HUB_CLOSED, "the hub is closing", target=selector, call_id=cid))
         hit = self._resolved.get(selector) if isinstance(selector, str) else None
-        if hit is not None and self._components.get(hit.key) is hit.component and \
-                hit.component.generation == hit.generation:
+        if (
+            hit is not None
+            and self._components.get(hit.key) is hit.component
+            and hit.component.generation == hit.generation
+        ):
             comp, entry, target = hit.component, hit.entry, hit.target
         else:
             comp, entry, target = self._resolve(selector, cid)
-        return self._build(cid, selector, comp, entry, target, args, timeout, caller, correlation_id,
-                           idempotency_key)
+        return self._build(cid, selector, comp, entry, target, args, timeout, caller, correlation_id, idempotency_key)
 
     def _resolve(self, selector: str, cid: str) -> tuple[Component, OperationEntry, Target]:
         sel = Selector.parse(selector) if isinstance(selector, str) else None
         if sel is None:
-            raise Failed(Observation.of(
-                Code.UNKNOWN_OPERATION,
-                f"{selector!r} is not a selector; expected 'component.operation' or "
-                "'component.service.operation'",
-                target=str(selector), call_id=cid))
+            raise Failed(
+                Observation.of(
+                    Code.UNKNOWN_OPERATION,
+                    f"{selector!r} is not a selector; expected 'component.operation' or 'component.service.operation'",
+                    target=str(selector),
+                    call_id=cid,
+                )
+            )
         comp = self._components.get(normalize(sel.component))
         if comp is None:
             names = sorted(c.name for c in self._components.values())
-            raise Failed(Observation.of(
-                Code.UNKNOWN_COMPONENT,
-                f"no component {sel.component!r} is loaded; loaded: {', '.join(names) or 'none'}",
-                target=selector, call_id=cid, candidates=names))
+            raise Failed(
+                Observation.of(
+                    Code.UNKNOWN_COMPONENT,
+                    f"no component {sel.component!r} is loaded; loaded: {', '.join(names) or 'none'}",
+                    target=selector,
+                    call_id=cid,
+                    candidates=names,
+                )
+            )
         if not comp.services and comp.observation is not None:
             raise Failed(comp.observation.with_context(call_id=cid))
         res = resolve(comp.operation_names(), sel.service, sel.operation)
@@ -168,16 +194,25 @@ class ActionEngine:
             what = "matches several operations" if res.ambiguous else "matches no operation"
             candidates = [f"{comp.name}.{c}" for c in res.candidates]
             close = difflib.get_close_matches(
-                normalize(sel.operation), [normalize(c.rsplit(".", 1)[1]) for c in candidates], n=3, cutoff=0.75)
+                normalize(sel.operation), [normalize(c.rsplit(".", 1)[1]) for c in candidates], n=3, cutoff=0.75
+            )
             likely = [c for c in candidates if normalize(c.rsplit(".", 1)[1]) in close]
             shown = likely + [c for c in candidates if c not in likely]
             more = f" … ({len(shown) - 12} more)" if len(shown) > 12 else ""
-            raise Failed(Observation.of(
-                code,
-                f"{selector!r} {what} of {comp.name!r}; "
-                + (f"did you mean {', '.join(likely)}? " if likely and not res.ambiguous else "")
-                + "candidates: " + ", ".join(shown[:12]) + more,
-                target=selector, call_id=cid, candidates=candidates, closest=likely))
+            raise Failed(
+                Observation.of(
+                    code,
+                    f"{selector!r} {what} of {comp.name!r}; "
+                    + (f"did you mean {', '.join(likely)}? " if likely and not res.ambiguous else "")
+                    + "candidates: "
+                    + ", ".join(shown[:12])
+                    + more,
+                    target=selector,
+                    call_id=cid,
+                    candidates=candidates,
+                    closest=likely,
+                )
+            )
         entry = comp.services[res.service][res.operation]
         target = Target(comp.name, entry.service, entry.name)
         if len(self._resolved) > 4096:
@@ -185,9 +220,19 @@ class ActionEngine:
         self._resolved[selector] = _Resolution(normalize(sel.component), comp, comp.generation, entry, target)
         return comp, entry, target
 
-    def _build(self, cid: str, selector: str, comp: Component, entry: OperationEntry, target: Target,
-               args: Any, timeout: float | None, caller: str, correlation_id: str | None,
-               idempotency_key: str | None) -> Dispatched:
+    def _build(
+        self,
+        cid: str,
+        selector: str,
+        comp: Component,
+        entry: OperationEntry,
+        target: Target,
+        args: Any,
+        timeout: float | None,
+        caller: str,
+        correlation_id: str | None,
+        idempotency_key: str | None,
+    ) -> Dispatched:
         if args is None:
             pos: tuple[Any, ...] = ()
             named: dict[str, Any] = {}
@@ -198,26 +243,40 @@ class ActionEngine:
         elif isinstance(args, Arguments):
             pos, named = tuple(args.args), dict(args.kwargs)
         else:
-            raise Failed(Observation.of(
-                Code.INVALID_ARGUMENTS,
-                f"arguments must be a dict (named) or a list (positional), got {type(args).__name__}",
-                target=selector, call_id=cid))
+            raise Failed(
+                Observation.of(
+                    Code.INVALID_ARGUMENTS,
+                    f"arguments must be a dict (named) or a list (positional), got {type(args).__name__}",
+                    target=selector,
+                    call_id=cid,
+                )
+            )
         loop = asyncio.get_running_loop()
         now = loop.time()
         deadline = None
         if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0 \
-                    or timeout == float("inf"):
-                raise Failed(Observation.of(
-                    Code.INVALID_POLICY, f"timeout must be a positive number of seconds, got {timeout!r}",
-                    target=selector, call_id=cid))
+            if (
+                isinstance(timeout, bool)
+                or not isinstance(timeout, int | float)
+                or not timeout > 0
+                or timeout == float("inf")
+            ):
+                raise Failed(
+                    Observation.of(
+                        Code.INVALID_POLICY,
+                        f"timeout must be a positive number of seconds, got {timeout!r}",
+                        target=selector,
+                        call_id=cid,
+                    )
+                )
             deadline = now + timeout
         call = ActionCall(
             id=cid,
             target=target,
             policy=entry.policy,
-            context=ExecutionContext(correlation_id or cid, caller, deadline, now,
-                                     None if idempotency_key is None else str(idempotency_key)),
+            context=ExecutionContext(
+                correlation_id or cid, caller, deadline, now, None if idempotency_key is None else str(idempotency_key)
+            ),
             args=pos,
             kwargs=named,
         )
@@ -239,8 +298,7 @@ class ActionEngine:
             return False
         if hit.entry.policy.mode is Mode.QUEUE or comp.state not in _SETTLED_STATES:
             return False
-        return comp.instance is not None and comp.boundary is not None and comp.boundary.health(
-            comp.instance).alive
+        return comp.instance is not None and comp.boundary is not None and comp.boundary.health(comp.instance).alive
 
     # ------------------------------------------------------------------- call
 
@@ -285,9 +343,14 @@ class ActionEngine:
         gate = comp.gate
         loop = asyncio.get_running_loop()
         if call.id in self._records:  # a duplicate id that bypassed dispatch (e.g. a queued retry)
-            return Outcome.failure(Observation.of(
-                Code.CALL_ID_IN_USE, f"call_id {call.id!r} is already used by a call in flight",
-                target=target, call_id=call.id))
+            return Outcome.failure(
+                Observation.of(
+                    Code.CALL_ID_IN_USE,
+                    f"call_id {call.id!r} is already used by a call in flight",
+                    target=target,
+                    call_id=call.id,
+                )
+            )
         rec = _Record(call, comp, entry)
         self._records[call.id] = rec
         try:
@@ -320,10 +383,7 @@ class ActionEngine:
             if deadline is None or wd < deadline:
                 deadline, limit_name = wd, "wait_timeout"
         fut = rec.waiter = rec.component.gate.park(rec.entry.exclusive, policy.max_concurrency)
-        timer = (
-            loop.call_at(deadline, self._expire, rec, CancelReason.WAIT_DEADLINE)
-            if deadline is not None else None
-        )
+        timer = loop.call_at(deadline, self._expire, rec, CancelReason.WAIT_DEADLINE) if deadline is not None else None
         try:
             await fut
             return None
@@ -335,10 +395,17 @@ class ActionEngine:
             return Observation.of(
                 code,
                 f"{call.target} did not start: {rec.reason.value}"
-                + (f" ({limit_name} after {loop.time() - call.context.submitted:.3f}s)"
-                   if rec.reason is CancelReason.WAIT_DEADLINE else ""),
-                stage=Stage.WAIT, target=str(call.target), call_id=call.id,
-                reason=rec.reason.value, limit=limit_name if code is Code.WAIT_TIMEOUT else None)
+                + (
+                    f" ({limit_name} after {loop.time() - call.context.submitted:.3f}s)"
+                    if rec.reason is CancelReason.WAIT_DEADLINE
+                    else ""
+                ),
+                stage=Stage.WAIT,
+                target=str(call.target),
+                call_id=call.id,
+                reason=rec.reason.value,
+                limit=limit_name if code is Code.WAIT_TIMEOUT else None,
+            )
         except Failed as exc:  # the gate broke: the instance crashed or was unloaded
             return exc.observation.with_context(target=str(call.target), call_id=call.id)
         finally:
@@ -396,14 +463,23 @@ class ActionEngine:
             inner = obs
             obs = Observation.of(
                 code,
-                f"{call.target} was stopped: {rec.reason.value} "
-                f"({tier})",
-                stage=Stage.EXECUTE, target=str(call.target), call_id=call.id,
-                cause=observation_cause(inner), reason=rec.reason.value, tier=tier,
-                completed=inner is None, inner_code=inner.code.value if inner else None)
+                f"{call.target} was stopped: {rec.reason.value} ({tier})",
+                stage=Stage.EXECUTE,
+                target=str(call.target),
+                call_id=call.id,
+                cause=observation_cause(inner),
+                reason=rec.reason.value,
+                tier=tier,
+                completed=inner is None,
+                inner_code=inner.code.value if inner else None,
+            )
         if obs is not None:
-            return Outcome(call.id, observation=obs.with_context(target=str(call.target), call_id=call.id),
-                           stdout=stdout, stderr=stderr)
+            return Outcome(
+                call.id,
+                observation=obs.with_context(target=str(call.target), call_id=call.id),
+                stdout=stdout,
+                stderr=stderr,
+            )
         return Outcome(call.id, value, None, stdout, stderr)
 
     # ----------------------------------------------------------- cancellation
@@ -492,11 +568,20 @@ class ActionEngine:
 
 def _internal(exc: BaseException, target: str, call_id: str, stage: Stage) -> Outcome:
     try:
-        return Outcome.failure(Observation.of(
-            Code.INTERNAL_ERROR, f"the hub failed while handling {target}: {exc!r}",
-            stage=stage, target=target, call_id=call_id, cause=exc))
+        return Outcome.failure(
+            Observation.of(
+                Code.INTERNAL_ERROR,
+                f"the hub failed while handling {target}: {exc!r}",
+                stage=stage,
+                target=target,
+                call_id=call_id,
+                cause=exc,
+            )
+        )
     except BaseException:  # noqa: BLE001 - even building the Observation failed
-        return Outcome(call_id, observation=Observation(
-            Code.INTERNAL_ERROR, stage, "internal error", "system", "invalid", "defect", False,
-            target, call_id))
-
+        return Outcome(
+            call_id,
+            observation=Observation(
+                Code.INTERNAL_ERROR, stage, "internal error", "system", "invalid", "defect", False, target, call_id
+            ),
+        )

@@ -28,9 +28,7 @@ class OperationEntry:
     exclusive: bool  # serialize (and queue) need the instance to themselves
 
 
-def build_operations(
-    spec: ComponentSpec, discovered: list[OperationInfo]
-) -> dict[str, dict[str, OperationEntry]]:
+def build_operations(spec: ComponentSpec, discovered: list[OperationInfo]) -> dict[str, dict[str, OperationEntry]]:
     """Group discovered operations into services and resolve their policies.
 
     Raises ``Failed(invalid_manifest)`` when the manifest names an operation
@@ -47,7 +45,9 @@ def build_operations(
                     Code.INVALID_MANIFEST,
                     f"{source}: key '{key}' names operation {name!r}, which the entry does not have; "
                     f"it has: {', '.join(sorted(o.name for o in discovered)) or 'no operations'}",
-                    file=source, key=key, value=name,
+                    file=source,
+                    key=key,
+                    value=name,
                     candidates=sorted(o.name for o in discovered),
                 )
             )
@@ -67,9 +67,10 @@ def build_operations(
             raise Failed(
                 Observation.of(
                     Code.INVALID_MANIFEST,
-                    f"{source}: key 'operations.{key}' names service {svc!r}; services are: "
-                    f"{', '.join(groups)}",
-                    file=source, key=f"operations.{key}", value=svc,
+                    f"{source}: key 'operations.{key}' names service {svc!r}; services are: {', '.join(groups)}",
+                    file=source,
+                    key=f"operations.{key}",
+                    value=svc,
                 )
             )
         op = find(opname, f"operations.{key}")
@@ -80,9 +81,7 @@ def build_operations(
         for op in ops:
             n = normalize(op.name)
             policy = resolve(spec.policy, spol, op_policies.get((None, n)), op_policies.get((sname, n)))
-            entries[op.name] = OperationEntry(
-                sname, op.name, op, policy, exclusive=policy.mode is not Mode.CONCURRENT
-            )
+            entries[op.name] = OperationEntry(sname, op.name, op, policy, exclusive=policy.mode is not Mode.CONCURRENT)
         table[sname] = entries
     return table
 

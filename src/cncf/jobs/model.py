@@ -62,13 +62,18 @@ class Attempt:
     finished: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"attempt": self.number, "started": self.started, "finished": self.finished,
-                "observation": self.observation.to_dict()}
+        return {
+            "attempt": self.number,
+            "started": self.started,
+            "finished": self.finished,
+            "observation": self.observation.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Attempt:
-        return cls(int(d.get("attempt", 0)), Observation.from_dict(d["observation"]),
-                   d.get("started"), d.get("finished"))
+        return cls(
+            int(d.get("attempt", 0)), Observation.from_dict(d["observation"]), d.get("started"), d.get("finished")
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -155,10 +160,16 @@ def decode_outcome(text: str | None, job_id: str) -> Outcome | None:
     d = json.loads(text)
     call_id = str(d.get("call_id", ""))
     if d.get("ok"):
-        return Outcome(call_id, value=d.get("value"), stdout=d.get("stdout", ""),
-                       stderr=d.get("stderr", ""), job_id=job_id)
-    return Outcome(call_id, observation=Observation.from_dict(d["observation"]),
-                   stdout=d.get("stdout", ""), stderr=d.get("stderr", ""), job_id=job_id)
+        return Outcome(
+            call_id, value=d.get("value"), stdout=d.get("stdout", ""), stderr=d.get("stderr", ""), job_id=job_id
+        )
+    return Outcome(
+        call_id,
+        observation=Observation.from_dict(d["observation"]),
+        stdout=d.get("stdout", ""),
+        stderr=d.get("stderr", ""),
+        job_id=job_id,
+    )
 
 
 def encode_history(history: list[Attempt] | tuple[Attempt, ...]) -> str:
@@ -174,6 +185,10 @@ def decode_history(text: str | None) -> tuple[Attempt, ...]:
 def not_found(job_id: str, detail: str = "") -> Observation:
     return Observation.of(
         Code.JOB_NOT_FOUND,
-        f"no job {job_id!r} in this hub's store" + (f" ({detail})" if detail else "")
+        f"no job {job_id!r} in this hub's store"
+        + (f" ({detail})" if detail else "")
         + "; check the id and the hub home (--home / CNCF_HOME)",
-        stage=Stage.JOB, target=job_id, job_id=job_id)
+        stage=Stage.JOB,
+        target=job_id,
+        job_id=job_id,
+    )

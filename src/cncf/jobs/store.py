@@ -99,9 +99,11 @@ CREATE TABLE IF NOT EXISTS sources (
 );
 """
 
-_COLUMNS = ("id, state, target, component, attempts, max_attempts, created, started, finished, "
-            "not_before, outcome, history, call_id, correlation_id, idempotency_key, caller, "
-            "cancel_requested, payload, owner")
+_COLUMNS = (
+    "id, state, target, component, attempts, max_attempts, created, started, finished, "
+    "not_before, outcome, history, call_id, correlation_id, idempotency_key, caller, "
+    "cancel_requested, payload, owner"
+)
 
 
 def new_job_id() -> str:
@@ -110,16 +112,49 @@ def new_job_id() -> str:
 
 
 def row_to_job(row: tuple[Any, ...]) -> Job:
-    (jid, state, target, component, attempts, max_attempts, created, started, finished, not_before,
-     outcome, history, call_id, correlation_id, key, caller, cancel_requested, payload, owner) = row
+    (
+        jid,
+        state,
+        target,
+        component,
+        attempts,
+        max_attempts,
+        created,
+        started,
+        finished,
+        not_before,
+        outcome,
+        history,
+        call_id,
+        correlation_id,
+        key,
+        caller,
+        cancel_requested,
+        payload,
+        owner,
+    ) = row
     p = json.loads(payload) if payload else {}
     return Job(
-        id=jid, state=JobState(state), target=target, component=component, attempts=attempts,
-        max_attempts=max_attempts, created=created, started=started, finished=finished,
-        not_before=not_before, outcome=decode_outcome(outcome, jid), history=decode_history(history),
-        call_id=call_id, correlation_id=correlation_id, idempotency_key=key, caller=caller,
-        cancel_requested=bool(cancel_requested), args=tuple(p.get("args", ())),
-        kwargs=dict(p.get("kwargs", {})), owner=owner,
+        id=jid,
+        state=JobState(state),
+        target=target,
+        component=component,
+        attempts=attempts,
+        max_attempts=max_attempts,
+        created=created,
+        started=started,
+        finished=finished,
+        not_before=not_before,
+        outcome=decode_outcome(outcome, jid),
+        history=decode_history(history),
+        call_id=call_id,
+        correlation_id=correlation_id,
+        idempotency_key=key,
+        caller=caller,
+        cancel_requested=bool(cancel_requested),
+        args=tuple(p.get("args", ())),
+        kwargs=dict(p.get("kwargs", {})),
+        owner=owner,
     )
 
 
@@ -129,9 +164,11 @@ class StoreCorrupt(sqlite3.DatabaseError):
     the file and what to do, and keeps serving calls that need no store."""
 
     def __init__(self, path: Path, detail: str) -> None:
-        super().__init__(f"{path} is not a readable job store ({detail}); move it aside (for example "
-                         f"`mv {path} {path}.corrupt`, then try `sqlite3 {path}.corrupt .recover` to salvage "
-                         "jobs) and the hub starts a new store")
+        super().__init__(
+            f"{path} is not a readable job store ({detail}); move it aside (for example "
+            f"`mv {path} {path}.corrupt`, then try `sqlite3 {path}.corrupt .recover` to salvage "
+            "jobs) and the hub starts a new store"
+        )
         self.path = path
         self.detail = detail
 
@@ -165,7 +202,9 @@ def op_insert(db: sqlite3.Connection, row: tuple[Any, ...], key: str | None) -> 
     cur = db.execute(
         "INSERT INTO jobs (id, component, service, operation, target, payload, call_id, correlation_id,"
         " caller, idempotency_key, timeout, state, max_attempts, created)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,'queued',?,?) ON CONFLICT (idempotency_key) DO NOTHING", row)
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,'queued',?,?) ON CONFLICT (idempotency_key) DO NOTHING",
+        row,
+    )
     if cur.rowcount == 1:
         return row[0], True
     found = db.execute("SELECT id, target, payload FROM jobs WHERE idempotency_key = ?", (key,)).fetchone()
@@ -181,27 +220,32 @@ def op_claim(db: sqlite3.Connection, job_id: str, owner: str, now: float) -> tup
         " WHERE id=? AND state='queued'"
         " RETURNING service, operation, payload, correlation_id, idempotency_key, timeout, attempts,"
         " max_attempts, history, cancel_requested, target",
-        (now, owner, job_id)).fetchone()
+        (now, owner, job_id),
+    ).fetchone()
     return row
 
 
-def op_finish(db: sqlite3.Connection, job_id: str, owner: str, state: str, outcome: str,
-              history: str | None, now: float) -> bool:
+def op_finish(
+    db: sqlite3.Connection, job_id: str, owner: str, state: str, outcome: str, history: str | None, now: float
+) -> bool:
     """running → terminal, once: only the owner of the running attempt may."""
     cur = db.execute(
         "UPDATE jobs SET state=?, outcome=?, history=COALESCE(?, history), finished=?, owner=NULL"
         " WHERE id=? AND state='running' AND owner=?",
-        (state, outcome, history, now, job_id, owner))
+        (state, outcome, history, now, job_id, owner),
+    )
     return cur.rowcount == 1
 
 
-def op_retry(db: sqlite3.Connection, job_id: str, owner: str, not_before: float | None,
-             history: str, uncount: bool) -> bool:
+def op_retry(
+    db: sqlite3.Connection, job_id: str, owner: str, not_before: float | None, history: str, uncount: bool
+) -> bool:
     """running → queued (a retry after back-off, or an attempt handed back at shutdown)."""
     cur = db.execute(
         "UPDATE jobs SET state='queued', owner=NULL, not_before=?, history=?,"
         " attempts=attempts-? WHERE id=? AND state='running' AND owner=?",
-        (not_before, history, 1 if uncount else 0, job_id, owner))
+        (not_before, history, 1 if uncount else 0, job_id, owner),
+    )
     return cur.rowcount == 1
 
 
@@ -212,18 +256,23 @@ def op_cancel_queued(db: sqlite3.Connection, job_id: str, outcome: str, now: flo
     if row is None:
         return None
     if row[0] == "queued":
-        db.execute("UPDATE jobs SET state='cancelled', outcome=?, finished=?, cancel_requested=1"
-                   " WHERE id=? AND state='queued'", (outcome, now, job_id))
+        db.execute(
+            "UPDATE jobs SET state='cancelled', outcome=?, finished=?, cancel_requested=1"
+            " WHERE id=? AND state='queued'",
+            (outcome, now, job_id),
+        )
     elif row[0] == "running":
         db.execute("UPDATE jobs SET cancel_requested=1 WHERE id=?", (job_id,))
     return str(row[0])
 
 
 def op_source(db: sqlite3.Connection, component: str, target: str, overrides: str, now: float) -> None:
-    db.execute("INSERT INTO sources (component, target, overrides, updated) VALUES (?,?,?,?)"
-               " ON CONFLICT (component) DO UPDATE SET target=excluded.target,"
-               " overrides=excluded.overrides, updated=excluded.updated",
-               (component, target, overrides, now))
+    db.execute(
+        "INSERT INTO sources (component, target, overrides, updated) VALUES (?,?,?,?)"
+        " ON CONFLICT (component) DO UPDATE SET target=excluded.target,"
+        " overrides=excluded.overrides, updated=excluded.updated",
+        (component, target, overrides, now),
+    )
 
 
 def read_sources(home: Path) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -255,8 +304,9 @@ class _Writer:
         self._pending: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]] = []
         self._scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._executor = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cncf-jobs-writer")
-                          if threaded else None)
+        self._executor = (
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cncf-jobs-writer") if threaded else None
+        )
         self._flusher: asyncio.Task[None] | None = None
         self.commits = 0
 
@@ -439,8 +489,10 @@ class Store:
     def dead_owners(self) -> list[tuple[str, int | None]]:
         """Owners of running jobs whose process is gone, each with its lock
         fd held (so no two hubs resume the same owner's jobs)."""
-        owners = [r[0] for r in self._rdb.execute(
-            "SELECT DISTINCT owner FROM jobs WHERE state='running' AND owner IS NOT NULL")]
+        owners = [
+            r[0]
+            for r in self._rdb.execute("SELECT DISTINCT owner FROM jobs WHERE state='running' AND owner IS NOT NULL")
+        ]
         dead: list[tuple[str, int | None]] = []
         for owner in owners:
             if owner == self.owner:
@@ -483,7 +535,8 @@ class Store:
                 os.close(fd)  # alive
                 continue
             running = self._rdb.execute(
-                "SELECT 1 FROM jobs WHERE owner=? AND state='running' LIMIT 1", (path.stem,)).fetchone()
+                "SELECT 1 FROM jobs WHERE owner=? AND state='running' LIMIT 1", (path.stem,)
+            ).fetchone()
             if running is None:
                 with contextlib.suppress(OSError):
                     path.unlink()
@@ -505,8 +558,14 @@ class Store:
         row = self._rdb.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
         return row[0] if row else None
 
-    def select(self, *, state: str | None = None, component: str | None = None,
-             limit: int | None = None, oldest_first: bool = False) -> list[Job]:
+    def select(
+        self,
+        *,
+        state: str | None = None,
+        component: str | None = None,
+        limit: int | None = None,
+        oldest_first: bool = False,
+    ) -> list[Job]:
         where: list[str] = []
         params: list[Any] = []
         if state is not None:
@@ -526,12 +585,15 @@ class Store:
 
     def queued(self) -> list[tuple[str, str, float | None]]:
         """(id, component, not_before) of every queued job, oldest first."""
-        return list(self._rdb.execute(
-            "SELECT id, component, not_before FROM jobs WHERE state='queued' ORDER BY seq"))
+        return list(self._rdb.execute("SELECT id, component, not_before FROM jobs WHERE state='queued' ORDER BY seq"))
 
     def cancel_requests(self, owner: str) -> list[str]:
-        return [r[0] for r in self._rdb.execute(
-            "SELECT id FROM jobs WHERE owner=? AND state='running' AND cancel_requested=1", (owner,))]
+        return [
+            r[0]
+            for r in self._rdb.execute(
+                "SELECT id FROM jobs WHERE owner=? AND state='running' AND cancel_requested=1", (owner,)
+            )
+        ]
 
     def counts(self) -> dict[str, int]:
         return {s: n for s, n in self._rdb.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")}

@@ -246,8 +246,9 @@ class JobSystem:
             return
         for key, (target, overrides) in self._sources().items():
             comp = self.components.get(key)
-            if comp is None or not any(e.policy.mode is Mode.QUEUE for ops in comp.services.values()
-                                       for e in ops.values()):
+            if comp is None or not any(
+                e.policy.mode is Mode.QUEUE for ops in comp.services.values() for e in ops.values()
+            ):
                 continue
             where = Path(target)
             target = str(where.resolve()) if where.exists() else str(target)  # usable from any cwd
@@ -269,18 +270,31 @@ class JobSystem:
         call = dispatched.call
         target = str(call.target)
         if self._closing:
-            return Outcome.failure(Observation.of(
-                Code.HUB_CLOSED, "the hub is closing; the job was not accepted",
-                target=target, call_id=call.id))
+            return Outcome.failure(
+                Observation.of(
+                    Code.HUB_CLOSED, "the hub is closing; the job was not accepted", target=target, call_id=call.id
+                )
+            )
         try:
-            payload = json.dumps({"args": list(call.args), "kwargs": call.kwargs},  # sorted: comparable
-                                 allow_nan=False, separators=(",", ":"), sort_keys=True)
+            payload = json.dumps(
+                {"args": list(call.args), "kwargs": call.kwargs},  # sorted: comparable
+                allow_nan=False,
+                separators=(",", ":"),
+                sort_keys=True,
+            )
         except (TypeError, ValueError, RecursionError) as exc:
-            return Outcome.failure(Observation.of(
-                Code.ENQUEUE_FAILED,
-                f"the arguments of {target} cannot be stored as JSON ({exc}); a job's payload must "
-                "be JSON: strings, numbers, booleans, null, lists and objects with string keys",
-                stage=Stage.JOB, target=target, call_id=call.id, cause=exc, reason="payload_not_encodable"))
+            return Outcome.failure(
+                Observation.of(
+                    Code.ENQUEUE_FAILED,
+                    f"the arguments of {target} cannot be stored as JSON ({exc}); a job's payload must "
+                    "be JSON: strings, numbers, booleans, null, lists and objects with string keys",
+                    stage=Stage.JOB,
+                    target=target,
+                    call_id=call.id,
+                    cause=exc,
+                    reason="payload_not_encodable",
+                )
+            )
         if self.store is None:
             if not self._open():
                 return self._store_failure(call, self.store_error)
@@ -291,18 +305,38 @@ class JobSystem:
         key = ctx.idempotency_key
         timeout = ctx.deadline - ctx.submitted if ctx.deadline is not None else None
         comp_key = normalize(call.target.component)
-        row = (new_job_id(), comp_key, call.target.service, call.target.operation, target, payload,
-               call.id, ctx.correlation_id, ctx.caller, key, timeout, call.policy.max_attempts, time.time())
+        row = (
+            new_job_id(),
+            comp_key,
+            call.target.service,
+            call.target.operation,
+            target,
+            payload,
+            call.id,
+            ctx.correlation_id,
+            ctx.caller,
+            key,
+            timeout,
+            call.policy.max_attempts,
+            time.time(),
+        )
         try:
             job_id, created = await store.writer.submit(op_insert, row, key)
         except Exception as exc:  # sqlite3.Error, OSError: disk full, read-only, ...
             return self._store_failure(call, exc)
         if created is None:
-            return Outcome.failure(Observation.of(
-                Code.IDEMPOTENCY_CONFLICT,
-                f"idempotency key {key!r} was first used for job {job_id} with another target or other "
-                f"arguments than this call to {target}; use a new key for a different request",
-                stage=Stage.JOB, target=target, call_id=call.id, job_id=job_id, idempotency_key=key))
+            return Outcome.failure(
+                Observation.of(
+                    Code.IDEMPOTENCY_CONFLICT,
+                    f"idempotency key {key!r} was first used for job {job_id} with another target or other "
+                    f"arguments than this call to {target}; use a new key for a different request",
+                    stage=Stage.JOB,
+                    target=target,
+                    call_id=call.id,
+                    job_id=job_id,
+                    idempotency_key=key,
+                )
+            )
         if created:
             self._push(job_id, comp_key)
             self._pump()
@@ -316,15 +350,30 @@ class JobSystem:
     def _store_failure(self, call: ActionCall, exc: BaseException | None) -> Outcome:
         reason = error_reason(exc) if exc is not None else "store_error"
         if isinstance(exc, StoreCorrupt):
-            return Outcome.failure(Observation.of(
-                Code.ENQUEUE_FAILED, f"{call.target} was not queued: {exc}", stage=Stage.JOB,
-                target=str(call.target), call_id=call.id, reason=reason, file=str(exc.path)))
-        return Outcome.failure(Observation.of(
-            Code.ENQUEUE_FAILED,
-            f"{call.target} could not be stored as a job in {self.home / 'jobs.sqlite3'}: {exc} "
-            "(is the hub home writable, and is there free disk space?)",
-            stage=Stage.JOB, target=str(call.target), call_id=call.id, cause=exc, reason=reason,
-            store=str(self.home)))
+            return Outcome.failure(
+                Observation.of(
+                    Code.ENQUEUE_FAILED,
+                    f"{call.target} was not queued: {exc}",
+                    stage=Stage.JOB,
+                    target=str(call.target),
+                    call_id=call.id,
+                    reason=reason,
+                    file=str(exc.path),
+                )
+            )
+        return Outcome.failure(
+            Observation.of(
+                Code.ENQUEUE_FAILED,
+                f"{call.target} could not be stored as a job in {self.home / 'jobs.sqlite3'}: {exc} "
+                "(is the hub home writable, and is there free disk space?)",
+                stage=Stage.JOB,
+                target=str(call.target),
+                call_id=call.id,
+                cause=exc,
+                reason=reason,
+                store=str(self.home),
+            )
+        )
 
     # ------------------------------------------------------------- scheduling
 
@@ -421,8 +470,19 @@ class JobSystem:
                 return
             if row is None:  # cancelled meanwhile, or claimed by another hub
                 return
-            (service, operation, payload, corr, key, timeout, attempts, max_attempts, history,
-             cancel_requested, target) = row
+            (
+                service,
+                operation,
+                payload,
+                corr,
+                key,
+                timeout,
+                attempts,
+                max_attempts,
+                history,
+                cancel_requested,
+                target,
+            ) = row
             act.attempt, act.started = attempts, time.time()
             hist = list(decode_history(history))
             call_id = f"{act.id}#{attempts}"
@@ -447,8 +507,7 @@ class JobSystem:
                 id=call_id,
                 target=Target(comp.name, entry.service, entry.name),
                 policy=entry.policy,
-                context=ExecutionContext(corr, "job", now + timeout if timeout else None, now,
-                                         idempotency_key=key),
+                context=ExecutionContext(corr, "job", now + timeout if timeout else None, now, idempotency_key=key),
                 args=tuple(p.get("args", ())),
                 kwargs=p.get("kwargs", {}),
             )
@@ -460,8 +519,9 @@ class JobSystem:
             release()
             self._active.pop(act.id, None)
 
-    async def _settle(self, act: _Active, outcome: Outcome, target: str, max_attempts: int,
-                      hist: list[Attempt]) -> None:
+    async def _settle(
+        self, act: _Active, outcome: Outcome, target: str, max_attempts: int, hist: list[Attempt]
+    ) -> None:
         obs = outcome.observation
         now = time.time()
         if obs is None:
@@ -480,8 +540,9 @@ class JobSystem:
             await self._finish(act, JobState.FAILED, outcome, hist)
         elif act.attempt >= max_attempts:
             hist.append(attempt)
-            await self._finish(act, JobState.FAILED, quarantined(act.id, target, outcome.call_id, hist,
-                                                                max_attempts), hist)
+            await self._finish(
+                act, JobState.FAILED, quarantined(act.id, target, outcome.call_id, hist, max_attempts), hist
+            )
         else:
             hist.append(attempt)
             delay = self.backoff(act.attempt)
@@ -493,28 +554,40 @@ class JobSystem:
         base = min(self.retry_max, self.retry_base * 2 ** max(0, attempt - 1))
         return float(base * random.uniform(0.8, 1.2))
 
-    async def _cancelled(self, act: _Active, call_id: str, target: str, hist: list[Attempt],
-                         inner: Observation | None) -> None:
+    async def _cancelled(
+        self, act: _Active, call_id: str, target: str, hist: list[Attempt], inner: Observation | None
+    ) -> None:
         obs = Observation.of(
             Code.JOB_CANCELLED,
             f"job {act.id} ({target}) was cancelled "
             + ("while running" if inner is not None else "before its attempt started"),
-            stage=Stage.JOB, target=target, call_id=call_id, cause=observation_cause(inner),
-            job_id=act.id, inner_code=inner.code.value if inner else None)
+            stage=Stage.JOB,
+            target=target,
+            call_id=call_id,
+            cause=observation_cause(inner),
+            job_id=act.id,
+            inner_code=inner.code.value if inner else None,
+        )
         await self._finish(act, JobState.CANCELLED, Outcome(call_id, observation=obs), hist)
 
-    async def _hand_back(self, act: _Active, hist: list[Attempt], attempt: Attempt | None,
-                         uncount: bool) -> None:
+    async def _hand_back(self, act: _Active, hist: list[Attempt], attempt: Attempt | None, uncount: bool) -> None:
         if attempt is not None:
             hist.append(attempt)
         await self._write(op_retry, act.id, self._owner, None, encode_history(hist), uncount)
 
-    async def _finish(self, act: _Active, state: JobState, outcome: Outcome,
-                      hist: list[Attempt] | None) -> None:
-        final = Outcome(outcome.call_id, outcome.value, outcome.observation, outcome.stdout,
-                        outcome.stderr, job_id=act.id)
-        await self._write(op_finish, act.id, self._owner, state.value, encode_outcome(final),
-                          encode_history(hist) if hist is not None else None, time.time())
+    async def _finish(self, act: _Active, state: JobState, outcome: Outcome, hist: list[Attempt] | None) -> None:
+        final = Outcome(
+            outcome.call_id, outcome.value, outcome.observation, outcome.stdout, outcome.stderr, job_id=act.id
+        )
+        await self._write(
+            op_finish,
+            act.id,
+            self._owner,
+            state.value,
+            encode_outcome(final),
+            encode_history(hist) if hist is not None else None,
+            time.time(),
+        )
         self._resolve(act.id, final)
 
     @property
@@ -567,17 +640,26 @@ class JobSystem:
             raise JobNotFound(not_found(job_id))
         return job
 
-    def list(self, *, state: str | JobState | None = None, component: str | None = None,
-             limit: int | None = None, oldest_first: bool = False) -> list[Job]:
+    def list(
+        self,
+        *,
+        state: str | JobState | None = None,
+        component: str | None = None,
+        limit: int | None = None,
+        oldest_first: bool = False,
+    ) -> list[Job]:
         """Jobs, newest first (all of them unless ``limit``), filtered by state
         and/or component name (compared normalized)."""
         if self.store is None:
             if isinstance(self.store_error, StoreCorrupt):
                 raise JobStoreCorrupt(self.corrupt_observation())
             return []
-        return self.store.select(state=JobState(state).value if state is not None else None,
-                               component=normalize(component) if component else None,
-                               limit=limit, oldest_first=oldest_first)
+        return self.store.select(
+            state=JobState(state).value if state is not None else None,
+            component=normalize(component) if component else None,
+            limit=limit,
+            oldest_first=oldest_first,
+        )
 
     async def wait(self, job_id: str, timeout: float | None = None) -> Outcome:
         """The job's final Outcome.  When ``timeout`` passes first, an Outcome
@@ -585,8 +667,9 @@ class JobSystem:
         ``attributes['job_state']``: the *caller's* wait ended, the job did not —
         it goes on and can be waited for again."""
         if self.store is None:
-            return Outcome(job_id, observation=not_found(job_id, f"store unavailable: {self.store_error}"),
-                           job_id=job_id)
+            return Outcome(
+                job_id, observation=not_found(job_id, f"store unavailable: {self.store_error}"), job_id=job_id
+            )
         job = self.store.get(job_id)
         if job is None:
             return Outcome(job_id, observation=not_found(job_id), job_id=job_id)
@@ -616,12 +699,20 @@ class JobSystem:
                 if not waiters:
                     del self._waiters[job_id]
         state = job.state.value if job is not None else "unknown"
-        return Outcome(job.call_id if job is not None else job_id, job_id=job_id, observation=Observation.of(
-            Code.WAIT_TIMEOUT,
-            f"job {job_id} is still {state} after waiting {timeout:g}s; the job goes on "
-            "(wait again, or cancel it)",
-            stage=Stage.WAIT, target=job.target if job is not None else job_id,
-            call_id=job.call_id if job is not None else "", job_id=job_id, job_state=state, limit="wait"))
+        return Outcome(
+            job.call_id if job is not None else job_id,
+            job_id=job_id,
+            observation=Observation.of(
+                Code.WAIT_TIMEOUT,
+                f"job {job_id} is still {state} after waiting {timeout:g}s; the job goes on (wait again, or cancel it)",
+                stage=Stage.WAIT,
+                target=job.target if job is not None else job_id,
+                call_id=job.call_id if job is not None else "",
+                job_id=job_id,
+                job_state=state,
+                limit="wait",
+            ),
+        )
 
     async def cancel(self, job_id: str) -> bool:
         """Queued → cancelled at once.  Running → cancellation delivered to the
@@ -637,8 +728,14 @@ class JobSystem:
         job = self.store.get(job_id)
         if job is None or job.done:
             return False
-        obs = Observation.of(Code.JOB_CANCELLED, f"job {job_id} ({job.target}) was cancelled while queued",
-                             stage=Stage.JOB, target=job.target, call_id=job.call_id, job_id=job_id)
+        obs = Observation.of(
+            Code.JOB_CANCELLED,
+            f"job {job_id} ({job.target}) was cancelled while queued",
+            stage=Stage.JOB,
+            target=job.target,
+            call_id=job.call_id,
+            job_id=job_id,
+        )
         outcome = Outcome(job.call_id, observation=obs, job_id=job_id)
         try:
             was = await self.store.writer.submit(op_cancel_queued, job_id, encode_outcome(outcome), time.time())
@@ -683,9 +780,13 @@ class JobSystem:
             await self._changed.wait()
 
     def stats(self) -> dict[str, Any]:
-        return {"running": self._running, "active": len(self._active),
-                "ready": sum(len(d) for d in self._ready.values()), "delayed": len(self._timers),
-                "commits": self.store.writer.commits if self.store else 0}
+        return {
+            "running": self._running,
+            "active": len(self._active),
+            "ready": sum(len(d) for d in self._ready.values()),
+            "delayed": len(self._timers),
+            "commits": self.store.writer.commits if self.store else 0,
+        }
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop starting attempts; let running ones end (the engine's shutdown
@@ -702,8 +803,9 @@ class JobSystem:
             await asyncio.wait(list(self._tasks), timeout=1.0)
         if self._watcher is not None:
             self._watcher.cancel()
-        closed = Observation.of(Code.HUB_CLOSED, "the hub closed while this wait was pending; the job "
-                                "stays in the store", stage=Stage.WAIT)
+        closed = Observation.of(
+            Code.HUB_CLOSED, "the hub closed while this wait was pending; the job stays in the store", stage=Stage.WAIT
+        )
         for job_id in list(self._waiters):
             self._resolve(job_id, Outcome("", observation=closed, job_id=job_id))
         if self.store is not None:
@@ -726,11 +828,13 @@ def _ignore(fut: asyncio.Future[Any]) -> None:
 def _interrupted(obs: Observation) -> bool:
     """Did the hub stop this attempt (close, unload), rather than the job fail?"""
     return obs.code is Code.HUB_CLOSED or (
-        obs.code is Code.CANCELLED and obs.attributes.get("reason") in ("unload", "shutdown"))
+        obs.code is Code.CANCELLED and obs.attributes.get("reason") in ("unload", "shutdown")
+    )
 
 
-def _resolve_entry(engine: ActionEngine, comp: Component, service: str, operation: str, target: str,
-                   call_id: str) -> tuple[OperationEntry | None, Observation | None]:
+def _resolve_entry(
+    engine: ActionEngine, comp: Component, service: str, operation: str, target: str, call_id: str
+) -> tuple[OperationEntry | None, Observation | None]:
     """The stored job's operation on the component as loaded now (it may have
     been reloaded since); an unknown operation is the dispatch Observation."""
     entry = comp.services.get(service, {}).get(operation)
@@ -749,9 +853,15 @@ def quarantined(job_id: str, target: str, call_id: str, hist: list[Attempt], max
         Code.JOB_QUARANTINED,
         f"job {job_id} ({target}) failed {len(hist)} time(s) and reached max_attempts={max_attempts}; "
         f"last: {last.code.value if last else '?'}: {last.message if last else ''}",
-        stage=Stage.JOB, target=target, call_id=call_id, cause=observation_cause(last),
-        job_id=job_id, attempts=[a.to_dict() for a in hist], last_code=last.code.value if last else None,
-        max_attempts=max_attempts)
+        stage=Stage.JOB,
+        target=target,
+        call_id=call_id,
+        cause=observation_cause(last),
+        job_id=job_id,
+        attempts=[a.to_dict() for a in hist],
+        last_code=last.code.value if last else None,
+        max_attempts=max_attempts,
+    )
     return Outcome(call_id, observation=obs, job_id=job_id)
 
 
@@ -760,25 +870,42 @@ def _op_recover(db: sqlite3.Connection, owner: str, now: float) -> list[str]:
     ``job_lost`` attempt, then goes back to the queue — or to quarantine when
     that was its last allowed attempt."""
     rows = db.execute(
-        "SELECT id, target, attempts, max_attempts, history, started FROM jobs"
-        " WHERE state='running' AND owner=?", (owner,)).fetchall()
+        "SELECT id, target, attempts, max_attempts, history, started FROM jobs WHERE state='running' AND owner=?",
+        (owner,),
+    ).fetchall()
     out = []
     for job_id, target, attempts, max_attempts, history, started in rows:
         call_id = f"{job_id}#{attempts}"
         hist = list(decode_history(history))
-        hist.append(Attempt(attempts, Observation.of(
-            Code.JOB_LOST,
-            f"attempt {attempts} of job {job_id} ({target}) was interrupted: the hub running it "
-            f"(owner {owner}) died; it may have run partly or wholly",
-            stage=Stage.JOB, target=target, call_id=call_id, job_id=job_id, owner=owner), started, now))
+        hist.append(
+            Attempt(
+                attempts,
+                Observation.of(
+                    Code.JOB_LOST,
+                    f"attempt {attempts} of job {job_id} ({target}) was interrupted: the hub running it "
+                    f"(owner {owner}) died; it may have run partly or wholly",
+                    stage=Stage.JOB,
+                    target=target,
+                    call_id=call_id,
+                    job_id=job_id,
+                    owner=owner,
+                ),
+                started,
+                now,
+            )
+        )
         if attempts >= max_attempts:
             outcome = quarantined(job_id, target, call_id, hist, max_attempts)
-            db.execute("UPDATE jobs SET state='failed', outcome=?, history=?, finished=?, owner=NULL"
-                       " WHERE id=? AND state='running' AND owner=?",
-                       (encode_outcome(outcome), encode_history(hist), now, job_id, owner))
+            db.execute(
+                "UPDATE jobs SET state='failed', outcome=?, history=?, finished=?, owner=NULL"
+                " WHERE id=? AND state='running' AND owner=?",
+                (encode_outcome(outcome), encode_history(hist), now, job_id, owner),
+            )
         else:
-            db.execute("UPDATE jobs SET state='queued', history=?, owner=NULL, not_before=NULL"
-                       " WHERE id=? AND state='running' AND owner=?",
-                       (encode_history(hist), job_id, owner))
+            db.execute(
+                "UPDATE jobs SET state='queued', history=?, owner=NULL, not_before=NULL"
+                " WHERE id=? AND state='running' AND owner=?",
+                (encode_history(hist), job_id, owner),
+            )
         out.append(job_id)
     return out

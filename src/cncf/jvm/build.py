@@ -58,8 +58,14 @@ class JvmBuild:
 
     def host_argv(self, options: tuple[str, ...] = ()) -> list[str]:
         """The command line that starts a host (``options`` go before the main class)."""
-        return [self.java, *startup_options(self), *options, *_main_class(self.host_jar, self.launcher_jar),
-                "--api", str(self.api_jar)]
+        return [
+            self.java,
+            *startup_options(self),
+            *options,
+            *_main_class(self.host_jar, self.launcher_jar),
+            "--api",
+            str(self.api_jar),
+        ]
 
 
 def _main_class(host_jar: Path, launcher_jar: Path | None) -> list[str]:
@@ -70,11 +76,9 @@ def _main_class(host_jar: Path, launcher_jar: Path | None) -> list[str]:
 
 def startup_options(build: JvmBuild) -> list[str]:
     """Flags that make a short-lived, many-small-components JVM start fast."""
-    opts = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss4m", "-XX:-UsePerfData",
-            "-Dfile.encoding=UTF-8"]
+    opts = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss4m", "-XX:-UsePerfData", "-Dfile.encoding=UTF-8"]
     if build.cds_archive is not None and build.cds_archive.is_file():
-        opts += ["-Xshare:auto", f"-XX:SharedArchiveFile={build.cds_archive}", "-Xlog:cds=off",
-                 "-Xlog:cds+dynamic=off"]
+        opts += ["-Xshare:auto", f"-XX:SharedArchiveFile={build.cds_archive}", "-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
     else:
         opts.append("-Xshare:auto")
     return opts
@@ -128,8 +132,7 @@ def source_hash(jdk: str) -> str:
 def _compile(javac: str, major: int, sources: list[Path], out: Path, classpath: Path | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     level = ["--release", "8"] if major >= 9 else ["-source", "8", "-target", "8"]
-    argv = [javac, *level, "-encoding", "UTF-8", "-nowarn", "-Xlint:-options", "-g", "-parameters",
-            "-d", str(out)]
+    argv = [javac, *level, "-encoding", "UTF-8", "-nowarn", "-Xlint:-options", "-g", "-parameters", "-d", str(out)]
     if classpath is not None:
         argv += ["-cp", str(classpath)]
     argv += [str(s) for s in sources]
@@ -159,11 +162,27 @@ def _record_cds(java: str, host_jar: Path, api_jar: Path, archive: Path) -> Path
     """Run the host once with -XX:ArchiveClassesAtExit (JDK 13+) to record its classes."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CNCF_FD_")}
     proc = subprocess.run(
-        [java, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss4m", "-XX:-UsePerfData",
-         "-Dfile.encoding=UTF-8", "-Xshare:auto", f"-XX:ArchiveClassesAtExit={archive}",
-         "-Xlog:cds=off", "-Xlog:cds+dynamic=off", *_main_class(host_jar, host_jar.with_name("cncf-launcher.jar")),
-         "--api", str(api_jar), "--warmup"],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        [
+            java,
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-Xss4m",
+            "-XX:-UsePerfData",
+            "-Dfile.encoding=UTF-8",
+            "-Xshare:auto",
+            f"-XX:ArchiveClassesAtExit={archive}",
+            "-Xlog:cds=off",
+            "-Xlog:cds+dynamic=off",
+            *_main_class(host_jar, host_jar.with_name("cncf-launcher.jar")),
+            "--api",
+            str(api_jar),
+            "--warmup",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
     return archive if proc.returncode == 0 and archive.is_file() else None
 
@@ -208,8 +227,14 @@ def ensure_built(cache_dir: Path) -> JvmBuild:
     def result() -> JvmBuild:
         version = (final / "java-version").read_text().strip() if (final / "java-version").is_file() else "8"
         launcher = final / "cncf-launcher.jar"
-        b = JvmBuild(host_jar, api_jar, java, int(version or 8), cds if cds.is_file() else None,
-                     launcher if launcher.is_file() else None)
+        b = JvmBuild(
+            host_jar,
+            api_jar,
+            java,
+            int(version or 8),
+            cds if cds.is_file() else None,
+            launcher if launcher.is_file() else None,
+        )
         _MEMO[str(cache_dir)] = b
         return b
 

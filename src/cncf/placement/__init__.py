@@ -52,14 +52,24 @@ async def spawn_worker(
 ) -> WorkerProcess:
     """Start a worker where ``spec`` places it; ``Failed`` (load stage) otherwise."""
     if spec is None or spec.placement == "local":
-        return await WorkerProcess.spawn(argv, label=label, env=env, cwd=cwd, memory_limit=memory_limit,
-                                         start_timeout=start_timeout, on_exit=on_exit)
+        return await WorkerProcess.spawn(
+            argv, label=label, env=env, cwd=cwd, memory_limit=memory_limit, start_timeout=start_timeout, on_exit=on_exit
+        )
     from cncf.placement import ray_cluster
 
     # Only what the component adds travels: the node has an environment of its own.
     delta = {k: v for k, v in (env or {}).items() if os.environ.get(k) != v}
     return await ray_cluster.spawn(
-        argv, label=label, ray_address=spec.ray_address, resources=spec.placement_resources,
-        env=delta, cwd=cwd, memory_limit=memory_limit, start_timeout=start_timeout, on_exit=on_exit,
-        environment=environment, runtime_dir=runtime_dir, bridged=bridged,
+        argv,
+        label=label,
+        ray_address=spec.ray_address,
+        resources=spec.placement_resources,
+        env=delta,
+        cwd=cwd,
+        memory_limit=memory_limit,
+        start_timeout=start_timeout,
+        on_exit=on_exit,
+        environment=environment,
+        runtime_dir=runtime_dir,
+        bridged=bridged,
     )

@@ -69,8 +69,12 @@ def tune(sock: socket.socket, *, keepalive: bool = True) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if keepalive:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        for name, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 2), ("TCP_KEEPCNT", 3),
-                            ("TCP_USER_TIMEOUT", int(HEARTBEAT_TIMEOUT * 1000))):
+        for name, value in (
+            ("TCP_KEEPIDLE", 5),
+            ("TCP_KEEPINTVL", 2),
+            ("TCP_KEEPCNT", 3),
+            ("TCP_USER_TIMEOUT", int(HEARTBEAT_TIMEOUT * 1000)),
+        ):
             opt = getattr(socket, name, None)
             if opt is not None:
                 with contextlib.suppress(OSError):
@@ -87,7 +91,7 @@ def connect(host: str, port: int, secret: bytes, role: bytes, timeout: float) ->
         hello = _recv_exact(sock, len(MAGIC) + NONCE)
         if not hello.startswith(MAGIC):
             raise HandshakeError("the peer is not a cncf node")
-        node_nonce = hello[len(MAGIC):]
+        node_nonce = hello[len(MAGIC) :]
         hub_nonce = os.urandom(NONCE)
         sock.sendall(role + hub_nonce + _mac(secret, b"hub", node_nonce, role))
         proof = _recv_exact(sock, MAC)
@@ -101,8 +105,9 @@ def connect(host: str, port: int, secret: bytes, role: bytes, timeout: float) ->
         raise
 
 
-def connect_all(host: str, port: int, secret: bytes, timeout: float,
-                roles: Sequence[bytes] = ROLES) -> dict[bytes, socket.socket]:
+def connect_all(
+    host: str, port: int, secret: bytes, timeout: float, roles: Sequence[bytes] = ROLES
+) -> dict[bytes, socket.socket]:
     out: dict[bytes, socket.socket] = {}
     try:
         for role in roles:
@@ -125,8 +130,9 @@ def listener(host: str) -> socket.socket:
     return sock
 
 
-def accept_all(lsock: socket.socket, secret: bytes, deadline: float,
-               roles: Sequence[bytes] = ROLES) -> dict[bytes, socket.socket]:
+def accept_all(
+    lsock: socket.socket, secret: bytes, deadline: float, roles: Sequence[bytes] = ROLES
+) -> dict[bytes, socket.socket]:
     """Accept until every role has one authenticated connection, or the deadline.
 
     A peer that does not authenticate is dropped and does not count.  Raises
@@ -145,9 +151,8 @@ def accept_all(lsock: socket.socket, secret: bytes, deadline: float,
                 nonce = os.urandom(NONCE)
                 sock.sendall(MAGIC + nonce)
                 msg = _recv_exact(sock, 1 + NONCE + MAC)
-                role, hub_nonce, mac = msg[:1], msg[1:1 + NONCE], msg[1 + NONCE:]
-                if role not in roles or role in out or not hmac.compare_digest(
-                        mac, _mac(secret, b"hub", nonce, role)):
+                role, hub_nonce, mac = msg[:1], msg[1 : 1 + NONCE], msg[1 + NONCE :]
+                if role not in roles or role in out or not hmac.compare_digest(mac, _mac(secret, b"hub", nonce, role)):
                     raise HandshakeError("bad credentials")
                 sock.sendall(_mac(secret, b"node", hub_nonce, role))
             except (OSError, HandshakeError):

@@ -53,8 +53,10 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError as exc:
-        raise _fail(Code.PLACEMENT_UNAVAILABLE,
-                    f"placement = 'ray' needs Ray in the hub's environment: pip install 'cncf[ray]' ({exc})") from None
+        raise _fail(
+            Code.PLACEMENT_UNAVAILABLE,
+            f"placement = 'ray' needs Ray in the hub's environment: pip install 'cncf[ray]' ({exc})",
+        ) from None
     return ray
 
 
@@ -68,13 +70,17 @@ def _probe(address: str) -> None:
         return
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise _fail(Code.CLUSTER_UNREACHABLE, f"ray_address {address!r} is not host:port, 'auto' or ray://…",
-                    ray_address=address)
+        raise _fail(
+            Code.CLUSTER_UNREACHABLE,
+            f"ray_address {address!r} is not host:port, 'auto' or ray://…",
+            ray_address=address,
+        )
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
     except OSError as exc:
-        raise _fail(Code.CLUSTER_UNREACHABLE, f"no Ray cluster answers at {address}: {exc.strerror or exc}",
-                    ray_address=address) from None
+        raise _fail(
+            Code.CLUSTER_UNREACHABLE, f"no Ray cluster answers at {address}: {exc.strerror or exc}", ray_address=address
+        ) from None
 
 
 def _connect_sync(address: str) -> str:
@@ -83,17 +89,27 @@ def _connect_sync(address: str) -> str:
         if ray.is_initialized():
             current = ray.get_runtime_context().gcs_address
             if address not in ("auto", current) and not address.startswith("ray://"):
-                raise _fail(Code.CLUSTER_UNREACHABLE,
-                            f"this process is connected to the Ray cluster at {current}, not {address} "
-                            "(Ray allows one cluster per process)", ray_address=address, connected=current)
+                raise _fail(
+                    Code.CLUSTER_UNREACHABLE,
+                    f"this process is connected to the Ray cluster at {current}, not {address} "
+                    "(Ray allows one cluster per process)",
+                    ray_address=address,
+                    connected=current,
+                )
             return str(current)
         _probe(address)
         try:
-            ray.init(address=address, logging_level="WARNING", log_to_driver=False,
-                     configure_logging=False, runtime_env=runtime_env())
+            ray.init(
+                address=address,
+                logging_level="WARNING",
+                log_to_driver=False,
+                configure_logging=False,
+                runtime_env=runtime_env(),
+            )
         except Exception as exc:  # ConnectionError, RuntimeError: Ray's own words are kept
-            raise _fail(Code.CLUSTER_UNREACHABLE, f"cannot connect to the Ray cluster {address!r}: {exc}",
-                        ray_address=address) from None
+            raise _fail(
+                Code.CLUSTER_UNREACHABLE, f"cannot connect to the Ray cluster {address!r}: {exc}", ray_address=address
+            ) from None
         return str(ray.get_runtime_context().gcs_address)
 
 
@@ -103,8 +119,11 @@ async def connect(address: str | None) -> str:
     try:
         return await asyncio.wait_for(asyncio.to_thread(_connect_sync, resolved), CONNECT_TIMEOUT)
     except TimeoutError:
-        raise _fail(Code.CLUSTER_UNREACHABLE, f"connecting to the Ray cluster {resolved!r} took more than "
-                    f"{CONNECT_TIMEOUT:g}s", ray_address=resolved) from None
+        raise _fail(
+            Code.CLUSTER_UNREACHABLE,
+            f"connecting to the Ray cluster {resolved!r} took more than {CONNECT_TIMEOUT:g}s",
+            ray_address=resolved,
+        ) from None
 
 
 def feasible_nodes(resources: Mapping[str, float]) -> list[dict[str, Any]]:
@@ -217,25 +236,47 @@ async def spawn(
     ray = import_ray()
     address = await connect(ray_address)
     if not await asyncio.to_thread(feasible_nodes, resources):
-        offered = sorted({k for n in ray.nodes() if n.get("Alive") for k in (n.get("Resources") or {})
-                          if not k.startswith("node:")})
-        raise _fail(Code.PLACEMENT_INFEASIBLE,
-                    f"no alive node of the Ray cluster at {address} offers {dict(resources)} for {label!r}; "
-                    f"the nodes offer {offered}", resources=dict(resources), offered=offered)
+        offered = sorted(
+            {k for n in ray.nodes() if n.get("Alive") for k in (n.get("Resources") or {}) if not k.startswith("node:")}
+        )
+        raise _fail(
+            Code.PLACEMENT_INFEASIBLE,
+            f"no alive node of the Ray cluster at {address} offers {dict(resources)} for {label!r}; "
+            f"the nodes offer {offered}",
+            resources=dict(resources),
+            offered=offered,
+        )
     secret = _tcp.new_secret()
     name = f"cncf-{label}-{uuid.uuid4().hex[:8]}"
     try:
-        actor = _node_actor_class().options(
-            name=name, namespace=NAMESPACE, num_cpus=0, resources=dict(resources) or None,
-            max_restarts=0, max_concurrency=8,
-        ).remote(secret)
+        actor = (
+            _node_actor_class()
+            .options(
+                name=name,
+                namespace=NAMESPACE,
+                num_cpus=0,
+                resources=dict(resources) or None,
+                max_restarts=0,
+                max_concurrency=8,
+            )
+            .remote(secret)
+        )
     except Exception as exc:  # Ray refusing the options: a load Observation, never a raise
-        raise _fail(Code.WORKER_START_FAILED, f"Ray refused to create the node actor for {label!r}: {exc}",
-                    resources=dict(resources)) from None
+        raise _fail(
+            Code.WORKER_START_FAILED,
+            f"Ray refused to create the node actor for {label!r}: {exc}",
+            resources=dict(resources),
+        ) from None
     request = {
-        "argv": list(argv), "env": dict(env or {}), "cwd": cwd, "memory_limit": memory_limit,
-        "environment": list(environment) if environment else None, "runtime_dir": runtime_dir,
-        "bridged": bridged, "label": label, "connect_timeout": start_timeout,
+        "argv": list(argv),
+        "env": dict(env or {}),
+        "cwd": cwd,
+        "memory_limit": memory_limit,
+        "environment": list(environment) if environment else None,
+        "runtime_dir": runtime_dir,
+        "bridged": bridged,
+        "label": label,
+        "connect_timeout": start_timeout,
     }
 
     def kill_actor() -> None:
@@ -246,9 +287,12 @@ async def spawn(
         ready = actor.ping.remote()
         done, _ = await asyncio.to_thread(ray.wait, [ready], timeout=PLACEMENT_TIMEOUT)
         if not done:
-            raise _fail(Code.PLACEMENT_TIMEOUT,
-                        f"no node offering {dict(resources)} took {label!r} within {PLACEMENT_TIMEOUT:g}s "
-                        "(they exist, but are busy)", resources=dict(resources))
+            raise _fail(
+                Code.PLACEMENT_TIMEOUT,
+                f"no node offering {dict(resources)} took {label!r} within {PLACEMENT_TIMEOUT:g}s "
+                "(they exist, but are busy)",
+                resources=dict(resources),
+            )
         await asyncio.wrap_future(ready.future())
         info = await asyncio.wait_for(asyncio.wrap_future(actor.start.remote(request).future()), setup_timeout)
     except Failed:
@@ -256,12 +300,14 @@ async def spawn(
         raise
     except TimeoutError:
         kill_actor()
-        raise _fail(Code.ENVIRONMENT_FAILED,
-                    f"preparing {label!r} on its node took more than {setup_timeout:g}s") from None
+        raise _fail(
+            Code.ENVIRONMENT_FAILED, f"preparing {label!r} on its node took more than {setup_timeout:g}s"
+        ) from None
     except Exception as exc:  # RayActorError and friends: the node went away while placing
         kill_actor()
-        raise _fail(Code.NODE_LOST, f"the node actor for {label!r} died while being placed: {exc}",
-                    actor=name) from None
+        raise _fail(
+            Code.NODE_LOST, f"the node actor for {label!r} died while being placed: {exc}", actor=name
+        ) from None
     if "failure" in info:
         kill_actor()
         raise Failed(Observation.from_dict(info["failure"]))
@@ -270,8 +316,12 @@ async def spawn(
         socks = await asyncio.to_thread(_tcp.connect_all, info["ip"], int(info["port"]), secret, start_timeout)
     except (OSError, _tcp.HandshakeError) as exc:
         await node.stop()
-        raise _fail(Code.WORKER_START_FAILED,
-                    f"cannot open the channel to {label!r} on node {info['ip']}:{info['port']}: {exc}",
-                    node_id=info.get("node_id"), node_address=info.get("ip")) from None
-    return await RemoteWorker.attach(socks, node, label=label, start_timeout=start_timeout,
-                                     memory_limit=memory_limit, on_exit=on_exit)
+        raise _fail(
+            Code.WORKER_START_FAILED,
+            f"cannot open the channel to {label!r} on node {info['ip']}:{info['port']}: {exc}",
+            node_id=info.get("node_id"),
+            node_address=info.get("ip"),
+        ) from None
+    return await RemoteWorker.attach(
+        socks, node, label=label, start_timeout=start_timeout, memory_limit=memory_limit, on_exit=on_exit
+    )

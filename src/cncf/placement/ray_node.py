@@ -90,16 +90,17 @@ class NodeWorker:
             interpreter, requirements, wheels, label, constraints = environment
             try:
                 venv = await EnvironmentCache(node_cache() / "envs").ensure(
-                    interpreter, requirements, [Path(w) for w in wheels], label=label,
-                    build_constraints=constraints)
+                    interpreter, requirements, [Path(w) for w in wheels], label=label, build_constraints=constraints
+                )
             except Failed as exc:
                 return {"failure": exc.observation.to_dict()}
             argv[0] = str(venv_python(venv))
         node_id = ray.get_runtime_context().get_node_id()
         # The address the cluster knows this node by (a test cluster's 127.0.0.1),
         # not whichever interface get_node_ip_address() would pick.
-        ip = next((n["NodeManagerAddress"] for n in ray.nodes() if n.get("NodeID") == node_id),
-                  ray.util.get_node_ip_address())
+        ip = next(
+            (n["NodeManagerAddress"] for n in ray.nodes() if n.get("NodeID") == node_id), ray.util.get_node_ip_address()
+        )
         lsock = _tcp.listener(ip)
         port = lsock.getsockname()[1]
         deadline = time.monotonic() + float(request.get("connect_timeout") or 30.0)
@@ -113,8 +114,7 @@ class NodeWorker:
             "argv0": argv[0],
         }
 
-    async def _serve(self, lsock: socket.socket, deadline: float, argv: list[str],
-                     request: dict[str, Any]) -> None:
+    async def _serve(self, lsock: socket.socket, deadline: float, argv: list[str], request: dict[str, Any]) -> None:
         assert self._exited is not None
         try:
             socks = await asyncio.to_thread(_tcp.accept_all, lsock, self._secret, deadline)
@@ -207,7 +207,7 @@ class NodeWorker:
                     if direction == "in":
                         view = memoryview(data)
                         while view:
-                            view = view[os.write(fd, view):]
+                            view = view[os.write(fd, view) :]
                     else:
                         sock.sendall(data)
             except OSError:

@@ -111,8 +111,14 @@ class RemoteWorker(WorkerProcess):
         self._out_w, self._err_w = (os.open(p, flags, 0o600) for p in paths)
         self._out_fd, self._err_fd = (os.open(p, os.O_RDWR) for p in paths)  # RDWR: truncated via ftruncate
         replies = socks.pop(_tcp.MAIN).detach()
-        self.channel = Channel(label, os.dup(replies), replies, socks.pop(_tcp.CONTROL).detach(),
-                               on_eof=self._on_eof, on_broken=self._on_broken)
+        self.channel = Channel(
+            label,
+            os.dup(replies),
+            replies,
+            socks.pop(_tcp.CONTROL).detach(),
+            on_eof=self._on_eof,
+            on_broken=self._on_broken,
+        )
         self._exited = loop.create_future()
         self._started = loop.create_future()
         for role, sink in ((_tcp.STDOUT, self._out_w), (_tcp.STDERR, self._err_w)):
@@ -135,20 +141,31 @@ class RemoteWorker(WorkerProcess):
             what, attrs = describe_exit(self.returncode)
             tail = self.output_tail()
             await self.close(grace=0)
-            msg = (f"worker for {label!r} sent no HELLO within {start_timeout:g}s"
-                   if isinstance(exc, TimeoutError) else
-                   f"worker for {label!r} {what} before its ready handshake")
-            raise Failed(Observation.of(
-                Code.WORKER_START_FAILED,
-                msg + (f"; its output ends with:\n{tail}" if tail else ""),
-                stage=Stage.LOAD, cause=Cause("WorkerExit", what, tail), **self._where(), **attrs,
-            )) from None
+            msg = (
+                f"worker for {label!r} sent no HELLO within {start_timeout:g}s"
+                if isinstance(exc, TimeoutError)
+                else f"worker for {label!r} {what} before its ready handshake"
+            )
+            raise Failed(
+                Observation.of(
+                    Code.WORKER_START_FAILED,
+                    msg + (f"; its output ends with:\n{tail}" if tail else ""),
+                    stage=Stage.LOAD,
+                    cause=Cause("WorkerExit", what, tail),
+                    **self._where(),
+                    **attrs,
+                )
+            ) from None
         if self.hello.get("protocol") != PROTOCOL_VERSION:
             await self.close(grace=0)
-            raise Failed(Observation.of(
-                Code.WORKER_START_FAILED,
-                f"worker for {label!r} speaks protocol {self.hello.get('protocol')!r}, "
-                f"the hub speaks {PROTOCOL_VERSION}", stage=Stage.LOAD))
+            raise Failed(
+                Observation.of(
+                    Code.WORKER_START_FAILED,
+                    f"worker for {label!r} speaks protocol {self.hello.get('protocol')!r}, "
+                    f"the hub speaks {PROTOCOL_VERSION}",
+                    stage=Stage.LOAD,
+                )
+            )
         return self
 
     def _track(self, task: asyncio.Future[Any]) -> None:
@@ -241,7 +258,9 @@ class RemoteWorker(WorkerProcess):
                     Code.WORKER_START_FAILED,
                     f"cannot start worker for {self.label!r} on node {self._where()['node_address']} "
                     f"({body.get('argv0')!r}): {body.get('error')}",
-                    stage=Stage.LOAD, **self._where())
+                    stage=Stage.LOAD,
+                    **self._where(),
+                )
                 self._fail_all(obs)
             elif kind == "exit":
                 self._exit_seen = True
@@ -345,8 +364,9 @@ class RemoteWorker(WorkerProcess):
             if self.returncode is None:
                 self.kill()
         if self.channel.dead is None:
-            self._fail_all(Observation.of(Code.HUB_CLOSED, f"worker for {self.label!r} was closed",
-                                          stage=Stage.EXECUTE))
+            self._fail_all(
+                Observation.of(Code.HUB_CLOSED, f"worker for {self.label!r} was closed", stage=Stage.EXECUTE)
+            )
         if self._watchdog is not None:
             self._watchdog.cancel()
         node, self.node = self.node, None

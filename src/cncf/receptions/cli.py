@@ -36,10 +36,13 @@ FormOpt = Annotated[str | None, typer.Option("--form", help="python | jar | inli
 ReqOpt = Annotated[list[str] | None, typer.Option("--requirement", "-r", help=_REQ)]
 InterpOpt = Annotated[str | None, typer.Option("--interpreter", help=_INTERP)]
 NameOpt = Annotated[str | None, typer.Option("--name", help="Component name (default: manifest or artifact name).")]
-ClasspathOpt = Annotated[list[str] | None, typer.Option(
-    "--classpath", help="jar: another jar (or glob) for the component's own loader (repeatable).")]
-InitOpt = Annotated[str | None, typer.Option(
-    "--init", help="Constructor arguments as JSON: a list (positional) or an object (named).")]
+ClasspathOpt = Annotated[
+    list[str] | None,
+    typer.Option("--classpath", help="jar: another jar (or glob) for the component's own loader (repeatable)."),
+]
+InitOpt = Annotated[
+    str | None, typer.Option("--init", help="Constructor arguments as JSON: a list (positional) or an object (named).")
+]
 
 
 def _version(value: bool) -> None:
@@ -52,8 +55,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
 ) -> None:
     """cncf: an execution hub."""
 
@@ -96,9 +100,15 @@ def _value(text: str) -> Any:
         return text
 
 
-def _overrides(entry: str | None, form: str | None, requirement: list[str] | None,
-               interpreter: str | None, name: str | None, classpath: list[str] | None = None,
-               init: str | None = None) -> dict[str, Any]:
+def _overrides(
+    entry: str | None,
+    form: str | None,
+    requirement: list[str] | None,
+    interpreter: str | None,
+    name: str | None,
+    classpath: list[str] | None = None,
+    init: str | None = None,
+) -> dict[str, Any]:
     o: dict[str, Any] = {}
     if classpath:
         # Relative to where the user typed it (a manifest's own entries are relative to it).
@@ -125,7 +135,7 @@ def _init(text: str) -> Any:
         err.print(f"error: --init must be JSON (a list is positional, an object named): {exc}")
         raise typer.Exit(render.EXIT_USAGE) from None
     if not isinstance(value, list | dict):
-        err.print("error: --init must be a JSON list (positional) or object (named), e.g. '{\"prefix\": \">\"}'")
+        err.print('error: --init must be a JSON list (positional) or object (named), e.g. \'{"prefix": ">"}\'')
         raise typer.Exit(render.EXIT_USAGE)
     return value
 

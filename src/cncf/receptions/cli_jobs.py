@@ -76,14 +76,14 @@ def _result(job: Any) -> Text:
 
 
 def _not_found(job_id: str, as_json: bool, exc: Any) -> int:
-    return render.print_outcome(Outcome(job_id, observation=exc.observation, job_id=job_id), out,
-                                as_json=as_json, err=err)
+    return render.print_outcome(
+        Outcome(job_id, observation=exc.observation, job_id=job_id), out, as_json=as_json, err=err
+    )
 
 
 @jobs_app.command("list")
 def list_jobs(
-    state: Annotated[str | None, typer.Option("--state", help=f"Only jobs in this state: {', '.join(STATES)}.")]
-    = None,
+    state: Annotated[str | None, typer.Option("--state", help=f"Only jobs in this state: {', '.join(STATES)}.")] = None,
     component: Annotated[str | None, typer.Option("--component", help="Only this component's jobs.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many (newest first); 0: all.")] = 50,
     as_json: JsonOpt = False,
@@ -109,15 +109,21 @@ def list_jobs(
             print(render.to_json({"jobs": [j.to_dict() for j in jobs]}))
             return render.EXIT_VALUE
         if not jobs:
-            out.print("no jobs" + (f" in state {state}" if state else "")
-                      + (f" for {component}" if component else ""))
+            out.print("no jobs" + (f" in state {state}" if state else "") + (f" for {component}" if component else ""))
             return render.EXIT_VALUE
         table = Table(title_justify="left")
         for col in ("job", "state", "target", "tries", "created", "took", "result"):
             table.add_column(col, no_wrap=col in ("job", "state", "tries", "created"))
         for j in jobs:
-            table.add_row(j.id, Text(j.state.value, style=_STYLE.get(j.state.value, "")), j.target,
-                          f"{j.attempts}/{j.max_attempts}", _when(j.created), _took(j), _result(j))
+            table.add_row(
+                j.id,
+                Text(j.state.value, style=_STYLE.get(j.state.value, "")),
+                j.target,
+                f"{j.attempts}/{j.max_attempts}",
+                _when(j.created),
+                _took(j),
+                _result(j),
+            )
         out.print(table)
         return render.EXIT_VALUE
 
@@ -154,8 +160,12 @@ def show(job_id: JobArg, as_json: JsonOpt = False, home: HomeOpt = None) -> None
         ]
         if job.not_before is not None and not job.done:
             rows.append(("next attempt", _when(job.not_before)))
-        for label, value in (("call", job.call_id), ("correlation", job.correlation_id),
-                             ("idempotency key", job.idempotency_key), ("caller", job.caller)):
+        for label, value in (
+            ("call", job.call_id),
+            ("correlation", job.correlation_id),
+            ("idempotency key", job.idempotency_key),
+            ("caller", job.caller),
+        ):
             if value:
                 rows.append((label, value))
         if job.owner is not None and job.state is JobState.RUNNING:
@@ -166,8 +176,13 @@ def show(job_id: JobArg, as_json: JsonOpt = False, home: HomeOpt = None) -> None
             table.add_row(label, value)
         out.print(table)
         for a in job.history:
-            out.print(Text(f"attempt {a.number}: {a.observation.stage.value}/{a.observation.code.value} "
-                           f"— {a.observation.message}", style="dim"))
+            out.print(
+                Text(
+                    f"attempt {a.number}: {a.observation.stage.value}/{a.observation.code.value} "
+                    f"— {a.observation.message}",
+                    style="dim",
+                )
+            )
         if job.outcome is not None:
             if job.outcome.observation is not None:
                 out.print(render.observation_panel(job.outcome.observation))
@@ -192,8 +207,7 @@ def _load_sources(hub: Any, only: set[str] | None) -> list[str]:
     names = []
     for key in sorted(wanted):
         if key not in sources:
-            err.print(f"[yellow]no recorded source for component {key!r}: load it in a hub to run its jobs"
-                      "[/yellow]")
+            err.print(f"[yellow]no recorded source for component {key!r}: load it in a hub to run its jobs[/yellow]")
             continue
         target, overrides = sources[key]
         handle = hub.load(target, **overrides)
@@ -206,8 +220,9 @@ def _load_sources(hub: Any, only: set[str] | None) -> list[str]:
 
 @jobs_app.command()
 def work(
-    component: Annotated[list[str] | None, typer.Option("--component", help="Only this component (repeatable).")]
-    = None,
+    component: Annotated[
+        list[str] | None, typer.Option("--component", help="Only this component (repeatable).")
+    ] = None,
     as_json: JsonOpt = False,
     home: HomeOpt = None,
 ) -> None:
@@ -221,8 +236,9 @@ def work(
             names = _load_sources(hub, set(component) if component else None)
             done_before = {j.id for j in hub.jobs(limit=None) if j.done}
             while names:
-                pending = [j for n in names for s in ("queued", "running")
-                           for j in hub.jobs(state=s, component=n, limit=1)]
+                pending = [
+                    j for n in names for s in ("queued", "running") for j in hub.jobs(state=s, component=n, limit=1)
+                ]
                 if not pending:
                     break
                 time.sleep(0.1)
@@ -233,8 +249,10 @@ def work(
         if as_json:
             print(render.to_json({"components": names, "finished": counts}))
         else:
-            out.print(f"ran jobs of {', '.join(names) or 'no component'}: "
-                      + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do"))
+            out.print(
+                f"ran jobs of {', '.join(names) or 'no component'}: "
+                + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do")
+            )
         return render.EXIT_VALUE
 
     raise typer.Exit(_guard(as_json, "jobs work", run))
@@ -292,9 +310,17 @@ def cancel(job_id: JobArg, as_json: JsonOpt = False, home: HomeOpt = None) -> No
             done = hub.cancel_job(job_id)
             after = hub.job(job_id)
         if as_json:
-            print(render.to_json({"ok": done, "job_id": job_id, "cancelled": after.state is JobState.CANCELLED,
-                                  "requested": done and after.state is not JobState.CANCELLED,
-                                  "state": after.state.value}))
+            print(
+                render.to_json(
+                    {
+                        "ok": done,
+                        "job_id": job_id,
+                        "cancelled": after.state is JobState.CANCELLED,
+                        "requested": done and after.state is not JobState.CANCELLED,
+                        "state": after.state.value,
+                    }
+                )
+            )
         elif not done:
             out.print(f"job {job_id} is already {before.state.value}; nothing to cancel")
         elif after.state is JobState.CANCELLED:

@@ -31,9 +31,16 @@ def serve(
     if grace is not None and grace < 0:
         err.print("error: --grace must be >= 0")
         raise typer.Exit(render.EXIT_USAGE)
-    raise typer.Exit(guard(False, str(hubfile), lambda: run(
-        hubfile, host=host, port=port, token_file=token_file, home=home, grace=grace,
-        say=_stderr, ready=_stdout), what="cncf serve"))
+    raise typer.Exit(
+        guard(
+            False,
+            str(hubfile),
+            lambda: run(
+                hubfile, host=host, port=port, token_file=token_file, home=home, grace=grace, say=_stderr, ready=_stdout
+            ),
+            what="cncf serve",
+        )
+    )
 
 
 def call_remote(url: str, selector: str, payload: Any, *, timeout: float | None, as_json: bool) -> int:

@@ -23,8 +23,9 @@ HomeOpt = Annotated[Path | None, typer.Option("--home", help=_HOME)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
-def guard(as_json: bool, target: str, fn: Callable[[], int], *, stage: Stage = Stage.DISPATCH,
-          what: str = "the cncf CLI") -> int:
+def guard(
+    as_json: bool, target: str, fn: Callable[[], int], *, stage: Stage = Stage.DISPATCH, what: str = "the cncf CLI"
+) -> int:
     try:
         return int(fn())
     except typer.Exit:

@@ -67,8 +67,13 @@ def observation_panel(obs: Observation, *, verbose: bool = False) -> Panel:
             body.append("\n".join("            " + ln for ln in shown) + "\n", style="dim")
         cause = cause.cause
         depth += 1
-    return Panel(body, title=f"[red]Observation[/red] {obs.stage.value}/{obs.code.value}",
-                 title_align="left", border_style="red", expand=False)
+    return Panel(
+        body,
+        title=f"[red]Observation[/red] {obs.stage.value}/{obs.code.value}",
+        title_align="left",
+        border_style="red",
+        expand=False,
+    )
 
 
 def outcome_json(outcome: Outcome) -> dict[str, Any]:
@@ -109,13 +114,19 @@ def describe_table(info: dict[str, Any]) -> Table:
     for sname, ops in info["services"].items():
         for oname, op in ops.items():
             params = op["params"]
-            ptext = "?" if params is None else ", ".join(
-                ("*" if p["kind"] == "varargs" else "**" if p["kind"] == "varkw" else "")
-                + p["name"] + ("" if p["required"] else "?")
-                for p in params
+            ptext = (
+                "?"
+                if params is None
+                else ", ".join(
+                    ("*" if p["kind"] == "varargs" else "**" if p["kind"] == "varkw" else "")
+                    + p["name"]
+                    + ("" if p["required"] else "?")
+                    for p in params
+                )
             )
             pol = op["policy"]
             mode = pol["policy"] + (f" ≤{pol['max_concurrency']}" if pol["policy"] == "concurrent" else "")
-            table.add_row(f"{sname}.{oname}", ptext, mode,
-                          f"{pol['wait_timeout'] or '-'} / {pol['run_timeout'] or '-'}")
+            table.add_row(
+                f"{sname}.{oname}", ptext, mode, f"{pol['wait_timeout'] or '-'} / {pol['run_timeout'] or '-'}"
+            )
     return table

@@ -53,8 +53,7 @@ def _read(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     for i, c in enumerate(calls):
         extra = set(c) - _CALL_KEYS
         if extra:
-            raise HubFileError(f"{path}: call[{i}] has unknown key(s) {sorted(extra)}; "
-                               f"expected {sorted(_CALL_KEYS)}")
+            raise HubFileError(f"{path}: call[{i}] has unknown key(s) {sorted(extra)}; expected {sorted(_CALL_KEYS)}")
     defaults = _hub_table(doc.get("hub", {}), path)
     return [{**defaults, **c} for c in comps], calls
 
@@ -105,11 +104,21 @@ def run_config(path: Path, home: Path | None, as_json: bool, out: Console, err: 
             obs = handle.observation
             ops = [o.split(".", 1)[1] for o in handle.operations]
             shown_ops = ", ".join(ops[:6]) + (f" … (+{len(ops) - 6})" if len(ops) > 6 else "")
-            ctable.add_row(handle.name, handle.form, handle.state,
-                           shown_ops or (f"{obs.code.value}: {obs.message[:60]}" if obs else ""),
-                           f"{ms:.0f} ms")
-            report["components"].append({"name": handle.name, "form": handle.form, "state": handle.state,
-                                         "observation": obs.to_dict() if obs else None})
+            ctable.add_row(
+                handle.name,
+                handle.form,
+                handle.state,
+                shown_ops or (f"{obs.code.value}: {obs.message[:60]}" if obs else ""),
+                f"{ms:.0f} ms",
+            )
+            report["components"].append(
+                {
+                    "name": handle.name,
+                    "form": handle.form,
+                    "state": handle.state,
+                    "observation": obs.to_dict() if obs else None,
+                }
+            )
         table = Table(title="calls", title_justify="left")
         for col in ("call", "args", "outcome", "expected", "time"):
             table.add_column(col, no_wrap=col in ("call", "expected", "time"))
@@ -118,15 +127,21 @@ def run_config(path: Path, home: Path | None, as_json: bool, out: Console, err: 
             outcome = hub.call(c["call"], c.get("args"), timeout=c.get("timeout"), caller="run")
             ms = (time.perf_counter() - t0) * 1000
             expect = c.get("expect", "value")
-            got = "value" if outcome.ok else outcome.observation.code.value  # type: ignore[union-attr]
+            obs = outcome.observation
+            got = "value" if obs is None else obs.code.value
             good = got == expect
             failures += not good
-            shown = (_clip(render.to_json(outcome.value), 60) if outcome.ok
-                     else f"[red]{got}[/red] ({outcome.observation.stage.value})")  # type: ignore[union-attr]
-            table.add_row(c["call"], _clip(render.to_json(c.get("args")), 40) if c.get("args") is not None else "",
-                          shown, ("[green]✓[/green] " if good else "[red]✗[/red] ") + expect, f"{ms:.1f} ms")
-            report["calls"].append({"call": c["call"], "expect": expect, "outcome": outcome.to_dict(),
-                                    "as_expected": good})
+            shown = _clip(render.to_json(outcome.value), 60) if obs is None else f"[red]{got}[/red] ({obs.stage.value})"
+            table.add_row(
+                c["call"],
+                _clip(render.to_json(c.get("args")), 40) if c.get("args") is not None else "",
+                shown,
+                ("[green]✓[/green] " if good else "[red]✗[/red] ") + expect,
+                f"{ms:.1f} ms",
+            )
+            report["calls"].append(
+                {"call": c["call"], "expect": expect, "outcome": outcome.to_dict(), "as_expected": good}
+            )
         if as_json:
             print(render.to_json(report))
         else:

@@ -115,23 +115,47 @@ async def invoke(
         in_flight.pop(call.id, None)
 
 
-async def load(channel: Channel, instance_id: Any, *, entry: str | None, artifact: str,
-               paths: list[str], options: Mapping[str, Any], timeout: float,
-               on_timeout: Callable[[], Failed], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+async def load(
+    channel: Channel,
+    instance_id: Any,
+    *,
+    entry: str | None,
+    artifact: str,
+    paths: list[str],
+    options: Mapping[str, Any],
+    timeout: float,
+    on_timeout: Callable[[], Failed],
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The LOAD exchange (stage load) with its time limit; ``on_timeout``
     builds the form's own Observation for an artifact that never answers.
     ``extra`` adds keys to the body (the jar host's ``init``)."""
     try:
         async with asyncio.timeout(timeout):
-            return await channel.request(Kind.LOAD, {"instance": instance_id, "entry": entry, "artifact": artifact,
-                                                     "paths": paths, "options": dict(options), **(extra or {})},
-                                         stage=Stage.LOAD)
+            return await channel.request(
+                Kind.LOAD,
+                {
+                    "instance": instance_id,
+                    "entry": entry,
+                    "artifact": artifact,
+                    "paths": paths,
+                    "options": dict(options),
+                    **(extra or {}),
+                },
+                stage=Stage.LOAD,
+            )
     except TimeoutError:
         raise on_timeout() from None
 
 
-async def new(channel: Channel, instance_id: Any, *, entry: str | None, timeout: float,
-              init: list[Any] | dict[str, Any] | None = None) -> dict[str, Any]:
+async def new(
+    channel: Channel,
+    instance_id: Any,
+    *,
+    entry: str | None,
+    timeout: float,
+    init: list[Any] | dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The NEW exchange (stage instantiate): construct the instance, bounded;
     ``init`` (the manifest's constructor arguments) travels in the body when given."""
     body: dict[str, Any] = {"instance": instance_id}
@@ -141,28 +165,44 @@ async def new(channel: Channel, instance_id: Any, *, entry: str | None, timeout:
         async with asyncio.timeout(timeout):
             return await channel.request(Kind.NEW, body, stage=Stage.INSTANTIATE)
     except TimeoutError:
-        raise Failed(Observation.of(
-            Code.CONSTRUCTOR_FAILED, f"constructing {entry!r} did not finish within {timeout:g}s",
-            stage=Stage.INSTANTIATE, limit="load_timeout")) from None
+        raise Failed(
+            Observation.of(
+                Code.CONSTRUCTOR_FAILED,
+                f"constructing {entry!r} did not finish within {timeout:g}s",
+                stage=Stage.INSTANTIATE,
+                limit="load_timeout",
+            )
+        ) from None
 
 
 def _check_bounds(frame: bytes, body: dict[str, Any], bounds: limits.Limits) -> None:
     """Refuse an INVOKE whose arguments cross a bound (``arguments_too_large``)."""
     if len(frame) > bounds.frame_bytes:
-        raise Failed(Observation.of(
-            Code.ARGUMENTS_TOO_LARGE,
-            f"the arguments encode to {len(frame)} bytes, over the {bounds.frame_bytes}-byte frame bound "
-            "(CNCF_MAX_FRAME)", limit="frame_bytes", bound=bounds.frame_bytes, size=len(frame),
-            before_crossing=True))
+        raise Failed(
+            Observation.of(
+                Code.ARGUMENTS_TOO_LARGE,
+                f"the arguments encode to {len(frame)} bytes, over the {bounds.frame_bytes}-byte frame bound "
+                "(CNCF_MAX_FRAME)",
+                limit="frame_bytes",
+                bound=bounds.frame_bytes,
+                size=len(frame),
+                before_crossing=True,
+            )
+        )
     depth = bounds.argument_depth
     # Brackets are counted at C speed first; only a frame that could be too deep is walked.
     if frame.count(b"[") + frame.count(b"{") > depth:
         args = [body.get("args"), body.get("kwargs")]
         if limits.json_depth(args, depth + 1) - 1 > depth:
-            raise Failed(Observation.of(
-                Code.ARGUMENTS_TOO_LARGE,
-                f"the arguments nest deeper than {depth} levels (CNCF_MAX_ARG_DEPTH)",
-                limit="argument_depth", bound=depth, before_crossing=True))
+            raise Failed(
+                Observation.of(
+                    Code.ARGUMENTS_TOO_LARGE,
+                    f"the arguments nest deeper than {depth} levels (CNCF_MAX_ARG_DEPTH)",
+                    limit="argument_depth",
+                    bound=depth,
+                    before_crossing=True,
+                )
+            )
 
 
 class PendingRequest:
@@ -212,8 +252,16 @@ class Channel:
             worker breaks the protocol (the owner should kill it).
     """
 
-    def __init__(self, label: str, requests: int, replies: int, control: int, *,
-                 on_eof: Callable[[], None], on_broken: Callable[[Observation], None]) -> None:
+    def __init__(
+        self,
+        label: str,
+        requests: int,
+        replies: int,
+        control: int,
+        *,
+        on_eof: Callable[[], None],
+        on_broken: Callable[[Observation], None],
+    ) -> None:
         self.label = label
         self.hello: dict[str, Any] = {}
         self.on_event: Callable[[dict[str, Any]], None] | None = None
@@ -254,13 +302,26 @@ class Channel:
             fut.set_exception(exc)
             return PendingRequest(self, rid, fut)
         except RecursionError as exc:
-            fut.set_exception(Failed(Observation.of(
-                Code.ARGUMENTS_TOO_LARGE, f"the arguments nest too deeply to cross the boundary: {exc}",
-                cause=exc, limit="argument_depth", before_crossing=True)))
+            fut.set_exception(
+                Failed(
+                    Observation.of(
+                        Code.ARGUMENTS_TOO_LARGE,
+                        f"the arguments nest too deeply to cross the boundary: {exc}",
+                        cause=exc,
+                        limit="argument_depth",
+                        before_crossing=True,
+                    )
+                )
+            )
             return PendingRequest(self, rid, fut)
         except (TypeError, ValueError) as exc:
-            fut.set_exception(Failed(Observation.of(
-                Code.INVALID_ARGUMENTS, f"the arguments cannot cross the boundary as JSON: {exc}", cause=exc)))
+            fut.set_exception(
+                Failed(
+                    Observation.of(
+                        Code.INVALID_ARGUMENTS, f"the arguments cannot cross the boundary as JSON: {exc}", cause=exc
+                    )
+                )
+            )
             return PendingRequest(self, rid, fut)
         self._pending[rid] = fut
         self._write(frame)
@@ -381,8 +442,9 @@ class Channel:
             self.on_event(body)
 
     def _protocol_error(self, detail: str) -> None:
-        obs = Observation.of(Code.PROTOCOL_ERROR, f"worker for {self.label!r} broke the wire protocol: {detail}",
-                             stage=Stage.EXECUTE)
+        obs = Observation.of(
+            Code.PROTOCOL_ERROR, f"worker for {self.label!r} broke the wire protocol: {detail}", stage=Stage.EXECUTE
+        )
         self.fail_all(obs)
         self._on_broken(obs)
 

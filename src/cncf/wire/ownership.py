@@ -44,8 +44,16 @@ import subprocess
 import uuid
 from collections.abc import Sequence
 
-__all__ = ["COOKIE_VAR", "decode_status", "kill_owned", "namespace_available", "new_cookie",
-           "reap_orphans", "worker_pid", "wrap"]
+__all__ = [
+    "COOKIE_VAR",
+    "decode_status",
+    "kill_owned",
+    "namespace_available",
+    "new_cookie",
+    "reap_orphans",
+    "worker_pid",
+    "wrap",
+]
 
 COOKIE_VAR = "CNCF_OWNER"
 _HUB = f"{os.getpid()}"
@@ -64,9 +72,17 @@ def _unshare_prefix() -> tuple[str, ...] | None:
     variants.append((unshare, "--user", "--map-current-user", "--pid", "--fork", "--kill-child"))
     for prefix in variants:
         try:
-            ok = subprocess.run([*prefix, sh, "-c", "exit 0"], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10,
-                                check=False).returncode == 0
+            ok = (
+                subprocess.run(
+                    [*prefix, sh, "-c", "exit 0"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=10,
+                    check=False,
+                ).returncode
+                == 0
+            )
         except (OSError, subprocess.SubprocessError):
             ok = False
         if ok:
@@ -130,7 +146,7 @@ def _cookies() -> dict[int, str]:
             continue
         for item in data.split(b"\0"):
             if item.startswith(needle):
-                found[int(name)] = item[len(needle):].decode("ascii", "replace")
+                found[int(name)] = item[len(needle) :].decode("ascii", "replace")
                 break
     return found
 

@@ -52,8 +52,10 @@ def _bounded(fd: int, start: int, end: int, limit: int) -> str:
     head = os.pread(fd, half, start).decode("utf-8", "replace")
     tail = os.pread(fd, half, end - half).decode("utf-8", "replace")
     dropped = size - 2 * half
-    return (f"{head}\n[cncf: {dropped} bytes of output dropped here; the first and last {half} "
-            f"bytes are kept (CNCF_MAX_OUTPUT={limit})]\n{tail}")
+    return (
+        f"{head}\n[cncf: {dropped} bytes of output dropped here; the first and last {half} "
+        f"bytes are kept (CNCF_MAX_OUTPUT={limit})]\n{tail}"
+    )
 
 
 class WorkerProcess:
@@ -283,8 +285,7 @@ class WorkerProcess:
         reason = f" ({self.kill_reason})" if self.kill_reason else ""
         obs = Observation.of(
             code,
-            f"worker for {self.label!r} {what}{reason}"
-            + (f"; its output ends with:\n{tail}" if tail else ""),
+            f"worker for {self.label!r} {what}{reason}" + (f"; its output ends with:\n{tail}" if tail else ""),
             stage=Stage.EXECUTE,
             cause=Cause("WorkerExit", what, tail),
             pid=self.pid,
@@ -298,8 +299,10 @@ class WorkerProcess:
     def _looks_out_of_memory(self, tail: str) -> bool:
         if not self.memory_limit or self.kill_reason:
             return False
-        return any(s in tail for s in ("MemoryError", "Cannot allocate memory", "OutOfMemoryError",
-                                       "out of memory", "std::bad_alloc"))
+        return any(
+            s in tail
+            for s in ("MemoryError", "Cannot allocate memory", "OutOfMemoryError", "out of memory", "std::bad_alloc")
+        )
 
     # --------------------------------------------------------------- output
 

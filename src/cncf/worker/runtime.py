@@ -35,10 +35,9 @@ The component-facing API (``cncf.collaborator``: ``Collaborator``,
 ``cncf`` package of its own; it is always reachable as ``_cncf_worker``.
 """
 
+import _thread
 import os
 import sys
-
-import _thread
 
 PROTOCOL = 1
 MAX_BODY = 64 * 1024 * 1024
@@ -62,8 +61,7 @@ def _bad_constant(name):
 
 def _py_encoder():
     escapes = dict((i, "\\u%04x" % i) for i in range(0x20))
-    escapes.update({0x22: '\\"', 0x5C: "\\\\", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t",
-                    0x08: "\\b", 0x0C: "\\f"})
+    escapes.update({0x22: '\\"', 0x5C: "\\\\", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x08: "\\b", 0x0C: "\\f"})
     inf = float("inf")
     float_repr = float.__repr__
     int_repr = int.__repr__
@@ -141,7 +139,7 @@ def _make_codec():
     try:
         import _json
 
-        class _Context(object):
+        class _Context:
             strict = True
             object_hook = None
             object_pairs_hook = None
@@ -151,9 +149,7 @@ def _make_codec():
             memo = {}
 
         scan = _json.make_scanner(_Context())
-        c_encode = _json.make_encoder(
-            {}, _no_default, _json.encode_basestring, None, ":", ",", False, False, False
-        )
+        c_encode = _json.make_encoder({}, _no_default, _json.encode_basestring, None, ":", ",", False, False, False)
 
         def loads(text):
             obj, end = scan(text, 0)
@@ -212,8 +208,11 @@ def exact_json(value, depth=0):
     if t is str or t is int or t is float:
         return value
     if depth > _EXACT_DEPTH:
-        raise NotExact("the result is nested deeper than %d levels (a cycle?)" % _EXACT_DEPTH,
-                       _type_name(t), "return a shallower value")
+        raise NotExact(
+            "the result is nested deeper than %d levels (a cycle?)" % _EXACT_DEPTH,
+            _type_name(t),
+            "return a shallower value",
+        )
     if isinstance(value, (list, tuple)):
         return [exact_json(v, depth + 1) for v in value]
     if isinstance(value, dict):
@@ -222,8 +221,11 @@ def exact_json(value, depth=0):
             out[_exact_key(k)] = exact_json(v, depth + 1)
         return out
     if isinstance(value, (str, int, float)):  # subclasses: IntEnum, str-based enums, numpy.float64
-        base = str if isinstance(value, str) else (bool if isinstance(value, bool) else (
-            int if isinstance(value, int) else float))
+        base = (
+            str
+            if isinstance(value, str)
+            else (bool if isinstance(value, bool) else (int if isinstance(value, int) else float))
+        )
         if not _is_enum(value):
             return base(value)
     if _is_enum(value):
@@ -240,8 +242,7 @@ def exact_json(value, depth=0):
     if isinstance(fields, dict) and not isinstance(value, type):
         import dataclasses
 
-        return dict((f.name, exact_json(getattr(value, f.name), depth + 1))
-                    for f in dataclasses.fields(value))
+        return dict((f.name, exact_json(getattr(value, f.name), depth + 1)) for f in dataclasses.fields(value))
     import datetime
 
     if isinstance(value, (datetime.date, datetime.time)):
@@ -280,8 +281,11 @@ def _exact_key(k):
     converted = exact_json(k)
     if isinstance(converted, (str, int, float, bool)) or converted is None:
         return converted
-    raise NotExact("a dict key of type %s has no exact JSON form" % _type_name(type(k)),
-                   _type_name(type(k)), "use str, int, float or bool keys")
+    raise NotExact(
+        "a dict key of type %s has no exact JSON form" % _type_name(type(k)),
+        _type_name(type(k)),
+        "use str, int, float or bool keys",
+    )
 
 
 def _hint(value, t):
@@ -320,14 +324,14 @@ def _last_id(text):
     if at < 0:
         return None
     digits = ""
-    for ch in text[at + 5:at + 30]:
+    for ch in text[at + 5 : at + 30]:
         if not ch.isdigit():
             break
         digits += ch
     return int(digits) if digits else None
 
 
-class _Reader(object):
+class _Reader:
     """Reads whole frames from one descriptor (one os.read per frame when small)."""
 
     __slots__ = ("fd", "buf")
@@ -353,8 +357,11 @@ class _Reader(object):
                         body = _loads(buf[5:end].decode("utf-8"))
                     except RecursionError:
                         self.buf = buf[end:]
-                        raise _Refused(kind, _last_id(buf[max(5, end - 64):end].decode("utf-8", "replace")),
-                                       "the arguments nest too deeply for this worker to read")
+                        raise _Refused(
+                            kind,
+                            _last_id(buf[max(5, end - 64) : end].decode("utf-8", "replace")),
+                            "the arguments nest too deeply for this worker to read",
+                        )
                     self.buf = buf[end:]
                     if not isinstance(body, dict):
                         raise ValueError("frame body is not a JSON object")
@@ -379,18 +386,21 @@ class _Reader(object):
     def _skip(self, buf, length):
         """Drop an oversized frame's body as it arrives; the refusal for its id."""
         kind = buf[4]
-        body = buf[5:5 + length]
+        body = buf[5 : 5 + length]
         left = length - len(body)
         tail = body[-64:]
-        self.buf = buf[5 + length:]
+        self.buf = buf[5 + length :]
         while left > 0:
             chunk = os.read(self.fd, min(left, 1 << 16))
             if not chunk:
                 raise ValueError("EOF in the middle of a frame")
             left -= len(chunk)
             tail = (tail + chunk)[-64:]
-        return _Refused(kind, _last_id(tail.decode("utf-8", "replace")),
-                        "the request is %d bytes, over the worker's %d-byte frame limit" % (length, MAX_BODY))
+        return _Refused(
+            kind,
+            _last_id(tail.decode("utf-8", "replace")),
+            "the request is %d bytes, over the worker's %d-byte frame limit" % (length, MAX_BODY),
+        )
 
 
 _write_lock = _thread.allocate_lock()
@@ -439,7 +449,7 @@ class Failure(Exception):
         self.attributes = attributes
 
 
-class Collaborator(object):
+class Collaborator:
     """Base for components that receive calls themselves.
 
     List the operations in a class attribute ``OPERATIONS`` (or override
@@ -456,7 +466,7 @@ class Collaborator(object):
         raise NotImplementedError("%s does not implement invoke()" % type(self).__name__)
 
 
-class CallState(object):
+class CallState:
     """The running call as a component sees it: ``id`` (the hub's call id),
     ``operation`` and ``cancelled``."""
 
@@ -504,8 +514,7 @@ def current_call():
     return _current()
 
 
-_API = ("Collaborator", "Failure", "Cancelled", "CallState", "cancelled", "check_cancelled",
-        "current_call")
+_API = ("Collaborator", "Failure", "Cancelled", "CallState", "cancelled", "check_cancelled", "current_call")
 
 
 def _install_api(synthetic):
@@ -636,7 +645,7 @@ def _params(f, drop):
     if code.co_flags & _CO_VARARGS:
         out.append({"name": names[i], "kind": "varargs", "required": False})
         i += 1
-    for name in names[npos:npos + nkw]:
+    for name in names[npos : npos + nkw]:
         out.append({"name": name, "kind": "named", "required": name not in kwdefaults})
     if code.co_flags & _CO_VARKEYWORDS:
         out.append({"name": names[i], "kind": "varkw", "required": False})
@@ -654,19 +663,27 @@ def _misfit(params, args, kwargs):
     named = dict((p["name"], p) for p in params if p["kind"] in ("any", "named"))
     if len(args) > len(positional) and not varargs:
         return "takes %d positional argument%s but %d were given" % (
-            len(positional), "" if len(positional) == 1 else "s", len(args))
-    filled = set(p["name"] for p in positional[:len(args)])
+            len(positional),
+            "" if len(positional) == 1 else "s",
+            len(args),
+        )
+    filled = set(p["name"] for p in positional[: len(args)])
     for k in kwargs:
         if k in filled:
             return "got multiple values for argument %r" % k
         if k not in named and not varkw:
             return "got an unexpected keyword argument %r" % k
-    missing = [p["name"] for p in params
-               if p["required"] and p["kind"] != "varargs" and p["kind"] != "varkw"
-               and p["name"] not in filled and p["name"] not in kwargs]
+    missing = [
+        p["name"]
+        for p in params
+        if p["required"]
+        and p["kind"] != "varargs"
+        and p["kind"] != "varkw"
+        and p["name"] not in filled
+        and p["name"] not in kwargs
+    ]
     if missing:
-        return "missing required argument%s: %s" % ("" if len(missing) == 1 else "s",
-                                                     ", ".join(missing))
+        return "missing required argument%s: %s" % ("" if len(missing) == 1 else "s", ", ".join(missing))
     return None
 
 
@@ -722,8 +739,7 @@ def _module_operations(module):
         home = _home(f)
         if home is None:
             home = module.__name__
-        if exported is None and home != module.__name__ and not home.startswith(
-                module.__name__ + "."):
+        if exported is None and home != module.__name__ and not home.startswith(module.__name__ + "."):
             continue  # imported from elsewhere (re-exports from its own submodules count)
         ops.append({"name": name, "params": _params(f, 0), "doc": _doc(f)})
     return ops
@@ -760,9 +776,11 @@ def _home(f):
 def _sole_class(module):
     if _module_operations(module):
         return None
-    own = [name for name, v in sorted(vars(module).items())
-           if isinstance(v, type) and not name.startswith("_")
-           and getattr(v, "__module__", None) == module.__name__]
+    own = [
+        name
+        for name, v in sorted(vars(module).items())
+        if isinstance(v, type) and not name.startswith("_") and getattr(v, "__module__", None) == module.__name__
+    ]
     return own[0] if len(own) == 1 else None
 
 
@@ -771,8 +789,7 @@ class _EarlyConstructorFailed(Exception):
 
 
 def _is_collaborator(cls):
-    return callable(getattr(cls, "invoke", None)) and (
-        hasattr(cls, "operations") or hasattr(cls, "OPERATIONS"))
+    return callable(getattr(cls, "invoke", None)) and (hasattr(cls, "operations") or hasattr(cls, "OPERATIONS"))
 
 
 def _collaborator_operations(cls, init=None):
@@ -792,7 +809,7 @@ def _collaborator_operations(cls, init=None):
                 raw = klass.__dict__["operations"]
                 break
         if isinstance(raw, (staticmethod, classmethod)):
-            listed = getattr(cls, "operations")()
+            listed = cls.operations()
         elif callable(raw):
             try:
                 listed = raw(cls.__new__(cls))
@@ -809,8 +826,7 @@ def _collaborator_operations(cls, init=None):
         if isinstance(item, str):
             ops.append({"name": item, "params": None, "doc": ""})
         elif isinstance(item, dict) and isinstance(item.get("name"), str):
-            ops.append({"name": item["name"], "params": item.get("params"),
-                        "doc": str(item.get("doc") or "")})
+            ops.append({"name": item["name"], "params": item.get("params"), "doc": str(item.get("doc") or "")})
         else:
             raise TypeError("operations must be names or {'name': ...} objects, got %r" % (item,))
     return ops, early
@@ -821,7 +837,7 @@ def _collaborator_operations(cls, init=None):
 # ---------------------------------------------------------------------------
 
 
-class Slot(object):
+class Slot:
     """One loaded entry and (after NEW, in a worker) its live instance."""
 
     __slots__ = ("entry", "target", "kind", "operations", "params", "obj", "bound", "invoke", "early")
@@ -876,14 +892,20 @@ def load_entry(entry, infer_entry=False, init=None):
     except ModuleNotFoundError as exc:
         missing = getattr(exc, "name", None) or ""
         if missing and _is_dependency_of(missing, mod_name):
-            raise LoadFailed(_failure(
-                "dependency_unresolved",
-                "%s failed: it needs module %r, which is not installed in the component's "
-                "environment (declare it in requirements)" % (what, missing),
-                exc, module=missing))
-        raise LoadFailed(_failure(
-            "entry_not_found", "entry module %r is not on the component's path" % (mod_name,), exc,
-            module=mod_name))
+            raise LoadFailed(
+                _failure(
+                    "dependency_unresolved",
+                    "%s failed: it needs module %r, which is not installed in the component's "
+                    "environment (declare it in requirements)" % (what, missing),
+                    exc,
+                    module=missing,
+                )
+            )
+        raise LoadFailed(
+            _failure(
+                "entry_not_found", "entry module %r is not on the component's path" % (mod_name,), exc, module=mod_name
+            )
+        )
     except BaseException as exc:
         code, msg = _classify(exc, what)
         if code in ("raised", "stack_overflow", "cancelled"):
@@ -901,9 +923,14 @@ def load_entry(entry, infer_entry=False, init=None):
             for part in attr.split("."):
                 target = getattr(target, part)
         except AttributeError as exc:
-            raise LoadFailed(_failure(
-                "entry_not_found", "module %r has no attribute %r" % (mod_name, attr), exc,
-                candidates=sorted(n for n in vars(module) if not n.startswith("_"))))
+            raise LoadFailed(
+                _failure(
+                    "entry_not_found",
+                    "module %r has no attribute %r" % (mod_name, attr),
+                    exc,
+                    candidates=sorted(n for n in vars(module) if not n.startswith("_")),
+                )
+            )
         if isinstance(target, type):
             kind = "collaborator" if _is_collaborator(target) else "class"
         elif isinstance(target, type(sys)):
@@ -917,8 +944,7 @@ def load_entry(entry, infer_entry=False, init=None):
         if kind == "module":
             operations = _module_operations(target)
         elif kind == "function":
-            operations = [{"name": attr.split(".")[-1], "params": _params(target, 0),
-                           "doc": _doc(target)}]
+            operations = [{"name": attr.split(".")[-1], "params": _params(target, 0), "doc": _doc(target)}]
         elif kind == "class":
             operations = _class_operations(target)
         elif kind == "collaborator":
@@ -935,15 +961,19 @@ def load_entry(entry, infer_entry=False, init=None):
             code = "constructor_failed"
         raise LoadFailed(_failure(code, msg, exc))
     except BaseException as exc:
-        raise LoadFailed(_failure(
-            "import_failed", "discovering the operations of %r failed: %s" % (
-                entry, _exc_summary(exc)), exc))
+        raise LoadFailed(
+            _failure("import_failed", "discovering the operations of %r failed: %s" % (entry, _exc_summary(exc)), exc)
+        )
     if not operations and kind != "collaborator":
         what_kind = {"module": "module", "class": "class"}.get(kind, "object")
-        raise LoadFailed(_failure(
-            "entry_not_found",
-            "entry %r names a %s with no operation: %s" % (entry, what_kind, _why_empty(target, kind)),
-            None, entry=entry))
+        raise LoadFailed(
+            _failure(
+                "entry_not_found",
+                "entry %r names a %s with no operation: %s" % (entry, what_kind, _why_empty(target, kind)),
+                None,
+                entry=entry,
+            )
+        )
     slot = Slot(entry, target, kind, operations)
     slot.early = early
     return slot
@@ -1010,15 +1040,16 @@ def _handle_load(body):
     except LoadFailed as exc:
         return _reply_failure(LOADED, rid, exc.record)
     _slots[iid] = slot
-    _send_obj(LOADED, {"id": rid, "ok": True, "operations": slot.operations, "entry": slot.entry,
-                       "kind": slot.kind})
+    _send_obj(LOADED, {"id": rid, "ok": True, "operations": slot.operations, "entry": slot.entry, "kind": slot.kind})
 
 
 def _why_empty(target, kind):
     if kind == "module":
-        return ("it defines no public function or callable of its own (names starting with _ are "
-                "private, imports from other packages are not its operations); name one with "
-                "'module:function' or a class with 'module:Class'")
+        return (
+            "it defines no public function or callable of its own (names starting with _ are "
+            "private, imports from other packages are not its operations); name one with "
+            "'module:function' or a class with 'module:Class'"
+        )
     return "it has no public method; name the module or another class"
 
 
@@ -1057,15 +1088,20 @@ def _result_data(rid, value):
     except MemoryError as exc:
         rec = _failure("out_of_memory", "encoding the result ran out of memory", exc)
     except NotExact as exc:
-        rec = _failure("result_not_serialisable",
-                       "the result (%s) cannot cross the boundary as JSON: %s; %s"
-                       % (type(value).__name__, exc, exc.hint), None,
-                       type=exc.type_name, hint=exc.hint)
+        rec = _failure(
+            "result_not_serialisable",
+            "the result (%s) cannot cross the boundary as JSON: %s; %s" % (type(value).__name__, exc, exc.hint),
+            None,
+            type=exc.type_name,
+            hint=exc.hint,
+        )
     except BaseException as exc:
-        rec = _failure("result_not_serialisable",
-                       "the result (%s) cannot cross the boundary as JSON: %s"
-                       % (type(value).__name__, _exc_summary(exc)), exc,
-                       type=_type_name(type(value)))
+        rec = _failure(
+            "result_not_serialisable",
+            "the result (%s) cannot cross the boundary as JSON: %s" % (type(value).__name__, _exc_summary(exc)),
+            exc,
+            type=_type_name(type(value)),
+        )
     return _dumps({"id": rid, "ok": False, "failure": rec}).encode("utf-8")
 
 
@@ -1103,8 +1139,9 @@ def _call_failure(rid, exc, slot, op, args, kwargs, st):
         if slot is None or (slot.obj is None and slot.kind != "module"):
             rec = _failure("unknown_operation", "no live instance for %s" % what)
         elif isinstance(exc, KeyError) and slot.bound is not None and op not in slot.bound:
-            rec = _failure("unknown_operation", "%s is not an operation of %s" % (what, slot.entry),
-                           candidates=sorted(slot.bound))
+            rec = _failure(
+                "unknown_operation", "%s is not an operation of %s" % (what, slot.entry), candidates=sorted(slot.bound)
+            )
         elif isinstance(exc, Failure):
             attrs = dict(exc.attributes)
             attrs["component_code"] = exc.code
@@ -1116,8 +1153,7 @@ def _call_failure(rid, exc, slot, op, args, kwargs, st):
                 if params is not None:
                     misfit = _misfit(params, args, kwargs)
             if misfit:
-                rec = _failure("invalid_arguments", "%s %s" % (what, misfit), exc,
-                               params=slot.params.get(op))
+                rec = _failure("invalid_arguments", "%s %s" % (what, misfit), exc, params=slot.params.get(op))
             else:
                 code, msg = _classify(exc, what)
                 attrs = {}
@@ -1126,12 +1162,20 @@ def _call_failure(rid, exc, slot, op, args, kwargs, st):
                 rec = _failure(code, msg, exc, **attrs)
         return _dumps({"id": rid, "ok": False, "failure": rec}).encode("utf-8")
     except BaseException as inner:  # last resort: still exactly one reply
-        return _dumps({"id": rid, "ok": False, "failure": {
-            "code": "raised", "message": "operation %r failed (and describing it failed: %s)"
-            % (op, type(inner).__name__), "attributes": {}}}).encode("utf-8")
+        return _dumps(
+            {
+                "id": rid,
+                "ok": False,
+                "failure": {
+                    "code": "raised",
+                    "message": "operation %r failed (and describing it failed: %s)" % (op, type(inner).__name__),
+                    "attributes": {},
+                },
+            }
+        ).encode("utf-8")
 
 
-class _Pool(object):
+class _Pool:
     """Threads for ``concurrent`` calls, kept for reuse (starting a thread
     costs more than a call).  Idle threads wait on a C ``SimpleQueue``."""
 
@@ -1200,9 +1244,14 @@ def _rss_kb():
 
 
 def _handle_ping(body):
-    _send_obj(RESULT, {"id": body.get("id"), "ok": True, "value": {
-        "pid": os.getpid(), "rss_kb": _rss_kb(), "instances": len(_slots),
-        "running": len(_running)}})
+    _send_obj(
+        RESULT,
+        {
+            "id": body.get("id"),
+            "ok": True,
+            "value": {"pid": os.getpid(), "rss_kb": _rss_kb(), "instances": len(_slots), "running": len(_running)},
+        },
+    )
 
 
 def _die(status):
@@ -1241,8 +1290,14 @@ def _handle_shutdown(body):
     _die(0)
 
 
-_HANDLERS = {LOAD: _handle_load, NEW: _handle_new, INVOKE: _handle_invoke,
-             UNLOAD: _handle_unload, PING: _handle_ping, SHUTDOWN: _handle_shutdown}
+_HANDLERS = {
+    LOAD: _handle_load,
+    NEW: _handle_new,
+    INVOKE: _handle_invoke,
+    UNLOAD: _handle_unload,
+    PING: _handle_ping,
+    SHUTDOWN: _handle_shutdown,
+}
 
 
 def _control_loop(fd):
@@ -1292,9 +1347,15 @@ def main():
         pass
     impl = sys.implementation
     v = sys.version_info
-    _send_obj(HELLO, {"protocol": PROTOCOL, "pid": os.getpid(),
-                      "runtime": "%s-%d.%d.%d" % (impl.name, v[0], v[1], v[2]),
-                      "executable": sys.executable})
+    _send_obj(
+        HELLO,
+        {
+            "protocol": PROTOCOL,
+            "pid": os.getpid(),
+            "runtime": "%s-%d.%d.%d" % (impl.name, v[0], v[1], v[2]),
+            "executable": sys.executable,
+        },
+    )
     _thread.start_new_thread(_control_loop, (control,))
     reader = _Reader(requests)
     handlers = _HANDLERS
@@ -1302,9 +1363,10 @@ def main():
         try:
             frame = reader.read()
         except _Refused as refused:
-            _send_obj(LOADED if refused.kind == LOAD else RESULT, {
-                "id": refused.rid, "ok": False,
-                "failure": {"code": "arguments_too_large", "message": refused.why}})
+            _send_obj(
+                LOADED if refused.kind == LOAD else RESULT,
+                {"id": refused.rid, "ok": False, "failure": {"code": "arguments_too_large", "message": refused.why}},
+            )
             continue
         except ValueError as exc:
             sys.stderr.write("cncf worker: protocol error on the requests pipe: %s\n" % exc)
@@ -1325,11 +1387,18 @@ def main():
             _die(70)  # the replies pipe is gone (the component closed it, or the hub died)
         except BaseException as exc:  # a defect here: still exactly one reply
             try:
-                _send_obj(LOADED if kind == LOAD else RESULT, {
-                    "id": body.get("id"), "ok": False, "failure": _failure(
-                        "import_failed" if kind == LOAD else "raised",
-                        "the worker runtime failed handling a request: %s" % _exc_summary(exc),
-                        exc)})
+                _send_obj(
+                    LOADED if kind == LOAD else RESULT,
+                    {
+                        "id": body.get("id"),
+                        "ok": False,
+                        "failure": _failure(
+                            "import_failed" if kind == LOAD else "raised",
+                            "the worker runtime failed handling a request: %s" % _exc_summary(exc),
+                            exc,
+                        ),
+                    },
+                )
             except BaseException:
                 _die(70)
 

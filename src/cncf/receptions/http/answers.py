@@ -92,10 +92,26 @@ class RecentObservations:
         last: dict[str, dict[str, Any]] = {}
         for d in self.ring:
             last[d["code"]] = d
-        return [{"code": code, "count": n, "status": status_of(Observation.from_dict(last[code])) if code in last
-                 else None, "last": last.get(code)} for code, n in self.counts.most_common()]
+        return [
+            {
+                "code": code,
+                "count": n,
+                "status": status_of(Observation.from_dict(last[code])) if code in last else None,
+                "last": last.get(code),
+            }
+            for code, n in self.counts.most_common()
+        ]
 
 
-
-__all__ = ["Answer", "Raw", "RecentObservations", "answer", "cli_value", "encode", "json_response", "outcome_body",
-           "refused", "send_answer"]
+__all__ = [
+    "Answer",
+    "Raw",
+    "RecentObservations",
+    "answer",
+    "cli_value",
+    "encode",
+    "json_response",
+    "outcome_body",
+    "refused",
+    "send_answer",
+]

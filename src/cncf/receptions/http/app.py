@@ -55,8 +55,18 @@ DASHBOARD = Path(__file__).parent / "dashboard"
 MAX_BODY = 8 * 1024 * 1024
 MAX_WAIT = 300.0
 _ALIVE = ("ready", "busy")
-_CALL_HEADERS = frozenset({b"authorization", b"cookie", b"content-length", b"content-type", b"x-cncf-timeout",
-                           b"x-correlation-id", b"idempotency-key", b"x-cncf-call-id"})
+_CALL_HEADERS = frozenset(
+    {
+        b"authorization",
+        b"cookie",
+        b"content-length",
+        b"content-type",
+        b"x-cncf-timeout",
+        b"x-correlation-id",
+        b"idempotency-key",
+        b"x-cncf-call-id",
+    }
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -95,8 +105,9 @@ ROUTES: tuple[RouteSpec, ...] = (
 class Reception:
     """One serving hub's HTTP face."""
 
-    def __init__(self, hub: AsyncHub, trust: Trust, *, max_body: int = MAX_BODY,
-                 refused_entries: list[Observation] | None = None) -> None:
+    def __init__(
+        self, hub: AsyncHub, trust: Trust, *, max_body: int = MAX_BODY, refused_entries: list[Observation] | None = None
+    ) -> None:
         self.hub = hub
         self.trust = trust
         self.max_body = max_body
@@ -124,10 +135,11 @@ class Reception:
     # ------------------------------------------------------------ the app
 
     def app(self) -> ASGIApp:
-        routes = [Route(r.path, _CallApp(self) if r.handler == "call" else self._endpoint(r), methods=[r.method])
-                  for r in ROUTES]
-        app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_error,
-                                                           Exception: self._crash})
+        routes = [
+            Route(r.path, _CallApp(self) if r.handler == "call" else self._endpoint(r), methods=[r.method])
+            for r in ROUTES
+        ]
+        app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_error, Exception: self._crash})
         return _HostGuard(app, self)
 
     def _endpoint(self, spec: RouteSpec) -> Callable[[Request], Awaitable[Response]]:
@@ -135,16 +147,22 @@ class Reception:
         level, trust = spec.level, self.trust
 
         if not trust.needs_token(level) and level is not Level.ADMIN:
+
             async def open_endpoint(request: Request) -> Response:
                 return await handler(request)
+
             return open_endpoint
 
         from_query = spec.handler == "dashboard"  # a browser's first visit: /?token=TOKEN sets the cookie
 
         async def endpoint(request: Request) -> Response:
             headers = request.headers
-            obs = trust.check_token(level, headers.get("authorization"), headers.get("cookie"),
-                                    request.query_params.get("token") if from_query else None)
+            obs = trust.check_token(
+                level,
+                headers.get("authorization"),
+                headers.get("cookie"),
+                request.query_params.get("token") if from_query else None,
+            )
             if obs is not None:
                 obs = obs.with_context(target=f"{request.method} {request.url.path}")
                 if from_query and "text/html" in headers.get("accept", ""):
@@ -169,18 +187,32 @@ class Reception:
             obs = Observation.of(
                 Code.ROUTE_NOT_FOUND,
                 f"no route {where}; operations are at POST|GET /rest/v1/COMPONENT[/SERVICE]/OPERATION "
-                "(see /rest/v1/openapi.json)", stage=Stage.RECEPTION, target=where,
-                routes=[f"{r.method} {r.path}" for r in ROUTES])
+                "(see /rest/v1/openapi.json)",
+                stage=Stage.RECEPTION,
+                target=where,
+                routes=[f"{r.method} {r.path}" for r in ROUTES],
+            )
         else:
-            obs = Observation.of(Code.INTERNAL_ERROR, f"the HTTP reception failed on {where}: {exc!r}",
-                                 stage=Stage.RECEPTION, target=where)
+            obs = Observation.of(
+                Code.INTERNAL_ERROR,
+                f"the HTTP reception failed on {where}: {exc!r}",
+                stage=Stage.RECEPTION,
+                target=where,
+            )
         return self._refusal(obs)
 
     async def _crash(self, request: Request, exc: Exception) -> Response:
         """The outermost guard (Starlette's ServerErrorMiddleware): still an Observation."""
         where = f"{request.method} {request.url.path}"
-        return self._refusal(Observation.of(Code.INTERNAL_ERROR, f"the HTTP reception failed on {where}: {exc!r}",
-                                           stage=Stage.RECEPTION, target=where, cause=exc))
+        return self._refusal(
+            Observation.of(
+                Code.INTERNAL_ERROR,
+                f"the HTTP reception failed on {where}: {exc!r}",
+                stage=Stage.RECEPTION,
+                target=where,
+                cause=exc,
+            )
+        )
 
     # ----------------------------------------------------------------- calls
 
@@ -209,8 +241,10 @@ class Reception:
         except (ValueError, UnicodeDecodeError) as exc:
             return Observation.of(
                 Code.BODY_NOT_JSON,
-                f"the body is not JSON ({exc}); send a JSON object (named arguments), an array "
-                "(positional) or nothing", stage=Stage.RECEPTION, content_type=content_type)
+                f"the body is not JSON ({exc}); send a JSON object (named arguments), an array (positional) or nothing",
+                stage=Stage.RECEPTION,
+                content_type=content_type,
+            )
 
     async def _arguments(self, request: Request) -> Any:
         """The JSON body of an admin request, or an Observation refusing it."""
@@ -220,9 +254,13 @@ class Reception:
         return self._payload(body, request.headers.get("content-type", ""))
 
     def _too_large(self, size: int) -> Observation:
-        return Observation.of(Code.BODY_TOO_LARGE,
-                              f"the body has {size} bytes, more than this hub's limit of {self.max_body}",
-                              stage=Stage.RECEPTION, limit=self.max_body, size=size)
+        return Observation.of(
+            Code.BODY_TOO_LARGE,
+            f"the body has {size} bytes, more than this hub's limit of {self.max_body}",
+            stage=Stage.RECEPTION,
+            limit=self.max_body,
+            size=size,
+        )
 
     async def asgi_call(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The operation routes, as a plain ASGI app (the hot path: no Request or
@@ -241,9 +279,17 @@ class Reception:
                 await send_answer(send, self._refuse(obs.with_context(target=selector)))
                 return
         if any("." in seg or not seg for seg in parts):
-            await send_answer(send, self._refuse(Observation.of(
-                Code.ROUTE_NOT_FOUND, f"path segments may not contain '.': {scope['path']}",
-                stage=Stage.RECEPTION, target=selector)))
+            await send_answer(
+                send,
+                self._refuse(
+                    Observation.of(
+                        Code.ROUTE_NOT_FOUND,
+                        f"path segments may not contain '.': {scope['path']}",
+                        stage=Stage.RECEPTION,
+                        target=selector,
+                    )
+                ),
+            )
             return
         query = scope.get("query_string") or b""
         params = dict(urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {}
@@ -260,13 +306,19 @@ class Reception:
         # as the CLI's values: JSON when it parses; the engine names a bad one (invalid_policy)
         timeout = cli_value(raw_timeout) if raw_timeout is not None else None
         if self.draining:
-            outcome = Outcome.failure(Observation.of(
-                Code.HUB_CLOSED, "the hub is shutting down and admits no new call", target=selector))
+            outcome = Outcome.failure(
+                Observation.of(Code.HUB_CLOSED, "the hub is shutting down and admits no new call", target=selector)
+            )
         else:
-            outcome = await self.hub.call(selector, args, timeout=timeout, caller="http",
-                                          correlation_id=found.get(b"x-correlation-id"),
-                                          idempotency_key=found.get(b"idempotency-key"),
-                                          call_id=found.get(b"x-cncf-call-id") or None)
+            outcome = await self.hub.call(
+                selector,
+                args,
+                timeout=timeout,
+                caller="http",
+                correlation_id=found.get(b"x-correlation-id"),
+                idempotency_key=found.get(b"idempotency-key"),
+                call_id=found.get(b"x-cncf-call-id") or None,
+            )
         await send_answer(send, await self._render(outcome))
 
     async def _render(self, outcome: Outcome) -> Answer:
@@ -276,9 +328,11 @@ class Reception:
                 # refused before the engine ran it (dispatch, a failed component): no event came
                 self.metrics.on_refused(outcome)
                 self.recent.add(obs)
-            return answer(outcome_body(outcome), status_of(obs),
-                           {"x-cncf-call-id": outcome.call_id or obs.call_id,
-                            "x-cncf-observation-code": obs.code.value})
+            return answer(
+                outcome_body(outcome),
+                status_of(obs),
+                {"x-cncf-call-id": outcome.call_id or obs.call_id, "x-cncf-observation-code": obs.code.value},
+            )
         if outcome.queued and outcome.job_id is not None:
             state = "queued"
             try:
@@ -287,8 +341,11 @@ class Reception:
                 self.metrics.on_queued(job.component, job.target)  # a submission is no finished call: no event
             except Exception:  # noqa: BLE001 - the job id is the answer; its state is a courtesy
                 pass
-            return answer({"ok": True, "job": {"id": outcome.job_id, "state": state}}, 202,
-                           {"x-cncf-call-id": outcome.call_id, "location": f"/hub/v1/jobs/{outcome.job_id}"})
+            return answer(
+                {"ok": True, "job": {"id": outcome.job_id, "state": state}},
+                202,
+                {"x-cncf-call-id": outcome.call_id, "location": f"/hub/v1/jobs/{outcome.job_id}"},
+            )
         return answer(outcome_body(outcome), 200, {"x-cncf-call-id": outcome.call_id})
 
     # ------------------------------------------------------------- OpenAPI
@@ -298,8 +355,9 @@ class Reception:
 
         handles = self.hub.components()
         key = tuple((id(h), h.state, len(h.operations)) for h in handles)
-        return self._openapi.get(key, lambda: openapi.build(
-            (self._inspect(h.name) for h in handles if h.operations), __version__))
+        return self._openapi.get(
+            key, lambda: openapi.build((self._inspect(h.name) for h in handles if h.operations), __version__)
+        )
 
     async def openapi_json(self, request: Request) -> Response:
         return Response(self._document()[1], media_type="application/json")
@@ -318,18 +376,27 @@ class Reception:
         health = d.get("health") or {}
         ops = [f"{s}.{o}" for s, v in (d.get("services") or {}).items() for o in v]
         return {k: d.get(k) for k in ("name", "form", "state", "artifact", "entry", "observation")} | {
-            "pid": health.get("pid"), "alive": health.get("alive"), "rss_kb": health.get("rss_kb"),
-            "restarts": (d.get("restart") or {}).get("restarts", 0), "calls": d.get("calls"),
-            "operations": ops}
+            "pid": health.get("pid"),
+            "alive": health.get("alive"),
+            "rss_kb": health.get("rss_kb"),
+            "restarts": (d.get("restart") or {}).get("restarts", 0),
+            "calls": d.get("calls"),
+            "operations": ops,
+        }
 
     async def components(self, request: Request) -> Response:
         return json_response({"components": [self.summary(h.name) for h in self.hub.components()]})
 
     def _unknown(self, name: str) -> Response:
         names = sorted(h.name for h in self.hub.components())
-        return self._refusal(Observation.of(
-            Code.UNKNOWN_COMPONENT, f"no component {name!r} is loaded; loaded: {', '.join(names) or 'none'}",
-            target=name, candidates=names))
+        return self._refusal(
+            Observation.of(
+                Code.UNKNOWN_COMPONENT,
+                f"no component {name!r} is loaded; loaded: {', '.join(names) or 'none'}",
+                target=name,
+                candidates=names,
+            )
+        )
 
     async def inspect(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -342,9 +409,14 @@ class Reception:
         if isinstance(body, Observation):
             return self._refusal(body)
         if not isinstance(body, dict) or not isinstance(body.get("target"), str):
-            return self._refusal(Observation.of(
-                Code.INVALID_ARGUMENTS, 'the body must be a JSON object {"target": PATH, ...manifest overrides}',
-                stage=Stage.DISPATCH, target="load"))
+            return self._refusal(
+                Observation.of(
+                    Code.INVALID_ARGUMENTS,
+                    'the body must be a JSON object {"target": PATH, ...manifest overrides}',
+                    stage=Stage.DISPATCH,
+                    target="load",
+                )
+            )
         overrides = {k: v for k, v in body.items() if k != "target"}
         target = body["target"]
         from cncf.receptions.http.serve import inline_refusal
@@ -356,8 +428,11 @@ class Reception:
         info = self._inspect(handle.name) if self.hub.component(handle.name) is not None else handle.describe()
         if handle.observation is not None and handle.state == "failed":
             o = handle.observation
-            return json_response({"ok": False, "observation": o.to_dict(), "component": info}, status_of(o),
-                         {"X-Cncf-Observation-Code": o.code.value})
+            return json_response(
+                {"ok": False, "observation": o.to_dict(), "component": info},
+                status_of(o),
+                {"X-Cncf-Observation-Code": o.code.value},
+            )
         return json_response({"ok": True, "component": info}, 201, {"Location": f"/hub/v1/components/{handle.name}"})
 
     async def unload(self, request: Request) -> Response:
@@ -374,8 +449,11 @@ class Reception:
         info = self._inspect(handle.name)
         if handle.observation is not None and handle.state == "failed":
             o = handle.observation
-            return json_response({"ok": False, "observation": o.to_dict(), "component": info}, status_of(o),
-                         {"X-Cncf-Observation-Code": o.code.value})
+            return json_response(
+                {"ok": False, "observation": o.to_dict(), "component": info},
+                status_of(o),
+                {"X-Cncf-Observation-Code": o.code.value},
+            )
         return json_response({"ok": True, "component": info})
 
     # ----------------------------------------------------------------- jobs
@@ -389,9 +467,13 @@ class Reception:
             filters["component"] = q["component"]
         limit = q.get("limit", "100")
         if not limit.isdigit() or filters.get("state") not in (None, *_JOB_STATES):
-            return self._refusal(Observation.of(
-                Code.INVALID_ARGUMENTS, f"state must be one of {', '.join(_JOB_STATES)} and limit a whole number",
-                target="jobs"))
+            return self._refusal(
+                Observation.of(
+                    Code.INVALID_ARGUMENTS,
+                    f"state must be one of {', '.join(_JOB_STATES)} and limit a whole number",
+                    target="jobs",
+                )
+            )
         filters["limit"] = int(limit)
         return json_response({"jobs": [j.to_dict() for j in await self.hub.jobs(**filters)]})
 
@@ -411,8 +493,9 @@ class Reception:
             try:
                 seconds = min(MAX_WAIT, max(0.0, float(wait)))
             except ValueError:
-                return self._refusal(Observation.of(Code.INVALID_ARGUMENTS, f"wait must be seconds, got {wait!r}",
-                                                   target=job_id))
+                return self._refusal(
+                    Observation.of(Code.INVALID_ARGUMENTS, f"wait must be seconds, got {wait!r}", target=job_id)
+                )
             await self.hub.wait(job_id, seconds)
         return await self._job(job_id)
 
@@ -436,8 +519,14 @@ class Reception:
     async def healthz(self, request: Request) -> Response:
         if self.draining:
             return json_response({"ok": False, "serving": False, "draining": True}, 503)
-        return json_response({"ok": True, "serving": True, "components": len(self.hub.components()),
-                      "uptime": round(time.time() - self.started, 3)})
+        return json_response(
+            {
+                "ok": True,
+                "serving": True,
+                "components": len(self.hub.components()),
+                "uptime": round(time.time() - self.started, 3),
+            }
+        )
 
     async def readyz(self, request: Request) -> Response:
         not_ready = [{"name": h.name, "state": h.state} for h in self.hub.components() if h.state not in _ALIVE]

@@ -73,13 +73,16 @@ class Trust:
             Code.FORBIDDEN,
             f"Host {header!r} names neither this hub's address nor localhost (a DNS-rebinding guard); "
             "call the hub by its address",
-            stage=Stage.RECEPTION, host=header)
+            stage=Stage.RECEPTION,
+            host=header,
+        )
 
     def needs_token(self, level: Level) -> bool:
         return level is Level.ADMIN or (level is Level.READ and not self.loopback)
 
-    def check_token(self, level: Level, authorization: str | None, cookie: str | None = None,
-                    query_token: str | None = None) -> Observation | None:
+    def check_token(
+        self, level: Level, authorization: str | None, cookie: str | None = None, query_token: str | None = None
+    ) -> Observation | None:
         """None when the request may pass at ``level``, else ``unauthenticated``.
 
         The token may come as ``Authorization: Bearer TOKEN`` (scripts, the
@@ -99,11 +102,18 @@ class Trust:
         if self.accepts(sent):
             return None
         what = "a wrong token" if sent else "no token"
-        why = ("loading, unloading and reloading always need the token" if level is Level.ADMIN
-               else "this hub listens on a non-loopback address: every route but /healthz needs the token")
+        why = (
+            "loading, unloading and reloading always need the token"
+            if level is Level.ADMIN
+            else "this hub listens on a non-loopback address: every route but /healthz needs the token"
+        )
         return Observation.of(
-            Code.UNAUTHENTICATED, f"the request carried {what}; {why} (send 'Authorization: Bearer TOKEN'; "
-            "in a browser, open /?token=TOKEN once)", stage=Stage.RECEPTION, level=level.value)
+            Code.UNAUTHENTICATED,
+            f"the request carried {what}; {why} (send 'Authorization: Bearer TOKEN'; "
+            "in a browser, open /?token=TOKEN once)",
+            stage=Stage.RECEPTION,
+            level=level.value,
+        )
 
     def accepts(self, sent: str) -> bool:
         return bool(self.token and sent and hmac.compare_digest(sent.encode(), self.token.encode()))
@@ -173,5 +183,14 @@ def token_for_serving(token_file: Path | None, home: Path) -> tuple[str, Path | 
     return read_token_file(path), path, False
 
 
-__all__ = ["COOKIE", "TOKEN_PAGE", "Level", "TokenError", "Trust", "cookie_token", "is_loopback", "read_token_file",
-           "token_for_serving"]
+__all__ = [
+    "COOKIE",
+    "TOKEN_PAGE",
+    "Level",
+    "TokenError",
+    "Trust",
+    "cookie_token",
+    "is_loopback",
+    "read_token_file",
+    "token_for_serving",
+]

@@ -94,13 +94,18 @@ class HubMetrics(Collector):
         self.jobs = jobs
 
     def collect(self) -> Iterable[Any]:
-        calls = CounterMetricFamily("cncf_calls", "finished calls, by component, operation and outcome",
-                                    labels=["component", "operation", "outcome"])
+        calls = CounterMetricFamily(
+            "cncf_calls",
+            "finished calls, by component, operation and outcome",
+            labels=["component", "operation", "outcome"],
+        )
         for labels, n in self.calls.items():
             calls.add_metric(list(labels), float(n))
-        duration = HistogramMetricFamily("rpc_server_call_duration_seconds",
-                                         "duration of a call from admission to its Outcome",
-                                         labels=["component", "operation"])
+        duration = HistogramMetricFamily(
+            "rpc_server_call_duration_seconds",
+            "duration of a call from admission to its Outcome",
+            labels=["component", "operation"],
+        )
         for (component, operation), hist in self.durations.items():
             running = 0
             buckets = []
@@ -109,8 +114,9 @@ class HubMetrics(Collector):
                 buckets.append((bound, float(running)))
             duration.add_metric([component, operation], buckets, hist.total)
         up = GaugeMetricFamily("cncf_component_up", "1 when the component is ready or busy", labels=["component"])
-        restarts = CounterMetricFamily("cncf_restarts", "restarts of the component's instance since it was loaded",
-                                       labels=["component"])
+        restarts = CounterMetricFamily(
+            "cncf_restarts", "restarts of the component's instance since it was loaded", labels=["component"]
+        )
         for name, alive, count in self.components:
             up.add_metric([name], 1.0 if alive else 0.0)
             restarts.add_metric([name], float(count))

@@ -26,8 +26,12 @@ _JSON = "application/json"
 def _schemas() -> dict[str, Any]:
     cause: dict[str, Any] = {
         "type": "object",
-        "properties": {"type": {"type": "string"}, "message": {"type": "string"}, "stack": {"type": "string"},
-                       "cause": {"oneOf": [{"$ref": "#/components/schemas/Cause"}, {"type": "null"}]}},
+        "properties": {
+            "type": {"type": "string"},
+            "message": {"type": "string"},
+            "stack": {"type": "string"},
+            "cause": {"oneOf": [{"$ref": "#/components/schemas/Cause"}, {"type": "null"}]},
+        },
         "required": ["type", "message"],
     }
     observation: dict[str, Any] = {
@@ -52,36 +56,60 @@ def _schemas() -> dict[str, Any]:
     outcome: dict[str, Any] = {
         "description": "Exactly the CLI's --json object.",
         "oneOf": [
-            {"type": "object", "properties": {"ok": {"const": True}, "value": {},
-                                              "stdout": {"type": "string"}, "stderr": {"type": "string"}},
-             "required": ["ok", "value"]},
+            {
+                "type": "object",
+                "properties": {
+                    "ok": {"const": True},
+                    "value": {},
+                    "stdout": {"type": "string"},
+                    "stderr": {"type": "string"},
+                },
+                "required": ["ok", "value"],
+            },
             {"$ref": "#/components/schemas/Failure"},
         ],
     }
     failure: dict[str, Any] = {
         "type": "object",
-        "properties": {"ok": {"const": False}, "observation": {"$ref": "#/components/schemas/Observation"},
-                       "stdout": {"type": "string"}, "stderr": {"type": "string"}},
+        "properties": {
+            "ok": {"const": False},
+            "observation": {"$ref": "#/components/schemas/Observation"},
+            "stdout": {"type": "string"},
+            "stderr": {"type": "string"},
+        },
         "required": ["ok", "observation"],
     }
     job: dict[str, Any] = {
         "type": "object",
         "properties": {
-            "id": {"type": "string"}, "state": {"type": "string",
-                                                "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
-            "target": {"type": "string"}, "attempts": {"type": "integer"},
+            "id": {"type": "string"},
+            "state": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+            "target": {"type": "string"},
+            "attempts": {"type": "integer"},
             "outcome": {"oneOf": [{"$ref": "#/components/schemas/Outcome"}, {"type": "null"}]},
         },
         "required": ["id", "state", "target", "attempts", "outcome"],
     }
     accepted: dict[str, Any] = {
         "type": "object",
-        "properties": {"ok": {"const": True}, "job": {"type": "object", "properties": {
-            "id": {"type": "string"}, "state": {"type": "string"}}, "required": ["id", "state"]}},
+        "properties": {
+            "ok": {"const": True},
+            "job": {
+                "type": "object",
+                "properties": {"id": {"type": "string"}, "state": {"type": "string"}},
+                "required": ["id", "state"],
+            },
+        },
         "required": ["ok", "job"],
     }
-    return {"Cause": cause, "Observation": observation, "Outcome": outcome, "Failure": failure,
-            "Job": job, "JobAccepted": accepted}
+    return {
+        "Cause": cause,
+        "Observation": observation,
+        "Outcome": outcome,
+        "Failure": failure,
+        "Job": job,
+        "JobAccepted": accepted,
+    }
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -97,17 +125,29 @@ _FAILURES = {
 }
 
 _CALL_PARAMS = [
-    {"name": "timeout", "in": "query", "required": False, "schema": {"type": "number", "exclusiveMinimum": 0},
-     "description": "the call's overall deadline in seconds (also X-Cncf-Timeout)"},
-    {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"},
-     "description": "queue policy: a second submission with the same key returns the first job"},
+    {
+        "name": "timeout",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "number", "exclusiveMinimum": 0},
+        "description": "the call's overall deadline in seconds (also X-Cncf-Timeout)",
+    },
+    {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "queue policy: a second submission with the same key returns the first job",
+    },
 ]
 
 
 def _body(params: list[dict[str, Any]] | None) -> dict[str, Any]:
     if params is None:
-        schema: dict[str, Any] = {"description": "named arguments (an object) or positional ones (an array)",
-                                  "oneOf": [{"type": "object"}, {"type": "array"}]}
+        schema: dict[str, Any] = {
+            "description": "named arguments (an object) or positional ones (an array)",
+            "oneOf": [{"type": "object"}, {"type": "array"}],
+        }
     else:
         named = [p for p in params if p["kind"] in ("named", "any")]
         obj: dict[str, Any] = {"type": "object", "properties": {p["name"]: {} for p in named}}
@@ -131,8 +171,11 @@ def operation_object(component: str, service: str, name: str, info: dict[str, An
         "requestBody": _body(info.get("params")),
         "responses": {
             "200": {"description": "a value", **_ref("Outcome")},
-            **({"202": {"description": "queued as a job (Location: /hub/v1/jobs/ID)", **_ref("JobAccepted")}}
-               if policy.get("policy") == "queue" else {}),
+            **(
+                {"202": {"description": "queued as a job (Location: /hub/v1/jobs/ID)", **_ref("JobAccepted")}}
+                if policy.get("policy") == "queue"
+                else {}
+            ),
             **{status: {"description": what, **_ref("Failure")} for status, what in _FAILURES.items()},
         },
         **{f"x-cncf-{k.replace('_', '-')}": v for k, v in policy.items() if v is not None},
@@ -154,10 +197,13 @@ def build(components: Iterable[dict[str, Any]], version: str) -> dict[str, Any]:
                 paths[path] = {"post": operation_object(comp["name"], service, name, info)}
     return {
         "openapi": "3.1.0",
-        "info": {"title": "cncf hub", "version": version,
-                 "description": "Operations of the components loaded in this hub. Every call answers with "
-                                "an Outcome: a value, or an Observation (a failure as data). GET on an "
-                                "operation's path calls it with the query string as named arguments."},
+        "info": {
+            "title": "cncf hub",
+            "version": version,
+            "description": "Operations of the components loaded in this hub. Every call answers with "
+            "an Outcome: a value, or an Observation (a failure as data). GET on an "
+            "operation's path calls it with the query string as named arguments.",
+        },
         "paths": paths,
         "components": {"schemas": _schemas()},
     }
@@ -198,16 +244,24 @@ def render_html(doc: dict[str, Any]) -> str:
         op = item["post"]
         by_tag.setdefault(op["tags"][0], []).append((path, op))
     for tag, ops in by_tag.items():
-        parts.append(f"<section class='card'><h2>{e(tag)}</h2><table><thead><tr><th>POST path</th>"
-                     "<th>parameters</th><th>policy</th><th>about</th></tr></thead><tbody>")
+        parts.append(
+            f"<section class='card'><h2>{e(tag)}</h2><table><thead><tr><th>POST path</th>"
+            "<th>parameters</th><th>policy</th><th>about</th></tr></thead><tbody>"
+        )
         for path, op in ops:
             params = op.get("x-cncf-params")
-            shown = ", ".join(f"{p['name']}{'' if p['required'] else '?'}" for p in params) if params is not None \
+            shown = (
+                ", ".join(f"{p['name']}{'' if p['required'] else '?'}" for p in params)
+                if params is not None
                 else "unknown"
-            policy = ", ".join(f"{k[7:]}={v}" for k, v in op.items()
-                               if k.startswith("x-cncf-") and k != "x-cncf-params")
-            parts.append(f"<tr><td><code>{e(path)}</code></td><td>{e(shown)}</td><td>{e(policy)}</td>"
-                         f"<td>{e(op.get('description', ''))}</td></tr>")
+            )
+            policy = ", ".join(
+                f"{k[7:]}={v}" for k, v in op.items() if k.startswith("x-cncf-") and k != "x-cncf-params"
+            )
+            parts.append(
+                f"<tr><td><code>{e(path)}</code></td><td>{e(shown)}</td><td>{e(policy)}</td>"
+                f"<td>{e(op.get('description', ''))}</td></tr>"
+            )
         parts.append("</tbody></table></section>")
     if not by_tag:
         parts.append("<p>No component is loaded.</p>")

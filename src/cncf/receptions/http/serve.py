@@ -53,13 +53,15 @@ def serve_table(path: Path) -> dict[str, Any]:
     extra = set(table) - _SERVE_KEYS
     if extra:
         raise ServeError(f"{path}: [serve] has unknown key(s) {sorted(extra)}; expected {sorted(_SERVE_KEYS)}")
-    if "port" in table and (isinstance(table["port"], bool) or not isinstance(table["port"], int)
-                            or not 0 <= table["port"] <= 65535):
+    if "port" in table and (
+        isinstance(table["port"], bool) or not isinstance(table["port"], int) or not 0 <= table["port"] <= 65535
+    ):
         raise ServeError(f"{path}: [serve] port must be a whole number 0..65535, got {table['port']!r}")
     if "host" in table and not isinstance(table["host"], str):
         raise ServeError(f"{path}: [serve] host must be a string")
-    if "grace" in table and (isinstance(table["grace"], bool) or not isinstance(table["grace"], int | float)
-                             or table["grace"] < 0):
+    if "grace" in table and (
+        isinstance(table["grace"], bool) or not isinstance(table["grace"], int | float) or table["grace"] < 0
+    ):
         raise ServeError(f"{path}: [serve] grace must be a number of seconds >= 0")
     if "token_file" in table:
         if not isinstance(table["token_file"], str):
@@ -88,8 +90,11 @@ def inline_refusal(target: str, overrides: dict[str, Any]) -> Observation | None
     return Observation.of(
         Code.FORBIDDEN,
         f"{target!r} would run in the hub's own process (form 'inline') but the request did not ask for it; "
-        "say form = \"inline\" in the hub file's entry (or in the load request) if you trust it",
-        stage=Stage.RECEPTION, target=target, form="inline")
+        'say form = "inline" in the hub file\'s entry (or in the load request) if you trust it',
+        stage=Stage.RECEPTION,
+        target=target,
+        form="inline",
+    )
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -111,9 +116,17 @@ def _url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
-async def serve(hubfile: Path, *, host: str | None, port: int | None, token_file: Path | None,
-                home: Path | None, grace: float | None, say: Callable[[str], None],
-                ready: Callable[[str], None]) -> int:
+async def serve(
+    hubfile: Path,
+    *,
+    host: str | None,
+    port: int | None,
+    token_file: Path | None,
+    home: Path | None,
+    grace: float | None,
+    say: Callable[[str], None],
+    ready: Callable[[str], None],
+) -> int:
     """Run until SIGINT/SIGTERM; the exit status (``say``: progress on stderr,
     ``ready``: the one ready line on stdout)."""
     import uvicorn
@@ -140,8 +153,10 @@ async def serve(hubfile: Path, *, host: str | None, port: int | None, token_file
         say(f"error: {exc}")
         return EXIT_USAGE
     if not is_loopback(host) and not explicit:
-        say(f"error: refusing to listen on the non-loopback address {host} without an explicit token "
-            "(--token-file F, [serve] token_file, or CNCF_TOKEN)")
+        say(
+            f"error: refusing to listen on the non-loopback address {host} without an explicit token "
+            "(--token-file F, [serve] token_file, or CNCF_TOKEN)"
+        )
         return EXIT_USAGE
     try:
         sock = _bind(host, port)
@@ -173,8 +188,11 @@ async def serve(hubfile: Path, *, host: str | None, port: int | None, token_file
                     say(f"refused {c['target']}: {obs.message}")
                     continue
                 handle = await hub.load(target, **overrides)
-                what = (f"{handle.observation.code.value}: {handle.observation.message}"
-                        if handle.state == "failed" and handle.observation else f"{len(handle.operations)} operations")
+                what = (
+                    f"{handle.observation.code.value}: {handle.observation.message}"
+                    if handle.state == "failed" and handle.observation
+                    else f"{len(handle.operations)} operations"
+                )
                 say(f"{handle.name} ({handle.form}) {handle.state} — {what}")
             if stop.is_set():
                 return EXIT_OK
@@ -184,8 +202,14 @@ async def serve(hubfile: Path, *, host: str | None, port: int | None, token_file
             untrace = telemetry.install(hub)  # spans per call when opentelemetry-sdk is set up
             if untrace is not None:
                 say("tracing calls with OpenTelemetry")
-            config = uvicorn.Config(reception.app(), lifespan="off", log_level="warning", access_log=False,
-                                    timeout_graceful_shutdown=math.ceil(grace), server_header=False)
+            config = uvicorn.Config(
+                reception.app(),
+                lifespan="off",
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=math.ceil(grace),
+                server_header=False,
+            )
             server = _Server(config)
             task = asyncio.ensure_future(server.serve(sockets=[sock]))
             while not server.started and not task.done():
@@ -194,8 +218,10 @@ async def serve(hubfile: Path, *, host: str | None, port: int | None, token_file
                 await task
                 return EXIT_FAILED
             if source is not None:
-                say(f"token: {source}" + ("" if explicit else " (created; send 'Authorization: Bearer TOKEN' "
-                                                                "to load, unload or reload)"))
+                say(
+                    f"token: {source}"
+                    + ("" if explicit else " (created; send 'Authorization: Bearer TOKEN' to load, unload or reload)")
+                )
             ready(f"cncf: serving {len(hub.components())} components at {_url(host, port)}")
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)

@@ -23,16 +23,16 @@ def _row(status: int, **fields: str | tuple[str, ...]) -> _Row:
 
 
 STATUS_TABLE: tuple[_Row, ...] = (
-    _row(401, category="security", symptom="missing"),          # no token, or a wrong one
-    _row(403, category="security"),                              # Host header, unrequested inline
-    _row(404, symptom="not-found"),                              # route, component, operation, job, entry
-    _row(413, category="request", cause_kind="limit"),           # body over the limit
-    _row(415, symptom="unsupported"),                            # body that is not JSON
-    _row(504, cause_kind="timeout"),                             # wait_timeout, timed_out
+    _row(401, category="security", symptom="missing"),  # no token, or a wrong one
+    _row(403, category="security"),  # Host header, unrequested inline
+    _row(404, symptom="not-found"),  # route, component, operation, job, entry
+    _row(413, category="request", cause_kind="limit"),  # body over the limit
+    _row(415, symptom="unsupported"),  # body that is not JSON
+    _row(504, cause_kind="timeout"),  # wait_timeout, timed_out
     _row(503, symptom="unavailable", category=("component", "system")),  # crashed, unloaded, closing
     _row(503, cause_kind=("crash", "shutdown")),
-    _row(400, category=("argument", "operation", "request")),    # the caller's request does not fit
-    _row(400, stage="dispatch", category="configuration"),       # a call-supplied policy (bad timeout)
+    _row(400, category=("argument", "operation", "request")),  # the caller's request does not fit
+    _row(400, stage="dispatch", category="configuration"),  # a call-supplied policy (bad timeout)
 )
 DEFAULT_STATUS = 500
 
