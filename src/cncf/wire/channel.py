@@ -56,13 +56,14 @@ def failure_observation(failure: Mapping[str, Any], stage: Stage) -> Observation
         code = Code.OPERATION_FAILED
         attributes.setdefault("component_code", raw)
     cause = failure.get("cause")
-    return Observation.of(
+    obs = Observation.of(
         code,
         str(failure.get("message") or raw or "the worker reported a failure"),
         stage=stage,
         cause=Cause.from_dict(cause) if isinstance(cause, Mapping) else None,
-        **attributes,
     )
+    # The component's attributes, whatever their names ("stage", "target"): data, never keywords.
+    return dataclasses.replace(obs, attributes=attributes)
 
 
 def describe_exit(returncode: int | None) -> tuple[str, dict[str, Any]]:
