@@ -37,15 +37,16 @@ def picky_jar(jvm: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return fat_jar(out / "picky.jar", [classes])
 
 
-def load_picky(hub: Door, form: Form, request: pytest.FixtureRequest) -> cncf.ComponentHandle:
+def load_picky(hub: Door, form: Form, request: pytest.FixtureRequest, cls: str = "Picky") -> cncf.ComponentHandle:
     if form.name == "jar":
         jar: Path = request.getfixturevalue("picky_jar")
-        handle = hub.load(jar, name=NAME, entry="contract.Picky", isolation="process")
+        handle = hub.load(jar, name=NAME, entry=f"contract.{cls}", isolation="process")
     elif form.name == "command":
-        handle = hub.load(form.target, entry=f"{COMMAND_DIR / 'picky.js'}:Picky")
+        handle = hub.load(form.target, entry=f"{COMMAND_DIR / 'picky.js'}:{cls}")
     else:
-        handle = hub.load(form.target, entry="contract_picky:Picky")
-    assert handle.state == "ready", handle.observation
+        handle = hub.load(form.target, entry=f"contract_picky:{cls}")
+    if cls == "Picky":
+        assert handle.state == "ready", handle.observation
     return handle
 
 
@@ -102,3 +103,16 @@ def test_rejections_and_failures_from_concurrent_callers_each_keep_their_code(
         o = f.result(timeout=60)
         assert (None if o.ok else o.observation.code) is expected, o.observation
     assert hub.call(f"{NAME}.taken").value == 6
+
+
+def test_a_rejection_in_a_constructor_is_a_constructor_failure(
+    hub: Door, form: Form, request: pytest.FixtureRequest
+) -> None:
+    """No caller's arguments reach a constructor: ``Rejected`` there is the component's failure."""
+    handle = load_picky(hub, form, request, "Unwilling")
+    assert handle.state == "failed"
+    obs = handle.observation
+    assert obs is not None
+    assert (obs.code, obs.stage.value) == (Code.CONSTRUCTOR_FAILED, "instantiate")
+    assert status_of(obs) == 500
+    assert hub.call(f"{NAME}.taken").observation.code is Code.CONSTRUCTOR_FAILED
