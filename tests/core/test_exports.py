@@ -27,6 +27,7 @@ def test_collaborator_api_names_are_pinned():
         "Cancelled",
         "Collaborator",
         "Failure",
+        "Rejected",
         "cancelled",
         "check_cancelled",
         "current_call",
