@@ -321,6 +321,19 @@ class AsyncHub:
         """Jobs, newest first; filters: ``state``, ``component``, ``limit``."""
         return (await self._ensure_jobs()).list(**filters)
 
+    @property
+    def busy(self) -> bool:
+        """Is there background work (jobs: a queued attempt, a retry back-off)
+        that needs this hub's loop to turn although no call is running?  The
+        synchronous ``Hub`` keeps its loop turning while this is true."""
+        jobs = self._jobs
+        return jobs is not None and jobs.busy
+
+    async def until_idle(self) -> None:
+        """Return once :attr:`busy` is false."""
+        if self._jobs is not None:
+            await self._jobs.until_idle()
+
     # --------------------------------------------------------------- closing
 
     async def close(self) -> None:
@@ -363,10 +376,8 @@ class Hub:
 
     def _run(self, coro: Coroutine[Any, Any, T], eager: Callable[[], bool] | None = None) -> T:
         result = self._driver.run(coro, eager)
-        jobs = self._async._jobs
-        if jobs is not None and self._driver.pump is None and jobs.busy:
-            self._driver.pump = Pump(self._driver, lambda: jobs.busy, jobs.until_idle)
-            self._driver.pump.poke()
+        if self._driver.pump is None and self._async.busy:
+            self._driver.start_pump(lambda: self._async.busy, self._async.until_idle)
         return result
 
     @property
@@ -430,6 +441,13 @@ class Hub:
                     cause=exc,
                 )
             )
+
+    def subscribe(self, listener: Callable[[CallFinished], None]) -> Callable[[], None]:
+        """Call ``listener(event)`` once per finished call (``cncf.engine.events.CallFinished``),
+        job attempts included; returns the function that unsubscribes it.  The
+        listener runs on whichever thread is driving the hub's loop at the time:
+        keep it short, and hand work to a thread or queue of your own."""
+        return self._async.subscribe(listener)
 
     def cancel(self, call_id: str) -> bool:
         """Cancel a call by id, from any thread (its Outcome says how it ended)."""
