@@ -27,7 +27,7 @@ from cncf.outcome import Outcome
 from cncf.paths import cache_dir, default_home
 from cncf.policy import Mode
 from cncf.selector import normalize
-from cncf.wire import ownership
+from cncf.wire import link, ownership
 
 if TYPE_CHECKING:
     from cncf.jobs import Job, JobSystem
@@ -94,6 +94,7 @@ class AsyncHub:
         if self.home.is_dir():
             private_dir(self.home)  # narrowed if an older hub left it world-readable
         ownership.reap_orphans()  # processes a hub killed with -9 left (only without PID namespaces)
+        link.sweep_run_dir(self.home)  # temporary folders of workers whose hub was killed with -9
         self._context = BoundaryContext(
             home=self.home, cache_dir=cache_dir(self.home), progress=progress, allow_loader_env=allow_loader_env
         )
