@@ -6,6 +6,9 @@
 unload, crash, close — so what a component wrote there never outlives it.
 Components of one shared JVM host share their host's folder;
 ``isolation = "process"`` gives a jar its own.
+
+Also here, because it is the same worker identity: ``inspect()["health"]["pid"]``
+is the worker's own pid, not the ``unshare`` wrapper's (issue 16).
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ class Scratch:
 
     def die(self):
         os._exit(3)
+
+    def pid(self):
+        return os.getpid()
 """
 
 RUN_SCRATCH = """
@@ -73,6 +79,11 @@ public class Scratch {
         Files.write(f.toPath(), "left behind?".getBytes("UTF-8"));
         File.createTempFile("cncf", ".tmp");  // java's own temporary files land there too
         return f.getPath();
+    }
+
+    public long pid() {
+        String name = java.lang.management.ManagementFactory.getRuntimeMXBean().getName();
+        return Long.parseLong(name.substring(0, name.indexOf('@')));
     }
 
     public int die() {
@@ -228,3 +239,17 @@ def test_folders_a_killed_hub_left_are_swept_by_the_next(tmp_path: Path) -> None
         pass
     assert not left.exists()
     assert live.is_dir()
+
+
+@pytest.mark.parametrize("form", ["python", "command", "jar"])
+def test_health_pid_is_the_workers_own(fhub: cncf.Hub, component, form: str) -> None:
+    load(fhub, component(form, "who", **_isolation(form)))
+    pid = fhub.inspect("who")["health"]["pid"]
+    out = fhub.call("who.pid")
+    assert out.ok, out.observation
+    seen = out.value  # the pid as the worker sees it (small inside a PID namespace)
+    status = Path(f"/proc/{pid}/status").read_text()
+    nspids = [int(x) for x in next(line for line in status.splitlines() if line.startswith("NSpid:")).split()[1:]]
+    assert nspids[0] == pid and nspids[-1] == seen  # the same process, seen from the hub and from inside
+    argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    assert os.path.basename(argv0) not in (b"unshare", b"sh")

@@ -395,10 +395,10 @@ class LinkCore(abc.ABC):
         path, self.tmpdir = self.tmpdir, ""
         if path:
             await asyncio.to_thread(remove_tree, path)
-        pending, self._tmp_removal = self._tmp_removal, None
+        pending = self._tmp_removal  # kept: every close awaits it (a host's close may run twice at once)
         if pending is not None:
             with contextlib.suppress(Exception):
-                await pending
+                await asyncio.shield(pending)
 
     # ---------------------------------------------------------------- output
 
