@@ -304,8 +304,8 @@ class AsyncHub:
         return self._jobs
 
     async def job(self, job_id: str) -> Job:
-        """The job's record (``cncf.jobs.Job``: state, attempts, outcome when
-        finished); raises ``cncf.jobs.JobNotFound`` (an ``ObservationError``
+        """The job's record (``cncf.Job``: state, attempts, outcome when
+        finished); raises ``cncf.JobNotFound`` (an ``ObservationError``
         with ``job_not_found``) for an unknown id."""
         return (await self._ensure_jobs()).get(job_id)
 
