@@ -27,7 +27,7 @@ from cncf.outcome import Outcome
 from cncf.paths import cache_dir, default_home
 from cncf.policy import Mode
 from cncf.selector import normalize
-from cncf.wire import ownership
+from cncf.wire import link, ownership
 
 if TYPE_CHECKING:
     from cncf.jobs import Job, JobSystem
@@ -94,6 +94,7 @@ class AsyncHub:
         if self.home.is_dir():
             private_dir(self.home)  # narrowed if an older hub left it world-readable
         ownership.reap_orphans()  # processes a hub killed with -9 left (only without PID namespaces)
+        link.sweep_run_dir(self.home)  # temporary folders of workers whose hub was killed with -9
         self._context = BoundaryContext(
             home=self.home, cache_dir=cache_dir(self.home), progress=progress, allow_loader_env=allow_loader_env
         )
@@ -303,8 +304,8 @@ class AsyncHub:
         return self._jobs
 
     async def job(self, job_id: str) -> Job:
-        """The job's record (``cncf.jobs.Job``: state, attempts, outcome when
-        finished); raises ``cncf.jobs.JobNotFound`` (an ``ObservationError``
+        """The job's record (``cncf.Job``: state, attempts, outcome when
+        finished); raises ``cncf.JobNotFound`` (an ``ObservationError``
         with ``job_not_found``) for an unknown id."""
         return (await self._ensure_jobs()).get(job_id)
 
@@ -320,6 +321,19 @@ class AsyncHub:
     async def jobs(self, **filters: Any) -> list[Job]:
         """Jobs, newest first; filters: ``state``, ``component``, ``limit``."""
         return (await self._ensure_jobs()).list(**filters)
+
+    @property
+    def busy(self) -> bool:
+        """Is there background work (jobs: a queued attempt, a retry back-off)
+        that needs this hub's loop to turn although no call is running?  The
+        synchronous ``Hub`` keeps its loop turning while this is true."""
+        jobs = self._jobs
+        return jobs is not None and jobs.busy
+
+    async def until_idle(self) -> None:
+        """Return once :attr:`busy` is false."""
+        if self._jobs is not None:
+            await self._jobs.until_idle()
 
     # --------------------------------------------------------------- closing
 
@@ -363,10 +377,8 @@ class Hub:
 
     def _run(self, coro: Coroutine[Any, Any, T], eager: Callable[[], bool] | None = None) -> T:
         result = self._driver.run(coro, eager)
-        jobs = self._async._jobs
-        if jobs is not None and self._driver.pump is None and jobs.busy:
-            self._driver.pump = Pump(self._driver, lambda: jobs.busy, jobs.until_idle)
-            self._driver.pump.poke()
+        if self._driver.pump is None and self._async.busy:
+            self._driver.start_pump(lambda: self._async.busy, self._async.until_idle)
         return result
 
     @property
@@ -430,6 +442,13 @@ class Hub:
                     cause=exc,
                 )
             )
+
+    def subscribe(self, listener: Callable[[CallFinished], None]) -> Callable[[], None]:
+        """Call ``listener(event)`` once per finished call (``cncf.engine.events.CallFinished``),
+        job attempts included; returns the function that unsubscribes it.  The
+        listener runs on whichever thread is driving the hub's loop at the time:
+        keep it short, and hand work to a thread or queue of your own."""
+        return self._async.subscribe(listener)
 
     def cancel(self, call_id: str) -> bool:
         """Cancel a call by id, from any thread (its Outcome says how it ended)."""

@@ -1,7 +1,7 @@
 """The ActionEngine: the single execution gate.
 
 Every call from every reception (API, CLI, job worker) passes through
-:meth:`ActionEngine.call`.  The engine resolves the selector (dispatch),
+:meth:`ActionEngine.run` (after :meth:`ActionEngine.dispatch`).  The engine resolves the selector (dispatch),
 admits the call through the component's fair gate (wait), runs it through the
 Boundary (execute), and applies timeouts and cancellation uniformly.  It never
 looks inside the payload and never learns which form it drives.
@@ -13,7 +13,7 @@ delivery (cancelling a waiter's future, a cooperative CANCEL, killing the
 worker after the grace period) comes after; the Observation's code is derived
 from the recorded reason, never from whichever exception surfaced.
 
-Exactly one Outcome per call: :meth:`call` catches ``BaseException`` around
+Exactly one Outcome per call: :meth:`run` catches ``BaseException`` around
 everything and, should converting a failure itself fail, still returns a
 minimal ``internal_error`` Observation (the Temporal activity worker's rule).
 """
@@ -288,7 +288,7 @@ class ActionEngine:
         True when the selector was resolved before, its component is ready and
         alive, and the operation is not queued: the whole call is then engine
         and boundary code only, which the synchronous facade may start eagerly
-        (see ``cncf.hub._drive``).  A False answer costs nothing but the fast path.
+        (see ``cncf._sync.drive``).  A False answer costs nothing but the fast path.
         """
         hit = self._resolved.get(selector)
         if hit is None:
