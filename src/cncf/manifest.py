@@ -26,7 +26,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cncf import limits
 from cncf import manifest_rules as rules
+from cncf._files import NotRegular, check_regular, read_bounded
 from cncf._start import build_constraints_of, classpath_of, init_of
 from cncf.observation import Code, Failed, Observation
 from cncf.policy import Mode, PolicySpec, Restart
@@ -293,19 +295,76 @@ def _parse_toml(data: str | bytes, source: str) -> dict[str, Any]:
         ) from None
 
 
+def _manifest_bytes(p: Path, folder: Path) -> bytes | None:
+    """A manifest's bytes: a regular file within the size bound, reached through no
+    symlink leaving ``folder``; None when there is none (``invalid_manifest`` when
+    something else stands in its place)."""
+    if not os.path.lexists(p):
+        return None
+    bound = limits.current().manifest_bytes
+    try:
+        return read_bounded(p, bound, folder)
+    except FileNotFoundError:
+        return None  # a dangling symlink: no manifest
+    except NotRegular as exc:
+        raise Failed(
+            Observation.of(
+                Code.INVALID_MANIFEST,
+                f"{p}: {exc.detail}" + (" (CNCF_MAX_MANIFEST)" if exc.reason == "too_large" else ""),
+                file=str(p),
+                **exc.attributes,
+            )
+        ) from None
+    except OSError as exc:
+        raise Failed(
+            Observation.of(Code.INVALID_MANIFEST, f"{p}: cannot be read: {exc.strerror}", file=str(p))
+        ) from None
+
+
+def _member_bytes(zf: zipfile.ZipFile, member: str, source: str) -> bytes:
+    """A manifest inside an archive, bounded before it is inflated."""
+    bound = limits.current().manifest_bytes
+    info = zf.getinfo(member)
+    if info.file_size > bound:
+        raise Failed(
+            Observation.of(
+                Code.INVALID_MANIFEST,
+                f"{source}: {info.file_size} bytes, over the {bound}-byte bound (CNCF_MAX_MANIFEST)",
+                file=source,
+                reason="too_large",
+                size=info.file_size,
+                bound=bound,
+            )
+        )
+    with zf.open(info) as f:
+        data = f.read(bound + 1)
+    if len(data) > bound:
+        raise Failed(
+            Observation.of(Code.INVALID_MANIFEST, f"{source}: over the {bound}-byte bound", file=source, bound=bound)
+        )
+    return data
+
+
 def _read_manifest(target: Path) -> tuple[dict[str, Any], str, Path] | None:
     """Find the manifest belonging to ``target``: (document, source name, base dir)."""
     if target.is_dir():
         p = target / "cncf.toml"
-        return (_parse_toml(p.read_bytes(), str(p)), str(p), target) if p.is_file() else None
+        data = _manifest_bytes(p, target)
+        return (_parse_toml(data, str(p)), str(p), target) if data is not None else None
     if target.name == "cncf.toml" or target.suffix == ".toml":
-        return _parse_toml(target.read_bytes(), str(target)), str(target), target.parent
+        data = _manifest_bytes(target, target.parent)
+        if data is None:
+            return None
+        return _parse_toml(data, str(target)), str(target), target.parent
+    _artifact_file(target, None)  # a FIFO or a device is refused before anything reads it
     sidecar = target.with_name(target.name + ".cncf.toml")
-    if sidecar.is_file():
-        return _parse_toml(sidecar.read_bytes(), str(sidecar)), str(sidecar), target.parent
+    data = _manifest_bytes(sidecar, target.parent)
+    if data is not None:
+        return _parse_toml(data, str(sidecar)), str(sidecar), target.parent
     beside = target.parent / "cncf.toml"
-    if beside.is_file():
-        doc = _parse_toml(beside.read_bytes(), str(beside))
+    data = _manifest_bytes(beside, target.parent)
+    if data is not None:
+        doc = _parse_toml(data, str(beside))
         art = (doc.get("component") or {}).get("artifact")
         if isinstance(art, str) and (target.parent / art).resolve() == target.resolve():
             return doc, str(beside), target.parent
@@ -316,10 +375,32 @@ def _read_manifest(target: Path) -> tuple[dict[str, Any], str, Path] | None:
             with zipfile.ZipFile(target) as zf:
                 if member in zf.namelist():
                     source = f"{target}!/{member}"
-                    return _parse_toml(zf.read(member), source), source, target.parent
-        except (zipfile.BadZipFile, OSError, UnicodeDecodeError):
+                    return _parse_toml(_member_bytes(zf, member, source), source), source, target.parent
+        except (zipfile.BadZipFile, OSError, UnicodeDecodeError, EOFError):
             return None  # the boundary reports the corrupt archive with its own code
     return None
+
+
+def _artifact_file(artifact: Path, folder: Path | None) -> None:
+    """Refuse an artifact that is not a regular file or a folder (a FIFO, a device,
+    a symlink leaving the component's folder) with ``invalid_archive``."""
+    try:
+        check_regular(artifact, folder, directory=True)
+    except NotRegular as exc:
+        raise Failed(
+            Observation.of(
+                Code.INVALID_ARCHIVE,
+                f"artifact {str(artifact)!r} is {exc.detail}",
+                path=str(artifact),
+                **exc.attributes,
+            )
+        ) from None
+    except FileNotFoundError:
+        raise Failed(
+            Observation.of(Code.ARTIFACT_NOT_FOUND, f"artifact {str(artifact)!r} does not exist", path=str(artifact))
+        ) from None
+    except OSError:
+        return  # unreadable (permissions): the form reports it in its own words
 
 
 def _infer_form(artifact: Path, table: Mapping[str, Any]) -> str | None:
@@ -390,6 +471,8 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
     # The artifact: the manifest's `artifact`, else the target itself.
     art_value = check.string(comp, "artifact", p)
     if art_value and not (found and source.endswith("!/" + JAR_MANIFEST)):
+        if os.path.lexists(base / art_value):
+            _artifact_file(base / art_value, base)  # before resolving: a symlink leaving the folder is seen
         artifact = (base / art_value).resolve()
     elif path.name.endswith(".toml") and not path.is_dir():
         artifact = base

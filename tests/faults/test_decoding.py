@@ -85,3 +85,20 @@ def test_nan_result_never_renders_as_invalid_json(tmp_path: Path) -> None:
     answer = json.loads(proc.stdout, parse_constant=refuse)
     assert answer["ok"] is False
     assert answer["observation"]["code"] == "result_not_serialisable"
+
+
+def test_init_nested_100000_deep_is_invalid_manifest(fhub: cncf.Hub, make: Maker) -> None:
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    handle = fhub.load(make("python", "deepinit"), init=deep)
+    assert handle.state == "failed"
+    assert (handle.observation.code, handle.observation.attributes["key"]) == ("invalid_manifest", "component.init")
+
+
+def test_timeout_no_float_can_hold_is_invalid_policy(fhub: cncf.Hub, make: Maker) -> None:
+    load(fhub, make("inline", "t"))
+    out = fhub.call("t.bump", timeout=10**400)
+    assert out.observation is not None
+    assert (out.observation.code, out.observation.stage) == ("invalid_policy", "dispatch")
+    assert fhub.call("t.bump").value == 1
