@@ -38,6 +38,11 @@ RESTARTS = tuple(r.value for r in Restart)
 ISOLATIONS = ("shared", "process")
 PLACEMENTS = ("local", "ray")
 PLACEMENT_KEYS = ("placement", "ray_address", "placement_resources")
+#: Keys only a caller may give (a load override, a hub file's entry or its ``[hub]``
+#: table), never a component's own manifest: they widen what the hub trusts.
+CALLER_KEYS = ("allow_direct_references",)
+#: Keys of a hub file's ``[hub]`` table: defaults for every component of the file.
+HUB_KEYS = (*PLACEMENT_KEYS, *CALLER_KEYS, "build_timeout")
 JAR_MANIFEST = "META-INF/cncf/component.toml"
 
 
@@ -79,6 +84,7 @@ class ComponentSpec:
     ray_address: str | None = None  # None: RAY_ADDRESS, else "auto" (resolved when placing)
     placement_resources: Mapping[str, float] = dataclasses.field(default_factory=dict)
     inherit_env: bool = False  # pass the hub's whole environment, not the allow-list
+    build_timeout: float | None = None  # python: seconds for uv to build the environment (None: the default)
 
     @property
     def suffix(self) -> str:
@@ -197,6 +203,7 @@ COMPONENT_KEYS = (
     "init",
     "build_constraints",
     "inherit_env",
+    "build_timeout",
     *PLACEMENT_KEYS,
     *_POLICY_KEYS,
 )
@@ -461,6 +468,10 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
     if not isinstance(comp, dict):
         raise check.fail("component", comp, "a table [component]")
     check.unknown(comp, COMPONENT_KEYS, "component.")
+    allow_direct = overrides.pop("allow_direct_references", False)
+    if not isinstance(allow_direct, bool):
+        raise _Checker("<overrides>").fail("allow_direct_references", allow_direct, "true or false")
+    from_manifest = {k for k in ("requirements", "build_constraints") if k not in overrides}
     if overrides:
         ocheck = _Checker("<overrides>")
         ocheck.unknown(overrides, COMPONENT_KEYS, "")
@@ -538,6 +549,13 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
     for req in requirements:
         if (why := rules.requirement_problem(req)) is not None:
             raise check.fail(p + "requirements", req, why)
+    if not allow_direct:
+        _refuse_direct(check, source, requirements if "requirements" in from_manifest else (), "requirements")
+        if "build_constraints" in from_manifest:
+            _refuse_direct(check, source, check.strings(comp, "build_constraints", p) or (), "build_constraints")
+    build_timeout = check.number(comp, "build_timeout", p)
+    if build_timeout is not None and not build_timeout > 0:
+        raise check.fail(p + "build_timeout", build_timeout, "a positive number of seconds")
     return ComponentSpec(
         classpath=classpath_of(check, comp, form, base),
         build_constraints=build_constraints_of(check, comp, form),
@@ -565,7 +583,29 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
         env=dict(env),
         **placement_keys(check, comp, p),
         inherit_env=_flag(check, comp, "inherit_env", p),
+        build_timeout=build_timeout,
     )
+
+
+def _refuse_direct(check: _Checker, source: str, requirements: tuple[str, ...] | list[str], key: str) -> None:
+    """A manifest's direct references (``pkg @ https://…``, ``pkg @ file:///…``) make
+    the hub fetch any address or read any path: only a caller may allow them."""
+    for req in requirements:
+        url = rules.direct_reference(req)
+        if url is not None:
+            raise Failed(
+                Observation.of(
+                    Code.INVALID_MANIFEST,
+                    f"{source}: requirement {req!r} is a direct reference ({url}); the hub installs only "
+                    "packages named on the index unless its caller allows direct references "
+                    "(allow_direct_references = true in the hub file's entry or [hub] table, or "
+                    "hub.load(..., allow_direct_references=True))",
+                    file=source,
+                    key=f"component.{key}",
+                    reason="direct_reference",
+                    url=url,
+                )
+            )
 
 
 def _flag(check: _Checker, table: Mapping[str, Any], key: str, prefix: str) -> bool:

@@ -32,6 +32,7 @@ __all__ = [
     "MAX_MEMORY",
     "MAX_NAME",
     "NUMBER_RANGES",
+    "direct_reference",
     "env_problem",
     "name_problem",
     "number_problem",
@@ -52,6 +53,7 @@ NUMBER_RANGES: dict[str, float] = {
     "cancel_grace": _DAY,
     "restart_period": _FOREVER,
     "restart_backoff": _DAY,
+    "build_timeout": _DAY,
     "max_concurrency": 1_000_000,
     "max_attempts": 1_000_000,
     "max_restarts": 1_000_000,
@@ -111,3 +113,17 @@ def requirement_problem(text: str) -> str | None:
     except InvalidRequirement as exc:
         return f"a PEP 508 requirement such as 'pkg==1.2' ({str(exc).splitlines()[0]})"
     return None
+
+
+def direct_reference(text: str) -> str | None:
+    """The URL of a PEP 508 direct reference (``pkg @ https://…`` or ``pkg @ file:///…``),
+    or ``None`` for a requirement resolved on the index."""
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError:  # pragma: no cover - packaging is a dependency
+        return text if "@" in text or "://" in text else None
+    try:
+        url = Requirement(text).url
+    except InvalidRequirement:
+        return None  # refused by requirement_problem, or an index-only pin for build tools
+    return url or None
