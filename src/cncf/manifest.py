@@ -533,7 +533,11 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
     env = comp.get("env", {})
     if (bad := rules.env_problem(env)) is not None:
         raise check.fail(p + bad[0], env.get(bad[0][4:]) if isinstance(env, dict) else env, bad[1])
-    wheels = tuple((base / w).resolve() for w in (check.strings(comp, "wheels", p) or ()))
+    wheel_names = check.strings(comp, "wheels", p) or ()
+    for w in wheel_names:
+        if os.path.lexists(base / w):
+            _artifact_file(base / w, base)  # hashed and installed by the hub: regular files only
+    wheels = tuple((base / w).resolve() for w in wheel_names)
     if artifact.suffix.lower() == ".whl":
         wheels = (artifact, *wheels)
     command = check.strings(comp, "command", p) or ()

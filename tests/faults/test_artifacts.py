@@ -138,3 +138,12 @@ def test_symlink_inside_the_folder_is_still_followed(fhub: cncf.Hub, make: Maker
     (folder / "linked_rogue.py").symlink_to("real_rogue.py")
     load(fhub, folder)
     assert fhub.call("linked.bump").value == 1
+
+
+def test_fifo_wheel_is_refused_before_it_is_hashed(fhub: cncf.Hub, make: Maker) -> None:
+    folder = make("python", "wheelfifo")
+    os.mkfifo(folder / "extra-1.0-py3-none-any.whl")
+    with open(folder / "cncf.toml", "a") as f:
+        f.write('wheels = ["extra-1.0-py3-none-any.whl"]\n')
+    handle = load_bounded(fhub, folder)
+    assert (handle.observation.code, handle.observation.attributes["file_type"]) == ("invalid_archive", "fifo")
