@@ -431,13 +431,13 @@ class Channel:
     def _refused(self, kind: int, frame: RefusedBody) -> bool:
         """A body the decoder consumed but would not take: the reply fails its own
         request, an event is dropped; anything else (a HELLO, a reply whose request
-        cannot be found) is a protocol error.  False when the channel broke."""
+        id cannot be found in it) is a protocol error.  False when the channel broke."""
         if kind == Kind.EVENT:
             return True  # a log line or notice too deep to read; the calls go on
-        if kind in (Kind.RESULT, Kind.LOADED) and frame.get("id") in self._pending:
+        if kind in (Kind.RESULT, Kind.LOADED) and "id" in frame:
             if kind == Kind.LOADED:
                 frame["failure"]["code"] = Code.PROTOCOL_ERROR.value
-            self._reply(frame)
+            self._reply(frame)  # a reply to a request no longer pending is dropped, as any late reply
             return True
         self._protocol_error(f"a {Kind(kind).name} frame was refused: {frame.reason}")
         return False
