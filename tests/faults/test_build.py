@@ -259,3 +259,34 @@ def test_hub_file_key_and_default(tmp_path: Path) -> None:
 
     assert "allow_direct_references" in HUB_KEYS and "build_timeout" in HUB_KEYS
     assert 60 <= DEFAULT_BUILD_TIMEOUT <= 3600
+
+
+def test_kill_9_of_the_hub_still_ends_the_build(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    mark = f"cncf-build-{uuid.uuid4().hex[:10]}"
+    sdist = make_sdist(tmp_path, "orphanpkg", tmp_path / "seen.json", mode="hang", mark=mark)
+    folder = component(tmp_path, "orphan", f"orphanpkg @ {sdist.as_uri()}", build_timeout="3")
+    script = "import cncf, sys\nhub = cncf.Hub(home=sys.argv[2])\nhub.load(sys.argv[1], allow_direct_references=True)\n"
+    hub = subprocess.Popen(
+        [sys.executable, "-c", script, str(folder), str(tmp_path / "home")],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not with_mark(mark) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert with_mark(mark), "the build backend never started"
+        hub.send_signal(signal.SIGKILL)
+        hub.wait(10)
+        deadline = time.monotonic() + 25  # build_timeout + the margin the build carries
+        while with_mark(mark) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert with_mark(mark) == [], "the build outlived its killed hub past its build_timeout"
+    finally:
+        if hub.poll() is None:
+            hub.kill()
+        for pid in with_mark(mark):
+            os.kill(pid, signal.SIGKILL)

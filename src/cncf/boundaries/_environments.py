@@ -24,7 +24,9 @@ sdist runs its build backend — code from the package:
   ``CNCF_OWNER`` cookie, so a build backend's children end with the build;
 * under a time limit (``build_timeout`` in the manifest or the hub file's
   ``[hub]`` table; :data:`DEFAULT_BUILD_TIMEOUT`), and killed — grandchildren
-  included — when it is exceeded or when the load is cancelled (``hub.close()``).
+  included — when it is exceeded or when the load is cancelled (``hub.close()``);
+  the limit also travels with the build (coreutils ``timeout -s KILL``), so a
+  build whose hub was killed (``kill -9``) still ends within it.
 
 Direct references (``pkg @ https://…``) in a downloaded manifest are refused
 before any of this, in :mod:`cncf.manifest` (``allow_direct_references``).
@@ -231,7 +233,8 @@ class EnvironmentCache:
         Raises ``Failed``: ``dependency_unresolved`` with uv's own message when
         the requirements cannot be resolved, ``environment_failed`` otherwise.
         """
-        key = environment_key(interpreter, requirements, wheels, build_constraints)
+        # Off the loop: hashing a large wheel must not hold up the hub's other calls.
+        key = await asyncio.to_thread(environment_key, interpreter, requirements, wheels, build_constraints)
         final = self.root / key[:32]
         if venv_python(final).exists():
             return final
@@ -318,7 +321,11 @@ class EnvironmentCache:
         env = build_environment()
         cookie = ownership.new_cookie()
         env[ownership.COOKIE_VAR] = cookie  # inherited by every build backend uv starts
-        spawn, _wrapped = ownership.wrap(argv)
+        # The deadline travels with the build too (coreutils ``timeout``): if the hub dies
+        # (kill -9) mid-build, nobody is left to enforce it, and the build must still end.
+        bound = shutil.which("timeout")
+        left = max(1, int(deadline - time.monotonic()) + 5)
+        spawn, _wrapped = ownership.wrap([bound, "-s", "KILL", str(left), *argv] if bound else argv)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *spawn,
