@@ -156,8 +156,13 @@ def decode_body(data: bytes | memoryview, max_depth: int = MAX_DEPTH) -> dict[st
             f"the worker's reply carries {non_finite[0]}, which is not JSON (a non-finite number cannot cross)",
             limit="finite_numbers",
         )
-    # Brackets are counted at C speed first; only a body that could be too deep is walked.
-    if text.count("[") + text.count("{") > max_depth and _depth(body, max_depth + 1) - 1 > max_depth:
+    # Too deep needs 2 * depth brackets: short bodies are not looked at; brackets are
+    # counted at C speed next; only a body that could be too deep is walked.
+    if (
+        len(text) > 2 * max_depth
+        and text.count("[") + text.count("{") > max_depth
+        and _depth(body, max_depth + 1) - 1 > max_depth
+    ):
         return RefusedBody(
             text,
             "result_not_serialisable",
