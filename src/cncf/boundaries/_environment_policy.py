@@ -81,7 +81,7 @@ def allow_loader_env_default() -> bool:
 
 
 def _is_loader(name: str) -> bool:
-    return name.upper().startswith(LOADER_PREFIXES) or name in _LOADER_NAMES or name.upper() in _LOADER_NAMES
+    return name.startswith(LOADER_PREFIXES) or name in _LOADER_NAMES  # names are case-sensitive
 
 
 def _is_loader_option(option: str) -> bool:
