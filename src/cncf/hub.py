@@ -9,6 +9,7 @@ number of threads (``cncf._sync``).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -132,7 +133,7 @@ class AsyncHub:
             raise RuntimeError("this hub is closed")
         target_s = os.fspath(target)
         try:
-            spec = locate(target_s, overrides)
+            spec = await asyncio.to_thread(locate, target_s, overrides)  # reads files: off the loop
             refusal = self._refuse_form(spec, overrides)
             if refusal is not None:
                 raise Failed(refusal)

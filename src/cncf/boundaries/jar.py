@@ -205,6 +205,7 @@ class JarBoundary:
             inherit=spec.inherit_env,
             allow_loader=self.context.allow_loader_env,
             source=spec.manifest_path or "",
+            jvm_options=options,
         )
         key = (*options, *_env_key(spec))
         env.setdefault("CNCF_MAX_OUTPUT", str(limits.current().output_bytes))

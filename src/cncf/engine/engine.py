@@ -259,7 +259,7 @@ class ActionEngine:
                 isinstance(timeout, bool)
                 or not isinstance(timeout, int | float)
                 or not timeout > 0
-                or timeout == float("inf")
+                or not timeout < 1e300  # infinite, or an int no float can hold (10**400)
             ):
                 raise Failed(
                     Observation.of(
