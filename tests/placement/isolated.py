@@ -62,6 +62,8 @@ REPO = Path(__file__).resolve().parents[2]
 #: Present in the environment of every process of an isolated cluster (head and nodes).
 MARKER = "CNCF_ISOLATED_CLUSTER"
 _STORE = 78 * 1024 * 1024  # Ray's minimum object store
+_PASSED = {"SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT", "NODE_EXTRA_CA_CERTS"}
+_PASSED |= {p for k in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY") for p in (k, k.lower())}
 _SYSTEM = {"/", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/opt", "/proc", "/sys", "/dev", "/var", "/run"}
 
 # Runs inside ``unshare -m --propagation private``: hide, keep, then exec ``ray start``.
@@ -256,6 +258,9 @@ class IsolatedNode:
             "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # keep the node on loopback
             "CNCF_TEST_NODE": name,
             MARKER: str(cluster.root),
+            # The machine's trust store and proxies are the image's, not the hub's files
+            # (this sandbox's TLS needs them to reach PyPI; a real node is set up alike).
+            **{k: v for k, v in os.environ.items() if k in _PASSED},
             **(env or {}),
         }
         params = {
