@@ -81,7 +81,7 @@ def mount(src, dst, fstype, flags, data):
         raise OSError(err, os.strerror(err), dst)
 import socket
 socket.sethostname(spec["hostname"])  # its own UTS namespace: a machine of its own name
-keeps = [(k, os.open(k, os.O_PATH | os.O_DIRECTORY)) for k in spec["keep"]]
+keeps = [(dst, os.open(src, os.O_PATH | os.O_DIRECTORY)) for src, dst in spec["keep"]]
 for path in spec["hide"]:
     mount("tmpfs", path, "tmpfs", 0, "mode=0755")
 for path, fd in keeps:
@@ -228,6 +228,7 @@ class IsolatedNode:
         hide: Iterable[Path],
         install_cncf: bool = True,
         env: dict[str, str] | None = None,
+        python_at: str | None = None,
     ) -> None:
         self.name = name
         self.root = cluster.root
@@ -246,8 +247,23 @@ class IsolatedNode:
                 dirs_exist_ok=True,
             )
         self.hidden = [str(p) for p in hide]
-        keep = [str(p) for p in _install_dirs()] + [str(self.disk)]
-        bindir = os.path.dirname(sys.executable)
+        keep = [[str(p), str(p)] for p in _install_dirs()] + [[str(self.disk), str(self.disk)]]
+        self.python = sys.executable
+        if python_at is not None:
+            # A node whose Python lives elsewhere: the hub's interpreter path does not exist
+            # there.  The mount point must be inside a hidden (tmpfs) folder, so that making
+            # it never touches the real filesystem.
+            if not any(Path(python_at).is_relative_to(h) for h in self.hidden):
+                raise ValueError(f"python_at={python_at} must lie under a hidden folder {self.hidden}")
+            base = Path(sys.base_prefix).resolve()
+            if Path(sys.prefix).resolve() != base:
+                raise ValueError("python_at needs the hub's Python to be an installation, not a virtualenv")
+            keep = [[str(base), python_at], [str(self.disk), str(self.disk)]]
+            self.python = str(Path(python_at) / Path(sys.executable).relative_to(sys.prefix))
+            # Its libpython is found by an absolute rpath into the hub's prefix (pyenv builds
+            # with --enable-shared); without this the loader picks the system's libpython3.11.
+            env = {"LD_LIBRARY_PATH": str(Path(python_at) / "lib"), **(env or {})}
+        bindir = os.path.dirname(self.python)
         node_env = {
             "PATH": os.pathsep.join([bindir, "/usr/local/bin", "/usr/bin", "/bin"]),
             "HOME": str(self.home),
@@ -276,7 +292,7 @@ class IsolatedNode:
             "node_manager_port": 0,
             "dashboard_agent_listen_port": _free_port(),
         }
-        argv = [sys.executable, "-c", _NODE_MAIN, json.dumps(params)]
+        argv = [self.python, "-c", _NODE_MAIN, json.dumps(params)]
         spec = {
             "hide": self.hidden,
             "keep": keep,

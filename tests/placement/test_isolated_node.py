@@ -68,9 +68,12 @@ def test_the_isolated_node_sees_none_of_the_hubs_files(isolated_cluster: Isolate
     assert on_node["pid"] in node.processes()  # the Ray worker that ran it lives in the node's namespace
 
 
-def test_a_stopped_node_leaves_no_process_and_the_cluster_sees_it_gone(isolated_cluster: IsolatedCluster) -> None:
-    node = isolated_cluster.add("brief", {"brief": 1})
-    worker = isolated_cluster.run_on({"brief": 1}, visible, [])["pid"]
+def test_a_node_with_its_python_elsewhere_stops_leaving_no_process(isolated_cluster: IsolatedCluster) -> None:
+    node = isolated_cluster.add("brief", {"brief": 1}, python_at="/tmp/python")
+    seen = isolated_cluster.run_on({"brief": 1}, visible, [sys.executable])
+    assert seen[sys.executable] is False  # the hub's interpreter path does not exist there
+    assert seen["python"] == node.python and node.python.startswith("/tmp/python/bin/")
+    worker = seen["pid"]
     before = node.processes()
     assert worker in before and len(before) >= 3  # the node's main process, its raylet, the Ray worker, …
     forced = isolated_cluster.remove("brief")
