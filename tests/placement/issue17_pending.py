@@ -95,10 +95,13 @@ FORMS: dict[str, Callable[[Path], tuple[Path, dict[str, Any], list[tuple[str, li
 }
 
 
-def measure(hub: cncf.Hub, form: str, tmp: Path) -> dict[str, Any]:
+ELSEWHERE = {"iso_py": 1}  # a node whose Python is at /tmp/python, not at the hub's path
+
+
+def measure(hub: cncf.Hub, form: str, tmp: Path, resources: dict[str, float] | None = None) -> dict[str, Any]:
     """Load one form on the isolated node and call it: what happened, as data."""
     target, options, calls = FORMS[form](tmp)
-    handle = hub.load(target, **options, **RAY)
+    handle = hub.load(target, **options, placement="ray", placement_resources=resources or NODE)
     record: dict[str, Any] = {"form": form, "state": handle.state}
     obs = handle.observation
     if obs is not None:
@@ -154,6 +157,16 @@ def test_each_form_behaves_on_the_isolated_node_as_locally(
     assert all(c["ok"] for c in record["calls"]), record
 
 
+def test_a_node_whose_python_lives_elsewhere_builds_the_environment_with_its_own(
+    hub_on_isolated: cncf.Hub, isolated: IsolatedCluster, tmp_path: Path
+) -> None:
+    if "py" not in isolated.nodes:
+        isolated.add("py", ELSEWHERE, python_at="/tmp/python")
+    record = measure(hub_on_isolated, "python + PyPI requirement", tmp_path, ELSEWHERE)
+    assert record["state"] == "ready", record
+    assert all(c["ok"] for c in record["calls"]), record
+
+
 def test_a_lost_node_is_replaced_and_the_next_call_succeeds_without_reload(
     hub_on_isolated: cncf.Hub, isolated: IsolatedCluster
 ) -> None:
@@ -191,16 +204,20 @@ def _main() -> None:  # pragma: no cover - a measuring script
     import json
     import tempfile
 
-    forms = sys.argv[1:] or list(FORMS)
+    forms = [f for f in sys.argv[1:] if f != "--elsewhere"] or list(FORMS)
+    elsewhere = "--elsewhere" in sys.argv
     tmp = Path(tempfile.mkdtemp(prefix="issue17-"))
     cluster = IsolatedCluster(head_resources={"hub_machine": 1})
     try:
         cluster.add("iso", NODE)
+        if elsewhere:
+            cluster.add("py", ELSEWHERE, python_at="/tmp/python")
         with cncf.Hub(home=tmp / "home") as hub:  # a fresh home: the hub compiles its JVM host
             for form in forms:
                 sub = tmp / form.replace(" ", "_").replace("/", "_").replace("+", "p")
                 sub.mkdir()
-                print(json.dumps(measure(hub, form, sub), default=str), flush=True)
+                record = measure(hub, form, sub, ELSEWHERE if elsewhere else None)
+                print(json.dumps(record, default=str), flush=True)
     finally:
         cluster.shutdown()
         cluster.cleanup_disk()
