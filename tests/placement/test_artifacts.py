@@ -216,6 +216,17 @@ def test_a_packed_folder_is_unpacked_once_and_counted(tmp_path: Path) -> None:
     assert (cache.unpacked(digest, source).tree / "pkg" / "__init__.py").stat().st_ino == inode
 
 
+def test_what_a_dead_transfer_left_is_swept_but_a_live_one_is_not(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path / "cache", 1 << 20)
+    dead, live = tmp_path / "cache" / "tmp" / "dead-1", tmp_path / "cache" / "tmp" / "live-1"
+    for d in (dead, live):
+        d.mkdir()
+        (d / "blob").write_bytes(b"partial")
+    os.utime(dead, (time.time() - 2 * 3600, time.time() - 2 * 3600))
+    cache.evict()
+    assert not dead.exists() and live.exists()
+
+
 # ---------------------------------------------------------------------------
 # Unsafe archives
 # ---------------------------------------------------------------------------

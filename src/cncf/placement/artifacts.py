@@ -61,6 +61,8 @@ MAX_UNPACKED_BYTES = 4 << 30
 MAX_ENTRIES = 200_000
 #: The fixed mtime of every archive entry (1980-01-01: also valid in a zip).
 EPOCH = 315532800
+#: A transfer or eviction left in ``tmp/`` this long ago belongs to a process that died.
+STALE_SECONDS = 3600.0
 
 
 class ArtifactError(Exception):
@@ -542,6 +544,7 @@ class ArtifactCache:
         fd = os.open(self.root / "locks" / ".evict", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # one evictor at a time: sizes are read once
+            self._sweep()
             entries = self.entries()
             total = sum(e.size for e in entries)
             for e in entries:
@@ -567,6 +570,15 @@ class ArtifactCache:
         finally:
             os.close(fd)
         return removed
+
+    def _sweep(self) -> None:
+        """Remove what a process that died mid-transfer left in ``tmp/`` (older than
+        :data:`STALE_SECONDS`: a live transfer keeps writing, so its folder stays young)."""
+        cutoff = time.time() - STALE_SECONDS
+        for p in (self.root / "tmp").iterdir():
+            with contextlib.suppress(OSError):
+                if p.lstat().st_mtime < cutoff:
+                    shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
 
 def _touch(path: Path) -> None:
