@@ -2,7 +2,7 @@
 
 Issue 17 asks for the size at which placement stops putting packages in Ray's
 package store (held in the head's memory as one message) and pulls them in
-bounded chunks instead.  For 10, 50 and 100 MB of incompressible files this
+bounded chunks instead.  For 1, 10, 50 and 100 MB of incompressible files this
 measures, on a head plus one isolated node (``tests/placement/isolated.py``):
 
 * ``gcs``: the driver uploading them as a ``working_dir`` (``ray.init``
@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cncf.placement.artifacts import ArtifactCache, ChunkSource, LocalFileSource, pack_folder
+from cncf.placement.artifacts import ArtifactCache, ChunkSource, LocalFileSource, pack_folder, sha256_file
 from tests.placement.isolated import IsolatedCluster
 
 
@@ -120,9 +120,16 @@ def measure(cluster: IsolatedCluster, mb: int, tmp: Path) -> dict[str, Any]:
     gcs_pid = cluster.cluster.head_node.all_processes["gcs_server"][0].process.pid
     out: dict[str, Any] = {"mb": mb}
 
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    task = ray.remote(num_cpus=0, resources={"iso": 1})(_node_task)
+    # Baselines, warm: a connection without a package, and a first task in a fresh
+    # worker process (a runtime_env of its own) without a package to download.
     t = time.monotonic()
     ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
     base_init = time.monotonic() - t
+    t = time.monotonic()
+    ray.get(task.options(runtime_env={"env_vars": {"CNCF_MEASURE": str(mb)}}).remote([]), timeout=600)
+    base_task = time.monotonic() - t
     ray.shutdown()
     before = _rss_mb(gcs_pid)
     t = time.monotonic()
@@ -132,11 +139,10 @@ def measure(cluster: IsolatedCluster, mb: int, tmp: Path) -> dict[str, Any]:
     out["gcs_upload_s"] = round(time.monotonic() - t - base_init, 2)
     out["gcs_rss_before_mb"] = round(before)
     out["gcs_rss_after_upload_mb"] = round(_rss_mb(gcs_pid))
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    task = ray.remote(num_cpus=0, resources={"iso": 1})(_node_task)
     t = time.monotonic()
     ray.get(task.remote([p.name for p in folder.iterdir()]), timeout=600)
     out["gcs_first_task_on_node_s"] = round(time.monotonic() - t, 2)
+    out["first_task_without_package_s"] = round(base_task, 2)
     ray.shutdown()
     time.sleep(5)
     out["gcs_rss_after_job_mb"] = round(_rss_mb(gcs_pid))
@@ -146,6 +152,9 @@ def measure(cluster: IsolatedCluster, mb: int, tmp: Path) -> dict[str, Any]:
     archive = tmp / f"wd{mb}.tar.gz"
     digest = pack_folder(folder, archive)
     out["pack_and_hash_s"] = round(time.monotonic() - t, 2)
+    t = time.monotonic()
+    sha256_file(archive)
+    out["hash_only_s"] = round(time.monotonic() - t, 2)
     server = _Server(LocalFileSource({digest: archive}))
     cache = ArtifactCache(tmp / f"cache{mb}", max_bytes=1 << 40)
     t = time.monotonic()
@@ -159,11 +168,15 @@ def measure(cluster: IsolatedCluster, mb: int, tmp: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    sizes = [int(a) for a in sys.argv[1:]] or [10, 50, 100]
+    sizes = [int(a) for a in sys.argv[1:]] or [1, 10, 50, 100]
     tmp = Path(tempfile.mkdtemp(prefix="artx-"))
     cluster = IsolatedCluster(head_resources={"hub_machine": 1})
     try:
         cluster.add("iso", {"iso": 1})
+        import ray
+
+        ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)  # warm-up
+        ray.shutdown()
         with open("/proc/loadavg") as f:
             print(json.dumps({"loadavg": f.read().split()[:3]}), flush=True)
         for mb in sizes:
