@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.placement.conftest import require_ray
+from tests.placement.conftest import gone, require_ray
 from tests.placement.isolated import REPO, IsolatedCluster, _editable_targets, leftovers, visible
 
 HEAD = {"hub_machine": 1}
@@ -78,7 +78,7 @@ def test_a_node_with_its_python_elsewhere_stops_leaving_no_process(isolated_clus
     assert worker in before and len(before) >= 3  # the node's main process, its raylet, the Ray worker, …
     forced = isolated_cluster.remove("brief")
     assert forced == []  # SIGTERM alone ended every process of the node
-    assert node.processes() == [] and not Path(f"/proc/{worker}").exists()
+    assert node.processes() == [] and gone([worker], timeout=10)  # a zombie awaiting its reaper counts as gone
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         table = {n["NodeID"]: n["Alive"] for n in isolated_cluster.ray.nodes()}
