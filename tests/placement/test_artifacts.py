@@ -3,10 +3,14 @@ one fetch per artifact across processes, an LRU bound, and safe unpacking."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import multiprocessing
 import os
+import socket
+import struct
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -19,9 +23,11 @@ from cncf.placement.artifacts import (
     ChunkSource,
     CorruptArtifact,
     LocalFileSource,
+    SocketSource,
     UnsafeArchive,
     pack_folder,
     safe_extract,
+    serve_chunks,
     sha256_file,
 )
 
@@ -225,6 +231,65 @@ def test_what_a_dead_transfer_left_is_swept_but_a_live_one_is_not(tmp_path: Path
     os.utime(dead, (time.time() - 2 * 3600, time.time() - 2 * 3600))
     cache.evict()
     assert not dead.exists() and live.exists()
+
+
+# ---------------------------------------------------------------------------
+# The chunk protocol over a socket
+# ---------------------------------------------------------------------------
+
+
+def _served(source: ChunkSource) -> tuple[SocketSource, threading.Thread]:
+    hub_side, node_side = socket.socketpair()
+
+    def serve() -> None:
+        with hub_side:  # serve_chunks leaves the socket to its owner
+            serve_chunks(hub_side, source)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return SocketSource(node_side), t
+
+
+def test_an_artifact_is_pulled_over_a_socket_in_chunks_and_verified(tmp_path: Path) -> None:
+    blob = tmp_path / "fat.jar"
+    blob.write_bytes(os.urandom(3 * 1024 * 1024 + 5))
+    local = LocalFileSource()
+    digest = local.add(blob)
+    remote, server = _served(CountingSource(local, tmp_path / "log"))
+    cache = ArtifactCache(tmp_path / "cache", 1 << 30)
+    with pytest.raises(ArtifactError, match="no artifact"):  # the hub does not have it: said, not hung
+        cache.ensure("0" * 64, remote)
+    entry = cache.ensure(digest, remote)  # the same connection still works
+    assert sha256_file(entry.blob) == digest
+    remote.sock.close()
+    server.join(5)
+    assert not server.is_alive()  # the hub's side ends with the connection
+
+
+def test_a_corrupting_or_oversending_peer_is_refused(tmp_path: Path) -> None:
+    blob = tmp_path / "a.pyz"
+    blob.write_bytes(os.urandom(2 * 1024 * 1024))
+    local = LocalFileSource()
+    digest = local.add(blob)
+    remote, _ = _served(CountingSource(local, tmp_path / "log", corrupt_at=1_500_000))
+    with pytest.raises(CorruptArtifact):
+        ArtifactCache(tmp_path / "c1", 1 << 30).ensure(digest, remote)
+    remote.sock.close()
+
+    hub_side, node_side = socket.socketpair()
+
+    def oversend() -> None:
+        with hub_side, contextlib.suppress(OSError):
+            hub_side.recv(4096)
+            hub_side.sendall(struct.pack("!BI", 0, 8) + struct.pack("!Q", 10))  # size: 10 bytes
+            hub_side.recv(4096)
+            hub_side.sendall(struct.pack("!BI", 0, 1 << 20) + b"x" * (1 << 20))  # 1 MiB for 10
+
+    threading.Thread(target=oversend, daemon=True).start()
+    with pytest.raises(ArtifactError, match="answered"):
+        ArtifactCache(tmp_path / "c2", 1 << 30).ensure(digest, SocketSource(node_side))
+    node_side.close()
+    assert not ArtifactCache(tmp_path / "c2", 1 << 30).has(digest)
 
 
 # ---------------------------------------------------------------------------

@@ -39,7 +39,9 @@ import hashlib
 import os
 import posixpath
 import shutil
+import socket
 import stat
+import struct
 import tarfile
 import tempfile
 import time
@@ -369,6 +371,98 @@ class LocalFileSource(ChunkSource):
         with open(self._path(digest), "rb") as f:
             f.seek(offset)
             return f.read(size)
+
+
+# A chunk protocol for one connected socket (the channel's artifact role, later).
+# Binary, not the JSON frames of the other roles: a chunk is bytes, and base64
+# would add a third.  Request: ``G`` + digest (64 ASCII) + offset (u64) + size
+# (u32), or ``S`` + digest for the size.  Reply: status (u8) + length (u32) +
+# payload; status 0 is the data (or the size as u64), anything else a message.
+_REQUEST = struct.Struct("!cx64sQI")
+_REPLY = struct.Struct("!BI")
+_OK, _MISSING, _REFUSED = 0, 1, 2
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        part = sock.recv(min(n - len(buf), CHUNK))
+        if not part:
+            raise ArtifactError(f"the artifact connection closed after {len(buf)} of {n} bytes")
+        buf += part
+    return bytes(buf)
+
+
+def serve_chunks(sock: socket.socket, source: ChunkSource) -> None:
+    """Answer chunk requests on ``sock`` from ``source`` until the peer closes (the hub's side).
+
+    A request the source refuses (unknown digest, chunk too large) is answered
+    with a status and a message and the connection stays usable; a broken
+    connection ends the loop.
+    """
+    while True:
+        try:
+            head = sock.recv(_REQUEST.size, socket.MSG_WAITALL)
+        except OSError:
+            return
+        if len(head) < _REQUEST.size:
+            return
+        kind, raw, offset, size = _REQUEST.unpack(head)
+        digest = raw.decode("ascii", "replace")
+        try:
+            _check_digest(digest)
+            if kind == b"S":
+                payload, status = struct.pack("!Q", source.size(digest)), _OK
+            elif kind == b"G":
+                payload, status = source.fetch(digest, offset, size), _OK
+            else:
+                payload, status = f"unknown request {kind!r}".encode(), _REFUSED
+        except ArtifactError as exc:
+            payload, status = str(exc).encode(), _MISSING if "no artifact" in str(exc) else _REFUSED
+        except OSError as exc:
+            payload, status = f"cannot read the artifact: {exc.strerror or exc}".encode(), _REFUSED
+        if status != _OK:
+            payload = payload[:4096]  # a message, bounded like the client expects
+        try:
+            sock.sendall(_REPLY.pack(status, len(payload)) + payload)
+        except OSError:
+            return
+
+
+class SocketSource(ChunkSource):
+    """The node's side of :func:`serve_chunks`: one request at a time on a connected socket.
+
+    Replies are bounded by what was asked (a peer cannot make the node read
+    more), and the cache verifies the hash of the whole, so the peer is trusted
+    for nothing but availability.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def _ask(self, kind: bytes, digest: str, offset: int, size: int, limit: int) -> bytes:
+        self.sock.sendall(_REQUEST.pack(kind, _check_digest(digest).encode(), offset, size))
+        status, length = _REPLY.unpack(_recv_exact(self.sock, _REPLY.size))
+        if length > max(limit, 4096):
+            raise ArtifactError(f"the artifact peer answered {length} bytes to a request for {limit}")
+        payload = _recv_exact(self.sock, length)
+        if status != _OK:
+            raise ArtifactError(payload.decode("utf-8", "replace"))
+        return payload
+
+    def size(self, digest: str) -> int:
+        payload = self._ask(b"S", digest, 0, 0, 8)
+        if len(payload) != 8:
+            raise ArtifactError("the artifact peer's size reply is not 8 bytes")
+        return int(struct.unpack("!Q", payload)[0])
+
+    def fetch(self, digest: str, offset: int, size: int) -> bytes:
+        if size > MAX_CHUNK:
+            raise ArtifactError(f"chunk of {size} bytes refused (at most {MAX_CHUNK})")
+        data = self._ask(b"G", digest, offset, size, size)
+        if len(data) > size:
+            raise ArtifactError(f"the artifact peer sent {len(data)} bytes for a chunk of {size}")
+        return data
 
 
 # ---------------------------------------------------------------------------
