@@ -12,8 +12,8 @@ measures, on a head plus one isolated node (``tests/placement/isolated.py``):
 * ``pull``: the same bytes, packed deterministically and hashed
   (:func:`cncf.placement.artifacts.pack_folder`), pulled into an
   :class:`~cncf.placement.artifacts.ArtifactCache` over a loopback TCP
-  socket in 1 MiB request/reply chunks (a stand-in for the authenticated
-  channel), verified and renamed, and unpacked.
+  socket in 1 MiB request/reply chunks (``serve_chunks`` / ``SocketSource``,
+  what the channel's artifact role would carry), verified and renamed, and unpacked.
 
 Run: ``PYTHONPATH=$PWD/src:$PWD python benchmarks/measure_artifact_transport.py [MB ...]``.
 Prints one JSON line per size.
@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import socket
-import struct
 import sys
 import tempfile
 import threading
@@ -33,7 +32,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cncf.placement.artifacts import ArtifactCache, ChunkSource, LocalFileSource, pack_folder, sha256_file
+from cncf.placement.artifacts import (
+    ArtifactCache,
+    LocalFileSource,
+    SocketSource,
+    pack_folder,
+    serve_chunks,
+    sha256_file,
+)
 from tests.placement.isolated import IsolatedCluster
 
 
@@ -52,55 +58,18 @@ def _folder(root: Path, mb: int) -> Path:
     return root
 
 
-class _Server:
-    """Serves LocalFileSource chunks over TCP: request (digest, offset, size), reply (length, bytes)."""
+def _serve(source: LocalFileSource) -> int:
+    """A TCP listener answering one connection with :func:`serve_chunks` (the hub's side)."""
+    listener = socket.create_server(("127.0.0.1", 0))
 
-    def __init__(self, source: LocalFileSource) -> None:
-        self.source = source
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+    def run() -> None:
+        with listener:
+            conn, _ = listener.accept()
+            with conn:
+                serve_chunks(conn, source)
 
-    def _serve(self) -> None:
-        conn, _ = self.sock.accept()
-        with conn:
-            while True:
-                head = _recv(conn, 64 + 16)
-                if not head:
-                    return
-                digest = head[:64].decode()
-                offset, size = struct.unpack("!QQ", head[64:])
-                if size == 0:
-                    data = struct.pack("!Q", self.source.size(digest))
-                else:
-                    data = self.source.fetch(digest, offset, size)
-                conn.sendall(struct.pack("!I", len(data)) + data)
-
-
-def _recv(conn: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        part = conn.recv(n - len(buf))
-        if not part:
-            return b""
-        buf += part
-    return bytes(buf)
-
-
-class SocketSource(ChunkSource):
-    def __init__(self, port: int) -> None:
-        self.conn = socket.create_connection(("127.0.0.1", port))
-
-    def _ask(self, digest: str, offset: int, size: int) -> bytes:
-        self.conn.sendall(digest.encode() + struct.pack("!QQ", offset, size))
-        (n,) = struct.unpack("!I", _recv(self.conn, 4))
-        return _recv(self.conn, n)
-
-    def size(self, digest: str) -> int:
-        return int(struct.unpack("!Q", self._ask(digest, 0, 0))[0])
-
-    def fetch(self, digest: str, offset: int, size: int) -> bytes:
-        return self._ask(digest, offset, size)
+    threading.Thread(target=run, daemon=True).start()
+    return int(listener.getsockname()[1])
 
 
 def _node_task(paths: list[str]) -> float:
@@ -155,10 +124,11 @@ def measure(cluster: IsolatedCluster, mb: int, tmp: Path) -> dict[str, Any]:
     t = time.monotonic()
     sha256_file(archive)
     out["hash_only_s"] = round(time.monotonic() - t, 2)
-    server = _Server(LocalFileSource({digest: archive}))
+    port = _serve(LocalFileSource({digest: archive}))
     cache = ArtifactCache(tmp / f"cache{mb}", max_bytes=1 << 40)
     t = time.monotonic()
-    cache.ensure(digest, SocketSource(server.port))
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        cache.ensure(digest, SocketSource(conn))
     out["pull_verify_s"] = round(time.monotonic() - t, 2)
     t = time.monotonic()
     cache.unpacked(digest, LocalFileSource({digest: archive}))

@@ -3,11 +3,12 @@
 Issue 17: a platform engineer's cluster is several machines with nothing in
 common but the network and Ray.  One machine stands in for several here: the
 head runs beside the hub (``ray.cluster_utils.Cluster``, as in
-``conftest.py``), and each *isolated node* is a real ``ray start --address …
---block`` whose processes (raylet, agents, Ray workers, and every worker
-``cncf`` starts there) live in a private mount namespace
-(``unshare -m --propagation private``) where tmpfs hides what a second
-machine would not have:
+``conftest.py``), and each *isolated node* is a Ray worker node, started the
+way ``ray start --address … --block`` starts one (see ``_NODE_MAIN``), whose
+processes (raylet, agents, Ray workers, and every worker ``cncf`` starts
+there) live in a private mount and UTS namespace
+(``unshare --mount --uts --propagation private``; hostname ``node-<name>``)
+where tmpfs hides what a second machine would not have:
 
 * the hub's temporary folder (``/tmp``: pytest's hub homes and component
   copies, the head's ``RAY_TMPDIR``, every other cluster on the machine) and
@@ -20,7 +21,8 @@ machine would not have:
 
 What a real node has installed stays: the Python installation that runs Ray
 (kept at the same path, e.g. ``~/.pyenv/versions/3.11.7``, with Ray and uv in
-it), the system (``/usr``: java, node, perl), and a *copy* of the ``cncf``
+it; or, with ``python_at=``, somewhere else, so the hub's interpreter path does
+not exist there), the machine's TLS trust and proxy settings, the system (``/usr``: java, node, perl), and a *copy* of the ``cncf``
 package taken when the node starts, on the node's ``PYTHONPATH`` (a node
 "installed" cncf; when the hub connects to Ray itself it ships its own with the
 job's ``runtime_env``, which wins).  The node's own disk is
@@ -34,8 +36,11 @@ hub reaches it over loopback TCP, as it would over the network.
 The cluster has a ``RAY_TMPDIR`` of its own (a short folder under ``/tmp``:
 Ray's unix socket paths must stay under 108 bytes), so these tests never meet
 another cluster on the machine, and a free dashboard port.  Stopping a node
-sends SIGTERM to its ``ray start --block`` (which ends its processes) and then
-SIGKILL to whatever is left *in that mount namespace*; :meth:`IsolatedCluster.shutdown`
+sends SIGTERM to its main process (Ray's handler ends the node's processes)
+and then SIGKILL to whatever is left *in that mount namespace and carrying the
+cluster's marker variable* (never by namespace alone: until ``unshare`` has
+run, the child is in the test's own namespace, which every process of the
+machine shares); :meth:`IsolatedCluster.shutdown`
 does that for every node, disconnects the driver, shuts the head down, and
 :func:`leftovers` finds any process still carrying the cluster's marker.
 """
@@ -66,7 +71,7 @@ _PASSED = {"SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDL
 _PASSED |= {p for k in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY") for p in (k, k.lower())}
 _SYSTEM = {"/", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/opt", "/proc", "/sys", "/dev", "/var", "/run"}
 
-# Runs inside ``unshare -m --propagation private``: hide, keep, then exec ``ray start``.
+# Runs inside ``unshare``: name the machine, hide, keep, then exec the node's main process.
 # Keeps are opened (O_PATH) before anything is hidden and bound back from the
 # descriptor afterwards, so a kept folder can live under a hidden one.
 _LAUNCHER = r"""
