@@ -22,8 +22,9 @@ where tmpfs hides what a second machine would not have:
 What a real node has installed stays: the Python installation that runs Ray
 (kept at the same path, e.g. ``~/.pyenv/versions/3.11.7``, with Ray and uv in
 it; or, with ``python_at=``, somewhere else, so the hub's interpreter path does
-not exist there), the machine's TLS trust and proxy settings, the system (``/usr``: java, node, perl), and a *copy* of the ``cncf``
-package taken when the node starts, on the node's ``PYTHONPATH`` (a node
+not exist there), the machine's TLS trust and proxy settings, the system
+(``/usr``: java, node, perl), and a *copy* of the ``cncf`` package taken when
+the node starts, on the node's ``PYTHONPATH`` (a node
 "installed" cncf; when the hub connects to Ray itself it ships its own with the
 job's ``runtime_env``, which wins).  The node's own disk is
 ``<root>/<name>``: its ``HOME`` (so its caches, ``~/.cache/cncf/node`` by
