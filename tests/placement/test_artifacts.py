@@ -23,6 +23,7 @@ from cncf.placement.artifacts import (
     ChunkSource,
     CorruptArtifact,
     LocalFileSource,
+    PackCache,
     SocketSource,
     UnsafeArchive,
     pack_folder,
@@ -97,6 +98,23 @@ def test_the_same_folder_packs_to_the_same_hash_whatever_its_mtimes_and_order(tm
     assert names == sorted(names) and not any("__pycache__" in n for n in names)
     assert {(m.mtime, m.uid, m.gid, m.uname) for m in members} == {(315532800, 0, 0, "")}
     assert {m.name: m.mode for m in members if m.isfile()}["run.sh"] == 0o755
+
+
+def test_the_hub_packs_a_folder_once_per_content(tmp_path: Path) -> None:
+    src = _folder(tmp_path / "a")
+    packs = PackCache(tmp_path / "packs")
+    digest, archive = packs.pack(src)
+    assert digest == sha256_file(archive) == pack_folder(src, tmp_path / "direct.tar.gz")
+    written = archive.stat().st_mtime_ns
+    time.sleep(0.01)
+    assert packs.pack(src) == (digest, archive) and archive.stat().st_mtime_ns == written  # not packed again
+    (src / "pkg" / "__pycache__" / "new.pyc").write_bytes(b"ignored")
+    assert packs.pack(src)[0] == digest
+    (src / "pkg" / "__init__.py").write_text("VALUE = 2\n")
+    changed, other = packs.pack(src)
+    assert changed != digest and other.is_file() and sha256_file(other) == changed
+    (src / "pkg" / "__init__.py").write_text("VALUE = 1\n")  # back: a new mtime, the old content
+    assert packs.pack(src)[0] == digest
 
 
 def test_a_link_leaving_the_folder_is_not_packed(tmp_path: Path) -> None:
