@@ -4,6 +4,7 @@ one fetch per artifact across processes, an LRU bound, and safe unpacking."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import multiprocessing
 import os
@@ -13,6 +14,7 @@ import tarfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +24,7 @@ from cncf.placement.artifacts import (
     ArtifactError,
     ChunkSource,
     CorruptArtifact,
+    HttpSource,
     LocalFileSource,
     PackCache,
     SocketSource,
@@ -308,6 +311,71 @@ def test_a_corrupting_or_oversending_peer_is_refused(tmp_path: Path) -> None:
         ArtifactCache(tmp_path / "c2", 1 << 30).ensure(digest, SocketSource(node_side))
     node_side.close()
     assert not ArtifactCache(tmp_path / "c2", 1 << 30).has(digest)
+
+
+def _store(files: dict[str, bytes], honour_range: bool = True) -> tuple[str, Any]:
+    """A static HTTP artifact store on loopback (``<base>/<sha256>``), with range requests."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _body(self) -> bytes | None:
+            data = files.get(self.path.rsplit("/", 1)[-1])
+            if data is None:
+                self.send_error(404)
+            return data
+
+        def do_HEAD(self) -> None:
+            data = self._body()
+            if data is not None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+
+        def do_GET(self) -> None:
+            data = self._body()
+            if data is None:
+                return
+            rng = self.headers.get("Range")
+            if rng and honour_range:
+                start, end = (int(x) for x in rng.removeprefix("bytes=").split("-"))
+                part = data[start : end + 1]
+                self.send_response(206)
+            else:
+                part = data
+                self.send_response(200)
+            self.send_header("Content-Length", str(len(part)))
+            self.end_headers()
+            self.wfile.write(part)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/store/", server
+
+
+def test_an_artifact_store_url_serves_chunks_by_range(tmp_path: Path) -> None:
+    data = os.urandom(2 * 1024 * 1024 + 3)
+    digest = hashlib.sha256(data).hexdigest()
+    base, server = _store({digest: data})
+    try:
+        entry = ArtifactCache(tmp_path / "cache", 1 << 30).ensure(digest, HttpSource(base))
+        assert entry.blob.read_bytes() == data
+        with pytest.raises(ArtifactError, match="no artifact"):
+            ArtifactCache(tmp_path / "cache", 1 << 30).ensure("f" * 64, HttpSource(base))
+    finally:
+        server.shutdown()
+        server.server_close()
+    ignoring, server = _store({digest: data}, honour_range=False)
+    try:
+        with pytest.raises(ArtifactError, match="more than"):
+            ArtifactCache(tmp_path / "other", 1 << 30).ensure(digest, HttpSource(ignoring))
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(ArtifactError, match="cannot be reached"):
+        HttpSource(base, timeout=5).size(digest)  # the store is gone
 
 
 # ---------------------------------------------------------------------------
