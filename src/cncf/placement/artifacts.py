@@ -21,8 +21,13 @@ to it.  This module is the transport-independent half of that:
 * :class:`ChunkSource` is how bytes reach the node: ``fetch(digest, offset,
   size)`` in bounded chunks, so a 200 MB jar never needs to be one message
   (Ray's ``gcs://`` package store holds a package in the head's memory as one
-  message).  :class:`LocalFileSource` serves files from this machine (tests,
-  the hub's side of a transfer).
+  message).  :class:`LocalFileSource` serves files from this machine;
+  :func:`serve_chunks` answers a node's requests on one connected socket
+  (the hub's side) and :class:`SocketSource` asks them (the node's side);
+  :class:`HttpSource` pulls from an operator's ``artifact_store`` URL with
+  range requests;
+* :class:`PackCache` keeps the hub's packed folders, so a folder is packed
+  once per content, not on every load and restart.
 
 Nothing here imports Ray: the hub packs and serves, the node actor fetches,
 and either can be tested without a cluster.
