@@ -478,7 +478,10 @@ class HttpSource(ChunkSource):
         with self._request(digest, "GET", {"Range": f"bytes={offset}-{offset + size - 1}"}) as resp:
             if resp.status != 206 and offset > 0:
                 raise ArtifactError(f"the artifact store {self.base} ignores range requests")
-            data: bytes = resp.read(size + 1)  # never more than asked, whatever it sends
+            try:
+                data: bytes = resp.read(size + 1)  # never more than asked, whatever it sends
+            except OSError as exc:  # a timeout or a reset mid-chunk
+                raise ArtifactError(f"reading from the artifact store {self.base} failed: {exc}") from None
         if len(data) > size:
             raise ArtifactError(f"the artifact store {self.base} sent more than the {size} bytes asked")
         return data
@@ -552,11 +555,15 @@ class SocketSource(ChunkSource):
         self.sock = sock
 
     def _ask(self, kind: bytes, digest: str, offset: int, size: int, limit: int) -> bytes:
-        self.sock.sendall(_REQUEST.pack(kind, _check_digest(digest).encode(), offset, size))
-        status, length = _REPLY.unpack(_recv_exact(self.sock, _REPLY.size))
-        if length > max(limit, 4096):
-            raise ArtifactError(f"the artifact peer answered {length} bytes to a request for {limit}")
-        payload = _recv_exact(self.sock, length)
+        request = _REQUEST.pack(kind, _check_digest(digest).encode(), offset, size)
+        try:
+            self.sock.sendall(request)
+            status, length = _REPLY.unpack(_recv_exact(self.sock, _REPLY.size))
+            if length > max(limit, 4096):
+                raise ArtifactError(f"the artifact peer answered {length} bytes to a request for {limit}")
+            payload = _recv_exact(self.sock, length)
+        except OSError as exc:  # reset, timeout: the transfer failed, said as such
+            raise ArtifactError(f"the artifact connection failed: {exc.strerror or exc}") from None
         if status != _OK:
             raise ArtifactError(payload.decode("utf-8", "replace"))
         return payload
