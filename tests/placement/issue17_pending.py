@@ -181,18 +181,86 @@ def test_a_lost_node_is_replaced_and_the_next_call_succeeds_without_reload(
 
 
 def test_after_close_nothing_of_the_hub_is_left_on_the_cluster(tmp_path: Path, isolated: IsolatedCluster) -> None:
+    import ray
+    from ray.util.state import list_actors
+
     with cncf.Hub(home=tmp_path / "home") as hub:
         assert hub.load(ECHO, **RAY).state == "ready"
         pid = hub.call("echo.where").value["pid"]
-    node = isolated.nodes["iso"]
-    assert pid not in node.processes()
-    from ray.util.state import list_actors
-
-    alive = [a for a in list_actors(filters=[("state", "=", "ALIVE")], timeout=10) if a.name.startswith("cncf-")]
-    assert alive == []
-    import ray
-
     assert not ray.is_initialized()  # the hub connected, so the hub disconnected
+    assert pid not in isolated.nodes["iso"].processes()
+    alive = list_actors(address=isolated.address, filters=[("state", "=", "ALIVE")], timeout=10)
+    assert [a.name for a in alive if a.name.startswith("cncf-")] == []
+
+
+_PROBE = """
+import os
+
+
+class Probe:
+    def env(self):
+        return dict(os.environ)
+"""
+
+
+def test_a_placed_worker_gets_the_allow_list_not_the_nodes_environment(
+    hub_on_isolated: cncf.Hub, tmp_path: Path
+) -> None:
+    folder = tmp_path / "envprobe"
+    folder.mkdir()
+    (folder / "probe.py").write_text(_PROBE)
+    (folder / "cncf.toml").write_text('[component]\nname = "envprobe"\nentry = "probe:Probe"\nenv = { MINE = "1" }\n')
+    hub = hub_on_isolated
+    assert hub.load(folder, name="here").state == "ready"
+    h = hub.load(folder, name="there", **RAY)
+    assert h.state == "ready", h.observation
+    local, placed = hub.call("here.env").value, hub.call("there.env").value
+    assert placed["MINE"] == "1"
+    for leaked in ("OMP_NUM_THREADS", "PYTHONBREAKPOINT", "CNCF_ISOLATED_CLUSTER"):
+        assert leaked not in placed, leaked
+    assert not [k for k in placed if k.startswith("RAY_")]
+    own = {k for k in local if not k.startswith("CNCF_")}
+    assert {k for k in placed if not k.startswith("CNCF_")} == own
+
+
+def test_a_jar_hosts_placement_resources_are_released_with_its_last_user(
+    hub_on_isolated: cncf.Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cncf.placement import ray_cluster
+
+    monkeypatch.setattr(ray_cluster, "PLACEMENT_TIMEOUT", 15.0)
+    hub = hub_on_isolated
+    target, options, calls = fat_jar_with_classpath(tmp_path)
+    h = hub.load(target, **options, **RAY)  # all of the node's `iso`
+    assert h.state == "ready", h.observation
+    hub.unload(options["name"])
+    after = hub.load(ECHO, **RAY)  # asks for all of it again
+    assert after.state == "ready", after.observation
+
+
+def test_placed_loads_and_restarts_reuse_the_node_actor(hub_on_isolated: cncf.Hub) -> None:
+    import statistics
+    import time
+
+    hub = hub_on_isolated
+
+    def load_time(**placement: Any) -> float:
+        t = time.monotonic()
+        h = hub.load(ECHO, name="timed", **placement)
+        took = time.monotonic() - t
+        assert h.state == "ready", h.observation
+        hub.unload("timed")
+        return took
+
+    load_time(**RAY)  # cold: the node actor and whatever travels
+    local = statistics.median(load_time() for _ in range(3))
+    placed = statistics.median(load_time(**RAY) for _ in range(3))
+    assert placed <= 3 * local, (placed, local)
+    assert hub.load(ECHO, **RAY).state == "ready"
+    actor = hub.inspect("echo")["placement"]["actor_pid"]
+    assert hub.call("echo.crash", [7]).observation is not None
+    assert hub.call("echo.increment", [1], timeout=60).value == 1
+    assert hub.inspect("echo")["placement"]["actor_pid"] == actor  # the restart did not create an actor
 
 
 # ---------------------------------------------------------------------------
