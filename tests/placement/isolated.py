@@ -120,6 +120,18 @@ while True:  # SIGTERM: Ray's own handler ends every process of the node, then e
 """
 
 
+def namespaces_problem() -> str | None:
+    """Why this machine cannot make isolated nodes (no ``unshare``, no right to mount), or None."""
+    if shutil.which("unshare") is None:
+        return "unshare (util-linux) is not installed"
+    probe = subprocess.run(
+        ["unshare", "--mount", "--uts", "--propagation", "private", "true"], capture_output=True, text=True, timeout=30
+    )
+    if probe.returncode != 0:
+        return f"cannot create mount/UTS namespaces here (root or CAP_SYS_ADMIN needed): {probe.stderr.strip()}"
+    return None
+
+
 def _free_port() -> int:
     import socket
 

@@ -131,6 +131,9 @@ def measure(hub: cncf.Hub, form: str, tmp: Path, resources: dict[str, float] | N
 
 @pytest.fixture(scope="module")
 def isolated() -> Iterator[IsolatedCluster]:
+    from tests.placement.test_isolated_node import require_namespaces
+
+    require_namespaces()
     c = IsolatedCluster(head_resources={"hub_machine": 1})
     try:
         c.add("iso", NODE)

@@ -21,16 +21,33 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import IN_CI
 from tests.placement.conftest import gone, require_ray
-from tests.placement.isolated import REPO, IsolatedCluster, _editable_targets, leftovers, visible
+from tests.placement.isolated import (
+    REPO,
+    IsolatedCluster,
+    _editable_targets,
+    leftovers,
+    namespaces_problem,
+    visible,
+)
 
 HEAD = {"hub_machine": 1}
 NODE = {"iso": 1}
 
 
+def require_namespaces() -> None:
+    problem = namespaces_problem()
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"isolated nodes are required under CI=true: {problem}")
+        pytest.skip(problem)
+
+
 @pytest.fixture(scope="module")
 def isolated_cluster() -> Iterator[IsolatedCluster]:
     require_ray()
+    require_namespaces()
     c = IsolatedCluster(head_resources=HEAD)
     try:
         c.add("iso", NODE)
