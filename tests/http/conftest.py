@@ -38,7 +38,10 @@ class Served:
         self.count = count
         token_file = home / "serve.token"
         self.token = token_file.read_text().strip() if token_file.exists() else os.environ.get("CNCF_TOKEN", "")
-        self.http = httpx.Client(base_url=url, timeout=60, trust_env=False)
+        # a script: its POSTs say application/json (without the token the hub requires it)
+        self.http = httpx.Client(
+            base_url=url, timeout=60, trust_env=False, headers={"content-type": "application/json"}
+        )
 
     @property
     def auth(self) -> dict[str, str]:

@@ -69,16 +69,17 @@ def test_a_failed_load_is_an_observation_and_readyz_names_it(serve) -> None:  # 
 def test_inline_only_when_the_request_asks_for_it(serve) -> None:  # type: ignore[no-untyped-def]
     s: Served = serve()
     h = s.http
+    # one rule, the hub's own (form_not_allowed, a security refusal: 403)
     r = h.post("/hub/v1/components", json={"target": str(FIXTURES / "sneaky")}, headers=s.auth)
-    assert (r.status_code, _code(r)) == (403, "forbidden")
+    assert (r.status_code, _code(r)) == (403, "form_not_allowed")
     r = h.post("/hub/v1/components", json={"target": "os:getcwd"}, headers=s.auth)  # importable: inline inferred
-    assert (r.status_code, _code(r)) == (403, "forbidden")
+    assert (r.status_code, _code(r)) == (403, "form_not_allowed")
     assert "sneaky" not in [c["name"] for c in h.get("/hub/v1/components").json()["components"]]
     r = h.post("/hub/v1/components", json={"target": str(FIXTURES / "sneaky"), "form": "inline"}, headers=s.auth)
     assert r.status_code == 201 and r.json()["component"]["form"] == "inline"
     # the refusal of the hub file's own unrequested inline entry is on the dashboard's list too
     codes = [g["code"] for g in h.get("/hub/v1/observations").json()["groups"]]
-    assert "forbidden" in codes
+    assert "form_not_allowed" in codes
 
 
 def test_openapi_validates_and_describes_operations(hub_server: Served) -> None:

@@ -1,0 +1,248 @@
+"""The serving protocol: uvicorn's httptools protocol with explicit limits.
+
+uvicorn bounds a request's body (the reception does, as it arrives) and an
+idle kept-alive connection (``timeout_keep_alive``), but not the time or the
+bytes a client may take to send its headers: with httptools a header may
+grow without end (eight endless headers took a hub to 712 MB), 20,000
+headers were answered, and half-open connections held every descriptor
+(slowloris).  This subclass adds, per connection:
+
+- a header read timeout (``header_timeout``): from the connection's first
+  byte of a request (or its opening) to the end of the headers; a connection
+  past it is closed (408 when it sent something);
+- a bound on the bytes before the end of the headers (``max_header_bytes``,
+  request line included) and on their count (``max_headers``): 431 and close,
+  checked as the bytes arrive, so memory never holds more;
+- a bound on open connections (``max_connections``, by default below the
+  process's descriptor limit): past it, the connection that has waited
+  longest without a request in progress (idle, or still sending its
+  headers) is closed to admit the new one, so a flood of half-open
+  connections cannot lock a well-behaved client out, and ``accept`` never
+  runs out of descriptors;
+- the peer's user, on a loopback or Unix socket (:mod:`.peers`): a request
+  from another local user is marked so that the reception asks it for the
+  token.
+
+Every other behaviour is uvicorn's.  Refusals here happen before there is a
+request to route, so their body is the Observation the reception would send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import resource
+from typing import Any, cast
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from cncf.observation import Code, Observation, Stage
+
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_MAX_HEADERS = 100
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+DEFAULT_MAX_BODY = 8 * 1024 * 1024
+DEFAULT_KEEP_ALIVE = 5.0
+_FD_RESERVE = 128  # descriptors kept for the hub itself: workers' pipes, the job store, files
+
+
+def default_max_connections() -> int:
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 65536
+    return max(16, min(4096, soft - _FD_RESERVE))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Limits:
+    """The ``[serve]`` limits (docs/http.md, *Limits*)."""
+
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    max_headers: int = DEFAULT_MAX_HEADERS
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_body: int = DEFAULT_MAX_BODY
+    keep_alive: float = DEFAULT_KEEP_ALIVE
+    max_connections: int = 0  # 0: below the descriptor limit (default_max_connections)
+
+    def connections(self) -> int:
+        return self.max_connections or default_max_connections()
+
+
+class _Overflow(Exception):
+    """A parser callback found the headers over a limit."""
+
+
+def _refusal(status: int, reason: bytes, obs: Observation) -> bytes:
+    body = json.dumps({"ok": False, "observation": obs.to_dict()}, default=str).encode()
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        b"x-cncf-observation-code: %s\r\nconnection: close\r\n\r\n"
+        % (status, reason, len(body), obs.code.value.encode())
+    ) + body
+
+
+def _headers_too_large(limits: Limits, what: str) -> bytes:
+    obs = Observation.of(
+        Code.BODY_TOO_LARGE,
+        f"the request's headers are over this hub's limit ({what})",
+        stage=Stage.RECEPTION,
+        max_headers=limits.max_headers,
+        max_header_bytes=limits.max_header_bytes,
+        reason="headers",
+    )
+    return _refusal(431, b"Request Header Fields Too Large", obs)
+
+
+def _header_timeout(limits: Limits) -> bytes:
+    obs = Observation.of(
+        Code.BODY_TOO_LARGE,
+        f"the request's headers did not arrive within {limits.header_timeout:g}s",
+        stage=Stage.RECEPTION,
+        header_timeout=limits.header_timeout,
+        reason="header_timeout",
+    )
+    return _refusal(408, b"Request Timeout", obs)
+
+
+class _Shared:
+    """What the connections of one server share: those waiting for a request, oldest first."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[GuardedProtocol, None] = {}
+
+
+class GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the limits above (see :func:`protocol_class`)."""
+
+    limits: Limits = Limits()
+    max_connections: int = 0
+    shared: _Shared = _Shared()
+    foreign_key: str = "cncf.foreign_peer"
+    peer_check: Any = None  # callable(transport) -> bool (another local user), or None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._awaiting = True  # no request's headers are complete yet
+        self._got = 0  # bytes received while awaiting headers
+        self._count = 0
+        self._overflow = ""
+        self._timer: asyncio.TimerHandle | None = None
+        self._foreign = False
+
+    # -- connection
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(cast(asyncio.Transport, transport))
+        check = self.peer_check
+        if check is not None:
+            self._foreign = bool(check(transport))
+        self._wait()
+        if len(self.connections) > self.max_connections:
+            victim = next(iter(self.shared.waiting))  # self is there at least
+            victim.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timer()
+        self.shared.waiting.pop(self, None)
+        super().connection_lost(exc)
+
+    def _wait(self) -> None:
+        """Waiting for a request's headers: timed, and first to go under pressure."""
+        self._awaiting = True
+        self._got = 0
+        self._count = 0
+        self.shared.waiting.pop(self, None)
+        self.shared.waiting[self] = None
+        self._stop_timer()
+        self._timer = self.loop.call_later(self.limits.header_timeout, self._timed_out)
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if self._awaiting and not self.transport.is_closing():
+            if self._got:
+                self.transport.write(_header_timeout(self.limits))
+            self.transport.close()
+
+    def _refuse(self, what: str) -> None:
+        self._stop_timer()
+        self.shared.waiting.pop(self, None)
+        if not self.transport.is_closing():
+            self.transport.write(_headers_too_large(self.limits, what))
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self._unset_keepalive_if_required()
+        if self._awaiting:
+            self._got += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError:
+            if self._overflow:
+                self._refuse(self._overflow)
+                return
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
+            return
+        if self._awaiting and self._got > self.limits.max_header_bytes:
+            self._refuse(f"more than {self.limits.max_header_bytes} bytes before the end of the headers")
+
+    # -- parser callbacks
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if not self._awaiting:
+            self._wait()
+        self._count = 0
+        if self._foreign:
+            cast(dict[str, Any], self.scope)[self.foreign_key] = True
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count += 1
+        if self._count > self.limits.max_headers:
+            self._overflow = f"more than {self.limits.max_headers} headers"
+            raise _Overflow(self._overflow)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._awaiting = False
+        self._stop_timer()
+        self.shared.waiting.pop(self, None)
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self._awaiting is False and not self.pipeline:
+            # idle until the next request: the keep-alive timer runs; first to go under pressure
+            self.shared.waiting[self] = None
+
+
+def protocol_class(limits: Limits, peer_check: Any = None, foreign_key: str = "cncf.foreign_peer") -> type[Any]:
+    """A protocol class bound to one server's limits (uvicorn's ``http=``)."""
+    return type(
+        "CncfHttpProtocol",
+        (GuardedProtocol,),
+        {
+            "limits": limits,
+            "max_connections": limits.connections(),
+            "shared": _Shared(),
+            "peer_check": staticmethod(peer_check) if peer_check is not None else None,
+            "foreign_key": foreign_key,
+        },
+    )
+
+
+__all__ = ["GuardedProtocol", "Limits", "default_max_connections", "protocol_class"]
