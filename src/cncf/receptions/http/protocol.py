@@ -111,6 +111,7 @@ class _Shared:
 
     def __init__(self) -> None:
         self.waiting: dict[GuardedProtocol, None] = {}
+        self.evicted = 0  # closed to admit another, not yet gone
 
 
 class GuardedProtocol(HttpToolsProtocol):
@@ -130,6 +131,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._overflow = ""
         self._timer: asyncio.TimerHandle | None = None
         self._foreign = False
+        self._evicted = False
 
     # -- connection
 
@@ -139,13 +141,21 @@ class GuardedProtocol(HttpToolsProtocol):
         if check is not None:
             self._foreign = bool(check(transport))
         self._wait()
-        if len(self.connections) > self.max_connections:
-            victim = next(iter(self.shared.waiting))  # self is there at least
+        shared = self.shared
+        if len(self.connections) - shared.evicted > self.max_connections:
+            victim = next(iter(shared.waiting))  # self is there at least
+            shared.waiting.pop(victim)
+            victim._evicted = True
+            shared.evicted += 1
+            victim._stop_timer()
             victim.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timer()
         self.shared.waiting.pop(self, None)
+        if self._evicted:
+            self._evicted = False
+            self.shared.evicted -= 1
         super().connection_lost(exc)
 
     def _wait(self) -> None:

@@ -304,8 +304,9 @@ async def serve(
                 server_header=False,
                 http=protocol_class(limits, check, FOREIGN),
                 timeout_keep_alive=math.ceil(limits.keep_alive),
-                # a backstop: the protocol keeps connections (so requests in flight) at max_connections
-                limit_concurrency=max_connections + 1,
+                # a backstop: the protocol keeps live connections (so requests in flight) at
+                # max_connections; uvicorn counts the ones closing too
+                limit_concurrency=2 * max_connections + 16,
                 h11_max_incomplete_event_size=limits.max_header_bytes,  # if h11 were ever used
                 backlog=backlog,
             )
