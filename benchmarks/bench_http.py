@@ -17,7 +17,7 @@ Run standalone: ``python benchmarks/bench_http.py``.
 the load check of the HTTP limits instead — N concurrent keep-alive clients
 (64) for S seconds (30) against ``cncf serve`` of this tree and of git REF
 (default ``main``; its ``src`` is extracted to a temporary folder),
-alternating, two rounds each, in the same run; printed: requests/s and
+alternating, ``--rounds`` (2) rounds each, in the same run; printed: requests/s and
 errors of each, and the ratio new/old.
 """
 
@@ -117,7 +117,7 @@ def _hub(src: Path, home: Path) -> tuple[subprocess.Popen[str], int]:
     return _start(cmd, r"at http://127\.0\.0\.1:(\d+)/", env)
 
 
-def load_check(old: str, seconds: float, clients: int) -> None:
+def load_check(old: str, seconds: float, clients: int, rounds: int = 2) -> None:
     """New (this tree) against old (git ``old``) under the same load, alternating."""
     with tempfile.TemporaryDirectory(prefix="cncf-bench-load-") as tmp:
         old_src = Path(tmp) / "old"
@@ -129,7 +129,7 @@ def load_check(old: str, seconds: float, clients: int) -> None:
         servers = {"old": _hub(old_src / "src", Path(tmp) / "h-old"), "new": _hub(SRC, Path(tmp) / "h-new")}
         try:
             results: dict[str, list[tuple[float, int]]] = {"old": [], "new": []}
-            for r in range(2):
+            for r in range(rounds):
                 for name in ("old", "new") if r % 2 == 0 else ("new", "old"):
                     port = servers[name][1]
                     results[name].append(asyncio.run(_load(port, "/rest/v1/echo/echo", clients, seconds)))
@@ -200,7 +200,12 @@ if __name__ == "__main__":
         def _opt(name: str, default: str) -> str:
             return args[args.index(name) + 1] if name in args else default
 
-        load_check(_opt("--old", "main"), float(_opt("--seconds", "30")), int(_opt("--clients", "64")))
+        load_check(
+            _opt("--old", "main"),
+            float(_opt("--seconds", "30")),
+            int(_opt("--clients", "64")),
+            int(_opt("--rounds", "2")),
+        )
         sys.exit(0)
     for name, value, floor, unit in main():
         print(

@@ -95,8 +95,14 @@ def test_openapi_validates_and_describes_operations(hub_server: Served) -> None:
     assert doc["paths"]["/rest/v1/svc/default/slow"]["post"]["x-cncf-run-timeout"] == 0.5
     assert "202" in doc["paths"]["/rest/v1/jobs/default/add"]["post"]["responses"]
     assert {"Outcome", "Observation", "Job"} <= set(doc["components"]["schemas"])
-    ids = [item["post"]["operationId"] for item in doc["paths"].values()]
+    ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
     assert len(ids) == len(set(ids))
+    # GET only where declared safe (http_get = true), and shown
+    echo = doc["paths"]["/rest/v1/svc/default/echo"]
+    assert echo["post"]["x-cncf-http-get"] is True and echo["get"]["operationId"] == "svc.default.echo.get"
+    assert "value" in [p["name"] for p in echo["get"]["parameters"]]
+    talk = doc["paths"]["/rest/v1/svc/default/talk"]
+    assert "get" not in talk and talk["post"]["x-cncf-http-get"] is False
     page = h.get("/rest/v1/docs")
     assert page.status_code == 200 and "/rest/v1/svc/default/echo" in page.text
     assert "http://" not in page.text and "https://" not in page.text  # works offline

@@ -7,9 +7,11 @@ grow without end (eight endless headers took a hub to 712 MB), 20,000
 headers were answered, and half-open connections held every descriptor
 (slowloris).  This subclass adds, per connection:
 
-- a header read timeout (``header_timeout``): from the connection's first
-  byte of a request (or its opening) to the end of the headers; a connection
-  past it is closed (408 when it sent something);
+- a header read timeout (``header_timeout``): from the connection's opening,
+  or the end of its previous response, to the end of the next request's
+  headers; a connection past it is closed (408 when it sent something).  One
+  timer per server sweeps the waiting connections, oldest first: nothing is
+  scheduled per request;
 - a bound on the bytes before the end of the headers (``max_header_bytes``,
   request line included) and on their count (``max_headers``): 431 and close,
   checked as the bytes arrive, so memory never holds more;
@@ -71,7 +73,7 @@ class Limits:
 
 
 class _Overflow(Exception):
-    """A parser callback found the headers over a limit."""
+    """Too many headers (raised in a parser callback: the parser stops there)."""
 
 
 def _refusal(status: int, reason: bytes, obs: Observation) -> bytes:
@@ -107,11 +109,24 @@ def _header_timeout(limits: Limits) -> bytes:
 
 
 class _Shared:
-    """What the connections of one server share: those waiting for a request, oldest first."""
+    """What the connections of one server share: those waiting for a request
+    (idle, or still sending its headers), oldest first, and the one timer
+    that closes those past the header timeout (no timer per request)."""
 
     def __init__(self) -> None:
         self.waiting: dict[GuardedProtocol, None] = {}
         self.evicted = 0  # closed to admit another, not yet gone
+        self.sweeping: asyncio.TimerHandle | None = None
+
+    def sweep(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        self.sweeping = None
+        deadline = loop.time() - timeout
+        for conn in list(self.waiting):
+            if conn._since > deadline:
+                break  # in order of waiting: the rest are younger
+            conn._timed_out()
+        if self.waiting:
+            self.sweeping = loop.call_later(min(1.0, timeout / 4), self.sweep, loop, timeout)
 
 
 class GuardedProtocol(HttpToolsProtocol):
@@ -125,11 +140,9 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._awaiting = True  # no request's headers are complete yet
-        self._got = 0  # bytes received while awaiting headers
-        self._count = 0
-        self._overflow = ""
-        self._timer: asyncio.TimerHandle | None = None
+        self._awaiting = True  # in a request's header phase: its bytes are counted
+        self._got = 0  # bytes received in this header phase
+        self._since = 0.0  # waiting for a request since (loop time)
         self._foreign = False
         self._evicted = False
 
@@ -147,11 +160,9 @@ class GuardedProtocol(HttpToolsProtocol):
             shared.waiting.pop(victim)
             victim._evicted = True
             shared.evicted += 1
-            victim._stop_timer()
             victim.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_timer()
         self.shared.waiting.pop(self, None)
         if self._evicted:
             self._evicted = False
@@ -159,29 +170,25 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def _wait(self) -> None:
-        """Waiting for a request's headers: timed, and first to go under pressure."""
+        """Waiting for a request: timed (from now to the end of its headers), and first to go under pressure."""
         self._awaiting = True
         self._got = 0
-        self._count = 0
-        self.shared.waiting.pop(self, None)
-        self.shared.waiting[self] = None
-        self._stop_timer()
-        self._timer = self.loop.call_later(self.limits.header_timeout, self._timed_out)
-
-    def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._since = self.loop.time()
+        shared = self.shared
+        shared.waiting.pop(self, None)
+        shared.waiting[self] = None
+        if shared.sweeping is None:
+            timeout = self.limits.header_timeout
+            shared.sweeping = self.loop.call_later(min(1.0, timeout / 4), shared.sweep, self.loop, timeout)
 
     def _timed_out(self) -> None:
-        self._timer = None
-        if self._awaiting and not self.transport.is_closing():
-            if self._got:
+        self.shared.waiting.pop(self, None)
+        if not self.transport.is_closing():
+            if self._awaiting and self._got:
                 self.transport.write(_header_timeout(self.limits))
             self.transport.close()
 
     def _refuse(self, what: str) -> None:
-        self._stop_timer()
         self.shared.waiting.pop(self, None)
         if not self.transport.is_closing():
             self.transport.write(_headers_too_large(self.limits, what))
@@ -200,8 +207,8 @@ class GuardedProtocol(HttpToolsProtocol):
                 self._unsupported_upgrade_warning()
             return
         except httptools.HttpParserError:
-            if self._overflow:
-                self._refuse(self._overflow)
+            if self._awaiting and len(self.headers or ()) > self.limits.max_headers:
+                self._refuse(f"more than {self.limits.max_headers} headers")
                 return
             msg = "Invalid HTTP request received."
             self.logger.warning(msg)
@@ -214,30 +221,23 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if not self._awaiting:
-            self._wait()
-        self._count = 0
+        if not self._awaiting:  # a pipelined request: its headers are counted too
+            self._awaiting = True
+            self._got = 0
         if self._foreign:
             cast(dict[str, Any], self.scope)[self.foreign_key] = True
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count += 1
-        if self._count > self.limits.max_headers:
-            self._overflow = f"more than {self.limits.max_headers} headers"
-            raise _Overflow(self._overflow)
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
+        if len(self.headers) > self.limits.max_headers:
+            raise _Overflow  # (memory is bounded by the bytes; the count is checked once, here)
         self._awaiting = False
-        self._stop_timer()
         self.shared.waiting.pop(self, None)
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and self._awaiting is False and not self.pipeline:
-            # idle until the next request: the keep-alive timer runs; first to go under pressure
-            self.shared.waiting[self] = None
+        if not self.pipeline and not self.transport.is_closing():
+            self._wait()  # idle until the next request: the keep-alive timer runs too
 
 
 def protocol_class(limits: Limits, peer_check: Any = None, foreign_key: str = "cncf.foreign_peer") -> type[Any]:
