@@ -17,8 +17,9 @@ Run standalone: ``python benchmarks/bench_http.py``.
 the load check of the HTTP limits instead — N concurrent keep-alive clients
 (64) for S seconds (30) against ``cncf serve`` of this tree and of git REF
 (default ``main``; its ``src`` is extracted to a temporary folder),
-alternating, ``--rounds`` (2) rounds each, in the same run; printed: requests/s and
-errors of each, and the ratio new/old.
+in ``--rounds`` (6) alternating slices, in the same run; printed:
+requests/s, the server's CPU time per request and errors of each, and the
+ratios new/old.
 """
 
 from __future__ import annotations
@@ -117,8 +118,18 @@ def _hub(src: Path, home: Path) -> tuple[subprocess.Popen[str], int]:
     return _start(cmd, r"at http://127\.0\.0\.1:(\d+)/", env)
 
 
-def load_check(old: str, seconds: float, clients: int, rounds: int = 2) -> None:
-    """New (this tree) against old (git ``old``) under the same load, alternating."""
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) the process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_check(old: str, seconds: float, clients: int, rounds: int = 6) -> None:
+    """New (this tree) against old (git ``old``) under the same load: ``rounds``
+    alternating slices of ``seconds / rounds`` each, so that both see the same
+    neighbours on a shared machine.  Requests/s, and the server's CPU time per
+    request (less sensitive to neighbours than a rate)."""
     with tempfile.TemporaryDirectory(prefix="cncf-bench-load-") as tmp:
         old_src = Path(tmp) / "old"
         old_src.mkdir()
@@ -127,13 +138,24 @@ def load_check(old: str, seconds: float, clients: int, rounds: int = 2) -> None:
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(old_src)], input=archive, check=True)
         servers = {"old": _hub(old_src / "src", Path(tmp) / "h-old"), "new": _hub(SRC, Path(tmp) / "h-new")}
+        done = {k: 0.0 for k in servers}
+        took = {k: 0.0 for k in servers}
+        cpu = {k: 0.0 for k in servers}
+        errors = {k: 0 for k in servers}
         try:
-            results: dict[str, list[tuple[float, int]]] = {"old": [], "new": []}
+            for _, port in servers.values():  # warm up
+                asyncio.run(_load(port, "/rest/v1/echo/echo", clients, 1.0))
             for r in range(rounds):
                 for name in ("old", "new") if r % 2 == 0 else ("new", "old"):
-                    port = servers[name][1]
-                    results[name].append(asyncio.run(_load(port, "/rest/v1/echo/echo", clients, seconds)))
-                    print(f"  round {r + 1} {name}: {results[name][-1][0]:.0f} req/s, {results[name][-1][1]} errors")
+                    proc, port = servers[name]
+                    c0, t0 = _cpu(proc.pid), time.perf_counter()
+                    rate, errs = asyncio.run(_load(port, "/rest/v1/echo/echo", clients, seconds / rounds))
+                    elapsed = time.perf_counter() - t0
+                    cpu[name] += _cpu(proc.pid) - c0
+                    done[name] += rate * elapsed
+                    took[name] += elapsed
+                    errors[name] += errs
+                    print(f"  slice {r + 1} {name}: {rate:.0f} req/s, {errs} errors", flush=True)
         finally:
             for proc, _ in servers.values():
                 proc.send_signal(signal.SIGTERM)
@@ -141,11 +163,13 @@ def load_check(old: str, seconds: float, clients: int, rounds: int = 2) -> None:
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-    rate = {k: statistics.mean(r for r, _ in v) for k, v in results.items()}
-    errors = {k: sum(e for _, e in v) for k, v in results.items()}
+    rate = {k: done[k] / took[k] for k in servers}
+    per = {k: cpu[k] / done[k] * 1e6 for k in servers}
     print(
-        f"{clients} clients x {seconds:g}s: old ({old}) {rate['old']:.0f} req/s ({errors['old']} errors), "
-        f"new {rate['new']:.0f} req/s ({errors['new']} errors): ratio {rate['new'] / rate['old']:.3f}"
+        f"{clients} clients, {seconds:g}s each: old ({old}) {rate['old']:.0f} req/s, {per['old']:.0f} µs CPU/request, "
+        f"{errors['old']} errors; new {rate['new']:.0f} req/s, {per['new']:.0f} µs CPU/request, "
+        f"{errors['new']} errors; "
+        f"ratio (req/s) {rate['new'] / rate['old']:.3f}, CPU per request {per['new'] / per['old']:.3f}"
     )
 
 
@@ -204,7 +228,7 @@ if __name__ == "__main__":
             _opt("--old", "main"),
             float(_opt("--seconds", "30")),
             int(_opt("--clients", "64")),
-            int(_opt("--rounds", "2")),
+            int(_opt("--rounds", "6")),
         )
         sys.exit(0)
     for name, value, floor, unit in main():

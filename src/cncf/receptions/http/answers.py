@@ -37,20 +37,12 @@ def outcome_body(outcome: Outcome) -> dict[str, Any]:
 
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
-# on every JSON answer: not to be sniffed, framed, or read by another origin's page
-_DATA_HEADERS = (
-    (b"x-content-type-options", b"nosniff"),
-    (b"cross-origin-resource-policy", b"same-origin"),
-    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
-)
-
 
 def answer(data: Any, status: int, headers: dict[str, str]) -> Answer:
     body = encode(data).encode()
     raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     raw.append((b"content-type", b"application/json"))
     raw.append((b"content-length", str(len(body)).encode()))
-    raw.extend(_DATA_HEADERS)
     return status, raw, body
 
 

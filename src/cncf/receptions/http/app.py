@@ -318,7 +318,8 @@ class Reception:
                 ),
             )
             return
-        if scope["method"] == "GET":
+        safe = scope["method"] != "POST"  # GET, and HEAD (Starlette's GET routes take it too)
+        if safe:
             refusal = self._get_refusal(selector)
             if refusal is not None:
                 await send_answer(send, refusal)
@@ -327,7 +328,7 @@ class Reception:
         params = dict(urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {}
         args: Any
         try:
-            if scope["method"] == "GET":
+            if safe:
                 args = {k: cli_value(v) for k, v in params.items() if k != "timeout"} or None
             else:
                 body = await self._body(receive, found.get(b"content-length"))
@@ -712,7 +713,8 @@ class _HostGuard:
         if (
             obs is None
             and method not in _SAFE_METHODS
-            and not found.get(b"authorization")
+            and b"authorization" not in found
+            and found.get(b"content-type") != "application/json"
             and media_type(found.get(b"content-type")) != "application/json"
         ):
             obs = Observation.of(

@@ -1,9 +1,11 @@
 """Who is on the other end: the peer's user on a loopback or Unix socket.
 
 On a Unix socket the kernel says it (``SO_PEERCRED``).  On loopback TCP the
-kernel lists every socket with the user that opened it in
-``/proc/net/tcp`` and ``/proc/net/tcp6``: the peer's socket is the one whose
-local address is our remote one and whose remote address is our local one.
+kernel knows the user that opened every socket: asked through netlink
+(``sock_diag``, the one socket with the peer's address and port, as ``ss``
+asks; a few µs), or else read from ``/proc/net/tcp`` and ``/proc/net/tcp6``
+(the socket whose local address is our remote one and whose remote address
+is our local one).
 A peer of another user than the hub's (root excepted: it can read the token
 anyway) is *foreign*: the reception then asks it for the token as it asks a
 remote client.  When the kernel does not let it be checked (no ``/proc``),
@@ -54,6 +56,48 @@ def tcp_peer_uid(local: tuple[Any, ...], remote: tuple[Any, ...]) -> int | None:
     return -1 if seen else None  # listed nowhere: gone already (-1: nobody we know)
 
 
+_NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, _NLMSG_ERROR = 4, 20, 1, 2
+_diag: socket.socket | None = None
+
+
+def _diag_socket() -> socket.socket:
+    global _diag
+    if _diag is None:
+        _diag = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, _NETLINK_SOCK_DIAG)
+        _diag.settimeout(1.0)
+    return _diag
+
+
+def netlink_peer_uid(family: int, local: tuple[Any, ...], remote: tuple[Any, ...]) -> int | None:
+    """The uid of the TCP socket at ``remote`` connected to ``local`` (inet_diag,
+    an exact lookup); -1 when the kernel has no such socket, None when it cannot be asked."""
+    try:
+        peer_ip = socket.inet_pton(family, remote[0].split("%", 1)[0]).ljust(16, b"\0")
+        our_ip = socket.inet_pton(family, local[0].split("%", 1)[0]).ljust(16, b"\0")
+    except OSError:
+        return None
+    sockid = struct.pack("!HH16s16s", remote[1], local[1], peer_ip, our_ip) + struct.pack(
+        "=III", 0, 0xFFFFFFFF, 0xFFFFFFFF
+    )
+    req = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF) + sockid
+    msg = struct.pack("=IHHII", 16 + len(req), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 1, 0) + req
+    try:
+        nl = _diag_socket()
+        nl.send(msg)
+        data = nl.recv(8192)
+    except OSError:
+        return None
+    if len(data) < 16:
+        return None
+    mtype = struct.unpack_from("=H", data, 4)[0]
+    if mtype == _NLMSG_ERROR:
+        errno = -struct.unpack_from("=i", data, 16)[0]
+        return -1 if errno == 2 else None  # ENOENT: no such socket (gone already)
+    if mtype != _SOCK_DIAG_BY_FAMILY or len(data) < 16 + 88:
+        return None
+    return int(struct.unpack_from("=I", data, 16 + 4 + 48 + 12)[0])
+
+
 def peer_uid(sock: socket.socket) -> int | None:
     """The peer's uid, or None when the kernel does not say."""
     try:
@@ -64,7 +108,9 @@ def peer_uid(sock: socket.socket) -> int | None:
             remote = sock.getpeername()
             if not ipaddress.ip_address(remote[0].split("%", 1)[0]).is_loopback:
                 return None  # a remote client: the token rule of a non-loopback hub applies
-            return tcp_peer_uid(sock.getsockname(), remote)
+            local = sock.getsockname()
+            uid = netlink_peer_uid(sock.family, local, remote)
+            return uid if uid is not None else tcp_peer_uid(local, remote)
     except (OSError, ValueError):
         return None
     return None
@@ -79,4 +125,4 @@ def foreign(transport: Any) -> bool:
     return uid is not None and uid not in (os.geteuid(), 0)
 
 
-__all__ = ["foreign", "peer_uid", "tcp_peer_uid"]
+__all__ = ["foreign", "netlink_peer_uid", "peer_uid", "tcp_peer_uid"]
