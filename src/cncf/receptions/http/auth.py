@@ -1,13 +1,16 @@
 """Trust rules of the HTTP reception (brief sections 11 and 13).
 
 Three route levels: ``OPEN`` (``/healthz``: always answered), ``READ``
-(calls, inspection, jobs, metrics, the dashboard: need the token only when
-the hub listens on a non-loopback address) and ``ADMIN`` (load, unload,
-reload: always need it).  Every request's ``Host`` header must name the
-address the request arrived at, the bound address, or localhost: a browser
-tricked by DNS rebinding into calling ``http://evil.example:8470/`` sends
-``Host: evil.example`` and is refused (403).  A refused request gets an
-Observation like any other failure (``unauthenticated``, ``forbidden``).
+(calls, inspection, jobs, metrics, the dashboard: need the token when the
+hub listens on a non-loopback address, with ``--auth always``, or for
+another local user — see ``peers.py``) and ``ADMIN`` (load, unload, reload:
+always need it).  Every request's ``Host`` header must name the address the
+request arrived at, the bound address, or localhost (DNS rebinding: 403).
+A browser's request from another origin (``Origin``, ``Sec-Fetch-Site``) is
+refused on every route (403).  A browser's credential is a cookie whose name
+carries the hub's port, which counts on a mutating request only with the
+anti-forgery header.  A refused request gets an Observation like any other
+failure (``unauthenticated``, ``forbidden``).
 
 The token is compared in constant time.  When none is given, ``cncf serve``
 creates one in the hub's home (mode 0600) — see :func:`token_for_serving`.

@@ -8,19 +8,20 @@ headers were answered, and half-open connections held every descriptor
 (slowloris).  This subclass adds, per connection:
 
 - a header read timeout (``header_timeout``): from the connection's opening,
-  or the end of its previous response, to the end of the next request's
-  headers; a connection past it is closed (408 when it sent something).  One
-  timer per server sweeps the waiting connections, oldest first: nothing is
-  scheduled per request;
+  or a request's first byte, to the end of its headers; a connection past it
+  is closed (408 when it sent something); between requests uvicorn's
+  keep-alive timeout applies.  One timer per server sweeps the connections
+  in a header phase, oldest first: nothing is scheduled per request, and
+  only ``data_received`` and ``on_headers_complete`` are overridden (each
+  Python frame on this path costs the hot path);
 - a bound on the bytes before the end of the headers (``max_header_bytes``,
   request line included) and on their count (``max_headers``): 431 and close,
   checked as the bytes arrive, so memory never holds more;
 - a bound on open connections (``max_connections``, by default below the
-  process's descriptor limit): past it, the connection that has waited
-  longest without a request in progress (idle, or still sending its
-  headers) is closed to admit the new one, so a flood of half-open
-  connections cannot lock a well-behaved client out, and ``accept`` never
-  runs out of descriptors;
+  process's descriptor limit): past it, the connection that has been
+  sending its headers longest (else an idle one) is closed to admit the new
+  one, so a flood of half-open connections cannot lock a well-behaved
+  client out, and ``accept`` never runs out of descriptors;
 - the peer's user, on a loopback or Unix socket (:mod:`.peers`): a request
   from another local user is marked so that the reception asks it for the
   token.
@@ -156,11 +157,29 @@ class GuardedProtocol(HttpToolsProtocol):
         self._wait()
         shared = self.shared
         if len(self.connections) - shared.evicted > self.max_connections:
-            victim = next(iter(shared.waiting))  # self is there at least
-            shared.waiting.pop(victim)
-            victim._evicted = True
-            shared.evicted += 1
-            victim.transport.close()
+            self._evict()
+
+    def _evict(self) -> None:
+        """Close the connection that has waited longest for a request: one still
+        sending its headers, else an idle one, else this new one."""
+        shared = self.shared
+        victim: GuardedProtocol = self
+        for c in shared.waiting:
+            if c is not self:
+                victim = c
+                break
+        else:
+            for other in self.connections:
+                if isinstance(other, GuardedProtocol) and other is not self and not other._evicted and other._idle():
+                    victim = other
+                    break
+        shared.waiting.pop(victim, None)
+        victim._evicted = True
+        shared.evicted += 1
+        victim.transport.close()
+
+    def _idle(self) -> bool:
+        return self.cycle is None or self.cycle.response_complete
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.shared.waiting.pop(self, None)
@@ -170,7 +189,7 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def _wait(self) -> None:
-        """Waiting for a request: timed (from now to the end of its headers), and first to go under pressure."""
+        """A request's header phase begins: timed, bytes counted, first to go under pressure."""
         self._awaiting = True
         self._got = 0
         self._since = self.loop.time()
@@ -196,6 +215,10 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
+        if not self._awaiting:
+            cycle = self.cycle
+            if cycle is None or not cycle.more_body:  # not the body of a request: the next request's headers
+                self._wait()
         if self._awaiting:
             self._got += len(data)
         try:
@@ -219,25 +242,14 @@ class GuardedProtocol(HttpToolsProtocol):
 
     # -- parser callbacks
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        if not self._awaiting:  # a pipelined request: its headers are counted too
-            self._awaiting = True
-            self._got = 0
-        if self._foreign:
-            cast(dict[str, Any], self.scope)[self.foreign_key] = True
-
     def on_headers_complete(self) -> None:
         if len(self.headers) > self.limits.max_headers:
             raise _Overflow  # (memory is bounded by the bytes; the count is checked once, here)
         self._awaiting = False
         self.shared.waiting.pop(self, None)
+        if self._foreign:
+            cast(dict[str, Any], self.scope)[self.foreign_key] = True
         super().on_headers_complete()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.pipeline and not self.transport.is_closing():
-            self._wait()  # idle until the next request: the keep-alive timer runs too
 
 
 def protocol_class(limits: Limits, peer_check: Any = None, foreign_key: str = "cncf.foreign_peer") -> type[Any]:
