@@ -272,6 +272,11 @@ def test_decoding_at_the_edge_is_an_observation(hub_server: Served, method, path
     assert r.headers["x-cncf-observation-code"] == code
 
 
+def test_a_huge_job_limit_is_bounded(hub_server: Served) -> None:
+    r = hub_server.http.get("/hub/v1/jobs", params={"limit": "9" * 40})
+    assert r.status_code == 200 and isinstance(r.json()["jobs"], list)
+
+
 def test_bad_limits_in_the_hub_file_are_usage_errors(tmp_path: Path) -> None:
     import os
     import subprocess

@@ -54,6 +54,7 @@ from cncf.receptions.http.status import status_of
 DASHBOARD = Path(__file__).parent / "dashboard"
 MAX_BODY = 8 * 1024 * 1024
 MAX_WAIT = 300.0
+MAX_JOBS = 10_000
 _ALIVE = ("ready", "busy")
 # the headers read for every request, in one pass over them (the guard's)
 _HEADERS = frozenset(
@@ -535,7 +536,7 @@ class Reception:
                     target="jobs",
                 )
             )
-        filters["limit"] = int(limit)
+        filters["limit"] = min(int(limit), MAX_JOBS)  # (a 30-digit limit would overflow SQLite)
         return json_response({"jobs": [j.to_dict() for j in await self.hub.jobs(**filters)]})
 
     async def _job(self, job_id: str) -> Response:
