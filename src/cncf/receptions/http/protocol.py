@@ -215,12 +215,19 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
-        if not self._awaiting:
-            cycle = self.cycle
-            if cycle is None or not cycle.more_body:  # not the body of a request: the next request's headers
-                self._wait()
         if self._awaiting:
             self._got += len(data)
+        else:
+            cycle = self.cycle
+            if cycle is None or not cycle.more_body:  # not the body of a request: the next request's headers
+                self._awaiting = True  # (as _wait, inline: once per request)
+                self._got = len(data)
+                self._since = self.loop.time()
+                shared = self.shared
+                shared.waiting[self] = None  # (not there: on_headers_complete took it out)
+                if shared.sweeping is None:
+                    timeout = self.limits.header_timeout
+                    shared.sweeping = self.loop.call_later(min(1.0, timeout / 4), shared.sweep, self.loop, timeout)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -249,7 +256,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self.shared.waiting.pop(self, None)
         if self._foreign:
             cast(dict[str, Any], self.scope)[self.foreign_key] = True
-        super().on_headers_complete()
+        HttpToolsProtocol.on_headers_complete(self)
 
 
 def protocol_class(limits: Limits, peer_check: Any = None, foreign_key: str = "cncf.foreign_peer") -> type[Any]:
