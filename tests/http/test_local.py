@@ -132,3 +132,14 @@ def test_the_token_is_not_in_the_serving_hubs_environ_cmdline_or_memory(serve) -
     assert s.http.post("/rest/v1/probe/dumpable", json=None).json()["value"] == 0
     # the hub still knows its token
     assert s.http.post("/hub/v1/components/svc/reload", json={}, headers=s.auth).status_code == 200
+
+
+def test_auth_always_asks_for_the_token_on_loopback_too(serve) -> None:  # type: ignore[no-untyped-def]
+    s: Served = serve(PROBE_HUB, "--auth", "always")
+    h = s.http
+    assert h.get("/healthz").status_code == 200
+    for method, path in (("POST", "/rest/v1/svc/echo"), ("GET", "/hub/v1/jobs"), ("GET", "/metrics")):
+        r = h.request(method, path, json=[1] if method == "POST" else None)
+        assert (r.status_code, r.json()["observation"]["code"]) == (401, "unauthenticated"), path
+    assert h.post("/rest/v1/svc/echo", json=[1], headers=s.auth).json() == {"ok": True, "value": 1}
+    assert h.get("/hub/v1/jobs", headers=s.auth).status_code == 200
