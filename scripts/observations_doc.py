@@ -40,7 +40,10 @@ PRODUCED_BY: dict[Code, list[str]] = {
         f"{FT}::test_zip_bomb_is_refused_before_extraction",
         f"{FT}::test_too_many_members_is_archive_too_large",
     ],
-    Code.FORM_NOT_ALLOWED: [f"{FP}::test_cli_runs_inline_only_when_asked"],
+    Code.FORM_NOT_ALLOWED: [
+        f"{FP}::test_cli_runs_inline_only_when_asked",
+        f"{HA}::test_inline_only_when_the_request_asks_for_it",
+    ],
     Code.INVALID_ARCHIVE: [
         f"{FT}::test_zip_slip_is_an_archive_code",
         f"{PF}::test_corrupt_artifact",
@@ -195,7 +198,7 @@ PRODUCED_BY: dict[Code, list[str]] = {
     ],
     Code.FORBIDDEN: [
         f"{HC}::test_refused_requests_are_observations",
-        f"{HA}::test_inline_only_when_the_request_asks_for_it",
+        "tests/http/test_browser.py::test_cross_origin_requests_are_refused_on_every_route",
     ],
     Code.ROUTE_NOT_FOUND: [f"{HC}::test_refused_requests_are_observations"],
     Code.BODY_TOO_LARGE: [f"{HC}::test_refused_requests_are_observations"],

@@ -175,19 +175,24 @@ class AsyncHub:
         return handle
 
     def _refuse_form(self, spec: ComponentSpec, overrides: dict[str, Any]) -> Observation | None:
-        """``inline`` runs in the hub's own process: a reception (CLI, serve)
-        runs it only when its caller asked, never because an artifact's own
-        manifest says so (brief section 13)."""
-        if self._manifest_inline or spec.form != "inline" or spec.manifest_path is None:
+        """``inline`` runs in the hub's own process: a reception (CLI, serve and
+        its admin routes) runs it only when its caller asked (``form =
+        "inline"`` in its own overrides), never because an artifact's own
+        manifest says so or because a target happens to be importable
+        (``os:system``) — brief section 13.  The one place this rule lives;
+        ``form_not_allowed`` is a security refusal (HTTP 403)."""
+        if self._manifest_inline or spec.form != "inline" or overrides.get("form") == "inline":
             return None
-        if overrides.get("form") == "inline":
-            return None
+        why = (
+            f"{spec.manifest_path} asks for the in-process 'inline' form"
+            if spec.manifest_path is not None
+            else f"{spec.entry!r} would be imported into the hub (form 'inline')"
+        )
         return Observation.of(
             Code.FORM_NOT_ALLOWED,
-            f"{spec.manifest_path} asks for the in-process 'inline' form, which runs the component inside "
-            "the hub without isolation; this reception runs it only when you ask: pass --form inline "
-            "(or form = \"inline\" in the hub file's own [[component]] entry), or drop the manifest's "
-            "form to run it as 'python' in a worker process",
+            f"{why}, which runs the component inside the hub without isolation; this reception runs it "
+            'only when you ask: pass --form inline (or form = "inline" in the hub file\'s own [[component]] '
+            "entry, or in the load request), or drop the manifest's form to run it as 'python' in a worker process",
             stage=Stage.LOAD,
             file=spec.manifest_path,
             form="inline",

@@ -189,7 +189,7 @@ _REGISTRY: dict[Code, _Spec] = {
     ),
     Code.FORM_NOT_ALLOWED: _s(
         L,
-        "configuration",
+        "security",
         "invalid",
         "configuration",
         False,

@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures"
 HUBFILE = FIXTURES / "hub.toml"
 SRC = HERE.parents[1] / "src"
-READY = re.compile(r"^cncf: serving (\d+) components at (http://\S+)/$")
+READY = re.compile(r"^cncf: serving (\d+) components at (http://\S+)/$|^cncf: serving (\d+) components at unix:(\S+)$")
 
 
 class Served:
@@ -38,7 +38,15 @@ class Served:
         self.count = count
         token_file = home / "serve.token"
         self.token = token_file.read_text().strip() if token_file.exists() else os.environ.get("CNCF_TOKEN", "")
-        self.http = httpx.Client(base_url=url, timeout=60, trust_env=False)
+        # a script: its POSTs say application/json (without the token the hub requires it)
+        unix = url[len("unix:") :] if url.startswith("unix:") else None
+        self.http = httpx.Client(
+            base_url="http://localhost" if unix else url,
+            timeout=60,
+            trust_env=False,
+            headers={"content-type": "application/json"},
+            transport=httpx.HTTPTransport(uds=unix) if unix else None,
+        )
 
     @property
     def auth(self) -> dict[str, str]:
@@ -86,14 +94,22 @@ def alive(pid: int) -> bool:
         return False
 
 
-def start(hubfile: Path, home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 240) -> Served:
+def start(
+    hubfile: Path,
+    home: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 240,
+    prefix: tuple[str, ...] = (),
+) -> Served:
+    """``prefix``: a command the server runs under (``prlimit --nofile=256``)."""
     tmp = home.parent / (home.name + "-tmp")
     tmp.mkdir(parents=True, exist_ok=True)
     e = dict(os.environ, PYTHONPATH=str(SRC), TMPDIR=str(tmp), CNCF_CACHE=str(home.parent / "cache"))
     e.pop("CNCF_TOKEN", None)
     e.update(env or {})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cncf", "serve", str(hubfile), "--port", "0", "--home", str(home), *args],
+        [*prefix, sys.executable, "-m", "cncf", "serve", str(hubfile), "--port", "0", "--home", str(home), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -109,8 +125,10 @@ def start(hubfile: Path, home: Path, *args: str, env: dict[str, str] | None = No
             if not line:
                 break
             m = READY.match(line.rstrip("\n"))
-            if m:
+            if m and m.group(1):
                 return Served(proc, m.group(2), home, tmp, int(m.group(1)))
+            if m:
+                return Served(proc, "unix:" + m.group(4), home, tmp, int(m.group(3)))
     proc.kill()
     _, err = proc.communicate()
     raise AssertionError(f"cncf serve did not get ready (exit {proc.returncode}):\n{err}")
@@ -120,8 +138,14 @@ def start(hubfile: Path, home: Path, *args: str, env: dict[str, str] | None = No
 def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     started: list[Served] = []
 
-    def make(hubfile: Path = HUBFILE, *args: str, env: dict[str, str] | None = None, name: str = "home") -> Served:
-        s = start(hubfile, tmp_path / name, *args, env=env)
+    def make(
+        hubfile: Path = HUBFILE,
+        *args: str,
+        env: dict[str, str] | None = None,
+        name: str = "home",
+        prefix: tuple[str, ...] = (),
+    ) -> Served:
+        s = start(hubfile, tmp_path / name, *args, env=env, prefix=prefix)
         started.append(s)
         return s
 

@@ -69,16 +69,17 @@ def test_a_failed_load_is_an_observation_and_readyz_names_it(serve) -> None:  # 
 def test_inline_only_when_the_request_asks_for_it(serve) -> None:  # type: ignore[no-untyped-def]
     s: Served = serve()
     h = s.http
+    # one rule, the hub's own (form_not_allowed, a security refusal: 403)
     r = h.post("/hub/v1/components", json={"target": str(FIXTURES / "sneaky")}, headers=s.auth)
-    assert (r.status_code, _code(r)) == (403, "forbidden")
+    assert (r.status_code, _code(r)) == (403, "form_not_allowed")
     r = h.post("/hub/v1/components", json={"target": "os:getcwd"}, headers=s.auth)  # importable: inline inferred
-    assert (r.status_code, _code(r)) == (403, "forbidden")
+    assert (r.status_code, _code(r)) == (403, "form_not_allowed")
     assert "sneaky" not in [c["name"] for c in h.get("/hub/v1/components").json()["components"]]
     r = h.post("/hub/v1/components", json={"target": str(FIXTURES / "sneaky"), "form": "inline"}, headers=s.auth)
     assert r.status_code == 201 and r.json()["component"]["form"] == "inline"
     # the refusal of the hub file's own unrequested inline entry is on the dashboard's list too
     codes = [g["code"] for g in h.get("/hub/v1/observations").json()["groups"]]
-    assert "forbidden" in codes
+    assert "form_not_allowed" in codes
 
 
 def test_openapi_validates_and_describes_operations(hub_server: Served) -> None:
@@ -94,8 +95,14 @@ def test_openapi_validates_and_describes_operations(hub_server: Served) -> None:
     assert doc["paths"]["/rest/v1/svc/default/slow"]["post"]["x-cncf-run-timeout"] == 0.5
     assert "202" in doc["paths"]["/rest/v1/jobs/default/add"]["post"]["responses"]
     assert {"Outcome", "Observation", "Job"} <= set(doc["components"]["schemas"])
-    ids = [item["post"]["operationId"] for item in doc["paths"].values()]
+    ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
     assert len(ids) == len(set(ids))
+    # GET only where declared safe (http_get = true), and shown
+    echo = doc["paths"]["/rest/v1/svc/default/echo"]
+    assert echo["post"]["x-cncf-http-get"] is True and echo["get"]["operationId"] == "svc.default.echo.get"
+    assert "value" in [p["name"] for p in echo["get"]["parameters"]]
+    talk = doc["paths"]["/rest/v1/svc/default/talk"]
+    assert "get" not in talk and talk["post"]["x-cncf-http-get"] is False
     page = h.get("/rest/v1/docs")
     assert page.status_code == 200 and "/rest/v1/svc/default/echo" in page.text
     assert "http://" not in page.text and "https://" not in page.text  # works offline

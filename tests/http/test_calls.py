@@ -32,10 +32,16 @@ def test_values_named_positional_none_and_query(hub_server: Served) -> None:
     # GET: the query string is named arguments; a value that parses as JSON is JSON
     assert h.get("/rest/v1/svc/add", params={"a": "1", "b": "2"}).json()["value"] == 3
     assert h.get("/rest/v1/svc/echo", params={"value": "hello"}).json()["value"] == "hello"
-    # curl's default form content type: the body is what counts
-    r = h.post(
-        "/rest/v1/svc/add", content=b'{"a": 1, "b": 1}', headers={"content-type": "application/x-www-form-urlencoded"}
-    )
+    # only an operation declared safe (http_get = true) runs on GET: 405 and an Observation otherwise
+    r = h.get("/rest/v1/svc/talk", params={"text": "x"})
+    assert (r.status_code, _code(r), r.headers["allow"]) == (405, "route_not_found", "POST")
+    assert h.head("/rest/v1/svc/talk", params={"text": "x"}).status_code == 405  # HEAD is no way round
+    # curl's default form content type: refused without the token (a web page can send that one)...
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    r = h.post("/rest/v1/svc/add", content=b'{"a": 1, "b": 1}', headers=form)
+    assert (r.status_code, _code(r)) == (415, "body_not_json")
+    # ...and with the token the body is what counts
+    r = h.post("/rest/v1/svc/add", content=b'{"a": 1, "b": 1}', headers={**form, **hub_server.auth})
     assert r.json()["value"] == 2
 
 

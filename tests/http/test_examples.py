@@ -25,7 +25,7 @@ def test_serving_the_bundled_examples(tmp_path: Path) -> None:
         assert all(c["state"] == "ready" for c in comps), comps
         assert "inventory" in {c["name"] for c in comps}
         r = subprocess.run(
-            [curl, "-s", "-d", '{"by": 2}', f"{s.url}/rest/v1/counter/increment"],
+            [curl, "-s", "--json", '{"by": 2}', f"{s.url}/rest/v1/counter/increment"],
             capture_output=True,
             text=True,
             timeout=60,

@@ -104,11 +104,23 @@ def test_non_loopback_needs_an_explicit_token(tmp_path: Path) -> None:
             r = h.get("/", params={"token": "t0ken"})
             assert r.status_code == 303 and r.headers["location"] == "/"
             cookie = r.headers["set-cookie"]
-            assert "cncf_token=t0ken" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
-            jar = {"Cookie": "cncf_token=t0ken"}
-            assert h.get("/", headers=jar).status_code == 200
+            # bound to this hub: its name carries the port; host-only (no Domain)
+            assert f"cncf_token_{port}=t0ken" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+            assert "domain" not in cookie.lower()
+            jar = {"Cookie": f"cncf_token_{port}=t0ken"}
+            assert h.get("/hub/v1/components", headers={"Cookie": "cncf_token=t0ken"}).status_code == 401
+            page = h.get("/", headers=jar)
+            assert page.status_code == 200
             assert h.get("/hub/v1/components", headers=jar).status_code == 200
-            assert h.post("/rest/v1/svc/add", json=[2, 3], headers=jar).json()["value"] == 5
+            # the cookie never runs an operation: that takes the Bearer token
+            assert h.post("/rest/v1/svc/add", json=[2, 3], headers=jar).status_code == 401
+            # a mutating request with the cookie needs the anti-forgery header the page carries
+            xsrf = page.text.split('name="cncf-xsrf" content="', 1)[1].split('"', 1)[0]
+            assert len(xsrf) == 64 and "t0ken" not in xsrf
+            cancel = "/hub/v1/calls/nope/cancel"
+            assert h.post(cancel, json={}, headers=jar).status_code == 401
+            assert h.post(cancel, json={}, headers={**jar, "X-Cncf-Xsrf": "0" * 64}).status_code == 401
+            assert h.post(cancel, json={}, headers={**jar, "X-Cncf-Xsrf": xsrf}).status_code == 200
             fresh = httpx.get(f"http://127.0.0.1:{port}/hub/v1/components", params={"token": "t0ken"})
             assert fresh.status_code == 401  # the query token is for the page only
         with cncf.connect(f"http://127.0.0.1:{port}", token="t0ken") as remote:

@@ -19,6 +19,17 @@ def serve(
     port: Annotated[int | None, typer.Option("--port", help="Port (default 8470; 0 picks a free one).")] = None,
     token_file: Annotated[Path | None, typer.Option("--token-file", help="File holding the bearer token.")] = None,
     grace: Annotated[float | None, typer.Option("--grace", help="Seconds running calls get at shutdown.")] = None,
+    auth: Annotated[
+        str | None,
+        typer.Option(
+            "--auth",
+            help="When calls and reads need the token: 'loopback' (default: off loopback, or for another "
+            "local user) or 'always' (as Jupyter: on loopback too).",
+        ),
+    ] = None,
+    unix: Annotated[
+        Path | None, typer.Option("--unix", help="Listen on this Unix socket (mode 0600) instead of TCP.")
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
     """Serve the hub file's components over HTTP until SIGINT or SIGTERM
@@ -31,12 +42,24 @@ def serve(
     if grace is not None and grace < 0:
         err.print("error: --grace must be >= 0")
         raise typer.Exit(render.EXIT_USAGE)
+    if auth is not None and auth not in ("loopback", "always"):
+        err.print("error: --auth must be 'loopback' or 'always'")
+        raise typer.Exit(render.EXIT_USAGE)
     raise typer.Exit(
         guard(
             False,
             str(hubfile),
             lambda: run(
-                hubfile, host=host, port=port, token_file=token_file, home=home, grace=grace, say=_stderr, ready=_stdout
+                hubfile,
+                host=host,
+                port=port,
+                token_file=token_file,
+                home=home,
+                grace=grace,
+                say=_stderr,
+                ready=_stdout,
+                auth=auth,
+                unix=unix,
             ),
             what="cncf serve",
         )

@@ -29,10 +29,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route, compile_path
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cncf.engine.events import CallFinished
-from cncf.hub import AsyncHub
+from cncf.hub import AsyncHub, ComponentHandle
 from cncf.observation import Code, Observation, Stage
 from cncf.outcome import Outcome
 from cncf.receptions.http import openapi
@@ -47,18 +47,22 @@ from cncf.receptions.http.answers import (
     refused,
     send_answer,
 )
-from cncf.receptions.http.auth import COOKIE, TOKEN_PAGE, Level, Trust
+from cncf.receptions.http.auth import CSP_PAGE, CSP_TOKEN_PAGE, TOKEN_PAGE, XSRF_HEADER, Level, Trust, media_type
 from cncf.receptions.http.metrics import CONTENT_TYPE, HubMetrics
 from cncf.receptions.http.status import status_of
 
 DASHBOARD = Path(__file__).parent / "dashboard"
 MAX_BODY = 8 * 1024 * 1024
 MAX_WAIT = 300.0
+MAX_JOBS = 10_000
 _ALIVE = ("ready", "busy")
-_CALL_HEADERS = frozenset(
+# the headers read for every request, in one pass over them (the guard's)
+_HEADERS = frozenset(
     {
+        b"host",
+        b"origin",
+        b"sec-fetch-site",
         b"authorization",
-        b"cookie",
         b"content-length",
         b"content-type",
         b"x-cncf-timeout",
@@ -66,6 +70,18 @@ _CALL_HEADERS = frozenset(
         b"idempotency-key",
         b"x-cncf-call-id",
     }
+)
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
+# the peer is another local user (set by the serving protocol: see peers.py)
+FOREIGN = "cncf.foreign_peer"
+# on every page: no frame may hold it, nothing from elsewhere, no inline script
+_PAGE_HEADERS = (
+    (b"content-security-policy", CSP_PAGE.encode()),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"cache-control", b"no-store"),
 )
 
 
@@ -121,6 +137,7 @@ class Reception:
             self.recent.add(obs)
         self._unsubscribe = hub.subscribe(self._on_call)
         self._call_level_needs_token = trust.needs_token(Level.READ)
+        self._index: str | None = None
 
     def _on_call(self, event: CallFinished) -> None:
         if event.outcome.observation is not None and event.call.context.caller == "http":
@@ -146,7 +163,7 @@ class Reception:
         handler: Callable[[Request], Awaitable[Response]] = getattr(self, spec.handler)
         level, trust = spec.level, self.trust
 
-        if not trust.needs_token(level) and level is not Level.ADMIN:
+        if level is Level.OPEN:
 
             async def open_endpoint(request: Request) -> Response:
                 return await handler(request)
@@ -154,20 +171,31 @@ class Reception:
             return open_endpoint
 
         from_query = spec.handler == "dashboard"  # a browser's first visit: /?token=TOKEN sets the cookie
+        mutating = spec.method not in _SAFE_METHODS
 
         async def endpoint(request: Request) -> Response:
+            foreign = bool(request.scope.get(FOREIGN))
+            if not foreign and not trust.needs_token(level):
+                return await handler(request)
             headers = request.headers
             obs = trust.check_token(
                 level,
                 headers.get("authorization"),
                 headers.get("cookie"),
                 request.query_params.get("token") if from_query else None,
+                xsrf=headers.get(XSRF_HEADER),
+                mutating=mutating,
+                foreign=foreign,
             )
             if obs is not None:
                 obs = obs.with_context(target=f"{request.method} {request.url.path}")
                 if from_query and "text/html" in headers.get("accept", ""):
                     self.recent.add(obs)  # still a refusal (401), in a form a person can answer
-                    return HTMLResponse(TOKEN_PAGE, 401, {"x-cncf-observation-code": obs.code.value})
+                    return HTMLResponse(
+                        TOKEN_PAGE,
+                        401,
+                        {"x-cncf-observation-code": obs.code.value, "content-security-policy": CSP_TOKEN_PAGE},
+                    )
                 return self._refusal(obs)
             return await handler(request)
 
@@ -238,6 +266,8 @@ class Reception:
             return None
         try:
             return json.loads(body.decode("utf-8"))
+        except RecursionError:
+            return _too_deep("the body")
         except (ValueError, UnicodeDecodeError) as exc:
             return Observation.of(
                 Code.BODY_NOT_JSON,
@@ -262,19 +292,17 @@ class Reception:
             size=size,
         )
 
-    async def asgi_call(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def asgi_call(self, scope: Scope, receive: Receive, send: Send, found: dict[bytes, str]) -> None:
         """The operation routes, as a plain ASGI app (the hot path: no Request or
-        Response objects; the headers are read in one pass)."""
+        Response objects; ``found``: the headers the guard read in its one pass).
+        The token comes as ``Authorization: Bearer`` only: a browser's cookie
+        never runs an operation."""
         p = scope["path_params"]
         parts = [p["component"], p["service"], p["operation"]] if "service" in p else [p["component"], p["operation"]]
         selector = ".".join(parts)
-        want = _CALL_HEADERS
-        found: dict[bytes, str] = {}  # (one pass over the headers)
-        for k, v in scope["headers"]:
-            if k in want:
-                found[k] = v.decode("latin-1")
-        if self._call_level_needs_token:
-            obs = self.trust.check_token(Level.READ, found.get(b"authorization"), found.get(b"cookie"))
+        foreign = FOREIGN in scope
+        if self._call_level_needs_token or foreign:
+            obs = self.trust.check_token(Level.READ, found.get(b"authorization"), foreign=foreign)
             if obs is not None:
                 await send_answer(send, self._refuse(obs.with_context(target=selector)))
                 return
@@ -291,20 +319,32 @@ class Reception:
                 ),
             )
             return
+        safe = scope["method"] != "POST"  # GET, and HEAD (Starlette's GET routes take it too)
+        if safe:
+            refusal = self._get_refusal(selector)
+            if refusal is not None:
+                await send_answer(send, refusal)
+                return
         query = scope.get("query_string") or b""
         params = dict(urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {}
         args: Any
-        if scope["method"] == "GET":
-            args = {k: cli_value(v) for k, v in params.items() if k != "timeout"} or None
-        else:
-            body = await self._body(receive, found.get(b"content-length"))
-            args = body if isinstance(body, Observation) else self._payload(body, found.get(b"content-type", ""))
+        try:
+            if safe:
+                args = {k: cli_value(v) for k, v in params.items() if k != "timeout"} or None
+            else:
+                body = await self._body(receive, found.get(b"content-length"))
+                args = body if isinstance(body, Observation) else self._payload(body, found.get(b"content-type", ""))
+            raw_timeout = params.get("timeout") or found.get(b"x-cncf-timeout")
+            # as the CLI's values: JSON when it parses; the engine names a bad one (invalid_policy)
+            timeout = _timeout(cli_value(raw_timeout)) if raw_timeout is not None else None
+        except RecursionError:
+            args = _too_deep("a query value")
         if isinstance(args, Observation):
             await send_answer(send, self._refuse(args.with_context(target=selector)))
             return
-        raw_timeout = params.get("timeout") or found.get(b"x-cncf-timeout")
-        # as the CLI's values: JSON when it parses; the engine names a bad one (invalid_policy)
-        timeout = cli_value(raw_timeout) if raw_timeout is not None else None
+        if isinstance(timeout, Observation):
+            await send_answer(send, self._refuse(timeout.with_context(target=selector)))
+            return
         if self.draining:
             outcome = Outcome.failure(
                 Observation.of(Code.HUB_CLOSED, "the hub is shutting down and admits no new call", target=selector)
@@ -320,6 +360,30 @@ class Reception:
                 call_id=found.get(b"x-cncf-call-id") or None,
             )
         await send_answer(send, await self._render(outcome))
+
+    def _get_refusal(self, selector: str) -> Answer | None:
+        """A GET runs an operation only when it is declared safe to (``http_get
+        = true``): an ``<img>`` or a link cannot run anything.  An unknown
+        selector is left to the call (its own 404)."""
+        try:
+            entry = self.hub.engine.dispatch(selector).entry
+        except Exception:  # noqa: BLE001 - the call itself answers with the dispatch Observation
+            return None
+        if entry.policy.http_get:
+            return None
+        obs = Observation.of(
+            Code.ROUTE_NOT_FOUND,
+            f"{selector!r} is not declared safe to run on GET; call it with POST and a JSON body "
+            "(or declare http_get = true for it in its manifest)",
+            stage=Stage.RECEPTION,
+            target=selector,
+            method="GET",
+            allowed=["POST"],
+        )
+        self.recent.add(obs)
+        status, headers, body = refused(obs)
+        headers.append((b"allow", b"POST"))
+        return 405, headers, body  # the method, not the route: the one status decided here
 
     async def _render(self, outcome: Outcome) -> Answer:
         obs = outcome.observation
@@ -418,13 +482,11 @@ class Reception:
                 )
             )
         overrides = {k: v for k, v in body.items() if k != "target"}
-        target = body["target"]
-        from cncf.receptions.http.serve import inline_refusal
-
-        obs = inline_refusal(target, overrides)
-        if obs is not None:
-            return self._refusal(obs)
-        handle = await self.hub.load(target, **overrides)
+        handle = await self.hub.load(body["target"], **overrides)
+        refused = refusal_of(handle)
+        if refused is not None:  # not loaded: nothing is left under that name
+            await self.hub.unload(handle.name)
+            return self._refusal(refused)
         info = self._inspect(handle.name) if self.hub.component(handle.name) is not None else handle.describe()
         if handle.observation is not None and handle.state == "failed":
             o = handle.observation
@@ -474,7 +536,7 @@ class Reception:
                     target="jobs",
                 )
             )
-        filters["limit"] = int(limit)
+        filters["limit"] = min(int(limit), MAX_JOBS)  # (a 30-digit limit would overflow SQLite)
         return json_response({"jobs": [j.to_dict() for j in await self.hub.jobs(**filters)]})
 
     async def _job(self, job_id: str) -> Response:
@@ -547,11 +609,16 @@ class Reception:
     async def dashboard(self, request: Request) -> Response:
         token = request.query_params.get("token")
         if token is not None and self.trust.accepts(token):
-            # keep the token out of the address bar and the history: a cookie, then a clean URL
+            # keep the token out of the address bar and the history: a cookie, then a clean URL.
+            # Host-only (no Domain), HttpOnly, SameSite=Strict, its name carrying the port
             response = Response(status_code=303, headers={"location": "/"})
-            response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+            response.set_cookie(self.trust.cookie, token, httponly=True, samesite="strict", path="/")
             return response
-        return FileResponse(DASHBOARD / "index.html", media_type="text/html")
+        if self._index is None:
+            self._index = (DASHBOARD / "index.html").read_text("utf-8")
+        # the anti-forgery value, for the page's own script (a page of another origin cannot read it)
+        page = self._index.replace("{{xsrf}}", self.trust.xsrf)
+        return HTMLResponse(page)
 
     async def asset(self, request: Request) -> Response:
         name = request.path_params["file"]
@@ -559,6 +626,37 @@ class Reception:
         if name not in _ASSETS or not path.is_file():
             raise HTTPException(404)
         return FileResponse(path, media_type=_ASSETS[name])
+
+
+def refusal_of(handle: ComponentHandle) -> Observation | None:
+    """The hub's refusal to load a form it was not asked for (``form_not_allowed``), if that is why it failed."""
+    obs = handle.observation
+    if handle.state == "failed" and obs is not None and obs.code is Code.FORM_NOT_ALLOWED:
+        return obs
+    return None
+
+
+def _too_deep(what: str) -> Observation:
+    return Observation.of(
+        Code.ARGUMENTS_TOO_LARGE,
+        f"{what} nests deeper than JSON can be read here; send flatter arguments",
+        stage=Stage.DISPATCH,
+    )
+
+
+def _timeout(value: Any) -> Any:
+    """A timeout as the engine takes it; a number too large for a float is
+    ``invalid_policy`` here (the engine's own check names the other bad ones)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)
+        except OverflowError:
+            return Observation.of(
+                Code.INVALID_POLICY,
+                f"timeout must be a positive number of seconds, got a {len(str(value))}-digit number",
+                stage=Stage.DISPATCH,
+            )
+    return value
 
 
 _JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -572,7 +670,11 @@ class _CallApp:
         self.reception = reception
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.reception.asgi_call(scope, receive, send)
+        found: dict[bytes, str] = {}
+        for k, v in scope["headers"]:
+            if k in _HEADERS:
+                found[k] = v.decode("latin-1")
+        await self.reception.asgi_call(scope, receive, send, found)
 
 
 # The operation routes of ROUTES, compiled once: the guard dispatches them before
@@ -582,8 +684,12 @@ _CALL_METHODS = frozenset(r.method for r in ROUTES if r.handler == "call")
 
 
 class _HostGuard:
-    """Outermost: the Host check (DNS rebinding) before any routing, then the
-    operation routes' fast path, then Starlette for everything else."""
+    """Outermost, before any routing: the Host check (DNS rebinding), the
+    browser rule (no request from another origin; a mutating request without
+    the token must be ``application/json``, which a page cannot send across
+    origins without a preflight, and preflights are refused), then the
+    operation routes' fast path, then Starlette for everything else (whose
+    answers get the page headers: CSP, ``frame-ancestors 'none'``)."""
 
     def __init__(self, app: ASGIApp, reception: Reception) -> None:
         self.app = app
@@ -594,25 +700,53 @@ class _HostGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        host = None
+        found: dict[bytes, str] = {}  # one pass over the headers, for every check below
         for k, v in scope["headers"]:
-            if k == b"host":
-                host = v.decode("latin-1")
-                break
+            if k in _HEADERS:
+                found[k] = v.decode("latin-1")
+        host = found.get(b"host")
         server = scope.get("server")
-        obs = self.trust.check_host(host, server[0] if server else None)
+        trust = self.trust
+        obs = trust.check_host(host, server[0] if server else None)
+        if obs is None and (b"origin" in found or b"sec-fetch-site" in found):
+            obs = trust.check_browser(host, found.get(b"origin"), found.get(b"sec-fetch-site"))
+        method = scope["method"]
+        if (
+            obs is None
+            and method not in _SAFE_METHODS
+            and b"authorization" not in found
+            and found.get(b"content-type") != "application/json"
+            and media_type(found.get(b"content-type")) != "application/json"
+        ):
+            obs = Observation.of(
+                Code.BODY_NOT_JSON,
+                f"a {method} without the token must say 'Content-Type: application/json' "
+                f"(it has {found.get(b'content-type') or 'none'}): a web page cannot send that to this hub",
+                stage=Stage.RECEPTION,
+                content_type=found.get(b"content-type"),
+                reason="content_type",
+            )
         if obs is not None:
-            await send_answer(send, self.reception._refuse(obs))
+            await send_answer(send, self.reception._refuse(obs.with_context(target=f"{method} {scope['path']}")))
             return
         path = scope["path"]
-        if path.startswith("/rest/v1/") and scope["method"] in _CALL_METHODS:
+        if path.startswith("/rest/v1/") and method in _CALL_METHODS:
             for regex in _CALL_PATHS:
                 m = regex.match(path)
                 if m is not None:
                     scope["path_params"] = m.groupdict()
-                    await self.reception.asgi_call(scope, receive, send)
+                    await self.reception.asgi_call(scope, receive, send, found)
                     return
-        await self.app(scope, receive, send)
+
+        async def send_page(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                have = {k.lower() for k, _ in headers}
+                headers.extend(h for h in _PAGE_HEADERS if h[0] not in have)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_page)
 
 
-__all__ = ["ROUTES", "Reception", "RouteSpec", "outcome_body", "refused"]
+__all__ = ["FOREIGN", "ROUTES", "Reception", "RouteSpec", "outcome_body", "refusal_of", "refused"]

@@ -187,6 +187,19 @@ def operation_object(component: str, service: str, name: str, info: dict[str, An
     return op
 
 
+def _get_object(post: dict[str, Any], params: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The same operation on GET (declared ``http_get = true``): named arguments in the query."""
+    query = [
+        {"name": p["name"], "in": "query", "required": bool(p["required"]), "schema": {}}
+        for p in params or ()
+        if p["kind"] in ("named", "any") and p["name"] != "timeout"
+    ]
+    get = {k: v for k, v in post.items() if k != "requestBody"}
+    get["operationId"] = post["operationId"] + ".get"
+    get["parameters"] = [*post["parameters"], *query]
+    return get
+
+
 def build(components: Iterable[dict[str, Any]], version: str) -> dict[str, Any]:
     """The document for the given ``inspect`` dicts (failed components add no path)."""
     paths: dict[str, Any] = {}
@@ -194,7 +207,10 @@ def build(components: Iterable[dict[str, Any]], version: str) -> dict[str, Any]:
         for service, ops in (comp.get("services") or {}).items():
             for name, info in ops.items():
                 path = f"/rest/v1/{comp['name']}/{service}/{name}"
-                paths[path] = {"post": operation_object(comp["name"], service, name, info)}
+                post = operation_object(comp["name"], service, name, info)
+                paths[path] = {"post": post}
+                if (info.get("policy") or {}).get("http_get"):
+                    paths[path]["get"] = _get_object(post, info.get("params"))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -202,7 +218,8 @@ def build(components: Iterable[dict[str, Any]], version: str) -> dict[str, Any]:
             "version": version,
             "description": "Operations of the components loaded in this hub. Every call answers with "
             "an Outcome: a value, or an Observation (a failure as data). GET on an "
-            "operation's path calls it with the query string as named arguments.",
+            "operation's path calls it with the query string as named arguments, for an operation "
+            "declared safe to run on GET (x-cncf-http-get; any other answers 405).",
         },
         "paths": paths,
         "components": {"schemas": _schemas()},

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import signal
 import socket
 import sys
@@ -30,11 +31,22 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
-from cncf.observation import Code, Failed, Observation, Stage
+from cncf.observation import Observation
+from cncf.receptions.http.protocol import Limits
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_HOST, DEFAULT_PORT, DEFAULT_GRACE = "127.0.0.1", 8470, 10.0
-_SERVE_KEYS = {"host", "port", "token_file", "grace"}
+# the [serve] limits: key -> (Limits field, integer?, minimum)
+_LIMIT_KEYS: dict[str, tuple[bool, float]] = {
+    "header_timeout": (False, 0.1),
+    "max_headers": (True, 1),
+    "max_header_bytes": (True, 1024),
+    "max_body": (True, 0),
+    "keep_alive": (False, 0.1),
+    "max_connections": (True, 0),
+}
+_SERVE_KEYS = {"host", "port", "token_file", "grace", "auth", "unix", "backlog", *_LIMIT_KEYS}
+AUTH_CHOICES = ("loopback", "always")
 
 
 class ServeError(ValueError):
@@ -67,48 +79,110 @@ def serve_table(path: Path) -> dict[str, Any]:
         if not isinstance(table["token_file"], str):
             raise ServeError(f"{path}: [serve] token_file must be a string")
         table["token_file"] = (path.parent / table["token_file"]).expanduser()
+    if "unix" in table:
+        if not isinstance(table["unix"], str) or not table["unix"]:
+            raise ServeError(f"{path}: [serve] unix must be a path")
+        table["unix"] = (path.parent / table["unix"]).expanduser()
+    if "auth" in table and table["auth"] not in AUTH_CHOICES:
+        raise ServeError(f"{path}: [serve] auth must be one of {', '.join(AUTH_CHOICES)}, got {table['auth']!r}")
+    for key, (integer, minimum) in (*_LIMIT_KEYS.items(), ("backlog", (True, 1))):
+        if key in table:
+            v = table[key]
+            ok = isinstance(v, int) if integer else isinstance(v, int | float)
+            if isinstance(v, bool) or not ok or not minimum <= v <= 1e9:
+                kind = "a whole number" if integer else "a number of seconds"
+                raise ServeError(f"{path}: [serve] {key} must be {kind} >= {minimum:g}, got {v!r}")
     return table
 
 
-def inline_refusal(target: str, overrides: dict[str, Any]) -> Observation | None:
-    """Brief section 13: the in-process ``inline`` form runs only when the
-    caller asked for it (``form = "inline"`` in the hub file's entry, or in
-    the admin request), never because the artifact's own manifest says so.
-    Reading the manifest runs nothing; an unreadable one is left to ``load``."""
-    if overrides.get("form") == "inline":
-        return None
-    from cncf.manifest import locate
-
-    try:
-        spec = locate(target, overrides)
-    except Failed:
-        return None
-    except Exception:  # noqa: BLE001 - load reports the artifact's problem itself
-        return None
-    if spec.form != "inline":
-        return None
-    return Observation.of(
-        Code.FORBIDDEN,
-        f"{target!r} would run in the hub's own process (form 'inline') but the request did not ask for it; "
-        'say form = "inline" in the hub file\'s entry (or in the load request) if you trust it',
-        stage=Stage.RECEPTION,
-        target=target,
-        form="inline",
-    )
+def limits_of(table: dict[str, Any]) -> Limits:
+    return Limits(**{k: table[k] for k in _LIMIT_KEYS if k in table})
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host.strip("[]"), port))
-        sock.listen(2048)
+        sock.listen(backlog)
     except OSError:
         sock.close()
         raise
     sock.set_inheritable(False)
     return sock
+
+
+def _bind_unix(path: Path, backlog: int = 2048) -> socket.socket:
+    """A Unix socket only its user can connect to (mode 0600 from its creation)."""
+    if path.is_socket():
+        path.unlink()  # a previous hub's
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+        os.chmod(path, 0o600)
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.umask(old)
+    sock.set_inheritable(False)
+    return sock
+
+
+def _harden() -> None:
+    """What a worker of the same user could read of the serving hub: its
+    environment (``CNCF_TOKEN``: cleared from ``os.environ`` and overwritten in
+    the memory ``/proc/PID/environ`` shows), its command line (the home and
+    token file paths after ``serve`` are overwritten: ``/proc/PID/cmdline``
+    shows ``... cncf serve``), its memory (``PR_SET_DUMPABLE`` 0: ``/proc/PID/mem``,
+    ``environ`` and ptrace are refused to the same user)."""
+    os.environ.pop("CNCF_TOKEN", None)
+    _scrub(_ENV, lambda entries: [i for i, e in enumerate(entries) if e.startswith(b"CNCF_TOKEN=")], 11)
+    _scrub(_ARGS, _after_serve, 0)
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    except (OSError, AttributeError):
+        pass
+
+
+_ARGS, _ENV = 48, 50  # /proc/self/stat fields: arg_start, arg_end; env_start, env_end
+
+
+def _after_serve(entries: list[bytes]) -> list[int]:
+    if b"serve" not in entries:
+        return []
+    return list(range(entries.index(b"serve") + 1, len(entries)))
+
+
+def _scrub(field: int, which: Callable[[list[bytes]], list[int]], keep: int) -> None:
+    """Overwrite (with NULs, past their first ``keep`` bytes) the entries ``which``
+    picks of the process's initial argument or environment block: what
+    ``/proc/self/cmdline`` and ``/proc/self/environ`` read (``unsetenv`` and
+    ``sys.argv`` leave it as it was)."""
+    import ctypes
+
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[field - 3]), int(fields[field - 2])  # fields[0] is field 3
+        if not 0 < start < end or end - start > 1 << 22:
+            return
+        entries = ctypes.string_at(start, end - start).split(b"\0")
+    except (OSError, ValueError, IndexError):
+        return
+    offsets = [0]
+    for e in entries:
+        offsets.append(offsets[-1] + len(e) + 1)
+    for i in which(entries):
+        n = len(entries[i]) - keep
+        if n > 0 and offsets[i] + keep + n <= end - start:
+            ctypes.memset(start + offsets[i] + keep, 0, n)
 
 
 def _url(host: str, port: int) -> str:
@@ -126,6 +200,8 @@ async def serve(
     grace: float | None,
     say: Callable[[str], None],
     ready: Callable[[str], None],
+    auth: str | None = None,
+    unix: Path | None = None,
 ) -> int:
     """Run until SIGINT/SIGTERM; the exit status (``say``: progress on stderr,
     ``ready``: the one ready line on stdout)."""
@@ -133,8 +209,10 @@ async def serve(
 
     from cncf.hub import AsyncHub
     from cncf.paths import default_home
-    from cncf.receptions.http.app import Reception
-    from cncf.receptions.http.auth import TokenError, Trust, is_loopback, token_for_serving
+    from cncf.receptions.http import peers
+    from cncf.receptions.http.app import FOREIGN, Reception, refusal_of
+    from cncf.receptions.http.auth import Auth, TokenError, Trust, is_loopback, token_for_serving
+    from cncf.receptions.http.protocol import protocol_class
     from cncf.receptions.runner import HubFileError, _read
 
     try:
@@ -146,6 +224,10 @@ async def serve(
     host = host or table.get("host") or DEFAULT_HOST
     port = port if port is not None else int(table.get("port", DEFAULT_PORT))
     grace = grace if grace is not None else float(table.get("grace", DEFAULT_GRACE))
+    auth_mode = Auth(auth or table.get("auth", Auth.LOOPBACK.value))
+    unix = unix or table.get("unix")
+    limits = limits_of(table)
+    backlog = int(table.get("backlog", 2048))
     home_path = Path(home).expanduser() if home is not None else default_home()
     try:
         token, source, explicit = token_for_serving(token_file or table.get("token_file"), home_path)
@@ -159,11 +241,16 @@ async def serve(
         )
         return EXIT_USAGE
     try:
-        sock = _bind(host, port)
+        sock = _bind_unix(Path(unix), backlog) if unix is not None else _bind(host, port, backlog)
     except OSError as exc:
-        say(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}")
+        where = unix if unix is not None else f"{host}:{port}"
+        say(f"error: cannot listen on {where}: {exc.strerror or exc}")
         return EXIT_FAILED
-    port = sock.getsockname()[1]
+    if unix is None:
+        port = sock.getsockname()[1]
+    else:
+        host, port = "localhost", 0
+    _harden()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals: list[int] = []
@@ -182,12 +269,13 @@ async def serve(
                     break
                 overrides = {k: v for k, v in c.items() if k != "target"}
                 target = str(hubfile.parent / str(c["target"]))
-                obs = inline_refusal(target, overrides)
-                if obs is not None:
-                    refusals.append(obs)
-                    say(f"refused {c['target']}: {obs.message}")
-                    continue
                 handle = await hub.load(target, **overrides)
+                refused = refusal_of(handle)
+                if refused is not None:  # the hub's own rule (inline only when asked): not served
+                    await hub.unload(handle.name)
+                    refusals.append(refused)
+                    say(f"refused {c['target']}: {refused.message}")
+                    continue
                 what = (
                     f"{handle.observation.code.value}: {handle.observation.message}"
                     if handle.state == "failed" and handle.observation
@@ -196,12 +284,17 @@ async def serve(
                 say(f"{handle.name} ({handle.form}) {handle.state} — {what}")
             if stop.is_set():
                 return EXIT_OK
-            reception = Reception(hub, Trust(token, host), refused_entries=refusals)
+            trust = Trust(token, host, port, auth=auth_mode)
+            reception = Reception(hub, trust, max_body=limits.max_body, refused_entries=refusals)
             from cncf import telemetry
 
             untrace = telemetry.install(hub)  # spans per call when opentelemetry-sdk is set up
             if untrace is not None:
                 say("tracing calls with OpenTelemetry")
+            # another local user's requests are marked (the token is then asked); with
+            # --auth always, or off loopback, everybody is asked already
+            check = peers.foreign if trust.loopback and auth_mode is Auth.LOOPBACK else None
+            max_connections = limits.connections()
             config = uvicorn.Config(
                 reception.app(),
                 lifespan="off",
@@ -209,6 +302,13 @@ async def serve(
                 access_log=False,
                 timeout_graceful_shutdown=math.ceil(grace),
                 server_header=False,
+                http=protocol_class(limits, check, FOREIGN),
+                timeout_keep_alive=math.ceil(limits.keep_alive),
+                # a backstop: the protocol keeps live connections (so requests in flight) at
+                # max_connections; uvicorn counts the ones closing too
+                limit_concurrency=2 * max_connections + 16,
+                h11_max_incomplete_event_size=limits.max_header_bytes,  # if h11 were ever used
+                backlog=backlog,
             )
             server = _Server(config)
             task = asyncio.ensure_future(server.serve(sockets=[sock]))
@@ -222,7 +322,8 @@ async def serve(
                     f"token: {source}"
                     + ("" if explicit else " (created; send 'Authorization: Bearer TOKEN' to load, unload or reload)")
                 )
-            ready(f"cncf: serving {len(hub.components())} components at {_url(host, port)}")
+            where = f"unix:{unix}" if unix is not None else _url(host, port)
+            ready(f"cncf: serving {len(hub.components())} components at {where}")
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if not task.done():
@@ -245,6 +346,9 @@ async def serve(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         sock.close()
+        if unix is not None:
+            with contextlib.suppress(OSError):
+                Path(unix).unlink()
     say("stopped")
     return EXIT_OK
 
@@ -282,4 +386,4 @@ def _stdout(line: str) -> None:
     print(line, flush=True)
 
 
-__all__ = ["ServeError", "inline_refusal", "run", "serve", "serve_table"]
+__all__ = ["ServeError", "limits_of", "run", "serve", "serve_table"]

@@ -2,14 +2,21 @@
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
-  const token = "";  // a browser sends the cncf_token cookie instead (see /?token=)
+  // The token travels as the hub's port-bound, HttpOnly cookie (see /?token=); a
+  // mutating request also carries the anti-forgery value the hub put in the page,
+  // as a header no page of another origin can send without a (refused) preflight.
+  const xsrf = (document.querySelector('meta[name="cncf-xsrf"]') || {}).content || "";
   let selectedJob = null;
   let timer = null;
 
-  function headers() { return token ? { Authorization: "Bearer " + token } : {}; }
+  function headers(method) {
+    return method && method !== "GET" ? { "Content-Type": "application/json", "X-Cncf-Xsrf": xsrf } : {};
+  }
 
   async function getJSON(path, init) {
-    const r = await fetch(path, Object.assign({ headers: headers(), cache: "no-store" }, init || {}));
+    const method = (init && init.method) || "GET";
+    const r = await fetch(path, Object.assign({ cache: "no-store", credentials: "same-origin" }, init || {},
+      { headers: headers(method) }));
     if (r.status === 401) { $("token-box").hidden = false; throw new Error("unauthenticated"); }
     return { status: r.status, body: await r.json() };
   }
@@ -111,7 +118,7 @@
   $("job-cancel").addEventListener("click", async () => {
     if (!selectedJob) return;
     $("job-cancel").disabled = true;
-    await getJSON("/hub/v1/jobs/" + encodeURIComponent(selectedJob) + "/cancel", { method: "POST", headers: headers() });
+    await getJSON("/hub/v1/jobs/" + encodeURIComponent(selectedJob) + "/cancel", { method: "POST", body: "{}" });
     refresh();
   });
   $("token-save").addEventListener("click", () => {
