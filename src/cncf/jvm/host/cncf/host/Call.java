@@ -15,6 +15,9 @@ final class Call {
     private Thread thread;
     private boolean cancelled;
     private boolean finished;
+    private boolean settled;
+    /** Since when (nanoTime) the liveness check has seen its thread stuck; 0: not stuck. Heartbeat only. */
+    long stuckSince;
 
     @SuppressWarnings("unchecked")
     Call(long id, Component component, Map<String, Object> body) {
@@ -39,6 +42,18 @@ final class Call {
         finished = true;
         thread = null;
         Thread.interrupted(); // clear a late interrupt for the next call on this thread
+    }
+
+    /** The thread running it (null before it starts and after it ends). */
+    synchronized Thread thread() {
+        return thread;
+    }
+
+    /** Claims the call's one reply: true once, for whoever answers it first. */
+    synchronized boolean settle() {
+        if (settled) return false;
+        settled = true;
+        return true;
     }
 
     synchronized void cancel() {
