@@ -23,6 +23,12 @@ import java.util.Set;
  * component's processes and all their descendants are killed. Processes are
  * identified by pid and start time, so a reused pid is never killed.
  *
+ * <p>Pids come in two spaces when the host runs in a PID namespace of its own
+ * without a /proc of its own (the hub's {@code unshare --pid}): /proc shows the
+ * outer pids, while kill(2) (and ProcessHandle) take the namespace's. Processes
+ * are found and checked through /proc, and each is translated to the host's
+ * own namespace (the {@code NSpid:} line of its status) just before the kill.
+ *
  * <p>Not covered: processes started from threads the component created itself
  * (their task is not known); those end with the host ({@code isolation =
  * "process"} for such components). Elsewhere than Linux this does nothing.
@@ -107,7 +113,14 @@ final class Children {
     }
 
     /** SIGKILL: ProcessHandle (Java 9+, by reflection: the host is Java 8 code), else kill(1). */
-    private static void kill(Set<Long> pids) {
+    private static void kill(Set<Long> procPids) {
+        int level = nsLevel(selfStatus());
+        Set<Long> pids = new LinkedHashSet<Long>();
+        for (Long p : procPids) {
+            long own = ownPid(p, level);
+            if (own > 0) pids.add(own);
+        }
+        if (pids.isEmpty()) return;
         try {
             Class<?> ph = Class.forName("java.lang.ProcessHandle");
             Method of = ph.getMethod("of", long.class);
@@ -128,6 +141,36 @@ final class Children {
             new ProcessBuilder(argv).start().waitFor();
         } catch (Exception ignored) {
             // nothing more to try
+        }
+    }
+
+    private static String selfStatus() {
+        return read("/proc/self/status");
+    }
+
+    /** How deep the host's own PID namespace is below /proc's (0: the same namespace). */
+    private static int nsLevel(String status) {
+        String[] ns = nspid(status);
+        return ns == null ? 0 : ns.length - 1;
+    }
+
+    private static String[] nspid(String status) {
+        if (status == null) return null;
+        for (String line : status.split("\n")) {
+            if (line.startsWith("NSpid:")) return line.substring(6).trim().split("\\s+");
+        }
+        return null;
+    }
+
+    /** The pid of a process (a /proc pid) in the host's own namespace, or -1. */
+    private static long ownPid(long procPid, int level) {
+        if (level == 0) return procPid;
+        String[] ns = nspid(read("/proc/" + procPid + "/status"));
+        if (ns == null || ns.length <= level) return -1L;
+        try {
+            return Long.parseLong(ns[level]);
+        } catch (NumberFormatException e) {
+            return -1L;
         }
     }
 
