@@ -62,7 +62,7 @@ def test_a_rogue_component_reaches_neither_the_host_registry_nor_a_neighbour(
     assert jar_hub.call("victim.get").value == 5
 
 
-def test_a_neighbour_that_suspends_a_components_threads_gets_it_an_observation(
+def test_a_neighbour_that_suspends_or_blocks_a_components_threads_gets_it_an_observation(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, collab_jar: Path, rogue_jar: Path, jvm_cache: Path
 ) -> None:
     from tests.jar.conftest import jar_home
@@ -94,6 +94,16 @@ def test_a_neighbour_that_suspends_a_components_threads_gets_it_an_observation(
         assert hub.call("victim.increment", [2]).value == 2
         assert victim.describe()["health"]["pid"] == pid
         assert hub.call("rogue.spawn", [0]).ok
+        # A JVM-wide lock held by the rogue (System.out's) blocks the victim's print.
+        holder, _ = _in_background(lambda: hub.call("rogue.hold-out", [4000]))
+        time.sleep(0.4)
+        started = time.monotonic()
+        printed = hub.call("victim.print", ["x"], timeout=30)
+        assert (printed.observation.code, printed.observation.stage) == (Code.WORKER_CRASHED, Stage.EXECUTE)
+        assert printed.observation.attributes.get("frozen")
+        assert time.monotonic() - started < 3.5  # before the rogue let go
+        holder.join(30)
+        assert hub.call("victim.print", ["y"]).ok  # reloaded once more
 
 
 def _alive(pid: int) -> bool:

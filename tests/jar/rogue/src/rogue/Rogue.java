@@ -228,6 +228,14 @@ public class Rogue {
         return done.size();
     }
 
+    /** Hold System.out's lock for {@code ms} milliseconds: every component that prints waits. */
+    public static String holdOut(long ms) throws InterruptedException {
+        synchronized (System.out) {
+            Thread.sleep(ms);
+        }
+        return "released";
+    }
+
     /** Start {@code sh -c 'sleep N & sleep N'}: a child and a grandchild; returns the child's pid. */
     public static long spawn(int seconds) throws Exception {
         Process p = new ProcessBuilder("sh", "-c", "sleep " + seconds + " & exec sleep " + seconds).start();

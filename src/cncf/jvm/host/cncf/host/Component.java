@@ -197,7 +197,7 @@ final class Component {
         for (Call c : host.calls.values()) {
             if (c.component != this) continue;
             Thread t = c.thread();
-            String why = t == null ? null : stuck(t, mx, deadlocked);
+            String why = t == null ? null : stuck(t, mx, deadlocked, loader);
             if (why == null) {
                 c.stuckSince = 0L;
             } else if (c.stuckSince == 0L) {
@@ -210,7 +210,8 @@ final class Component {
         }
     }
 
-    private static String stuck(Thread t, java.lang.management.ThreadMXBean mx, java.util.Set<Long> deadlocked) {
+    private static String stuck(Thread t, java.lang.management.ThreadMXBean mx, java.util.Set<Long> deadlocked,
+                                ClassLoader own) {
         long tid = t.getId();
         if (deadlocked.contains(tid)) return "is deadlocked";
         java.lang.management.ThreadInfo info = mx.getThreadInfo(tid);
@@ -220,6 +221,22 @@ final class Component {
         if (owner != -1L) {
             java.lang.management.ThreadInfo o = mx.getThreadInfo(owner);
             if (o != null && o.isSuspended()) return "waits for a lock held by a suspended thread";
+            // A JVM-wide lock (System.out's, a class's monitor) held by code of another
+            // component: that neighbour, not this component, decides when it runs again.
+            Thread holder = threadById(owner);
+            ClassLoader l = holder == null ? null : holder.getContextClassLoader();
+            if (l instanceof Isolation && l != own) return "waits for a lock held by another component's thread";
+        }
+        return null;
+    }
+
+    static Thread threadById(long id) {
+        ThreadGroup root = Thread.currentThread().getThreadGroup();
+        while (root.getParent() != null) root = root.getParent();
+        Thread[] all = new Thread[root.activeCount() + 16];
+        int n = root.enumerate(all, true);
+        for (int i = 0; i < n; i++) {
+            if (all[i].getId() == id) return all[i];
         }
         return null;
     }
