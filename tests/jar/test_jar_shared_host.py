@@ -106,13 +106,25 @@ def test_a_neighbour_that_suspends_or_blocks_a_components_threads_gets_it_an_obs
         assert hub.call("victim.print", ["y"]).ok  # reloaded once more
 
 
-def _alive(pid: int) -> bool:
+def _stat(pid: int) -> list[str] | None:
+    """Fields 3.. of /proc/PID/stat (state first), or None when there is no such process."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rpartition(")")[2].split()[0]
+            return f.read().rpartition(")")[2].split()
     except OSError:
-        return False
-    return state not in ("Z", "X")
+        return None
+
+
+def _identity(pid: int) -> tuple[int, str]:
+    """A process as (pid, start time): pids wrap quickly on a busy machine (pid_max 32768)."""
+    fields = _stat(pid)
+    assert fields is not None, f"process {pid} is gone"
+    return pid, fields[19]
+
+
+def _alive(proc: tuple[int, str]) -> bool:
+    fields = _stat(proc[0])
+    return fields is not None and fields[19] == proc[1] and fields[0] not in ("Z", "X")
 
 
 def _ppids() -> dict[int, int]:
@@ -167,9 +179,9 @@ def _child_of(ppid: int, timeout: float = 5.0) -> int:
     raise AssertionError(f"no child of {ppid}")
 
 
-def _gone(pid: int, timeout: float = 5.0) -> bool:
+def _gone(proc: tuple[int, str], timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
-    while _alive(pid):
+    while _alive(proc):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
@@ -181,9 +193,10 @@ def test_unloading_a_component_ends_the_processes_it_started_and_only_those(jar_
     b = jar_hub.load(rogue_jar, name="b", entry="rogue.Rogue")
     assert a.state == b.state == "ready"
     assert _same_host(a, b)
-    child_a = _real_pid(jar_hub, jar_hub.call("a.spawn", [300]).value)
-    child_b = _real_pid(jar_hub, jar_hub.call("b.spawn", [300]).value)
-    grand_a, grand_b = _child_of(child_a), _child_of(child_b)
+    pid_a = _real_pid(jar_hub, jar_hub.call("a.spawn", [300]).value)
+    pid_b = _real_pid(jar_hub, jar_hub.call("b.spawn", [300]).value)
+    child_a, child_b = _identity(pid_a), _identity(pid_b)
+    grand_a, grand_b = _identity(_child_of(pid_a)), _identity(_child_of(pid_b))
     try:
         jar_hub.unload("a")
         assert _gone(child_a) and _gone(grand_a)
@@ -195,8 +208,6 @@ def test_unloading_a_component_ends_the_processes_it_started_and_only_those(jar_
         jar_hub.unload("b")
         assert _gone(child_b) and _gone(grand_b)
     finally:
-        for pid in (child_a, grand_a, child_b, grand_b):
-            try:
-                os.kill(pid, 9)
-            except OSError:
-                pass
+        for proc in (child_a, grand_a, child_b, grand_b):
+            if _alive(proc):  # still that very process, not a reused pid
+                os.kill(proc[0], 9)

@@ -112,7 +112,13 @@ final class Children {
         return out;
     }
 
-    /** SIGKILL: ProcessHandle (Java 9+, by reflection: the host is Java 8 code), else kill(1). */
+    /**
+     * SIGKILL. In /proc's own namespace through ProcessHandle (Java 9+, by
+     * reflection: the host is Java 8 code). In a PID namespace whose /proc is
+     * not its own, ProcessHandle is unreliable (it checks a pid of its namespace
+     * against /proc's), so kill(1) runs in the host's namespace with the
+     * translated pids; also the fallback on Java 8.
+     */
     private static void kill(Set<Long> procPids) {
         int level = nsLevel(selfStatus());
         Set<Long> pids = new LinkedHashSet<Long>();
@@ -121,24 +127,28 @@ final class Children {
             if (own > 0) pids.add(own);
         }
         if (pids.isEmpty()) return;
-        try {
-            Class<?> ph = Class.forName("java.lang.ProcessHandle");
-            Method of = ph.getMethod("of", long.class);
-            Method destroy = ph.getMethod("destroyForcibly");
-            for (Long pid : pids) {
-                java.util.Optional<?> h = (java.util.Optional<?>) of.invoke(null, pid);
-                if (h.isPresent()) destroy.invoke(h.get());
+        if (level == 0) {
+            try {
+                Class<?> ph = Class.forName("java.lang.ProcessHandle");
+                Method of = ph.getMethod("of", long.class);
+                Method destroy = ph.getMethod("destroyForcibly");
+                for (Long pid : pids) {
+                    java.util.Optional<?> h = (java.util.Optional<?>) of.invoke(null, pid);
+                    if (h.isPresent()) destroy.invoke(h.get());
+                }
+                return;
+            } catch (Exception java8) {
+                // fall through
             }
-            return;
-        } catch (Exception java8) {
-            // fall through
         }
         List<String> argv = new ArrayList<String>();
         argv.add("kill");
         argv.add("-KILL");
         for (Long pid : pids) argv.add(String.valueOf(pid));
         try {
-            new ProcessBuilder(argv).start().waitFor();
+            Process p = new ProcessBuilder(argv).redirectErrorStream(true).start();
+            p.getInputStream().close();
+            p.waitFor();
         } catch (Exception ignored) {
             // nothing more to try
         }

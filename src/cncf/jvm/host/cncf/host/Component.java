@@ -179,7 +179,7 @@ final class Component {
      * every later one, until the hub reloads it.
      */
     void checkLive(long now, long beat, long bound, long beats, java.lang.management.ThreadMXBean mx,
-                   java.util.Set<Long> deadlocked) {
+                   java.util.Set<Long> deadlocked, Map<Long, java.lang.management.ThreadInfo> infos) {
         if (unloaded || frozen != null) return;
         long since = probeSince;
         if (since == 0L) {
@@ -197,7 +197,7 @@ final class Component {
         for (Call c : host.calls.values()) {
             if (c.component != this) continue;
             Thread t = c.thread();
-            String why = t == null ? null : stuck(t, mx, deadlocked, loader);
+            String why = t == null ? null : stuck(t, mx, deadlocked, infos, loader);
             if (why == null) {
                 c.stuckSince = 0L;
             } else if (c.stuckSince == 0L) {
@@ -211,10 +211,10 @@ final class Component {
     }
 
     private static String stuck(Thread t, java.lang.management.ThreadMXBean mx, java.util.Set<Long> deadlocked,
-                                ClassLoader own) {
+                                Map<Long, java.lang.management.ThreadInfo> infos, ClassLoader own) {
         long tid = t.getId();
         if (deadlocked.contains(tid)) return "is deadlocked";
-        java.lang.management.ThreadInfo info = mx.getThreadInfo(tid);
+        java.lang.management.ThreadInfo info = infos.get(tid);
         if (info == null) return null;
         if (info.isSuspended()) return "is suspended";
         long owner = info.getLockOwnerId();

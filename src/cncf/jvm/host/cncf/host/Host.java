@@ -340,11 +340,23 @@ public final class Host {
         if (components.isEmpty()) return;
         java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory.getThreadMXBean();
         java.util.Set<Long> deadlocked = new java.util.HashSet<Long>();
+        Map<Long, java.lang.management.ThreadInfo> infos = new java.util.HashMap<Long, java.lang.management.ThreadInfo>();
         if (!calls.isEmpty()) {
             long[] d = mx.findDeadlockedThreads();
             if (d != null) for (long t : d) deadlocked.add(t);
+            // One VM operation for every call's thread, not one per call.
+            List<Long> ids = new ArrayList<Long>();
+            for (Call c : calls.values()) {
+                Thread t = c.thread();
+                if (t != null) ids.add(t.getId());
+            }
+            long[] arr = new long[ids.size()];
+            for (int i = 0; i < arr.length; i++) arr[i] = ids.get(i);
+            for (java.lang.management.ThreadInfo info : mx.getThreadInfo(arr)) {
+                if (info != null) infos.put(info.getThreadId(), info);
+            }
         }
-        for (Component c : components.values()) c.checkLive(now, beat, bound, beats, mx, deadlocked);
+        for (Component c : components.values()) c.checkLive(now, beat, bound, beats, mx, deadlocked, infos);
     }
 
     Component component(long id, Map<String, Object> body) {
