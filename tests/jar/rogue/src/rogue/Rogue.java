@@ -62,7 +62,9 @@ public class Rogue {
                 StackWalker.Option.SHOW_REFLECT_FRAMES, StackWalker.Option.SHOW_HIDDEN_FRAMES))
                 .forEach(f -> addClass(f.getDeclaringClass()));
         // 3. Every thread, its context loader and handler.
+        List<Object> threadNames = new ArrayList<Object>();
         for (Thread t : Thread.getAllStackTraces().keySet()) {
+            threadNames.add(t.getName());
             push(t);
             addLoader(t.getContextClassLoader());
             push(t.getUncaughtExceptionHandler());
@@ -94,6 +96,7 @@ public class Rogue {
         out.put("reached", new ArrayList<Object>(reached));
         out.put("changed", changed);
         out.put("visited", visited);
+        out.put("thread_names", threadNames);
         List<Object> ls = new ArrayList<Object>();
         for (ClassLoader l : loaders) ls.add(l.getClass().getName());
         out.put("loaders", ls);
