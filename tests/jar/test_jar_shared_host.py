@@ -197,19 +197,21 @@ def test_unloading_a_component_ends_the_processes_it_started_and_only_those(jar_
     assert _same_host(a, b)
     pid_a = _real_pid(jar_hub, jar_hub.call("a.spawn", [300]).value)
     pid_b = _real_pid(jar_hub, jar_hub.call("b.spawn", [300]).value)
-    child_a, child_b = _identity(pid_a), _identity(pid_b)
+    # And one from a thread the component started itself.
+    pid_t = _real_pid(jar_hub, jar_hub.call("a.spawn-from-thread", [300]).value)
+    child_a, child_b, child_t = _identity(pid_a), _identity(pid_b), _identity(pid_t)
     grand_a, grand_b = _identity(_child_of(pid_a)), _identity(_child_of(pid_b))
     try:
         jar_hub.unload("a")
-        assert _gone(child_a) and _gone(grand_a)
+        assert _gone(child_a) and _gone(grand_a) and _gone(child_t)
         assert _alive(child_b) and _alive(grand_b)  # the neighbour's processes live on
         assert jar_hub.call("b.spawn", [0]).ok
         host = jar_boundary(jar_hub).hosts()[0]
         ended = [e for e in host.events if e["event"] == "processes_ended"]
-        assert ended and ended[0]["instance"].startswith("a#") and ended[0]["processes"] == 2
+        assert ended and ended[0]["instance"].startswith("a#") and ended[0]["processes"] == 4
         jar_hub.unload("b")
         assert _gone(child_b) and _gone(grand_b)
     finally:
-        for proc in (child_a, grand_a, child_b, grand_b):
+        for proc in (child_a, grand_a, child_t, child_b, grand_b):
             if _alive(proc):  # still that very process, not a reused pid
                 os.kill(proc[0], 9)

@@ -239,6 +239,32 @@ public class Rogue {
         return "released";
     }
 
+    /**
+     * The same from a thread of the component's own, which stays alive (a helper
+     * thread, as a library's process pool would keep); returns the child's pid.
+     */
+    public static long spawnFromThread(final int seconds) throws Exception {
+        final long[] pid = {0L};
+        final java.util.concurrent.CountDownLatch started = new java.util.concurrent.CountDownLatch(1);
+        Thread t = new Thread(() -> {
+            try {
+                pid[0] = spawn(seconds);
+            } catch (Exception e) {
+                pid[0] = -1L;
+            }
+            started.countDown();
+            try {
+                Thread.sleep(Long.MAX_VALUE);
+            } catch (InterruptedException unloaded) {
+                // the host interrupts what an unloaded component left running
+            }
+        }, "spawner-" + Long.toHexString(System.nanoTime()));
+        t.setDaemon(true);
+        t.start();
+        started.await();
+        return pid[0];
+    }
+
     /** Start {@code sh -c 'sleep N & sleep N'}: a child and a grandchild; returns the child's pid. */
     public static long spawn(int seconds) throws Exception {
         Process p = new ProcessBuilder("sh", "-c", "sleep " + seconds + " & exec sleep " + seconds).start();

@@ -29,9 +29,14 @@ import java.util.Set;
  * are found and checked through /proc, and each is translated to the host's
  * own namespace (the {@code NSpid:} line of its status) just before the kill.
  *
- * <p>Not covered: processes started from threads the component created itself
- * (their task is not known); those end with the host ({@code isolation =
- * "process"} for such components). Elsewhere than Linux this does nothing.
+ * <p>Threads the component created itself do not tell the host their task; at
+ * unload those still alive are matched to their task by name (HotSpot gives
+ * each Java thread its first 15 characters as the Linux task's {@code comm}),
+ * only where the name is unambiguous: exactly one live Java thread and exactly
+ * one task carry it, so a component renaming threads can make the host skip a
+ * process, never kill a neighbour's. Processes started from threads that have
+ * already ended are not found (their children passed to the JVM's main task);
+ * they end with the host. Elsewhere than Linux this does nothing.
  */
 final class Children {
     private Children() {}
@@ -61,6 +66,48 @@ final class Children {
                 // not a pid
             }
         }
+    }
+
+    /** Record the children of the component's own threads whose task their name identifies. */
+    static void recordThreads(List<Thread> mine, Map<Long, Long> into) {
+        if (mine.isEmpty()) return;
+        String self = self();
+        if (self == null) return;
+        File[] tasks = new File(self).getParentFile().listFiles();
+        if (tasks == null) return;
+        Map<String, List<String>> byComm = new HashMap<String, List<String>>();
+        for (File t : tasks) {
+            String c = read(t.getPath() + "/comm");
+            if (c == null) continue;
+            if (c.endsWith("\n")) c = c.substring(0, c.length() - 1);
+            List<String> l = byComm.get(c);
+            if (l == null) byComm.put(c, l = new ArrayList<String>());
+            l.add(t.getPath());
+        }
+        Map<String, Integer> javaNames = new HashMap<String, Integer>();
+        ThreadGroup root = Thread.currentThread().getThreadGroup();
+        while (root.getParent() != null) root = root.getParent();
+        Thread[] all = new Thread[root.activeCount() + 16];
+        int n = root.enumerate(all, true);
+        for (int i = 0; i < n; i++) {
+            String k = nativeName(all[i].getName());
+            if (k != null) javaNames.put(k, javaNames.containsKey(k) ? javaNames.get(k) + 1 : 1);
+        }
+        for (Thread t : mine) {
+            String k = nativeName(t.getName());
+            if (k == null || !Integer.valueOf(1).equals(javaNames.get(k))) continue;
+            List<String> l = byComm.get(k);
+            if (l != null && l.size() == 1) record(l.get(0), into);
+        }
+    }
+
+    /** The Linux name HotSpot gives a thread (its first 15 characters), for plain ASCII names; else null. */
+    private static String nativeName(String name) {
+        for (int i = 0; i < name.length(); i++) {
+            char c = name.charAt(i);
+            if (c < 0x20 || c > 0x7e) return null;
+        }
+        return name.length() > 15 ? name.substring(0, 15) : name;
     }
 
     /** Kill the processes (where still the same process) and every descendant; returns how many. */

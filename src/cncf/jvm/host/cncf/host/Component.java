@@ -305,9 +305,10 @@ final class Component {
 
     /** A failed load leaves nothing behind in the host. */
     private void discard() {
+        Isolation l = loader;
         host.components.remove(name, this);
         release();
-        endChildren();
+        endChildren(threadsOf(l));
     }
 
     private Map<String, Object> resolve() throws Throwable {
@@ -551,8 +552,8 @@ final class Component {
     private void finishUnload(long id, Capture.Sink sink) {
         Isolation l = loader;
         release();
-        int ended = endChildren();
         List<Thread> left = threadsOf(l);
+        int ended = endChildren(left);
         Map<String, Object> v = new LinkedHashMap<String, Object>();
         v.put("threads_still_running", left.size());
         v.put("processes_ended", ended);
@@ -623,7 +624,7 @@ final class Component {
      * The processes the component's threads started, with their descendants, are
      * killed (SIGKILL); a neighbour's live on. Returns how many were ended.
      */
-    private int endChildren() {
+    private int endChildren(List<Thread> own) {
         // Live threads first, then what exited threads recorded: a thread records its
         // children before it leaves the live set, so none falls between the two.
         String[] live;
@@ -632,6 +633,7 @@ final class Component {
         }
         Map<Long, Long> roots = new LinkedHashMap<Long, Long>();
         for (String t : live) Children.record(t, roots);
+        Children.recordThreads(own, roots); // threads the component started itself
         roots.putAll(children);
         children.clear();
         int n = Children.end(roots);
