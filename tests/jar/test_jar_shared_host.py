@@ -106,6 +106,14 @@ def test_a_neighbour_that_suspends_or_blocks_a_components_threads_gets_it_an_obs
         assert time.monotonic() - started < 3.5  # before the rogue let go
         holder.join(30)
         assert hub.call("victim.print", ["y"]).ok  # reloaded once more
+        # Every idle executor thread of the victim suspended: the next call is taken by none.
+        assert hub.call("rogue.suspend-idle").value >= 1
+        started = time.monotonic()
+        late = hub.call("victim.get", timeout=30)
+        assert (late.observation.code, late.observation.stage) == (Code.WORKER_CRASHED, Stage.EXECUTE)
+        assert late.observation.attributes.get("frozen")
+        assert time.monotonic() - started < 5.0
+        assert hub.call("victim.get").value == 0  # a fresh instance
 
 
 def _stat(pid: int) -> list[str] | None:

@@ -16,8 +16,9 @@ final class Call {
     private boolean cancelled;
     private boolean finished;
     private boolean settled;
-    /** Since when (nanoTime) the liveness check has seen its thread stuck; 0: not stuck. Heartbeat only. */
-    long stuckSince;
+    private boolean started;
+    /** Since when (nanoTime, and at which beat) the liveness check has seen it stuck; 0: not stuck. Heartbeat only. */
+    long stuckSince, stuckBeat;
 
     @SuppressWarnings("unchecked")
     Call(long id, Component component, Map<String, Object> body) {
@@ -34,6 +35,7 @@ final class Call {
     /** Called on the thread that runs the call, before component code. */
     synchronized void start() {
         thread = Thread.currentThread();
+        started = true;
         if (cancelled) thread.interrupt();
     }
 
@@ -47,6 +49,11 @@ final class Call {
     /** The thread running it (null before it starts and after it ends). */
     synchronized Thread thread() {
         return thread;
+    }
+
+    /** Given to the executor, and no thread has taken it yet. */
+    synchronized boolean waiting() {
+        return !started && !finished;
     }
 
     /** Claims the call's one reply: true once, for whoever answers it first. */

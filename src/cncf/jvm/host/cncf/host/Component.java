@@ -173,9 +173,10 @@ final class Component {
      * frozen when its executor no longer runs what it is given: the probe queued on
      * an earlier beat has not run within {@code bound} (and over as many beats, so
      * that a pause of the whole JVM, which stops the heartbeat too, does not count),
-     * or a thread running one of its calls is suspended (Thread.suspend by a
-     * neighbour), or blocked on a lock whose owner is suspended, or deadlocked, for
-     * longer than {@code bound}. Its calls in flight then fail at once, and so does
+     * or one of its calls has not been taken by any thread (the executor never
+     * queues), or a thread running one of its calls is suspended (Thread.suspend by
+     * a neighbour), deadlocked, or blocked on a lock whose owner is suspended or
+     * another component's thread, for as long. Its calls in flight then fail at once, and so does
      * every later one, until the hub reloads it.
      */
     void checkLive(long now, long beat, long bound, long beats, java.lang.management.ThreadMXBean mx,
@@ -197,13 +198,16 @@ final class Component {
         for (Call c : host.calls.values()) {
             if (c.component != this) continue;
             Thread t = c.thread();
-            String why = t == null ? null : stuck(t, mx, deadlocked, infos, loader);
+            // The executor never queues (a thread per call): a call no thread took is a frozen executor.
+            String why = t != null ? stuck(t, mx, deadlocked, infos, loader)
+                    : c.waiting() ? "has not been taken by any of its executor's threads" : null;
             if (why == null) {
                 c.stuckSince = 0L;
             } else if (c.stuckSince == 0L) {
                 c.stuckSince = now;
-            } else if (now - c.stuckSince > bound) {
-                freeze("the thread running " + label() + "." + c.operation + " " + why + " for "
+                c.stuckBeat = beat;
+            } else if (now - c.stuckSince > bound && beat - c.stuckBeat >= beats) {
+                freeze((t == null ? "the call " : "the thread running ") + label() + "." + c.operation + " " + why + " for "
                         + (now - c.stuckSince) / 1000000L + " ms");
                 return;
             }
