@@ -127,6 +127,7 @@ class JarInstance:
     host: JvmHost
     calls: dict[str, int] = dataclasses.field(default_factory=dict)
     released: bool = False
+    frozen: str = ""  # why the host found its executor threads frozen (see _component_frozen)
 
     @property
     def instance_id(self) -> str:
@@ -147,7 +148,17 @@ def heartbeat_timeout() -> float:
 
 
 #: Hub settings the host reads from its environment (passed even with the allow-list).
-_HOST_SETTINGS = ("CNCF_MAX_OUTPUT", "CNCF_HEARTBEAT_MS", "CNCF_HEARTBEAT_STALL_MS")
+_HOST_SETTINGS = ("CNCF_MAX_OUTPUT", "CNCF_HEARTBEAT_MS", "CNCF_HEARTBEAT_STALL_MS", "CNCF_FROZEN_MS")
+
+
+def _component_frozen(host: JvmHost, body: dict[str, Any]) -> None:
+    """The host found one component's executor threads frozen (a neighbour in the same
+    JVM suspended them, or they deadlocked): the host has already answered its calls in
+    flight with ``worker_crashed``; the instance counts as dead, so the engine reloads it
+    (per its restart policy) while the host and its other components go on."""
+    inst = host.instances.get(str(body.get("instance", "")))
+    if isinstance(inst, JarInstance):
+        inst.frozen = str(body.get("reason") or "frozen")
 
 
 def _env_key(spec: ComponentSpec) -> tuple[str, ...]:
@@ -302,6 +313,8 @@ class JarBoundary:
                 self._frozen(host, f"the JVM host is frozen: {stalled}")
             return
         host.events.append(body)
+        if body.get("event") == "component_frozen":
+            _component_frozen(host, body)
         if self.context.event is not None:
             inst = host.instances.get(str(body.get("instance", "")))
             name = (
@@ -448,6 +461,8 @@ class JarBoundary:
             return Health(alive=False, pid=host.pid, detail="unloaded")
         if not host.alive:
             return Health(alive=False, pid=host.pid, detail=f"JVM host exited with status {host.worker.returncode}")
+        if instance.frozen:
+            return Health(alive=False, pid=host.pid, detail=f"frozen in its shared JVM host: {instance.frozen}")
         return Health(
             alive=True,
             pid=host.pid,

@@ -13,6 +13,10 @@ The source tree (package data of ``cncf.jvm``):
 - ``api/cncf/collaborator/*.java`` → ``cncf-collaborator-api.jar``: the only
   classes that cross the class-loader boundary (each component loader gets its
   own copy).
+- ``launch/cncf/launch/*.java`` → ``cncf-launcher.jar``: the only jar on the
+  JVM's class path; it loads the host in a loader of its own and holds the
+  components' loader class, so a component walking class loaders reaches the
+  launcher, never the host.
 - ``host/cncf/host/*.java`` → ``cncf-host.jar`` (``Main-Class: cncf.host.Host``).
 
 Where the JDK supports it (13+), the build also records a class-data-sharing
@@ -70,7 +74,7 @@ class JvmBuild:
 
 def _main_class(host_jar: Path, launcher_jar: Path | None) -> list[str]:
     if launcher_jar is None:  # pragma: no cover - a build from before the launcher
-        return ["-cp", str(host_jar), HOST_MAIN]
+        return ["-cp", f"{host_jar}{os.pathsep}{host_jar.with_name('cncf-launcher.jar')}", HOST_MAIN]
     return ["-cp", str(launcher_jar), LAUNCH_MAIN, "--host", str(host_jar)]
 
 
@@ -250,8 +254,10 @@ def ensure_built(cache_dir: Path) -> JvmBuild:
         try:
             (tmp / "java-version").write_text(str(major))
             _compile(javac, major, _sources(API_SOURCES), tmp / "api-classes", None)
-            _compile(javac, major, _sources(HOST_SOURCES), tmp / "host-classes", None)
+            # The launcher jar holds the components' loader class (cncf.launch.Isolation),
+            # which the host links to through its loader's parent, the system loader.
             _compile(javac, major, _sources(LAUNCH_SOURCES), tmp / "launch-classes", None)
+            _compile(javac, major, _sources(HOST_SOURCES), tmp / "host-classes", tmp / "launch-classes")
             _jar(tmp / "launch-classes", tmp / "cncf-launcher.jar", LAUNCH_MAIN)
             shutil.rmtree(tmp / "launch-classes")
             _jar(tmp / "api-classes", tmp / "cncf-collaborator-api.jar", None)

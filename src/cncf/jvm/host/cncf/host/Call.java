@@ -15,6 +15,10 @@ final class Call {
     private Thread thread;
     private boolean cancelled;
     private boolean finished;
+    private boolean settled;
+    private boolean started;
+    /** Since when (nanoTime, and at which beat) the liveness check has seen it stuck; 0: not stuck. Heartbeat only. */
+    long stuckSince, stuckBeat;
 
     @SuppressWarnings("unchecked")
     Call(long id, Component component, Map<String, Object> body) {
@@ -31,6 +35,7 @@ final class Call {
     /** Called on the thread that runs the call, before component code. */
     synchronized void start() {
         thread = Thread.currentThread();
+        started = true;
         if (cancelled) thread.interrupt();
     }
 
@@ -39,6 +44,23 @@ final class Call {
         finished = true;
         thread = null;
         Thread.interrupted(); // clear a late interrupt for the next call on this thread
+    }
+
+    /** The thread running it (null before it starts and after it ends). */
+    synchronized Thread thread() {
+        return thread;
+    }
+
+    /** Given to the executor, and no thread has taken it yet. */
+    synchronized boolean waiting() {
+        return !started && !finished;
+    }
+
+    /** Claims the call's one reply: true once, for whoever answers it first. */
+    synchronized boolean settle() {
+        if (settled) return false;
+        settled = true;
+        return true;
     }
 
     synchronized void cancel() {

@@ -1,5 +1,6 @@
 package cncf.host;
 
+import cncf.launch.Isolation;
 import java.lang.reflect.Constructor;
 import java.lang.reflect.Method;
 import java.util.ArrayList;

@@ -1,5 +1,6 @@
 package cncf.host;
 
+import cncf.launch.Isolation;
 import java.io.File;
 import java.io.FileNotFoundException;
 import java.io.IOException;
@@ -32,6 +33,7 @@ final class Component {
     static final String COLLABORATOR = "cncf.collaborator.Collaborator";
     static final String COLLABORATOR_FILE = "META-INF/cncf/collaborator";
 
+    final Host host;
     final String name;
     final File jar;
     final List<File> paths = new ArrayList<File>();
@@ -46,6 +48,17 @@ final class Component {
     volatile Facade facade;
     volatile String entrySource = "";
     volatile boolean unloaded;
+    /** Why the component's executor counts as frozen (null: it is live); see {@link #checkLive}. */
+    volatile String frozen;
+    /** When the pending liveness probe was queued (System.nanoTime; 0: none pending), and at which beat. */
+    private volatile long probeSince;
+    private long probeBeat;
+    private final Runnable probe = new Runnable() {
+        public void run() { probeSince = 0L; }
+    };
+    /** The Linux tasks (/proc/PID/task/TID) of the executor's live threads, and the processes they started. */
+    private final java.util.Set<String> tasks = Collections.synchronizedSet(new java.util.HashSet<String>());
+    private final Map<Long, Long> children = new java.util.concurrent.ConcurrentHashMap<Long, Long>();
 
     /** What the host needs from a facade: operations, instance creation, invocation. */
     interface Facade {
@@ -75,7 +88,8 @@ final class Component {
     }
 
     @SuppressWarnings("unchecked")
-    Component(String name, Map<String, Object> body) {
+    Component(Host host, String name, Map<String, Object> body) {
+        this.host = host;
         this.name = name;
         this.jar = new File(Host.string(body.get("artifact")));
         Object p = body.get("paths");
@@ -87,12 +101,16 @@ final class Component {
         else if (init instanceof Map) initKwargs.putAll((Map<String, Object>) init);
         Object e = body.get("entry");
         this.requestedEntry = e == null || e.toString().trim().length() == 0 ? null : e.toString().trim();
-        final String label = name;
+        // Thread names carry a number, not the instance's name: a neighbour listing the
+        // JVM's threads learns nothing about which components share the host.
+        final String label = "cncf-component-" + host.componentSeq.incrementAndGet() + "-";
         final AtomicInteger n = new AtomicInteger();
         executor = new ThreadPoolExecutor(1, Integer.MAX_VALUE, 30L, TimeUnit.SECONDS,
                 new SynchronousQueue<Runnable>(), new ThreadFactory() {
-                    public Thread newThread(Runnable r) {
-                        Thread t = new Thread(r, "cncf[" + label + "]-" + n.incrementAndGet());
+                    public Thread newThread(final Runnable r) {
+                        Thread t = new Thread(new Runnable() {
+                            public void run() { runTracked(r); }
+                        }, label + n.incrementAndGet());
                         t.setDaemon(true);
                         return t;
                     }
@@ -119,6 +137,138 @@ final class Component {
         });
     }
 
+    /**
+     * An executor thread's whole life: its Linux task is known while it lives, so
+     * the processes it starts (a child's parent is the thread that forked it) are
+     * the component's, and end with it ({@link #unload}).
+     */
+    private void runTracked(Runnable r) {
+        String task = Children.self();
+        if (task != null) tasks.add(task);
+        try {
+            r.run();
+        } finally {
+            Children.record(task, children);
+            if (task != null) tasks.remove(task);
+        }
+    }
+
+    /** The refusals its loader recorded since the last report, as EVENTs (before the reply they explain). */
+    void reportRefusals() {
+        Isolation l = loader;
+        if (l == null) return;
+        for (String n : l.takeFresh()) {
+            Map<String, Object> ev = new LinkedHashMap<String, Object>();
+            ev.put("instance", name);
+            ev.put("class", n);
+            ev.put("parent", l.parentName());
+            host.event("visibility_refused", ev);
+        }
+    }
+
+    // ------------------------------------------------------------------ liveness
+
+    /**
+     * Called on every heartbeat (never on a component's thread). A component is
+     * frozen when its executor no longer runs what it is given: the probe queued on
+     * an earlier beat has not run within {@code bound} (and over as many beats, so
+     * that a pause of the whole JVM, which stops the heartbeat too, does not count),
+     * or one of its calls has not been taken by any thread (the executor never
+     * queues), or a thread running one of its calls is suspended (Thread.suspend by
+     * a neighbour), deadlocked, or blocked on a lock whose owner is suspended or
+     * another component's thread, for as long. Its calls in flight then fail at once, and so does
+     * every later one, until the hub reloads it.
+     */
+    void checkLive(long now, long beat, long bound, long beats, java.lang.management.ThreadMXBean mx,
+                   java.util.Set<Long> deadlocked, Map<Long, java.lang.management.ThreadInfo> infos) {
+        if (unloaded || frozen != null) return;
+        long since = probeSince;
+        if (since == 0L) {
+            probeSince = now;
+            probeBeat = beat;
+            try {
+                executor.execute(probe);
+            } catch (java.util.concurrent.RejectedExecutionException shutDown) {
+                probeSince = 0L;
+            }
+        } else if (now - since > bound && beat - probeBeat >= beats) {
+            freeze("a liveness probe given to its executor has not run for " + (now - since) / 1000000L + " ms");
+            return;
+        }
+        for (Call c : host.calls.values()) {
+            if (c.component != this) continue;
+            Thread t = c.thread();
+            // The executor never queues (a thread per call): a call no thread took is a frozen executor.
+            String why = t != null ? stuck(t, mx, deadlocked, infos, loader)
+                    : c.waiting() ? "has not been taken by any of its executor's threads" : null;
+            if (why == null) {
+                c.stuckSince = 0L;
+            } else if (c.stuckSince == 0L) {
+                c.stuckSince = now;
+                c.stuckBeat = beat;
+            } else if (now - c.stuckSince > bound && beat - c.stuckBeat >= beats) {
+                freeze((t == null ? "the call " : "the thread running ") + label() + "." + c.operation + " " + why + " for "
+                        + (now - c.stuckSince) / 1000000L + " ms");
+                return;
+            }
+        }
+    }
+
+    private static String stuck(Thread t, java.lang.management.ThreadMXBean mx, java.util.Set<Long> deadlocked,
+                                Map<Long, java.lang.management.ThreadInfo> infos, ClassLoader own) {
+        long tid = t.getId();
+        if (deadlocked.contains(tid)) return "is deadlocked";
+        java.lang.management.ThreadInfo info = infos.get(tid);
+        if (info == null) return null;
+        if (info.isSuspended()) return "is suspended";
+        long owner = info.getLockOwnerId();
+        if (owner != -1L) {
+            java.lang.management.ThreadInfo o = mx.getThreadInfo(owner);
+            if (o != null && o.isSuspended()) return "waits for a lock held by a suspended thread";
+            // A JVM-wide lock (System.out's, a class's monitor) held by code of another
+            // component: that neighbour, not this component, decides when it runs again.
+            Thread holder = threadById(owner);
+            ClassLoader l = holder == null ? null : holder.getContextClassLoader();
+            if (l instanceof Isolation && l != own) return "waits for a lock held by another component's thread";
+        }
+        return null;
+    }
+
+    static Thread threadById(long id) {
+        ThreadGroup root = Thread.currentThread().getThreadGroup();
+        while (root.getParent() != null) root = root.getParent();
+        Thread[] all = new Thread[root.activeCount() + 16];
+        int n = root.enumerate(all, true);
+        for (int i = 0; i < n; i++) {
+            if (all[i].getId() == id) return all[i];
+        }
+        return null;
+    }
+
+    /** Fail the calls in flight (worker_crashed, attributes.frozen) and tell the hub, which reloads it. */
+    void freeze(String reason) {
+        synchronized (this) {
+            if (frozen != null || unloaded) return;
+            frozen = reason;
+        }
+        Map<String, Object> ev = new LinkedHashMap<String, Object>();
+        ev.put("instance", name);
+        ev.put("reason", reason);
+        host.event("component_frozen", ev);
+        for (Call c : host.calls.values()) {
+            if (c.component == this) failFrozen(c);
+        }
+    }
+
+    /** A call to a frozen component: answered now; its thread, if it ever runs again, answers nothing. */
+    void failFrozen(Call c) {
+        if (!c.settle()) return;
+        host.calls.remove(c.id);
+        host.fail(c.id, Failures.record("worker_crashed", label() + "." + c.operation
+                + " cannot finish: the component's executor threads are frozen (" + frozen + ")", null,
+                attrs("frozen", frozen)));
+    }
+
     int threads() {
         return executor.getActiveCount();
     }
@@ -138,15 +288,18 @@ final class Component {
             String out = sink.takeOut(), err = sink.takeErr();
             if (out.length() > 0) body.put("stdout", out);
             if (err.length() > 0) body.put("stderr", err);
-            Host.send(Host.LOADED, body);
+            reportRefusals();
+            host.send(Host.LOADED, body);
         } catch (Refusal r) {
             sink.close();
+            reportRefusals();
             discard();
-            Host.reply(Host.LOADED, id, r.record, sink);
+            host.reply(Host.LOADED, id, r.record, sink);
         } catch (Throwable t) {
             sink.close();
+            reportRefusals();
             discard();
-            Host.reply(Host.LOADED, id, Failures.classify(t, Failures.LOAD, "loading " + describeEntry()), sink);
+            host.reply(Host.LOADED, id, Failures.classify(t, Failures.LOAD, "loading " + describeEntry()), sink);
         }
     }
 
@@ -156,8 +309,10 @@ final class Component {
 
     /** A failed load leaves nothing behind in the host. */
     private void discard() {
-        Host.components.remove(name, this);
+        Isolation l = loader;
+        host.components.remove(name, this);
         release();
+        endChildren(threadsOf(l));
     }
 
     private Map<String, Object> resolve() throws Throwable {
@@ -166,7 +321,7 @@ final class Component {
         }
         Scan.Result scan;
         try {
-            scan = Scan.of(jar);
+            scan = Scan.of(host.scans, jar);
         } catch (ZipException | FileNotFoundException e) {
             throw new Refusal(Failures.record("invalid_archive", jar + " is not a readable jar: " + e.getMessage(),
                     e, attrs("path", jar.getPath())));
@@ -180,11 +335,11 @@ final class Component {
         URL[] urls = new URL[paths.size() + 2];
         urls[0] = jar.toURI().toURL();
         for (int i = 0; i < paths.size(); i++) urls[i + 1] = paths.get(i).toURI().toURL();
-        urls[urls.length - 1] = Host.apiJar.toURI().toURL();
+        urls[urls.length - 1] = host.apiJar.toURI().toURL();
         Isolation l = new Isolation(name, urls);
         loader = l;
         Thread.currentThread().setContextClassLoader(l);
-        Host.track(l);
+        host.track(l);
         Map<String, Object> ev = new LinkedHashMap<String, Object>();
         ev.put("instance", name);
         ev.put("loader", l.toString());
@@ -192,7 +347,7 @@ final class Component {
         List<Object> u = new ArrayList<Object>();
         for (URL x : urls) u.add(x.toString());
         ev.put("urls", u);
-        Host.event("loader", ev);
+        host.event("loader", ev);
 
         String entry = requestedEntry;
         if (entry != null) {
@@ -285,22 +440,25 @@ final class Component {
         try {
             Facade f = facade;
             if (f == null) {
-                Host.fail(id, Failures.record("internal_error", "instance " + name + " was not loaded", null), sink);
+                host.fail(id, Failures.record("internal_error", "instance " + name + " was not loaded", null), sink);
                 return;
             }
             try {
                 f.instantiate(initArgs, initKwargs);
             } catch (Refusal r) {
                 sink.close();
-                Host.fail(id, r.record, sink);
+                reportRefusals();
+                host.fail(id, r.record, sink);
                 return;
             } catch (Throwable t) {
                 sink.close();
-                Host.fail(id, Failures.classify(t, Failures.INSTANTIATE, "creating " + label()), sink);
+                reportRefusals();
+                host.fail(id, Failures.classify(t, Failures.INSTANTIATE, "creating " + label()), sink);
                 return;
             }
             sink.close();
-            Host.ok(id, null, sink);
+            reportRefusals();
+            host.ok(id, null, sink);
         } finally {
             sink.close();
         }
@@ -321,7 +479,9 @@ final class Component {
             boolean cancelled = call.cancelled();
             call.finish();
             sink.close();
-            Host.calls.remove(call.id);
+            if (!call.settle()) return; // answered already (its component was found frozen)
+            host.calls.remove(call.id);
+            reportRefusals();
             Map<String, Object> record;
             if (t instanceof Refusal) {
                 record = ((Refusal) t).record;
@@ -337,20 +497,22 @@ final class Component {
             } else {
                 record = Failures.classify(t, Failures.EXECUTE, label() + "." + call.operation);
             }
-            Host.fail(call.id, record, sink);
+            host.fail(call.id, record, sink);
             return;
         }
         call.finish();
         sink.close();
-        Host.calls.remove(call.id);
-        Host.ok(call.id, value, sink);
+        if (!call.settle()) return;
+        host.calls.remove(call.id);
+        reportRefusals();
+        host.ok(call.id, value, sink);
     }
 
     // ------------------------------------------------------------------ UNLOAD
 
     void unload(final long id) {
         unloaded = true;
-        for (Call c : Host.calls.values()) {
+        for (Call c : host.calls.values()) {
             if (c.component == this) c.cancel();
         }
         final Facade f = facade;
@@ -395,9 +557,11 @@ final class Component {
         Isolation l = loader;
         release();
         List<Thread> left = threadsOf(l);
+        int ended = endChildren(left);
         Map<String, Object> v = new LinkedHashMap<String, Object>();
         v.put("threads_still_running", left.size());
-        Host.ok(id, v, sink);
+        v.put("processes_ended", ended);
+        host.ok(id, v, sink);
         if (!left.isEmpty()) reap(l);
     }
 
@@ -452,12 +616,38 @@ final class Component {
                     Map<String, Object> ev = new LinkedHashMap<String, Object>();
                     ev.put("instance", name);
                     ev.put("threads", names);
-                    Host.event("threads_stopped", ev);
+                    host.event("threads_stopped", ev);
                 }
             }
-        }, "cncf-reaper[" + name + "]");
+        }, "cncf-reaper");
         reaper.setDaemon(true);
         reaper.start();
+    }
+
+    /**
+     * The processes the component's threads started, with their descendants, are
+     * killed (SIGKILL); a neighbour's live on. Returns how many were ended.
+     */
+    private int endChildren(List<Thread> own) {
+        // Live threads first, then what exited threads recorded: a thread records its
+        // children before it leaves the live set, so none falls between the two.
+        String[] live;
+        synchronized (tasks) {
+            live = tasks.toArray(new String[0]);
+        }
+        Map<Long, Long> roots = new LinkedHashMap<Long, Long>();
+        for (String t : live) Children.record(t, roots);
+        Children.recordThreads(own, roots); // threads the component started itself
+        roots.putAll(children);
+        children.clear();
+        int n = Children.end(roots);
+        if (n > 0) {
+            Map<String, Object> ev = new LinkedHashMap<String, Object>();
+            ev.put("instance", name);
+            ev.put("processes", n);
+            host.event("processes_ended", ev);
+        }
+        return n;
     }
 
     private void release() {

@@ -20,13 +20,13 @@ import java.util.Map;
 final class Diagnostics {
     private Diagnostics() {}
 
-    static Map<String, Object> stats(boolean gc) throws InterruptedException {
+    static Map<String, Object> stats(Host host, boolean gc) throws InterruptedException {
         if (gc) {
             int before = -1;
             for (int i = 0; i < 8; i++) {
                 System.gc();
                 Thread.sleep(10);
-                int now = Host.liveLoaders();
+                int now = host.liveLoaders();
                 if (now == before && i >= 2) break;
                 before = now;
             }
@@ -34,10 +34,10 @@ final class Diagnostics {
         Map<String, Object> m = new LinkedHashMap<String, Object>();
         m.put("pid", Host.pid());
         m.put("rss_kb", rssKb());
-        m.put("instances", new ArrayList<String>(Host.components.keySet()));
-        m.put("calls_in_flight", Host.calls.size());
-        m.put("live_loaders", Host.liveLoaders());
-        m.put("loaders_created", Host.loadersCreated);
+        m.put("instances", new ArrayList<String>(host.components.keySet()));
+        m.put("calls_in_flight", host.calls.size());
+        m.put("live_loaders", host.liveLoaders());
+        m.put("loaders_created", host.loadersCreated);
         ClassLoadingMXBean cl = ManagementFactory.getClassLoadingMXBean();
         m.put("loaded_classes", cl.getLoadedClassCount());
         m.put("unloaded_classes", cl.getUnloadedClassCount());
@@ -54,7 +54,7 @@ final class Diagnostics {
         m.put("heap_max", rt.maxMemory());
         m.put("threads", Thread.activeCount());
         List<Object> loaders = new ArrayList<Object>();
-        for (Component c : Host.components.values()) loaders.add(c.describe());
+        for (Component c : host.components.values()) loaders.add(c.describe());
         m.put("loaders", loaders);
         return m;
     }

@@ -17,6 +17,15 @@ import java.util.Map;
  * a host whose beats stop altogether (the whole JVM stopped) is ended the same
  * way by the hub's own clock. Beats travel on the replies pipe, so a blocked
  * writer stops them too.
+ *
+ * Each beat also checks every component's executor (Host.checkLiveness,
+ * Component.checkLive): a probe task queued on the executor must run within
+ * {@code CNCF_FROZEN_MS} (default 5000), and no thread running a call may stay
+ * suspended, deadlocked, or blocked on a suspended thread's lock that long. A
+ * component whose executor is frozen (a neighbour in the same JVM called
+ * Thread.suspend on its threads) has its calls answered with worker_crashed at
+ * once and is reported as an EVENT "component_frozen"; the hub reloads it. The
+ * host and its other components go on.
  */
 final class Heartbeat implements Runnable {
     static long envMillis(String name, long dflt) {
@@ -28,8 +37,14 @@ final class Heartbeat implements Runnable {
         }
     }
 
-    static void start() {
-        Thread t = new Thread(new Heartbeat(), "cncf-heartbeat");
+    private final Host host;
+
+    private Heartbeat(Host host) {
+        this.host = host;
+    }
+
+    static void start(Host host) {
+        Thread t = new Thread(new Heartbeat(host), "cncf-heartbeat");
         t.setDaemon(true);
         t.setPriority(Thread.MAX_PRIORITY);
         t.start();
@@ -38,6 +53,7 @@ final class Heartbeat implements Runnable {
     public void run() {
         long every = envMillis("CNCF_HEARTBEAT_MS", 500L);
         long stall = envMillis("CNCF_HEARTBEAT_STALL_MS", 5000L) * 1000000L;
+        long frozen = envMillis("CNCF_FROZEN_MS", 5000L) * 1000000L;
         long seq = 0;
         long waitingSince = 0L, waitingProgress = 0L;
         while (true) {
@@ -47,13 +63,13 @@ final class Heartbeat implements Runnable {
                 return;
             }
             long now = System.nanoTime();
-            long busy = Host.busySince;
+            long busy = host.busySince;
             String stalled = null;
             if (busy != 0L && now - busy > stall) {
                 stalled = "the host's main thread has been handling one frame for "
                         + (now - busy) / 1000000L + " ms";
             } else if (busy == 0L && pending() > 0) {
-                long p = Host.progress;
+                long p = host.progress;
                 if (waitingSince == 0L || p != waitingProgress) {
                     waitingSince = now; // a request is waiting: see whether the main loop takes it
                     waitingProgress = p;
@@ -69,17 +85,26 @@ final class Heartbeat implements Runnable {
             if (stalled != null) {
                 beat.put("stalled", stalled + " (" + mainState() + ")");
             }
-            Host.event("heartbeat", beat);
+            host.event("heartbeat", beat);
+            try {
+                host.checkLiveness(now, seq, frozen, Math.max(2L, frozen / (every * 1000000L)));
+            } catch (Throwable t) {
+                log("liveness check failed: " + t);
+            }
         }
     }
 
-    static int pending() {
+    int pending() {
         try {
-            java.io.InputStream in = Host.requestStream;
+            java.io.InputStream in = host.requestStream;
             return in == null ? 0 : in.available();
         } catch (java.io.IOException e) {
             return 0;
         }
+    }
+
+    private static void log(String text) {
+        if (Host.log != null) Host.log.println("cncf-host: " + text);
     }
 
     static String mainState() {

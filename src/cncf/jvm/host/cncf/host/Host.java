@@ -28,6 +28,7 @@ package cncf.host;
  * component's invariants anyway).
  */
 
+import cncf.launch.Isolation;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.EOFException;
@@ -57,24 +58,44 @@ public final class Host {
 
     /** The host's own stderr (fd 2, the hub's capture file): host diagnostics only. */
     static PrintStream log;
-    static OutputStream replies;
-    static File apiJar;
 
-    static final Map<String, Component> components = new ConcurrentHashMap<String, Component>();
+    /*
+     * Everything else is instance state, reachable only from the main thread's
+     * frame and the host's own threads: no static field of a host class leads
+     * to a component, a call or the replies pipe. A component can obtain host
+     * classes (a StackWalker over its own thread shows the host's frames below
+     * its own), and setAccessible works on them (the host is classpath code in
+     * an unnamed module), so static state would be a registry open to every
+     * component; instance state is not reachable from a Class.
+     */
+    final OutputStream replies;
+    final File apiJar;
+
+    final Map<String, Component> components = new ConcurrentHashMap<String, Component>();
     /** Running (or queued) calls by request id, for CANCEL. */
-    static final Map<Long, Call> calls = new ConcurrentHashMap<Long, Call>();
+    final Map<Long, Call> calls = new ConcurrentHashMap<Long, Call>();
     /**
      * CANCELs that overtook their INVOKE (the control pipe is read on its own
      * thread, so a cancel sent right after an INVOKE can be read first); the
      * INVOKE applies it when it arrives.  Bounded: ids are never reused.
      */
-    static final Map<Long, Boolean> earlyCancels = new ConcurrentHashMap<Long, Boolean>();
+    final Map<Long, Boolean> earlyCancels = new ConcurrentHashMap<Long, Boolean>();
     /** Every isolated loader ever created, weakly: how many are still alive. */
-    static final List<WeakReference<ClassLoader>> loaders = new ArrayList<WeakReference<ClassLoader>>();
-    static int loadersCreated;
+    final List<WeakReference<ClassLoader>> loaders = new ArrayList<WeakReference<ClassLoader>>();
+    int loadersCreated;
+    /** Jar scans by path, size and time (a reload of the same jar does not read it again). */
+    final Map<String, Scan.Result> scans = Scan.cache();
+    /** Numbers the components' executors (thread names carry no instance name). */
+    final java.util.concurrent.atomic.AtomicInteger componentSeq = new java.util.concurrent.atomic.AtomicInteger();
+
+    Host(File apiJar, OutputStream replies) {
+        this.apiJar = apiJar;
+        this.replies = replies;
+    }
 
     public static void main(String[] args) throws Exception {
         log = System.err;
+        File apiJar = null;
         boolean warmup = false;
         for (int i = 0; i < args.length; i++) {
             if ("--api".equals(args[i]) && i + 1 < args.length) apiJar = new File(args[++i]);
@@ -85,12 +106,16 @@ public final class Host {
             System.exit(2);
         }
         if (warmup) {
-            warmup();
+            new Host(apiJar, new ByteArrayOutputStream()).warmup();
             return;
         }
         InputStream requests = open(env("CNCF_FD_REQUESTS"), false);
-        replies = openOut(env("CNCF_FD_REPLIES"));
-        final InputStream control = open(env("CNCF_FD_CONTROL"), true);
+        Host host = new Host(apiJar, openOut(env("CNCF_FD_REPLIES")));
+        InputStream control = open(env("CNCF_FD_CONTROL"), true);
+        host.serve(requests, control);
+    }
+
+    void serve(InputStream requests, final InputStream control) throws Exception {
 
         // Jar URL connections must not be cached: a cached JarFile would keep an
         // unloaded component's jar open (and its loader reachable through it).
@@ -117,7 +142,7 @@ public final class Host {
             t.start();
         }
         requestStream = requests;
-        Heartbeat.start();
+        Heartbeat.start(this);
         DataInputStream in = new DataInputStream(requests);
         byte[] header = new byte[5];
         while (true) {
@@ -164,11 +189,11 @@ public final class Host {
     }
 
     /** When the main loop last finished a read or a dispatch, and since when it is busy (0: reading). */
-    static volatile long progress, busySince;
-    static volatile InputStream requestStream;
+    volatile long progress, busySince;
+    volatile InputStream requestStream;
 
     /** A request the host refuses without reading it into memory: a failure for its id. */
-    static void refuse(int kind, long id, String why) {
+    void refuse(int kind, long id, String why) {
         Map<String, Object> f = Failures.record("arguments_too_large", why, null);
         reply(kind == LOAD ? LOADED : RESULT, id, f);
     }
@@ -209,12 +234,12 @@ public final class Host {
      * Exercise the startup path once without a hub, so that the build can record
      * the classes it loads in a class-data-sharing archive (faster host starts).
      */
-    static void warmup() throws Exception {
+    void warmup() throws Exception {
         Map<String, Object> body = object(Json.parse(
                 "{\"id\":1,\"instance\":\"warmup\",\"args\":[1,2.5,\"x\",[true,null],{\"k\":\"v\"}],\"kwargs\":{}}"));
         Json.write(body);
         Failures.record("raised", "warmup", new IllegalStateException("warmup"));
-        final Component c = new Component("warmup", body);
+        final Component c = new Component(this, "warmup", body);
         final Isolation l = new Isolation("warmup", new java.net.URL[] {apiJar.toURI().toURL()});
         c.loader = l;
         final Object[] seen = new Object[1];
@@ -234,12 +259,12 @@ public final class Host {
         Call call = new Call(1, c, body);
         call.start();
         call.finish();
-        Diagnostics.stats(false);
+        Diagnostics.stats(this, false);
         l.close();
         System.exit(seen[0] != null ? 0 : 1);
     }
 
-    static void dispatch(int kind, Map<String, Object> body) throws Exception {
+    void dispatch(int kind, Map<String, Object> body) throws Exception {
         final long id = number(body.get("id"));
         switch (kind) {
             case LOAD: {
@@ -248,7 +273,7 @@ public final class Host {
                     reply(LOADED, id, Failures.record("internal_error", "instance " + name + " is already loaded", null));
                     return;
                 }
-                final Component c = new Component(name, body);
+                final Component c = new Component(this, name, body);
                 components.put(name, c);
                 c.submit(new Runnable() {
                     public void run() { c.load(id); }
@@ -268,6 +293,10 @@ public final class Host {
                 final Call call = new Call(id, c, body);
                 calls.put(id, call);
                 if (earlyCancels.remove(id) != null) call.cancel();
+                if (c.frozen != null) {
+                    c.failFrozen(call);
+                    return;
+                }
                 c.submit(new Runnable() {
                     public void run() { c.invoke(call); }
                 });
@@ -288,7 +317,7 @@ public final class Host {
                 Thread t = new Thread(new Runnable() {
                     public void run() {
                         try {
-                            ok(id, Diagnostics.stats(gc), null);
+                            ok(id, Diagnostics.stats(Host.this, gc), null);
                         } catch (Throwable e) {
                             fail(id, Failures.record("internal_error", "PING failed: " + e, e));
                         }
@@ -306,7 +335,31 @@ public final class Host {
         }
     }
 
-    static Component component(long id, Map<String, Object> body) {
+    /** The heartbeat's liveness check of every component's executor (see Component.checkLive). */
+    void checkLiveness(long now, long beat, long bound, long beats) {
+        if (components.isEmpty()) return;
+        java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory.getThreadMXBean();
+        java.util.Set<Long> deadlocked = new java.util.HashSet<Long>();
+        Map<Long, java.lang.management.ThreadInfo> infos = new java.util.HashMap<Long, java.lang.management.ThreadInfo>();
+        if (!calls.isEmpty()) {
+            long[] d = mx.findDeadlockedThreads();
+            if (d != null) for (long t : d) deadlocked.add(t);
+            // One VM operation for every call's thread, not one per call.
+            List<Long> ids = new ArrayList<Long>();
+            for (Call c : calls.values()) {
+                Thread t = c.thread();
+                if (t != null) ids.add(t.getId());
+            }
+            long[] arr = new long[ids.size()];
+            for (int i = 0; i < arr.length; i++) arr[i] = ids.get(i);
+            for (java.lang.management.ThreadInfo info : mx.getThreadInfo(arr)) {
+                if (info != null) infos.put(info.getThreadId(), info);
+            }
+        }
+        for (Component c : components.values()) c.checkLive(now, beat, bound, beats, mx, deadlocked, infos);
+    }
+
+    Component component(long id, Map<String, Object> body) {
         String name = string(body.get("instance"));
         Component c = components.get(name);
         if (c == null) {
@@ -315,7 +368,7 @@ public final class Host {
         return c;
     }
 
-    static void readControl(InputStream control) {
+    void readControl(InputStream control) {
         DataInputStream in = new DataInputStream(control);
         byte[] header = new byte[5];
         try {
@@ -346,7 +399,7 @@ public final class Host {
 
     // ------------------------------------------------------------------ frames out
 
-    static void ok(long id, Object value, Capture.Sink output) {
+    void ok(long id, Object value, Capture.Sink output) {
         Map<String, Object> body = new LinkedHashMap<String, Object>();
         body.put("id", id);
         body.put("ok", Boolean.TRUE);
@@ -364,19 +417,19 @@ public final class Host {
         write(RESULT, text);
     }
 
-    static void fail(long id, Map<String, Object> failure) {
+    void fail(long id, Map<String, Object> failure) {
         fail(id, failure, null);
     }
 
-    static void fail(long id, Map<String, Object> failure, Capture.Sink output) {
+    void fail(long id, Map<String, Object> failure, Capture.Sink output) {
         reply(RESULT, id, failure, output);
     }
 
-    static void reply(int kind, long id, Map<String, Object> failure) {
+    void reply(int kind, long id, Map<String, Object> failure) {
         reply(kind, id, failure, null);
     }
 
-    static void reply(int kind, long id, Map<String, Object> failure, Capture.Sink output) {
+    void reply(int kind, long id, Map<String, Object> failure, Capture.Sink output) {
         Map<String, Object> body = new LinkedHashMap<String, Object>();
         body.put("id", id);
         body.put("ok", Boolean.FALSE);
@@ -393,14 +446,14 @@ public final class Host {
         if (err.length() > 0) body.put("stderr", err);
     }
 
-    static void event(String event, Map<String, Object> fields) {
+    void event(String event, Map<String, Object> fields) {
         Map<String, Object> body = new LinkedHashMap<String, Object>();
         body.put("event", event);
         body.putAll(fields);
         send(EVENT, body);
     }
 
-    static void send(int kind, Map<String, Object> body) {
+    void send(int kind, Map<String, Object> body) {
         String text;
         try {
             text = Json.write(body);
@@ -420,7 +473,7 @@ public final class Host {
         write(kind, text);
     }
 
-    static void write(int kind, String text) {
+    void write(int kind, String text) {
         byte[] data = text.getBytes(UTF8);
         if (data.length > MAX_BODY) {
             // refuse to send: tell the hub instead
@@ -442,7 +495,7 @@ public final class Host {
         frame[3] = (byte) data.length;
         frame[4] = (byte) kind;
         System.arraycopy(data, 0, frame, 5, data.length);
-        synchronized (Host.class) {
+        synchronized (this) {
             try {
                 replies.write(frame);
                 replies.flush();
@@ -508,7 +561,7 @@ public final class Host {
         return v == null ? "" : v.toString();
     }
 
-    static synchronized void track(ClassLoader loader) {
+    synchronized void track(ClassLoader loader) {
         loadersCreated++;
         for (Iterator<WeakReference<ClassLoader>> it = loaders.iterator(); it.hasNext(); ) {
             if (it.next().get() == null) it.remove();
@@ -516,7 +569,7 @@ public final class Host {
         loaders.add(new WeakReference<ClassLoader>(loader));
     }
 
-    static synchronized int liveLoaders() {
+    synchronized int liveLoaders() {
         int n = 0;
         for (Iterator<WeakReference<ClassLoader>> it = loaders.iterator(); it.hasNext(); ) {
             if (it.next().get() == null) it.remove();

@@ -15,16 +15,19 @@ import java.util.jar.JarFile;
 
 /** Reads a jar once: its class names, its META-INF/cncf/collaborator, class headers. */
 final class Scan {
-    static final Map<String, Result> CACHE = Collections.synchronizedMap(new LinkedHashMap<String, Result>() {
-        protected boolean removeEldestEntry(Map.Entry<String, Result> e) { return size() > 64; }
-    });
+    /** A cache of scans, held by the host instance (never static: see Host). */
+    static Map<String, Result> cache() {
+        return Collections.synchronizedMap(new LinkedHashMap<String, Result>() {
+            protected boolean removeEldestEntry(Map.Entry<String, Result> e) { return size() > 64; }
+        });
+    }
 
-    static Result of(File jar) throws IOException {
+    static Result of(Map<String, Result> cache, File jar) throws IOException {
         String key = jar.getCanonicalPath() + "|" + jar.length() + "|" + jar.lastModified();
-        Result r = CACHE.get(key);
+        Result r = cache.get(key);
         if (r == null) {
             r = new Result(jar);
-            CACHE.put(key, r);
+            cache.put(key, r);
         }
         return r;
     }

@@ -1,5 +1,6 @@
 package cncf.host;
 
+import cncf.launch.Isolation;
 import java.lang.reflect.Array;
 import java.lang.reflect.Executable;
 import java.lang.reflect.GenericArrayType;

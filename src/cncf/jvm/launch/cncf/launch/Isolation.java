@@ -1,24 +1,29 @@
-package cncf.host;
+package cncf.launch;
 
 import java.net.URL;
 import java.net.URLClassLoader;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 
 /**
  * The component's class loader: its jar (and extra paths) plus its own copy of
  * the collaborator API, with the platform class loader as parent on Java 9+
  * (null = bootstrap on Java 8), so that only the JDK and the API are visible,
- * never the host's classes or its class path. Every refused class name is
- * recorded and reported as an EVENT (evidence of the visibility rules).
+ * never the host's classes or its class path.
+ *
+ * <p>This class lives in the launcher jar, on the JVM's class path, not in the
+ * host's jar: a component that walks {@code getClass().getClassLoader()} from
+ * its own loader reaches the system class loader, which holds only the launcher
+ * ({@code cncf.launch.*}) and cannot name {@code cncf.host.*}. It holds no
+ * reference to the host either: refused class names are kept here (bounded) and
+ * the host collects them ({@link #takeFresh()}) to report them as EVENTs.
  */
-final class Isolation extends URLClassLoader {
-    static final ClassLoader PLATFORM = platform();
+public final class Isolation extends URLClassLoader {
+    private static final ClassLoader PLATFORM = platform();
     private static final ThreadLocal<Boolean> QUIET = new ThreadLocal<Boolean>();
+    private static final int KEPT = 200;
 
     static {
         ClassLoader.registerAsParallelCapable();
@@ -26,9 +31,10 @@ final class Isolation extends URLClassLoader {
 
     private final String instance;
     private final Set<String> refused = new LinkedHashSet<String>();
+    private final List<String> fresh = new ArrayList<String>();
     private int refusedCount;
 
-    Isolation(String instance, URL[] urls) {
+    public Isolation(String instance, URL[] urls) {
         super(urls, PLATFORM);
         this.instance = instance;
     }
@@ -41,7 +47,7 @@ final class Isolation extends URLClassLoader {
         }
     }
 
-    String parentName() {
+    public String parentName() {
         return PLATFORM == null ? "bootstrap" : "platform";
     }
 
@@ -56,7 +62,7 @@ final class Isolation extends URLClassLoader {
     }
 
     /** Load a class if this component can see it, without recording a refusal. */
-    Class<?> probe(String name) {
+    public Class<?> probe(String name) {
         QUIET.set(Boolean.TRUE);
         try {
             return Class.forName(name, false, this);
@@ -68,27 +74,29 @@ final class Isolation extends URLClassLoader {
     }
 
     private void refuse(String name) {
-        boolean report;
         synchronized (refused) {
             refusedCount++;
-            report = refused.size() < 200 && refused.add(name);
-        }
-        if (report) {
-            Map<String, Object> ev = new LinkedHashMap<String, Object>();
-            ev.put("instance", instance);
-            ev.put("class", name);
-            ev.put("parent", parentName());
-            Host.event("visibility_refused", ev);
+            if (refused.size() < KEPT && refused.add(name)) fresh.add(name);
         }
     }
 
-    List<Object> refusedNames() {
+    /** Names refused since the last call (each name once per loader, at most 200 in all). */
+    public List<String> takeFresh() {
+        synchronized (refused) {
+            if (fresh.isEmpty()) return new ArrayList<String>(0);
+            List<String> out = new ArrayList<String>(fresh);
+            fresh.clear();
+            return out;
+        }
+    }
+
+    public List<Object> refusedNames() {
         synchronized (refused) {
             return new ArrayList<Object>(refused);
         }
     }
 
-    int refusedCount() {
+    public int refusedCount() {
         synchronized (refused) {
             return refusedCount;
         }
