@@ -99,7 +99,7 @@ class AsyncHub:
         )
         self._components: dict[str, Component] = {}
         self._handles: dict[str, ComponentHandle] = {}
-        self._boundaries: dict[str, Boundary] = {}
+        self._boundaries: dict[str, Boundary[Any, Any]] = {}
         self.engine = ActionEngine(self._components)
         self._job_workers = job_workers
         self._jobs: JobSystem | None = None
@@ -113,7 +113,7 @@ class AsyncHub:
 
     # ------------------------------------------------------------ components
 
-    def _boundary(self, form: str) -> Boundary | None:
+    def _boundary(self, form: str) -> Boundary[Any, Any] | None:
         b = self._boundaries.get(form)
         if b is None:
             try:

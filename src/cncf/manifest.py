@@ -170,10 +170,19 @@ class _Checker:
             run_timeout=self.number(table, "run_timeout", prefix),
             cancel_grace=self.number(table, "cancel_grace", prefix),
             max_attempts=self.number(table, "max_attempts", prefix, integer=True, minimum=1),
+            idempotent=_flag(self, table, "idempotent", prefix) if "idempotent" in table else None,
         )
 
 
-_POLICY_KEYS = ("policy", "max_concurrency", "wait_timeout", "run_timeout", "cancel_grace", "max_attempts")
+_POLICY_KEYS = (
+    "policy",
+    "max_concurrency",
+    "wait_timeout",
+    "run_timeout",
+    "cancel_grace",
+    "max_attempts",
+    "idempotent",
+)
 COMPONENT_KEYS = (
     "name",
     "form",

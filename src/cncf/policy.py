@@ -35,6 +35,7 @@ class PolicySpec:
     run_timeout: float | None = None
     cancel_grace: float | None = None
     max_attempts: int | None = None  # queue: executions before quarantine
+    idempotent: bool | None = None  # the operation may run twice (retries of a call that may have started)
 
     def over(self, base: PolicySpec) -> PolicySpec:
         """This level's settings on top of ``base`` (self wins where set)."""
@@ -56,6 +57,9 @@ class ResolvedPolicy:
     run_timeout: float | None = None
     cancel_grace: float = 2.0
     max_attempts: int = 3
+    #: The operation may run twice: a ``timed_out`` / ``cancelled`` call that may have
+    #: started is ``retryable`` only when this is true (brief, section 14).
+    idempotent: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +69,7 @@ class ResolvedPolicy:
             "run_timeout": self.run_timeout,
             "cancel_grace": self.cancel_grace,
             "max_attempts": self.max_attempts,
+            "idempotent": self.idempotent,
         }
 
 
@@ -87,4 +92,5 @@ def resolve(*levels: PolicySpec | None) -> ResolvedPolicy:
         run_timeout=merged.run_timeout,
         cancel_grace=merged.cancel_grace if merged.cancel_grace is not None else DEFAULT.cancel_grace,
         max_attempts=merged.max_attempts if merged.max_attempts is not None else DEFAULT.max_attempts,
+        idempotent=bool(merged.idempotent),
     )

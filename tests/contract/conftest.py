@@ -34,6 +34,7 @@ from typing import Any, Protocol, TypeVar
 import pytest
 
 import cncf
+from cncf.engine.events import CallFinished
 from tests.conftest import FIXTURES, require_tool
 from tests.jar.conftest import fat_jar, jar_home, javac
 
@@ -146,6 +147,11 @@ class Door(Protocol):
 
     def inspect(self, name: str) -> dict[str, Any]: ...
 
+    def event(self, call_id: str, timeout: float = 10.0) -> CallFinished:
+        """The engine's event for ``call_id`` (``AsyncHub.subscribe``), once the
+        call's operation has ended; fails (never hangs) after ``timeout`` seconds."""
+        ...
+
     def unload(self, name: str) -> bool: ...
 
     def reload(self, name: str) -> cncf.ComponentHandle: ...
@@ -159,6 +165,31 @@ class Door(Protocol):
         ...
 
 
+class _Events:
+    """The engine's events, collected from the hub's loop thread."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, CallFinished] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, event: CallFinished) -> None:
+        with self._lock:
+            self._seen[event.call.id] = event
+
+    def event(self, call_id: str, timeout: float = 10.0) -> CallFinished:
+        found: list[CallFinished] = []
+
+        def seen() -> bool:
+            with self._lock:
+                hit = self._seen.get(call_id)
+            if hit is not None:
+                found.append(hit)
+            return hit is not None
+
+        wait_until(seen, f"the event of {call_id!r} arrives", timeout)
+        return found[0]
+
+
 class SyncDoor:
     """``cncf.Hub``: every concurrent caller is a thread of its own."""
 
@@ -167,6 +198,12 @@ class SyncDoor:
     def __init__(self, home: Path) -> None:
         self.hub = cncf.Hub(home=home)
         self._callers = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="caller")
+        self._events = _Events()
+        subscribe = getattr(self.hub, "subscribe", None) or self.hub._async.subscribe  # Hub.subscribe: issue 15
+        subscribe(self._events)
+
+    def event(self, call_id: str, timeout: float = 10.0) -> CallFinished:
+        return self._events.event(call_id, timeout)
 
     def load(self, target: str | os.PathLike[str], **overrides: Any) -> cncf.ComponentHandle:
         return self.hub.load(target, **{**PLACED, **overrides})
@@ -206,6 +243,11 @@ class AsyncDoor:
         self._thread = threading.Thread(target=self._loop.run_forever, name="hub-loop", daemon=True)
         self._thread.start()
         self.hub: cncf.AsyncHub = self._do(self._new(home))
+        self._events = _Events()
+        self.hub.subscribe(self._events)
+
+    def event(self, call_id: str, timeout: float = 10.0) -> CallFinished:
+        return self._events.event(call_id, timeout)
 
     @staticmethod
     async def _new(home: Path) -> cncf.AsyncHub:

@@ -44,7 +44,7 @@ class State(enum.StrEnum):
 class Component:
     """One loaded artifact with one live instance (see module docstring)."""
 
-    def __init__(self, spec: ComponentSpec, boundary: Boundary | None) -> None:
+    def __init__(self, spec: ComponentSpec, boundary: Boundary[Any, Any] | None) -> None:
         self.spec = spec
         self.name = spec.name
         self.boundary = boundary
@@ -59,6 +59,8 @@ class Component:
         self._restart_times: collections.deque[float] = collections.deque()
         self._restarting: asyncio.Future[None] | None = None
         self.loaded_at = 0.0
+        # How far each cancellation of a call finally went (tier -> count), for inspect.
+        self.cancellations: collections.Counter[str] = collections.Counter()
 
     # ------------------------------------------------------------- state
 
@@ -152,14 +154,21 @@ class Component:
             Observation.of(Code.COMPONENT_UNAVAILABLE, f"component {self.name!r} is {st.value}", target=self.name)
         )
 
-    def mark_crashed(self, obs: Observation, generation: int | None = None) -> None:
-        """The instance died: wake every waiter, and restart on next use."""
+    def mark_crashed(self, obs: Observation, generation: int | None = None, keep_waiters: bool = False) -> None:
+        """The instance died: wake every waiter, and restart on next use.
+
+        ``keep_waiters``: the hub stopped the instance itself (a forced
+        cancellation); when the restart policy allows a restart, the calls
+        waiting behind it are served by the fresh instance instead of woken
+        with ``instance_lost_waiting``."""
         if generation is not None and generation != self.generation:
             return  # a report about an instance we already replaced
         if self._state not in (State.READY,):
             return
         self._state = State.CRASHED
         self.observation = obs
+        if keep_waiters and self._restart_allowed()[0]:
+            return
         self.gate.break_(
             Observation.of(
                 Code.INSTANCE_LOST_WAITING,
@@ -173,7 +182,11 @@ class Component:
     def is_crash(self, obs: Observation) -> bool:
         if obs.code in _CRASH_CODES:
             return True
-        return self.instance is not None and self.boundary is not None and not self.boundary.health(self.instance).alive
+        return not self.alive()
+
+    def alive(self) -> bool:
+        """Whether the live instance (if any) reports itself alive."""
+        return self.instance is None or self.boundary is None or self.boundary.health(self.instance).alive
 
     def _restart_allowed(self) -> tuple[bool, str]:
         if self.spec.restart is not Restart.ON_FAILURE:
@@ -262,6 +275,8 @@ class Component:
             "placement": getattr(self.loaded, "placement", None)
             or {"engine": "local", "node_id": None, "address": None},
             "calls": dataclasses.asdict(self.gate.statistics()),
+            # The tier each cancelled call finally took (cooperative / killed / abandoned / late).
+            "cancellations": dict(self.cancellations),
             "observation": self.observation.to_dict() if self.observation else None,
             "services": {
                 sname: {
