@@ -363,11 +363,23 @@ class Hub:
 
     def _run(self, coro: Coroutine[Any, Any, T], eager: Callable[[], bool] | None = None) -> T:
         result = self._driver.run(coro, eager)
-        jobs = self._async._jobs
-        if jobs is not None and self._driver.pump is None and jobs.busy:
-            self._driver.pump = Pump(self._driver, lambda: jobs.busy, jobs.until_idle)
+        if self._driver.pump is None and self._busy():
+            self._driver.pump = Pump(self._driver, self._busy, self._until_idle)
             self._driver.pump.poke()
         return result
+
+    def _busy(self) -> bool:
+        """Work that needs the loop to turn between calls: jobs, and the escalation
+        of calls answered at their deadline whose operations still run."""
+        jobs = self._async._jobs
+        return bool(self._async.engine.settling) or (jobs is not None and jobs.busy)
+
+    async def _until_idle(self) -> None:
+        while self._busy():
+            await self._async.engine.until_settled()
+            jobs = self._async._jobs
+            if jobs is not None:
+                await jobs.until_idle()
 
     @property
     def _pump(self) -> Pump | None:

@@ -147,6 +147,14 @@ class Door(Protocol):
 
     def inspect(self, name: str) -> dict[str, Any]: ...
 
+    def cancel_own(self, selector: str, args: Any, *, how: str, after: float, call_id: str) -> str | cncf.Outcome:
+        """Start a call and have its own caller give up after ``after`` seconds:
+        ``task`` (its asyncio task is cancelled), ``wait_for`` (``asyncio.wait_for``
+        times out), ``cancel`` (``hub.cancel(call_id)`` from another caller: a
+        thread with the sync hub).  Returns the Outcome the caller got, or
+        ``"cancelled"`` when its task was cancelled (no Outcome)."""
+        ...
+
     def event(self, call_id: str, timeout: float = 10.0) -> CallFinished:
         """The engine's event for ``call_id`` (``AsyncHub.subscribe``), once the
         call's operation has ended; fails (never hangs) after ``timeout`` seconds."""
@@ -205,6 +213,14 @@ class SyncDoor:
     def event(self, call_id: str, timeout: float = 10.0) -> CallFinished:
         return self._events.event(call_id, timeout)
 
+    def cancel_own(self, selector: str, args: Any, *, how: str, after: float, call_id: str) -> str | cncf.Outcome:
+        if how != "cancel":
+            raise ValueError(f"a synchronous caller cannot be cancelled by {how!r}")
+        fut = self.submit(selector, args, call_id=call_id)
+        time.sleep(after)
+        assert self.hub.cancel(call_id)  # from this thread, not the caller's
+        return fut.result(timeout=30)
+
     def load(self, target: str | os.PathLike[str], **overrides: Any) -> cncf.ComponentHandle:
         return self.hub.load(target, **{**PLACED, **overrides})
 
@@ -248,6 +264,28 @@ class AsyncDoor:
 
     def event(self, call_id: str, timeout: float = 10.0) -> CallFinished:
         return self._events.event(call_id, timeout)
+
+    def cancel_own(self, selector: str, args: Any, *, how: str, after: float, call_id: str) -> str | cncf.Outcome:
+        return self._do(self._cancel_own(selector, args, how, after, call_id))
+
+    async def _cancel_own(self, selector: str, args: Any, how: str, after: float, call_id: str) -> str | cncf.Outcome:
+        call = self.hub.call(selector, args, call_id=call_id)
+        if how == "wait_for":
+            try:
+                return await asyncio.wait_for(call, after)
+            except TimeoutError:
+                return "cancelled"
+        task = asyncio.ensure_future(call)
+        await asyncio.sleep(after)
+        if how == "cancel":
+            assert self.hub.cancel(call_id)
+            return await task
+        assert how == "task", how
+        task.cancel()
+        try:
+            return await task
+        except asyncio.CancelledError:
+            return "cancelled"
 
     @staticmethod
     async def _new(home: Path) -> cncf.AsyncHub:

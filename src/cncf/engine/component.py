@@ -58,6 +58,7 @@ class Component:
         self._state = State.LOADING
         self._restart_times: collections.deque[float] = collections.deque()
         self._restarting: asyncio.Future[None] | None = None
+        self._restart_failed = False  # the last restart failed retryably (state crashed)
         self.loaded_at = 0.0
         # How far each cancellation of a call finally went (tier -> count), for inspect.
         self.cancellations: collections.Counter[str] = collections.Counter()
@@ -128,11 +129,13 @@ class Component:
             st = self._state
         if st is State.RESTARTING and self._restarting is not None:
             await asyncio.shield(self._restarting)
+            self._raise_if_restart_failed()
             return await self.ready_instance()
         if st is State.CRASHED:
             allowed, why = self._restart_allowed()
             if allowed:
                 await self._restart()
+                self._raise_if_restart_failed()
                 return await self.ready_instance()
             raise Failed(
                 Observation.of(
@@ -201,9 +204,16 @@ class Component:
             )
         return True, ""
 
+    def _raise_if_restart_failed(self) -> None:
+        """The restart this call waited for failed retryably: the call gets that
+        failure (a later call restarts again), it does not loop on restarts."""
+        if self._state is State.CRASHED and self._restart_failed and self.observation is not None:
+            raise Failed(self.observation)
+
     async def _restart(self) -> None:
         loop = asyncio.get_running_loop()
         self._restarting = fut = loop.create_future()
+        self._restart_failed = False
         self._state = State.RESTARTING
         n = len(self._restart_times)
         self._restart_times.append(time.monotonic())
@@ -216,7 +226,15 @@ class Component:
             try:
                 await self._load_and_instantiate()
             except Failed as exc:
-                self._fail(exc.observation)
+                obs = exc.observation
+                if obs.retryable and self._restart_allowed()[0]:
+                    # A cause that may go away (a worker that could not start, a node that
+                    # is gone): still restartable, with back-off, within the intensity limit.
+                    self.observation = obs.with_context(target=self.name)
+                    self._state = State.CRASHED
+                    self._restart_failed = True
+                else:
+                    self._fail(obs)
             except Exception as exc:
                 self._fail(
                     Observation.of(

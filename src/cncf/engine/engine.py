@@ -568,6 +568,17 @@ class ActionEngine:
     def in_flight(self) -> int:
         return len(self._records)
 
+    @property
+    def settling(self) -> int:
+        """Calls answered whose operations still run (escalating): the loop must
+        turn for them (the synchronous ``Hub`` turns it with its pump)."""
+        return len(self._settling)
+
+    async def until_settled(self) -> None:
+        """Return once no answered call's operation still runs."""
+        while self._settling:
+            await asyncio.wait([r.scope.finished for r in self._settling])
+
 
 def _not_started(rec: _Record, reason: CancelReason, limit_name: str, loop: asyncio.AbstractEventLoop) -> Observation:
     """A call that never reached its component (stage wait): retrying it is safe."""
