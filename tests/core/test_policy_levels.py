@@ -24,6 +24,7 @@ def test_the_brief_example_manifest_resolves_field_by_field(hub: cncf.Hub) -> No
         "run_timeout": 2,
         "cancel_grace": 2.0,
         "max_attempts": 3,
+        "idempotent": False,
     }
     assert ops["increment"]["policy"]["policy"] == "serialize"
     assert ops["increment"]["policy"]["max_concurrency"] == 1
