@@ -157,20 +157,20 @@ class Component:
             Observation.of(Code.COMPONENT_UNAVAILABLE, f"component {self.name!r} is {st.value}", target=self.name)
         )
 
-    def mark_crashed(self, obs: Observation, generation: int | None = None, keep_waiters: bool = False) -> None:
-        """The instance died: wake every waiter, and restart on next use.
+    def mark_crashed(self, obs: Observation, generation: int | None = None) -> None:
+        """The instance died: restart on next use.
 
-        ``keep_waiters``: the hub stopped the instance itself (a forced
-        cancellation); when the restart policy allows a restart, the calls
-        waiting behind it are served by the fresh instance instead of woken
-        with ``instance_lost_waiting``."""
+        When the restart policy allows a restart, the calls waiting at the gate
+        stay in line and are served by the fresh instance (each within its own
+        wait limits); otherwise every waiter is woken at once with
+        ``instance_lost_waiting`` naming the crash."""
         if generation is not None and generation != self.generation:
             return  # a report about an instance we already replaced
         if self._state not in (State.READY,):
             return
         self._state = State.CRASHED
         self.observation = obs
-        if keep_waiters and self._restart_allowed()[0]:
+        if self._restart_allowed()[0]:
             return
         self.gate.break_(
             Observation.of(

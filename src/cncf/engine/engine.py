@@ -514,9 +514,7 @@ class ActionEngine:
         forced = scope.tier in _FORCED
         try:
             if obs is not None and comp.is_crash(obs):
-                comp.mark_crashed(
-                    obs.with_context(target=str(rec.call.target), call_id=rec.call.id), generation, forced
-                )
+                comp.mark_crashed(obs.with_context(target=str(rec.call.target), call_id=rec.call.id), generation)
             elif forced and not comp.alive():
                 comp.mark_crashed(
                     Observation.of(
@@ -525,7 +523,6 @@ class ActionEngine:
                         target=comp.name,
                     ),
                     generation,
-                    True,
                 )
         finally:
             comp.gate.leave()
