@@ -50,18 +50,24 @@ class Interrupted(Exception):
 class Scope(Protocol):
     """What a boundary sees of a call's scope (``cncf.engine.scope.CallScope``)."""
 
+    def operation_future(self) -> asyncio.Future[Any]:
+        """A future to complete when the operation ends (what to pass to
+        :meth:`attach`); completing it ends the scope without a loop round."""
+        ...
+
     def attach(
         self,
         done: asyncio.Future[Any],
         *,
         cooperative: Callable[[], None] | None = None,
-        force: Callable[[], CancelTier | None] | None = None,
+        force: Callable[[], None] | None = None,
+        force_tier: CancelTier = ...,
     ) -> None:
         """The request was sent: ``done`` completes when the operation ends;
         ``cooperative`` asks the component to stop (the worker's flag);
-        ``force`` stops it at any price after ``cancel_grace`` (kill the worker)
-        and returns the tier it applied (None: ``killed``).  Neither is called
-        once ``done`` has completed."""
+        ``force`` stops it at any price after ``cancel_grace`` (kill the worker;
+        ``force_tier`` names that tier, ``killed`` by default).  Neither is
+        called once ``done`` has completed."""
         ...
 
     async def wait(self, done: asyncio.Future[T]) -> T:

@@ -242,7 +242,7 @@ class InlineBoundary:
     ) -> Any:
         """Run ``fn`` on an inline thread; the loop waits on a future, free meanwhile."""
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
+        fut = scope.operation_future()
         fast = instance.fast
 
         def job() -> None:
@@ -263,7 +263,12 @@ class InlineBoundary:
         def cooperative() -> None:
             state.cancelled = True
 
-        scope.attach(fut, cooperative=cooperative, force=lambda: _abandon(instance, fut, exclusive))
+        scope.attach(
+            fut,
+            cooperative=cooperative,
+            force=lambda: _abandon(instance, fut, exclusive),
+            force_tier=CancelTier.ABANDONED,
+        )
         return await self._outcome(instance, call, operation, fut, scope)
 
     async def _on_task(
@@ -282,7 +287,7 @@ class InlineBoundary:
         context = contextvars.copy_context()
         context.run(_CALL.set, state)
         task = loop.create_task(_awaited(awaitable), context=context)
-        fut: asyncio.Future[Any] = loop.create_future()
+        fut = scope.operation_future()
 
         def chain(t: asyncio.Task[tuple[bool, Any]]) -> None:
             if fut.done():  # abandoned: the instance is free of this runaway now
@@ -305,7 +310,12 @@ class InlineBoundary:
             state.cancelled = True
             task.cancel()
 
-        scope.attach(fut, cooperative=cooperative, force=lambda: _abandon(instance, fut, exclusive))
+        scope.attach(
+            fut,
+            cooperative=cooperative,
+            force=lambda: _abandon(instance, fut, exclusive),
+            force_tier=CancelTier.ABANDONED,
+        )
         return await self._outcome(instance, call, operation, fut, scope)
 
     async def _outcome(
@@ -377,7 +387,7 @@ async def _awaited(awaitable: Any) -> tuple[bool, Any]:
         return False, exc
 
 
-def _abandon(instance: InlineInstance, fut: asyncio.Future[Any], exclusive: bool) -> CancelTier:
+def _abandon(instance: InlineInstance, fut: asyncio.Future[Any], exclusive: bool) -> None:
     """The forced tier of the inline form.  A thread cannot be interrupted (nor a
     task that ignores its cancellation): the operation is abandoned — it runs
     on unobserved — and while an abandoned exclusive operation runs the
@@ -386,7 +396,6 @@ def _abandon(instance: InlineInstance, fut: asyncio.Future[Any], exclusive: bool
         if exclusive:
             instance.runaways += 1
         fut.set_exception(_Abandoned())
-    return CancelTier.ABANDONED
 
 
 class _Abandoned(Exception):

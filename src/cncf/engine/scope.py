@@ -74,6 +74,7 @@ class CallScope:
         "_done",
         "_cooperative",
         "_force",
+        "_force_tier",
         "_timer",
         "_wake",
         "_finished",
@@ -93,11 +94,12 @@ class CallScope:
         self._loop = loop
         self._done: asyncio.Future[Any] | None = None
         self._cooperative: Callable[[], None] | None = None
-        self._force: Callable[[], CancelTier | None] | None = None
+        self._force: Callable[[], None] | None = None
+        self._force_tier = CancelTier.KILLED
         self._timer: asyncio.TimerHandle | None = None
         self._wake: asyncio.Future[None] | None = None
         self._finished: asyncio.Future[None] | None = None
-        self._on_end: list[Callable[[CallScope], None]] = []
+        self._on_end: list[Callable[[CallScope], None]] | None = None
 
     # ------------------------------------------------------------ origin
 
@@ -130,19 +132,30 @@ class CallScope:
 
     # ---------------------------------------------------------- delivery
 
+    def operation_future(self) -> asyncio.Future[Any]:
+        """A future for the boundary to complete when the operation ends; its
+        completion ends the scope at once (no extra loop round before the caller
+        resumes: the caller waits on the scope, not on this future)."""
+        return _OperationFuture(self, self._loop)
+
     def attach(
         self,
         done: asyncio.Future[Any],
         *,
         cooperative: Callable[[], None] | None = None,
-        force: Callable[[], CancelTier | None] | None = None,
+        force: Callable[[], None] | None = None,
+        force_tier: CancelTier = CancelTier.KILLED,
     ) -> None:
         """The request was sent: ``done`` completes when the operation ends;
         ``cooperative`` asks the component to stop; ``force`` stops it at any
-        price and returns the tier it applied (None: ``killed``)."""
+        price after the grace period (``force_tier``: what that is called)."""
         self.started = True
         self._done, self._cooperative, self._force = done, cooperative, force
-        done.add_done_callback(self._operation_ended)
+        self._force_tier = force_tier
+        if not isinstance(done, _OperationFuture) or done._scope is not self:
+            done.add_done_callback(self._operation_ended)
+        elif done.done():
+            self.end()
         if self.reason is not None and not self.ended:
             self._deliver()
 
@@ -182,13 +195,11 @@ class CallScope:
         self._timer = None
         if self.ended or self._force is None:
             return
-        self.tier = CancelTier.KILLED
+        self.tier = self._force_tier  # recorded first: forcing may end the operation at once
         try:
-            applied = self._force()
+            self._force()
         except Exception:
-            applied = None
-        if applied is not None:
-            self.tier = applied
+            pass
 
     def _operation_ended(self, done: asyncio.Future[Any]) -> None:
         if not done.cancelled():
@@ -208,9 +219,10 @@ class CallScope:
         self._wake_up()
         if self._finished is not None and not self._finished.done():
             self._finished.set_result(None)
-        callbacks, self._on_end = self._on_end, []
-        for cb in callbacks:
-            cb(self)
+        callbacks, self._on_end = self._on_end, None
+        if callbacks:
+            for cb in callbacks:
+                cb(self)
 
     # ------------------------------------------------------------- results
 
@@ -227,6 +239,8 @@ class CallScope:
         """Run ``callback(scope)`` when the operation ends (now, if it has)."""
         if self.ended:
             callback(self)
+        elif self._on_end is None:
+            self._on_end = [callback]
         else:
             self._on_end.append(callback)
 
@@ -236,3 +250,26 @@ class CallScope:
         if done is None or not done.done() or done.cancelled():
             return None
         return done.exception()
+
+
+class _OperationFuture(asyncio.Future[Any]):
+    """An operation's future that ends its scope the moment it completes
+    (a done callback would cost the caller one more loop round)."""
+
+    def __init__(self, scope: CallScope, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop=loop)
+        self._scope = scope
+
+    def set_result(self, result: Any, /) -> None:
+        super().set_result(result)
+        self._scope._operation_ended(self)
+
+    def set_exception(self, exception: type | BaseException, /) -> None:
+        super().set_exception(exception)
+        self._scope._operation_ended(self)
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        cancelled = super().cancel(msg)
+        if cancelled:
+            self._scope._operation_ended(self)
+        return cancelled

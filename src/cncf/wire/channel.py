@@ -40,7 +40,7 @@ from cncf.wire.frames import FrameBuffer, Kind, ProtocolError, encode
 
 if TYPE_CHECKING:
     from cncf.boundaries.base import Scope
-    from cncf.call import ActionCall, CancelTier
+    from cncf.call import ActionCall
 
 __all__ = ["Channel", "PendingRequest", "describe_exit", "failure_observation", "invoke", "load", "new"]
 
@@ -95,7 +95,7 @@ async def invoke(
     *,
     concurrent: bool,
     scope: Scope,
-    force: Callable[[], CancelTier | None],
+    force: Callable[[], None],
 ) -> dict[str, Any]:
     """The INVOKE exchange every process form shares: the request, its
     registration on the call's scope (a cooperative CANCEL for this request id,
@@ -111,6 +111,7 @@ async def invoke(
             "kwargs": call.kwargs,
             "concurrent": concurrent,
         },
+        scope.operation_future(),
     )
     if not pending.done():
         rid = pending.id
@@ -299,11 +300,14 @@ class Channel:
 
     # ------------------------------------------------------------- requests
 
-    def start(self, kind: Kind, body: dict[str, Any]) -> PendingRequest:
-        """Send a request; its reply is awaited through the returned handle."""
+    def start(
+        self, kind: Kind, body: dict[str, Any], future: asyncio.Future[dict[str, Any]] | None = None
+    ) -> PendingRequest:
+        """Send a request; its reply is awaited through the returned handle
+        (``future``: the one to complete with the reply, e.g. a call scope's)."""
         self._next_id += 1
         rid = body["id"] = self._next_id
-        fut: asyncio.Future[dict[str, Any]] = self._loop.create_future()
+        fut: asyncio.Future[dict[str, Any]] = self._loop.create_future() if future is None else future
         if self.dead is not None:
             fut.set_exception(Failed(self.dead))
             return PendingRequest(self, rid, fut)
