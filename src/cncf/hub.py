@@ -218,8 +218,27 @@ class AsyncHub:
         handle = self._handles.get(normalize(name))
         if handle is None:
             raise KeyError(f"no component named {name!r}")
+        refused = self._refused_reload(handle)
+        if refused is not None:  # the old instance keeps serving; the answer says why
+            return refused
         await self.unload(name)
         return await self.load(handle._target, **handle._overrides)
+
+    def _refused_reload(self, handle: ComponentHandle) -> ComponentHandle | None:
+        """A reload whose target now reads as refused (its manifest asks for the
+        ``inline`` form, or no longer parses) leaves the loaded component alone."""
+        try:
+            spec = locate(handle._target, handle._overrides)
+            refusal = self._refuse_form(spec, handle._overrides)
+        except Failed as exc:
+            refusal = exc.observation
+        except Exception:  # a defect in reading: load() reports it as usual
+            return None
+        if refusal is None:
+            return None
+        comp = Component(handle._component.spec, None)
+        comp._fail(refusal)
+        return ComponentHandle(comp, handle._target, handle._overrides)
 
     def inspect(self, name: str) -> dict[str, Any]:
         handle = self._handles.get(normalize(name))

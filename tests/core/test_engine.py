@@ -376,3 +376,26 @@ def test_a_collaborator_receives_calls_itself(hub):
     assert sorted(h.operations) == ["default.echo", "default.history"]
     assert hub.call("router.echo", [1, 2]).value == {"args": [1, 2], "kwargs": {}}
     assert hub.call("router.history").value == ["echo", "history"]
+
+
+def test_a_refused_reload_keeps_the_old_instance_serving(home, tmp_path):
+    import shutil
+
+    folder = tmp_path / "counter"
+    shutil.copytree(INLINE / "counter", folder)
+    manifest = folder / "cncf.toml"
+    manifest.write_text(manifest.read_text().replace('form = "inline"', 'form = "python"'))
+
+    async def main():
+        async with cncf.AsyncHub(home=home, manifest_inline=False) as hub:  # as a reception runs it
+            handle = await hub.load(folder)
+            assert handle.state == "ready", handle.observation
+            assert (await hub.call("counter.increment")).value == 1
+            # The component rewrites its own manifest to run inside the hub: refused.
+            manifest.write_text(manifest.read_text().replace('form = "python"', 'form = "inline"'))
+            refused = await hub.reload("counter")
+            assert refused.state == "failed" and refused.observation.code is Code.FORM_NOT_ALLOWED
+            assert hub.component("counter") is handle and handle.state == "ready"
+            assert (await hub.call("counter.increment")).value == 2  # the old instance, state kept
+
+    run(main())
