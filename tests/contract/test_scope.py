@@ -117,6 +117,8 @@ def test_a_cooperative_stop_keeps_the_instance_and_reports_the_tier(hub: Door, l
     out = hub.call(f"{NAME}.sleep", [5.0], call_id="stops")  # sees the cancel, stops at once
     assert time.monotonic() - t0 < 0.3 + LATE
     assert out.observation.code is Code.TIMED_OUT
-    assert hub.event("stops").tier == "cooperative"
+    event = hub.event("stops")
+    assert event.tier == "cooperative"
+    assert event.executed is not None and event.started <= event.executed <= event.ended
     assert hub.call(f"{NAME}.increment", [1]).value == 4
     assert handle.restarts == 0

@@ -361,7 +361,9 @@ class ActionEngine:
                 comp.cancellations[tier] += 1
             if self._listeners:
                 at = loop.time() if tier is not None else ended
-                self._notify(CallFinished(call, outcome, call.context.submitted, ended, tier, max(at, ended)))
+                self._notify(
+                    CallFinished(call, outcome, call.context.submitted, ended, tier, max(at, ended), scope.executed)
+                )
 
         if not scope.started:
             scope.end()  # it never crossed: nothing is left to settle
@@ -455,6 +457,7 @@ class ActionEngine:
             comp.gate.leave()
             return Outcome.failure(_not_started(rec, CancelReason.RUN_DEADLINE, "deadline", loop))
         scope.running = True
+        scope.executed = loop.time()
         timer = loop.call_at(deadline, scope.cancel, CancelReason.RUN_DEADLINE) if deadline is not None else None
         obs: Observation | None = None
         stdout = stderr = ""

@@ -34,6 +34,7 @@ class CallFinished:
     ended: float  # when the Outcome was delivered
     tier: str | None = None  # the tier a cancellation finally took (None: not cancelled)
     settled: float | None = None  # when the operation ended (None: as ``ended``)
+    executed: float | None = None  # when the call was handed to its boundary (None: it never ran)
 
     @property
     def duration(self) -> float:

@@ -68,6 +68,7 @@ class CallScope:
         "tier",
         "waiter",
         "running",
+        "executed",
         "started",
         "ended",
         "_loop",
@@ -89,6 +90,7 @@ class CallScope:
         self.tier: CancelTier | None = None
         self.waiter: asyncio.Future[None] | None = None  # set while the call waits at the gate
         self.running = False  # the engine handed the call to the boundary
+        self.executed: float | None = None  # when it did (loop clock)
         self.started = False
         self.ended = False
         self._loop = loop
