@@ -20,6 +20,8 @@ PF = "tests/python_form/test_faults.py"
 PY = "tests/python_form/test_forms.py"
 JF = "tests/jar/test_jar_faults.py"
 HC = "tests/http/test_calls.py"
+HR = "tests/http/test_rejected.py"
+CR = "tests/contract/test_rejected.py"
 HA = "tests/http/test_admin.py"
 HS = "tests/http/test_serve.py"
 PL = "tests/placement/test_placement.py"
@@ -117,6 +119,13 @@ PRODUCED_BY: dict[Code, list[str]] = {
     Code.RAISED: [
         f"{E}::test_failures_become_observations_and_the_component_keeps_serving",
         f"{PF}::test_execute_fault",
+        f"{CR}::test_anything_else_an_operation_raises_is_the_components_own_failure",
+        f"{HR}::test_an_exception_of_the_components_own_answers_500",
+    ],
+    Code.REJECTED: [
+        f"{CR}::test_a_rejection_is_the_callers_fault_and_the_component_serves_on",
+        "tests/jar/test_jar_rejected.py::test_scala_rejection_is_rejected_with_its_message",
+        f"{HR}::test_a_rejection_answers_400_with_the_components_message",
     ],
     Code.EXIT_REQUESTED: [
         f"{E}::test_failures_become_observations_and_the_component_keeps_serving",

@@ -1,7 +1,10 @@
 // A cncf worker for Node.js: speaks the wire protocol (docs/wire-protocol.md)
 // on the pipes named by CNCF_FD_REQUESTS / CNCF_FD_REPLIES / CNCF_FD_CONTROL
 // and hosts one component: a module exporting a class (or an object) whose
-// methods are the operations.  No dependencies beyond Node's standard library.
+// methods are the operations.  An operation rejects its arguments by throwing
+// an Error whose name is 'Rejected' (optional `attributes` object): the failure
+// record's code is then "rejected" (HTTP 400); anything else it throws is
+// "raised" (HTTP 500).  No dependencies beyond Node's standard library.
 'use strict';
 const fs = require('fs');
 const net = require('net');
@@ -105,6 +108,10 @@ const handlers = {
       catch (err) { return send(KIND.RESULT, { id: body.id, ok: false, failure: failure('result_not_serialisable', err.message, err) }); }
       send(KIND.RESULT, JSON.parse(text));
     } catch (err) {
+      if (err && err.name === 'Rejected' && !cancelled.has(body.id)) {  // the caller's arguments are wrong
+        const attributes = err.attributes && typeof err.attributes === 'object' ? err.attributes : {};
+        return send(KIND.RESULT, { id: body.id, ok: false, failure: failure('rejected', err.message || `${body.operation} rejected its arguments`, err, attributes) });
+      }
       const code = cancelled.has(body.id) ? 'cancelled' : 'raised';
       send(KIND.RESULT, { id: body.id, ok: false, failure: failure(code, `${body.operation} threw ${err && err.name}: ${err && err.message}`, err) });
     } finally {

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cncf.hub import AsyncHub, ComponentHandle, Hub
+from cncf.jobs.model import Job, JobNotFound
 from cncf.observation import Cause, Code, Observation, Stage
 from cncf.outcome import ObservationError, Outcome
 
@@ -32,6 +33,8 @@ __all__ = [
     "Code",
     "ComponentHandle",
     "Hub",
+    "Job",
+    "JobNotFound",
     "Observation",
     "ObservationError",
     "Outcome",

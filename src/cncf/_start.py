@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cncf import limits
 from cncf.observation import Code, Failed, Observation
 
 if TYPE_CHECKING:
@@ -76,9 +77,14 @@ def init_of(check: _Checker, comp: Mapping[str, Any], form: str) -> list[Any] | 
         raise check.fail("component.init", v, f"no init unless form is one of {', '.join(_INIT_FORMS)}")
     if isinstance(v, dict) and not all(isinstance(k, str) and k for k in v):
         raise check.fail("component.init", v, "a table whose keys are parameter names")
+    bound = limits.current().argument_depth
+    if limits.json_depth(v, bound + 1) - 1 > bound:  # iterative: a hostile init cannot overflow the stack
+        raise check.fail(
+            "component.init", f"<nested deeper than {bound} levels>", f"at most {bound} levels (CNCF_MAX_ARG_DEPTH)"
+        )
     try:
         json.dumps(v, allow_nan=False, default=_no_json)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise check.fail("component.init", v, f"JSON values only ({exc})") from None
     return v
 

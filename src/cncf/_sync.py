@@ -154,6 +154,14 @@ class LoopDriver:
         with self._cv:
             self._cv.notify_all()
 
+    def start_pump(self, busy: Callable[[], bool], until_idle: Callable[[], Awaitable[None]]) -> Pump:
+        """Keep the loop turning between calls while ``busy()`` (see :class:`Pump`);
+        idempotent: the first pump installed stays."""
+        if self.pump is None:
+            self.pump = Pump(self, busy, until_idle)
+        self.pump.poke()
+        return self.pump
+
     def _put_down(self) -> None:
         # No lock needed to drop the baton: a sleeper reads ``_holder`` under
         # ``_cv`` and is inside ``wait()`` (which released it) before we can
@@ -177,6 +185,14 @@ class LoopDriver:
                 return False
             self._holder = me
             return True
+
+    def release(self, me: int) -> None:
+        """Put down the baton ``take`` gave ``me`` and wake whoever waits for it
+        (no pump poke: the pump is the one putting it down)."""
+        with self._cv:
+            if self._holder == me:
+                self._holder = None
+            self._cv.notify_all()
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Schedule ``fn`` on the loop from any thread (it runs at the loop's next turn)."""
@@ -267,9 +283,7 @@ class Pump:
                 pass
             finally:
                 self._stop = None
-                with self._driver._cv:
-                    self._driver._holder = None
-                    self._driver._cv.notify_all()
+                self._driver.release(me)
 
     async def _turn(self, stop: asyncio.Future[None]) -> None:
         idle = asyncio.ensure_future(self._until_idle())

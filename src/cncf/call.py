@@ -11,6 +11,7 @@ import dataclasses
 import enum
 import itertools
 import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cncf.policy import ResolvedPolicy
@@ -79,3 +80,26 @@ class ActionCall:
     context: ExecutionContext
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def job_attempt(
+        cls,
+        call_id: str,
+        target: Target,
+        policy: ResolvedPolicy,
+        *,
+        correlation_id: str,
+        idempotency_key: str | None,
+        timeout: float | None,
+        now: float,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> ActionCall:
+        """One attempt of a stored job (caller ``"job"``): the job's relative
+        ``timeout`` becomes this attempt's absolute deadline, counted from ``now``
+        (the hub loop's clock) — admitted afresh on each attempt."""
+        deadline = now + timeout if timeout else None
+        context = ExecutionContext(correlation_id, "job", deadline, now, idempotency_key=idempotency_key)
+        return cls(
+            id=call_id, target=target, policy=policy, context=context, args=tuple(args), kwargs=dict(kwargs or {})
+        )

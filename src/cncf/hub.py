@@ -9,6 +9,7 @@ number of threads (``cncf._sync``).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -27,7 +28,7 @@ from cncf.outcome import Outcome
 from cncf.paths import cache_dir, default_home
 from cncf.policy import Mode
 from cncf.selector import normalize
-from cncf.wire import ownership
+from cncf.wire import link, ownership
 
 if TYPE_CHECKING:
     from cncf.jobs import Job, JobSystem
@@ -94,6 +95,7 @@ class AsyncHub:
         if self.home.is_dir():
             private_dir(self.home)  # narrowed if an older hub left it world-readable
         ownership.reap_orphans()  # processes a hub killed with -9 left (only without PID namespaces)
+        link.sweep_run_dir(self.home)  # temporary folders of workers whose hub was killed with -9
         self._context = BoundaryContext(
             home=self.home, cache_dir=cache_dir(self.home), progress=progress, allow_loader_env=allow_loader_env
         )
@@ -131,7 +133,7 @@ class AsyncHub:
             raise RuntimeError("this hub is closed")
         target_s = os.fspath(target)
         try:
-            spec = locate(target_s, overrides)
+            spec = await asyncio.to_thread(locate, target_s, overrides)  # reads files: off the loop
             refusal = self._refuse_form(spec, overrides)
             if refusal is not None:
                 raise Failed(refusal)
@@ -322,8 +324,8 @@ class AsyncHub:
         return self._jobs
 
     async def job(self, job_id: str) -> Job:
-        """The job's record (``cncf.jobs.Job``: state, attempts, outcome when
-        finished); raises ``cncf.jobs.JobNotFound`` (an ``ObservationError``
+        """The job's record (``cncf.Job``: state, attempts, outcome when
+        finished); raises ``cncf.JobNotFound`` (an ``ObservationError``
         with ``job_not_found``) for an unknown id."""
         return (await self._ensure_jobs()).get(job_id)
 
@@ -339,6 +341,22 @@ class AsyncHub:
     async def jobs(self, **filters: Any) -> list[Job]:
         """Jobs, newest first; filters: ``state``, ``component``, ``limit``."""
         return (await self._ensure_jobs()).list(**filters)
+
+    @property
+    def busy(self) -> bool:
+        """Is there background work (jobs: a queued attempt, a retry back-off;
+        the escalation of a call answered at its deadline whose operation still
+        runs) that needs this hub's loop to turn although no call is running?
+        The synchronous ``Hub`` keeps its loop turning while this is true."""
+        jobs = self._jobs
+        return bool(self.engine.settling) or (jobs is not None and jobs.busy)
+
+    async def until_idle(self) -> None:
+        """Return once :attr:`busy` is false."""
+        while self.busy:
+            await self.engine.until_settled()
+            if self._jobs is not None:
+                await self._jobs.until_idle()
 
     # --------------------------------------------------------------- closing
 
@@ -382,23 +400,9 @@ class Hub:
 
     def _run(self, coro: Coroutine[Any, Any, T], eager: Callable[[], bool] | None = None) -> T:
         result = self._driver.run(coro, eager)
-        if self._driver.pump is None and self._busy():
-            self._driver.pump = Pump(self._driver, self._busy, self._until_idle)
-            self._driver.pump.poke()
+        if self._driver.pump is None and self._async.busy:
+            self._driver.start_pump(lambda: self._async.busy, self._async.until_idle)
         return result
-
-    def _busy(self) -> bool:
-        """Work that needs the loop to turn between calls: jobs, and the escalation
-        of calls answered at their deadline whose operations still run."""
-        jobs = self._async._jobs
-        return bool(self._async.engine.settling) or (jobs is not None and jobs.busy)
-
-    async def _until_idle(self) -> None:
-        while self._busy():
-            await self._async.engine.until_settled()
-            jobs = self._async._jobs
-            if jobs is not None:
-                await jobs.until_idle()
 
     @property
     def _pump(self) -> Pump | None:
@@ -461,6 +465,13 @@ class Hub:
                     cause=exc,
                 )
             )
+
+    def subscribe(self, listener: Callable[[CallFinished], None]) -> Callable[[], None]:
+        """Call ``listener(event)`` once per finished call (``cncf.engine.events.CallFinished``),
+        job attempts included; returns the function that unsubscribes it.  The
+        listener runs on whichever thread is driving the hub's loop at the time:
+        keep it short, and hand work to a thread or queue of your own."""
+        return self._async.subscribe(listener)
 
     def cancel(self, call_id: str) -> bool:
         """Cancel a call by id, from any thread (its Outcome says how it ended)."""

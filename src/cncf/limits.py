@@ -10,6 +10,9 @@ captured output         ``CNCF_MAX_OUTPUT``         head and tail kept, the midd
 (per call and stream)                               counted in a marker line (not a failure)
 argument nesting        ``CNCF_MAX_ARG_DEPTH``      ``arguments_too_large`` at dispatch
 frame size              ``CNCF_MAX_FRAME``          ``arguments_too_large`` at dispatch
+result nesting          ``CNCF_MAX_RESULT_DEPTH``   ``result_not_serialisable`` for that call
+                                                    (a deep event frame is dropped)
+manifest size           ``CNCF_MAX_MANIFEST``       ``invalid_manifest`` at load
 extracted archive size  ``CNCF_MAX_ARCHIVE_BYTES``  ``archive_too_large`` at load
 archive member count    ``CNCF_MAX_ARCHIVE_FILES``  ``archive_too_large`` at load
 ======================  ==========================  ==========================================
@@ -40,6 +43,8 @@ class Limits:
     output_bytes: int = 1024 * 1024  # per call and per stream: half head, half tail
     argument_depth: int = 200  # the JVM host refuses more than 512; Python's decoder ~1000
     frame_bytes: int = 64 * 1024 * 1024
+    result_depth: int = 512  # what the hub decodes from a worker; the C decoder stops near 900
+    manifest_bytes: int = 1024 * 1024  # one cncf.toml, read only once it is known to be smaller
     archive_bytes: int = 1024**3  # extracted size of one zipapp or wheel
     archive_files: int = 100_000
 
@@ -48,6 +53,8 @@ _ENV = {
     "output_bytes": "CNCF_MAX_OUTPUT",
     "argument_depth": "CNCF_MAX_ARG_DEPTH",
     "frame_bytes": "CNCF_MAX_FRAME",
+    "result_depth": "CNCF_MAX_RESULT_DEPTH",
+    "manifest_bytes": "CNCF_MAX_MANIFEST",
     "archive_bytes": "CNCF_MAX_ARCHIVE_BYTES",
     "archive_files": "CNCF_MAX_ARCHIVE_FILES",
 }

@@ -26,7 +26,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cncf import limits
 from cncf import manifest_rules as rules
+from cncf._files import NotRegular, check_regular, read_bounded
 from cncf._start import build_constraints_of, classpath_of, init_of
 from cncf.observation import Code, Failed, Observation
 from cncf.policy import Mode, PolicySpec, Restart
@@ -36,6 +38,11 @@ RESTARTS = tuple(r.value for r in Restart)
 ISOLATIONS = ("shared", "process")
 PLACEMENTS = ("local", "ray")
 PLACEMENT_KEYS = ("placement", "ray_address", "placement_resources")
+#: Keys only a caller may give (a load override, a hub file's entry or its ``[hub]``
+#: table), never a component's own manifest: they widen what the hub trusts.
+CALLER_KEYS = ("allow_direct_references",)
+#: Keys of a hub file's ``[hub]`` table: defaults for every component of the file.
+HUB_KEYS = (*PLACEMENT_KEYS, *CALLER_KEYS, "build_timeout")
 JAR_MANIFEST = "META-INF/cncf/component.toml"
 
 
@@ -77,6 +84,7 @@ class ComponentSpec:
     ray_address: str | None = None  # None: RAY_ADDRESS, else "auto" (resolved when placing)
     placement_resources: Mapping[str, float] = dataclasses.field(default_factory=dict)
     inherit_env: bool = False  # pass the hub's whole environment, not the allow-list
+    build_timeout: float | None = None  # python: seconds for uv to build the environment (None: the default)
 
     @property
     def suffix(self) -> str:
@@ -204,6 +212,7 @@ COMPONENT_KEYS = (
     "init",
     "build_constraints",
     "inherit_env",
+    "build_timeout",
     *PLACEMENT_KEYS,
     *_POLICY_KEYS,
 )
@@ -302,19 +311,76 @@ def _parse_toml(data: str | bytes, source: str) -> dict[str, Any]:
         ) from None
 
 
+def _manifest_bytes(p: Path, folder: Path) -> bytes | None:
+    """A manifest's bytes: a regular file within the size bound, reached through no
+    symlink leaving ``folder``; None when there is none (``invalid_manifest`` when
+    something else stands in its place)."""
+    if not os.path.lexists(p):
+        return None
+    bound = limits.current().manifest_bytes
+    try:
+        return read_bounded(p, bound, folder)
+    except FileNotFoundError:
+        return None  # a dangling symlink: no manifest
+    except NotRegular as exc:
+        raise Failed(
+            Observation.of(
+                Code.INVALID_MANIFEST,
+                f"{p}: {exc.detail}" + (" (CNCF_MAX_MANIFEST)" if exc.reason == "too_large" else ""),
+                file=str(p),
+                **exc.attributes,
+            )
+        ) from None
+    except OSError as exc:
+        raise Failed(
+            Observation.of(Code.INVALID_MANIFEST, f"{p}: cannot be read: {exc.strerror}", file=str(p))
+        ) from None
+
+
+def _member_bytes(zf: zipfile.ZipFile, member: str, source: str) -> bytes:
+    """A manifest inside an archive, bounded before it is inflated."""
+    bound = limits.current().manifest_bytes
+    info = zf.getinfo(member)
+    if info.file_size > bound:
+        raise Failed(
+            Observation.of(
+                Code.INVALID_MANIFEST,
+                f"{source}: {info.file_size} bytes, over the {bound}-byte bound (CNCF_MAX_MANIFEST)",
+                file=source,
+                reason="too_large",
+                size=info.file_size,
+                bound=bound,
+            )
+        )
+    with zf.open(info) as f:
+        data = f.read(bound + 1)
+    if len(data) > bound:
+        raise Failed(
+            Observation.of(Code.INVALID_MANIFEST, f"{source}: over the {bound}-byte bound", file=source, bound=bound)
+        )
+    return data
+
+
 def _read_manifest(target: Path) -> tuple[dict[str, Any], str, Path] | None:
     """Find the manifest belonging to ``target``: (document, source name, base dir)."""
     if target.is_dir():
         p = target / "cncf.toml"
-        return (_parse_toml(p.read_bytes(), str(p)), str(p), target) if p.is_file() else None
+        data = _manifest_bytes(p, target)
+        return (_parse_toml(data, str(p)), str(p), target) if data is not None else None
     if target.name == "cncf.toml" or target.suffix == ".toml":
-        return _parse_toml(target.read_bytes(), str(target)), str(target), target.parent
+        data = _manifest_bytes(target, target.parent)
+        if data is None:
+            return None
+        return _parse_toml(data, str(target)), str(target), target.parent
+    _artifact_file(target, None)  # a FIFO or a device is refused before anything reads it
     sidecar = target.with_name(target.name + ".cncf.toml")
-    if sidecar.is_file():
-        return _parse_toml(sidecar.read_bytes(), str(sidecar)), str(sidecar), target.parent
+    data = _manifest_bytes(sidecar, target.parent)
+    if data is not None:
+        return _parse_toml(data, str(sidecar)), str(sidecar), target.parent
     beside = target.parent / "cncf.toml"
-    if beside.is_file():
-        doc = _parse_toml(beside.read_bytes(), str(beside))
+    data = _manifest_bytes(beside, target.parent)
+    if data is not None:
+        doc = _parse_toml(data, str(beside))
         art = (doc.get("component") or {}).get("artifact")
         if isinstance(art, str) and (target.parent / art).resolve() == target.resolve():
             return doc, str(beside), target.parent
@@ -325,10 +391,32 @@ def _read_manifest(target: Path) -> tuple[dict[str, Any], str, Path] | None:
             with zipfile.ZipFile(target) as zf:
                 if member in zf.namelist():
                     source = f"{target}!/{member}"
-                    return _parse_toml(zf.read(member), source), source, target.parent
-        except (zipfile.BadZipFile, OSError, UnicodeDecodeError):
+                    return _parse_toml(_member_bytes(zf, member, source), source), source, target.parent
+        except (zipfile.BadZipFile, OSError, UnicodeDecodeError, EOFError):
             return None  # the boundary reports the corrupt archive with its own code
     return None
+
+
+def _artifact_file(artifact: Path, folder: Path | None) -> None:
+    """Refuse an artifact that is not a regular file or a folder (a FIFO, a device,
+    a symlink leaving the component's folder) with ``invalid_archive``."""
+    try:
+        check_regular(artifact, folder, directory=True)
+    except NotRegular as exc:
+        raise Failed(
+            Observation.of(
+                Code.INVALID_ARCHIVE,
+                f"artifact {str(artifact)!r} is {exc.detail}",
+                path=str(artifact),
+                **exc.attributes,
+            )
+        ) from None
+    except FileNotFoundError:
+        raise Failed(
+            Observation.of(Code.ARTIFACT_NOT_FOUND, f"artifact {str(artifact)!r} does not exist", path=str(artifact))
+        ) from None
+    except OSError:
+        return  # unreadable (permissions): the form reports it in its own words
 
 
 def _infer_form(artifact: Path, table: Mapping[str, Any]) -> str | None:
@@ -389,6 +477,10 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
     if not isinstance(comp, dict):
         raise check.fail("component", comp, "a table [component]")
     check.unknown(comp, COMPONENT_KEYS, "component.")
+    allow_direct = overrides.pop("allow_direct_references", False)
+    if not isinstance(allow_direct, bool):
+        raise _Checker("<overrides>").fail("allow_direct_references", allow_direct, "true or false")
+    from_manifest = {k for k in ("requirements", "build_constraints") if k not in overrides}
     if overrides:
         ocheck = _Checker("<overrides>")
         ocheck.unknown(overrides, COMPONENT_KEYS, "")
@@ -399,6 +491,8 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
     # The artifact: the manifest's `artifact`, else the target itself.
     art_value = check.string(comp, "artifact", p)
     if art_value and not (found and source.endswith("!/" + JAR_MANIFEST)):
+        if os.path.lexists(base / art_value):
+            _artifact_file(base / art_value, base)  # before resolving: a symlink leaving the folder is seen
         artifact = (base / art_value).resolve()
     elif path.name.endswith(".toml") and not path.is_dir():
         artifact = base
@@ -448,7 +542,11 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
     env = comp.get("env", {})
     if (bad := rules.env_problem(env)) is not None:
         raise check.fail(p + bad[0], env.get(bad[0][4:]) if isinstance(env, dict) else env, bad[1])
-    wheels = tuple((base / w).resolve() for w in (check.strings(comp, "wheels", p) or ()))
+    wheel_names = check.strings(comp, "wheels", p) or ()
+    for w in wheel_names:
+        if os.path.lexists(base / w):
+            _artifact_file(base / w, base)  # hashed and installed by the hub: regular files only
+    wheels = tuple((base / w).resolve() for w in wheel_names)
     if artifact.suffix.lower() == ".whl":
         wheels = (artifact, *wheels)
     command = check.strings(comp, "command", p) or ()
@@ -464,6 +562,13 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
     for req in requirements:
         if (why := rules.requirement_problem(req)) is not None:
             raise check.fail(p + "requirements", req, why)
+    if not allow_direct:
+        _refuse_direct(check, source, requirements if "requirements" in from_manifest else (), "requirements")
+        if "build_constraints" in from_manifest:
+            _refuse_direct(check, source, check.strings(comp, "build_constraints", p) or (), "build_constraints")
+    build_timeout = check.number(comp, "build_timeout", p)
+    if build_timeout is not None and not build_timeout > 0:
+        raise check.fail(p + "build_timeout", build_timeout, "a positive number of seconds")
     return ComponentSpec(
         classpath=classpath_of(check, comp, form, base),
         build_constraints=build_constraints_of(check, comp, form),
@@ -491,7 +596,29 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
         env=dict(env),
         **placement_keys(check, comp, p),
         inherit_env=_flag(check, comp, "inherit_env", p),
+        build_timeout=build_timeout,
     )
+
+
+def _refuse_direct(check: _Checker, source: str, requirements: tuple[str, ...] | list[str], key: str) -> None:
+    """A manifest's direct references (``pkg @ https://…``, ``pkg @ file:///…``) make
+    the hub fetch any address or read any path: only a caller may allow them."""
+    for req in requirements:
+        url = rules.direct_reference(req)
+        if url is not None:
+            raise Failed(
+                Observation.of(
+                    Code.INVALID_MANIFEST,
+                    f"{source}: requirement {req!r} is a direct reference ({url}); the hub installs only "
+                    "packages named on the index unless its caller allows direct references "
+                    "(allow_direct_references = true in the hub file's entry or [hub] table, or "
+                    "hub.load(..., allow_direct_references=True))",
+                    file=source,
+                    key=f"component.{key}",
+                    reason="direct_reference",
+                    url=url,
+                )
+            )
 
 
 def _flag(check: _Checker, table: Mapping[str, Any], key: str, prefix: str) -> bool:

@@ -8,8 +8,11 @@ value is one the hub can honour.  A value that passes here never becomes an
   everything, so a NaN ``cancel_grace`` once meant "never escalate");
 * every string is free of NUL bytes (the OS truncates or refuses them);
 * ``env`` is a table of names without ``=`` or NUL;
-* component names are selector-safe (``.`` separates selector parts, ``/``
-  path parts): a name containing them would load "ready" and never be callable;
+* component names are ASCII letters, digits, ``_`` and ``-`` (at most
+  :data:`MAX_NAME` characters, starting with a letter, digit or ``_``): they
+  are the first part of a selector, a path segment of the HTTP routes, a
+  line of logs and a file name in the hub's home — a ``.``, ``/``, newline or
+  a letter that case-folds into ASCII (U+212A) has no place in any of them;
 * ``requirements`` are PEP 508 requirements, parsed with ``packaging``; an
   option such as ``--target=/elsewhere`` is refused, never handed to uv.
 
@@ -21,12 +24,15 @@ naming the file and the key.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
     "MAX_MEMORY",
+    "MAX_NAME",
     "NUMBER_RANGES",
+    "direct_reference",
     "env_problem",
     "name_problem",
     "number_problem",
@@ -47,6 +53,7 @@ NUMBER_RANGES: dict[str, float] = {
     "cancel_grace": _DAY,
     "restart_period": _FOREVER,
     "restart_backoff": _DAY,
+    "build_timeout": _DAY,
     "max_concurrency": 1_000_000,
     "max_attempts": 1_000_000,
     "max_restarts": 1_000_000,
@@ -67,10 +74,17 @@ def text_problem(value: str) -> str | None:
     return "a string without NUL bytes" if "\0" in value else None
 
 
+MAX_NAME = 100
+_NAME = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9_-]{{0,{MAX_NAME - 1}}}")
+
+
 def name_problem(name: str) -> str | None:
-    """Component names are one selector part: no '.', '/', '\\\\', NUL or blank."""
-    if not name.strip() or any(c in name for c in "./\\\0") or name != name.strip():
-        return "a name without '.', '/', '\\', NUL or surrounding spaces (it is the first part of a selector)"
+    """Component names: ASCII letters, digits, '_' and '-' (see the module doc)."""
+    if not _NAME.fullmatch(name):
+        return (
+            f"a name of ASCII letters, digits, '_' and '-' (not starting with '-', at most {MAX_NAME} "
+            "characters): it is the first part of a selector and a segment of the HTTP routes"
+        )
     return None
 
 
@@ -99,3 +113,17 @@ def requirement_problem(text: str) -> str | None:
     except InvalidRequirement as exc:
         return f"a PEP 508 requirement such as 'pkg==1.2' ({str(exc).splitlines()[0]})"
     return None
+
+
+def direct_reference(text: str) -> str | None:
+    """The URL of a PEP 508 direct reference (``pkg @ https://…`` or ``pkg @ file:///…``),
+    or ``None`` for a requirement resolved on the index."""
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError:  # pragma: no cover - packaging is a dependency
+        return text if "@" in text or "://" in text else None
+    try:
+        url = Requirement(text).url
+    except InvalidRequirement:
+        return None  # refused by requirement_problem, or an index-only pin for build tools
+    return url or None

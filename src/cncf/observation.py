@@ -116,6 +116,7 @@ class Code(enum.StrEnum):
     INSTANCE_LOST_WAITING = "instance_lost_waiting"
     # -- execute ---------------------------------------------------------
     RAISED = "raised"
+    REJECTED = "rejected"
     EXIT_REQUESTED = "exit_requested"
     OPERATION_FAILED = "operation_failed"
     TIMED_OUT = "timed_out"
@@ -434,15 +435,26 @@ _REGISTRY: dict[Code, _Spec] = {
     ),
     Code.RAISED: _s(
         X,
-        "operation",
+        "component",
         "invalid",
         "defect",
         False,
-        "The operation raised an exception (or a Java throwable); cause carries type, message and remote stack.",
+        "The operation raised an exception (or a Java throwable) of its own: the component's failure, not the "
+        "caller's (HTTP 500); cause carries type, message and remote stack.",
+    ),
+    Code.REJECTED: _s(
+        X,
+        "argument",
+        "invalid",
+        "format",
+        False,
+        "The component rejected its arguments (cncf.collaborator.Rejected in Python, Java and Scala; a failure "
+        'record with code "rejected" from a command worker): the caller\'s request is wrong (HTTP 400); the '
+        "message is the component's own, its attributes are kept.",
     ),
     Code.EXIT_REQUESTED: _s(
         X,
-        "operation",
+        "component",
         "invalid",
         "defect",
         False,
@@ -502,11 +514,11 @@ _REGISTRY: dict[Code, _Spec] = {
     ),
     Code.RESULT_NOT_SERIALISABLE: _s(
         X,
-        "operation",
+        "component",
         "invalid",
         "format",
         False,
-        "The operation returned a value that cannot cross the boundary as JSON.",
+        "The operation returned a value that cannot cross the boundary as JSON (the component's failure, HTTP 500).",
     ),
     Code.PROTOCOL_ERROR: _s(
         X,

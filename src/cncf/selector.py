@@ -1,7 +1,10 @@
 """Operation selectors: ``component.service.operation``.
 
 Names compare case-insensitively with ``-`` and ``_`` ignored, as in the
-original CNCF (``createPerson`` = ``create-person`` = ``create_person``).  The
+original CNCF (``createPerson`` = ``create-person`` = ``create_person``).
+Only ASCII letters fold: ``str.lower`` would make the Kelvin sign (U+212A)
+and other compatibility letters equal to ``k``, so a route segment could
+name an operation it does not spell.  The
 service may be omitted where only one service has the operation.
 """
 
@@ -10,9 +13,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
 
 def normalize(name: str) -> str:
-    return name.replace("-", "").replace("_", "").lower()
+    folded = name.replace("-", "").replace("_", "")
+    return folded.lower() if folded.isascii() else folded.translate(_ASCII_LOWER)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

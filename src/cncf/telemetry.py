@@ -11,8 +11,8 @@ The spans are made from the engine's ``CallFinished`` events
 the engine learns nothing about tracing, and a hub without OpenTelemetry
 pays nothing (this module is imported only by :func:`install`).  Event times
 are the hub loop's clock; they are mapped to wall-clock nanoseconds once per
-event.  The boundary hop starts at ``event.executed`` when the engine's event
-carries it, else at admission (the hop then includes the wait).
+event.  ``CallFinished`` carries admission and end times only, so the boundary
+hop starts at admission: it includes the time the call waited at its gate.
 """
 
 from __future__ import annotations
@@ -104,8 +104,7 @@ class CallTracer:
         )
         if obs is not None:
             server.set_status(self._Status(self._code.ERROR, obs.code.value))
-        executed = getattr(event, "executed", None)
-        hop_start = executed if isinstance(executed, float) else event.started
+        hop_start = event.started  # CallFinished records admission, not the start of execution
         ctx = self._trace.set_span_in_context(server)
         hop = self._tracer.start_span(
             f"{target.component} {self._forms(target.component)} boundary",

@@ -32,7 +32,7 @@ def test_an_operation_that_raises_is_a_raised_observation_and_the_component_keep
     assert not out.ok
     obs = out.observation
     assert (obs.code, obs.stage.value) == (Code.RAISED, "execute")
-    assert (obs.category, obs.symptom, obs.retryable) == ("operation", "invalid", False)
+    assert (obs.category, obs.symptom, obs.retryable) == ("component", "invalid", False)  # its own failure: 500
     assert obs.call_id == out.call_id and obs.target == f"{NAME}.default.fail"
     assert obs.cause is not None and obs.cause.type  # the component's own exception, by type
     assert hub.call(f"{NAME}.increment", [1]).value == 4  # same instance, state kept

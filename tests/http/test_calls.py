@@ -61,13 +61,13 @@ def test_printed_output_is_kept(hub_server: Served) -> None:
 @pytest.mark.parametrize(
     ("path", "body", "status", "code"),
     [
-        ("/rest/v1/svc/fail", None, 400, "raised"),
+        ("/rest/v1/svc/fail", None, 500, "raised"),  # the component's own failure
         ("/rest/v1/svc/add", {"nope": 1}, 400, "invalid_arguments"),
-        ("/rest/v1/svc/unencodable", None, 400, "result_not_serialisable"),
+        ("/rest/v1/svc/unencodable", None, 500, "result_not_serialisable"),
         ("/rest/v1/svc/incremnt", None, 404, "unknown_operation"),
         ("/rest/v1/nobody/echo", None, 404, "unknown_component"),
         ("/rest/v1/counter/refuse", ["x"], 400, "operation_failed"),
-        ("/rest/v1/counter/exit", None, 400, "exit_requested"),
+        ("/rest/v1/counter/exit", None, 500, "exit_requested"),
         ("/rest/v1/counter/memory", None, 500, "out_of_memory"),
         ("/rest/v1/svc/slow", None, 504, "timed_out"),
     ],

@@ -3,15 +3,23 @@ a port that ignores whoever cannot prove the secret, and frames as on a pipe."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
+from cncf.observation import Failed, Stage
 from cncf.placement import _tcp
+from cncf.placement.remote import RemoteWorker
 from cncf.wire.frames import FrameBuffer, Kind, encode
+from cncf.wire.link import WorkerLink
 
 
 def _serve(secret: bytes, roles: tuple[bytes, ...], timeout: float = 10.0):  # noqa: ANN202
@@ -71,3 +79,189 @@ def test_frames_cross_the_socket_as_on_a_pipe() -> None:
     assert frames == [(Kind.INVOKE, big)]
     hub.close()
     node.close()
+
+
+# ---------------------------------------------------------------------------
+# The remote worker link, without Ray: a real worker process behind real sockets
+# ---------------------------------------------------------------------------
+
+
+class _Node:
+    """What the node actor does for one worker (``ray_node``), in a thread: accept
+    the hub's authenticated connections, start the worker on them, report
+    ``started`` / ``beat`` / ``exit`` on the supervision connection."""
+
+    def __init__(self, argv: list[str] | None, *, report_exit: bool = True) -> None:
+        self.secret = _tcp.new_secret()
+        self.lsock = _tcp.listener("127.0.0.1")
+        self.port = self.lsock.getsockname()[1]
+        self.argv = argv
+        self.report_exit = report_exit
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.sup: socket.socket | None = None
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _send(self, body: dict[str, object]) -> None:
+        assert self.sup is not None
+        with contextlib.suppress(OSError):
+            self.sup.sendall(encode(Kind.EVENT, body))
+
+    def _run(self) -> None:
+        socks = _tcp.accept_all(self.lsock, self.secret, time.monotonic() + 10)
+        self.sup = socks[_tcp.SUPERVISION]
+        if self.argv is None:
+            self._send({"type": "spawn_failed", "error": "No such file or directory", "argv0": "nowhere"})
+            for role in (_tcp.MAIN, _tcp.CONTROL, _tcp.STDOUT, _tcp.STDERR):
+                socks[role].close()
+            return
+        main, ctl = socks[_tcp.MAIN], socks[_tcp.CONTROL]
+        reply = os.dup(main.fileno())
+        env = {
+            **os.environ,
+            "CNCF_PROTOCOL": "1",
+            "CNCF_FD_REQUESTS": str(main.fileno()),
+            "CNCF_FD_REPLIES": str(reply),
+            "CNCF_FD_CONTROL": str(ctl.fileno()),
+        }
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=socks[_tcp.STDOUT].fileno(),
+            stderr=socks[_tcp.STDERR].fileno(),
+            pass_fds=(main.fileno(), reply, ctl.fileno()),
+            env=env,
+            start_new_session=True,
+        )
+        os.close(reply)
+        for role in (_tcp.MAIN, _tcp.CONTROL, _tcp.STDOUT, _tcp.STDERR):
+            socks[role].close()
+        self._send({"type": "started", "pid": self.proc.pid})
+        while self.proc.poll() is None and not self.stopped.is_set():
+            self._send({"type": "beat", "rss_kb": 1234})
+            time.sleep(0.2)
+        code = self.proc.wait()
+        if self.report_exit:
+            self._send({"type": "exit", "returncode": code})
+
+    def lose(self) -> None:
+        """The node vanishes: the supervision connection closes with no exit status."""
+        self.report_exit = False
+        assert self.sup is not None
+        self.sup.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        self.thread.join(10)
+        if self.sup is not None:
+            self.sup.close()
+
+
+class _Handle:
+    """A NodeHandle whose ``watch`` lasts as long as the test (Ray's verdict never comes)."""
+
+    def __init__(self, node: _Node) -> None:
+        self.node = node
+
+    def describe(self) -> dict[str, object]:
+        return {"engine": "ray", "node_id": "n" * 40, "address": "127.0.0.1"}
+
+    async def watch(self) -> None:
+        await asyncio.Event().wait()
+
+    async def stop(self) -> None:
+        self.node.stop()
+
+    async def death_cause(self) -> str | None:
+        return None
+
+
+async def _attach(node: _Node, start_timeout: float = 20.0) -> RemoteWorker:
+    socks = await asyncio.to_thread(_tcp.connect_all, "127.0.0.1", node.port, node.secret, 10)
+    return await RemoteWorker.attach(socks, _Handle(node), label="far", start_timeout=start_timeout)
+
+
+def _python_worker() -> list[str]:
+    from cncf.boundaries.python import worker_argv
+
+    return worker_argv(sys.executable, site=False)
+
+
+def test_a_remote_link_is_a_worker_link_and_crashes_as_a_local_one() -> None:
+    async def scenario() -> None:
+        node = _Node(_python_worker())
+        w = await _attach(node)
+        try:
+            link: WorkerLink = w  # the one contract the boundaries use
+            assert node.proc is not None
+            assert link.hello["protocol"] == 1 and link.alive and not link.exited_unnoticed()
+            assert link.placement["engine"] == "ray" and link.pid == node.proc.pid
+            pong = await w.channel.request(Kind.PING, {}, stage=Stage.EXECUTE)
+            assert pong["ok"]
+            await asyncio.sleep(0.5)
+            assert w.rss_kb() == 1234  # the node's heartbeat figure
+            pending = w.channel.start(Kind.PING, {})
+            os.kill(node.proc.pid, signal.SIGKILL)
+            with pytest.raises(Failed) as info:
+                await asyncio.wait_for(pending.reply(Stage.EXECUTE), 10)
+            obs = info.value.observation
+            assert (obs.code, obs.stage, obs.attributes["signal"]) == ("worker_crashed", "execute", 9)
+            assert obs.attributes["node_address"] == "127.0.0.1" and not w.alive
+        finally:
+            await w.close()
+            node.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_remote_node_that_vanishes_is_node_lost_and_retryable() -> None:
+    async def scenario() -> None:
+        node = _Node(_python_worker())
+        w = await _attach(node)
+        try:
+            pending = w.channel.start(Kind.PING, {})
+            await pending.reply(Stage.EXECUTE)
+            slow = w.channel.start(Kind.PING, {})
+            await asyncio.sleep(0)
+            node.lose()
+            with contextlib.suppress(Failed):
+                await asyncio.wait_for(slow.reply(Stage.EXECUTE), 5)
+            dead = w.channel.dead
+            assert dead is not None
+            assert (dead.code, dead.stage, dead.retryable) == ("node_lost", "execute", True)
+            assert dead.attributes["node_id"] == "n" * 40
+        finally:
+            await w.close()
+            node.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_remote_start_failure_is_worker_start_failed() -> None:
+    async def scenario() -> None:
+        node = _Node(None)  # the node cannot start the worker
+        with pytest.raises(Failed) as info:
+            await _attach(node)
+        obs = info.value.observation
+        assert (obs.code, obs.stage) == ("worker_start_failed", "load")
+        assert obs.attributes["node_address"] == "127.0.0.1"
+        node.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_remote_worker_that_never_says_hello_is_worker_start_failed() -> None:
+    async def scenario() -> None:
+        node = _Node([sys.executable, "-c", "import time; print('booting', flush=True); time.sleep(60)"])
+        t0 = time.monotonic()
+        with pytest.raises(Failed) as info:
+            await _attach(node, start_timeout=1.0)
+        obs = info.value.observation
+        assert (obs.code, obs.stage) == ("worker_start_failed", "load")
+        assert time.monotonic() - t0 < 8
+        node.stop()
+
+    asyncio.run(scenario())

@@ -2,7 +2,7 @@
 
 A form says *how to start* a worker (a :class:`LaunchPlan`: argv,
 environment, the LOAD request); everything after that is common and lives
-here once: spawning through :class:`~cncf.wire.channel.WorkerProcess`, the
+here once: spawning a worker (a :class:`~cncf.wire.link.WorkerLink`), the
 LOAD / NEW / INVOKE exchange, attributing captured output to calls,
 cooperative and forced cancellation, health, and reaping.
 
@@ -28,7 +28,7 @@ from cncf.observation import Code, Failed, Observation, Stage
 from cncf.placement import describe as describe_placement
 from cncf.placement import spawn_worker
 from cncf.wire import channel as wire
-from cncf.wire.process import WorkerProcess
+from cncf.wire.link import WorkerLink
 
 if TYPE_CHECKING:
     from cncf.call import ActionCall
@@ -66,7 +66,7 @@ class WorkerLoaded:
     """A component loaded into its own worker process (not yet instantiated)."""
 
     spec: ComponentSpec
-    worker: WorkerProcess
+    worker: WorkerLink
     operations: tuple[OperationInfo, ...]
     entry: str | None
     plan: LaunchPlan
@@ -82,7 +82,7 @@ class WorkerInstance:
     """The live instance inside a worker (calls in flight live on their scopes)."""
 
     loaded: WorkerLoaded
-    worker: WorkerProcess
+    worker: WorkerLink
     rss_kb: int | None = None  # cached: the engine checks health on every call
     rss_at: float = -1.0
 
@@ -97,7 +97,7 @@ class WorkerBoundary:
 
     def __init__(self, context: BoundaryContext) -> None:
         self.context = context
-        self._workers: set[WorkerProcess] = set()
+        self._workers: set[WorkerLink] = set()
 
     # -------------------------------------------------------------- planning
 
@@ -123,6 +123,7 @@ class WorkerBoundary:
                 memory_limit=plan.memory_limit,
                 environment=plan.environment,
                 runtime_dir=plan.runtime_dir,
+                home=self.context.home,  # the worker's private TMPDIR lives in the hub's run folder
             )
         except Failed:
             _remove(plan.temp_dirs)
@@ -192,8 +193,8 @@ class WorkerBoundary:
         worker = instance.worker
         if not worker.alive:
             return Health(alive=False, pid=worker.pid, detail=f"exit status {worker.returncode}")
-        # dead, though the event loop has not heard yet (sync Hub idle); a placed worker is not our child
-        if getattr(worker, "local", True) and _exited(worker.pid):
+        # dead, though the event loop has not heard yet (sync Hub idle)
+        if worker.exited_unnoticed():
             return Health(alive=False, pid=worker.pid, detail="exited while idle")
         now = time.monotonic()
         if now - instance.rss_at > RSS_REFRESH:  # reading /proc costs more than a call
@@ -204,22 +205,12 @@ class WorkerBoundary:
         workers, self._workers = list(self._workers), set()
         await asyncio.gather(*(w.close(grace=1.0) for w in workers), return_exceptions=True)
 
-    async def _reap(self, worker: WorkerProcess, plan: LaunchPlan) -> None:
+    async def _reap(self, worker: WorkerLink, plan: LaunchPlan) -> None:
         self._workers.discard(worker)
         try:
             await worker.close(grace=1.0 if worker.alive else 0)
         finally:
             _remove(plan.temp_dirs)
-
-
-def _exited(pid: int) -> bool:
-    """Whether the child has exited, without reaping it (the channel reaps)."""
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return True
-    except OSError:
-        return False
 
 
 def _remove(paths: Sequence[Path]) -> None:

@@ -49,7 +49,7 @@ from cncf.placement import describe as describe_placement
 from cncf.placement import placement_key, spawn_worker
 from cncf.wire import channel as wire
 from cncf.wire.frames import Kind
-from cncf.wire.process import WorkerProcess
+from cncf.wire.link import WorkerLink
 
 if TYPE_CHECKING:
     from cncf.call import ActionCall
@@ -73,7 +73,7 @@ class JvmHost:
     """One JVM host process and the instances living in it."""
 
     key: tuple[str, ...]
-    worker: WorkerProcess
+    worker: WorkerLink
     dedicated: bool
     shared_key: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # (placement, JVM options)
     instances: dict[str, JarInstance | JarLoaded] = dataclasses.field(default_factory=dict)
@@ -204,6 +204,7 @@ class JarBoundary:
             inherit=spec.inherit_env,
             allow_loader=self.context.allow_loader_env,
             source=spec.manifest_path or "",
+            jvm_options=options,
         )
         key = (*options, *_env_key(spec))
         env.setdefault("CNCF_MAX_OUTPUT", str(limits.current().output_bytes))
@@ -235,7 +236,7 @@ class JarBoundary:
         build = await self.build()
         host: JvmHost | None = None
 
-        def on_exit(_worker: WorkerProcess) -> None:
+        def on_exit(_worker: WorkerLink) -> None:
             if host is not None:
                 self._host_died(host)
                 self._reap_later(host)
@@ -248,6 +249,8 @@ class JarBoundary:
             start_timeout=HOST_START_TIMEOUT,
             on_exit=on_exit,
             bridged=True,  # the host opens its descriptors through /dev/fd: pipes on the node
+            home=self.context.home,  # a private temporary folder per host (TMPDIR and java.io.tmpdir)
+            tmpdir_option="-Djava.io.tmpdir=",
         )
         host = JvmHost(key=key, worker=worker, dedicated=dedicated)
         worker.on_event = lambda body, h=host: self._on_event(h, body)

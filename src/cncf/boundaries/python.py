@@ -325,6 +325,10 @@ class PythonBoundary(WorkerBoundary):
         self.environments = EnvironmentCache(context.cache_dir / "envs", context.progress)
         self._zip_cache = context.cache_dir / "zipapps"
 
+    async def close(self) -> None:
+        await self.environments.close()  # a build in progress ends with the hub
+        await super().close()
+
     async def plan(self, spec: ComponentSpec) -> LaunchPlan:
         interpreter, keeps_site = resolve_interpreter(spec)
         artifact = spec.artifact
@@ -391,6 +395,7 @@ class PythonBoundary(WorkerBoundary):
                 wheels,
                 label=spec.name,
                 build_constraints=spec.build_constraints,
+                build_timeout=spec.build_timeout,
             )
             python, keeps_site = str(venv_python(venv)), True
             details["environment"] = str(venv)

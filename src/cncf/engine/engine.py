@@ -1,7 +1,7 @@
 """The ActionEngine: the single execution gate.
 
 Every call from every reception (API, CLI, job worker) passes through
-:meth:`ActionEngine.run`.  The engine resolves the selector (dispatch),
+:meth:`ActionEngine.run` (after :meth:`ActionEngine.dispatch`).  The engine resolves the selector (dispatch),
 admits the call through the component's fair gate (wait), runs it through the
 Boundary (execute), and applies timeouts and cancellation uniformly.  It never
 looks inside the payload and never learns which form it drives.
@@ -22,7 +22,7 @@ the instance until it ends or is forced, and only then is the instance's slot
 returned (the next call to a ``serialize`` instance waits for the escalation,
 or gets a fresh instance) and the call's event emitted with the final tier.
 
-Exactly one Outcome per call: :meth:`call` catches ``BaseException`` around
+Exactly one Outcome per call: :meth:`run` catches ``BaseException`` around
 everything and, should converting a failure itself fail, still returns a
 minimal ``internal_error`` Observation (the Temporal activity worker's rule).
 """
@@ -257,7 +257,7 @@ class ActionEngine:
                 isinstance(timeout, bool)
                 or not isinstance(timeout, int | float)
                 or not timeout > 0
-                or timeout == float("inf")
+                or not timeout < 1e300  # infinite, or an int no float can hold (10**400)
             ):
                 raise Failed(
                     Observation.of(

@@ -4,7 +4,23 @@
 ``Job``/``JobState`` are what ``hub.job()`` and ``hub.jobs()`` return.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from cncf.jobs.model import Attempt, Job, JobNotFound, JobState, JobStoreCorrupt
-from cncf.jobs.system import JobSystem
+
+if TYPE_CHECKING:
+    from cncf.jobs.system import JobSystem
 
 __all__ = ["Attempt", "Job", "JobNotFound", "JobState", "JobStoreCorrupt", "JobSystem"]
+
+
+def __getattr__(name: str) -> Any:
+    # JobSystem (SQLite, the engine) is imported when first used, so that
+    # ``cncf.Job`` and ``cncf.JobNotFound`` cost a plain hub nothing.
+    if name == "JobSystem":
+        from cncf.jobs.system import JobSystem
+
+        return JobSystem
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,7 +21,7 @@ import enum
 import json
 from typing import Any
 
-from cncf.observation import Code, Observation, Stage
+from cncf.observation import Code, Observation, Stage, observation_cause
 from cncf.outcome import ObservationError, Outcome
 
 
@@ -192,3 +192,21 @@ def not_found(job_id: str, detail: str = "") -> Observation:
         target=job_id,
         job_id=job_id,
     )
+
+
+def quarantined(job_id: str, target: str, call_id: str, hist: list[Attempt], max_attempts: int) -> Outcome:
+    last = hist[-1].observation if hist else None
+    obs = Observation.of(
+        Code.JOB_QUARANTINED,
+        f"job {job_id} ({target}) failed {len(hist)} time(s) and reached max_attempts={max_attempts}; "
+        f"last: {last.code.value if last else '?'}: {last.message if last else ''}",
+        stage=Stage.JOB,
+        target=target,
+        call_id=call_id,
+        cause=observation_cause(last),
+        job_id=job_id,
+        attempts=[a.to_dict() for a in hist],
+        last_code=last.code.value if last else None,
+        max_attempts=max_attempts,
+    )
+    return Outcome(call_id, observation=obs, job_id=job_id)

@@ -44,6 +44,7 @@ import json
 import os
 import random
 import sqlite3
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,7 +56,17 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 from cncf._private import private_dir
-from cncf.jobs.model import Job, JobState, decode_history, decode_outcome
+from cncf.jobs.model import (
+    Attempt,
+    Job,
+    JobState,
+    decode_history,
+    decode_outcome,
+    encode_history,
+    encode_outcome,
+    quarantined,
+)
+from cncf.observation import Code, Observation, Stage
 
 STORE_NAME = "jobs.sqlite3"
 OWNERS_DIR = "jobs.owners"
@@ -98,6 +109,19 @@ CREATE TABLE IF NOT EXISTS sources (
     updated REAL NOT NULL
 );
 """
+
+#: The columns each table must have (checked when an existing store is opened).
+_TABLES = {
+    "jobs": frozenset(
+        {
+            *("seq", "id", "component", "service", "operation", "target", "payload", "call_id", "correlation_id"),
+            *("caller", "idempotency_key", "timeout", "state", "attempts", "max_attempts", "created", "started"),
+            *("finished", "not_before", "owner", "cancel_requested", "outcome", "history"),
+        }
+    ),
+    "meta": frozenset({"key", "value"}),
+    "sources": frozenset({"component", "target", "overrides", "updated"}),
+}
 
 _COLUMNS = (
     "id, state, target, component, attempts, max_attempts, created, started, finished, "
@@ -275,6 +299,52 @@ def op_source(db: sqlite3.Connection, component: str, target: str, overrides: st
     )
 
 
+def op_recover(db: sqlite3.Connection, owner: str, now: float) -> list[str]:
+    """In one transaction: every job a dead owner left running gets a
+    ``job_lost`` attempt, then goes back to the queue — or to quarantine when
+    that was its last allowed attempt."""
+    rows = db.execute(
+        "SELECT id, target, attempts, max_attempts, history, started FROM jobs WHERE state='running' AND owner=?",
+        (owner,),
+    ).fetchall()
+    out = []
+    for job_id, target, attempts, max_attempts, history, started in rows:
+        call_id = f"{job_id}#{attempts}"
+        hist = list(decode_history(history))
+        hist.append(
+            Attempt(
+                attempts,
+                Observation.of(
+                    Code.JOB_LOST,
+                    f"attempt {attempts} of job {job_id} ({target}) was interrupted: the hub running it "
+                    f"(owner {owner}) died; it may have run partly or wholly",
+                    stage=Stage.JOB,
+                    target=target,
+                    call_id=call_id,
+                    job_id=job_id,
+                    owner=owner,
+                ),
+                started,
+                now,
+            )
+        )
+        if attempts >= max_attempts:
+            outcome = quarantined(job_id, target, call_id, hist, max_attempts)
+            db.execute(
+                "UPDATE jobs SET state='failed', outcome=?, history=?, finished=?, owner=NULL"
+                " WHERE id=? AND state='running' AND owner=?",
+                (encode_outcome(outcome), encode_history(hist), now, job_id, owner),
+            )
+        else:
+            db.execute(
+                "UPDATE jobs SET state='queued', history=?, owner=NULL, not_before=NULL"
+                " WHERE id=? AND state='running' AND owner=?",
+                (encode_history(hist), job_id, owner),
+            )
+        out.append(job_id)
+    return out
+
+
 def read_sources(home: Path) -> dict[str, tuple[str, dict[str, Any]]]:
     """Component name → (target, overrides) as last loaded by a hub on ``home``
     (read-only; empty when there is no store)."""
@@ -428,6 +498,40 @@ def _check_readable(db: sqlite3.Connection, path: Path) -> None:
         raise StoreCorrupt(path, "; ".join(str(r[0]) for r in rows))
 
 
+def _check_regular(path: Path) -> bool:
+    """Whether a store exists at ``path``; ``StoreCorrupt`` when what is there is
+    not a regular file (a directory, a FIFO, a device): never read as "no jobs"."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:  # a symlink loop, a name too long: not a store either
+        raise StoreCorrupt(path, f"it cannot be examined: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        what = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise StoreCorrupt(path, f"it is {what}")
+    return True
+
+
+def _check_schema(db: sqlite3.Connection, path: Path) -> None:
+    """An existing store whose tables are not this version's (another program's
+    database, another hub version's): ``StoreCorrupt`` naming what differs.  Checked
+    before ``CREATE TABLE IF NOT EXISTS``, which would keep a table that exists with
+    other columns (and every later query would fail one by one)."""
+    problems = []
+    for table, wanted in _TABLES.items():
+        have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        missing = sorted(wanted - have)
+        if have and missing:  # a table that is missing altogether is created
+            problems.append(f"table {table!r} lacks {', '.join(missing)}")
+    if not problems and "value" in {r[1] for r in db.execute("PRAGMA table_info(meta)")}:
+        row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is not None and str(row[0]) != str(SCHEMA_VERSION):
+            problems.append(f"schema version {row[0]!r}, this hub reads {SCHEMA_VERSION}")
+    if problems:
+        raise StoreCorrupt(path, "it is not a cncf job store of this version: " + "; ".join(problems))
+
+
 class Store:
     """``home/jobs.sqlite3``: reads on the caller's thread, writes through the writer."""
 
@@ -441,7 +545,7 @@ class Store:
         self.owner = f"{os.getpid()}-{random.getrandbits(32):08x}"
         private_dir(home)
         sync = DURABILITY[durability]
-        existed = self.path.exists()
+        existed = _check_regular(self.path)
         old_umask = os.umask(0o077)  # the store, its WAL and shm: the hub's user only
         try:
             wdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -451,6 +555,7 @@ class Store:
             wdb.execute("PRAGMA busy_timeout=5000")
             if existed:
                 _check_readable(wdb, self.path)
+                _check_schema(wdb, self.path)
             mode = wdb.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise sqlite3.OperationalError(f"cannot use WAL mode on {self.path} (got {mode})")

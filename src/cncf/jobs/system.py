@@ -48,7 +48,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cncf.call import ActionCall, ExecutionContext, Target
+from cncf.call import ActionCall, Target
 from cncf.engine.component import Component, State
 from cncf.engine.engine import ActionEngine, Dispatched
 from cncf.engine.operations import OperationEntry
@@ -62,6 +62,7 @@ from cncf.jobs.model import (
     encode_history,
     encode_outcome,
     not_found,
+    quarantined,
 )
 from cncf.jobs.store import (
     Store,
@@ -72,6 +73,7 @@ from cncf.jobs.store import (
     op_claim,
     op_finish,
     op_insert,
+    op_recover,
     op_retry,
     op_source,
 )
@@ -197,7 +199,7 @@ class JobSystem:
         found: list[str] = []
         for owner, fd in store.dead_owners():
             try:
-                found += store.writer.run_now(_op_recover, owner, time.time())
+                found += store.writer.run_now(op_recover, owner, time.time())
             finally:
                 store.release_owner(owner, fd)
         store.sweep_owner_files()
@@ -500,15 +502,16 @@ class JobSystem:
                 release()
                 await self._settle(act, Outcome(call_id, observation=obs), target, max_attempts, hist)
                 return
-            loop = asyncio.get_running_loop()
-            now = loop.time()
             p = json.loads(payload)
-            call = ActionCall(
-                id=call_id,
-                target=Target(comp.name, entry.service, entry.name),
-                policy=entry.policy,
-                context=ExecutionContext(corr, "job", now + timeout if timeout else None, now, idempotency_key=key),
-                args=tuple(p.get("args", ())),
+            call = ActionCall.job_attempt(
+                call_id,
+                Target(comp.name, entry.service, entry.name),
+                entry.policy,
+                correlation_id=corr,
+                idempotency_key=key,
+                timeout=timeout,
+                now=asyncio.get_running_loop().time(),
+                args=p.get("args", ()),
                 kwargs=p.get("kwargs", {}),
             )
             act.call_id = call.id
@@ -845,67 +848,3 @@ def _resolve_entry(
         return entry, None
     except Failed as exc:
         return None, exc.observation.with_context(target=target, call_id=call_id)
-
-
-def quarantined(job_id: str, target: str, call_id: str, hist: list[Attempt], max_attempts: int) -> Outcome:
-    last = hist[-1].observation if hist else None
-    obs = Observation.of(
-        Code.JOB_QUARANTINED,
-        f"job {job_id} ({target}) failed {len(hist)} time(s) and reached max_attempts={max_attempts}; "
-        f"last: {last.code.value if last else '?'}: {last.message if last else ''}",
-        stage=Stage.JOB,
-        target=target,
-        call_id=call_id,
-        cause=observation_cause(last),
-        job_id=job_id,
-        attempts=[a.to_dict() for a in hist],
-        last_code=last.code.value if last else None,
-        max_attempts=max_attempts,
-    )
-    return Outcome(call_id, observation=obs, job_id=job_id)
-
-
-def _op_recover(db: sqlite3.Connection, owner: str, now: float) -> list[str]:
-    """In one transaction: every job a dead owner left running gets a
-    ``job_lost`` attempt, then goes back to the queue — or to quarantine when
-    that was its last allowed attempt."""
-    rows = db.execute(
-        "SELECT id, target, attempts, max_attempts, history, started FROM jobs WHERE state='running' AND owner=?",
-        (owner,),
-    ).fetchall()
-    out = []
-    for job_id, target, attempts, max_attempts, history, started in rows:
-        call_id = f"{job_id}#{attempts}"
-        hist = list(decode_history(history))
-        hist.append(
-            Attempt(
-                attempts,
-                Observation.of(
-                    Code.JOB_LOST,
-                    f"attempt {attempts} of job {job_id} ({target}) was interrupted: the hub running it "
-                    f"(owner {owner}) died; it may have run partly or wholly",
-                    stage=Stage.JOB,
-                    target=target,
-                    call_id=call_id,
-                    job_id=job_id,
-                    owner=owner,
-                ),
-                started,
-                now,
-            )
-        )
-        if attempts >= max_attempts:
-            outcome = quarantined(job_id, target, call_id, hist, max_attempts)
-            db.execute(
-                "UPDATE jobs SET state='failed', outcome=?, history=?, finished=?, owner=NULL"
-                " WHERE id=? AND state='running' AND owner=?",
-                (encode_outcome(outcome), encode_history(hist), now, job_id, owner),
-            )
-        else:
-            db.execute(
-                "UPDATE jobs SET state='queued', history=?, owner=NULL, not_before=NULL"
-                " WHERE id=? AND state='running' AND owner=?",
-                (encode_history(hist), job_id, owner),
-            )
-        out.append(job_id)
-    return out

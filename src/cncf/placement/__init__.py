@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cncf.wire.link import WorkerLink
 from cncf.wire.process import WorkerProcess
 
 if TYPE_CHECKING:
     from cncf.manifest import ComponentSpec
 
-__all__ = ["describe", "placement_key", "spawn_worker"]
+__all__ = ["WorkerLink", "describe", "placement_key", "spawn_worker"]
 
 
 def placement_key(spec: ComponentSpec) -> tuple[str, ...]:
@@ -30,10 +32,9 @@ def placement_key(spec: ComponentSpec) -> tuple[str, ...]:
     return (spec.placement, spec.ray_address or "", *resources)
 
 
-def describe(worker: WorkerProcess) -> dict[str, Any]:
+def describe(worker: WorkerLink) -> dict[str, Any]:
     """``inspect``'s ``placement``: the engine, and for a cluster the node id and address."""
-    placement = getattr(worker, "placement", None)
-    return dict(placement) if placement else {"engine": "local", "node_id": None, "address": None}
+    return dict(worker.placement)
 
 
 async def spawn_worker(
@@ -45,15 +46,30 @@ async def spawn_worker(
     cwd: str | None = None,
     memory_limit: int | None = None,
     start_timeout: float = 60.0,
-    on_exit: Callable[[WorkerProcess], None] | None = None,
+    on_exit: Callable[[WorkerLink], None] | None = None,
     environment: tuple[str, Sequence[str], Sequence[str], str, Sequence[str]] | None = None,
     runtime_dir: str = "",
     bridged: bool = False,
-) -> WorkerProcess:
-    """Start a worker where ``spec`` places it; ``Failed`` (load stage) otherwise."""
+    home: Path | None = None,
+    tmpdir_option: str | None = None,
+) -> WorkerLink:
+    """Start a worker where ``spec`` places it; ``Failed`` (load stage) otherwise.
+
+    A local worker gets a private temporary folder under ``home``'s run folder
+    (``TMPDIR``, and ``tmpdir_option`` + the folder after ``argv[0]``: the JVM's
+    ``-Djava.io.tmpdir=``), removed when it ends; a placed one uses its node's.
+    """
     if spec is None or spec.placement == "local":
         return await WorkerProcess.spawn(
-            argv, label=label, env=env, cwd=cwd, memory_limit=memory_limit, start_timeout=start_timeout, on_exit=on_exit
+            argv,
+            label=label,
+            env=env,
+            cwd=cwd,
+            memory_limit=memory_limit,
+            start_timeout=start_timeout,
+            on_exit=on_exit,
+            home=home,
+            tmpdir_option=tmpdir_option,
         )
     from cncf.placement import ray_cluster
 

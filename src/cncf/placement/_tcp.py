@@ -19,6 +19,12 @@ A connection that fails is closed and the node keeps listening until its
 deadline; nothing runs until every role is authenticated, and the listening
 socket closes as soon as they are.  So the port never runs code for whoever
 connects (execnet's socket gateway does; this one does not).
+
+The node handshakes every connection at once (one thread, a selector): a
+peer that connects and stays silent holds only its own slot, for at most
+:data:`HANDSHAKE_TIMEOUT` seconds, never the hub's connections behind it; at
+most :data:`MAX_PENDING` handshakes are open at a time (the oldest is dropped
+for a newcomer).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import contextlib
 import hashlib
 import hmac
 import os
+import selectors
 import socket
 import time
 from collections.abc import Sequence
@@ -39,6 +46,9 @@ MAIN, CONTROL, STDOUT, STDERR, SUPERVISION = ROLES
 #: Seconds between two heartbeats of a node, and how long the hub waits for one.
 HEARTBEAT_INTERVAL = 0.5
 HEARTBEAT_TIMEOUT = 10.0
+#: Seconds a connection may take to prove itself to a node; handshakes open at once.
+HANDSHAKE_TIMEOUT = 3.0
+MAX_PENDING = 64
 
 
 class HandshakeError(ConnectionError):
@@ -49,7 +59,7 @@ def new_secret() -> bytes:
     return os.urandom(32)
 
 
-def _mac(secret: bytes, label: bytes, nonce: bytes, role: bytes) -> bytes:
+def _mac(secret: bytes | bytearray, label: bytes, nonce: bytes, role: bytes) -> bytes:
     return hmac.new(secret, label + nonce + role, hashlib.sha256).digest()
 
 
@@ -126,45 +136,115 @@ def listener(host: str) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.bind((host, 0))
-    sock.listen(8)
+    sock.listen(MAX_PENDING)
     return sock
 
 
+class _Pending:
+    __slots__ = ("nonce", "buf", "expires")
+
+    def __init__(self, nonce: bytes, expires: float) -> None:
+        self.nonce = nonce
+        self.buf = bytearray()
+        self.expires = expires
+
+
 def accept_all(
-    lsock: socket.socket, secret: bytes, deadline: float, roles: Sequence[bytes] = ROLES
+    lsock: socket.socket, secret: bytes | bytearray, deadline: float, roles: Sequence[bytes] = ROLES
 ) -> dict[bytes, socket.socket]:
     """Accept until every role has one authenticated connection, or the deadline.
 
-    A peer that does not authenticate is dropped and does not count.  Raises
-    ``TimeoutError`` at the deadline (every accepted socket closed).
+    Handshakes run concurrently (see the module doc).  A peer that does not
+    authenticate within :data:`HANDSHAKE_TIMEOUT` is dropped and does not
+    count.  Raises ``TimeoutError`` at the deadline (every accepted socket
+    closed).
     """
     out: dict[bytes, socket.socket] = {}
+    pending: dict[socket.socket, _Pending] = {}
+    want = 1 + NONCE + MAC
+    sel = selectors.DefaultSelector()
+
+    def drop(sock: socket.socket) -> None:
+        pending.pop(sock, None)
+        with contextlib.suppress(KeyError, ValueError):
+            sel.unregister(sock)
+        sock.close()
+
     try:
+        lsock.setblocking(False)
+        sel.register(lsock, selectors.EVENT_READ)
         while len(out) < len(roles):
-            left = deadline - time.monotonic()
-            if left <= 0:
+            now = time.monotonic()
+            if now >= deadline:
                 raise TimeoutError("the hub did not connect every channel in time")
-            lsock.settimeout(left)
-            sock, _ = lsock.accept()
-            sock.settimeout(min(max(left, 0.1), 10.0))
-            try:
-                nonce = os.urandom(NONCE)
-                sock.sendall(MAGIC + nonce)
-                msg = _recv_exact(sock, 1 + NONCE + MAC)
+            for sock in [s for s, p in pending.items() if p.expires <= now]:
+                drop(sock)
+            wake = min([deadline, *(p.expires for p in pending.values())])
+            for key, _ in sel.select(max(0.0, wake - now)):
+                ready = key.fileobj
+                if not isinstance(ready, socket.socket):  # pragma: no cover - only sockets are registered
+                    continue
+                sock = ready
+                if sock is lsock:
+                    try:
+                        conn, _ = lsock.accept()
+                    except OSError:  # BlockingIOError, or the peer already gone
+                        continue
+                    if len(pending) >= MAX_PENDING:
+                        drop(min(pending, key=lambda s: pending[s].expires))
+                    nonce = os.urandom(NONCE)
+                    try:
+                        conn.setblocking(False)
+                        conn.send(MAGIC + nonce)  # 28 bytes into a fresh socket's buffer
+                    except OSError:
+                        conn.close()
+                        continue
+                    pending[conn] = _Pending(nonce, time.monotonic() + HANDSHAKE_TIMEOUT)
+                    sel.register(conn, selectors.EVENT_READ)
+                    continue
+                state = pending.get(sock)
+                if state is None:
+                    continue
+                try:
+                    chunk = sock.recv(want - len(state.buf))
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    drop(sock)
+                    continue
+                state.buf += chunk
+                if len(state.buf) < want:
+                    continue
+                msg = bytes(state.buf)
+                pending.pop(sock, None)
+                sel.unregister(sock)
                 role, hub_nonce, mac = msg[:1], msg[1 : 1 + NONCE], msg[1 + NONCE :]
-                if role not in roles or role in out or not hmac.compare_digest(mac, _mac(secret, b"hub", nonce, role)):
-                    raise HandshakeError("bad credentials")
-                sock.sendall(_mac(secret, b"node", hub_nonce, role))
-            except (OSError, HandshakeError):
-                sock.close()
-                continue
-            sock.settimeout(None)
-            tune(sock)
-            out[role] = sock
+                if (
+                    role not in roles
+                    or role in out
+                    or not hmac.compare_digest(mac, _mac(secret, b"hub", state.nonce, role))
+                ):
+                    sock.close()
+                    continue
+                try:
+                    sock.setblocking(True)
+                    sock.settimeout(HANDSHAKE_TIMEOUT)
+                    sock.sendall(_mac(secret, b"node", hub_nonce, role))
+                except OSError:
+                    sock.close()
+                    continue
+                sock.settimeout(None)
+                tune(sock)
+                out[role] = sock
     except BaseException:
         for s in out.values():
             s.close()
         raise
     finally:
+        for s in list(pending):
+            s.close()
+        sel.close()
         lsock.close()
     return out

@@ -259,7 +259,7 @@ async def spawn(
                 max_restarts=0,
                 max_concurrency=8,
             )
-            .remote(secret)
+            .remote()
         )
     except Exception as exc:  # Ray refusing the options: a load Observation, never a raise
         raise _fail(
@@ -277,6 +277,7 @@ async def spawn(
         "bridged": bridged,
         "label": label,
         "connect_timeout": start_timeout,
+        "secret": secret,  # travels through Ray; the actor keeps it only for the handshake
     }
 
     def kill_actor() -> None:

@@ -21,6 +21,15 @@ the hub's machine, and no more:
 
 Calls never pass through this actor (a Ray actor call costs ~10x a frame over
 TCP); Ray is used for placement and liveness only.
+
+The channel secret is never an attribute of the actor: Ray's ``__ray_call__``
+runs any function with the actor instance, so whoever can name the actor
+could read ``self.anything``.  The secret arrives in :meth:`NodeWorker.start`'s
+request, is popped from it into a ``bytearray`` that only the serving task holds, for
+the handshake (at most ``connect_timeout`` seconds), and is overwritten with
+zeros as soon as the five connections are authenticated (Ray wraps an async
+actor method in a tracing coroutine that keeps its arguments while it runs).  What ``__ray_call__`` still reaches is
+what any code in the actor's process reaches (``docs/placement.md``).
 """
 
 from __future__ import annotations
@@ -58,8 +67,7 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 class NodeWorker:
     """The actor class (wrapped with ``ray.remote`` by the hub side)."""
 
-    def __init__(self, secret: bytes) -> None:
-        self._secret = secret
+    def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
         self._exited: asyncio.Future[int] | None = None
         self._sup: socket.socket | None = None
@@ -75,6 +83,8 @@ class NodeWorker:
         from cncf.placement.ray_cluster import import_ray
 
         ray = import_ray()  # Any: Ray's own functions are untyped
+        # A local only, never an attribute, wiped after the handshake (see the module doc).
+        secret = bytearray(request.pop("secret"))
         self._exited = asyncio.get_running_loop().create_future()
         argv = list(request["argv"])
         hub_runtime = request.get("runtime_dir") or ""
@@ -104,7 +114,8 @@ class NodeWorker:
         lsock = _tcp.listener(ip)
         port = lsock.getsockname()[1]
         deadline = time.monotonic() + float(request.get("connect_timeout") or 30.0)
-        asyncio.get_running_loop().create_task(self._serve(lsock, deadline, argv, request))
+        asyncio.get_running_loop().create_task(self._serve(lsock, deadline, argv, request, secret))
+        del secret
         return {
             "ip": ip,
             "port": port,
@@ -114,13 +125,19 @@ class NodeWorker:
             "argv0": argv[0],
         }
 
-    async def _serve(self, lsock: socket.socket, deadline: float, argv: list[str], request: dict[str, Any]) -> None:
+    async def _serve(
+        self, lsock: socket.socket, deadline: float, argv: list[str], request: dict[str, Any], secret: bytearray
+    ) -> None:
         assert self._exited is not None
         try:
-            socks = await asyncio.to_thread(_tcp.accept_all, lsock, self._secret, deadline)
+            socks = await asyncio.to_thread(_tcp.accept_all, lsock, secret, deadline)
         except (OSError, TimeoutError):
             self._exited.set_result(-1)
             return
+        finally:
+            # Authenticated (or given up): of no further use.  Wiped in place, because
+            # Ray's tracing wrapper of this method keeps its arguments for its lifetime.
+            secret[:] = bytes(len(secret))
         sup = self._sup = socks[_tcp.SUPERVISION]
         try:
             self._spawn(argv, request, socks)

@@ -1,8 +1,10 @@
 """A worker on another node, spoken to over TCP exactly as a local one over pipes.
 
-:class:`RemoteWorker` is the hub side of a placed worker: the process half
-of :class:`~cncf.wire.process.WorkerProcess` for a process that is not our
-child.  The :class:`~cncf.wire.channel.Channel` is the same class, unchanged
+:class:`RemoteWorker` is the hub side of a placed worker, a process that is
+not our child: the remote link (:mod:`cncf.wire.link`), sibling of the local
+:class:`~cncf.wire.process.WorkerProcess`.  The handshake and the rule that turns a death into an Observation
+are the link's (:class:`~cncf.wire.link.LinkCore`), written once for both.
+The :class:`~cncf.wire.channel.Channel` is the same class, unchanged
 — request ids, the kind → handler table, the spin, the frames — over socket
 descriptors instead of pipes (the transport under the channel is the only
 thing placement chooses).  What differs is how the process is watched and
@@ -19,6 +21,8 @@ ended, which is the node's business:
 * **output**: the worker's fd 1 / 2 are sockets to the hub, copied into the
   same capture files a local worker writes, drained before each reply is
   attributed (the worker wrote them before its reply);
+* **temporary folder**: the node's own (``TMPDIR`` of the node actor's
+  environment); the hub's run folder is not on the node;
 * **kill / close**: ``kill`` on the supervision connection (the node ends the
   worker's process group); ``close`` then stops the node actor and kills it.
 """
@@ -35,11 +39,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from cncf.observation import Cause, Code, Failed, Observation, Stage
+from cncf.observation import Code, Observation, Stage
 from cncf.placement import _tcp
-from cncf.wire.channel import Channel, describe_exit
-from cncf.wire.frames import PROTOCOL_VERSION, FrameBuffer, Kind, ProtocolError, encode
-from cncf.wire.process import WorkerProcess
+from cncf.wire.channel import Channel
+from cncf.wire.frames import FrameBuffer, Kind, ProtocolError, encode
+from cncf.wire.link import LinkCore, WorkerLink
 
 #: After EOF on the calls connection, how long to wait for the exit status.
 _SETTLE = 1.0
@@ -57,23 +61,19 @@ class NodeHandle(Protocol):
     async def death_cause(self) -> str | None: ...
 
 
-class RemoteWorker(WorkerProcess):
-    """A worker process on a cluster node (see the module docstring)."""
-
-    local = False
-    _capture_dir: str = ""  # a local WorkerProcess has no capture folder (its files are unlinked at spawn)
+class RemoteWorker(LinkCore):
+    """A worker process on a cluster node (see the module docstring), a :class:`WorkerLink`."""
 
     def __init__(self) -> None:
         super().__init__()
         self.node: NodeHandle | None = None
         self._socks: dict[bytes, socket.socket] = {}
+        self._capture_dir = ""
         self._out_w = self._err_w = -1
         self._sup_frames = FrameBuffer()
         self._last_beat = time.monotonic()
         self._rss: int | None = None
-        self._lost: str | None = None
         self._exit_seen = False
-        self._started: asyncio.Future[int] | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self._watchdog: asyncio.TimerHandle | None = None
         self.heartbeat_timeout = _tcp.HEARTBEAT_TIMEOUT
@@ -82,6 +82,9 @@ class RemoteWorker(WorkerProcess):
     @property
     def placement(self) -> dict[str, Any]:
         return self._description
+
+    def exited_unnoticed(self) -> bool:
+        return False  # not our child: the node reports its exit on the supervision connection
 
     # ---------------------------------------------------------------- attach
 
@@ -94,7 +97,7 @@ class RemoteWorker(WorkerProcess):
         label: str,
         start_timeout: float,
         memory_limit: int | None = None,
-        on_exit: Callable[[WorkerProcess], None] | None = None,
+        on_exit: Callable[[WorkerLink], None] | None = None,
     ) -> RemoteWorker:
         """Take over the authenticated connections and wait for the worker's HELLO.
 
@@ -130,51 +133,16 @@ class RemoteWorker(WorkerProcess):
         loop.add_reader(sup.fileno(), self._on_supervision)
         self._watchdog = loop.call_later(self.heartbeat_timeout / 4, self._check_heartbeat)
         self._track(loop.create_task(self._watch_node()))
-        try:
-            async with asyncio.timeout(start_timeout):
-                self.pid = await self._started
-                self.hello = await self.channel.handshake()
-        except (TimeoutError, Failed) as exc:
-            if isinstance(exc, Failed) and exc.observation.code in (Code.NODE_LOST, Code.WORKER_START_FAILED):
-                await self.close(grace=0)
-                raise
-            what, attrs = describe_exit(self.returncode)
-            tail = self.output_tail()
-            await self.close(grace=0)
-            msg = (
-                f"worker for {label!r} sent no HELLO within {start_timeout:g}s"
-                if isinstance(exc, TimeoutError)
-                else f"worker for {label!r} {what} before its ready handshake"
-            )
-            raise Failed(
-                Observation.of(
-                    Code.WORKER_START_FAILED,
-                    msg + (f"; its output ends with:\n{tail}" if tail else ""),
-                    stage=Stage.LOAD,
-                    cause=Cause("WorkerExit", what, tail),
-                    **self._where(),
-                    **attrs,
-                )
-            ) from None
-        if self.hello.get("protocol") != PROTOCOL_VERSION:
-            await self.close(grace=0)
-            raise Failed(
-                Observation.of(
-                    Code.WORKER_START_FAILED,
-                    f"worker for {label!r} speaks protocol {self.hello.get('protocol')!r}, "
-                    f"the hub speaks {PROTOCOL_VERSION}",
-                    stage=Stage.LOAD,
-                )
-            )
+        await self.greet(start_timeout)
         return self
 
     def _track(self, task: asyncio.Future[Any]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _where(self) -> dict[str, Any]:
-        d = self._description
-        return {"node_id": d.get("node_id"), "node_address": d.get("address")}
+    def _on_broken(self, obs: Observation) -> None:
+        self.kill_reason = "protocol error"
+        self.kill()
 
     # --------------------------------------------------------------- output
 
@@ -192,7 +160,7 @@ class RemoteWorker(WorkerProcess):
         with contextlib.suppress(OSError):
             os.write(sink, data)
 
-    def _drain_output(self) -> None:
+    def _pull_output(self) -> None:
         """Copy what the worker printed and the kernel already holds (it was
         written before the reply being attributed)."""
         for role, sink in ((_tcp.STDOUT, self._out_w), (_tcp.STDERR, self._err_w)):
@@ -208,14 +176,6 @@ class RemoteWorker(WorkerProcess):
                     break
                 with contextlib.suppress(OSError):
                     os.write(sink, data)
-
-    def take_output(self) -> tuple[str, str]:
-        self._drain_output()
-        return super().take_output()
-
-    def output_tail(self, limit: int = 4000) -> str:
-        self._drain_output()
-        return super().output_tail(limit)
 
     def rss_kb(self) -> int | None:
         return self._rss
@@ -254,18 +214,20 @@ class RemoteWorker(WorkerProcess):
                     self._started.set_result(self.pid)
             elif kind == "spawn_failed":
                 self._exit_seen = True
-                obs = Observation.of(
-                    Code.WORKER_START_FAILED,
-                    f"cannot start worker for {self.label!r} on node {self._where()['node_address']} "
-                    f"({body.get('argv0')!r}): {body.get('error')}",
-                    stage=Stage.LOAD,
-                    **self._where(),
+                where = self._where()
+                self.fail_all(
+                    Observation.of(
+                        Code.WORKER_START_FAILED,
+                        f"cannot start worker for {self.label!r} on node {where.get('node_address')} "
+                        f"({body.get('argv0')!r}): {body.get('error')}",
+                        stage=Stage.LOAD,
+                        **where,
+                    )
                 )
-                self._fail_all(obs)
             elif kind == "exit":
                 self._exit_seen = True
                 self.returncode = int(body.get("returncode", -1))
-                self._on_remote_exit()
+                self.exit_observed()
 
     def _check_heartbeat(self) -> None:
         if self.channel.dead is not None or self._loop is None:
@@ -292,12 +254,11 @@ class RemoteWorker(WorkerProcess):
                 self._node_lost(f"Ray reports the node actor dead: {cause or type(exc).__name__}")
 
     def _node_lost(self, reason: str) -> None:
-        if self.channel.dead is not None or self._lost is not None:
+        if self.channel.dead is not None or self.lost is not None:
             return
-        self._lost = reason
-        self._declare_dead()
-        if self._exited is not None and not self._exited.done():
-            self._exited.set_result(None)
+        self.lost = reason
+        self.declare_dead()
+        self._wake_exit()
 
     def _on_eof(self) -> None:
         if self.channel.dead is None and not self._exit_seen and self._loop is not None:
@@ -305,41 +266,7 @@ class RemoteWorker(WorkerProcess):
 
     def _settled(self) -> None:
         if self.channel.dead is None:
-            self._declare_dead()
-
-    def _on_remote_exit(self) -> None:
-        self._exit_observed()
-
-    def _declare_dead(self) -> None:
-        if self.channel.dead is not None:
-            return
-        if self._lost is None:
-            super()._declare_dead()
-            self._fail_started()
-            return
-        where = self._where()
-        obs = Observation.of(
-            Code.NODE_LOST,
-            f"the node {where['node_address']} ({str(where['node_id'])[:12]}) hosting {self.label!r} "
-            f"was lost: {self._lost}",
-            stage=Stage.EXECUTE,
-            cause=Cause("NodeLost", self._lost, ""),
-            pid=self.pid,
-            **where,
-        )
-        self._fail_all(obs)
-        if self._on_exit is not None:
-            cb, self._on_exit = self._on_exit, None
-            cb(self)
-
-    def _fail_all(self, obs: Observation) -> None:
-        self.channel.fail_all(obs)
-        self._fail_started()
-
-    def _fail_started(self) -> None:
-        if self._started is not None and not self._started.done() and self.channel.dead is not None:
-            self._started.set_exception(Failed(self.channel.dead))
-            self._started.exception()  # retrieved: nobody may be awaiting it any more
+            self.declare_dead()
 
     # ------------------------------------------------------------ shutdown
 
@@ -363,10 +290,7 @@ class RemoteWorker(WorkerProcess):
                         await asyncio.wait_for(asyncio.shield(self._exited), grace)
             if self.returncode is None:
                 self.kill()
-        if self.channel.dead is None:
-            self._fail_all(
-                Observation.of(Code.HUB_CLOSED, f"worker for {self.label!r} was closed", stage=Stage.EXECUTE)
-            )
+        self._closed_by_hub()
         if self._watchdog is not None:
             self._watchdog.cancel()
         node, self.node = self.node, None
@@ -375,7 +299,7 @@ class RemoteWorker(WorkerProcess):
                 await node.stop()
         for t in list(self._tasks):
             t.cancel()
-        self._drain_output()
+        self._pull_output()
         loop = self._loop
         for s in self._socks.values():
             if loop is not None and not loop.is_closed() and s.fileno() >= 0:
@@ -388,7 +312,10 @@ class RemoteWorker(WorkerProcess):
                 with contextlib.suppress(OSError):
                     os.close(fd)
                 setattr(self, attr, -1)
-        self._close_fds()
+        self.channel.close()
+        self._close_captures()
+        self._wake_exit()
+        await self._remove_tmpdir()
         if self._capture_dir:
             shutil.rmtree(self._capture_dir, ignore_errors=True)
             self._capture_dir = ""

@@ -61,14 +61,14 @@ def _read(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 def _hub_table(table: Any, path: Path) -> dict[str, Any]:
     """``[hub]``: keys for every component of the file (a component's own keys win);
     today the placement keys (brief section 12), validated as in a manifest."""
-    from cncf.manifest import PLACEMENT_KEYS, _Checker, placement_keys
+    from cncf.manifest import HUB_KEYS, _Checker, placement_keys
     from cncf.observation import Failed
 
     if not isinstance(table, dict):
         raise HubFileError(f"{path}: key 'hub' must be a table [hub]")
-    extra = set(table) - set(PLACEMENT_KEYS)
+    extra = set(table) - set(HUB_KEYS)
     if extra:
-        raise HubFileError(f"{path}: [hub] has unknown key(s) {sorted(extra)}; expected {sorted(PLACEMENT_KEYS)}")
+        raise HubFileError(f"{path}: [hub] has unknown key(s) {sorted(extra)}; expected {sorted(HUB_KEYS)}")
     try:
         placement_keys(_Checker(f"{path} [hub]"), table, "hub.")
     except Failed as exc:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from cncf import limits
 from cncf.observation import Cause, Code, Failed, Observation, Stage
-from cncf.wire.frames import FrameBuffer, Kind, ProtocolError, encode
+from cncf.wire.frames import FrameBuffer, Kind, ProtocolError, RefusedBody, encode
 
 if TYPE_CHECKING:
     from cncf.boundaries.base import Scope
@@ -57,13 +57,14 @@ def failure_observation(failure: Mapping[str, Any], stage: Stage) -> Observation
         code = Code.OPERATION_FAILED
         attributes.setdefault("component_code", raw)
     cause = failure.get("cause")
-    return Observation.of(
+    obs = Observation.of(
         code,
         str(failure.get("message") or raw or "the worker reported a failure"),
         stage=stage,
         cause=Cause.from_dict(cause) if isinstance(cause, Mapping) else None,
-        **attributes,
     )
+    # The component's attributes, whatever their names ("stage", "target"): data, never keywords.
+    return dataclasses.replace(obs, attributes=attributes)
 
 
 def describe_exit(returncode: int | None) -> tuple[str, dict[str, Any]]:
@@ -282,13 +283,13 @@ class Channel:
         self._req_w, self._rep_r, self._ctl_w = requests, replies, control
         self._on_eof, self._on_broken = on_eof, on_broken
         self._loop = asyncio.get_running_loop()
-        self._frames = FrameBuffer()
+        self.limits = limits.current()  # the bounds in force when the worker started
+        self._frames = FrameBuffer(self.limits.result_depth)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._next_id = 0
         self._hello: asyncio.Future[dict[str, Any]] = self._loop.create_future()
         self._wbuf = bytearray()
         self.dead: Observation | None = None
-        self.limits = limits.current()  # the bounds in force when the worker started
         os.set_blocking(self._rep_r, False)
         os.set_blocking(self._req_w, False)
         self._loop.add_reader(self._rep_r, self._on_readable)
@@ -429,14 +430,35 @@ class Channel:
         except ProtocolError as exc:
             self._protocol_error(str(exc))
             return False
+        except Exception as exc:  # noqa: BLE001 - nothing a worker sends may escape into the loop
+            self._protocol_error(f"a frame could not be decoded: {exc!r}")
+            return False
         handlers = _HANDLERS
         for kind, frame in frames:
+            if type(frame) is RefusedBody:
+                if not self._refused(kind, frame):
+                    return False
+                continue
             handler = handlers.get(kind)
             if handler is None:
                 self._protocol_error(f"unexpected frame kind {Kind(kind).name} from the worker")
                 return False
             handler(self, frame)
         return True
+
+    def _refused(self, kind: int, frame: RefusedBody) -> bool:
+        """A body the decoder consumed but would not take: the reply fails its own
+        request, an event is dropped; anything else (a HELLO, a reply whose request
+        id cannot be found in it) is a protocol error.  False when the channel broke."""
+        if kind == Kind.EVENT:
+            return True  # a log line or notice too deep to read; the calls go on
+        if kind in (Kind.RESULT, Kind.LOADED) and "id" in frame:
+            if kind == Kind.LOADED:
+                frame["failure"]["code"] = Code.PROTOCOL_ERROR.value
+            self._reply(frame)  # a reply to a request no longer pending is dropped, as any late reply
+            return True
+        self._protocol_error(f"a {Kind(kind).name} frame was refused: {frame.reason}")
+        return False
 
     def drain(self) -> None:
         """Dispatch whatever is readable now (replies that raced an exit)."""

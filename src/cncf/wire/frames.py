@@ -9,18 +9,28 @@ copies of the same constants, because they may import nothing from the hub.
 Decoding is strict: an unknown kind, a body that is not a JSON object, a
 length over :data:`MAX_BODY` or a truncated frame is a :class:`ProtocolError`,
 which the channel reports as ``protocol_error`` and treats as a dead worker.
+
+A well-framed body the hub will not take — nested deeper than the bound, or
+carrying ``NaN``/``Infinity`` (not JSON, so never rendered as if it were) — is
+not a protocol error: its bytes are consumed whole and it comes out as a
+:class:`RefusedBody`, a failure record for the request whose ``id`` could be
+found at the body's start or end, so the channel fails that call alone and
+reads on.  Decoding never raises anything but :class:`ProtocolError` (a
+``RecursionError`` from the C decoder is a refusal like any other).
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import re
 import struct
 from typing import Any
 
 PROTOCOL_VERSION = 1
 HEADER = struct.Struct(">IB")
 MAX_BODY = 64 * 1024 * 1024
+MAX_DEPTH = 512  # default nesting bound of a body's values (cncf.limits.Limits.result_depth)
 
 
 class Kind(enum.IntEnum):
@@ -87,43 +97,120 @@ def decode_header(header: bytes) -> tuple[int, int]:
 
 
 _decode = json.JSONDecoder().decode
+_ID_FIRST = re.compile(r'\A\s*\{\s*"id"\s*:\s*(\d{1,18})\s*[,}]')
+_ID_LAST = re.compile(r'[{,]\s*"id"\s*:\s*(\d{1,18})\s*\}\s*\Z')
 
 
-def decode_body(data: bytes | memoryview) -> dict[str, Any]:
+class RefusedBody(dict[str, Any]):
+    """A body consumed but not taken (see the module doc): shaped as a failure
+    record ``{"id": …, "ok": false, "failure": {…}}``; ``id`` is absent when it
+    could not be found."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, text: str, code: str, message: str, **attributes: Any) -> None:
+        super().__init__(ok=False, failure={"code": code, "message": message, "attributes": attributes})
+        self.reason = message
+        m = _ID_FIRST.match(text) or _ID_LAST.search(text[-64:])
+        if m:
+            self["id"] = int(m.group(1))
+
+
+def _depth(value: object, bound: int) -> int:
+    """Nesting depth of a decoded value (iterative), ``bound + 1`` once over it."""
+    from cncf.limits import json_depth
+
+    return json_depth(value, bound)
+
+
+def decode_body(data: bytes | memoryview, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
+    """One body: a dict, a :class:`RefusedBody`, or :class:`ProtocolError` when it is
+    not UTF-8 JSON or not an object."""
     try:
-        body = _decode(str(data, "utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        text = str(data, "utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"frame body is not UTF-8 JSON: {exc}") from None
+    del data  # no view of the caller's buffer outlives this call (it may be resized)
+    non_finite: list[str] = []
+    try:
+        if "NaN" in text or "Infinity" in text:
+            body = json.JSONDecoder(parse_constant=non_finite.append).decode(text)
+        else:
+            body = _decode(text)
+    except RecursionError:
+        return RefusedBody(
+            text,
+            "result_not_serialisable",
+            f"the worker's reply nests deeper than the hub decodes (bound {max_depth}, CNCF_MAX_RESULT_DEPTH)",
+            limit="result_depth",
+            bound=max_depth,
+        )
+    except ValueError as exc:
         raise ProtocolError(f"frame body is not UTF-8 JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ProtocolError(f"frame body must be a JSON object, got {type(body).__name__}")
+    if non_finite:
+        return RefusedBody(
+            text,
+            "result_not_serialisable",
+            f"the worker's reply carries {non_finite[0]}, which is not JSON (a non-finite number cannot cross)",
+            limit="finite_numbers",
+        )
+    # Too deep needs 2 * depth brackets: short bodies are not looked at; brackets are
+    # counted at C speed next; only a body that could be too deep is walked.
+    if (
+        len(text) > 2 * max_depth
+        and text.count("[") + text.count("{") > max_depth
+        and _depth(body, max_depth + 1) - 1 > max_depth
+    ):
+        return RefusedBody(
+            text,
+            "result_not_serialisable",
+            f"the worker's reply nests deeper than {max_depth} levels (CNCF_MAX_RESULT_DEPTH)",
+            limit="result_depth",
+            bound=max_depth,
+        )
     return body
 
 
 class FrameBuffer:
     """Incremental decoder: feed bytes as they arrive, take whole frames out."""
 
-    __slots__ = ("_buf",)
+    __slots__ = ("_buf", "max_depth")
 
-    def __init__(self) -> None:
+    def __init__(self, max_depth: int = MAX_DEPTH) -> None:
         self._buf = bytearray()
+        self.max_depth = max_depth
 
     def feed(self, data: bytes) -> list[tuple[int, dict[str, Any]]]:
+        """Whole frames out of ``data`` and what came before; a frame is consumed
+        whole whether it is taken or refused, and a :class:`ProtocolError` leaves
+        no bytes behind (the stream cannot be trusted past it)."""
         if not self._buf and len(data) >= 5:  # the usual case: exactly one whole frame
             length, kind = decode_header(data[:5])
             if len(data) == 5 + length:
-                return [(kind, decode_body(memoryview(data)[5:]))]
+                return [(kind, decode_body(memoryview(data)[5:], self.max_depth))]
         buf = self._buf
         buf += data
         out: list[tuple[int, dict[str, Any]]] = []
         pos = 0
         n = len(buf)
-        while n - pos >= 5:
-            length, kind = decode_header(bytes(buf[pos : pos + 5]))
-            end = pos + 5 + length
-            if end > n:
-                break
-            out.append((kind, decode_body(memoryview(buf)[pos + 5 : end])))
-            pos = end
+        try:
+            while n - pos >= 5:
+                length, kind = decode_header(bytes(buf[pos : pos + 5]))
+                end = pos + 5 + length
+                if end > n:
+                    break
+                view = memoryview(buf)[pos + 5 : end]
+                try:
+                    body = decode_body(view, self.max_depth)
+                finally:
+                    view.release()
+                out.append((kind, body))
+                pos = end
+        except ProtocolError:
+            buf.clear()
+            raise
         if pos:
             del buf[:pos]
         return out

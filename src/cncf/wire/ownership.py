@@ -18,7 +18,9 @@ section 13).  What Linux offers, strongest first, and what we use:
    ignores it).  ``sh`` is the init rather than the worker because the kernel
    shields a namespace's init from its own namespace's signals (a component's
    ``os.kill(os.getpid(), SIGKILL)`` must still kill it).  The price: a
-   component sees small pids (``os.getpid()`` is 2).
+   component sees small pids (``os.getpid()`` is 2).  The hub reports the
+   worker's pid as its own machine sees it (:func:`worker_pid`, below
+   ``unshare`` and the init), never the wrapper's.
 2. **A process group and session per worker** (always): a forced stop kills
    the group, so plain ``fork`` / ``Popen`` children go with the worker.
 3. **An ownership cookie** (always): ``CNCF_OWNER`` in every worker's

@@ -29,7 +29,7 @@ Design notes
   protocol descriptors, so prints cannot corrupt them.
 
 The component-facing API (``cncf.collaborator``: ``Collaborator``,
-``Failure``, ``Cancelled``, ``cancelled``, ``check_cancelled``,
+``Failure``, ``Rejected``, ``Cancelled``, ``cancelled``, ``check_cancelled``,
 ``current_call``) is defined here and registered as synthetic modules
 ``cncf`` / ``cncf.collaborator`` when the component's environment has no
 ``cncf`` package of its own; it is always reachable as ``_cncf_worker``.
@@ -449,6 +449,24 @@ class Failure(Exception):
         self.attributes = attributes
 
 
+class Rejected(Exception):
+    """Raised by an operation whose arguments are wrong: ``Rejected(message, **attributes)``.
+
+    The call ends with the Observation code ``rejected`` (category argument,
+    not retryable; HTTP 400: the caller's request is wrong) carrying the
+    component's own message and attributes.  Anything else an operation
+    raises is its own failure: ``raised`` (HTTP 500).
+    """
+
+    def __init__(self, message="", **attributes):
+        Exception.__init__(self, message)
+        self.message = str(message)
+        self.attributes = attributes
+
+
+Rejected.__module__ = "cncf.collaborator"  # its name in causes and docs, in every form
+
+
 class Collaborator:
     """Base for components that receive calls themselves.
 
@@ -514,7 +532,7 @@ def current_call():
     return _current()
 
 
-_API = ("Collaborator", "Failure", "Cancelled", "CallState", "cancelled", "check_cancelled", "current_call")
+_API = ("Collaborator", "Failure", "Rejected", "Cancelled", "CallState", "cancelled", "check_cancelled", "current_call")
 
 
 def _install_api(synthetic):
@@ -581,6 +599,10 @@ def _cause(exc, depth=0):
 
 
 def _failure(code, message, exc=None, **attributes):
+    if code == "rejected" and isinstance(exc, Rejected):  # the rejection's own attributes travel with it
+        own = getattr(exc, "attributes", None)
+        if isinstance(own, dict):
+            attributes = dict(own, **attributes)
     rec = {"code": code, "message": message, "attributes": attributes}
     if exc is not None:
         try:
@@ -599,8 +621,24 @@ def _exc_summary(exc):
     return "%s: %s" % (name, text) if text else name
 
 
-def _classify(exc, what):
-    """Map a BaseException raised by component code to (code, message)."""
+def _rejection_message(exc, what):
+    message = getattr(exc, "message", None)
+    if not isinstance(message, str) or not message:
+        try:
+            message = str(exc)
+        except BaseException:
+            message = ""
+    return message or "%s rejected its arguments" % what
+
+
+def _classify(exc, what, rejects=True):
+    """Map a BaseException raised by component code to (code, message).
+
+    ``rejects``: whether a ``Rejected`` is a rejection of the caller's
+    arguments (an operation's call); at load and construction it is an
+    exception like any other."""
+    if rejects and isinstance(exc, Rejected):
+        return "rejected", _rejection_message(exc, what)
     if isinstance(exc, Cancelled):
         return "cancelled", "%s stopped: the call was cancelled" % what
     if isinstance(exc, MemoryError):
@@ -907,7 +945,7 @@ def load_entry(entry, infer_entry=False, init=None):
             )
         )
     except BaseException as exc:
-        code, msg = _classify(exc, what)
+        code, msg = _classify(exc, what, rejects=False)
         if code in ("raised", "stack_overflow", "cancelled"):
             code = "import_failed"
         raise LoadFailed(_failure(code, msg, exc))
@@ -956,7 +994,7 @@ def load_entry(entry, infer_entry=False, init=None):
             operations = _class_operations(type(target))
     except _EarlyConstructorFailed as wrapped:
         exc = wrapped.args[0]
-        code, msg = _classify(exc, "constructing %s" % entry)
+        code, msg = _classify(exc, "constructing %s" % entry, rejects=False)
         if code in ("raised", "cancelled"):
             code = "constructor_failed"
         raise LoadFailed(_failure(code, msg, exc))
@@ -993,7 +1031,7 @@ def instantiate(slot, init=None):
         else:
             obj = _construct(slot.target, init)
     except BaseException as exc:
-        code, msg = _classify(exc, "constructing %s" % slot.entry)
+        code, msg = _classify(exc, "constructing %s" % slot.entry, rejects=False)
         if code in ("raised", "cancelled"):
             code = "constructor_failed"
         raise LoadFailed(_failure(code, msg, exc))

@@ -117,11 +117,11 @@ def _ref(name: str) -> dict[str, Any]:
 
 
 _FAILURES = {
-    "400": "the request does not fit the operation (arguments, operation categories)",
+    "400": "the request does not fit the operation, or the component rejected its arguments (code rejected)",
     "404": "unknown component, service or operation (the Observation lists the candidates)",
     "503": "the component is unavailable (crashed, unloaded) or the hub is closing",
     "504": "a wait or run timeout",
-    "500": "any other Observation",
+    "500": "the component's own failure (an exception it raised: code raised), or any other Observation",
 }
 
 _CALL_PARAMS = [

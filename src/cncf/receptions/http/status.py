@@ -7,7 +7,10 @@ refused-request rows of the reception itself (401, 403, 413, 415) on top.
 The rows are data, tried in order; the first whose fields all match wins.
 Nothing else in the reception decides a status for an Observation, and no
 row looks at a message or a code name: a new code gets its status from its
-registry classification.
+registry classification.  That is how the status says whose fault it is: a
+component that rejects its arguments (``rejected``) is category argument,
+400; an exception of the component's own (``raised``, ``exit_requested``,
+``result_not_serialisable``) is category component, which no row claims, 500.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ STATUS_TABLE: tuple[_Row, ...] = (
     _row(504, cause_kind="timeout"),  # wait_timeout, timed_out
     _row(503, symptom="unavailable", category=("component", "system")),  # crashed, unloaded, closing
     _row(503, cause_kind=("crash", "shutdown")),
-    _row(400, category=("argument", "operation", "request")),  # the caller's request does not fit
+    _row(400, category=("argument", "operation", "request")),  # the caller's request does not fit, or was rejected
     _row(400, stage="dispatch", category="configuration"),  # a call-supplied policy (bad timeout)
 )
 DEFAULT_STATUS = 500

@@ -25,8 +25,10 @@ public interface Collaborator {
      *
      * @param call the operation name and its arguments, as JSON-shaped Java values
      * @return {@link Result#success(Object)} or {@link Result#failure(String, String)}
-     * @throws Exception any throwable becomes an Observation ({@code raised}, or a more
-     *     specific code such as {@code linkage_error}) with the Java stack trace as its cause
+     * @throws Exception a {@link Rejected} becomes the Observation {@code rejected} (the
+     *     caller's arguments are wrong, HTTP 400); any other throwable becomes an Observation
+     *     ({@code raised}, HTTP 500, or a more specific code such as {@code linkage_error})
+     *     with the Java stack trace as its cause
      */
     Result call(ActionCall call) throws Exception;
 }

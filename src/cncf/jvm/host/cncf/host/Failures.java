@@ -19,6 +19,7 @@ import java.util.Map;
  *   StackOverflowError                             stack_overflow
  *   OutOfMemoryError                               out_of_memory
  *   SecurityException, IOException at load         invalid_archive (e.g. stale signature files)
+ *   cncf.collaborator.Rejected at execute          rejected (the caller's arguments are wrong)
  *   anything else: at load                         internal_error (a host defect)
  *                  at instantiate                  constructor_failed
  *                  at execute                      raised
@@ -28,6 +29,9 @@ final class Failures {
     private Failures() {}
 
     static final int LOAD = 0, INSTANTIATE = 1, EXECUTE = 2;
+
+    /** The API's rejection, known by name: every component loader has its own copy of the class. */
+    static final String REJECTED = "cncf.collaborator.Rejected";
 
     static Map<String, Object> record(String code, String message, Throwable cause) {
         Map<String, Object> f = new LinkedHashMap<String, Object>();
@@ -50,7 +54,15 @@ final class Failures {
         return t;
     }
 
+    static boolean rejected(Throwable t) {
+        for (Class<?> c = t.getClass(); c != null; c = c.getSuperclass()) {
+            if (REJECTED.equals(c.getName())) return true;
+        }
+        return false;
+    }
+
     static String code(Throwable t, int stage) {
+        if (stage == EXECUTE && rejected(t)) return "rejected";
         if (t instanceof ClassNotFoundException || t instanceof NoClassDefFoundError) return "class_not_found";
         if (t instanceof ExceptionInInitializerError) return "initializer_failed";
         if (t instanceof LinkageError) return "linkage_error";
@@ -68,6 +80,7 @@ final class Failures {
     static Map<String, Object> classify(Throwable thrown, int stage, String context) {
         Throwable t = unwrap(thrown);
         String code = code(t, stage);
+        if ("rejected".equals(code)) return rejection(t, context);
         String what = t.getClass().getName() + (t.getMessage() == null ? "" : ": " + t.getMessage());
         String message;
         if ("class_not_found".equals(code)) {
@@ -92,6 +105,30 @@ final class Failures {
             message = context + " threw " + what;
         }
         return record(code, message, t);
+    }
+
+    /** A Rejected: the component's own message, and its attributes (a value that is not JSON as text). */
+    static Map<String, Object> rejection(Throwable t, String context) {
+        String message = t.getMessage();
+        if (message == null || message.isEmpty()) message = context + " rejected its arguments";
+        Map<String, Object> attributes = new LinkedHashMap<String, Object>();
+        try {
+            Object own = t.getClass().getMethod("attributes").invoke(t);
+            if (own instanceof Map) {
+                for (Map.Entry<?, ?> e : ((Map<?, ?>) own).entrySet()) {
+                    Object v = e.getValue();
+                    try {
+                        Json.write(v);
+                    } catch (Json.NotJson | RuntimeException notJson) {
+                        v = String.valueOf(v);
+                    }
+                    attributes.put(String.valueOf(e.getKey()), v);
+                }
+            }
+        } catch (Exception | LinkageError none) {
+            // a subclass without attributes(): the message alone
+        }
+        return record("rejected", message, t, attributes);
     }
 
     static Map<String, Object> cause(Throwable t, int depth, IdentityHashMap<Throwable, Boolean> seen) {
