@@ -486,8 +486,12 @@ class ActionEngine:
                 self._settling.add(rec)
                 scope.on_end(lambda _s: self._settle(rec, generation, None))
             else:
-                scope.end()
-                self._settle(rec, generation, obs)
+                if scope.started:  # a scope nothing was registered on has nothing to end
+                    scope.end()
+                if obs is None and scope.tier is None:
+                    comp.gate.leave()  # the common case: nothing to settle but the slot
+                else:
+                    self._settle(rec, generation, obs)
         if scope.reason is None and obs is None and deadline is not None and not scope.started:
             if loop.time() > deadline:
                 # A component that blocked the event loop (inline, on the loop) ran past its

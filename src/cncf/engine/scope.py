@@ -40,6 +40,8 @@ T = TypeVar("T")
 
 __all__ = ["CallScope", "CancelReason", "Interrupted"]
 
+_KILLED = CancelTier.KILLED
+
 
 class CancelReason(enum.Enum):
     """Why a call was cancelled, recorded when the cancellation is requested."""
@@ -97,7 +99,7 @@ class CallScope:
         self._done: asyncio.Future[Any] | None = None
         self._cooperative: Callable[[], None] | None = None
         self._force: Callable[[], None] | None = None
-        self._force_tier = CancelTier.KILLED
+        self._force_tier = _KILLED
         self._timer: asyncio.TimerHandle | None = None
         self._wake: asyncio.Future[None] | None = None
         self._finished: asyncio.Future[None] | None = None
