@@ -122,3 +122,13 @@ def test_a_cooperative_stop_keeps_the_instance_and_reports_the_tier(hub: Door, l
     assert event.executed is not None and event.started <= event.executed <= event.ended
     assert hub.call(f"{NAME}.increment", [1]).value == 4
     assert handle.restarts == 0
+
+
+def test_a_deadline_that_passed_before_the_request_crossed_never_runs(hub: Door, load: Loader) -> None:
+    load()
+    out = hub.call(f"{NAME}.increment", [1], timeout=1e-6)  # over before the request can cross
+    obs = out.observation
+    assert (obs.code, obs.stage.value) == (Code.WAIT_TIMEOUT, "wait")
+    assert (obs.attributes["started"], obs.attributes["completed"]) == (False, False)
+    assert obs.retryable  # it never ran: retrying it applies it once
+    assert hub.call(f"{NAME}.get").value == 0
