@@ -101,7 +101,7 @@ class AsyncHub:
         )
         self._components: dict[str, Component] = {}
         self._handles: dict[str, ComponentHandle] = {}
-        self._boundaries: dict[str, Boundary] = {}
+        self._boundaries: dict[str, Boundary[Any, Any]] = {}
         self.engine = ActionEngine(self._components)
         self._job_workers = job_workers
         self._jobs: JobSystem | None = None
@@ -115,7 +115,7 @@ class AsyncHub:
 
     # ------------------------------------------------------------ components
 
-    def _boundary(self, form: str) -> Boundary | None:
+    def _boundary(self, form: str) -> Boundary[Any, Any] | None:
         b = self._boundaries.get(form)
         if b is None:
             try:
@@ -225,8 +225,27 @@ class AsyncHub:
         handle = self._handles.get(normalize(name))
         if handle is None:
             raise KeyError(f"no component named {name!r}")
+        refused = self._refused_reload(handle)
+        if refused is not None:  # the old instance keeps serving; the answer says why
+            return refused
         await self.unload(name)
         return await self.load(handle._target, **handle._overrides)
+
+    def _refused_reload(self, handle: ComponentHandle) -> ComponentHandle | None:
+        """A reload whose target now reads as refused (its manifest asks for the
+        ``inline`` form, or no longer parses) leaves the loaded component alone."""
+        try:
+            spec = locate(handle._target, handle._overrides)
+            refusal = self._refuse_form(spec, handle._overrides)
+        except Failed as exc:
+            refusal = exc.observation
+        except Exception:  # a defect in reading: load() reports it as usual
+            return None
+        if refusal is None:
+            return None
+        comp = Component(handle._component.spec, None)
+        comp._fail(refusal)
+        return ComponentHandle(comp, handle._target, handle._overrides)
 
     def inspect(self, name: str) -> dict[str, Any]:
         handle = self._handles.get(normalize(name))
@@ -330,16 +349,19 @@ class AsyncHub:
 
     @property
     def busy(self) -> bool:
-        """Is there background work (jobs: a queued attempt, a retry back-off)
-        that needs this hub's loop to turn although no call is running?  The
-        synchronous ``Hub`` keeps its loop turning while this is true."""
+        """Is there background work (jobs: a queued attempt, a retry back-off;
+        the escalation of a call answered at its deadline whose operation still
+        runs) that needs this hub's loop to turn although no call is running?
+        The synchronous ``Hub`` keeps its loop turning while this is true."""
         jobs = self._jobs
-        return jobs is not None and jobs.busy
+        return bool(self.engine.settling) or (jobs is not None and jobs.busy)
 
     async def until_idle(self) -> None:
         """Return once :attr:`busy` is false."""
-        if self._jobs is not None:
-            await self._jobs.until_idle()
+        while self.busy:
+            await self.engine.until_settled()
+            if self._jobs is not None:
+                await self._jobs.until_idle()
 
     # --------------------------------------------------------------- closing
 

@@ -179,6 +179,7 @@ class _Checker:
             cancel_grace=self.number(table, "cancel_grace", prefix),
             max_attempts=self.number(table, "max_attempts", prefix, integer=True, minimum=1),
             http_get=_flag(self, table, "http_get", prefix) if "http_get" in table else None,
+            idempotent=_flag(self, table, "idempotent", prefix) if "idempotent" in table else None,
         )
 
 
@@ -190,6 +191,7 @@ _POLICY_KEYS = (
     "cancel_grace",
     "max_attempts",
     "http_get",
+    "idempotent",
 )
 COMPONENT_KEYS = (
     "name",

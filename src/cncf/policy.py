@@ -36,6 +36,7 @@ class PolicySpec:
     cancel_grace: float | None = None
     max_attempts: int | None = None  # queue: executions before quarantine
     http_get: bool | None = None  # safe to run on an HTTP GET (brief section 11)
+    idempotent: bool | None = None  # the operation may run twice (retries of a call that may have started)
 
     def over(self, base: PolicySpec) -> PolicySpec:
         """This level's settings on top of ``base`` (self wins where set)."""
@@ -58,6 +59,9 @@ class ResolvedPolicy:
     cancel_grace: float = 2.0
     max_attempts: int = 3
     http_get: bool = False
+    #: The operation may run twice: a ``timed_out`` / ``cancelled`` call that may have
+    #: started is ``retryable`` only when this is true (brief, section 14).
+    idempotent: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +72,7 @@ class ResolvedPolicy:
             "cancel_grace": self.cancel_grace,
             "max_attempts": self.max_attempts,
             "http_get": self.http_get,
+            "idempotent": self.idempotent,
         }
 
 
@@ -91,4 +96,5 @@ def resolve(*levels: PolicySpec | None) -> ResolvedPolicy:
         cancel_grace=merged.cancel_grace if merged.cancel_grace is not None else DEFAULT.cancel_grace,
         max_attempts=merged.max_attempts if merged.max_attempts is not None else DEFAULT.max_attempts,
         http_get=bool(merged.http_get),
+        idempotent=bool(merged.idempotent),
     )

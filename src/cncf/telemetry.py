@@ -11,8 +11,9 @@ The spans are made from the engine's ``CallFinished`` events
 the engine learns nothing about tracing, and a hub without OpenTelemetry
 pays nothing (this module is imported only by :func:`install`).  Event times
 are the hub loop's clock; they are mapped to wall-clock nanoseconds once per
-event.  ``CallFinished`` carries admission and end times only, so the boundary
-hop starts at admission: it includes the time the call waited at its gate.
+event.  The boundary hop starts when the call was handed to its boundary
+(``CallFinished.executed``), so the server span's head is the time it waited
+at its gate.
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ class CallTracer:
         )
         if obs is not None:
             server.set_status(self._Status(self._code.ERROR, obs.code.value))
-        hop_start = event.started  # CallFinished records admission, not the start of execution
+        # The hop starts when the call was handed to its boundary (admission when it never ran).
+        hop_start = event.executed if event.executed is not None else event.started
         ctx = self._trace.set_span_in_context(server)
         hop = self._tracer.start_span(
             f"{target.component} {self._forms(target.component)} boundary",

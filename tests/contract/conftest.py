@@ -34,6 +34,7 @@ from typing import Any, Protocol, TypeVar
 import pytest
 
 import cncf
+from cncf.engine.events import CallFinished
 from tests.conftest import FIXTURES, require_tool
 from tests.jar.conftest import fat_jar, jar_home, javac
 
@@ -146,6 +147,19 @@ class Door(Protocol):
 
     def inspect(self, name: str) -> dict[str, Any]: ...
 
+    def cancel_own(self, selector: str, args: Any, *, how: str, after: float, call_id: str) -> str | cncf.Outcome:
+        """Start a call and have its own caller give up after ``after`` seconds:
+        ``task`` (its asyncio task is cancelled), ``wait_for`` (``asyncio.wait_for``
+        times out), ``cancel`` (``hub.cancel(call_id)`` from another caller: a
+        thread with the sync hub).  Returns the Outcome the caller got, or
+        ``"cancelled"`` when its task was cancelled (no Outcome)."""
+        ...
+
+    def event(self, call_id: str, timeout: float = 10.0) -> CallFinished:
+        """The engine's event for ``call_id`` (``AsyncHub.subscribe``), once the
+        call's operation has ended; fails (never hangs) after ``timeout`` seconds."""
+        ...
+
     def unload(self, name: str) -> bool: ...
 
     def reload(self, name: str) -> cncf.ComponentHandle: ...
@@ -159,6 +173,31 @@ class Door(Protocol):
         ...
 
 
+class _Events:
+    """The engine's events, collected from the hub's loop thread."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, CallFinished] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, event: CallFinished) -> None:
+        with self._lock:
+            self._seen[event.call.id] = event
+
+    def event(self, call_id: str, timeout: float = 10.0) -> CallFinished:
+        found: list[CallFinished] = []
+
+        def seen() -> bool:
+            with self._lock:
+                hit = self._seen.get(call_id)
+            if hit is not None:
+                found.append(hit)
+            return hit is not None
+
+        wait_until(seen, f"the event of {call_id!r} arrives", timeout)
+        return found[0]
+
+
 class SyncDoor:
     """``cncf.Hub``: every concurrent caller is a thread of its own."""
 
@@ -167,6 +206,20 @@ class SyncDoor:
     def __init__(self, home: Path) -> None:
         self.hub = cncf.Hub(home=home)
         self._callers = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="caller")
+        self._events = _Events()
+        subscribe = getattr(self.hub, "subscribe", None) or self.hub._async.subscribe  # Hub.subscribe: issue 15
+        subscribe(self._events)
+
+    def event(self, call_id: str, timeout: float = 10.0) -> CallFinished:
+        return self._events.event(call_id, timeout)
+
+    def cancel_own(self, selector: str, args: Any, *, how: str, after: float, call_id: str) -> str | cncf.Outcome:
+        if how != "cancel":
+            raise ValueError(f"a synchronous caller cannot be cancelled by {how!r}")
+        fut = self.submit(selector, args, call_id=call_id)
+        time.sleep(after)
+        assert self.hub.cancel(call_id)  # from this thread, not the caller's
+        return fut.result(timeout=30)
 
     def load(self, target: str | os.PathLike[str], **overrides: Any) -> cncf.ComponentHandle:
         return self.hub.load(target, **{**PLACED, **overrides})
@@ -206,6 +259,33 @@ class AsyncDoor:
         self._thread = threading.Thread(target=self._loop.run_forever, name="hub-loop", daemon=True)
         self._thread.start()
         self.hub: cncf.AsyncHub = self._do(self._new(home))
+        self._events = _Events()
+        self.hub.subscribe(self._events)
+
+    def event(self, call_id: str, timeout: float = 10.0) -> CallFinished:
+        return self._events.event(call_id, timeout)
+
+    def cancel_own(self, selector: str, args: Any, *, how: str, after: float, call_id: str) -> str | cncf.Outcome:
+        return self._do(self._cancel_own(selector, args, how, after, call_id))
+
+    async def _cancel_own(self, selector: str, args: Any, how: str, after: float, call_id: str) -> str | cncf.Outcome:
+        call = self.hub.call(selector, args, call_id=call_id)
+        if how == "wait_for":
+            try:
+                return await asyncio.wait_for(call, after)
+            except TimeoutError:
+                return "cancelled"
+        task = asyncio.ensure_future(call)
+        await asyncio.sleep(after)
+        if how == "cancel":
+            assert self.hub.cancel(call_id)
+            return await task
+        assert how == "task", how
+        task.cancel()
+        try:
+            return await task
+        except asyncio.CancelledError:
+            return "cancelled"
 
     @staticmethod
     async def _new(home: Path) -> cncf.AsyncHub:

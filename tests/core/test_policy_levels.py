@@ -25,6 +25,7 @@ def test_the_brief_example_manifest_resolves_field_by_field(hub: cncf.Hub) -> No
         "cancel_grace": 2.0,
         "max_attempts": 3,
         "http_get": False,
+        "idempotent": False,
     }
     assert ops["increment"]["policy"]["policy"] == "serialize"
     assert ops["increment"]["policy"]["max_concurrency"] == 1

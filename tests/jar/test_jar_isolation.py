@@ -161,8 +161,9 @@ def test_caller_cancellation(jar_hub: cncf.Hub, faults_jar: Path, operation: str
     finally:
         timer.cancel()
     assert (out.observation.code, out.observation.stage) == (Code.CANCELLED, Stage.EXECUTE)
-    assert out.observation.attributes.get("tier") == tier
+    assert out.observation.attributes.get("tier") == "cooperative"  # the caller is answered at once
     assert jar_hub.call("worker.count").ok  # restarted after a kill, untouched otherwise
+    assert jar_hub.inspect("worker")["cancellations"] == {tier: 1}  # the tier it finally took
 
 
 def test_no_orphan_process_or_file_after_host_deaths(

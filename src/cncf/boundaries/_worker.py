@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cncf.boundaries.base import BoundaryContext, Health, OperationInfo, Returned
+from cncf.boundaries.base import BoundaryContext, Health, OperationInfo, Returned, Scope
 from cncf.observation import Code, Failed, Observation, Stage
 from cncf.placement import describe as describe_placement
 from cncf.placement import spawn_worker
@@ -79,11 +79,10 @@ class WorkerLoaded:
 
 @dataclasses.dataclass(eq=False)
 class WorkerInstance:
-    """The live instance inside a worker; ``calls`` maps call ids to request ids."""
+    """The live instance inside a worker (calls in flight live on their scopes)."""
 
     loaded: WorkerLoaded
     worker: WorkerLink
-    calls: dict[str, int] = dataclasses.field(default_factory=dict)
     rss_kb: int | None = None  # cached: the engine checks health on every call
     rss_at: float = -1.0
 
@@ -169,26 +168,23 @@ class WorkerBoundary:
             raise wire.attach_output(exc, worker.take_output) from None
         return WorkerInstance(loaded=loaded, worker=worker)
 
-    async def invoke(self, instance: WorkerInstance, call: ActionCall, operation: str, *, concurrent: bool) -> Returned:
+    async def invoke(
+        self, instance: WorkerInstance, call: ActionCall, operation: str, *, concurrent: bool, scope: Scope
+    ) -> Returned:
         worker = instance.worker
+
+        def force() -> None:  # one instance per worker: killing it stops exactly this instance
+            worker.kill_reason = worker.kill_reason or "cancelled by the hub"
+            worker.kill()
+
         try:
             body = await wire.invoke(
-                worker.channel, _INSTANCE_ID, call, operation, concurrent=concurrent, in_flight=instance.calls
+                worker.channel, _INSTANCE_ID, call, operation, concurrent=concurrent, scope=scope, force=force
             )
         except Failed as exc:
             raise wire.attach_output(exc, worker.take_output) from None
         out, err = worker.take_output()
         return Returned(body.get("value"), out, err)
-
-    async def cancel(self, instance: WorkerInstance, call: ActionCall, *, force: bool) -> None:
-        worker = instance.worker
-        if force:
-            worker.kill_reason = worker.kill_reason or "cancelled by the hub"
-            worker.kill()
-            return
-        rid = instance.calls.get(call.id)
-        if rid is not None:
-            worker.channel.cancel(rid, "cooperative")
 
     async def unload(self, loaded: WorkerLoaded, instance: WorkerInstance | None) -> None:
         await self._reap(loaded.worker, loaded.plan)

@@ -10,6 +10,17 @@ The shape is designed for out-of-process forms: an instance may live in a
 worker process that can die, in a JVM host shared with other components, or
 (later) in an actor on a cluster.  Everything here is async so a boundary can
 wait on a pipe without blocking the hub.
+
+Cancellation is not a method of the Boundary: the engine owns it, through the
+call's :class:`Scope`.  When a boundary sends a request it registers on the
+scope the future that ends with the operation and how to deliver a
+cancellation (cooperative, and forced), then awaits the operation through
+``scope.wait``, which raises :class:`Interrupted` when the caller's Outcome is
+due first.  A boundary lets ``Interrupted`` (and ``CancelledError``) through
+and keeps no per-call bookkeeping that unwinding could lose.
+
+:class:`Boundary` is generic in the form's loaded-artifact and instance types,
+so each form is checked against it as it is (``mypy --strict``).
 """
 
 from __future__ import annotations
@@ -17,11 +28,52 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
+    import asyncio
+
     from cncf.call import ActionCall, CancelTier
     from cncf.manifest import ComponentSpec
+
+T = TypeVar("T")
+L = TypeVar("L", bound="Loaded")
+I = TypeVar("I")  # noqa: E741 - the instance type
+
+
+class Interrupted(Exception):
+    """Raised by :meth:`Scope.wait` when the caller's Outcome is due (the call
+    was cancelled, or its deadline passed) before the operation ended; the
+    operation goes on, and the scope's deliveries stop it."""
+
+
+class Scope(Protocol):
+    """What a boundary sees of a call's scope (``cncf.engine.scope.CallScope``)."""
+
+    def operation_future(self) -> asyncio.Future[Any]:
+        """A future to complete when the operation ends (what to pass to
+        :meth:`attach`); completing it ends the scope without a loop round."""
+        ...
+
+    def attach(
+        self,
+        done: asyncio.Future[Any],
+        *,
+        cooperative: Callable[[], None] | None = None,
+        force: Callable[[], None] | None = None,
+        force_tier: CancelTier = ...,
+    ) -> None:
+        """The request was sent: ``done`` completes when the operation ends;
+        ``cooperative`` asks the component to stop (the worker's flag);
+        ``force`` stops it at any price after ``cancel_grace`` (kill the worker;
+        ``force_tier`` names that tier, ``killed`` by default).  Neither is
+        called once ``done`` has completed."""
+        ...
+
+    async def wait(self, done: asyncio.Future[T]) -> T:
+        """``done``'s result, or :class:`Interrupted` when the Outcome is due
+        first.  The caller's own cancellation never cancels ``done``."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -97,44 +149,39 @@ class Instance(Protocol):
     """A live instance behind the boundary (opaque to the engine)."""
 
 
-@runtime_checkable
-class Boundary(Protocol):
-    """One per execution form.  All failures are raised as ``Failed``.
+class Boundary(Protocol[L, I]):
+    """One per execution form, generic in what it loads (``L``) and the live
+    instance it makes (``I``).  All failures are raised as ``Failed``.
 
     ``invoke`` must return (or raise ``Failed``) exactly once per call, even
     when the instance dies mid-call: then it raises ``Failed`` with
     ``worker_crashed`` (or ``out_of_memory``) and a later ``health`` reports
-    ``alive=False``.
+    ``alive=False``.  A boundary is made with a :class:`BoundaryContext`.
     """
 
     form: str
 
-    def __init__(self, context: BoundaryContext) -> None: ...
-
-    async def load(self, spec: ComponentSpec) -> Loaded:
+    async def load(self, spec: ComponentSpec) -> L:
         """Load the artifact and discover its operations (stage ``load``)."""
         ...
 
-    async def instantiate(self, loaded: Loaded) -> Instance:
+    async def instantiate(self, loaded: L) -> I:
         """Create the live instance (stage ``instantiate``)."""
         ...
 
-    async def invoke(self, instance: Instance, call: ActionCall, operation: str, *, concurrent: bool) -> Returned:
-        """Run ``operation`` on the instance with the call's payload (stage ``execute``)."""
+    async def invoke(
+        self, instance: I, call: ActionCall, operation: str, *, concurrent: bool, scope: Scope
+    ) -> Returned:
+        """Run ``operation`` on the instance with the call's payload (stage
+        ``execute``); register the request on ``scope`` when it is sent and
+        await it through ``scope.wait`` (see the module docstring)."""
         ...
 
-    async def cancel(self, instance: Instance, call: ActionCall, *, force: bool) -> CancelTier | None:
-        """Deliver a cancellation: cooperative first; ``force`` stops the call at any
-        price (kill the worker), after which the instance is dead.  Returns the
-        tier applied when it differs from the one asked for (inline abandons a
-        synchronous operation's thread at once), else None."""
-        ...
-
-    async def unload(self, loaded: Loaded, instance: Instance | None) -> None:
+    async def unload(self, loaded: L, instance: I | None) -> None:
         """Release everything: processes reaped, loaders dropped, files removed."""
         ...
 
-    def health(self, instance: Instance) -> Health:
+    def health(self, instance: I) -> Health:
         """Cheap liveness check; must not block."""
         ...
 

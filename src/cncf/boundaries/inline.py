@@ -48,7 +48,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cncf.boundaries.base import BoundaryContext, Health, OperationInfo, Returned
+from cncf.boundaries.base import BoundaryContext, Health, OperationInfo, Returned, Scope
 from cncf.call import ActionCall, CancelTier
 from cncf.manifest import ComponentSpec
 from cncf.observation import Failed, Stage
@@ -125,7 +125,7 @@ def classify(exc: BaseException, stage: Stage, what: str) -> Failed:
     return _failed(code, message, exc, stage)
 
 
-class _Loaded:
+class InlineLoaded:
     __slots__ = ("spec", "slot", "operations", "fast", "demoted")
 
     def __init__(self, spec: ComponentSpec, slot: Any) -> None:
@@ -140,31 +140,18 @@ class _Loaded:
         return str(self.slot.entry)
 
 
-class _Running:
-    """One call in progress: its state, and how to stop waiting for it."""
-
-    __slots__ = ("state", "task", "future", "exclusive")
-
-    def __init__(self, state: Any, exclusive: bool) -> None:
-        self.state = state
-        self.task: asyncio.Task[Any] | None = None
-        self.future: asyncio.Future[Any] | None = None  # a thread's result
-        self.exclusive = exclusive
-
-
-class _Instance:
-    __slots__ = ("obj", "methods", "invoke", "running", "alive", "runaways", "fast", "demoted")
+class InlineInstance:
+    __slots__ = ("obj", "methods", "invoke", "alive", "runaways", "fast", "demoted")
 
     def __init__(
-        self, obj: Any, methods: dict[str, Any] | None, invoke: Callable[..., Any] | None, loaded: _Loaded
+        self, obj: Any, methods: dict[str, Any] | None, invoke: Callable[..., Any] | None, loaded: InlineLoaded
     ) -> None:
         self.fast, self.demoted = loaded.fast, loaded.demoted  # speed survives a restart
         self.obj = obj
         self.methods = methods or {}
         self.invoke = invoke  # a Collaborator's own invoke, else None
-        self.running: dict[str, _Running] = {}
         self.alive = True
-        self.runaways = 0  # abandoned exclusive operations whose threads still run
+        self.runaways = 0  # abandoned exclusive operations whose threads (or tasks) still run
 
 
 class InlineBoundary:
@@ -174,69 +161,51 @@ class InlineBoundary:
         self.context = context
         self._threads = _Threads()
 
-    async def load(self, spec: ComponentSpec) -> _Loaded:
+    async def load(self, spec: ComponentSpec) -> InlineLoaded:
         for folder in {spec.base_dir, spec.artifact} if spec.artifact.is_dir() else ():
             if str(folder) not in sys.path:
                 sys.path.insert(0, str(folder))
         try:
-            return _Loaded(spec, _rt.load_entry(spec.entry or "", init=spec.init))
+            return InlineLoaded(spec, _rt.load_entry(spec.entry or "", init=spec.init))
         except _rt.LoadFailed as exc:
             raise _staged(exc.record, Stage.LOAD) from None
 
-    async def instantiate(self, loaded: _Loaded) -> _Instance:
+    async def instantiate(self, loaded: InlineLoaded) -> InlineInstance:
         try:
             obj, bound, invoke = _rt.instantiate(loaded.slot, loaded.spec.init)
         except _rt.LoadFailed as exc:
             raise _staged(exc.record, Stage.INSTANTIATE) from None
-        return _Instance(obj, bound, invoke, loaded)
+        return InlineInstance(obj, bound, invoke, loaded)
 
-    async def invoke(self, instance: _Instance, call: ActionCall, operation: str, *, concurrent: bool) -> Returned:
+    async def invoke(
+        self, instance: InlineInstance, call: ActionCall, operation: str, *, concurrent: bool, scope: Scope
+    ) -> Returned:
         if instance.invoke is not None:
             fn: Callable[..., Any] = instance.invoke
             args: tuple[Any, ...] = (operation, list(call.args), dict(call.kwargs))
             kwargs: dict[str, Any] = {}
         else:
             fn, args, kwargs = instance.methods[operation], call.args, call.kwargs
-        run = instance.running[call.id] = _Running(_rt.CallState(None, call.id, operation), not concurrent)
+        state = _rt.CallState(None, call.id, operation)
         loaded_fast = instance.fast
-        try:
-            if inspect.iscoroutinefunction(fn) or loaded_fast[operation] >= PROMOTE:
-                t0 = time.perf_counter()
-                token = _CALL.set(run.state)
-                try:
-                    result = fn(*args, **kwargs)
-                finally:
-                    _CALL.reset(token)
-                if time.perf_counter() - t0 > SLOW and not inspect.iscoroutinefunction(fn):
-                    _demote(instance, operation)
-                elif loaded_fast[operation] >= PROMOTE:
-                    loaded_fast[operation] += 1  # counts on-loop runs since the promotion
-            else:
-                result = await self._on_thread(instance, run, operation, fn, args, kwargs, loaded_fast)
-            if type(result) not in _SIMPLE and inspect.isawaitable(result):
-                context = contextvars.copy_context()
-                context.run(_CALL.set, run.state)
-                run.task = asyncio.get_running_loop().create_task(_awaited(result), context=context)
-                result = await run.task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # the engine's own task is being cancelled
-            raise _failed(
-                "cancelled", f"{call.target} stopped on cancellation", None, Stage.EXECUTE, tier="cooperative"
-            ) from None
-        except _Abandoned:
-            raise _failed(
-                "cancelled",
-                f"{call.target} was abandoned on cancellation; its thread runs on",
-                None,
-                Stage.EXECUTE,
-                tier="abandoned",
-            ) from None
-        except BaseException as exc:  # noqa: BLE001
-            raise self._call_failure(instance, call, operation, exc) from None
-        finally:
-            instance.running.pop(call.id, None)
+        if inspect.iscoroutinefunction(fn) or loaded_fast[operation] >= PROMOTE:
+            # On the loop, as a plain function call: nothing to interrupt, nothing to register.
+            t0 = time.perf_counter()
+            token = _CALL.set(state)
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - component code, KeyboardInterrupt included
+                raise self._call_failure(instance, call, operation, exc) from None
+            finally:
+                _CALL.reset(token)
+            if time.perf_counter() - t0 > SLOW and not inspect.iscoroutinefunction(fn):
+                _demote(instance, operation)
+            elif loaded_fast[operation] >= PROMOTE:
+                loaded_fast[operation] += 1  # counts on-loop runs since the promotion
+        else:
+            result = await self._on_thread(instance, state, call, operation, fn, args, kwargs, not concurrent, scope)
+        if type(result) not in _SIMPLE and inspect.isawaitable(result):
+            result = await self._on_task(instance, state, call, operation, result, not concurrent, scope)
         if type(result) not in _SIMPLE or result != result:  # NaN is not JSON either
             try:  # values cross as JSON in every form: inline gives the same shapes
                 result = json.loads(json.dumps(_rt.exact_json(result), allow_nan=False))
@@ -261,19 +230,20 @@ class InlineBoundary:
 
     async def _on_thread(
         self,
-        instance: _Instance,
-        run: _Running,
+        instance: InlineInstance,
+        state: Any,
+        call: ActionCall,
         operation: str,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        fast: collections.Counter[str],
+        exclusive: bool,
+        scope: Scope,
     ) -> Any:
         """Run ``fn`` on an inline thread; the loop waits on a future, free meanwhile."""
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        run.future = fut
-        state, exclusive = run.state, run.exclusive
+        fut = scope.operation_future()
+        fast = instance.fast
 
         def job() -> None:
             token = _CALL.set(state)
@@ -281,7 +251,7 @@ class InlineBoundary:
             try:
                 outcome: tuple[bool, Any] = (True, fn(*args, **kwargs))
             except BaseException as exc:  # noqa: BLE001 - component code; delivered to the loop
-                outcome = (False, exc)
+                outcome = (False, _Raised(exc))
             finally:
                 _CALL.reset(token)
             elapsed = time.perf_counter() - t0
@@ -289,10 +259,89 @@ class InlineBoundary:
                 loop.call_soon_threadsafe(_deliver, fut, outcome, elapsed, fast, operation, instance, exclusive)
 
         self._threads.submit(job)
-        return await fut
+
+        def cooperative() -> None:
+            state.cancelled = True
+
+        scope.attach(
+            fut,
+            cooperative=cooperative,
+            force=lambda: _abandon(instance, fut, exclusive),
+            force_tier=CancelTier.ABANDONED,
+        )
+        return await self._outcome(instance, call, operation, fut, scope)
+
+    async def _on_task(
+        self,
+        instance: InlineInstance,
+        state: Any,
+        call: ActionCall,
+        operation: str,
+        awaitable: Any,
+        exclusive: bool,
+        scope: Scope,
+    ) -> Any:
+        """Await what an operation returned, as a task of its own on the hub's loop;
+        cancelled cooperatively with ``task.cancel()`` (and its call's flag)."""
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        context.run(_CALL.set, state)
+        task = loop.create_task(_awaited(awaitable), context=context)
+        fut = scope.operation_future()
+
+        def chain(t: asyncio.Task[tuple[bool, Any]]) -> None:
+            if fut.done():  # abandoned: the instance is free of this runaway now
+                if exclusive and instance.runaways:
+                    instance.runaways -= 1
+                if not t.cancelled():
+                    t.exception()
+            elif t.cancelled():
+                fut.set_exception(_TaskCancelled())
+            else:
+                ok, value = t.result()
+                if ok:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(_Raised(value))
+
+        task.add_done_callback(chain)
+
+        def cooperative() -> None:
+            state.cancelled = True
+            task.cancel()
+
+        scope.attach(
+            fut,
+            cooperative=cooperative,
+            force=lambda: _abandon(instance, fut, exclusive),
+            force_tier=CancelTier.ABANDONED,
+        )
+        return await self._outcome(instance, call, operation, fut, scope)
+
+    async def _outcome(
+        self, instance: InlineInstance, call: ActionCall, operation: str, fut: asyncio.Future[Any], scope: Scope
+    ) -> Any:
+        """The operation's result through the scope (``Interrupted`` and the caller's
+        own ``CancelledError`` pass through; the operation goes on)."""
+        try:
+            return await scope.wait(fut)
+        except _Raised as raised:
+            raise self._call_failure(instance, call, operation, raised.exc) from None
+        except _TaskCancelled:
+            raise _failed(
+                "cancelled", f"{call.target} stopped on cancellation", None, Stage.EXECUTE, tier="cooperative"
+            ) from None
+        except _Abandoned:
+            raise _failed(
+                "cancelled",
+                f"{call.target} was abandoned on cancellation; its thread runs on",
+                None,
+                Stage.EXECUTE,
+                tier="abandoned",
+            ) from None
 
     @staticmethod
-    def _call_failure(instance: _Instance, call: ActionCall, operation: str, exc: BaseException) -> Failed:
+    def _call_failure(instance: InlineInstance, call: ActionCall, operation: str, exc: BaseException) -> Failed:
         if isinstance(exc, TypeError) and instance.invoke is None:
             params = _rt._params(instance.methods[operation], 0)
             misfit = _rt._misfit(params, call.args, call.kwargs) if params is not None else None
@@ -300,26 +349,7 @@ class InlineBoundary:
                 return _failed("invalid_arguments", f"{call.target} {misfit}", exc, Stage.DISPATCH, params=params)
         return classify(exc, Stage.EXECUTE, str(call.target))
 
-    async def cancel(self, instance: _Instance, call: ActionCall, *, force: bool) -> CancelTier | None:
-        run = instance.running.get(call.id)
-        if run is None:
-            return None
-        run.state.cancelled = True
-        if run.task is not None and not run.task.done():
-            run.task.cancel()
-            return None
-        fut = run.future
-        if force and fut is not None and not fut.done():
-            # A thread cannot be interrupted: after the grace period release the
-            # caller, let the thread see the flag (or not), and keep the instance
-            # away from later exclusive calls while it runs on.
-            if run.exclusive:
-                instance.runaways += 1
-            fut.set_exception(_Abandoned())
-            return CancelTier.ABANDONED
-        return None
-
-    async def unload(self, loaded: _Loaded, instance: _Instance | None) -> None:
+    async def unload(self, loaded: InlineLoaded, instance: InlineInstance | None) -> None:
         if instance is not None:
             instance.alive = False
             close = getattr(instance.obj, "close", None) if loaded.slot.kind in _CLASSES else None
@@ -327,7 +357,7 @@ class InlineBoundary:
                 with contextlib.suppress(Exception):
                     close()
 
-    def health(self, instance: _Instance) -> Health:
+    def health(self, instance: InlineInstance) -> Health:
         if not instance.alive:
             return _DEAD
         if instance.runaways:
@@ -338,7 +368,7 @@ class InlineBoundary:
         return None
 
 
-def _demote(instance: _Instance, operation: str) -> None:
+def _demote(instance: InlineInstance, operation: str) -> None:
     """A promoted operation blocked the loop: back to threads, for good on the third strike."""
     fast, demoted = instance.fast, instance.demoted
     recent = fast[operation] - PROMOTE < STRIKE_WINDOW
@@ -346,12 +376,43 @@ def _demote(instance: _Instance, operation: str) -> None:
     fast[operation] = 0 if demoted[operation] < DEMOTIONS else -(1 << 30)
 
 
-async def _awaited(awaitable: Any) -> Any:
-    return await awaitable
+async def _awaited(awaitable: Any) -> tuple[bool, Any]:
+    """Await an operation's awaitable; what it raises (``KeyboardInterrupt``
+    included) is data, only its cancellation is the task's own."""
+    try:
+        return True, await awaitable
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - component code
+        return False, exc
+
+
+def _abandon(instance: InlineInstance, fut: asyncio.Future[Any], exclusive: bool) -> None:
+    """The forced tier of the inline form.  A thread cannot be interrupted (nor a
+    task that ignores its cancellation): the operation is abandoned — it runs
+    on unobserved — and while an abandoned exclusive operation runs the
+    instance reports itself dead, so the next call gets a fresh one."""
+    if not fut.done():
+        if exclusive:
+            instance.runaways += 1
+        fut.set_exception(_Abandoned())
 
 
 class _Abandoned(Exception):
     """The caller stopped waiting for an operation's thread (cancellation)."""
+
+
+class _TaskCancelled(Exception):
+    """An operation's task ended on its (cooperative) cancellation."""
+
+
+class _Raised(Exception):
+    """What component code raised, carried to the loop as data (a
+    ``CancelledError`` or ``KeyboardInterrupt`` of the component's included)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(exc)
+        self.exc = exc
 
 
 def _deliver(
@@ -360,7 +421,7 @@ def _deliver(
     elapsed: float,
     fast: collections.Counter[str],
     operation: str,
-    instance: _Instance,
+    instance: InlineInstance,
     exclusive: bool,
 ) -> None:
     """On the loop: a thread finished ``operation``; learn its speed, hand over its result."""

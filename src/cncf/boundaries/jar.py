@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from cncf import limits
 from cncf.boundaries._environment_policy import worker_environment
-from cncf.boundaries.base import BoundaryContext, Health, OperationInfo, Returned
+from cncf.boundaries.base import BoundaryContext, Health, OperationInfo, Returned, Scope
 from cncf.observation import Code, Failed, Observation, Stage
 from cncf.placement import describe as describe_placement
 from cncf.placement import placement_key, spawn_worker
@@ -121,11 +121,10 @@ class JarLoaded:
 
 @dataclasses.dataclass(eq=False)
 class JarInstance:
-    """The live instance; ``calls`` maps the hub's call ids to INVOKE request ids."""
+    """The live instance (calls in flight live on their scopes)."""
 
     loaded: JarLoaded
     host: JvmHost
-    calls: dict[str, int] = dataclasses.field(default_factory=dict)
     released: bool = False
     frozen: str = ""  # why the host found its executor threads frozen (see _component_frozen)
 
@@ -416,29 +415,28 @@ class JarBoundary:
         host.instances[loaded.instance_id] = instance
         return instance
 
-    async def invoke(self, instance: JarInstance, call: ActionCall, operation: str, *, concurrent: bool) -> Returned:
+    async def invoke(
+        self, instance: JarInstance, call: ActionCall, operation: str, *, concurrent: bool, scope: Scope
+    ) -> Returned:
+        worker = instance.host.worker
+
+        def force() -> None:
+            # A JVM cannot stop one thread safely: the host goes, and with it every
+            # instance it holds (each is restarted per its restart policy).  The
+            # scope never forces a call that already ended.
+            worker.kill_reason = worker.kill_reason or f"forced cancellation of a call to {instance.loaded.spec.name!r}"
+            worker.kill()
+
         body = await wire.invoke(
-            instance.host.worker.channel,
+            worker.channel,
             instance.loaded.instance_id,
             call,
             operation,
             concurrent=concurrent,
-            in_flight=instance.calls,
+            scope=scope,
+            force=force,
         )
         return Returned(body.get("value"), str(body.get("stdout") or ""), str(body.get("stderr") or ""))
-
-    async def cancel(self, instance: JarInstance, call: ActionCall, *, force: bool) -> None:
-        worker = instance.host.worker
-        rid = instance.calls.get(call.id)
-        if rid is None:
-            return  # the call already ended: nothing to cancel, and no reason to kill a shared host
-        if force:
-            # A JVM cannot stop one thread safely: the host goes, and with it every
-            # instance it holds (each is restarted per its restart policy).
-            worker.kill_reason = worker.kill_reason or f"forced cancellation of a call to {instance.loaded.spec.name!r}"
-            worker.kill()
-            return
-        worker.channel.cancel(rid, "cooperative")
 
     async def unload(self, loaded: JarLoaded, instance: JarInstance | None) -> None:
         host = loaded.host

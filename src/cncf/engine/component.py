@@ -44,7 +44,7 @@ class State(enum.StrEnum):
 class Component:
     """One loaded artifact with one live instance (see module docstring)."""
 
-    def __init__(self, spec: ComponentSpec, boundary: Boundary | None) -> None:
+    def __init__(self, spec: ComponentSpec, boundary: Boundary[Any, Any] | None) -> None:
         self.spec = spec
         self.name = spec.name
         self.boundary = boundary
@@ -58,7 +58,10 @@ class Component:
         self._state = State.LOADING
         self._restart_times: collections.deque[float] = collections.deque()
         self._restarting: asyncio.Future[None] | None = None
+        self._restart_failed = False  # the last restart failed retryably (state crashed)
         self.loaded_at = 0.0
+        # How far each cancellation of a call finally went (tier -> count), for inspect.
+        self.cancellations: collections.Counter[str] = collections.Counter()
 
     # ------------------------------------------------------------- state
 
@@ -126,11 +129,13 @@ class Component:
             st = self._state
         if st is State.RESTARTING and self._restarting is not None:
             await asyncio.shield(self._restarting)
+            self._raise_if_restart_failed()
             return await self.ready_instance()
         if st is State.CRASHED:
             allowed, why = self._restart_allowed()
             if allowed:
                 await self._restart()
+                self._raise_if_restart_failed()
                 return await self.ready_instance()
             raise Failed(
                 Observation.of(
@@ -153,13 +158,20 @@ class Component:
         )
 
     def mark_crashed(self, obs: Observation, generation: int | None = None) -> None:
-        """The instance died: wake every waiter, and restart on next use."""
+        """The instance died: restart on next use.
+
+        When the restart policy allows a restart, the calls waiting at the gate
+        stay in line and are served by the fresh instance (each within its own
+        wait limits); otherwise every waiter is woken at once with
+        ``instance_lost_waiting`` naming the crash."""
         if generation is not None and generation != self.generation:
             return  # a report about an instance we already replaced
         if self._state not in (State.READY,):
             return
         self._state = State.CRASHED
         self.observation = obs
+        if self._restart_allowed()[0]:
+            return
         self.gate.break_(
             Observation.of(
                 Code.INSTANCE_LOST_WAITING,
@@ -173,7 +185,11 @@ class Component:
     def is_crash(self, obs: Observation) -> bool:
         if obs.code in _CRASH_CODES:
             return True
-        return self.instance is not None and self.boundary is not None and not self.boundary.health(self.instance).alive
+        return not self.alive()
+
+    def alive(self) -> bool:
+        """Whether the live instance (if any) reports itself alive."""
+        return self.instance is None or self.boundary is None or self.boundary.health(self.instance).alive
 
     def _restart_allowed(self) -> tuple[bool, str]:
         if self.spec.restart is not Restart.ON_FAILURE:
@@ -188,9 +204,16 @@ class Component:
             )
         return True, ""
 
+    def _raise_if_restart_failed(self) -> None:
+        """The restart this call waited for failed retryably: the call gets that
+        failure (a later call restarts again), it does not loop on restarts."""
+        if self._state is State.CRASHED and self._restart_failed and self.observation is not None:
+            raise Failed(self.observation)
+
     async def _restart(self) -> None:
         loop = asyncio.get_running_loop()
         self._restarting = fut = loop.create_future()
+        self._restart_failed = False
         self._state = State.RESTARTING
         n = len(self._restart_times)
         self._restart_times.append(time.monotonic())
@@ -203,7 +226,15 @@ class Component:
             try:
                 await self._load_and_instantiate()
             except Failed as exc:
-                self._fail(exc.observation)
+                obs = exc.observation
+                if obs.retryable and self._restart_allowed()[0]:
+                    # A cause that may go away (a worker that could not start, a node that
+                    # is gone): still restartable, with back-off, within the intensity limit.
+                    self.observation = obs.with_context(target=self.name)
+                    self._state = State.CRASHED
+                    self._restart_failed = True
+                else:
+                    self._fail(obs)
             except Exception as exc:
                 self._fail(
                     Observation.of(
@@ -262,6 +293,8 @@ class Component:
             "placement": getattr(self.loaded, "placement", None)
             or {"engine": "local", "node_id": None, "address": None},
             "calls": dataclasses.asdict(self.gate.statistics()),
+            # The tier each cancelled call finally took (cooperative / killed / abandoned / late).
+            "cancellations": dict(self.cancellations),
             "observation": self.observation.to_dict() if self.observation else None,
             "services": {
                 sname: {

@@ -6,12 +6,21 @@ admits the call through the component's fair gate (wait), runs it through the
 Boundary (execute), and applies timeouts and cancellation uniformly.  It never
 looks inside the payload and never learns which form it drives.
 
-Cancellation follows Trio's split between *origin* and *delivery*: whoever
-asks for a cancellation (the caller, the wait deadline, the run deadline,
-unload, shutdown) records a :class:`CancelReason` on the call's record first;
-delivery (cancelling a waiter's future, a cooperative CANCEL, killing the
-worker after the grace period) comes after; the Observation's code is derived
-from the recorded reason, never from whichever exception surfaced.
+Cancellation follows Trio's split between *origin* and *delivery*, through
+one :class:`~cncf.engine.scope.CallScope` per call: whoever asks for a
+cancellation (the caller's own task, ``cancel(id)``, the wait deadline, the
+run deadline, unload, shutdown) calls ``scope.cancel(reason)``, which records
+the :class:`~cncf.engine.scope.CancelReason` first; delivery (cancelling a
+waiter's future, the boundary's cooperative cancel, its force after
+``cancel_grace``) is what the boundary registered on the scope when it sent
+the request.  The Observation's code is derived from the recorded reason,
+never from whichever exception surfaced.
+
+The caller gets its Outcome when the scope is cancelled (at its deadline, to
+the millisecond), with the tier reached by then; the operation goes on for
+the instance until it ends or is forced, and only then is the instance's slot
+returned (the next call to a ``serialize`` instance waits for the escalation,
+or gets a fresh instance) and the call's event emitted with the final tier.
 
 Exactly one Outcome per call: :meth:`run` catches ``BaseException`` around
 everything and, should converting a failure itself fail, still returns a
@@ -24,7 +33,6 @@ import asyncio
 import contextlib
 import dataclasses
 import difflib
-import enum
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,20 +40,13 @@ from cncf.call import ActionCall, Arguments, CancelTier, ExecutionContext, Targe
 from cncf.engine.component import Component, State
 from cncf.engine.events import CallFinished
 from cncf.engine.operations import OperationEntry
+from cncf.engine.scope import CallScope, CancelReason, Interrupted
 from cncf.observation import Code, Failed, Observation, Stage, observation_cause
 from cncf.outcome import Outcome
 from cncf.policy import Mode
 from cncf.selector import Selector, normalize, resolve
 
 _SETTLED_STATES = frozenset({State.READY, State.BUSY})
-
-
-class CancelReason(enum.Enum):
-    CALLER = "caller"
-    WAIT_DEADLINE = "wait deadline"
-    RUN_DEADLINE = "run deadline"
-    UNLOAD = "unload"
-    SHUTDOWN = "shutdown"
 
 
 _WAITING_CODE = {
@@ -62,6 +63,8 @@ _RUNNING_CODE = {
     CancelReason.UNLOAD: Code.CANCELLED,
     CancelReason.SHUTDOWN: Code.HUB_CLOSED,
 }
+#: Tiers at which the hub itself stopped the operation (the instance is then replaced).
+_FORCED = frozenset({CancelTier.KILLED, CancelTier.ABANDONED})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,32 +89,26 @@ class _Resolution:
 
 
 class _Record:
-    """One admitted call: where it is, and why (if) it was cancelled."""
+    """One admitted call: what runs, and its scope (deadline, reason, tier)."""
 
-    __slots__ = (
-        "call",
-        "component",
-        "entry",
-        "reason",
-        "tier",
-        "waiter",
-        "running",
-        "finished",
-        "instance",
-        "deadline",
-    )
+    __slots__ = ("call", "component", "entry", "scope", "_gone")
 
-    def __init__(self, call: ActionCall, component: Component, entry: OperationEntry) -> None:
+    def __init__(self, call: ActionCall, component: Component, entry: OperationEntry, scope: CallScope) -> None:
         self.call = call
         self.component = component
         self.entry = entry
-        self.reason: CancelReason | None = None
-        self.tier: CancelTier | None = None
-        self.waiter: asyncio.Future[None] | None = None
-        self.running = False
-        self.finished: asyncio.Future[None] | None = None
-        self.instance: Any = None
-        self.deadline: float | None = None
+        self.scope = scope
+        self._gone: asyncio.Future[None] | None = None  # made only when someone waits for it
+
+    def gone(self) -> asyncio.Future[None]:
+        """Resolves when the call's Outcome has been delivered."""
+        if self._gone is None:
+            self._gone = asyncio.get_running_loop().create_future()
+        return self._gone
+
+    def leave(self) -> None:
+        if self._gone is not None and not self._gone.done():
+            self._gone.set_result(None)
 
 
 class ActionEngine:
@@ -122,7 +119,8 @@ class ActionEngine:
         # invalidates the entry.
         self._resolved: dict[str, _Resolution] = {}
         self.closing = False
-        self._escalations: set[asyncio.Task[None]] = set()
+        # Calls whose caller has its Outcome while the operation still runs (escalating).
+        self._settling: set[_Record] = set()
         self._listeners: list[Callable[[CallFinished], None]] = []
 
     # ---------------------------------------------------------------- dispatch
@@ -317,17 +315,59 @@ class ActionEngine:
         """Run a dispatched call — whatever its policy mode: routing queue-mode
         calls to the job system is the hub's business, above the engine.  Always
         exactly one Outcome (never raises but for the caller's own task
-        cancellation)."""
-        call = dispatched.call
+        cancellation, which is delivered to the component as a cancellation)."""
+        call, comp = dispatched.call, dispatched.component
+        loop = asyncio.get_running_loop()
+        scope = CallScope(call.id, dispatched.entry.policy.cancel_grace, loop)
         try:
-            outcome = await self._run(call, dispatched.component, dispatched.entry)
+            outcome = await self._run(call, comp, dispatched.entry, scope)
         except asyncio.CancelledError:
+            self._report(call, comp, scope, None, loop)
             raise
         except BaseException as exc:  # noqa: BLE001 - the last-resort guarantee
+            scope.end()
             outcome = _internal(exc, str(call.target), call.id, Stage.EXECUTE)
-        if self._listeners:
-            self._notify(CallFinished(call, outcome, call.context.submitted, asyncio.get_running_loop().time()))
+        if self._listeners or scope.tier is not None:
+            self._report(call, comp, scope, outcome, loop)
         return outcome
+
+    def _report(
+        self,
+        call: ActionCall,
+        comp: Component,
+        scope: CallScope,
+        outcome: Outcome | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """One event per call, once its operation has ended: the final tier is known then."""
+        ended = loop.time()
+        if outcome is None:  # the caller's own task was cancelled: the event says so
+            outcome = Outcome.failure(
+                Observation.of(
+                    Code.CANCELLED if scope.running else Code.CANCELLED_WAITING,
+                    f"{call.target} was cancelled by its caller",
+                    stage=Stage.EXECUTE if scope.running else Stage.WAIT,
+                    target=str(call.target),
+                    call_id=call.id,
+                    reason=CancelReason.CALLER.value,
+                    started=scope.started,
+                    completed=scope.ended,
+                )
+            )
+
+        def settled(scope: CallScope) -> None:
+            tier = scope.tier.value if scope.tier is not None else None
+            if tier is not None:
+                comp.cancellations[tier] += 1
+            if self._listeners:
+                at = loop.time() if tier is not None else ended
+                self._notify(
+                    CallFinished(call, outcome, call.context.submitted, ended, tier, max(at, ended), scope.executed)
+                )
+
+        if not scope.started:
+            scope.end()  # it never crossed: nothing is left to settle
+        scope.on_end(settled)
 
     def _notify(self, event: CallFinished) -> None:
         for listener in list(self._listeners):
@@ -337,7 +377,7 @@ class ActionEngine:
                 with contextlib.suppress(ValueError):
                     self._listeners.remove(listener)
 
-    async def _run(self, call: ActionCall, comp: Component, entry: OperationEntry) -> Outcome:
+    async def _run(self, call: ActionCall, comp: Component, entry: OperationEntry, scope: CallScope) -> Outcome:
         target = str(call.target)
         policy = entry.policy
         gate = comp.gate
@@ -351,7 +391,7 @@ class ActionEngine:
                     call_id=call.id,
                 )
             )
-        rec = _Record(call, comp, entry)
+        rec = _Record(call, comp, entry, scope)
         self._records[call.id] = rec
         try:
             try:
@@ -373,48 +413,35 @@ class ActionEngine:
             return await self._execute(rec, instance, loop)
         finally:
             del self._records[call.id]
+            rec.leave()
 
     async def _wait(self, rec: _Record, loop: asyncio.AbstractEventLoop) -> Observation | None:
-        call, policy = rec.call, rec.entry.policy
+        call, policy, scope = rec.call, rec.entry.policy, rec.scope
         deadline = call.context.deadline
         limit_name = "deadline"
         if policy.wait_timeout is not None:
             wd = call.context.submitted + policy.wait_timeout
             if deadline is None or wd < deadline:
                 deadline, limit_name = wd, "wait_timeout"
-        fut = rec.waiter = rec.component.gate.park(rec.entry.exclusive, policy.max_concurrency)
-        timer = loop.call_at(deadline, self._expire, rec, CancelReason.WAIT_DEADLINE) if deadline is not None else None
+        fut = scope.waiter = rec.component.gate.park(rec.entry.exclusive, policy.max_concurrency)
+        timer = loop.call_at(deadline, scope.cancel, CancelReason.WAIT_DEADLINE) if deadline is not None else None
         try:
             await fut
             return None
         except asyncio.CancelledError:
             rec.component.gate.unpark(fut)
-            if rec.reason is None:
+            if scope.reason is None:
                 raise  # the caller's own task was cancelled
-            code = _WAITING_CODE[rec.reason]
-            return Observation.of(
-                code,
-                f"{call.target} did not start: {rec.reason.value}"
-                + (
-                    f" ({limit_name} after {loop.time() - call.context.submitted:.3f}s)"
-                    if rec.reason is CancelReason.WAIT_DEADLINE
-                    else ""
-                ),
-                stage=Stage.WAIT,
-                target=str(call.target),
-                call_id=call.id,
-                reason=rec.reason.value,
-                limit=limit_name if code is Code.WAIT_TIMEOUT else None,
-            )
+            return _not_started(rec, scope.reason, limit_name, loop)
         except Failed as exc:  # the gate broke: the instance crashed or was unloaded
             return exc.observation.with_context(target=str(call.target), call_id=call.id)
         finally:
-            rec.waiter = None
+            scope.waiter = None
             if timer is not None:
                 timer.cancel()
 
     async def _execute(self, rec: _Record, instance: Any, loop: asyncio.AbstractEventLoop) -> Outcome:
-        call, comp, entry = rec.call, rec.component, rec.entry
+        call, comp, entry, scope = rec.call, rec.component, rec.entry, rec.scope
         policy = entry.policy
         boundary = comp.boundary
         assert boundary is not None
@@ -424,55 +451,55 @@ class ActionEngine:
             rd = loop.time() + policy.run_timeout
             if deadline is None or rd < deadline:
                 deadline = rd
-        rec.deadline = deadline
-        rec.running = True
-        rec.instance = instance
-        timer = loop.call_at(deadline, self._expire, rec, CancelReason.RUN_DEADLINE) if deadline else None
+        scope.deadline = deadline
+        if deadline is not None and deadline <= loop.time():
+            # The caller's deadline passed before the request crossed: it never runs.
+            comp.gate.leave()
+            return Outcome.failure(_not_started(rec, CancelReason.RUN_DEADLINE, "deadline", loop))
+        scope.running = True
+        scope.executed = loop.time()
+        timer = loop.call_at(deadline, scope.cancel, CancelReason.RUN_DEADLINE) if deadline is not None else None
         obs: Observation | None = None
         stdout = stderr = ""
         value: Any = None
+        interrupted = False
         try:
-            returned = await boundary.invoke(instance, call, entry.name, concurrent=not entry.exclusive)
+            returned = await boundary.invoke(instance, call, entry.name, concurrent=not entry.exclusive, scope=scope)
             value, stdout, stderr = returned.value, returned.stdout, returned.stderr
         except Failed as exc:
             obs, stdout, stderr = exc.observation, exc.stdout, exc.stderr
+        except Interrupted:
+            interrupted = True  # the Outcome is due now; the operation goes on
         except asyncio.CancelledError:
-            # The caller's task was cancelled: deliver it to the component, then let
-            # the caller's cancellation propagate.
-            if rec.reason is None:
-                rec.reason = CancelReason.CALLER
-                self._spawn_escalation(rec)
+            # The caller's own task was cancelled: a cancellation like any other
+            # (delivered through the scope, forced after the grace period); the
+            # caller's CancelledError propagates.
+            scope.cancel(CancelReason.CALLER)
+            interrupted = True
             raise
         finally:
             if timer is not None:
                 timer.cancel()
-            rec.running = False
-            if rec.finished is not None and not rec.finished.done():
-                rec.finished.set_result(None)
-            # A crash is marked before the slot is returned: every waiter is woken
-            # with an Observation naming it, none is admitted to the dead instance.
-            if obs is not None and comp.is_crash(obs):
-                comp.mark_crashed(obs.with_context(target=str(call.target), call_id=call.id), generation)
-            comp.gate.leave()
-        if rec.reason is None and deadline is not None and loop.time() > deadline and obs is None:
-            # A component that blocked the event loop (inline, synchronous) ran past its
-            # deadline without being interruptible: its late result is discarded.
-            rec.reason, rec.tier = CancelReason.RUN_DEADLINE, CancelTier.LATE
-        if rec.reason is not None:
-            code, tier = _RUNNING_CODE[rec.reason], (rec.tier or CancelTier.COOPERATIVE).value
-            inner = obs
-            obs = Observation.of(
-                code,
-                f"{call.target} was stopped: {rec.reason.value} ({tier})",
-                stage=Stage.EXECUTE,
-                target=str(call.target),
-                call_id=call.id,
-                cause=observation_cause(inner),
-                reason=rec.reason.value,
-                tier=tier,
-                completed=inner is None,
-                inner_code=inner.code.value if inner else None,
-            )
+            if interrupted and scope.started and not scope.ended:
+                # The slot is returned (and a crash marked) when the operation ends:
+                # the next call to a serialize instance waits for the escalation.
+                self._settling.add(rec)
+                scope.on_end(lambda _s: self._settle(rec, generation, None))
+            else:
+                if scope.started:  # a scope nothing was registered on has nothing to end
+                    scope.end()
+                if obs is None and scope.tier is None:
+                    comp.gate.leave()  # the common case: nothing to settle but the slot
+                else:
+                    self._settle(rec, generation, obs)
+        if scope.reason is None and obs is None and deadline is not None and not scope.started:
+            if loop.time() > deadline:
+                # A component that blocked the event loop (inline, on the loop) ran past its
+                # deadline without being interruptible: its late result is discarded.
+                scope.reason, scope.tier = CancelReason.RUN_DEADLINE, CancelTier.LATE
+                obs = _stopped(rec, None, completed=True)
+        elif interrupted or (scope.reason is not None and obs is not None):
+            obs = _stopped(rec, obs, completed=scope.ended)
         if obs is not None:
             return Outcome(
                 call.id,
@@ -482,88 +509,122 @@ class ActionEngine:
             )
         return Outcome(call.id, value, None, stdout, stderr)
 
+    def _settle(self, rec: _Record, generation: int, obs: Observation | None) -> None:
+        """The operation has ended: mark a crash (before the slot is returned, so no
+        waiter is admitted to a dead instance), then return the slot."""
+        comp, scope = rec.component, rec.scope
+        self._settling.discard(rec)
+        if obs is None:
+            error = scope.operation_error()
+            if isinstance(error, Failed):
+                obs = error.observation
+        forced = scope.tier in _FORCED
+        try:
+            if obs is not None and comp.is_crash(obs):
+                comp.mark_crashed(obs.with_context(target=str(rec.call.target), call_id=rec.call.id), generation)
+            elif forced and not comp.alive():
+                comp.mark_crashed(
+                    Observation.of(
+                        Code.WORKER_CRASHED,
+                        f"the instance of {comp.name!r} was stopped ({scope.tier}) after a cancellation",
+                        target=comp.name,
+                    ),
+                    generation,
+                )
+        finally:
+            comp.gate.leave()
+
     # ----------------------------------------------------------- cancellation
-
-    def _expire(self, rec: _Record, reason: CancelReason) -> None:
-        self.request_cancel(rec, reason)
-
-    def request_cancel(self, rec: _Record, reason: CancelReason) -> bool:
-        """Record why, then deliver: wake the waiter, or escalate the running call."""
-        if rec.reason is not None:
-            return False
-        if rec.waiter is not None:
-            rec.reason = reason
-            rec.waiter.cancel()
-            return True
-        if rec.running:
-            rec.reason = reason
-            self._spawn_escalation(rec)
-            return True
-        return False  # not yet admitted or already finished
 
     def cancel(self, call_id: str) -> bool:
         """Cancel a waiting or running call by id (the caller's request)."""
         rec = self._records.get(call_id)
-        return rec is not None and self.request_cancel(rec, CancelReason.CALLER)
+        return rec is not None and rec.scope.cancel(CancelReason.CALLER)
 
-    def _spawn_escalation(self, rec: _Record) -> None:
-        task = asyncio.get_running_loop().create_task(self._escalate(rec))
-        self._escalations.add(task)
-        task.add_done_callback(self._escalations.discard)
-
-    async def _escalate(self, rec: _Record) -> None:
-        """Cooperative first; after the grace period, stop it at any price."""
-        boundary = rec.component.boundary
-        assert boundary is not None
-        rec.tier = CancelTier.COOPERATIVE
+    async def _drain(self, recs: list[_Record], timeout: float) -> None:
+        """Wait (bounded) until ``recs`` have their Outcome and their operations ended."""
         loop = asyncio.get_running_loop()
-        if rec.running and rec.finished is None:
-            rec.finished = loop.create_future()
-        try:
-            applied = await boundary.cancel(rec.instance, rec.call, force=False)
-            if applied is not None:
-                rec.tier = applied
-            if rec.finished is not None and not rec.finished.done():
-                try:
-                    await asyncio.wait_for(asyncio.shield(rec.finished), rec.entry.policy.cancel_grace)
-                except TimeoutError:
-                    rec.tier = CancelTier.KILLED
-                    applied = await boundary.cancel(rec.instance, rec.call, force=True)
-                    if applied is not None:
-                        rec.tier = applied
-            elif not rec.running and rec.reason is CancelReason.CALLER and rec.finished is None:
-                # The caller's task was cancelled mid-invoke: we can no longer see the
-                # invoke end, so the boundary decides whether the call is still running.
-                await asyncio.sleep(rec.entry.policy.cancel_grace)
-                await boundary.cancel(rec.instance, rec.call, force=True)
-        except Exception:  # delivering a cancellation must never take the hub down
-            pass
+        end = loop.time() + timeout
+        answering = [r.gone() for r in recs if self._records.get(r.call.id) is r]
+        if answering:
+            await asyncio.wait(answering, timeout=max(0.0, end - loop.time()))
+        ending = [r.scope.finished for r in recs if r in self._settling]
+        if ending:
+            await asyncio.wait(ending, timeout=max(0.0, end - loop.time()))
 
     async def shutdown(self, grace: float = 2.0) -> None:
         """Stop admitting; cancel everything in flight, and wait for it (bounded)."""
         self.closing = True
-        for rec in list(self._records.values()):
-            self.request_cancel(rec, CancelReason.SHUTDOWN)
-        deadline = asyncio.get_running_loop().time() + grace + 1.0
-        while self._records and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.01)
-        for task in list(self._escalations):
-            task.cancel()
+        recs = [*self._records.values(), *self._settling]
+        for rec in recs:
+            rec.scope.cancel(CancelReason.SHUTDOWN)
+        await self._drain(recs, grace + 1.0)
 
     async def cancel_component(self, comp: Component, grace: float = 2.0) -> None:
         """Cancel the component's calls (reason: unload) and wait, bounded, until
         they have ended, so that unloading never pulls an instance from under a call."""
-        mine = [rec for rec in self._records.values() if rec.component is comp]
+        mine = [r for r in (*self._records.values(), *self._settling) if r.component is comp]
         for rec in mine:
-            self.request_cancel(rec, CancelReason.UNLOAD)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace + max((r.entry.policy.cancel_grace for r in mine), default=0.0)
-        while any(r.call.id in self._records for r in mine) and loop.time() < deadline:
-            await asyncio.sleep(0.005)
+            rec.scope.cancel(CancelReason.UNLOAD)
+        await self._drain(mine, grace + max((r.entry.policy.cancel_grace for r in mine), default=0.0))
 
     @property
     def in_flight(self) -> int:
         return len(self._records)
+
+    @property
+    def settling(self) -> int:
+        """Calls answered whose operations still run (escalating): the loop must
+        turn for them (the synchronous ``Hub`` turns it with its pump)."""
+        return len(self._settling)
+
+    async def until_settled(self) -> None:
+        """Return once no answered call's operation still runs."""
+        while self._settling:
+            await asyncio.wait([r.scope.finished for r in self._settling])
+
+
+def _not_started(rec: _Record, reason: CancelReason, limit_name: str, loop: asyncio.AbstractEventLoop) -> Observation:
+    """A call that never reached its component (stage wait): retrying it is safe."""
+    call = rec.call
+    code = _WAITING_CODE[reason]
+    return Observation.of(
+        code,
+        f"{call.target} did not start: {reason.value}"
+        + (f" ({limit_name} after {loop.time() - call.context.submitted:.3f}s)" if code is Code.WAIT_TIMEOUT else ""),
+        stage=Stage.WAIT,
+        target=str(call.target),
+        call_id=call.id,
+        reason=reason.value,
+        limit=limit_name if code is Code.WAIT_TIMEOUT else None,
+        started=False,
+        completed=False,
+    )
+
+
+def _stopped(rec: _Record, inner: Observation | None, *, completed: bool) -> Observation:
+    """A call stopped after its request crossed: it may have had its effect, so it is
+    ``retryable`` only when the operation is declared idempotent (or never started)."""
+    call, scope = rec.call, rec.scope
+    reason = scope.reason
+    assert reason is not None
+    tier = (scope.tier or CancelTier.COOPERATIVE).value
+    started = scope.started or completed
+    obs = Observation.of(
+        _RUNNING_CODE[reason],
+        f"{call.target} was stopped: {reason.value} ({tier})",
+        stage=Stage.EXECUTE,
+        target=str(call.target),
+        call_id=call.id,
+        cause=observation_cause(inner),
+        reason=reason.value,
+        tier=tier,
+        started=started,
+        completed=completed,
+        inner_code=inner.code.value if inner else None,
+    )
+    retryable = not started or rec.entry.policy.idempotent
+    return obs if obs.retryable == retryable else dataclasses.replace(obs, retryable=retryable)
 
 
 def _internal(exc: BaseException, target: str, call_id: str, stage: Stage) -> Outcome:

@@ -39,6 +39,7 @@ from cncf.observation import Cause, Code, Failed, Observation, Stage
 from cncf.wire.frames import FrameBuffer, Kind, ProtocolError, RefusedBody, encode
 
 if TYPE_CHECKING:
+    from cncf.boundaries.base import Scope
     from cncf.call import ActionCall
 
 __all__ = ["Channel", "PendingRequest", "describe_exit", "failure_observation", "invoke", "load", "new"]
@@ -94,10 +95,13 @@ async def invoke(
     operation: str,
     *,
     concurrent: bool,
-    in_flight: dict[str, int],
+    scope: Scope,
+    force: Callable[[], None],
 ) -> dict[str, Any]:
-    """The INVOKE exchange every process form shares: the request, the record
-    ``call id -> request id`` that a later CANCEL needs, and the reply body."""
+    """The INVOKE exchange every process form shares: the request, its
+    registration on the call's scope (a cooperative CANCEL for this request id,
+    and the form's ``force``), and the reply body.  A request refused before it
+    crossed (too large, a dead worker) is not registered: it never started."""
     pending = channel.start(
         Kind.INVOKE,
         {
@@ -108,12 +112,12 @@ async def invoke(
             "kwargs": call.kwargs,
             "concurrent": concurrent,
         },
+        scope.operation_future(),
     )
-    in_flight[call.id] = pending.id
-    try:
-        return await pending.reply(Stage.EXECUTE)
-    finally:
-        in_flight.pop(call.id, None)
+    if not pending.done():
+        rid = pending.id
+        scope.attach(pending.future, cooperative=lambda: channel.cancel(rid, "cooperative"), force=force)
+    return await pending.reply(Stage.EXECUTE, scope)
 
 
 async def load(
@@ -214,14 +218,24 @@ class PendingRequest:
         self._future = future
         self._channel = channel
 
-    async def reply(self, stage: Stage) -> dict[str, Any]:
-        """The reply body; ``Failed`` for a failure record or a dead worker."""
+    @property
+    def future(self) -> asyncio.Future[dict[str, Any]]:
+        """Completes when the reply arrives (or the worker dies)."""
+        return self._future
+
+    async def reply(self, stage: Stage, scope: Scope | None = None) -> dict[str, Any]:
+        """The reply body; ``Failed`` for a failure record or a dead worker.
+
+        With a ``scope`` the reply is awaited through it: the caller's own
+        cancellation, or the scope's (``Interrupted``), leaves the request in
+        flight, so its reply still ends the operation on the scope."""
         if not self._future.done():
             self._channel._spin(self._future)
         try:
-            body = await self._future
+            body = await (self._future if scope is None else scope.wait(self._future))
         except asyncio.CancelledError:
-            self._channel._pending.pop(self.id, None)
+            if scope is None:
+                self._channel._pending.pop(self.id, None)
             raise
         except Failed as exc:  # a dead worker is reported at the stage of the request it broke
             obs = exc.observation
@@ -287,11 +301,14 @@ class Channel:
 
     # ------------------------------------------------------------- requests
 
-    def start(self, kind: Kind, body: dict[str, Any]) -> PendingRequest:
-        """Send a request; its reply is awaited through the returned handle."""
+    def start(
+        self, kind: Kind, body: dict[str, Any], future: asyncio.Future[dict[str, Any]] | None = None
+    ) -> PendingRequest:
+        """Send a request; its reply is awaited through the returned handle
+        (``future``: the one to complete with the reply, e.g. a call scope's)."""
         self._next_id += 1
         rid = body["id"] = self._next_id
-        fut: asyncio.Future[dict[str, Any]] = self._loop.create_future()
+        fut: asyncio.Future[dict[str, Any]] = self._loop.create_future() if future is None else future
         if self.dead is not None:
             fut.set_exception(Failed(self.dead))
             return PendingRequest(self, rid, fut)
