@@ -151,8 +151,30 @@ def test_metrics_count_http_and_job_worker_calls(serve) -> None:  # type: ignore
     assert get("rpc_server_call_duration_seconds_count", component="svc", operation="default.echo") == 3
     assert get("cncf_component_up", component="svc") == 1
     assert get("cncf_restarts_total", component="svc") == 1
+
     assert get("cncf_jobs", state="succeeded") == 1
     assert get("cncf_jobs", state="queued") == 0
     for (name, labels), _ in m.items():
         assert not {"call_id", "job_id", "id"} & {k for k, _ in labels}, name
     assert json.dumps(sorted({n for n, _ in m}))  # parseable names only
+
+
+def test_metrics_and_the_component_row_report_the_tier_a_cancellation_took(serve) -> None:  # type: ignore[no-untyped-def]
+    """A timed-out call is answered at its deadline; the tier the escalation finally
+    took (here: the operation saw the request and stopped) is counted when it ends."""
+    import time
+
+    s: Served = serve()
+    h = s.http
+    r = h.post("/rest/v1/svc/slow", json=[5])
+    assert (r.status_code, _code(r)) == (504, "timed_out")
+    key = (
+        "cncf_cancellations_total",
+        frozenset({"component": "svc", "operation": "default.slow", "tier": "cooperative"}.items()),
+    )
+    deadline = time.monotonic() + 10
+    while _samples(h.get("/metrics").text).get(key) != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _samples(h.get("/metrics").text).get(key) == 1
+    row = next(c for c in h.get("/hub/v1/components").json()["components"] if c["name"] == "svc")
+    assert row["cancellations"] == {"cooperative": 1}

@@ -445,6 +445,7 @@ class Reception:
             "rss_kb": health.get("rss_kb"),
             "restarts": (d.get("restart") or {}).get("restarts", 0),
             "calls": d.get("calls"),
+            "cancellations": d.get("cancellations") or {},
             "operations": ops,
         }
 

@@ -59,6 +59,7 @@ class HubMetrics(Collector):
         self.registry = CollectorRegistry(auto_describe=False)
         self.calls: dict[tuple[str, str, str], int] = {}
         self.durations: dict[tuple[str, str], _Histogram] = {}
+        self.stopped: dict[tuple[str, str, str], int] = {}  # (component, operation, tier) -> cancellations
         self._ops: dict[str, tuple[str, str]] = {}  # target text -> (component, service.operation)
         self.components: list[tuple[str, bool, int]] = []
         self.jobs: Mapping[str, int] = {}
@@ -78,6 +79,9 @@ class HubMetrics(Collector):
         seconds = max(0.0, event.ended - event.started)
         hist.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
         hist.total += seconds
+        if event.tier is not None:
+            tkey = (labels[0], labels[1], event.tier)
+            self.stopped[tkey] = self.stopped.get(tkey, 0) + 1
 
     def on_queued(self, component: str, target: str) -> None:
         """A queue-policy call accepted as a job (its attempts count when they finish)."""
@@ -123,7 +127,15 @@ class HubMetrics(Collector):
         jobs = GaugeMetricFamily("cncf_jobs", "jobs in the durable store, per state", labels=["state"])
         for state, n in self.jobs.items():
             jobs.add_metric([state], float(n))
-        return [calls, duration, up, restarts, jobs]
+        stopped = CounterMetricFamily(
+            "cncf_cancellations",
+            "cancelled or timed-out calls, by the tier the cancellation finally took "
+            "(cooperative, abandoned, killed, late)",
+            labels=["component", "operation", "tier"],
+        )
+        for labels, n in self.stopped.items():
+            stopped.add_metric(list(labels), float(n))
+        return [calls, duration, up, restarts, jobs, stopped]
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -30,6 +30,9 @@
     return e;
   }
   const badge = (state) => el("span", { class: "badge " + state, "data-state": state }, state);
+  // Cancellations by the tier they finally took (cooperative, abandoned, killed, late).
+  const stopped = (m) => Object.values(m || {}).reduce((a, b) => a + b, 0);
+  const tiers = (m) => Object.entries(m || {}).map(([t, n]) => t + ": " + n).join(", ") || "none";
   const when = (t) => t ? new Date(t * 1000).toLocaleTimeString() : "";
 
   function renderComponents(list) {
