@@ -475,7 +475,10 @@ _REGISTRY: dict[Code, _Spec] = {
         "unavailable",
         "timeout",
         True,
-        "The call ran longer than run_timeout (or its overall deadline); attributes['tier'] tells how it was stopped.",
+        "The call ran longer than run_timeout (or its overall deadline) and was answered at that deadline; "
+        "attributes: tier (reached when answered; the final one is in the call event), started and completed "
+        "(booleans: whether the operation began, whether it ended anyway). The Observation is retryable only "
+        "when the operation never started or is declared idempotent.",
     ),
     Code.CANCELLED: _s(
         X,
@@ -483,7 +486,8 @@ _REGISTRY: dict[Code, _Spec] = {
         "unavailable",
         "cancellation",
         False,
-        "The running call was cancelled; attributes['tier'] tells whether it stopped cooperatively or was killed.",
+        "The running call was cancelled (by its caller, unload or shutdown); attributes: tier, started, completed, "
+        "as for timed_out. Retryable only when the operation never started or is declared idempotent.",
     ),
     Code.WORKER_CRASHED: _s(
         X,
