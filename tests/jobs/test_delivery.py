@@ -160,7 +160,7 @@ def test_unload_hands_a_running_job_back_uncounted(hub: cncf.Hub, effects: Path)
     job = hub.job(out.job_id)
     assert job.state is JobState.QUEUED and job.attempts == 0
     handle = hub.load(WORKER)  # a new instance: the job runs again from the start
-    assert handle.state == "ready"
+    assert handle.state in ("ready", "busy")  # the pump may have claimed the job already
     deadline = time.monotonic() + 5
     while len(lines(effects)) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
