@@ -20,7 +20,9 @@ def test_jars_are_java_8_bytecode(jvm) -> None:  # noqa: ANN001
     assert _majors(jvm.api_jar) == {52}
     with zipfile.ZipFile(jvm.api_jar) as zf:
         names = {n for n in zf.namelist() if n.endswith(".class")}
-    assert names == {f"cncf/collaborator/{c}.class" for c in ("ActionCall", "Collaborator", "Operations", "Rejected", "Result")}
+    assert names == {
+        f"cncf/collaborator/{c}.class" for c in ("ActionCall", "Collaborator", "Operations", "Rejected", "Result")
+    }
     with zipfile.ZipFile(jvm.host_jar) as zf:
         assert "Main-Class: cncf.host.Host" in zf.read("META-INF/MANIFEST.MF").decode()
         assert not any(n.startswith("cncf/collaborator/") for n in zf.namelist())  # the API is not the host's
