@@ -41,7 +41,8 @@ from cncf.engine.component import Component, State
 from cncf.engine.events import CallFinished
 from cncf.engine.operations import OperationEntry
 from cncf.engine.scope import CallScope, CancelReason, Interrupted
-from cncf.observation import Code, Failed, Observation, Stage, observation_cause
+from cncf.failures import internal_error, observation_cause
+from cncf.observation import Code, Failed, Observation, Stage
 from cncf.outcome import Outcome
 from cncf.policy import Mode
 from cncf.selector import Selector, normalize, resolve
@@ -326,7 +327,15 @@ class ActionEngine:
             raise
         except BaseException as exc:  # noqa: BLE001 - the last-resort guarantee
             scope.end()
-            outcome = _internal(exc, str(call.target), call.id, Stage.EXECUTE)
+            outcome = Outcome.failure(
+                internal_error(
+                    exc,
+                    f"the hub failed while handling {call.target}",
+                    stage=Stage.EXECUTE,
+                    target=str(call.target),
+                    call_id=call.id,
+                )
+            )
         if self._listeners or scope.tier is not None:
             self._report(call, comp, scope, outcome, loop)
         return outcome
@@ -625,24 +634,3 @@ def _stopped(rec: _Record, inner: Observation | None, *, completed: bool) -> Obs
     )
     retryable = not started or rec.entry.policy.idempotent
     return obs if obs.retryable == retryable else dataclasses.replace(obs, retryable=retryable)
-
-
-def _internal(exc: BaseException, target: str, call_id: str, stage: Stage) -> Outcome:
-    try:
-        return Outcome.failure(
-            Observation.of(
-                Code.INTERNAL_ERROR,
-                f"the hub failed while handling {target}: {exc!r}",
-                stage=stage,
-                target=target,
-                call_id=call_id,
-                cause=exc,
-            )
-        )
-    except BaseException:  # noqa: BLE001 - even building the Observation failed
-        return Outcome(
-            call_id,
-            observation=Observation(
-                Code.INTERNAL_ERROR, stage, "internal error", "system", "invalid", "defect", False, target, call_id
-            ),
-        )

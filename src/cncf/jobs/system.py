@@ -52,6 +52,7 @@ from cncf.call import ActionCall, Target
 from cncf.engine.component import Component, State
 from cncf.engine.engine import ActionEngine, Dispatched
 from cncf.engine.operations import OperationEntry
+from cncf.failures import cause_of, observation_cause
 from cncf.jobs.model import (
     Attempt,
     Job,
@@ -77,7 +78,7 @@ from cncf.jobs.store import (
     op_retry,
     op_source,
 )
-from cncf.observation import Code, Failed, Observation, Stage, observation_cause
+from cncf.observation import Code, Failed, Observation, Stage
 from cncf.outcome import Outcome
 from cncf.policy import Mode
 from cncf.selector import normalize
@@ -293,7 +294,7 @@ class JobSystem:
                     stage=Stage.JOB,
                     target=target,
                     call_id=call.id,
-                    cause=exc,
+                    cause=cause_of(exc),
                     reason="payload_not_encodable",
                 )
             )
@@ -371,7 +372,7 @@ class JobSystem:
                 stage=Stage.JOB,
                 target=str(call.target),
                 call_id=call.id,
-                cause=exc,
+                cause=cause_of(exc) if exc is not None else None,
                 reason=reason,
                 store=str(self.home),
             )
