@@ -495,7 +495,8 @@ _REGISTRY: dict[Code, _Spec] = {
         "unavailable",
         "crash",
         True,
-        "The process hosting the instance died (exit code or signal in attributes, stderr tail in cause).",
+        "The process hosting the instance died (exit code or signal in attributes, stderr tail in cause)."
+        " At stage execute, started and completed (booleans) say whether the request had crossed and that no result came back; it is then retryable only when the operation never started or is declared idempotent (a crash that may have had its effect is not retried).",
         (L, I),
     ),
     Code.OUT_OF_MEMORY: _s(
@@ -530,7 +531,8 @@ _REGISTRY: dict[Code, _Spec] = {
         "corrupted",
         "format",
         True,
-        "The worker's channel carried a malformed or unexpected frame; the worker is treated as crashed.",
+        "The worker's channel carried a malformed or unexpected frame; the worker is treated as crashed."
+        " At stage execute, started and completed (booleans) say whether the request had crossed and that no result came back; it is then retryable only when the operation never started or is declared idempotent (a crash that may have had its effect is not retried).",
         (L, I),
     ),
     Code.NODE_LOST: _s(
@@ -539,7 +541,8 @@ _REGISTRY: dict[Code, _Spec] = {
         "unavailable",
         "crash",
         True,
-        "The cluster node (or its node actor) hosting a placed boundary died or stopped answering its heartbeat; attributes name node_id and node_address.",
+        "The cluster node (or its node actor) hosting a placed boundary died or stopped answering its heartbeat; attributes name node_id and node_address."
+        " At stage execute, started and completed (booleans) say whether the request had crossed and that no result came back; it is then retryable only when the operation never started or is declared idempotent (a crash that may have had its effect is not retried).",
         (L, I),
     ),
     Code.ENQUEUE_FAILED: _s(

@@ -66,6 +66,9 @@ _RUNNING_CODE = {
 }
 #: Tiers at which the hub itself stopped the operation (the instance is then replaced).
 _FORCED = frozenset({CancelTier.KILLED, CancelTier.ABANDONED})
+#: Deaths that end a running call (its host died, its node was lost, it broke the
+#: protocol): retryable in themselves, but the operation may have had its effect.
+_LOST_RUNNING = frozenset({Code.WORKER_CRASHED, Code.NODE_LOST, Code.PROTOCOL_ERROR})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -509,6 +512,8 @@ class ActionEngine:
                 obs = _stopped(rec, None, completed=True)
         elif interrupted or (scope.reason is not None and obs is not None):
             obs = _stopped(rec, obs, completed=scope.ended)
+        elif obs is not None and obs.code in _LOST_RUNNING and obs.retryable and obs.stage is Stage.EXECUTE:
+            obs = _lost_running(obs, started=scope.started, idempotent=policy.idempotent)
         if obs is not None:
             return Outcome(
                 call.id,
@@ -634,3 +639,13 @@ def _stopped(rec: _Record, inner: Observation | None, *, completed: bool) -> Obs
     )
     retryable = not started or rec.entry.policy.idempotent
     return obs if obs.retryable == retryable else dataclasses.replace(obs, retryable=retryable)
+
+
+def _lost_running(obs: Observation, *, started: bool, idempotent: bool) -> Observation:
+    """A call whose worker died (or whose node was lost) under it: whether it
+    started is known (``started``: its request had crossed), whether it completed
+    is not (``completed`` false: no result came back).  Like a stopped call it is
+    ``retryable`` only when it never started or is declared idempotent (brief
+    section 14); a crash before the request crossed stays retryable."""
+    attributes = {**obs.attributes, "started": started, "completed": False}
+    return dataclasses.replace(obs, attributes=attributes, retryable=not started or idempotent)
