@@ -26,8 +26,9 @@ repeat an effect key it on the job's idempotency key (``call.context``) or the
 job id.
 
 Endings.  A value → ``succeeded``.  A non-retryable Observation → ``failed``
-with that Observation.  A retryable one (``observation.retryable``: timed
-out, worker crashed, instance lost, …) → queued again after an exponential
+with that Observation.  A retryable one (``observation.retryable``: instance
+lost, a timeout or a worker's crash of an attempt that never started or whose
+operation is idempotent, …) → queued again after an exponential
 back-off, until ``max_attempts`` attempts have run; then ``failed`` with
 ``job_quarantined``, every attempt's Observation kept.  A cancellation →
 ``cancelled`` with ``job_cancelled``.  Shutdown is not the job's fault: an
