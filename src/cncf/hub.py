@@ -22,6 +22,7 @@ from cncf.boundaries.base import Boundary, BoundaryContext
 from cncf.engine.component import Component, State
 from cncf.engine.engine import ActionEngine
 from cncf.engine.events import CallFinished
+from cncf.failures import internal_error
 from cncf.manifest import ComponentSpec, _default_name, locate
 from cncf.observation import Code, Failed, Observation, Stage
 from cncf.outcome import Outcome
@@ -141,9 +142,7 @@ class AsyncHub:
             obs = (
                 exc.observation
                 if isinstance(exc, Failed)
-                else Observation.of(
-                    Code.INTERNAL_ERROR, f"reading {target_s!r} failed: {exc!r}", stage=Stage.LOAD, cause=exc
-                )
+                else internal_error(exc, f"reading {target_s!r} failed", stage=Stage.LOAD)
             )
             name = str(overrides.get("name") or _default_name(Path(target_s.replace("\0", ""))))
             spec = ComponentSpec(
@@ -287,13 +286,12 @@ class AsyncHub:
             return Outcome.failure(exc.observation)
         except Exception as exc:  # a defect in dispatch: still one Outcome
             return Outcome.failure(
-                Observation.of(
-                    Code.INTERNAL_ERROR,
-                    f"the hub failed while dispatching {selector!r}: {exc!r}",
+                internal_error(
+                    exc,
+                    f"the hub failed while dispatching {selector!r}",
                     stage=Stage.DISPATCH,
                     target=str(selector),
                     call_id=call_id or "",
-                    cause=exc,
                 )
             )
         if dispatched.entry.policy.mode is Mode.QUEUE:
@@ -461,15 +459,7 @@ class Hub:
         except BaseException as exc:  # KeyboardInterrupt in the caller's thread, a closed loop, ...
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
-            return Outcome.failure(
-                Observation.of(
-                    Code.INTERNAL_ERROR,
-                    f"the hub failed: {exc!r}",
-                    stage=Stage.DISPATCH,
-                    target=str(selector),
-                    cause=exc,
-                )
-            )
+            return Outcome.failure(internal_error(exc, "the hub failed", stage=Stage.DISPATCH, target=str(selector)))
 
     def subscribe(self, listener: Callable[[CallFinished], None]) -> Callable[[], None]:
         """Call ``listener(event)`` once per finished call (``cncf.engine.events.CallFinished``),

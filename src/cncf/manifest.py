@@ -30,6 +30,7 @@ from cncf import limits
 from cncf import manifest_rules as rules
 from cncf._files import NotRegular, check_regular, read_bounded
 from cncf._start import build_constraints_of, classpath_of, init_of
+from cncf.failures import cause_of
 from cncf.observation import Code, Failed, Observation
 from cncf.policy import Mode, PolicySpec, Restart
 
@@ -309,7 +310,7 @@ def _parse_toml(data: str | bytes, source: str) -> dict[str, Any]:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise Failed(
-            Observation.of(Code.INVALID_MANIFEST, f"{source}: not valid TOML: {exc}", file=source, cause=exc)
+            Observation.of(Code.INVALID_MANIFEST, f"{source}: not valid TOML: {exc}", file=source, cause=cause_of(exc))
         ) from None
 
 

@@ -7,8 +7,9 @@ that reacts to failures branches on ``code`` and the classification fields.
 
 Observations are built through :meth:`Observation.of` (never ad hoc), so the
 classification always comes from the registry.  Foreign failures — a Python
-exception in the hub's process, or the cause record a worker sends — become a
-:class:`Cause` once, at the boundary (:func:`cause_from_exception`).
+exception in the hub's process, or the failure record a worker sends — are
+converted once, at the boundary, by :mod:`cncf.failures` (its
+:class:`Cause` records are declared here, as part of the value).
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 import time
-import traceback
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["Cause", "Code", "Failed", "Observation", "Stage", "cause_from_exception", "observation_cause"]
+__all__ = ["Cause", "Code", "Failed", "Observation", "Stage"]
 
 
 class Stage(enum.StrEnum):
@@ -495,7 +495,8 @@ _REGISTRY: dict[Code, _Spec] = {
         "unavailable",
         "crash",
         True,
-        "The process hosting the instance died (exit code or signal in attributes, stderr tail in cause).",
+        "The process hosting the instance died (exit code or signal in attributes, stderr tail in cause)."
+        " At stage execute, started and completed (booleans) say whether the request had crossed and that no result came back; it is then retryable only when the operation never started or is declared idempotent (a crash that may have had its effect is not retried).",
         (L, I),
     ),
     Code.OUT_OF_MEMORY: _s(
@@ -530,7 +531,8 @@ _REGISTRY: dict[Code, _Spec] = {
         "corrupted",
         "format",
         True,
-        "The worker's channel carried a malformed or unexpected frame; the worker is treated as crashed.",
+        "The worker's channel carried a malformed or unexpected frame; the worker is treated as crashed."
+        " At stage execute, started and completed (booleans) say whether the request had crossed and that no result came back; it is then retryable only when the operation never started or is declared idempotent (a crash that may have had its effect is not retried).",
         (L, I),
     ),
     Code.NODE_LOST: _s(
@@ -539,7 +541,8 @@ _REGISTRY: dict[Code, _Spec] = {
         "unavailable",
         "crash",
         True,
-        "The cluster node (or its node actor) hosting a placed boundary died or stopped answering its heartbeat; attributes name node_id and node_address.",
+        "The cluster node (or its node actor) hosting a placed boundary died or stopped answering its heartbeat; attributes name node_id and node_address."
+        " At stage execute, started and completed (booleans) say whether the request had crossed and that no result came back; it is then retryable only when the operation never started or is declared idempotent (a crash that may have had its effect is not retried).",
         (L, I),
     ),
     Code.ENQUEUE_FAILED: _s(
@@ -682,20 +685,6 @@ class Cause:
         )
 
 
-def cause_from_exception(exc: BaseException, _depth: int = 0) -> Cause:
-    """Convert an exception once, following ``__cause__`` then unsuppressed ``__context__``."""
-    nested = exc.__cause__
-    if nested is None and not exc.__suppress_context__:
-        nested = exc.__context__
-    t = type(exc)
-    return Cause(
-        type=f"{t.__module__}.{t.__qualname__}" if t.__module__ != "builtins" else t.__qualname__,
-        message=str(exc),
-        stack="".join(traceback.format_exception(t, exc, exc.__traceback__, chain=False)),
-        cause=cause_from_exception(nested, _depth + 1) if nested is not None and _depth < 8 else None,
-    )
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class Observation:
     """A failure as a value.
@@ -726,14 +715,12 @@ class Observation:
         stage: Stage | None = None,
         target: str = "",
         call_id: str = "",
-        cause: Cause | BaseException | None = None,
+        cause: Cause | None = None,
         **attributes: Any,
     ) -> Observation:
         spec = code.spec
         if stage is None or stage not in code.stages:
             stage = spec.stage
-        if isinstance(cause, BaseException):
-            cause = cause_from_exception(cause)
         return cls(
             code=code,
             stage=stage,
@@ -793,19 +780,6 @@ class Observation:
     def __str__(self) -> str:
         where = f" [{self.target}]" if self.target else ""
         return f"{self.stage.value}/{self.code.value}{where}: {self.message}"
-
-
-def observation_cause(obs: Observation | None) -> Cause | None:
-    """An earlier Observation as the cause of a later one (a crash behind an
-    ``instance_lost_waiting``, a kill behind a ``timed_out``)."""
-    if obs is None:
-        return None
-    return Cause(
-        type=f"Observation:{obs.code.value}",
-        message=obs.message,
-        stack=obs.cause.stack if obs.cause else "",
-        cause=obs.cause,
-    )
 
 
 class Failed(Exception):

@@ -45,7 +45,9 @@ def test_a_crash_is_an_observation_and_on_failure_serves_the_next_call_fresh(
     out = hub.call(f"{NAME}.crash")
     assert not out.ok
     assert (out.observation.code, out.observation.stage.value) == (Code.WORKER_CRASHED, "execute")
-    assert out.observation.retryable
+    # it started and may have had its effect: not retryable, as it is not declared idempotent
+    assert (out.observation.attributes["started"], out.observation.attributes["completed"]) == (True, False)
+    assert not out.observation.retryable
     assert handle.state == "crashed"
     assert hub.call(f"{NAME}.get").value == 0  # a fresh instance
     assert handle.state == "ready" and handle.restarts == 1
@@ -155,3 +157,13 @@ def test_a_restart_that_keeps_failing_is_failed_at_the_intensity_limit(
     assert handle.state == "failed"
     go.touch()
     assert hub.call(f"{NAME}.get").observation.code is Code.WORKER_START_FAILED  # failed stays failed
+
+
+def test_a_crash_under_an_idempotent_operation_is_retryable(hub: Door, load: Loader, crashable: Form) -> None:
+    """Brief section 14: a call that may have started is ``retryable`` only when
+    its operation is declared ``idempotent`` — for a crash as for a timeout."""
+    load(restart="on-failure", idempotent=True)
+    out = hub.call(f"{NAME}.crash")
+    assert (out.observation.code, out.observation.stage.value) == (Code.WORKER_CRASHED, "execute")
+    assert out.observation.attributes["started"] is True and out.observation.retryable
+    assert hub.call(f"{NAME}.increment", [2]).value == 2

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import cncf
-from cncf import Code
+from cncf import Code, Stage
 from tests.conftest import INLINE
 
 
@@ -399,3 +399,20 @@ def test_a_refused_reload_keeps_the_old_instance_serving(home, tmp_path):
             assert (await hub.call("counter.increment")).value == 2  # the old instance, state kept
 
     run(main())
+
+
+def test_exactly_one_outcome_even_when_describing_the_defect_fails(hub, counter):
+    """The last-resort fallback (style rule 8): the exception's repr raises too."""
+
+    class Indescribable(Exception):
+        def __repr__(self):
+            raise RuntimeError("no repr either")
+
+    async def broken_invoke(*a, **k):
+        raise Indescribable()
+
+    counter._component.boundary.invoke = broken_invoke
+    out = hub.call("counter.get")
+    assert (out.observation.code, out.observation.stage) == (Code.INTERNAL_ERROR, Stage.EXECUTE)
+    assert out.observation.call_id == out.call_id
+    assert hub.call("counter.get").observation.code is Code.INTERNAL_ERROR  # still one Outcome per call

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from cncf import Code, Observation, Stage
-from cncf.observation import Cause, cause_from_exception
+from cncf.failures import cause_of
+from cncf.observation import Cause
 
 
 @pytest.mark.parametrize("code", list(Code))
@@ -22,7 +23,7 @@ def test_json_round_trip_keeps_every_field():
         except KeyError as exc:
             raise RuntimeError("outer") from exc
     except RuntimeError as exc:
-        obs = Observation.of(Code.RAISED, "boom", target="a.b.c", call_id="c-1", cause=exc, n=3)
+        obs = Observation.of(Code.RAISED, "boom", target="a.b.c", call_id="c-1", cause=cause_of(exc), n=3)
     back = Observation.from_dict(json.loads(json.dumps(obs.to_dict())))
     assert back == obs
     assert back.cause.type == "RuntimeError" and back.cause.cause.type == "KeyError"
@@ -40,6 +41,6 @@ def test_cause_follows_unsuppressed_context_only():
         except ValueError:
             raise TypeError("b") from None
     except TypeError as exc:
-        cause = cause_from_exception(exc)
+        cause = cause_of(exc)
     assert cause.type == "TypeError" and cause.cause is None
     assert Cause.from_dict(cause.to_dict()) == cause

@@ -1,6 +1,8 @@
 """The same job tests for every form that can host a queue-policy component,
-and what only a process boundary allows: a job that keeps killing its worker
-is quarantined, each attempt's ``worker_crashed`` kept."""
+and what only a process boundary allows: a job of an idempotent operation
+that keeps killing its worker is quarantined, each attempt's
+``worker_crashed`` kept; one of an operation not declared idempotent is not
+run again (its attempt may have had its effect)."""
 
 from __future__ import annotations
 
@@ -67,4 +69,23 @@ def test_job_that_kills_its_worker_is_quarantined(home: Path) -> None:
         assert job.state is JobState.FAILED and job.attempts == 2
         assert [a.observation.code for a in job.history] == [cncf.Code.WORKER_CRASHED] * 2
         # the component was restarted and takes the next job
+        assert hub.wait(hub.call(f"{name}.add", [1, 1]).job_id, 20).value == 2
+
+
+def test_a_job_that_kills_its_worker_once_is_not_run_again_unless_idempotent(home: Path) -> None:
+    """Brief section 14: an attempt that started and crashed may have had its
+    effect, so the job fails with that ``worker_crashed`` (not retryable) after
+    one attempt."""
+    path, name = FORMS["python"]
+    with cncf.Hub(home=home) as hub:
+        handle = hub.load(path)
+        if handle.state != "ready":
+            pytest.skip(f"python form unavailable: {handle.observation}")
+        hub.aio._jobs.retry_base = 0.05
+        out = hub.call(f"{name}.crash")
+        final = hub.wait(out.job_id, 30)
+        assert (final.observation.code, final.observation.stage.value) == (cncf.Code.WORKER_CRASHED, "execute")
+        assert final.observation.attributes["started"] is True and not final.observation.retryable
+        job = hub.job(out.job_id)
+        assert job.state is JobState.FAILED and job.attempts == 1
         assert hub.wait(hub.call(f"{name}.add", [1, 1]).job_id, 20).value == 2

@@ -2,7 +2,7 @@
 
 Every form keeps its boundary on the node: the same values, state, output and
 Observations as locally; ``inspect`` names the node; the node's loss is an
-execute-stage ``node_lost`` (retryable, naming the node) and the next call
+execute-stage ``node_lost`` (naming the node; retryable when idempotent) and the next call
 restarts the component on a node that fits; nothing is left on any node once
 the hub is done.
 """
@@ -203,7 +203,8 @@ def test_node_loss_fails_calls_in_flight_and_the_next_call_restarts_on_a_fitting
     hub = placed_hub
     ray_cluster.add("spot1", {"spot": 1})
     ray_cluster.cluster.wait_for_nodes()
-    spot = {**RAY, "placement_resources": {"spot": 0.4}}
+    # idempotent: a call (and a job's attempt) the loss interrupted may run again (brief section 14)
+    spot = {**RAY, "placement_resources": {"spot": 0.4}, "idempotent": True}
     assert hub.load(ECHO, name="sync", **spot).state == "ready"
     h = hub.load(ECHO, name="jobs", policy="queue", **spot)
     assert h.state == "ready", h.observation

@@ -48,11 +48,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cncf import failures
 from cncf.boundaries.base import BoundaryContext, Health, OperationInfo, Returned, Scope
 from cncf.call import ActionCall, CancelTier
 from cncf.manifest import ComponentSpec
 from cncf.observation import Failed, Stage
-from cncf.wire.channel import failure_observation
 from cncf.worker import runtime as _rt
 
 _SIMPLE = (str, int, float, bool, type(None))
@@ -68,7 +68,7 @@ _IDLE = 30.0  # seconds an idle inline thread waits for work before it exits
 # The running call, per thread and per task: the worker runtime's accessors
 # (``cncf.collaborator.cancelled()`` and friends) read it from here.
 _CALL: contextvars.ContextVar[Any] = contextvars.ContextVar("cncf_call", default=None)
-_rt._current = _CALL.get
+_rt.use_call_lookup(_CALL.get)
 
 
 class _Threads:
@@ -103,26 +103,14 @@ class _Threads:
 
 
 def _failed(code: str, message: str, exc: BaseException | None, stage: Stage, **attrs: Any) -> Failed:
-    return Failed(failure_observation(_rt._failure(code, message, exc, **attrs), stage))
+    return Failed(failures.component_failure(code, message, exc, stage, attrs))
 
 
 def _staged(record: dict[str, Any], stage: Stage) -> Failed:
     """A load failure record from the runtime, at the stage it belongs to."""
     if record.get("code") == "constructor_failed":
         stage = Stage.INSTANTIATE
-    return Failed(failure_observation(record, stage))
-
-
-def classify(exc: BaseException, stage: Stage, what: str) -> Failed:
-    """An exception raised by component code, as the worker runtime maps it."""
-    if isinstance(exc, _rt.Failure):
-        return _failed(
-            "operation_failed", f"{what} failed: {exc.message}", exc, stage, component_code=exc.code, **exc.attributes
-        )
-    code, message = _rt._classify(exc, what)
-    if stage is Stage.INSTANTIATE and code == "raised":
-        code = "constructor_failed"
-    return _failed(code, message, exc, stage)
+    return Failed(failures.from_record(record, stage))
 
 
 class InlineLoaded:
@@ -343,11 +331,11 @@ class InlineBoundary:
     @staticmethod
     def _call_failure(instance: InlineInstance, call: ActionCall, operation: str, exc: BaseException) -> Failed:
         if isinstance(exc, TypeError) and instance.invoke is None:
-            params = _rt._params(instance.methods[operation], 0)
-            misfit = _rt._misfit(params, call.args, call.kwargs) if params is not None else None
+            params = _rt.parameters(instance.methods[operation], 0)
+            misfit = _rt.misfit(params, call.args, call.kwargs) if params is not None else None
             if misfit:
                 return _failed("invalid_arguments", f"{call.target} {misfit}", exc, Stage.DISPATCH, params=params)
-        return classify(exc, Stage.EXECUTE, str(call.target))
+        return Failed(failures.component_exception(exc, Stage.EXECUTE, str(call.target)))
 
     async def unload(self, loaded: InlineLoaded, instance: InlineInstance | None) -> None:
         if instance is not None:

@@ -24,8 +24,9 @@ from typing import Any
 from cncf.boundaries.base import Boundary, Instance, Loaded
 from cncf.engine.gate import Gate
 from cncf.engine.operations import OperationEntry, build_operations
+from cncf.failures import internal_error, observation_cause
 from cncf.manifest import ComponentSpec
-from cncf.observation import Code, Failed, Observation, Stage, observation_cause
+from cncf.observation import Code, Failed, Observation, Stage
 from cncf.policy import Restart
 
 _CRASH_CODES = frozenset({Code.WORKER_CRASHED, Code.OUT_OF_MEMORY, Code.PROTOCOL_ERROR})
@@ -84,11 +85,7 @@ class Component:
         except Failed as exc:
             self._fail(exc.observation)
         except Exception as exc:  # a defect in a boundary: still data
-            self._fail(
-                Observation.of(
-                    Code.INTERNAL_ERROR, f"loading {self.name!r} failed: {exc!r}", stage=Stage.LOAD, cause=exc
-                )
-            )
+            self._fail(internal_error(exc, f"loading {self.name!r} failed", stage=Stage.LOAD))
 
     def _fail(self, obs: Observation) -> None:
         self.observation = obs.with_context(target=self.name)
@@ -236,11 +233,7 @@ class Component:
                 else:
                     self._fail(obs)
             except Exception as exc:
-                self._fail(
-                    Observation.of(
-                        Code.INTERNAL_ERROR, f"restarting {self.name!r} failed: {exc!r}", stage=Stage.LOAD, cause=exc
-                    )
-                )
+                self._fail(internal_error(exc, f"restarting {self.name!r} failed", stage=Stage.LOAD))
         finally:
             fut.set_result(None)
             self._restarting = None

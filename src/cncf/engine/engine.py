@@ -41,7 +41,8 @@ from cncf.engine.component import Component, State
 from cncf.engine.events import CallFinished
 from cncf.engine.operations import OperationEntry
 from cncf.engine.scope import CallScope, CancelReason, Interrupted
-from cncf.observation import Code, Failed, Observation, Stage, observation_cause
+from cncf.failures import internal_error, observation_cause
+from cncf.observation import Code, Failed, Observation, Stage
 from cncf.outcome import Outcome
 from cncf.policy import Mode
 from cncf.selector import Selector, normalize, resolve
@@ -65,6 +66,9 @@ _RUNNING_CODE = {
 }
 #: Tiers at which the hub itself stopped the operation (the instance is then replaced).
 _FORCED = frozenset({CancelTier.KILLED, CancelTier.ABANDONED})
+#: Deaths that end a running call (its host died, its node was lost, it broke the
+#: protocol): retryable in themselves, but the operation may have had its effect.
+_LOST_RUNNING = frozenset({Code.WORKER_CRASHED, Code.NODE_LOST, Code.PROTOCOL_ERROR})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -326,7 +330,15 @@ class ActionEngine:
             raise
         except BaseException as exc:  # noqa: BLE001 - the last-resort guarantee
             scope.end()
-            outcome = _internal(exc, str(call.target), call.id, Stage.EXECUTE)
+            outcome = Outcome.failure(
+                internal_error(
+                    exc,
+                    f"the hub failed while handling {call.target}",
+                    stage=Stage.EXECUTE,
+                    target=str(call.target),
+                    call_id=call.id,
+                )
+            )
         if self._listeners or scope.tier is not None:
             self._report(call, comp, scope, outcome, loop)
         return outcome
@@ -500,6 +512,8 @@ class ActionEngine:
                 obs = _stopped(rec, None, completed=True)
         elif interrupted or (scope.reason is not None and obs is not None):
             obs = _stopped(rec, obs, completed=scope.ended)
+        elif obs is not None and obs.code in _LOST_RUNNING and obs.retryable and obs.stage is Stage.EXECUTE:
+            obs = _lost_running(obs, started=scope.started, idempotent=policy.idempotent)
         if obs is not None:
             return Outcome(
                 call.id,
@@ -627,22 +641,11 @@ def _stopped(rec: _Record, inner: Observation | None, *, completed: bool) -> Obs
     return obs if obs.retryable == retryable else dataclasses.replace(obs, retryable=retryable)
 
 
-def _internal(exc: BaseException, target: str, call_id: str, stage: Stage) -> Outcome:
-    try:
-        return Outcome.failure(
-            Observation.of(
-                Code.INTERNAL_ERROR,
-                f"the hub failed while handling {target}: {exc!r}",
-                stage=stage,
-                target=target,
-                call_id=call_id,
-                cause=exc,
-            )
-        )
-    except BaseException:  # noqa: BLE001 - even building the Observation failed
-        return Outcome(
-            call_id,
-            observation=Observation(
-                Code.INTERNAL_ERROR, stage, "internal error", "system", "invalid", "defect", False, target, call_id
-            ),
-        )
+def _lost_running(obs: Observation, *, started: bool, idempotent: bool) -> Observation:
+    """A call whose worker died (or whose node was lost) under it: whether it
+    started is known (``started``: its request had crossed), whether it completed
+    is not (``completed`` false: no result came back).  Like a stopped call it is
+    ``retryable`` only when it never started or is declared idempotent (brief
+    section 14); a crash before the request crossed stays retryable."""
+    attributes = {**obs.attributes, "started": started, "completed": False}
+    return dataclasses.replace(obs, attributes=attributes, retryable=not started or idempotent)

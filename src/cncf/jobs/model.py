@@ -21,7 +21,8 @@ import enum
 import json
 from typing import Any
 
-from cncf.observation import Code, Observation, Stage, observation_cause
+from cncf.failures import observation_cause
+from cncf.observation import Code, Observation, Stage
 from cncf.outcome import ObservationError, Outcome
 
 

@@ -26,8 +26,9 @@ repeat an effect key it on the job's idempotency key (``call.context``) or the
 job id.
 
 Endings.  A value → ``succeeded``.  A non-retryable Observation → ``failed``
-with that Observation.  A retryable one (``observation.retryable``: timed
-out, worker crashed, instance lost, …) → queued again after an exponential
+with that Observation.  A retryable one (``observation.retryable``: instance
+lost, a timeout or a worker's crash of an attempt that never started or whose
+operation is idempotent, …) → queued again after an exponential
 back-off, until ``max_attempts`` attempts have run; then ``failed`` with
 ``job_quarantined``, every attempt's Observation kept.  A cancellation →
 ``cancelled`` with ``job_cancelled``.  Shutdown is not the job's fault: an
@@ -52,6 +53,7 @@ from cncf.call import ActionCall, Target
 from cncf.engine.component import Component, State
 from cncf.engine.engine import ActionEngine, Dispatched
 from cncf.engine.operations import OperationEntry
+from cncf.failures import cause_of, observation_cause
 from cncf.jobs.model import (
     Attempt,
     Job,
@@ -77,7 +79,7 @@ from cncf.jobs.store import (
     op_retry,
     op_source,
 )
-from cncf.observation import Code, Failed, Observation, Stage, observation_cause
+from cncf.observation import Code, Failed, Observation, Stage
 from cncf.outcome import Outcome
 from cncf.policy import Mode
 from cncf.selector import normalize
@@ -293,7 +295,7 @@ class JobSystem:
                     stage=Stage.JOB,
                     target=target,
                     call_id=call.id,
-                    cause=exc,
+                    cause=cause_of(exc),
                     reason="payload_not_encodable",
                 )
             )
@@ -371,7 +373,7 @@ class JobSystem:
                 stage=Stage.JOB,
                 target=str(call.target),
                 call_id=call.id,
-                cause=exc,
+                cause=cause_of(exc) if exc is not None else None,
                 reason=reason,
                 store=str(self.home),
             )

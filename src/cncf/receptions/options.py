@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from cncf.observation import Code, Observation, Stage
+from cncf.failures import internal_error
+from cncf.observation import Stage
 from cncf.outcome import Outcome
 from cncf.receptions import render
 
@@ -34,5 +35,5 @@ def guard(
         err.print("interrupted")
         return 130
     except Exception as exc:  # the outermost guard: still an Observation
-        obs = Observation.of(Code.INTERNAL_ERROR, f"{what} failed: {exc!r}", stage=stage, target=target, cause=exc)
+        obs = internal_error(exc, f"{what} failed", stage=stage, target=target)
         return render.print_outcome(Outcome.failure(obs), out, as_json=as_json, err=err)

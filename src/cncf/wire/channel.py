@@ -35,36 +35,17 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from cncf import limits
-from cncf.observation import Cause, Code, Failed, Observation, Stage
+from cncf.failures import cause_of, from_record
+from cncf.observation import Code, Failed, Observation, Stage
 from cncf.wire.frames import FrameBuffer, Kind, ProtocolError, RefusedBody, encode
 
 if TYPE_CHECKING:
     from cncf.boundaries.base import Scope
     from cncf.call import ActionCall
 
-__all__ = ["Channel", "PendingRequest", "describe_exit", "failure_observation", "invoke", "load", "new"]
+__all__ = ["Channel", "PendingRequest", "describe_exit", "invoke", "load", "new"]
 
 SPIN_SECONDS = 100e-6
-
-
-def failure_observation(failure: Mapping[str, Any], stage: Stage) -> Observation:
-    """The one converter from a worker's failure record to an Observation."""
-    raw = str(failure.get("code") or "")
-    attributes = dict(failure.get("attributes") or {})
-    try:
-        code = Code(raw)
-    except ValueError:
-        code = Code.OPERATION_FAILED
-        attributes.setdefault("component_code", raw)
-    cause = failure.get("cause")
-    obs = Observation.of(
-        code,
-        str(failure.get("message") or raw or "the worker reported a failure"),
-        stage=stage,
-        cause=Cause.from_dict(cause) if isinstance(cause, Mapping) else None,
-    )
-    # The component's attributes, whatever their names ("stage", "target"): data, never keywords.
-    return dataclasses.replace(obs, attributes=attributes)
 
 
 def describe_exit(returncode: int | None) -> tuple[str, dict[str, Any]]:
@@ -245,7 +226,7 @@ class PendingRequest:
         if body.get("ok", True) is False:
             failure = body.get("failure") or {}
             raise Failed(
-                failure_observation(failure, stage),
+                from_record(failure, stage),
                 stdout=str(body.get("stdout") or ""),
                 stderr=str(body.get("stderr") or ""),
             )
@@ -325,7 +306,7 @@ class Channel:
                     Observation.of(
                         Code.ARGUMENTS_TOO_LARGE,
                         f"the arguments nest too deeply to cross the boundary: {exc}",
-                        cause=exc,
+                        cause=cause_of(exc),
                         limit="argument_depth",
                         before_crossing=True,
                     )
@@ -336,7 +317,9 @@ class Channel:
             fut.set_exception(
                 Failed(
                     Observation.of(
-                        Code.INVALID_ARGUMENTS, f"the arguments cannot cross the boundary as JSON: {exc}", cause=exc
+                        Code.INVALID_ARGUMENTS,
+                        f"the arguments cannot cross the boundary as JSON: {exc}",
+                        cause=cause_of(exc),
                     )
                 )
             )

@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cncf.failures import cause_of
 from cncf.observation import Code, Failed, Observation, Stage
 from cncf.wire import ownership
 from cncf.wire.channel import Channel
@@ -95,7 +96,7 @@ class WorkerProcess(LinkCore):
                     Code.WORKER_START_FAILED,
                     f"cannot create the temporary folder of the worker for {label!r}: {exc.strerror or exc}",
                     stage=Stage.LOAD,
-                    cause=exc,
+                    cause=cause_of(exc),
                 )
             ) from None
         if tmpdir_option:
@@ -148,7 +149,7 @@ class WorkerProcess(LinkCore):
                     Code.WORKER_START_FAILED,
                     f"cannot start worker for {label!r} ({argv[0]!r}): {getattr(exc, 'strerror', None) or exc}",
                     stage=Stage.LOAD,
-                    cause=exc,
+                    cause=cause_of(exc),
                     argv=list(argv),
                 )
             ) from None

@@ -45,6 +45,28 @@ MAX_BODY = 64 * 1024 * 1024
 HELLO, LOAD, LOADED, NEW, INVOKE, CANCEL, UNLOAD, RESULT, PING, SHUTDOWN, EVENT = range(1, 12)
 _HERE = os.path.abspath(__file__) if "__file__" in globals() else ""
 
+# The runtime's face to the hub, which imports it as a library for the inline
+# form (one implementation of discovery, argument checking and failure
+# records: a component behaves the same inline and in a worker).  The hub
+# uses these names and the component API (``_API``) only; they are typed in
+# runtime.pyi and pinned by tests/core/test_exports.py.  Everything else here
+# is private to the worker.
+HUB_API = (
+    "CallState",
+    "Failure",
+    "LoadFailed",
+    "NotExact",
+    "Slot",
+    "classify",
+    "exact_json",
+    "failure_record",
+    "instantiate",
+    "load_entry",
+    "misfit",
+    "parameters",
+    "use_call_lookup",
+)
+
 
 # ---------------------------------------------------------------------------
 # JSON codec: the C accelerator when present, else a small pure-Python codec
@@ -509,9 +531,22 @@ def _thread_state():
 
 # Where the running call's state is found.  A worker runs each call on one
 # thread, so a thread-local is enough (and costs no import); the hub's inline
-# form rebinds this to a context variable's ``get``, which also tells apart
-# asyncio tasks sharing the loop's thread.  One CallState, one API, every form.
+# form sets a context variable's ``get`` instead (``use_call_lookup``), which
+# also tells apart asyncio tasks sharing the loop's thread.  One CallState,
+# one API, every form.
 _current = _thread_state
+
+
+def use_call_lookup(lookup):
+    """Set how ``current_call()``, ``cancelled()`` and ``check_cancelled()``
+    find the running call: ``lookup()`` returns its ``CallState`` or None.
+
+    For a host of the runtime used as a library (the hub's inline form,
+    which sets a context variable's ``get``); a worker keeps its thread-local.
+    Returns the lookup it replaces."""
+    global _current
+    previous, _current = _current, lookup
+    return previous
 
 
 def cancelled():
@@ -598,8 +633,13 @@ def _cause(exc, depth=0):
     }
 
 
-def _failure(code, message, exc=None, **attributes):
-    if code == "rejected" and isinstance(exc, Rejected):  # the rejection's own attributes travel with it
+def failure_record(code, message, exc=None, attributes=None):
+    """The failure record (docs/wire-protocol.md) of ``code`` and ``message``:
+    ``attributes`` (a mapping, any key names) and, for ``exc``, its cause
+    chain with the traceback (following ``__cause__``, then an unsuppressed
+    ``__context__``).  A ``Rejected``'s own attributes travel with it."""
+    attributes = dict(attributes or {})
+    if code == "rejected" and isinstance(exc, Rejected):
         own = getattr(exc, "attributes", None)
         if isinstance(own, dict):
             attributes = dict(own, **attributes)
@@ -610,6 +650,10 @@ def _failure(code, message, exc=None, **attributes):
         except BaseException:
             rec["cause"] = {"type": type(exc).__name__, "message": "", "stack": ""}
     return rec
+
+
+def _failure(code, message, exc=None, **attributes):
+    return failure_record(code, message, exc, attributes)
 
 
 def _exc_summary(exc):
@@ -631,7 +675,7 @@ def _rejection_message(exc, what):
     return message or "%s rejected its arguments" % what
 
 
-def _classify(exc, what, rejects=True):
+def classify(exc, what, rejects=True):
     """Map a BaseException raised by component code to (code, message).
 
     ``rejects``: whether a ``Rejected`` is a rejection of the caller's
@@ -657,7 +701,7 @@ def _classify(exc, what, rejects=True):
 _CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08
 
 
-def _params(f, drop):
+def parameters(f, drop):
     """Wire parameter list of a Python function (dropping ``drop`` leading
     positional parameters, e.g. ``self``), or None when it cannot be known."""
     for _ in range(20):
@@ -693,7 +737,7 @@ def _params(f, drop):
     return out
 
 
-def _misfit(params, args, kwargs):
+def misfit(params, args, kwargs):
     """Why ``args``/``kwargs`` do not bind to ``params`` (None when they do)."""
     positional = [p for p in params if p["kind"] in ("positional", "any")]
     varargs = any(p["kind"] == "varargs" for p in params)
@@ -760,7 +804,7 @@ def _class_operations(cls):
             f, drop = raw, 0
         else:
             continue
-        ops.append({"name": name, "params": _params(f, drop), "doc": _doc(f)})
+        ops.append({"name": name, "params": parameters(f, drop), "doc": _doc(f)})
     return ops
 
 
@@ -779,7 +823,7 @@ def _module_operations(module):
             home = module.__name__
         if exported is None and home != module.__name__ and not home.startswith(module.__name__ + "."):
             continue  # imported from elsewhere (re-exports from its own submodules count)
-        ops.append({"name": name, "params": _params(f, 0), "doc": _doc(f)})
+        ops.append({"name": name, "params": parameters(f, 0), "doc": _doc(f)})
     return ops
 
 
@@ -945,7 +989,7 @@ def load_entry(entry, infer_entry=False, init=None):
             )
         )
     except BaseException as exc:
-        code, msg = _classify(exc, what, rejects=False)
+        code, msg = classify(exc, what, rejects=False)
         if code in ("raised", "stack_overflow", "cancelled"):
             code = "import_failed"
         raise LoadFailed(_failure(code, msg, exc))
@@ -982,7 +1026,7 @@ def load_entry(entry, infer_entry=False, init=None):
         if kind == "module":
             operations = _module_operations(target)
         elif kind == "function":
-            operations = [{"name": attr.split(".")[-1], "params": _params(target, 0), "doc": _doc(target)}]
+            operations = [{"name": attr.split(".")[-1], "params": parameters(target, 0), "doc": _doc(target)}]
         elif kind == "class":
             operations = _class_operations(target)
         elif kind == "collaborator":
@@ -994,7 +1038,7 @@ def load_entry(entry, infer_entry=False, init=None):
             operations = _class_operations(type(target))
     except _EarlyConstructorFailed as wrapped:
         exc = wrapped.args[0]
-        code, msg = _classify(exc, "constructing %s" % entry, rejects=False)
+        code, msg = classify(exc, "constructing %s" % entry, rejects=False)
         if code in ("raised", "cancelled"):
             code = "constructor_failed"
         raise LoadFailed(_failure(code, msg, exc))
@@ -1031,7 +1075,7 @@ def instantiate(slot, init=None):
         else:
             obj = _construct(slot.target, init)
     except BaseException as exc:
-        code, msg = _classify(exc, "constructing %s" % slot.entry, rejects=False)
+        code, msg = classify(exc, "constructing %s" % slot.entry, rejects=False)
         if code in ("raised", "cancelled"):
             code = "constructor_failed"
         raise LoadFailed(_failure(code, msg, exc))
@@ -1183,17 +1227,17 @@ def _call_failure(rid, exc, slot, op, args, kwargs, st):
         elif isinstance(exc, Failure):
             attrs = dict(exc.attributes)
             attrs["component_code"] = exc.code
-            rec = _failure("operation_failed", "%s failed: %s" % (what, exc.message), exc, **attrs)
+            rec = failure_record("operation_failed", "%s failed: %s" % (what, exc.message), exc, attrs)
         else:
-            misfit = None
+            why = None
             if isinstance(exc, TypeError) and slot.bound is not None:
                 params = slot.params.get(op)
                 if params is not None:
-                    misfit = _misfit(params, args, kwargs)
-            if misfit:
-                rec = _failure("invalid_arguments", "%s %s" % (what, misfit), exc, params=slot.params.get(op))
+                    why = misfit(params, args, kwargs)
+            if why:
+                rec = _failure("invalid_arguments", "%s %s" % (what, why), exc, params=slot.params.get(op))
             else:
-                code, msg = _classify(exc, what)
+                code, msg = classify(exc, what)
                 attrs = {}
                 if code == "cancelled":
                     attrs["tier"] = st.tier or "cooperative"

@@ -32,6 +32,7 @@ from starlette.routing import Route, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cncf.engine.events import CallFinished
+from cncf.failures import internal_error
 from cncf.hub import AsyncHub, ComponentHandle
 from cncf.observation import Code, Observation, Stage
 from cncf.outcome import Outcome
@@ -233,13 +234,7 @@ class Reception:
         """The outermost guard (Starlette's ServerErrorMiddleware): still an Observation."""
         where = f"{request.method} {request.url.path}"
         return self._refusal(
-            Observation.of(
-                Code.INTERNAL_ERROR,
-                f"the HTTP reception failed on {where}: {exc!r}",
-                stage=Stage.RECEPTION,
-                target=where,
-                cause=exc,
-            )
+            internal_error(exc, f"the HTTP reception failed on {where}", stage=Stage.RECEPTION, target=where)
         )
 
     # ----------------------------------------------------------------- calls
