@@ -54,6 +54,39 @@ def _objects(node: Any) -> set[str]:
     return {p.name for p in root.iterdir()} if root.is_dir() else set()
 
 
+# First in the module: a jar form's shared host may still be closing when its hub has closed
+# (issue17_pending: a jar host's resources released with its last user).
+
+
+def test_after_close_nothing_of_the_hub_is_left_and_it_disconnected(tmp_path: Path, isolated: IsolatedCluster) -> None:
+    import ray
+    from ray.util.state import list_actors
+
+    from cncf.placement import ray_cluster as engine
+
+    assert not ray.is_initialized(), (engine._users, engine._live, engine._connected_by_us)
+    with cncf.Hub(home=tmp_path / "home") as hub:
+        assert hub.load(ECHO, **RAY).state == "ready"
+        assert ray.is_initialized()  # the hub connected itself …
+        pid = hub.call("echo.where").value["pid"]
+    assert not ray.is_initialized()  # … so it disconnected when it closed
+    assert pid not in isolated.nodes["iso"].processes()
+    alive = list_actors(address=isolated.address, filters=[("state", "=", "ALIVE")], timeout=10)
+    assert [a.name for a in alive if a.name.startswith("cncf-")] == []
+
+
+def test_a_process_connected_before_keeps_its_connection(tmp_path: Path, isolated: IsolatedCluster) -> None:
+    import ray
+
+    isolated.connect()
+    try:
+        with cncf.Hub(home=tmp_path / "home") as hub:
+            assert hub.load(ECHO, **RAY).state == "ready"
+        assert ray.is_initialized()  # not the hub's connection: kept
+    finally:
+        ray.shutdown()
+
+
 @pytest.mark.parametrize("form", list(FORMS))
 def test_each_form_behaves_on_the_isolated_node_as_locally(
     hub: cncf.Hub, isolated: IsolatedCluster, form: str, tmp_path: Path

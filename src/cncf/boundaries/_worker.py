@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from cncf.boundaries.base import BoundaryContext, Health, OperationInfo, Returned
 from cncf.observation import Code, Failed, Observation, Stage
 from cncf.placement import describe as describe_placement
-from cncf.placement import localize, spawn_worker
+from cncf.placement import localize, release, spawn_worker
 from cncf.wire import channel as wire
 from cncf.wire.link import WorkerLink
 
@@ -213,6 +213,7 @@ class WorkerBoundary:
     async def close(self) -> None:
         workers, self._workers = list(self._workers), set()
         await asyncio.gather(*(w.close(grace=1.0) for w in workers), return_exceptions=True)
+        await release(self.context.home)  # the hub owns its cluster connection
 
     async def _reap(self, worker: WorkerLink, plan: LaunchPlan) -> None:
         self._workers.discard(worker)

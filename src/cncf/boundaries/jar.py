@@ -46,7 +46,7 @@ from cncf.boundaries._environment_policy import worker_environment
 from cncf.boundaries.base import BoundaryContext, Health, OperationInfo, Returned
 from cncf.observation import Code, Failed, Observation, Stage
 from cncf.placement import describe as describe_placement
-from cncf.placement import localize, placement_key, spawn_worker
+from cncf.placement import localize, placement_key, release, spawn_worker
 from cncf.wire import channel as wire
 from cncf.wire.frames import Kind
 from cncf.wire.link import WorkerLink
@@ -468,6 +468,7 @@ class JarBoundary:
                 h.watchdog.cancel()
         self._shared.clear()
         await asyncio.gather(*(h.worker.close(grace=1.0) for h in hosts), *self._reaping, return_exceptions=True)
+        await release(self.context.home)  # the hub owns its cluster connection
 
     # ------------------------------------------------------- diagnostics
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-__all__ = ["WorkerLink", "describe", "localize", "placement_key", "spawn_worker"]
+__all__ = ["WorkerLink", "describe", "localize", "placement_key", "release", "spawn_worker"]
 
 
 def placement_key(spec: ComponentSpec) -> tuple[str, ...]:
@@ -110,3 +110,14 @@ async def localize(worker: WorkerLink, ship: Sequence[str], obj: T) -> T:
     assert isinstance(worker, RemoteWorker)
     result: T = await ray_cluster.localize(worker, ship, obj)
     return result
+
+
+async def release(home: Path | None) -> None:
+    """A hub's boundary closed: a hub that connected to a cluster disconnects once
+    none of its placed workers is left (a process connected before keeps its
+    connection).  Never imports Ray."""
+    import sys
+
+    engine = sys.modules.get("cncf.placement.ray_cluster")
+    if engine is not None:
+        await engine.release(home)

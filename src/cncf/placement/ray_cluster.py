@@ -40,6 +40,12 @@ NAMESPACE = "cncf"
 
 _init_lock = threading.Lock()
 _actor_class: Any = None
+#: The hub owns its cluster connection: set when this module called ``ray.init``
+#: (a process connected before keeps its connection); the homes of the hubs that
+#: placed something and have not closed, and the placed workers not yet closed.
+_connected_by_us = False
+_users: set[str] = set()
+_live = 0
 
 
 def _fail(code: Code, message: str, **attributes: Any) -> Failed:
@@ -110,7 +116,47 @@ def _connect_sync(address: str) -> str:
             raise _fail(
                 Code.CLUSTER_UNREACHABLE, f"cannot connect to the Ray cluster {address!r}: {exc}", ray_address=address
             ) from None
+        global _connected_by_us
+        _connected_by_us = True
         return str(ray.get_runtime_context().gcs_address)
+
+
+_pending: set[asyncio.Task[None]] = set()
+
+
+def _worker_closed() -> None:
+    """A placed worker was closed; the last one of closed hubs disconnects (a shared
+    JVM host may be closed after its hub's boundaries)."""
+    global _live
+    _live = max(0, _live - 1)
+    if not _live and not _users and _connected_by_us:
+        with contextlib.suppress(RuntimeError):  # no running loop: the hub's close() will do it
+            task = asyncio.get_running_loop().create_task(_disconnect())
+            _pending.add(task)
+            task.add_done_callback(_pending.discard)
+
+
+async def release(home: Any) -> None:
+    """A hub (by its home) closed: when no hub that placed something is left and no
+    placed worker lives, disconnect, if it was this module that connected."""
+    _users.discard(str(home))
+    await _disconnect()
+
+
+async def _disconnect() -> None:
+    if _users or _live or not _connected_by_us:
+        return
+
+    def disconnect() -> None:
+        global _connected_by_us
+        with _init_lock:
+            if _connected_by_us and not _users and not _live:
+                ray = import_ray()
+                with contextlib.suppress(Exception):
+                    ray.shutdown()
+                _connected_by_us = False
+
+    await asyncio.to_thread(disconnect)
 
 
 async def connect(address: str | None) -> str:
@@ -330,6 +376,7 @@ async def spawn(
     hash (:func:`plan_shipment`) and every path is rewritten to the node's.
     """
     ray = import_ray()
+    _users.add(str(home))
     address = await connect(ray_address)
     if not await asyncio.to_thread(feasible_nodes, resources):
         offered = sorted(
@@ -456,6 +503,9 @@ async def spawn(
             artifact_sock.shutdown(socket.SHUT_RDWR)
         artifact_sock.close()
         raise
+    global _live
+    _live += 1
+    worker.on_released = _worker_closed
     worker.artifact_sock = artifact_sock
     worker.shipment = shipment
     shipment.learn(worker.node_paths)

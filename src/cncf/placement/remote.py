@@ -84,6 +84,7 @@ class RemoteWorker(LinkCore):
         self.shipment: Any = None
         self.artifact_sock: socket.socket | None = None
         self.node_paths: dict[str, str] = {}
+        self.on_released: Callable[[], None] | None = None  # told once the node actor is stopped
 
     @property
     def placement(self) -> dict[str, Any]:
@@ -341,6 +342,9 @@ class RemoteWorker(LinkCore):
         if node is not None:
             with contextlib.suppress(Exception):
                 await node.stop()
+            released, self.on_released = self.on_released, None
+            if released is not None:
+                released()
         for t in list(self._tasks):
             t.cancel()
         self._pull_output()
