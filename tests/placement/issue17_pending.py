@@ -1,9 +1,23 @@
 """Issue 17's acceptance scenarios against a node that shares nothing with the hub.
 
 NOT COLLECTED by ``pytest tests/placement`` (no ``test_`` prefix in the file
-name): every scenario fails on main today, and the suite must stay green until
-issue 17 lands.  Run them on purpose, by naming the file (pytest collects a file
-given on its command line whatever its name)::
+name).  The scenarios that pass moved to ``test_isolated_forms.py`` (every form
+on the isolated node, the node's own python, the allow-list environment, the
+hub's connection released at close); the helpers here (``FORMS``,
+``measure``) are shared with it.  What still fails, measured on branch
+``place``:
+
+* a lost node replaced by a new one: the next call is ``node_lost`` (the
+  engine restarts on the call after; "without reload" needs the call itself
+  to be retried on a fresh placement, engine territory);
+* a jar host's placement resources released with its last user: the shared
+  JVM host outlives its last component, a later load asking for the same
+  resources is ``placement_timeout``;
+* warm placed load ≤ 3× local: 0.84 s placed against 0.014 s local (one node
+  actor per load; actors are not reused per node and placement yet).
+
+Run them on purpose, by naming the file (pytest collects a file given on its
+command line whatever its name)::
 
     PYTHONPATH=$PWD/src python -m pytest -q tests/placement/issue17_pending.py -rA
 
@@ -151,25 +165,6 @@ def hub_on_isolated(tmp_path: Path, isolated: IsolatedCluster, jvm: Any, jvm_cac
         yield h
 
 
-@pytest.mark.parametrize("form", list(FORMS))
-def test_each_form_behaves_on_the_isolated_node_as_locally(
-    hub_on_isolated: cncf.Hub, form: str, tmp_path: Path
-) -> None:
-    record = measure(hub_on_isolated, form, tmp_path)
-    assert record["state"] == "ready", record
-    assert all(c["ok"] for c in record["calls"]), record
-
-
-def test_a_node_whose_python_lives_elsewhere_builds_the_environment_with_its_own(
-    hub_on_isolated: cncf.Hub, isolated: IsolatedCluster, tmp_path: Path
-) -> None:
-    if "py" not in isolated.nodes:
-        isolated.add("py", ELSEWHERE, python_at="/tmp/python")
-    record = measure(hub_on_isolated, "python + PyPI requirement", tmp_path, ELSEWHERE)
-    assert record["state"] == "ready", record
-    assert all(c["ok"] for c in record["calls"]), record
-
-
 def test_a_lost_node_is_replaced_and_the_next_call_succeeds_without_reload(
     hub_on_isolated: cncf.Hub, isolated: IsolatedCluster
 ) -> None:
@@ -183,19 +178,6 @@ def test_a_lost_node_is_replaced_and_the_next_call_succeeds_without_reload(
     assert hub.inspect("echo")["placement"]["node_id"] == isolated.nodes["iso"].node_id
 
 
-def test_after_close_nothing_of_the_hub_is_left_on_the_cluster(tmp_path: Path, isolated: IsolatedCluster) -> None:
-    import ray
-    from ray.util.state import list_actors
-
-    with cncf.Hub(home=tmp_path / "home") as hub:
-        assert hub.load(ECHO, **RAY).state == "ready"
-        pid = hub.call("echo.where").value["pid"]
-    assert not ray.is_initialized()  # the hub connected, so the hub disconnected
-    assert pid not in isolated.nodes["iso"].processes()
-    alive = list_actors(address=isolated.address, filters=[("state", "=", "ALIVE")], timeout=10)
-    assert [a.name for a in alive if a.name.startswith("cncf-")] == []
-
-
 _PROBE = """
 import os
 
@@ -204,26 +186,6 @@ class Probe:
     def env(self):
         return dict(os.environ)
 """
-
-
-def test_a_placed_worker_gets_the_allow_list_not_the_nodes_environment(
-    hub_on_isolated: cncf.Hub, tmp_path: Path
-) -> None:
-    folder = tmp_path / "envprobe"
-    folder.mkdir()
-    (folder / "probe.py").write_text(_PROBE)
-    (folder / "cncf.toml").write_text('[component]\nname = "envprobe"\nentry = "probe:Probe"\nenv = { MINE = "1" }\n')
-    hub = hub_on_isolated
-    assert hub.load(folder, name="here").state == "ready"
-    h = hub.load(folder, name="there", **RAY)
-    assert h.state == "ready", h.observation
-    local, placed = hub.call("here.env").value, hub.call("there.env").value
-    assert placed["MINE"] == "1"
-    for leaked in ("OMP_NUM_THREADS", "PYTHONBREAKPOINT", "CNCF_ISOLATED_CLUSTER"):
-        assert leaked not in placed, leaked
-    assert not [k for k in placed if k.startswith("RAY_")]
-    own = {k for k in local if not k.startswith("CNCF_")}
-    assert {k for k in placed if not k.startswith("CNCF_")} == own
 
 
 def test_a_jar_hosts_placement_resources_are_released_with_its_last_user(

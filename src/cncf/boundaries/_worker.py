@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from cncf.boundaries.base import BoundaryContext, Health, OperationInfo, Returned, Scope
 from cncf.observation import Code, Failed, Observation, Stage
 from cncf.placement import describe as describe_placement
-from cncf.placement import spawn_worker
+from cncf.placement import localize, release, spawn_worker
 from cncf.wire import channel as wire
 from cncf.wire.link import WorkerLink
 
@@ -124,19 +124,24 @@ class WorkerBoundary:
                 environment=plan.environment,
                 runtime_dir=plan.runtime_dir,
                 home=self.context.home,  # the worker's private TMPDIR lives in the hub's run folder
+                ship=[plan.artifact, *plan.paths],  # placed: they travel to the node by sha256
             )
         except Failed:
             _remove(plan.temp_dirs)
             raise
         self._workers.add(worker)
         try:
+            # Placed: the node's paths of what was shipped (as is for a local worker).
+            artifact, paths, options = await localize(
+                worker, [plan.artifact, *plan.paths], (plan.artifact, list(plan.paths), dict(plan.options))
+            )
             reply = await wire.load(
                 worker.channel,
                 _INSTANCE_ID,
                 entry=plan.entry,
-                artifact=plan.artifact,
-                paths=list(plan.paths),
-                options=plan.options,
+                artifact=artifact,
+                paths=paths,
+                options=options,
                 timeout=LOAD_TIMEOUT,
                 on_timeout=lambda: failed(
                     Code.IMPORT_FAILED, f"loading {plan.entry!r} did not finish within {LOAD_TIMEOUT:g}s"
@@ -204,6 +209,7 @@ class WorkerBoundary:
     async def close(self) -> None:
         workers, self._workers = list(self._workers), set()
         await asyncio.gather(*(w.close(grace=1.0) for w in workers), return_exceptions=True)
+        await release(self.context.home)  # the hub owns its cluster connection
 
     async def _reap(self, worker: WorkerLink, plan: LaunchPlan) -> None:
         self._workers.discard(worker)

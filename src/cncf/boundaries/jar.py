@@ -46,7 +46,7 @@ from cncf.boundaries._environment_policy import worker_environment
 from cncf.boundaries.base import BoundaryContext, Health, OperationInfo, Returned, Scope
 from cncf.observation import Code, Failed, Observation, Stage
 from cncf.placement import describe as describe_placement
-from cncf.placement import placement_key, spawn_worker
+from cncf.placement import localize, placement_key, release, spawn_worker
 from cncf.wire import channel as wire
 from cncf.wire.frames import Kind
 from cncf.wire.link import WorkerLink
@@ -360,12 +360,18 @@ class JarBoundary:
             )
 
         try:
+            # Placed: the jar and its classpath pulled onto the host's node, paths rewritten.
+            jar_path, classpath = await localize(
+                host.worker,
+                [str(artifact), *map(str, spec.classpath)],
+                (str(artifact), [str(p) for p in spec.classpath]),
+            )
             reply = await wire.load(
                 host.worker.channel,
                 instance_id,
                 entry=spec.entry,
-                artifact=str(artifact),
-                paths=[str(p) for p in spec.classpath],
+                artifact=jar_path,
+                paths=classpath,
                 options={"isolation": spec.isolation},
                 timeout=LOAD_TIMEOUT,
                 on_timeout=on_timeout,
@@ -475,6 +481,7 @@ class JarBoundary:
                 h.watchdog.cancel()
         self._shared.clear()
         await asyncio.gather(*(h.worker.close(grace=1.0) for h in hosts), *self._reaping, return_exceptions=True)
+        await release(self.context.home)  # the hub owns its cluster connection
 
     # ------------------------------------------------------- diagnostics
 

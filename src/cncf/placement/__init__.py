@@ -10,10 +10,9 @@ Ray is imported only when a component asks for it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cncf.wire.link import WorkerLink
 from cncf.wire.process import WorkerProcess
@@ -21,7 +20,9 @@ from cncf.wire.process import WorkerProcess
 if TYPE_CHECKING:
     from cncf.manifest import ComponentSpec
 
-__all__ = ["WorkerLink", "describe", "placement_key", "spawn_worker"]
+T = TypeVar("T")
+
+__all__ = ["WorkerLink", "describe", "localize", "placement_key", "release", "spawn_worker"]
 
 
 def placement_key(spec: ComponentSpec) -> tuple[str, ...]:
@@ -52,12 +53,16 @@ async def spawn_worker(
     bridged: bool = False,
     home: Path | None = None,
     tmpdir_option: str | None = None,
+    ship: Sequence[str] = (),
 ) -> WorkerLink:
     """Start a worker where ``spec`` places it; ``Failed`` (load stage) otherwise.
 
     A local worker gets a private temporary folder under ``home``'s run folder
     (``TMPDIR``, and ``tmpdir_option`` + the folder after ``argv[0]``: the JVM's
-    ``-Djava.io.tmpdir=``), removed when it ends; a placed one uses its node's.
+    ``-Djava.io.tmpdir=``), removed when it ends; a placed one a private folder of
+    its node.  ``ship`` names the artifacts (files or folders) a placed worker's
+    node must have: they travel by sha256, and :func:`localize` rewrites the paths
+    handed to the worker afterwards.
     """
     if spec is None or spec.placement == "local":
         return await WorkerProcess.spawn(
@@ -73,14 +78,13 @@ async def spawn_worker(
         )
     from cncf.placement import ray_cluster
 
-    # Only what the component adds travels: the node has an environment of its own.
-    delta = {k: v for k, v in (env or {}).items() if os.environ.get(k) != v}
+    # The node rebuilds the environment from its own allow-list values (ray_node.node_environment).
     return await ray_cluster.spawn(
         argv,
         label=label,
         ray_address=spec.ray_address,
         resources=spec.placement_resources,
-        env=delta,
+        env=env,
         cwd=cwd,
         memory_limit=memory_limit,
         start_timeout=start_timeout,
@@ -88,4 +92,32 @@ async def spawn_worker(
         environment=environment,
         runtime_dir=runtime_dir,
         bridged=bridged,
+        ship=ship,
+        home=home,
     )
+
+
+async def localize(worker: WorkerLink, ship: Sequence[str], obj: T) -> T:
+    """``obj`` (a request's artifact and paths) for where ``worker`` lives: as is for a
+    local worker; for a placed one, ``ship`` pulled onto its node (by sha256, once)
+    and every hub path in ``obj`` rewritten to the node's.  ``Failed`` (load stage,
+    ``artifact_not_found`` naming the node) if the node cannot get them."""
+    if getattr(worker, "shipment", None) is None:
+        return obj
+    from cncf.placement import ray_cluster
+    from cncf.placement.remote import RemoteWorker
+
+    assert isinstance(worker, RemoteWorker)
+    result: T = await ray_cluster.localize(worker, ship, obj)
+    return result
+
+
+async def release(home: Path | None) -> None:
+    """A hub's boundary closed: a hub that connected to a cluster disconnects once
+    none of its placed workers is left (a process connected before keeps its
+    connection).  Never imports Ray."""
+    import sys
+
+    engine = sys.modules.get("cncf.placement.ray_cluster")
+    if engine is not None:
+        await engine.release(home)

@@ -9,7 +9,8 @@ named by a role byte:
 ``C`` control (``CNCF_FD_CONTROL``), ``O`` / ``E`` the worker's stdout and
 stderr (its fd 1 and 2, so output is written before the reply that follows
 it), ``S`` supervision: the node's heartbeat and the worker's exit status one
-way, ``kill`` the other.
+way, ``kill`` the other; and a sixth, ``A``, on which the node pulls the
+placement's artifacts in bounded chunks (:mod:`cncf.placement.artifacts`).
 
 Authentication is mutual, per connection, with a per-instance secret that
 travels only through Ray (never over these sockets): the node sends a nonce,
@@ -43,6 +44,10 @@ NONCE = 16
 MAC = 32
 ROLES = (b"M", b"C", b"O", b"E", b"S")
 MAIN, CONTROL, STDOUT, STDERR, SUPERVISION = ROLES
+#: The sixth role of a placement: the node pulls artifacts on it (``artifacts.SocketSource``),
+#: the hub answers (``artifacts.serve_chunks``); it lives as long as the node actor.
+ARTIFACTS = b"A"
+PLACED_ROLES = (*ROLES, ARTIFACTS)
 #: Seconds between two heartbeats of a node, and how long the hub waits for one.
 HEARTBEAT_INTERVAL = 0.5
 HEARTBEAT_TIMEOUT = 10.0

@@ -413,6 +413,10 @@ class LocalFileSource(ChunkSource):
     def __init__(self, files: Mapping[str, str | os.PathLike[str]] | None = None) -> None:
         self._files: dict[str, Path] = {_check_digest(d): Path(p) for d, p in (files or {}).items()}
 
+    def put(self, digest: str, path: str | os.PathLike[str]) -> None:
+        """Serve ``path`` as ``digest`` (the caller hashed it; the node verifies it)."""
+        self._files[_check_digest(digest)] = Path(path)
+
     def add(self, path: str | os.PathLike[str]) -> str:
         """Serve ``path``; returns its digest."""
         digest = sha256_file(path)

@@ -40,6 +40,12 @@ NAMESPACE = "cncf"
 
 _init_lock = threading.Lock()
 _actor_class: Any = None
+#: The hub owns its cluster connection: set when this module called ``ray.init``
+#: (a process connected before keeps its connection); the homes of the hubs that
+#: placed something and have not closed, and the placed workers not yet closed.
+_connected_by_us = False
+_users: set[str] = set()
+_live = 0
 
 
 def _fail(code: Code, message: str, **attributes: Any) -> Failed:
@@ -110,7 +116,47 @@ def _connect_sync(address: str) -> str:
             raise _fail(
                 Code.CLUSTER_UNREACHABLE, f"cannot connect to the Ray cluster {address!r}: {exc}", ray_address=address
             ) from None
+        global _connected_by_us
+        _connected_by_us = True
         return str(ray.get_runtime_context().gcs_address)
+
+
+_pending: set[asyncio.Task[None]] = set()
+
+
+def _worker_closed() -> None:
+    """A placed worker was closed; the last one of closed hubs disconnects (a shared
+    JVM host may be closed after its hub's boundaries)."""
+    global _live
+    _live = max(0, _live - 1)
+    if not _live and not _users and _connected_by_us:
+        with contextlib.suppress(RuntimeError):  # no running loop: the hub's close() will do it
+            task = asyncio.get_running_loop().create_task(_disconnect())
+            _pending.add(task)
+            task.add_done_callback(_pending.discard)
+
+
+async def release(home: Any) -> None:
+    """A hub (by its home) closed: when no hub that placed something is left and no
+    placed worker lives, disconnect, if it was this module that connected."""
+    _users.discard(str(home))
+    await _disconnect()
+
+
+async def _disconnect() -> None:
+    if _users or _live or not _connected_by_us:
+        return
+
+    def disconnect() -> None:
+        global _connected_by_us
+        with _init_lock:
+            if _connected_by_us and not _users and not _live:
+                ray = import_ray()
+                with contextlib.suppress(Exception):
+                    ray.shutdown()
+                _connected_by_us = False
+
+    await asyncio.to_thread(disconnect)
 
 
 async def connect(address: str | None) -> str:
@@ -211,6 +257,98 @@ class RayNode:
         return await asyncio.to_thread(query)
 
 
+def _python_version(path: str) -> str:
+    """``3.11``: the version a placed python worker asks its node for."""
+    import subprocess
+    import sys
+
+    if path == sys.executable:
+        return f"{sys.version_info[0]}.{sys.version_info[1]}"
+    if path not in _versions:
+        try:
+            out = subprocess.run(
+                [path, "-c", "import sys;print('%d.%d' % sys.version_info[:2])"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
+            _versions[path] = out.stdout.strip() or f"{sys.version_info[0]}.{sys.version_info[1]}"
+        except (OSError, subprocess.SubprocessError):
+            _versions[path] = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    return _versions[path]
+
+
+_versions: dict[str, str] = {}
+#: Folders a command's executable is taken from the node's own installation, never shipped.
+_SYSTEM = ("/usr/", "/bin/", "/sbin/", "/lib", "/etc/", "/opt/homebrew/", "/nix/")
+
+
+def _under(path: str, roots: Sequence[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def plan_shipment(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str | None,
+    environment: tuple[str, Sequence[str], Sequence[str], str, Sequence[str]] | None,
+    python_form: bool,
+    bridged: bool,
+    ship: Sequence[str],
+    home: Any = None,
+) -> tuple[list[str], str | None, dict[str, Any]]:
+    """(argv, cwd, the request's shipping keys): what travels to the node, by form.
+
+    * every path of ``ship`` (the boundary's artifact and paths);
+    * ``jar`` (``bridged``): the compiled JVM host's jars named by its command line,
+      without the hub's CDS archive;
+    * ``python``: the wheels of its environment; its interpreter is found on the node
+      by version; its working folder travels if it is one of its artifacts, else the
+      worker runs in a private folder of the node;
+    * ``command``: its working folder (its own folder), its executable unless the
+      machine provides it (found on PATH, or a system folder), and absolute paths
+      among its arguments.
+    """
+    import shutil
+
+    from cncf.boundaries import _environment_policy as policy
+    from cncf.placement.shipping import Shipment, jvm_host_files
+
+    shipment = Shipment(home)
+    roots = [p for p in ship if p]
+    argv = list(argv)
+    keys: dict[str, Any] = {}
+    if bridged:
+        argv, files = jvm_host_files(argv)
+        roots += files
+    elif python_form:
+        keys["python"] = {"path": argv[0], "version": _python_version(argv[0])}
+        if environment is not None:
+            roots += [str(w) for w in environment[2]]
+            roots += [c for c in environment[4] if os.path.isabs(c) and os.path.isfile(c)]
+        if cwd and not _under(cwd, roots):
+            cwd = None
+    else:
+        if cwd:
+            roots.append(cwd)
+        exe = argv[0]
+        if os.path.isabs(exe) and not exe.startswith(_SYSTEM) and shutil.which(os.path.basename(exe)) != exe:
+            roots.append(exe)
+        roots += [a for a in argv[1:] if os.path.isabs(a) and not a.startswith(_SYSTEM) and os.path.exists(a)]
+    keys["artifacts"] = shipment.pending(roots)
+    hub = os.environ
+    prefixes = tuple(getattr(policy, "_ALLOWED_PREFIXES", ("LC_",)))
+    keys["inherit_all"] = bool(hub) and all(env.get(k) == v for k, v in hub.items() if not k.startswith("RAY_"))
+    keys["inherited"] = [
+        k
+        for k, v in env.items()
+        if hub.get(k) == v and (k in policy.ALLOWED or k.startswith(prefixes) or keys["inherit_all"])
+    ]
+    keys["shipment"] = shipment
+    return argv, cwd, keys
+
+
 async def spawn(
     argv: Sequence[str],
     *,
@@ -226,14 +364,19 @@ async def spawn(
     runtime_dir: str = "",
     bridged: bool = False,
     setup_timeout: float = 300.0,
+    ship: Sequence[str] = (),
+    home: Any = None,
 ) -> RemoteWorker:
     """Place one worker on a node offering ``resources`` and connect to it.
 
-    ``env`` is only what the component adds to the node's environment;
-    ``environment`` asks the node to build (or find, by the same hash) the
-    python form's private environment and start the worker with its python.
+    ``env`` is the worker's environment as the hub computed it; the node rebuilds
+    it from its own allow-list values (``node_environment``).  ``environment`` asks
+    the node to build (or find, by the same hash) the python form's private
+    environment and start the worker with its python.  Every artifact travels by
+    hash (:func:`plan_shipment`) and every path is rewritten to the node's.
     """
     ray = import_ray()
+    _users.add(str(home))
     address = await connect(ray_address)
     if not await asyncio.to_thread(feasible_nodes, resources):
         offered = sorted(
@@ -246,6 +389,21 @@ async def spawn(
             resources=dict(resources),
             offered=offered,
         )
+    try:
+        argv, cwd, shipping = await asyncio.to_thread(
+            plan_shipment,
+            argv,
+            env=env or {},
+            cwd=cwd,
+            environment=environment,
+            python_form=bool(runtime_dir),
+            bridged=bridged,
+            ship=ship,
+            home=home,
+        )
+    except Exception as exc:  # ArtifactError (a link leaving a folder), OSError: never a raise
+        raise _fail(Code.ARTIFACT_NOT_FOUND, f"cannot pack the artifacts of {label!r} for its node: {exc}") from None
+    shipment = shipping.pop("shipment")
     secret = _tcp.new_secret()
     name = f"cncf-{label}-{uuid.uuid4().hex[:8]}"
     try:
@@ -277,6 +435,7 @@ async def spawn(
         "bridged": bridged,
         "label": label,
         "connect_timeout": start_timeout,
+        **shipping,
         "secret": secret,  # travels through Ray; the actor keeps it only for the handshake
     }
 
@@ -314,7 +473,9 @@ async def spawn(
         raise Failed(Observation.from_dict(info["failure"]))
     node = RayNode(actor, name, info, address)
     try:
-        socks = await asyncio.to_thread(_tcp.connect_all, info["ip"], int(info["port"]), secret, start_timeout)
+        socks = await asyncio.to_thread(
+            _tcp.connect_all, info["ip"], int(info["port"]), secret, start_timeout, _tcp.PLACED_ROLES
+        )
     except (OSError, _tcp.HandshakeError) as exc:
         await node.stop()
         raise _fail(
@@ -323,6 +484,56 @@ async def spawn(
             node_id=info.get("node_id"),
             node_address=info.get("ip"),
         ) from None
-    return await RemoteWorker.attach(
-        socks, node, label=label, start_timeout=start_timeout, memory_limit=memory_limit, on_exit=on_exit
-    )
+    from cncf.placement.shipping import serve
+
+    artifact_sock = socks.pop(_tcp.ARTIFACTS)
+    serve(artifact_sock, shipment, label)
+    try:
+        worker = await RemoteWorker.attach(
+            socks,
+            node,
+            label=label,
+            start_timeout=start_timeout,
+            memory_limit=memory_limit,
+            on_exit=on_exit,
+            prepare_timeout=setup_timeout,
+        )
+    except BaseException:
+        with contextlib.suppress(OSError):
+            artifact_sock.shutdown(socket.SHUT_RDWR)
+        artifact_sock.close()
+        raise
+    global _live
+    _live += 1
+    worker.on_released = _worker_closed
+    worker.artifact_sock = artifact_sock
+    worker.shipment = shipment
+    shipment.learn(worker.node_paths)
+    return worker
+
+
+async def localize(worker: RemoteWorker, ship: Sequence[str], obj: Any) -> Any:
+    """``obj`` with every hub path rewritten to the node's, after pulling ``ship``
+    (more artifacts of a placement: a jar component on a shared JVM host) onto the
+    node; ``Failed`` (``artifact_not_found`` naming the node) if it cannot."""
+    shipment = worker.shipment
+    if shipment is None:
+        return obj
+    try:
+        items = await asyncio.to_thread(shipment.pending, ship)
+    except Exception as exc:
+        raise _fail(Code.ARTIFACT_NOT_FOUND, f"cannot pack the artifacts of {worker.label!r}: {exc}") from None
+    node = worker.node
+    if items and isinstance(node, RayNode):
+        try:
+            reply = await asyncio.wait_for(asyncio.wrap_future(node.actor.stage.remote(items).future()), 300.0)
+        except Exception as exc:  # the actor or its node went away, or took too long
+            raise _fail(
+                Code.NODE_LOST,
+                f"the node of {worker.label!r} could not take its artifacts: {exc!r}",
+                **{k: v for k, v in worker.placement.items() if k in ("node_id", "address")},
+            ) from None
+        if "failure" in reply:
+            raise Failed(Observation.from_dict(reply["failure"]))
+        shipment.learn(reply.get("paths") or {})
+    return shipment.rewrite(obj)

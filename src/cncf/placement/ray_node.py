@@ -39,16 +39,20 @@ import contextlib
 import ctypes
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from cncf.placement import _tcp
+from cncf.placement.artifacts import ArtifactCache, Entry, SocketSource
 
 _PR_SET_PDEATHSIG = 1
 
@@ -57,6 +61,100 @@ def node_cache() -> Path:
     """Where a node keeps environments built for placed components (by content hash)."""
     root = os.environ.get("CNCF_NODE_CACHE")
     return Path(root) if root else Path.home() / ".cache" / "cncf" / "node"
+
+
+#: The node's artifact cache is bounded to this many bytes (``CNCF_NODE_CACHE_BYTES``).
+DEFAULT_CACHE_BYTES = 10 << 30
+
+
+class _Missing(Exception):
+    """What the node lacks for a placement, as a load Observation (a dict: it travels)."""
+
+    def __init__(self, observation: dict[str, Any]) -> None:
+        super().__init__(observation.get("message"))
+        self.observation = observation
+
+
+def artifact_cache() -> ArtifactCache:
+    """The node's artifacts by sha256 (``$CNCF_NODE_CACHE/artifacts``), LRU-bounded."""
+    raw = os.environ.get("CNCF_NODE_CACHE_BYTES", "")
+    return ArtifactCache(node_cache() / "artifacts", int(raw) if raw.isdigit() else DEFAULT_CACHE_BYTES)
+
+
+def _named(root: Path, blob: Path, sha: str, name: str) -> Path:
+    """The blob under its own file name (uv wants a wheel's name, java a jar's):
+    ``named/<sha>/<name>``, a link to the cached bytes."""
+    safe = os.path.basename(name) or "blob"
+    folder = root / "named" / sha
+    link = folder / safe
+    if not link.is_symlink():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{safe}.{os.getpid()}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.symlink(blob, tmp)
+        os.replace(tmp, link)
+    return link
+
+
+_versions: dict[str, str | None] = {}
+
+
+def _python_version(path: str) -> str | None:
+    if path == sys.executable:
+        return f"{sys.version_info[0]}.{sys.version_info[1]}"
+    if path not in _versions:
+        try:
+            out = subprocess.run(
+                [path, "-c", "import sys;print('%d.%d' % sys.version_info[:2])"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
+            _versions[path] = out.stdout.strip() if out.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):
+            _versions[path] = None
+    return _versions[path]
+
+
+def find_python(hub_path: str, version: str) -> str | None:
+    """A Python ``version`` (``3.11``) on this node: at the hub's path if the node has
+    one there (the same image), the node's own interpreter, ``python3.11`` on PATH,
+    or one of uv's managed pythons; ``None`` if the node has none."""
+    candidates = [hub_path, sys.executable, shutil.which(f"python{version}"), shutil.which("python3")]
+    for c in candidates:
+        if c and os.path.isabs(c) and os.access(c, os.X_OK) and _python_version(c) == version:
+            return c
+    uv = shutil.which("uv") or next((str(p) for p in (Path(sys.executable).parent / "uv",) if p.is_file()), None)
+    if uv is not None:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(
+                [uv, "python", "find", "--no-project", version], capture_output=True, text=True, timeout=30
+            )
+            found = out.stdout.strip()
+            if out.returncode == 0 and found and _python_version(found) == version:
+                return found
+    return None
+
+
+def node_environment(sent: Mapping[str, str], *, inherited: Iterable[str], inherit_all: bool) -> dict[str, str]:
+    """The worker's environment, built on the node (brief section 13): the node's own
+    values of the allow-list (or, with ``inherit_env``, its whole environment but
+    Ray's), plus what the component adds (its manifest ``env``, the hub's settings).
+    ``inherited`` names the keys the hub took from its own environment: the node's
+    values replace them.  Whatever Ray's worker process carries (``PYTHONPATH``,
+    ``OMP_NUM_THREADS``, ``PYTHONBREAKPOINT``, ``RAY_*``) stays out."""
+    from cncf.boundaries import _environment_policy as policy
+
+    mine = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    if inherit_all:
+        base = mine
+    else:
+        prefixes = tuple(getattr(policy, "_ALLOWED_PREFIXES", ("LC_",)))
+        base = {k: v for k, v in mine.items() if k in policy.ALLOWED or k.startswith(prefixes)}
+    skip = set(inherited)
+    base.update({k: v for k, v in sent.items() if k not in skip})
+    return base
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -74,12 +172,19 @@ class NodeWorker:
         self._sup_lock = threading.Lock()
         self._stopped = threading.Event()
         self._pipes: list[int] = []
+        self._where: dict[str, Any] = {}
+        self._source: SocketSource | None = None
+        self._source_lock = threading.Lock()  # one request at a time on the artifact connection
+        self._held: dict[str, int] = {}  # artifact digest -> its shared lock's descriptor
+        self._tmpdir = ""
+        self._failed = False
 
     # ----------------------------------------------------------------- start
 
     async def start(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Prepare (environment), listen, and return where to connect; the worker
-        starts once the hub has connected (see :meth:`_serve`)."""
+        """Listen and return where to connect; once the hub has connected, the
+        artifacts are pulled, the environment built and the worker started
+        (see :meth:`_serve`)."""
         from cncf.placement.ray_cluster import import_ray
 
         ray = import_ray()  # Any: Ray's own functions are untyped
@@ -92,25 +197,13 @@ class NodeWorker:
             from cncf.boundaries.python import RUNTIME_DIR
 
             argv = [a.replace(hub_runtime, str(RUNTIME_DIR)) for a in argv]
-        environment = request.get("environment")
-        if environment:
-            from cncf.boundaries._environments import EnvironmentCache, venv_python
-            from cncf.observation import Failed
-
-            interpreter, requirements, wheels, label, constraints = environment
-            try:
-                venv = await EnvironmentCache(node_cache() / "envs").ensure(
-                    interpreter, requirements, [Path(w) for w in wheels], label=label, build_constraints=constraints
-                )
-            except Failed as exc:
-                return {"failure": exc.observation.to_dict()}
-            argv[0] = str(venv_python(venv))
         node_id = ray.get_runtime_context().get_node_id()
         # The address the cluster knows this node by (a test cluster's 127.0.0.1),
         # not whichever interface get_node_ip_address() would pick.
         ip = next(
             (n["NodeManagerAddress"] for n in ray.nodes() if n.get("NodeID") == node_id), ray.util.get_node_ip_address()
         )
+        self._where = {"node_id": node_id, "node_address": ip}
         lsock = _tcp.listener(ip)
         port = lsock.getsockname()[1]
         deadline = time.monotonic() + float(request.get("connect_timeout") or 30.0)
@@ -122,7 +215,6 @@ class NodeWorker:
             "node_id": node_id,
             "actor_pid": os.getpid(),
             "hostname": socket.gethostname(),
-            "argv0": argv[0],
         }
 
     async def _serve(
@@ -130,7 +222,7 @@ class NodeWorker:
     ) -> None:
         assert self._exited is not None
         try:
-            socks = await asyncio.to_thread(_tcp.accept_all, lsock, secret, deadline)
+            socks = await asyncio.to_thread(_tcp.accept_all, lsock, secret, deadline, _tcp.PLACED_ROLES)
         except (OSError, TimeoutError):
             self._exited.set_result(-1)
             return
@@ -139,8 +231,28 @@ class NodeWorker:
             # Ray's tracing wrapper of this method keeps its arguments for its lifetime.
             secret[:] = bytes(len(secret))
         sup = self._sup = socks[_tcp.SUPERVISION]
+        self._source = SocketSource(socks.pop(_tcp.ARTIFACTS))
+        # Beats and commands while the node prepares (a PyPI environment may take minutes).
+        threading.Thread(target=self._beat, daemon=True).start()
+        threading.Thread(target=self._commands, args=(sup,), daemon=True).start()
         try:
-            self._spawn(argv, request, socks)
+            argv, cwd, env, mapping = await self._prepare(argv, request)
+        except Exception as exc:  # what the node lacks, or a fault of ours: a load Observation either way
+            self._failed = True
+            if isinstance(exc, _Missing):
+                observation = exc.observation
+            else:
+                observation = self._missing(
+                    "worker_start_failed",
+                    f"preparing {request.get('label')!r} on node {self._where.get('node_address')} failed: {exc!r}",
+                ).observation
+            self._send({"type": "failed", "observation": observation})
+            self._close_worker_socks(socks)
+            self._exited.set_result(-1)
+            return
+        self._send({"type": "staged", "paths": mapping, "argv0": argv[0]})
+        try:
+            self._spawn(argv, cwd, env, request, socks)
         except OSError as exc:
             self._send({"type": "spawn_failed", "error": f"{exc.strerror or exc}", "argv0": argv[0]})
             self._exited.set_result(-1)
@@ -148,8 +260,6 @@ class NodeWorker:
             return
         assert self._proc is not None
         self._send({"type": "started", "pid": self._proc.pid})
-        threading.Thread(target=self._beat, daemon=True).start()
-        threading.Thread(target=self._commands, args=(sup,), daemon=True).start()
         code = await asyncio.to_thread(self._proc.wait)
         self._kill()  # what the worker started in its group ends with it
         for fd in self._pipes:
@@ -158,9 +268,146 @@ class NodeWorker:
         self._send({"type": "exit", "returncode": code})
         self._exited.set_result(code)
 
-    def _spawn(self, argv: list[str], request: dict[str, Any], socks: dict[bytes, socket.socket]) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-        env.update(request.get("env") or {})
+    @staticmethod
+    def _close_worker_socks(socks: dict[bytes, socket.socket]) -> None:
+        for role, s in socks.items():
+            if role != _tcp.SUPERVISION:
+                s.close()
+
+    # -------------------------------------------------------------- prepare
+
+    def _missing(self, code: str, message: str, **attributes: Any) -> _Missing:
+        from cncf.observation import Code, Observation, Stage
+
+        obs = Observation.of(Code(code), message, stage=Stage.LOAD, **self._where, **attributes)
+        return _Missing(obs.to_dict())
+
+    def stage(self, items: list[dict[str, str]]) -> dict[str, Any]:
+        """Pull ``items`` (more artifacts of this placement: a jar component on a shared
+        JVM host) and return their node paths, or the load Observation."""
+        try:
+            return {"paths": self._stage(items)}
+        except _Missing as exc:
+            return {"failure": exc.observation}
+
+    def _stage(self, items: list[dict[str, str]]) -> dict[str, str]:
+        """Each artifact fetched (once per node, by hash) and held while this actor lives."""
+        from cncf.placement.artifacts import ArtifactError
+
+        source = self._source
+        if not items:
+            return {}
+        if source is None:
+            raise self._missing("artifact_not_found", "the node has no connection to the hub's artifacts")
+        cache = artifact_cache()
+        out: dict[str, str] = {}
+        for item in items:
+            sha, path = item["sha"], item["path"]
+            try:
+                with self._source_lock:
+                    entry = self._hold(cache, sha, item["kind"] == "tree", source)
+                where = entry.tree if item["kind"] == "tree" else _named(cache.root, entry.blob, sha, item["name"])
+            except (ArtifactError, OSError) as exc:
+                raise self._missing(
+                    "artifact_not_found",
+                    f"node {self._where.get('node_address')} could not get {path!r} ({sha[:12]}…) from the hub: {exc}",
+                    path=path,
+                    sha256=sha,
+                ) from None
+            out[path] = str(where)
+        return out
+
+    def _hold(self, cache: ArtifactCache, sha: str, tree: bool, source: SocketSource) -> Entry:
+        """The artifact, fetched (and unpacked) unless the node has it, then held with a
+        shared lock while this actor lives: eviction skips it, other actors use it too."""
+        import fcntl
+
+        from cncf.placement.artifacts import ArtifactError
+
+        def ready() -> Entry | None:
+            entry = cache._entry(sha)
+            return entry if entry is not None and (not tree or entry.tree.is_dir()) else None
+
+        for _ in range(3):
+            fd = self._held.get(sha)
+            if fd is None:
+                fd = os.open(cache.root / "locks" / sha, os.O_RDWR | os.O_CREAT, 0o644)
+                fcntl.flock(fd, fcntl.LOCK_SH)
+            entry = ready()
+            if entry is not None:
+                self._held[sha] = fd
+                return entry
+            # Not here (or evicted): fetching takes the lock exclusively, so let ours go.
+            self._held.pop(sha, None)
+            os.close(fd)
+            cache.unpacked(sha, source) if tree else cache.ensure(sha, source)
+        raise ArtifactError(f"artifact {sha[:12]}… keeps being evicted from the node's cache (too small?)")
+
+    async def _prepare(
+        self, argv: list[str], request: dict[str, Any]
+    ) -> tuple[list[str], str, dict[str, str], dict[str, str]]:
+        """Artifacts pulled, paths rewritten, interpreter found, environment built:
+        what the worker starts with, or ``_Missing`` (a load Observation naming the node)."""
+        from cncf.placement.shipping import rewrite
+
+        mapping = await asyncio.to_thread(self._stage, list(request.get("artifacts") or ()))
+        argv = rewrite(argv, mapping)
+        env = node_environment(
+            rewrite(dict(request.get("env") or {}), mapping),
+            inherited=request.get("inherited") or (),
+            inherit_all=bool(request.get("inherit_all")),
+        )
+        python = request.get("python")
+        if python:
+            found = await asyncio.to_thread(find_python, str(python.get("path") or ""), str(python["version"]))
+            if found is None:
+                raise self._missing(
+                    "interpreter_not_found",
+                    f"node {self._where.get('node_address')} has no Python {python['version']} "
+                    f"(looked for the hub's {python.get('path')!r}, its own interpreter, python{python['version']} "
+                    "on PATH and uv's managed pythons)",
+                    interpreter=f"python{python['version']}",
+                )
+            argv[0] = found
+        environment = request.get("environment")
+        if environment:
+            from cncf.boundaries._environments import EnvironmentCache, venv_python
+            from cncf.observation import Failed
+
+            _interpreter, requirements, wheels, label, constraints = rewrite(environment, mapping)
+            try:
+                venv = await EnvironmentCache(node_cache() / "envs").ensure(
+                    argv[0], requirements, [Path(w) for w in wheels], label=label, build_constraints=constraints
+                )
+            except Failed as exc:
+                raise _Missing({**exc.observation.to_dict()}) from None
+            argv[0] = str(venv_python(venv))
+        if not os.path.isabs(argv[0]) or not os.access(argv[0], os.X_OK):
+            found_exe = shutil.which(os.path.basename(argv[0]), path=env.get("PATH") or os.environ.get("PATH"))
+            if found_exe is None:
+                raise self._missing(
+                    "artifact_not_found",
+                    f"node {self._where.get('node_address')} has no {os.path.basename(argv[0])!r} "
+                    f"(the hub's {argv[0]!r} is neither there nor on the node's PATH)",
+                    path=argv[0],
+                )
+            argv[0] = found_exe
+        cwd = request.get("cwd")
+        if cwd:
+            cwd = rewrite(str(cwd), mapping)
+            if not os.path.isdir(cwd):
+                raise self._missing(
+                    "artifact_not_found",
+                    f"the working folder {cwd!r} does not exist on node {self._where.get('node_address')}",
+                    path=cwd,
+                )
+        self._tmpdir = tempfile.mkdtemp(prefix="cncf-placed-")
+        env["TMPDIR"] = self._tmpdir
+        return argv, cwd or self._tmpdir, env, mapping
+
+    def _spawn(
+        self, argv: list[str], cwd: str, env: dict[str, str], request: dict[str, Any], socks: dict[bytes, socket.socket]
+    ) -> None:
         env["CNCF_PROTOCOL"] = str(request.get("protocol", 1))
         env["CNCF_WORKER_LABEL"] = str(request.get("label") or "")
         main, ctl = socks[_tcp.MAIN], socks[_tcp.CONTROL]
@@ -182,9 +429,6 @@ class NodeWorker:
             fds = (main.fileno(), reply, ctl.fileno())
             child_fds = [reply]
         env.update(CNCF_FD_REQUESTS=str(fds[0]), CNCF_FD_REPLIES=str(fds[1]), CNCF_FD_CONTROL=str(fds[2]))
-        cwd = request.get("cwd")
-        if not cwd or not os.path.isdir(cwd):
-            cwd = tempfile.gettempdir()
         try:
             self._proc = subprocess.Popen(
                 argv,
@@ -252,10 +496,10 @@ class NodeWorker:
         n = 0
         while not self._stopped.wait(_tcp.HEARTBEAT_INTERVAL):
             proc = self._proc
-            if proc is None or proc.poll() is not None:
+            if self._failed or (proc is not None and proc.poll() is not None):
                 return
-            n += 1
-            self._send({"type": "beat", "n": n, "rss_kb": _rss_kb(proc.pid)})
+            n += 1  # also while the node prepares: the hub waits for the worker, not for silence
+            self._send({"type": "beat", "n": n, "rss_kb": _rss_kb(proc.pid) if proc is not None else None})
 
     def _commands(self, sup: socket.socket) -> None:
         from cncf.wire.frames import FrameBuffer
@@ -299,11 +543,28 @@ class NodeWorker:
         self._stopped.set()
         self._kill()
         proc = self._proc
+        code = None
         if proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 await asyncio.to_thread(proc.wait, 5)
-            return proc.returncode
-        return None
+            code = proc.returncode
+        self._release()
+        return code
+
+    def _release(self) -> None:
+        """Give back what the placement held on the node: artifact locks, the temp folder,
+        the artifact connection (cached artifacts stay, bounded by the cache's size)."""
+        for fd in self._held.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._held.clear()
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = ""
+        source, self._source = self._source, None
+        if source is not None:
+            with contextlib.suppress(OSError):
+                source.sock.close()
 
     def ping(self) -> dict[str, Any]:
         proc = self._proc

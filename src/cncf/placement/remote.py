@@ -39,7 +39,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from cncf.observation import Code, Observation, Stage
+from cncf.observation import Code, Failed, Observation, Stage
 from cncf.placement import _tcp
 from cncf.wire.channel import Channel
 from cncf.wire.frames import FrameBuffer, Kind, ProtocolError, encode
@@ -78,6 +78,13 @@ class RemoteWorker(LinkCore):
         self._watchdog: asyncio.TimerHandle | None = None
         self.heartbeat_timeout = _tcp.HEARTBEAT_TIMEOUT
         self._description: dict[str, Any] = {"engine": "ray"}
+        self._staged: asyncio.Future[dict[str, Any]] | None = None
+        #: The placement's artifacts (set by the cluster engine): what the node was sent,
+        #: and where each hub path lives on the node.
+        self.shipment: Any = None
+        self.artifact_sock: socket.socket | None = None
+        self.node_paths: dict[str, str] = {}
+        self.on_released: Callable[[], None] | None = None  # told once the node actor is stopped
 
     @property
     def placement(self) -> dict[str, Any]:
@@ -98,10 +105,15 @@ class RemoteWorker(LinkCore):
         start_timeout: float,
         memory_limit: int | None = None,
         on_exit: Callable[[WorkerLink], None] | None = None,
+        prepare_timeout: float | None = None,
     ) -> RemoteWorker:
-        """Take over the authenticated connections and wait for the worker's HELLO.
+        """Take over the authenticated connections, wait for the node to prepare (pull the
+        artifacts, build the environment: at most ``prepare_timeout``), then for the
+        worker's HELLO.
 
-        Raises ``Failed`` (``worker_start_failed``, or ``node_lost``) like a local spawn.
+        Raises ``Failed`` (``worker_start_failed``, ``node_lost``, or what the node
+        lacks: ``artifact_not_found``, ``interpreter_not_found``, an environment's
+        failure) like a local spawn.
         """
         self = cls()
         self.label, self.node, self.memory_limit, self._on_exit = label, node, memory_limit, on_exit
@@ -124,6 +136,7 @@ class RemoteWorker(LinkCore):
         )
         self._exited = loop.create_future()
         self._started = loop.create_future()
+        self._staged = loop.create_future()
         for role, sink in ((_tcp.STDOUT, self._out_w), (_tcp.STDERR, self._err_w)):
             s = socks[role]
             s.setblocking(False)
@@ -133,6 +146,23 @@ class RemoteWorker(LinkCore):
         loop.add_reader(sup.fileno(), self._on_supervision)
         self._watchdog = loop.call_later(self.heartbeat_timeout / 4, self._check_heartbeat)
         self._track(loop.create_task(self._watch_node()))
+        if prepare_timeout is not None:
+            try:
+                staged = await asyncio.wait_for(asyncio.shield(self._staged), prepare_timeout)
+            except Failed:
+                await self.close(grace=0)
+                raise
+            except TimeoutError:
+                await self.close(grace=0)
+                raise Failed(
+                    Observation.of(
+                        Code.ENVIRONMENT_FAILED,
+                        f"preparing {label!r} on its node took more than {prepare_timeout:g}s",
+                        stage=Stage.LOAD,
+                        **self._where(),
+                    )
+                ) from None
+            self.node_paths = dict(staged.get("paths") or {})
         await self.greet(start_timeout)
         return self
 
@@ -212,6 +242,14 @@ class RemoteWorker(LinkCore):
                 self.pid = int(body.get("pid") or 0)
                 if self._started is not None and not self._started.done():
                     self._started.set_result(self.pid)
+            elif kind == "staged":
+                if self._staged is not None and not self._staged.done():
+                    self._staged.set_result(body)
+            elif kind == "failed":
+                self._exit_seen = True
+                obs = Observation.from_dict(body.get("observation") or {})
+                self._fail_staging(obs)
+                self.fail_all(obs)
             elif kind == "spawn_failed":
                 self._exit_seen = True
                 where = self._where()
@@ -258,7 +296,14 @@ class RemoteWorker(LinkCore):
             return
         self.lost = reason
         self.declare_dead()
+        self._fail_staging(self.death_observation())
         self._wake_exit()
+
+    def _fail_staging(self, obs: Observation) -> None:
+        staged = self._staged
+        if staged is not None and not staged.done():
+            staged.set_exception(Failed(obs))
+            staged.exception()  # retrieved: attach may have stopped waiting
 
     def _on_eof(self) -> None:
         if self.channel.dead is None and not self._exit_seen and self._loop is not None:
@@ -297,6 +342,9 @@ class RemoteWorker(LinkCore):
         if node is not None:
             with contextlib.suppress(Exception):
                 await node.stop()
+            released, self.on_released = self.on_released, None
+            if released is not None:
+                released()
         for t in list(self._tasks):
             t.cancel()
         self._pull_output()
@@ -306,6 +354,11 @@ class RemoteWorker(LinkCore):
                 loop.remove_reader(s.fileno())
             s.close()
         self._socks = {}
+        art, self.artifact_sock = self.artifact_sock, None
+        if art is not None:
+            with contextlib.suppress(OSError):
+                art.shutdown(socket.SHUT_RDWR)  # ends the thread serving the node's pulls
+            art.close()
         for attr in ("_out_w", "_err_w"):
             fd = getattr(self, attr)
             if fd >= 0:
