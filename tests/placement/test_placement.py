@@ -289,7 +289,7 @@ import sys, cncf
 hub = cncf.Hub(home=sys.argv[1])
 h = hub.load(sys.argv[2], placement="ray", placement_resources={"beta": 1})
 assert h.state == "ready", h.observation
-print(hub.call("echo.where").value["pid"], hub.inspect("echo")["placement"]["actor_pid"], flush=True)
+print("CNCF-PIDS", hub.call("echo.where").value["pid"], hub.inspect("echo")["placement"]["actor_pid"], flush=True)
 import time; time.sleep(600)
 """
 
@@ -308,9 +308,13 @@ def test_hub_death_releases_everything_on_the_cluster(tmp_path: Path, ray_cluste
         text=True,
     )
     assert proc.stdout is not None
+    # Ray may print its own lines (a raylet's "node marked dead") on the driver's
+    # stdout: read up to the hub's own marked line.
     line = proc.stdout.readline()
+    while line and not line.startswith("CNCF-PIDS "):
+        line = proc.stdout.readline()
     assert line, "the hub did not start"
-    worker, actor = (int(x) for x in line.split())
+    worker, actor = (int(x) for x in line.split()[1:])
     proc.kill()
     proc.wait()
     proc.stdout.close()
