@@ -459,17 +459,18 @@ class ActionEngine:
         assert boundary is not None
         generation = comp.generation
         deadline = call.context.deadline
+        now = loop.time()
         if policy.run_timeout is not None:
-            rd = loop.time() + policy.run_timeout
+            rd = now + policy.run_timeout
             if deadline is None or rd < deadline:
                 deadline = rd
         scope.deadline = deadline
-        if deadline is not None and deadline <= loop.time():
+        if deadline is not None and deadline <= now:
             # The caller's deadline passed before the request crossed: it never runs.
             comp.gate.leave()
             return Outcome.failure(_not_started(rec, CancelReason.RUN_DEADLINE, "deadline", loop))
         scope.running = True
-        scope.executed = loop.time()
+        scope.executed = now
         timer = loop.call_at(deadline, scope.cancel, CancelReason.RUN_DEADLINE) if deadline is not None else None
         obs: Observation | None = None
         stdout = stderr = ""
