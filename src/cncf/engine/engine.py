@@ -324,7 +324,7 @@ class ActionEngine:
         loop = asyncio.get_running_loop()
         scope = CallScope(call.id, dispatched.entry.policy.cancel_grace, loop)
         try:
-            outcome = await self._run(call, comp, dispatched.entry, scope)
+            outcome = await self._run(call, comp, dispatched.entry, scope, loop)
         except asyncio.CancelledError:
             self._report(call, comp, scope, None, loop)
             raise
@@ -389,11 +389,17 @@ class ActionEngine:
                 with contextlib.suppress(ValueError):
                     self._listeners.remove(listener)
 
-    async def _run(self, call: ActionCall, comp: Component, entry: OperationEntry, scope: CallScope) -> Outcome:
+    async def _run(
+        self,
+        call: ActionCall,
+        comp: Component,
+        entry: OperationEntry,
+        scope: CallScope,
+        loop: asyncio.AbstractEventLoop,
+    ) -> Outcome:
         target = str(call.target)
         policy = entry.policy
         gate = comp.gate
-        loop = asyncio.get_running_loop()
         if call.id in self._records:  # a duplicate id that bypassed dispatch (e.g. a queued retry)
             return Outcome.failure(
                 Observation.of(
