@@ -86,6 +86,13 @@ class WorkerInstance:
     rss_kb: int | None = None  # cached: the engine checks health on every call
     rss_at: float = -1.0
 
+    def force(self) -> None:
+        """Stop a call at any price: one instance per worker, so killing the worker
+        stops exactly this instance."""
+        worker = self.worker
+        worker.kill_reason = worker.kill_reason or "cancelled by the hub"
+        worker.kill()
+
 
 _INSTANCE_ID = 1  # one instance per worker process
 
@@ -177,14 +184,9 @@ class WorkerBoundary:
         self, instance: WorkerInstance, call: ActionCall, operation: str, *, concurrent: bool, scope: Scope
     ) -> Returned:
         worker = instance.worker
-
-        def force() -> None:  # one instance per worker: killing it stops exactly this instance
-            worker.kill_reason = worker.kill_reason or "cancelled by the hub"
-            worker.kill()
-
         try:
             body = await wire.invoke(
-                worker.channel, _INSTANCE_ID, call, operation, concurrent=concurrent, scope=scope, force=force
+                worker.channel, _INSTANCE_ID, call, operation, concurrent=concurrent, scope=scope, force=instance.force
             )
         except Failed as exc:
             raise wire.attach_output(exc, worker.take_output) from None

@@ -324,7 +324,7 @@ class ActionEngine:
         loop = asyncio.get_running_loop()
         scope = CallScope(call.id, dispatched.entry.policy.cancel_grace, loop)
         try:
-            outcome = await self._run(call, comp, dispatched.entry, scope)
+            outcome = await self._run(call, comp, dispatched.entry, scope, loop)
         except asyncio.CancelledError:
             self._report(call, comp, scope, None, loop)
             raise
@@ -389,11 +389,17 @@ class ActionEngine:
                 with contextlib.suppress(ValueError):
                     self._listeners.remove(listener)
 
-    async def _run(self, call: ActionCall, comp: Component, entry: OperationEntry, scope: CallScope) -> Outcome:
+    async def _run(
+        self,
+        call: ActionCall,
+        comp: Component,
+        entry: OperationEntry,
+        scope: CallScope,
+        loop: asyncio.AbstractEventLoop,
+    ) -> Outcome:
         target = str(call.target)
         policy = entry.policy
         gate = comp.gate
-        loop = asyncio.get_running_loop()
         if call.id in self._records:  # a duplicate id that bypassed dispatch (e.g. a queued retry)
             return Outcome.failure(
                 Observation.of(
@@ -459,17 +465,18 @@ class ActionEngine:
         assert boundary is not None
         generation = comp.generation
         deadline = call.context.deadline
+        now = loop.time()
         if policy.run_timeout is not None:
-            rd = loop.time() + policy.run_timeout
+            rd = now + policy.run_timeout
             if deadline is None or rd < deadline:
                 deadline = rd
         scope.deadline = deadline
-        if deadline is not None and deadline <= loop.time():
+        if deadline is not None and deadline <= now:
             # The caller's deadline passed before the request crossed: it never runs.
             comp.gate.leave()
             return Outcome.failure(_not_started(rec, CancelReason.RUN_DEADLINE, "deadline", loop))
         scope.running = True
-        scope.executed = loop.time()
+        scope.executed = now
         timer = loop.call_at(deadline, scope.cancel, CancelReason.RUN_DEADLINE) if deadline is not None else None
         obs: Observation | None = None
         stdout = stderr = ""

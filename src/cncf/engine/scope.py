@@ -140,7 +140,9 @@ class CallScope:
         """A future for the boundary to complete when the operation ends; its
         completion ends the scope at once (no extra loop round before the caller
         resumes: the caller waits on the scope, not on this future)."""
-        return _OperationFuture(self, self._loop)
+        fut = _OperationFuture(loop=self._loop)
+        fut._scope = self
+        return fut
 
     def attach(
         self,
@@ -260,20 +262,24 @@ class _OperationFuture(asyncio.Future[Any]):
     """An operation's future that ends its scope the moment it completes
     (a done callback would cost the caller one more loop round)."""
 
-    def __init__(self, scope: CallScope, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(loop=loop)
-        self._scope = scope
+    __slots__ = ("_scope",)  # set by CallScope.operation_future (no Python __init__ per call)
+    _scope: CallScope
 
     def set_result(self, result: Any, /) -> None:
-        super().set_result(result)
-        self._scope._operation_ended(self)
+        _future_set_result(self, result)
+        self._scope.end()  # a result needs no retrieval (see _operation_ended)
 
     def set_exception(self, exception: type | BaseException, /) -> None:
-        super().set_exception(exception)
+        _future_set_exception(self, exception)
         self._scope._operation_ended(self)
 
     def cancel(self, msg: Any | None = None) -> bool:
-        cancelled = super().cancel(msg)
+        cancelled = _future_cancel(self, msg)
         if cancelled:
             self._scope._operation_ended(self)
         return cancelled
+
+
+_future_set_result = asyncio.Future.set_result
+_future_set_exception = asyncio.Future.set_exception
+_future_cancel = asyncio.Future.cancel

@@ -96,8 +96,7 @@ async def invoke(
         scope.operation_future(),
     )
     if not pending.done():
-        rid = pending.id
-        scope.attach(pending.future, cooperative=lambda: channel.cancel(rid, "cooperative"), force=force)
+        scope.attach(pending.future, cooperative=pending.cancel, force=force)
     return await pending.reply(Stage.EXECUTE, scope)
 
 
@@ -210,10 +209,14 @@ class PendingRequest:
         With a ``scope`` the reply is awaited through it: the caller's own
         cancellation, or the scope's (``Interrupted``), leaves the request in
         flight, so its reply still ends the operation on the scope."""
-        if not self._future.done():
-            self._channel._spin(self._future)
+        fut = self._future
+        if not fut.done():
+            self._channel._spin(fut)
         try:
-            body = await (self._future if scope is None else scope.wait(self._future))
+            if fut.done():  # the common case: the reply came while spinning
+                body = fut.result()
+            else:
+                body = await (fut if scope is None else scope.wait(fut))
         except asyncio.CancelledError:
             if scope is None:
                 self._channel._pending.pop(self.id, None)
@@ -234,6 +237,10 @@ class PendingRequest:
 
     def done(self) -> bool:
         return self._future.done()
+
+    def cancel(self) -> None:
+        """Ask the worker to stop this request (a cooperative CANCEL)."""
+        self._channel.cancel(self.id, "cooperative")
 
 
 class Channel:

@@ -131,9 +131,10 @@ def decode_body(data: bytes | memoryview, max_depth: int = MAX_DEPTH) -> dict[st
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"frame body is not UTF-8 JSON: {exc}") from None
     del data  # no view of the caller's buffer outlives this call (it may be resized)
-    non_finite: list[str] = []
+    non_finite: list[str] | None = None  # made only for a body that may carry one
     try:
         if "NaN" in text or "Infinity" in text:
+            non_finite = []
             body = json.JSONDecoder(parse_constant=non_finite.append).decode(text)
         else:
             body = _decode(text)

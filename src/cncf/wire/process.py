@@ -175,8 +175,12 @@ class WorkerProcess(LinkCore):
             if self.pid != self._group:
                 with contextlib.suppress(OSError):
                     self._worker_fd = os.pidfd_open(self.pid)
-                    self._worker_poll = select.poll()
-                    self._worker_poll.register(self._worker_fd, select.POLLIN)
+        if self._pidfd >= 0:  # one poll(2) tells an exit on every call's health check
+            exits = select.poll()
+            exits.register(self._pidfd, select.POLLIN)
+            if self._worker_fd >= 0:
+                exits.register(self._worker_fd, select.POLLIN)
+            self._worker_poll = exits
         return self
 
     @property
@@ -206,6 +210,11 @@ class WorkerProcess(LinkCore):
         """Whether the child has exited, without reaping it (the pidfd reader reaps)."""
         if self._proc is None or self.returncode is not None:
             return self.returncode is not None
+        if self._worker_poll is not None:
+            # A pidfd is readable once its process exited (a zombie counts): the
+            # group's, and wrapped, the worker's own, which dies a moment before
+            # its namespace's init and ``unshare``.
+            return bool(self._worker_poll.poll(0))
         try:
             if os.waitid(os.P_PID, self._group, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
                 return True
@@ -213,9 +222,7 @@ class WorkerProcess(LinkCore):
             return True
         except OSError:
             return False
-        # Wrapped, the worker dies a moment before its namespace's init and ``unshare``:
-        # its own pidfd says so at once (a zombie counts as exited).
-        return self._worker_poll is not None and bool(self._worker_poll.poll(0))
+        return False
 
     # ------------------------------------------------------------- liveness
 
