@@ -5,12 +5,12 @@ class Counter:
     def __init__(self):
         self.value = 0
 
-    def increment(self, by=1):
+    def increment(self, by: int = 1) -> int:
         """Add ``by`` and return the new value."""
         self.value += by
         return self.value
 
-    def get(self):
+    def get(self) -> int:
         return self.value
 
     def echo(self, x):

@@ -12,7 +12,7 @@ class Versions:
     def version(self):
         return packaging.__version__
 
-    def parse(self, text):
+    def parse(self, text: str) -> dict:
         try:
             return {"ok": True, "type": type(parse(text)).__name__, "value": str(parse(text))}
         except Exception as exc:

@@ -91,7 +91,7 @@ def test_openapi_validates_and_describes_operations(hub_server: Served) -> None:
     assert op["operationId"] == "svc.default.echo"
     assert op["summary"] == "Return the value unchanged."
     assert op["x-cncf-policy"] == "serialize"
-    assert "value" in op["requestBody"]["content"]["application/json"]["schema"]["oneOf"][0]["properties"]
+    assert "value" in op["requestBody"]["content"]["application/json"]["schema"]["anyOf"][0]["properties"]
     assert doc["paths"]["/rest/v1/svc/default/slow"]["post"]["x-cncf-run-timeout"] == 0.5
     assert "202" in doc["paths"]["/rest/v1/jobs/default/add"]["post"]["responses"]
     assert {"Outcome", "Observation", "Job"} <= set(doc["components"]["schemas"])

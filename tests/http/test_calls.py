@@ -129,8 +129,8 @@ def test_refused_requests_are_observations(hub_server: Served) -> None:
     assert (r.status_code, _code(r)) == (413, "body_too_large")
     r = h.get("/no/such/route")
     assert (r.status_code, _code(r)) == (404, "route_not_found")
-    r = h.put("/rest/v1/svc/echo")
-    assert (r.status_code, _code(r)) == (404, "route_not_found")
+    r = h.put("/rest/v1/svc/echo")  # the path exists, not with this method
+    assert (r.status_code, _code(r), r.headers["allow"]) == (405, "route_not_found", "GET, HEAD, POST")
     r = h.get("/healthz", headers={"Host": "evil.example:8470"})
     assert (r.status_code, _code(r)) == (403, "forbidden")
     r = h.delete("/hub/v1/components/svc")

@@ -69,12 +69,15 @@ def test_non_retryable_observation_fails_the_job(hub: cncf.Hub) -> None:
     assert [a.observation.code for a in job.history] == [cncf.Code.RAISED]
 
 
-def test_invalid_arguments_fail_the_job_at_dispatch(hub: cncf.Hub) -> None:
-    out = hub.call("worker.add", {"nope": 1})
-    assert out.job_id  # accepted: arguments are only checked when the job runs
-    final = hub.wait(out.job_id, 5)
-    assert final.observation.code is cncf.Code.INVALID_ARGUMENTS
-    assert hub.job(out.job_id).state is JobState.FAILED
+def test_invalid_arguments_are_refused_before_a_job_is_stored(hub: cncf.Hub) -> None:
+    before = len(hub.jobs())
+    out = hub.call("worker.add", {"nope": 1})  # the hub knows the parameters: no job for that
+    assert out.job_id is None and not out.queued
+    assert out.observation.code is cncf.Code.INVALID_ARGUMENTS
+    assert out.observation.stage is cncf.Stage.DISPATCH
+    assert len(hub.jobs()) == before
+    ok = hub.call("worker.add", {"a": 1, "b": 2})
+    assert ok.job_id and hub.wait(ok.job_id, 5).value == 3
 
 
 def test_non_queue_operation_of_the_same_component_runs_directly(hub: cncf.Hub) -> None:

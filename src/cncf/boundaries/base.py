@@ -83,9 +83,14 @@ class Parameter:
     name: str
     kind: str = "any"  # positional | named | any | varargs | varkw
     required: bool = True
+    # JSON Schema of the values it admits (of each value for varargs / varkw); None: unknown
+    schema: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "required": self.required}
+        d = {"name": self.name, "kind": self.kind, "required": self.required}
+        if self.schema is not None:
+            d["schema"] = self.schema
+        return d
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -95,19 +100,33 @@ class OperationInfo:
     name: str
     params: tuple[Parameter, ...] | None = None
     doc: str = ""
+    # an overloaded operation (JVM): each overload's parameters; a call fits one of them
+    overloads: tuple[tuple[Parameter, ...], ...] | None = None
 
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> OperationInfo:
         params = d.get("params")
+        overloads = d.get("overloads")
         return cls(
             name=str(d["name"]),
-            params=None
-            if params is None
-            else tuple(
-                Parameter(str(p["name"]), str(p.get("kind", "any")), bool(p.get("required", True))) for p in params
-            ),
+            params=None if params is None else _parameters(params),
             doc=str(d.get("doc") or ""),
+            overloads=tuple(_parameters(o) for o in overloads)
+            if params is None and isinstance(overloads, list) and overloads
+            else None,
         )
+
+
+def _parameters(params: list[dict[str, Any]]) -> tuple[Parameter, ...]:
+    return tuple(
+        Parameter(
+            str(p["name"]),
+            str(p.get("kind", "any")),
+            bool(p.get("required", True)),
+            p["schema"] if isinstance(p.get("schema"), dict) else None,
+        )
+        for p in params
+    )
 
 
 @dataclasses.dataclass(slots=True)

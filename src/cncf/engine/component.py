@@ -293,6 +293,11 @@ class Component:
                 sname: {
                     op.name: {
                         "params": [p.to_dict() for p in op.info.params] if op.info.params is not None else None,
+                        **(
+                            {"overloads": [[p.to_dict() for p in o] for o in op.info.overloads]}
+                            if op.info.overloads
+                            else {}
+                        ),
                         "doc": op.info.doc,
                         "policy": op.policy.to_dict(),
                     }

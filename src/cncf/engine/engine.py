@@ -165,6 +165,17 @@ class ActionEngine:
             comp, entry, target = self._resolve(selector, cid)
         return self._build(cid, selector, comp, entry, target, args, timeout, caller, correlation_id, idempotency_key)
 
+    def entry(self, selector: str) -> OperationEntry:
+        """The operation ``selector`` names (its policy, parameters), without making a call.  Raises ``Failed``."""
+        hit = self._resolved.get(selector)
+        if (
+            hit is not None
+            and self._components.get(hit.key) is hit.component
+            and hit.component.generation == hit.generation
+        ):
+            return hit.entry
+        return self._resolve(selector, "")[1]
+
     def _resolve(self, selector: str, cid: str) -> tuple[Component, OperationEntry, Target]:
         sel = Selector.parse(selector) if isinstance(selector, str) else None
         if sel is None:
@@ -253,6 +264,19 @@ class ActionEngine:
                     call_id=cid,
                 )
             )
+        if entry.check is not None:  # before it runs or is queued (cncf.schema: the OpenAPI body's rules)
+            why = entry.check(pos, named)
+            if why is not None:
+                raise Failed(
+                    Observation.of(
+                        Code.INVALID_ARGUMENTS,
+                        f"{target} {why}",
+                        stage=Stage.DISPATCH,
+                        target=str(target),
+                        call_id=cid,
+                        params=[p.to_dict() for p in entry.info.params or ()],
+                    )
+                )
         loop = asyncio.get_running_loop()
         now = loop.time()
         deadline = None

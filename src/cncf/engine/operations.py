@@ -14,6 +14,7 @@ from cncf.boundaries.base import OperationInfo
 from cncf.manifest import ComponentSpec
 from cncf.observation import Code, Failed, Observation
 from cncf.policy import Mode, PolicySpec, ResolvedPolicy, resolve
+from cncf.schema import Check, checker
 from cncf.selector import normalize
 
 DEFAULT_SERVICE = "default"
@@ -26,6 +27,8 @@ class OperationEntry:
     info: OperationInfo
     policy: ResolvedPolicy
     exclusive: bool  # serialize (and queue) need the instance to themselves
+    # the arguments' check, made from the parameters' schemas (cncf.schema); None: unknown parameters
+    check: Check | None = None
 
 
 def build_operations(spec: ComponentSpec, discovered: list[OperationInfo]) -> dict[str, dict[str, OperationEntry]]:
@@ -81,7 +84,14 @@ def build_operations(spec: ComponentSpec, discovered: list[OperationInfo]) -> di
         for op in ops:
             n = normalize(op.name)
             policy = resolve(spec.policy, spol, op_policies.get((None, n)), op_policies.get((sname, n)))
-            entries[op.name] = OperationEntry(sname, op.name, op, policy, exclusive=policy.mode is not Mode.CONCURRENT)
+            entries[op.name] = OperationEntry(
+                sname,
+                op.name,
+                op,
+                policy,
+                exclusive=policy.mode is not Mode.CONCURRENT,
+                check=checker(op.params, op.overloads),
+            )
         table[sname] = entries
     return table
 

@@ -734,7 +734,216 @@ def parameters(f, drop):
     while drop and out and out[0]["kind"] in ("positional", "any"):
         out.pop(0)
         drop -= 1
+    hints = _hints(f)
+    if hints:
+        for p in out:
+            if p["name"] in hints:
+                schema = describe(hints[p["name"]])
+                if not p["required"] and _defaults_to_none(f, code, p["name"], npos, first_default, kwdefaults):
+                    schema = _nullable(schema)  # PEP 484's implicit Optional: x: int = None
+                p["schema"] = schema  # (of each value, for *args and **kwargs)
     return out
+
+
+# ---------------------------------------------------------------------------
+# Parameter types: PEP 484 annotations as JSON Schema (docs/http.md, OpenAPI)
+# ---------------------------------------------------------------------------
+# The hub publishes these in its OpenAPI document and checks a call's
+# arguments against them before it runs (or is queued).  A type that cannot be
+# said in JSON (a class of the component's own, bytes, a TypeVar) is {}: any
+# value, never a refusal the component would not make itself.
+
+_DEPTH = 8
+
+
+def _hints(f):
+    ann = getattr(f, "__annotations__", None)
+    if not isinstance(ann, dict) or not ann:
+        return None
+    try:
+        import typing
+
+        return typing.get_type_hints(f)
+    except Exception:
+        out = {}
+        glb = getattr(f, "__globals__", None) or {}
+        for k, v in ann.items():
+            if isinstance(v, str):
+                try:
+                    v = eval(v, dict(glb))  # a forward reference in the function's own module
+                except Exception:
+                    continue
+            out[k] = v
+        return out
+
+
+def _defaults_to_none(f, code, name, npos, first_default, kwdefaults):
+    names = code.co_varnames
+    for i in range(first_default, npos):
+        if names[i] == name:
+            defaults = getattr(f, "__defaults__", None) or ()
+            return defaults[i - first_default] is None
+    return name in kwdefaults and kwdefaults[name] is None
+
+
+def _nullable(schema):
+    if not schema or schema.get("type") == "null":
+        return schema
+    if "anyOf" in schema:
+        if {"type": "null"} in schema["anyOf"]:
+            return schema
+        return {"anyOf": schema["anyOf"] + [{"type": "null"}]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+_SCALARS = {int: {"type": "integer"}, float: {"type": "number"}, bool: {"type": "boolean"}, str: {"type": "string"}}
+
+
+def describe(tp, _stack=()):
+    """The JSON Schema of the values an annotation ``tp`` admits over the wire."""
+    try:
+        return _describe(tp, _stack)
+    except Exception:
+        return {}
+
+
+def _describe(tp, stack):
+    if len(stack) > _DEPTH or tp in stack:
+        return {}  # recursive or too deep: any value
+    if tp is None or tp is type(None):
+        return {"type": "null"}
+    if tp in _SCALARS:
+        return dict(_SCALARS[tp])
+    import typing
+
+    stack = stack + (tp,)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is not None:
+        name = getattr(origin, "__name__", "") or str(origin)
+        if origin is typing.Union or name == "UnionType":
+            return _union([_describe(a, stack) for a in args])
+        if name == "Literal" or origin is getattr(typing, "Literal", None):
+            values = [a for a in args if a is None or isinstance(a, (bool, int, float, str))]
+            return {"enum": values} if len(values) == len(args) else {}
+        if name == "Annotated" or origin is getattr(typing, "Annotated", None):
+            return _describe(args[0], stack) if args else {}
+        if origin is tuple:
+            if len(args) == 2 and args[1] is Ellipsis:
+                return {"type": "array", "items": _describe(args[0], stack)}
+            if args == ((),) or not args:
+                return {"type": "array", "items": {}, "maxItems": 0} if args else {"type": "array", "items": {}}
+            items = [_describe(a, stack) for a in args]
+            return {
+                "type": "array",
+                "prefixItems": items,
+                "items": _union(items),
+                "minItems": len(items),
+                "maxItems": len(items),
+            }
+        if isinstance(origin, type):
+            import collections.abc as abc
+
+            if issubclass(origin, (list, set, frozenset)) or origin in (
+                abc.Sequence,
+                abc.MutableSequence,
+                abc.Set,
+                abc.MutableSet,
+                abc.Collection,
+                abc.Iterable,
+            ):
+                return {"type": "array", "items": _describe(args[0], stack) if args else {}}
+            if issubclass(origin, dict) or origin in (abc.Mapping, abc.MutableMapping):
+                if args and args[0] is not str:
+                    return {"type": "object"}
+                return {"type": "object", "additionalProperties": _describe(args[1], stack) if len(args) > 1 else {}}
+        return {}
+    if isinstance(tp, type):
+        if issubclass(tp, bool):
+            return {"type": "boolean"}
+        if tp in (list, set, frozenset, tuple):
+            return {"type": "array", "items": {}}
+        if tp is dict:
+            return {"type": "object"}
+        members = getattr(tp, "__members__", None)
+        if members is not None and hasattr(tp, "_value2member_map_"):  # an Enum: its values cross
+            values = [m.value for m in members.values()]
+            if all(v is None or isinstance(v, (bool, int, float, str)) for v in values):
+                return {"enum": values}
+            return {}
+        fields = getattr(tp, "__dataclass_fields__", None)
+        if isinstance(fields, dict):
+            return _dataclass(tp, fields, stack)
+        if hasattr(tp, "model_json_schema"):  # pydantic 2
+            return _inline_refs(tp.model_json_schema(), 0)
+        if isinstance(getattr(tp, "__required_keys__", None), frozenset):  # a TypedDict
+            hints = typing.get_type_hints(tp)
+            return {
+                "type": "object",
+                "properties": dict((k, _describe(v, stack)) for k, v in hints.items()),
+                "required": sorted(tp.__required_keys__),
+            }
+        if issubclass(tp, int):
+            return {"type": "integer"}
+        if issubclass(tp, float):
+            return {"type": "number"}
+        if issubclass(tp, str):
+            return {"type": "string"}
+    return {}
+
+
+def _union(schemas):
+    if any(not s for s in schemas):
+        return {}
+    out = []
+    for s in schemas:
+        for t in s["anyOf"] if list(s) == ["anyOf"] else [s]:
+            if t not in out:
+                out.append(t)
+    return out[0] if len(out) == 1 else {"anyOf": out}
+
+
+def _dataclass(tp, fields, stack):
+    import typing
+
+    try:
+        hints = typing.get_type_hints(tp)
+    except Exception:
+        hints = {}
+    props = {}
+    required = []
+    missing = getattr(__import__("dataclasses"), "MISSING", None)
+    for name, fld in fields.items():
+        if getattr(fld, "init", True) is False or str(getattr(fld, "_field_type", "")) != "_FIELD":
+            continue
+        props[name] = _describe(hints[name], stack) if name in hints else {}
+        if fld.default is missing and fld.default_factory is missing:
+            required.append(name)
+    out = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        out["required"] = required
+    return out
+
+
+def _inline_refs(schema, depth, defs=None):
+    """A pydantic schema with its ``$defs`` inlined (a recursive one cut to {})."""
+    if defs is None:
+        defs = schema.get("$defs") or schema.get("definitions") or {}
+    if isinstance(schema, list):
+        return [_inline_refs(s, depth, defs) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        target = defs.get(ref.rsplit("/", 1)[-1])
+        if target is None or depth > _DEPTH:
+            return {}
+        return _inline_refs(target, depth + 1, defs)
+    return dict(
+        (k, _inline_refs(v, depth, defs) if k not in ("enum", "const", "default", "examples") else v)
+        for k, v in schema.items()
+        if k not in ("$defs", "definitions", "title")
+    )
 
 
 def misfit(params, args, kwargs):

@@ -212,6 +212,20 @@ class Reception:
     async def _http_error(self, request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)
         where = f"{request.method} {request.url.path}"
+        allowed = self._allowed(request.url.path) if status == 405 else []
+        if allowed:  # the path exists, not with this method: 405 and Allow
+            obs = Observation.of(
+                Code.ROUTE_NOT_FOUND,
+                f"{request.url.path} does not answer {request.method}; it answers {', '.join(allowed)}",
+                stage=Stage.RECEPTION,
+                target=where,
+                method=request.method,
+                allowed=allowed,
+            )
+            self.recent.add(obs)
+            _, headers, body = refused(obs)
+            headers.append((b"allow", ", ".join(allowed).encode()))
+            return Raw((405, headers, body))
         if status in (404, 405):
             obs = Observation.of(
                 Code.ROUTE_NOT_FOUND,
@@ -229,6 +243,25 @@ class Reception:
                 target=where,
             )
         return self._refusal(obs)
+
+    def _allowed(self, path: str) -> list[str]:
+        """The methods ``path`` answers (an operation's: POST, and GET / HEAD when declared safe)."""
+        methods: set[str] = set()
+        for r, regex in _COMPILED:
+            m = regex.match(path)
+            if m is None:
+                continue
+            if r.handler == "call":
+                p = m.groupdict()
+                selector = ".".join(v for k in ("component", "service", "operation") if (v := p.get(k)))
+                methods.add("POST")
+                if self._get_refusal(selector, quiet=True) is None:
+                    methods.add("GET")
+            else:
+                methods.add(r.method)
+        if "GET" in methods:
+            methods.add("HEAD")
+        return sorted(methods)
 
     async def _crash(self, request: Request, exc: Exception) -> Response:
         """The outermost guard (Starlette's ServerErrorMiddleware): still an Observation."""
@@ -325,7 +358,7 @@ class Reception:
         args: Any
         try:
             if safe:
-                args = {k: cli_value(v) for k, v in params.items() if k != "timeout"} or None
+                args = self._query_args(selector, params)
             else:
                 body = await self._body(receive, found.get(b"content-length"))
                 args = body if isinstance(body, Observation) else self._payload(body, found.get(b"content-type", ""))
@@ -356,12 +389,22 @@ class Reception:
             )
         await send_answer(send, await self._render(outcome))
 
-    def _get_refusal(self, selector: str) -> Answer | None:
+    def _query_args(self, selector: str, params: dict[str, str]) -> dict[str, Any] | None:
+        """A GET's named arguments: a value read as the CLI reads one (JSON when it parses), but
+        as text for a parameter typed as text (the OpenAPI document's query schema)."""
+        try:
+            info = self.hub.engine.entry(selector).info.params or ()
+        except Exception:  # noqa: BLE001 - the call itself answers with the dispatch Observation
+            info = ()
+        text = {p.name for p in info if (p.schema or {}).get("type") == "string"}
+        return {k: v if k in text else cli_value(v) for k, v in params.items() if k != "timeout"} or None
+
+    def _get_refusal(self, selector: str, quiet: bool = False) -> Answer | None:
         """A GET runs an operation only when it is declared safe to (``http_get
         = true``): an ``<img>`` or a link cannot run anything.  An unknown
         selector is left to the call (its own 404)."""
         try:
-            entry = self.hub.engine.dispatch(selector).entry
+            entry = self.hub.engine.entry(selector)
         except Exception:  # noqa: BLE001 - the call itself answers with the dispatch Observation
             return None
         if entry.policy.http_get:
@@ -375,7 +418,8 @@ class Reception:
             method="GET",
             allowed=["POST"],
         )
-        self.recent.add(obs)
+        if not quiet:
+            self.recent.add(obs)
         status, headers, body = refused(obs)
         headers.append((b"allow", b"POST"))
         return 405, headers, body  # the method, not the route: the one status decided here
@@ -415,7 +459,12 @@ class Reception:
         handles = self.hub.components()
         key = tuple((id(h), h.state, len(h.operations)) for h in handles)
         return self._openapi.get(
-            key, lambda: openapi.build((self._inspect(h.name) for h in handles if h.operations), __version__)
+            key,
+            lambda: openapi.build(
+                (self._inspect(h.name) for h in handles if h.operations),
+                __version__,
+                read_needs_token=self._call_level_needs_token,
+            ),
         )
 
     async def openapi_json(self, request: Request) -> Response:
@@ -677,6 +726,8 @@ class _CallApp:
 # Starlette's router (which still holds them, for 405s and the route list).
 _CALL_PATHS = tuple(dict.fromkeys(compile_path(r.path)[0] for r in ROUTES if r.handler == "call"))
 _CALL_METHODS = frozenset(r.method for r in ROUTES if r.handler == "call")
+_COMPILED = tuple((r, compile_path(r.path)[0]) for r in ROUTES)
+_MUTATING = frozenset(r.method for r in ROUTES) - _SAFE_METHODS
 
 
 class _HostGuard:
@@ -709,7 +760,7 @@ class _HostGuard:
         method = scope["method"]
         if (
             obs is None
-            and method not in _SAFE_METHODS
+            and method in _MUTATING  # (a method no route takes is answered 405 below)
             and b"authorization" not in found
             and found.get(b"content-type") != "application/json"
             and media_type(found.get(b"content-type")) != "application/json"

@@ -18,6 +18,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from cncf import schema
 from cncf.observation import Code, Stage
 
 _JSON = "application/json"
@@ -45,8 +46,8 @@ def _schemas() -> dict[str, Any]:
             "symptom": {"type": "string"},
             "cause_kind": {"type": "string"},
             "retryable": {"type": "boolean"},
-            "target": {"type": "string"},
-            "call_id": {"type": "string"},
+            "target": {"type": ["string", "null"]},
+            "call_id": {"type": ["string", "null"]},
             "cause": {"oneOf": [{"$ref": "#/components/schemas/Cause"}, {"type": "null"}]},
             "attributes": {"type": "object"},
             "time": {"type": "number"},
@@ -116,20 +117,30 @@ def _ref(name: str) -> dict[str, Any]:
     return {"content": {_JSON: {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
 
 
+# Every status the reception answers with a Failure body (status.py's table,
+# the method check, and the serving protocol's own refusals); declared on
+# every operation, since any of them can answer any request.
 _FAILURES = {
-    "400": "the request does not fit the operation, or the component rejected its arguments (code rejected)",
-    "404": "unknown component, service or operation (the Observation lists the candidates)",
+    "400": "the arguments do not fit the operation's parameters (invalid_arguments), the component rejected "
+    "them (rejected), or the request is malformed",
+    "401": "the token is missing or wrong (the hub requires it here)",
+    "403": "the request is forbidden (Host header, another origin, another local user without the token)",
+    "404": "unknown component, service, operation or job (the Observation lists the candidates)",
+    "408": "the request's headers did not arrive in time (the connection is closed)",
+    "413": "the body is over this hub's limit",
+    "415": "the body is not JSON, or a request without the token does not say Content-Type: application/json",
+    "431": "the request's headers are over this hub's limits (the connection is closed)",
+    "500": "the component's own failure (an exception it raised: code raised), or any other Observation",
     "503": "the component is unavailable (crashed, unloaded) or the hub is closing",
     "504": "a wait or run timeout",
-    "500": "the component's own failure (an exception it raised: code raised), or any other Observation",
 }
 
-_CALL_PARAMS = [
+_CALL_PARAMS: list[dict[str, Any]] = [
     {
         "name": "timeout",
         "in": "query",
         "required": False,
-        "schema": {"type": "number", "exclusiveMinimum": 0},
+        "schema": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1e300},
         "description": "the call's overall deadline in seconds (also X-Cncf-Timeout)",
     },
     {
@@ -141,26 +152,25 @@ _CALL_PARAMS = [
     },
 ]
 
-
-def _body(params: list[dict[str, Any]] | None) -> dict[str, Any]:
-    if params is None:
-        schema: dict[str, Any] = {
-            "description": "named arguments (an object) or positional ones (an array)",
-            "oneOf": [{"type": "object"}, {"type": "array"}],
-        }
-    else:
-        named = [p for p in params if p["kind"] in ("named", "any")]
-        obj: dict[str, Any] = {"type": "object", "properties": {p["name"]: {} for p in named}}
-        required = [p["name"] for p in named if p["required"]]
-        if required:
-            obj["required"] = required
-        if not any(p["kind"] == "varkw" for p in params):
-            obj["additionalProperties"] = False
-        schema = {"oneOf": [obj, {"type": "array", "description": "positional arguments"}]}
-    return {"required": False, "content": {_JSON: {"schema": schema}}}
+_BEARER: dict[str, list[str]] = {"bearer": []}
 
 
-def operation_object(component: str, service: str, name: str, info: dict[str, Any]) -> dict[str, Any]:
+def _security(needs_token: bool) -> list[dict[str, Any]]:
+    return [_BEARER] if needs_token else [{}, _BEARER]
+
+
+def _failures() -> dict[str, Any]:
+    return {status: {"description": what, **_ref("Failure")} for status, what in _FAILURES.items()}
+
+
+def _body(params: list[dict[str, Any]] | None, overloads: list[list[dict[str, Any]]] | None) -> dict[str, Any]:
+    body, required = schema.body_schema(params, overloads)
+    return {"required": required, "content": {_JSON: {"schema": body}}}
+
+
+def operation_object(
+    component: str, service: str, name: str, info: dict[str, Any], *, needs_token: bool = False
+) -> dict[str, Any]:
     doc = (info.get("doc") or "").strip()
     policy = info.get("policy") or {}
     op: dict[str, Any] = {
@@ -168,15 +178,16 @@ def operation_object(component: str, service: str, name: str, info: dict[str, An
         "tags": [component],
         "summary": doc.splitlines()[0] if doc else f"{component}.{service}.{name}",
         "parameters": _CALL_PARAMS,
-        "requestBody": _body(info.get("params")),
+        "requestBody": _body(info.get("params"), info.get("overloads")),
+        "security": _security(needs_token),
         "responses": {
-            "200": {"description": "a value", **_ref("Outcome")},
+            "200": {"description": "the operation's value", **_ref("Success")},
             **(
                 {"202": {"description": "queued as a job (Location: /hub/v1/jobs/ID)", **_ref("JobAccepted")}}
                 if policy.get("policy") == "queue"
                 else {}
             ),
-            **{status: {"description": what, **_ref("Failure")} for status, what in _FAILURES.items()},
+            **_failures(),
         },
         **{f"x-cncf-{k.replace('_', '-')}": v for k, v in policy.items() if v is not None},
     }
@@ -187,10 +198,19 @@ def operation_object(component: str, service: str, name: str, info: dict[str, An
     return op
 
 
+def _query_schema(p: dict[str, Any]) -> dict[str, Any]:
+    """A query value is read as the CLI reads one (JSON when it parses, else text): a typed
+    scalar is published as its type; anything else as text."""
+    s = p.get("schema") or {}
+    if s.get("type") in ("integer", "number", "boolean") and set(s) <= {"type", "minimum", "maximum", "format"}:
+        return s
+    return {"type": "string"}
+
+
 def _get_object(post: dict[str, Any], params: list[dict[str, Any]] | None) -> dict[str, Any]:
     """The same operation on GET (declared ``http_get = true``): named arguments in the query."""
     query = [
-        {"name": p["name"], "in": "query", "required": bool(p["required"]), "schema": {}}
+        {"name": p["name"], "in": "query", "required": bool(p["required"]), "schema": _query_schema(p)}
         for p in params or ()
         if p["kind"] in ("named", "any") and p["name"] != "timeout"
     ]
@@ -200,17 +220,172 @@ def _get_object(post: dict[str, Any], params: list[dict[str, Any]] | None) -> di
     return get
 
 
-def build(components: Iterable[dict[str, Any]], version: str) -> dict[str, Any]:
-    """The document for the given ``inspect`` dicts (failed components add no path)."""
+def _path_param(name: str, what: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "description": what}
+
+
+def _hub_paths(read_token: bool) -> dict[str, Any]:
+    """The hub's own routes (``/hub/v1``, health), under the tag ``hub``."""
+
+    def op(
+        op_id: str,
+        summary: str,
+        ok: str,
+        *,
+        admin: bool = False,
+        params: list[dict[str, Any]] | None = None,
+        body: dict[str, Any] | None = None,
+        status: str = "200",
+        open_: bool = False,
+    ) -> dict[str, Any]:
+        o: dict[str, Any] = {
+            "operationId": op_id,
+            "tags": ["hub"],
+            "summary": summary,
+            "parameters": params or [],
+            "security": [{}] if open_ else _security(admin or read_token),
+            "responses": {status: {"description": summary, **_ref(ok)}, **_failures()},
+        }
+        if body is not None:
+            o["requestBody"] = {"required": True, "content": {_JSON: {"schema": body}}}
+        return o
+
+    name = _path_param("name", "a loaded component's name")
+    job = _path_param("id", "a job's id")
+    jobs_query = [
+        {"name": "state", "in": "query", "required": False, "schema": {"type": "string", "enum": list(_JOB_STATES)}},
+        {"name": "component", "in": "query", "required": False, "schema": {"type": "string"}},
+        {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
+    ]
+    wait = {
+        "name": "wait",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "number", "minimum": 0},
+        "description": "seconds to wait for the job to finish (at most 300)",
+    }
+    load_body = {
+        "type": "object",
+        "properties": {"target": {"type": "string"}},
+        "required": ["target"],
+        "additionalProperties": True,
+        "description": "the target to load, and manifest keys overriding its cncf.toml",
+    }
+    loaded = op("hub.load", "load a component", "ComponentLoaded", admin=True, body=load_body, status="201")
+    loaded["responses"]["200"] = {"description": "loaded, but failed (its Observation)", **_ref("ComponentLoaded")}
+    return {
+        "/hub/v1/components": {
+            "get": op("hub.components", "the loaded components", "ComponentList"),
+            "post": loaded,
+        },
+        "/hub/v1/components/{name}": {
+            "get": op("hub.inspect", "one component: state, operations, policies", "Component", params=[name]),
+            "delete": op("hub.unload", "unload a component", "Unloaded", admin=True, params=[name]),
+        },
+        "/hub/v1/components/{name}/reload": {
+            "post": op("hub.reload", "reload a component", "ComponentLoaded", admin=True, params=[name]),
+        },
+        "/hub/v1/jobs": {"get": op("hub.jobs", "queued calls (jobs), newest first", "JobList", params=jobs_query)},
+        "/hub/v1/jobs/{id}": {"get": op("hub.job", "one job", "Job", params=[job, wait])},
+        "/hub/v1/jobs/{id}/cancel": {"post": op("hub.cancel_job", "cancel a job", "JobCancelled", params=[job])},
+        "/hub/v1/calls/{id}/cancel": {
+            "post": op(
+                "hub.cancel_call",
+                "cancel a call in flight (its X-Cncf-Call-Id)",
+                "Cancelled",
+                params=[_path_param("id", "a call's id")],
+            )
+        },
+        "/hub/v1/observations": {"get": op("hub.observations", "recent Observations, grouped", "Observations")},
+        "/healthz": {"get": op("hub.healthz", "liveness: the hub serves", "Health", open_=True)},
+        "/readyz": {"get": op("hub.readyz", "readiness: every component is ready", "Health")},
+    }
+
+
+def _hub_schemas() -> dict[str, Any]:
+    obj: dict[str, Any] = {"type": "object"}
+    return {
+        "Success": {
+            "type": "object",
+            "properties": {
+                "ok": {"const": True},
+                "value": {},
+                "stdout": {"type": "string"},
+                "stderr": {"type": "string"},
+            },
+            "required": ["ok", "value"],
+        },
+        "Component": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "state": {"type": "string"}, "form": {"type": "string"}},
+            "required": ["name", "state"],
+        },
+        "ComponentList": {
+            "type": "object",
+            "properties": {"components": {"type": "array", "items": {"$ref": "#/components/schemas/Component"}}},
+            "required": ["components"],
+        },
+        "ComponentLoaded": {
+            "type": "object",
+            "properties": {
+                "ok": {"type": "boolean"},
+                "component": {"$ref": "#/components/schemas/Component"},
+                "observation": {"$ref": "#/components/schemas/Observation"},
+            },
+            "required": ["ok", "component"],
+        },
+        "Unloaded": {
+            "type": "object",
+            "properties": {"ok": {"const": True}, "unloaded": {"type": "string"}},
+            "required": ["ok", "unloaded"],
+        },
+        "JobList": {
+            "type": "object",
+            "properties": {"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}},
+            "required": ["jobs"],
+        },
+        "JobCancelled": {
+            "type": "object",
+            "properties": {
+                "ok": {"const": True},
+                "cancelled": {"type": "boolean"},
+                "job": {"$ref": "#/components/schemas/Job"},
+            },
+            "required": ["ok", "cancelled", "job"],
+        },
+        "Cancelled": {
+            "type": "object",
+            "properties": {"ok": {"const": True}, "cancelled": {"type": "boolean"}},
+            "required": ["ok", "cancelled"],
+        },
+        "Observations": {
+            "type": "object",
+            "properties": {"groups": {"type": "array", "items": obj}, "recent": {"type": "array", "items": obj}},
+            "required": ["groups", "recent"],
+        },
+        "Health": {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]},
+    }
+
+
+_JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+def build(components: Iterable[dict[str, Any]], version: str, *, read_needs_token: bool = False) -> dict[str, Any]:
+    """The document for the given ``inspect`` dicts (failed components add no path).
+    ``read_needs_token``: the operations need the token too (not only the admin routes)."""
     paths: dict[str, Any] = {}
+    tags: list[dict[str, Any]] = []
     for comp in components:
+        tags.append({"name": comp["name"], "description": f"the operations of component {comp['name']}"})
         for service, ops in (comp.get("services") or {}).items():
             for name, info in ops.items():
                 path = f"/rest/v1/{comp['name']}/{service}/{name}"
-                post = operation_object(comp["name"], service, name, info)
+                post = operation_object(comp["name"], service, name, info, needs_token=read_needs_token)
                 paths[path] = {"post": post}
                 if (info.get("policy") or {}).get("http_get"):
                     paths[path]["get"] = _get_object(post, info.get("params"))
+    paths.update(_hub_paths(read_needs_token))
+    tags.append({"name": "hub", "description": "the hub itself: components, jobs, calls, health"})
     return {
         "openapi": "3.1.0",
         "info": {
@@ -221,8 +396,14 @@ def build(components: Iterable[dict[str, Any]], version: str) -> dict[str, Any]:
             "operation's path calls it with the query string as named arguments, for an operation "
             "declared safe to run on GET (x-cncf-http-get; any other answers 405).",
         },
+        "tags": tags,
         "paths": paths,
-        "components": {"schemas": _schemas()},
+        "components": {
+            "schemas": {**_schemas(), **_hub_schemas()},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "the hub's token (serve.token)"}
+            },
+        },
     }
 
 
@@ -258,7 +439,9 @@ def render_html(doc: dict[str, Any]) -> str:
     parts = [f"<p>{e(doc['info']['description'])}</p>"]
     by_tag: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for path, item in doc["paths"].items():
-        op = item["post"]
+        op = item.get("post")
+        if op is None or not path.startswith("/rest/"):
+            continue
         by_tag.setdefault(op["tags"][0], []).append((path, op))
     for tag, ops in by_tag.items():
         parts.append(

@@ -105,34 +105,54 @@ final class Adapter implements Component.Facade {
 
     public List<Object> operations() {
         List<Object> out = new ArrayList<Object>();
+        Schemas schemas = new Schemas(values);
         for (Map.Entry<String, List<Method>> e : ops.entrySet()) {
             Map<String, Object> op = new LinkedHashMap<String, Object>();
             op.put("name", e.getKey());
             List<Method> ms = e.getValue();
             if (ms.size() == 1) {
-                Method m = ms.get(0);
-                List<Object> params = new ArrayList<Object>();
-                Parameter[] ps = m.getParameters();
-                String[] names = Values.parameterNames(m, scalaDecls.get(m));
-                for (int i = 0; i < ps.length; i++) {
-                    Map<String, Object> p = new LinkedHashMap<String, Object>();
-                    p.put("name", names != null ? names[i] : "arg" + i);
-                    boolean repeated = (m.isVarArgs() || Values.scalaRepeated(scalaDecls.get(m), ps.length))
-                            && i == ps.length - 1;
-                    p.put("kind", repeated ? "varargs"
-                            : names != null ? "any" : "positional");
-                    Method[] defs = defaults.get(m);
-                    p.put("required", defs == null || defs[i] == null);
-                    params.add(p);
-                }
-                op.put("params", params);
+                op.put("params", params(ms.get(0), schemas));
             } else {
                 op.put("params", null);
+                // each overload's parameters: a call fits one of them (the hub checks that before it runs)
+                List<Object> each = new ArrayList<Object>();
+                for (Method m : ms) each.add(params(m, schemas));
+                op.put("overloads", each);
             }
             op.put("doc", signatures(ms).toString());
             out.add(op);
         }
         return out;
+    }
+
+    /** A method's parameters as the wire describes them: name, kind, required, and the JSON Schema of its values. */
+    private List<Object> params(Method m, Schemas schemas) {
+        List<Object> params = new ArrayList<Object>();
+        Parameter[] ps = m.getParameters();
+        java.lang.reflect.Type[] gs = m.getGenericParameterTypes();
+        ScalaSig.SMethod sm = scalaDecls.get(m);
+        String[] names = Values.parameterNames(m, sm);
+        for (int i = 0; i < ps.length; i++) {
+            Map<String, Object> p = new LinkedHashMap<String, Object>();
+            p.put("name", names != null ? names[i] : "arg" + i);
+            boolean javaVarargs = m.isVarArgs() && i == ps.length - 1;
+            boolean repeated = (javaVarargs || Values.scalaRepeated(sm, ps.length)) && i == ps.length - 1;
+            p.put("kind", repeated ? "varargs" : names != null ? "any" : "positional");
+            Method[] defs = defaults.get(m);
+            p.put("required", defs == null || defs[i] == null);
+            ScalaSig.SType st = Values.stype(sm, i);
+            Class<?> t = ps[i].getType();
+            java.lang.reflect.Type g = i < gs.length ? gs[i] : t;
+            if (javaVarargs) {
+                p.put("schema", schemas.of(t.getComponentType(), t.getComponentType(), null));
+            } else if (!repeated) {
+                p.put("schema", schemas.of(t, g, st));
+            } else {
+                p.put("schema", new LinkedHashMap<String, Object>()); // a Scala repeated parameter: any value
+            }
+            params.add(p);
+        }
+        return params;
     }
 
     public Object target() { return target; }
