@@ -68,7 +68,7 @@ def object_schema(params: Iterable[Any]) -> dict[str, Any] | None:
     return obj
 
 
-def array_schema(params: Iterable[Any]) -> dict[str, Any] | None:
+def array_schema(params: Iterable[Any], min_varargs: int = 0) -> dict[str, Any] | None:
     """Positional arguments as a JSON array, or None when a required parameter cannot be positional."""
     ps = _dicts(params)
     if any(p["required"] and p["kind"] == "named" for p in ps):
@@ -85,13 +85,27 @@ def array_schema(params: Iterable[Any]) -> dict[str, Any] | None:
         arr["items"] = _union(items) if items else {}
         arr["maxItems"] = len(items)
     least = sum(1 for p in positional if p["required"])
+    if varargs is not None and min_varargs:
+        least = len(positional) + min_varargs
     if least:
         arr["minItems"] = least
     return arr
 
 
+def _varargs(params: Iterable[Any]) -> bool:
+    return any(p["kind"] == "varargs" for p in _dicts(params))
+
+
+def _overloads(overloads: Iterable[Iterable[Any]]) -> list[tuple[list[dict[str, Any]], int]]:
+    """Each overload with the varargs values it needs: with several varargs overloads, at least
+    one (no value at all would fit them all equally: the JVM host's ambiguous_operation)."""
+    each = [_dicts(o) for o in overloads]
+    several = sum(1 for o in each if _varargs(o)) > 1
+    return [(o, 1 if several and _varargs(o) else 0) for o in each]
+
+
 def body_schema(
-    params: Iterable[Any] | None, overloads: Iterable[Iterable[Any]] | None = None
+    params: Iterable[Any] | None, overloads: Iterable[Iterable[Any]] | None = None, min_varargs: int = 0
 ) -> tuple[dict[str, Any], bool]:
     """The request body's schema and whether a body is required (no parameter known: any
     object or array).  ``overloads``: an operation with several signatures (params None):
@@ -99,8 +113,8 @@ def body_schema(
     if params is None and overloads:
         forms: list[dict[str, Any]] = []
         needed = True
-        for o in overloads:
-            body, required = body_schema(o)
+        for o, least in _overloads(overloads):
+            body, required = body_schema(o, min_varargs=least)
             needed = needed and required
             for f in body.get("anyOf", [body]):
                 f = {k: v for k, v in f.items() if k != "description"}
@@ -113,13 +127,14 @@ def body_schema(
             "anyOf": [{"type": "object"}, {"type": "array", "items": {}}],
         }, False
     ps = _dicts(params)
-    forms = [s for s in (object_schema(ps), array_schema(ps)) if s is not None]
+    named = object_schema(ps) if not min_varargs else None  # (varargs values are positional)
+    forms = [s for s in (named, array_schema(ps, min_varargs)) if s is not None]
     if not forms:  # a required positional-only and a required named-only parameter: no JSON body fits
         forms = [{"type": "object", "properties": {}, "additionalProperties": False}]
     forms[0]["description"] = "named arguments" if forms[0]["type"] == "object" else "positional arguments"
     if len(forms) > 1:
         forms[1]["description"] = "positional arguments"
-    required = any(p["required"] and p["kind"] not in ("varargs", "varkw") for p in ps)
+    required = bool(min_varargs) or any(p["required"] and p["kind"] not in ("varargs", "varkw") for p in ps)
     return (forms[0] if len(forms) == 1 else {"anyOf": forms}), required
 
 
@@ -128,11 +143,13 @@ def body_schema(
 # ---------------------------------------------------------------------------
 
 
-def checker(params: Iterable[Any] | None, overloads: Iterable[Iterable[Any]] | None = None) -> Check | None:
+def checker(
+    params: Iterable[Any] | None, overloads: Iterable[Iterable[Any]] | None = None, min_varargs: int = 0
+) -> Check | None:
     """The check of ``(args, kwargs)`` for these parameters (None: nothing can be checked);
     for an overloaded operation, arguments that fit one of the overloads pass."""
     if params is None and overloads:
-        checks = [c for c in (checker(o) for o in overloads) if c is not None]
+        checks = [c for c in (checker(o, min_varargs=least) for o, least in _overloads(overloads)) if c is not None]
 
         def check_any(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:
             whys = [c(args, kwargs) for c in checks]
@@ -156,6 +173,8 @@ def checker(params: Iterable[Any] | None, overloads: Iterable[Iterable[Any]] | N
     def check(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:
         if len(args) > npos and varargs is None:
             return f"takes {npos} positional argument{'' if npos == 1 else 's'} but {len(args)} were given"
+        if min_varargs and (kwargs or len(args) < npos + min_varargs):
+            return f"takes {npos} positional argument{'' if npos == 1 else 's'} and at least {min_varargs} more"
         filled = set()
         for i, value in enumerate(args):
             if i < npos:
@@ -199,7 +218,7 @@ def _is(kind: str, v: Any) -> bool:
     if kind == "integer":
         if isinstance(v, bool):
             return False
-        return isinstance(v, int)  # (2.0 is a number: a JVM int refuses it, so the check does too)
+        return isinstance(v, int) or (isinstance(v, float) and v.is_integer())  # JSON: 2.0 is the integer 2
     if kind == "number":
         return isinstance(v, int | float) and not isinstance(v, bool)
     if kind == "boolean":

@@ -22,11 +22,23 @@ from cncf.receptions.http.status import status_of
 from cncf.receptions.render import outcome_json
 
 # built once: json.dumps() with options builds an encoder per call
-encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+_encode_ascii = json.JSONEncoder(ensure_ascii=True, default=str).encode
+
+
+def encode_bytes(data: Any) -> bytes:
+    """UTF-8 JSON; a lone surrogate (a JSON string may carry one, e.g. a Java string) as its \\u escape."""
+    try:
+        return _encode(data).encode()
+    except UnicodeEncodeError:
+        return _encode_ascii(data).encode()
+
+
+encode = _encode
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = encode(data).encode()
+    body = encode_bytes(data)
     return Response(body, status, headers, media_type="application/json")
 
 
@@ -39,7 +51,7 @@ Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
 def answer(data: Any, status: int, headers: dict[str, str]) -> Answer:
-    body = encode(data).encode()
+    body = encode_bytes(data)
     raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     raw.append((b"content-type", b"application/json"))
     raw.append((b"content-length", str(len(body)).encode()))

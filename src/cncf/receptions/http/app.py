@@ -70,6 +70,7 @@ _HEADERS = frozenset(
         b"x-correlation-id",
         b"idempotency-key",
         b"x-cncf-call-id",
+        b"transfer-encoding",
     }
 )
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
@@ -293,7 +294,14 @@ class Reception:
         if not body.strip():
             return None
         try:
-            return json.loads(body.decode("utf-8"))
+            value = json.loads(body.decode("utf-8"))
+            if value is None:  # (nothing is no body; a JSON null is no arguments list)
+                return Observation.of(
+                    Code.INVALID_ARGUMENTS,
+                    "the body is JSON null; send a JSON object (named arguments), an array (positional) or nothing",
+                    stage=Stage.DISPATCH,
+                )
+            return value
         except RecursionError:
             return _too_deep("the body")
         except (ValueError, UnicodeDecodeError) as exc:
@@ -362,7 +370,7 @@ class Reception:
             else:
                 body = await self._body(receive, found.get(b"content-length"))
                 args = body if isinstance(body, Observation) else self._payload(body, found.get(b"content-type", ""))
-            raw_timeout = params.get("timeout") or found.get(b"x-cncf-timeout")
+            raw_timeout = params.get("timeout") if "timeout" in params else found.get(b"x-cncf-timeout")
             # as the CLI's values: JSON when it parses; the engine names a bad one (invalid_policy)
             timeout = _timeout(cli_value(raw_timeout)) if raw_timeout is not None else None
         except RecursionError:
@@ -692,7 +700,13 @@ def _too_deep(what: str) -> Observation:
 def _timeout(value: Any) -> Any:
     """A timeout as the engine takes it; a number too large for a float is
     ``invalid_policy`` here (the engine's own check names the other bad ones)."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return Observation.of(
+            Code.INVALID_POLICY,
+            f"timeout must be a positive number of seconds, got {str(value)[:40]!r}",
+            stage=Stage.DISPATCH,
+        )
+    if isinstance(value, int):
         try:
             float(value)
         except OverflowError:
@@ -730,6 +744,16 @@ _COMPILED = tuple((r, compile_path(r.path)[0]) for r in ROUTES)
 _MUTATING = frozenset(r.method for r in ROUTES) - _SAFE_METHODS
 
 
+def _bodyless(found: dict[bytes, str]) -> bool:
+    """No body and no content type: nothing a page could smuggle (a browser sends Origin with
+    every POST or DELETE, which the browser rule checks first), e.g. ``curl -X POST URL``."""
+    return (
+        b"content-type" not in found
+        and b"transfer-encoding" not in found
+        and found.get(b"content-length", "0").strip() == "0"
+    )
+
+
 class _HostGuard:
     """Outermost, before any routing: the Host check (DNS rebinding), the
     browser rule (no request from another origin; a mutating request without
@@ -762,6 +786,7 @@ class _HostGuard:
             obs is None
             and method in _MUTATING  # (a method no route takes is answered 405 below)
             and b"authorization" not in found
+            and not _bodyless(found)
             and found.get(b"content-type") != "application/json"
             and media_type(found.get(b"content-type")) != "application/json"
         ):

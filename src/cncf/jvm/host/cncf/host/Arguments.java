@@ -155,6 +155,12 @@ final class Arguments {
         if (values.scala && values.sBigDecimal != null && t == values.sBigDecimal) return LOOSE;
         if (Values.box(t) == Long.class || Values.box(t) == Integer.class || Values.box(t) == Short.class
                 || Values.box(t) == Byte.class) {
+            double d = v.doubleValue();
+            if (d == Math.rint(d) && Math.abs(d) < 9.0e18) {
+                // JSON has one number type: 2.0 is the integer 2 (as JSON Schema says, and the OpenAPI document)
+                int r = integer(Long.valueOf((long) d), t, g, st, why);
+                return r < 0 ? NO : LOOSE;
+            }
             why.add(v + " has a fraction; " + t.getName() + " takes integers");
             return NO;
         }

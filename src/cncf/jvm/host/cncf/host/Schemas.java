@@ -121,7 +121,18 @@ final class Schemas {
             if (!required.isEmpty()) s.put("required", required);
             return s;
         }
-        return schema(); // made from a string or an object by a factory, a component's own type: any value
+        if (t == java.io.Serializable.class) return schema();
+        if (t == Comparable.class) return schema("type", list("string", "number", "boolean"));
+        if (values.arguments.jacksonTree(t)) return schema(); // the component's own Jackson tree: any JSON
+        if (t == java.nio.charset.Charset.class) {
+            return schema("type", "string", "enum", new ArrayList<Object>(java.nio.charset.Charset.availableCharsets().keySet()));
+        }
+        if (t == java.time.LocalDate.class) return schema("type", "string", "format", "date");
+        if (t == java.time.Instant.class || t == java.time.OffsetDateTime.class || t == java.time.ZonedDateTime.class) {
+            return schema("type", "string", "format", "date-time");
+        }
+        if (values.arguments.fromString(t) != null) return schema("type", "string"); // Path, Locale, ...
+        return schema("type", "null"); // nothing in JSON converts to it: only null (no instance)
     }
 
     private Map<String, Object> element(Type et, ScalaSig.SType est, int depth) {
