@@ -195,6 +195,8 @@ def operation_object(
         op["description"] = doc
     if info.get("params") is not None:
         op["x-cncf-params"] = info["params"]
+    if info.get("overloads"):
+        op["x-cncf-overloads"] = info["overloads"]
     return op
 
 
@@ -266,11 +268,14 @@ def _hub_paths(read_token: bool) -> dict[str, Any]:
     }
     load_body = {
         "type": "object",
-        "properties": {"target": {"type": "string"}},
+        "properties": {"target": {"type": "string"}, "name": {"type": "string"}, "form": {"type": "string"}},
         "required": ["target"],
-        "additionalProperties": True,
         "description": "the target to load, and manifest keys overriding its cncf.toml",
     }
+    health = op("hub.healthz", "liveness: the hub serves", "Health", open_=True)
+    ready = op("hub.readyz", "readiness: every component is ready", "Health")
+    for o in (health, ready):  # not serving (draining) or not ready: the same shape, ok false
+        o["responses"]["503"] = {"description": "draining, or a component is not ready", **_ref("Health")}
     loaded = op("hub.load", "load a component", "ComponentLoaded", admin=True, body=load_body, status="201")
     loaded["responses"]["200"] = {"description": "loaded, but failed (its Observation)", **_ref("ComponentLoaded")}
     return {
@@ -297,8 +302,8 @@ def _hub_paths(read_token: bool) -> dict[str, Any]:
             )
         },
         "/hub/v1/observations": {"get": op("hub.observations", "recent Observations, grouped", "Observations")},
-        "/healthz": {"get": op("hub.healthz", "liveness: the hub serves", "Health", open_=True)},
-        "/readyz": {"get": op("hub.readyz", "readiness: every component is ready", "Health")},
+        "/healthz": {"get": health},
+        "/readyz": {"get": ready},
     }
 
 
@@ -453,10 +458,14 @@ def render_html(doc: dict[str, Any]) -> str:
             shown = (
                 ", ".join(f"{p['name']}{'' if p['required'] else '?'}" for p in params)
                 if params is not None
+                else f"{len(op['x-cncf-overloads'])} overloads"
+                if op.get("x-cncf-overloads")
                 else "unknown"
             )
             policy = ", ".join(
-                f"{k[7:]}={v}" for k, v in op.items() if k.startswith("x-cncf-") and k != "x-cncf-params"
+                f"{k[7:]}={v}"
+                for k, v in op.items()
+                if k.startswith("x-cncf-") and k not in ("x-cncf-params", "x-cncf-overloads")
             )
             parts.append(
                 f"<tr><td><code>{e(path)}</code></td><td>{e(shown)}</td><td>{e(policy)}</td>"
