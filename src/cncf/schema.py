@@ -84,7 +84,7 @@ def array_schema(params: Iterable[Any], min_varargs: int = 0) -> dict[str, Any] 
     else:
         arr["items"] = _union(items) if items else {}
         arr["maxItems"] = len(items)
-    least = sum(1 for p in positional if p["required"])
+    least = max((i + 1 for i, p in enumerate(positional) if p["required"]), default=0)
     if varargs is not None and min_varargs:
         least = len(positional) + min_varargs
     if least:
@@ -130,7 +130,8 @@ def body_schema(
     named = object_schema(ps) if not min_varargs else None  # (varargs values are positional)
     forms = [s for s in (named, array_schema(ps, min_varargs)) if s is not None]
     if not forms:  # a required positional-only and a required named-only parameter: no JSON body fits
-        forms = [{"type": "object", "properties": {}, "additionalProperties": False}]
+        names = [p["name"] for p in ps if p["required"] and p["kind"] not in ("varargs", "varkw")]
+        forms = [{"type": "object", "properties": {}, "required": names, "additionalProperties": False}]
     forms[0]["description"] = "named arguments" if forms[0]["type"] == "object" else "positional arguments"
     if len(forms) > 1:
         forms[1]["description"] = "positional arguments"
@@ -199,7 +200,7 @@ def checker(
                 why = validate(schema, value)
                 if why is not None:
                     return f"argument {key!r}: {why}"
-        missing = [n for n in required if n not in filled and n not in kwargs]
+        missing = [n for n in required if n not in filled and not (n in kwargs and n in named)]
         if missing:
             return f"missing required argument{'' if len(missing) == 1 else 's'}: {', '.join(missing)}"
         return None
