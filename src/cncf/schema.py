@@ -284,8 +284,12 @@ def validate(schema: Any, value: Any, where: str = "") -> str | None:  # noqa: C
         return f"{at}{_show(value)} is not one of {', '.join(map(_show, schema['enum']))}"
     if "const" in schema and not _same(value, schema["const"]):
         return f"{at}expected {_show(schema['const'])}"
-    if "anyOf" in schema and all(validate(s, value) is not None for s in schema["anyOf"]):
-        return f"{at}{_show(value)} fits none of the admitted shapes"
+    if "anyOf" in schema:
+        whys = [validate(s, value, where) for s in schema["anyOf"]]
+        if all(w is not None for w in whys):
+            # the first alternative's reason names what was expected (an enum's constants, a type)
+            shown = [w for s, w in zip(schema["anyOf"], whys, strict=True) if s != {"type": "null"}]
+            return (shown or whys)[0] if len(whys) <= 2 else f"{at}{_show(value)} fits none of the admitted shapes"
     if "oneOf" in schema and sum(validate(s, value) is None for s in schema["oneOf"]) != 1:
         return f"{at}{_show(value)} does not fit exactly one of the admitted shapes"
     for s in schema.get("allOf", ()):

@@ -102,6 +102,7 @@ class OperationInfo:
     doc: str = ""
     # an overloaded operation (JVM): each overload's parameters; a call fits one of them
     overloads: tuple[tuple[Parameter, ...], ...] | None = None
+    signatures: tuple[str, ...] = ()  # the overloads' signatures, as the form writes them
 
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> OperationInfo:
@@ -114,6 +115,7 @@ class OperationInfo:
             overloads=tuple(_parameters(o) for o in overloads)
             if params is None and isinstance(overloads, list) and overloads
             else None,
+            signatures=tuple(str(x) for x in d.get("signatures") or ()),
         )
 
 

@@ -274,7 +274,12 @@ class ActionEngine:
                         stage=Stage.DISPATCH,
                         target=str(target),
                         call_id=cid,
-                        params=[p.to_dict() for p in entry.info.params or ()],
+                        reasons=[why],
+                        **(
+                            {"signatures": list(entry.info.signatures)}
+                            if entry.info.signatures
+                            else {"params": [p.to_dict() for p in entry.info.params or ()]}
+                        ),
                     )
                 )
         loop = asyncio.get_running_loop()

@@ -118,6 +118,7 @@ final class Adapter implements Component.Facade {
                 List<Object> each = new ArrayList<Object>();
                 for (Method m : ms) each.add(params(m, schemas));
                 op.put("overloads", each);
+                op.put("signatures", signatures(ms));
             }
             op.put("doc", signatures(ms).toString());
             out.add(op);
@@ -144,7 +145,7 @@ final class Adapter implements Component.Facade {
             Class<?> t = ps[i].getType();
             java.lang.reflect.Type g = i < gs.length ? gs[i] : t;
             if (javaVarargs) {
-                p.put("schema", schemas.of(t.getComponentType(), t.getComponentType(), null));
+                p.put("schema", schemas.varargs(t));
             } else if (!repeated) {
                 p.put("schema", schemas.of(t, g, st));
             } else {

@@ -57,11 +57,20 @@ final class Schemas {
         }
     }
 
+    /** A reference type also takes null (the host passes it on). */
     private Map<String, Object> describe(Class<?> t, Type g, ScalaSig.SType st, int depth) {
+        Map<String, Object> s = value(t, g, st, depth);
+        if (t == null || t.isPrimitive() || s.isEmpty() || "null".equals(s.get("type"))) return s;
+        return nullable(s);
+    }
+
+    private static final String DECIMAL = "^\\s*[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?\\s*$";
+
+    private Map<String, Object> value(Class<?> t, Type g, ScalaSig.SType st, int depth) {
         if (t == null || depth > DEPTH) return schema();
         if (t == Object.class) {
             Class<?> box = st == null ? null : st.primitiveBox();
-            return box == null ? schema() : describe(box, box, null, depth);
+            return box == null ? schema() : value(box, box, null, depth);
         }
         Class<?> b = Values.box(t);
         if (b == Boolean.class) return schema("type", "boolean");
@@ -69,24 +78,44 @@ final class Schemas {
         if (b == Long.class) return integer(Long.MIN_VALUE, Long.MAX_VALUE);
         if (b == Short.class) return integer(Short.MIN_VALUE, Short.MAX_VALUE);
         if (b == Byte.class) return integer(Byte.MIN_VALUE, Byte.MAX_VALUE);
-        if (b == Character.class) return schema("type", "string", "minLength", 1, "maxLength", 1,
-                "pattern", "^[\\u0000-\\uffff]$");
-        if (b == Double.class) return schema("type", "number", "minimum", -EXACT_DOUBLE, "maximum", EXACT_DOUBLE);
-        if (b == Float.class) return integer(-EXACT_FLOAT, EXACT_FLOAT); // a fraction must be exactly a float
+        if (b == Character.class) {
+            return schema("anyOf", list(schema("type", "string", "minLength", 1, "maxLength", 1,
+                    "pattern", "^[\\u0000-\\uffff]$"), integer(Character.MIN_VALUE, Character.MAX_VALUE)));
+        }
+        if (b == Double.class || b == Float.class) return schema("type", "number");
         if (t == String.class || t == CharSequence.class) return schema("type", "string");
-        if (t == BigInteger.class) return schema("type", "integer");
-        if (t == BigDecimal.class || t == Number.class) return schema("type", "number");
+        if (t == BigInteger.class) {
+            return schema("anyOf", list(schema("type", "integer"), schema("type", "string", "pattern", DECIMAL)));
+        }
+        if (t == BigDecimal.class) {
+            return schema("anyOf", list(schema("type", "number"), schema("type", "string", "pattern", DECIMAL)));
+        }
+        if (t == Number.class) return schema("type", "number");
+        if (t == java.io.Serializable.class) return schema();
+        if (t == Comparable.class) return schema("type", list("string", "number", "boolean"));
         if (t.isEnum()) {
             List<Object> names = new ArrayList<Object>();
-            for (Object c : t.getEnumConstants()) names.add(((Enum<?>) c).name());
-            return schema("type", "string", "enum", names);
+            StringBuilder any = new StringBuilder("(?i)^(");
+            for (Object c : t.getEnumConstants()) {
+                String n = ((Enum<?>) c).name();
+                any.append(names.isEmpty() ? "" : "|").append(n.replace("$", "\\$"));
+                names.add(n);
+            }
+            // the constant's name, in any case (as the host finds it)
+            return schema("anyOf", list(schema("type", "string", "enum", names),
+                    schema("type", "string", "pattern", any.append(")$").toString())));
         }
+        if (t == Class.class) return schema("type", "string", "description", "a class name the component can see");
         if (t == java.util.Date.class) return schema("type", "string", "format", "date-time");
-        if (t == java.util.UUID.class) return schema("type", "string", "format", "uuid");
-        if (t == java.net.URI.class) return schema("type", "string", "format", "uri-reference");
+        if (t == byte[].class) {
+            return schema("anyOf", list(
+                    schema("type", "array", "items", integer(Byte.MIN_VALUE, Byte.MAX_VALUE)),
+                    schema("type", "string", "contentEncoding", "base64", "pattern", "^[A-Za-z0-9+/]*={0,2}$")));
+        }
+        if (values.arguments.jacksonTree(t)) return schema(); // the component's own Jackson tree: any JSON
         if (values.optional(t)) {
             Type et = Values.typeArg(g, 0);
-            return nullable(describe(raw(et), et, st == null ? null : st.arg(0), depth + 1));
+            return nullable(value(raw(et), et, st == null ? null : st.arg(0), depth + 1));
         }
         if (t.isArray()) {
             Class<?> ct = t.getComponentType();
@@ -99,11 +128,7 @@ final class Schemas {
             return schema("type", "array", "items", element(et, st == null ? null : st.arg(0), depth));
         }
         if (t.isAssignableFrom(LinkedHashMap.class) || (values.scala && values.scalaMap(t))) {
-            Type kt = Values.typeArg(g, 0);
-            Class<?> kr = raw(kt);
-            if (kr != null && kr != Object.class && kr != String.class) {
-                return schema("type", "object", "maxProperties", 0); // keys of another type: not said here
-            }
+            // (keys of another type than String are converted by the host from their text)
             return schema("type", "object", "additionalProperties",
                     element(Values.typeArg(g, 1), st == null ? null : st.arg(1), depth));
         }
@@ -121,18 +146,23 @@ final class Schemas {
             if (!required.isEmpty()) s.put("required", required);
             return s;
         }
-        if (t == java.io.Serializable.class) return schema();
-        if (t == Comparable.class) return schema("type", list("string", "number", "boolean"));
-        if (values.arguments.jacksonTree(t)) return schema(); // the component's own Jackson tree: any JSON
         if (t == java.nio.charset.Charset.class) {
-            return schema("type", "string", "enum", new ArrayList<Object>(java.nio.charset.Charset.availableCharsets().keySet()));
+            return schema("type", "string", "enum",
+                    new ArrayList<Object>(java.nio.charset.Charset.availableCharsets().keySet()));
         }
         if (t == java.time.LocalDate.class) return schema("type", "string", "format", "date");
         if (t == java.time.Instant.class || t == java.time.OffsetDateTime.class || t == java.time.ZonedDateTime.class) {
             return schema("type", "string", "format", "date-time");
         }
-        if (values.arguments.fromString(t) != null) return schema("type", "string"); // Path, Locale, ...
+        if (values.arguments.fromString(t) != null) return schema("type", "string"); // Path, Locale, URI, ...
         return schema("type", "null"); // nothing in JSON converts to it: only null (no instance)
+    }
+
+    /** A varargs parameter's value: one element, or (as the host takes it) the whole array. */
+    Map<String, Object> varargs(Class<?> array) {
+        Map<String, Object> item = of(array.getComponentType(), array.getComponentType(), null);
+        if (item.isEmpty()) return item;
+        return schema("anyOf", list(item, schema("type", "array", "items", item)));
     }
 
     private Map<String, Object> element(Type et, ScalaSig.SType est, int depth) {
