@@ -96,10 +96,20 @@ def _varargs(params: Iterable[Any]) -> bool:
     return any(p["kind"] == "varargs" for p in _dicts(params))
 
 
+def _not_null(p: dict[str, Any]) -> dict[str, Any]:
+    """An overload's parameter without its null: a null fits every reference type equally
+    (the JVM host's ambiguous_operation), so an overloaded method takes values only."""
+    s = p.get("schema")
+    if not isinstance(s, dict) or list(s) != ["anyOf"] or {"type": "null"} not in s["anyOf"]:
+        return p
+    rest = [a for a in s["anyOf"] if a != {"type": "null"}]
+    return {**p, "schema": rest[0] if len(rest) == 1 else {"anyOf": rest}}
+
+
 def _overloads(overloads: Iterable[Iterable[Any]]) -> list[tuple[list[dict[str, Any]], int]]:
     """Each overload with the varargs values it needs: with several varargs overloads, at least
     one (no value at all would fit them all equally: the JVM host's ambiguous_operation)."""
-    each = [_dicts(o) for o in overloads]
+    each = [[_not_null(p) for p in _dicts(o)] for o in overloads]
     several = sum(1 for o in each if _varargs(o)) > 1
     return [(o, 1 if several and _varargs(o) else 0) for o in each]
 

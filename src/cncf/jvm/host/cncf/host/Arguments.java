@@ -154,7 +154,7 @@ final class Arguments {
         }
         if (values.scala && values.sBigDecimal != null && t == values.sBigDecimal) return LOOSE;
         if (Values.box(t) == Long.class || Values.box(t) == Integer.class || Values.box(t) == Short.class
-                || Values.box(t) == Byte.class) {
+                || Values.box(t) == Byte.class || Values.box(t) == Character.class) {
             double d = v.doubleValue();
             if (d == Math.rint(d) && Math.abs(d) < 9.0e18) {
                 // JSON has one number type: 2.0 is the integer 2 (as JSON Schema says, and the OpenAPI document)
@@ -280,7 +280,7 @@ final class Arguments {
             if (b == Integer.class) return num.intValue();
             if (b == Short.class) return num.shortValue();
             if (b == Byte.class) return num.byteValue();
-            if (b == Character.class && !(v instanceof Double)) return (char) num.intValue();
+            if (b == Character.class) return (char) num.intValue(); // (a Double here is integral: the tier said so)
             if (b == Double.class) return num.doubleValue();
             if (b == Float.class) return num.floatValue();
             if (t == BigInteger.class) return v instanceof BigInteger ? v : BigInteger.valueOf(num.longValue());

@@ -34,18 +34,69 @@ final class Failures {
     static final String REJECTED = "cncf.collaborator.Rejected";
 
     static Map<String, Object> record(String code, String message, Throwable cause) {
+        return record(code, message, cause, new LinkedHashMap<String, Object>());
+    }
+
+    /**
+     * A failure record. Its cause's stacks are the component's frames: reflection's
+     * and the host's own ({@code cncf.host}, its executor) are left out; the whole
+     * trace, as the JVM printed it, is kept in the attribute {@code java_stack}.
+     */
+    static Map<String, Object> record(String code, String message, Throwable cause, Map<String, Object> attributes) {
         Map<String, Object> f = new LinkedHashMap<String, Object>();
         f.put("code", code);
         f.put("message", message);
-        f.put("cause", cause == null ? null : cause(cause, 0, new IdentityHashMap<Throwable, Boolean>()));
-        f.put("attributes", new LinkedHashMap<String, Object>());
+        Map<String, Object> c = cause == null ? null : cause(cause, 0, new IdentityHashMap<Throwable, Boolean>());
+        f.put("cause", c);
+        if (c != null && !"rejected".equals(code) && !attributes.containsKey("java_stack")) {
+            String full = String.valueOf(c.get("stack"));
+            String trimmed = trim(full);
+            if (!trimmed.equals(full)) {
+                attributes.put("java_stack", full);
+                for (Map<String, Object> k = c; k != null; k = castMap(k.get("cause"))) {
+                    k.put("stack", trim(String.valueOf(k.get("stack"))));
+                }
+            }
+        }
+        if (cause != null && "class_not_found".equals(code)) {
+            String missing = cause.getMessage();
+            if (missing != null) attributes.put("missing_class", missing.replace('/', '.'));
+        }
+        f.put("attributes", attributes);
         return f;
     }
 
-    static Map<String, Object> record(String code, String message, Throwable cause, Map<String, Object> attributes) {
-        Map<String, Object> f = record(code, message, cause);
-        f.put("attributes", attributes);
-        return f;
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> castMap(Object o) {
+        return o instanceof Map ? (Map<String, Object>) o : null;
+    }
+
+    private static final String[] PLUMBING = {
+        "jdk.internal.reflect.", "sun.reflect.", "java.lang.reflect.", "java.lang.invoke.", "cncf.host.",
+        "java.util.concurrent.ThreadPoolExecutor", "java.util.concurrent.FutureTask", "java.lang.Thread.run",
+    };
+
+    /** A printed stack without the frames of reflection and of the host ("\tat m.Class.method(...)"). */
+    static String trim(String stack) {
+        StringBuilder out = new StringBuilder(stack.length());
+        int dropped = 0;
+        for (String line : stack.split("\n", -1)) {
+            String l = line.trim();
+            if (l.startsWith("at ")) {
+                String frame = l.substring(3);
+                int slash = frame.indexOf('/'), paren = frame.indexOf('(');
+                if (slash >= 0 && (paren < 0 || slash < paren)) frame = frame.substring(slash + 1); // java.base/...
+                boolean plumbing = false;
+                for (String p : PLUMBING) if (frame.startsWith(p)) plumbing = true;
+                if (plumbing) {
+                    dropped++;
+                    continue;
+                }
+            }
+            if (out.length() > 0) out.append('\n');
+            out.append(line);
+        }
+        return dropped == 0 ? stack : out.toString();
     }
 
     /** Strip reflection's wrapper: the component's own throwable is what matters. */
@@ -85,7 +136,8 @@ final class Failures {
         String message;
         if ("class_not_found".equals(code)) {
             message = context + " needs a class its jar does not contain (" + what
-                    + "); bundle the missing dependency in the fat jar";
+                    + "); put the jar that has it on the component's classpath (classpath = [\"lib/*.jar\"] "
+                    + "in its cncf.toml, or --classpath JAR), or bundle it in a fat jar";
         } else if ("linkage_error".equals(code)) {
             message = context + " was built against another version of a dependency (" + what + ")";
         } else if ("initializer_failed".equals(code)) {

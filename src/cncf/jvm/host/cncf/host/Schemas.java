@@ -84,10 +84,12 @@ final class Schemas {
         }
         if (b == Double.class || b == Float.class) return schema("type", "number");
         if (t == String.class || t == CharSequence.class) return schema("type", "string");
-        if (t == BigInteger.class) {
+        boolean sBig = values.scala && values.sBigInt != null && t == values.sBigInt;
+        boolean sDec = values.scala && values.sBigDecimal != null && t == values.sBigDecimal;
+        if (t == BigInteger.class || sBig) {
             return schema("anyOf", list(schema("type", "integer"), schema("type", "string", "pattern", DECIMAL)));
         }
-        if (t == BigDecimal.class) {
+        if (t == BigDecimal.class || sDec) {
             return schema("anyOf", list(schema("type", "number"), schema("type", "string", "pattern", DECIMAL)));
         }
         if (t == Number.class) return schema("type", "number");
