@@ -6,6 +6,7 @@ Real compiled jars (tests/fixtures/jar), a real JVM host."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 import cncf
 from cncf import schema
 from cncf.observation import Code, Stage
-from tests.jar.conftest import FIXTURES, fat_jar, jar_home, javac
+from tests.jar.conftest import FIXTURES, fat_jar, jar_home, javac, require_file
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +101,25 @@ def test_a_missing_class_names_the_classpath(hub: cncf.Hub, faults_jar: Path) ->
     assert "faults.dep.Gone" in obs.attributes["missing_class"]
     # the hint is the deliverable here: it names the manifest key and the CLI option
     assert "classpath" in obs.message and "--classpath" in obs.message
+
+
+GUAVA = Path("/usr/share/java/guava.jar")
+
+
+def test_an_enum_constant_a_fluent_start_and_round_trips_through_text(hub: cncf.Hub) -> None:
+    require_file(GUAVA, "Debian's guava (libguava-java, scripts/install-system-deps.sh)")
+    camel = hub.load(GUAVA, name="camel", entry="com.google.common.base.CaseFormat#LOWER_CAMEL")
+    assert camel.state == "ready", camel.observation
+    assert hub.call("camel.to", ["LOWER_UNDERSCORE", "fooBarBaz"]).value == "foo_bar_baz"
+    sha = hub.load(GUAVA, name="sha", entry="com.google.common.hash.Hashing#sha256")
+    assert sha.state == "ready", sha.observation
+    # HashCode has no JSON form, but HashCode.fromString(hc.toString()) gives it back: it crosses as text
+    assert hub.call("sha.hash-string", ["abc", "UTF-8"]).value == hashlib.sha256(b"abc").hexdigest()
+    names = hub.load(GUAVA, name="domains", entry="com.google.common.net.InternetDomainName")
+    assert names.state == "ready", names.observation
+    assert hub.call("domains.from", ["www.Example.COM"]).value == "www.example.com"
+    assert hub.call("domains.is-valid", ["no spaces allowed"]).value is False
+    wrong = hub.load(GUAVA, name="nomember", entry="com.google.common.base.CaseFormat#LOWER_CAMELS")
+    assert wrong.state == "failed" and wrong.observation is not None
+    assert wrong.observation.code is Code.ENTRY_NOT_FOUND
+    assert "LOWER_CAMEL" in wrong.observation.attributes["candidates"]

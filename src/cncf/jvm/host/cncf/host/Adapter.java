@@ -32,8 +32,20 @@ final class Adapter implements Component.Facade {
     private final boolean instantiable;
     private final Overloads overloads;
     private volatile Object target;
+    private final Object given; // the object of a "Class#member" entry, or null
+
+    /** Over one given object (entry "Class#member"): its public methods, on it. */
+    Adapter(Class<?> cls, Values values, Object target) {
+        this(cls, values, false, target);
+    }
 
     Adapter(Class<?> cls, Values values, boolean init) {
+        this(cls, values, init, null);
+    }
+
+    private Adapter(Class<?> cls, Values values, boolean init, Object given) {
+        this.given = given;
+        this.target = given;
         this.cls = cls;
         this.values = values;
         this.overloads = new Overloads(values, new Overloads.Signatures() {
@@ -41,7 +53,7 @@ final class Adapter implements Component.Facade {
                 return signature((Method) c.exe);
             }
         });
-        boolean inst = Component.module(cls) != null;
+        boolean inst = given != null || Component.module(cls) != null;
         if (!inst && init && !cls.isInterface() && !Modifier.isAbstract(cls.getModifiers())) {
             inst = cls.getConstructors().length > 0; // init names a constructor's arguments
         }
@@ -159,6 +171,14 @@ final class Adapter implements Component.Facade {
     public Object target() { return target; }
 
     public void instantiate(List<Object> args, Map<String, Object> kwargs) throws Throwable {
+        if (given != null) {
+            if (!args.isEmpty() || !kwargs.isEmpty()) {
+                throw Component.Refusal.of("invalid_manifest", "init has nothing to construct: the entry "
+                        + "names an object (Class#member)", null);
+            }
+            target = given;
+            return;
+        }
         boolean needed = !args.isEmpty() || !kwargs.isEmpty();
         for (List<Method> ms : ops.values()) {
             for (Method m : ms) if (!Modifier.isStatic(m.getModifiers())) needed = true;

@@ -372,6 +372,15 @@ final class Component {
                         + COLLABORATOR_FILE + ": " + found, attrs("candidates", new ArrayList<Object>(found)));
             }
         }
+        // "pkg.Class#MEMBER": the component is what a public static field holds (an enum
+        // constant: CaseFormat#LOWER_CAMEL) or a public static no-argument method returns
+        // (a fluent start: Hashing#sha256); its operations are that object's public methods.
+        String member = null;
+        int hash = entry.indexOf('#');
+        if (hash > 0) {
+            member = entry.substring(hash + 1).trim();
+            entry = entry.substring(0, hash).trim();
+        }
         Class<?> cls = find(entry, scan);
         Class<?> collaborator = l.probe(COLLABORATOR);
         // A Scala `object X extends Collaborator` is class X$ (X holds static forwarders).
@@ -383,7 +392,10 @@ final class Component {
         cls = Class.forName(cls.getName(), true, l);
         Values values = new Values(l);
         Facade f;
-        if (collaborator != null && collaborator.isAssignableFrom(cls)) {
+        if (member != null) {
+            Object target = member(cls, member);
+            f = new Adapter(target.getClass(), values, target);
+        } else if (collaborator != null && collaborator.isAssignableFrom(cls)) {
             f = new CollaboratorFacade(cls, l, values);
         } else {
             f = new Adapter(cls, values, !initArgs.isEmpty() || !initKwargs.isEmpty());
@@ -396,11 +408,56 @@ final class Component {
         facade = f;
         Map<String, Object> reply = new LinkedHashMap<String, Object>();
         reply.put("operations", ops);
-        reply.put("entry", cls.getName());
+        reply.put("entry", member == null ? cls.getName() : cls.getName() + "#" + member);
         reply.put("entry_source", entrySource);
         reply.put("facade", f instanceof CollaboratorFacade ? "collaborator" : "adapter");
         reply.put("scala", values.scala());
         return reply;
+    }
+
+    /** The object a static field holds or a static no-argument method returns (entry "Class#member"). */
+    private static Object member(Class<?> cls, String member) throws Throwable {
+        Object value = null;
+        boolean found = false;
+        try {
+            java.lang.reflect.Field f = cls.getField(member);
+            if (Modifier.isStatic(f.getModifiers())) {
+                value = f.get(null);
+                found = true;
+            }
+        } catch (NoSuchFieldException notAField) {
+            // a method, then
+        }
+        if (!found) {
+            try {
+                java.lang.reflect.Method m = cls.getMethod(member);
+                if (Modifier.isStatic(m.getModifiers())) {
+                    m.setAccessible(true);
+                    value = m.invoke(null);
+                    found = true;
+                }
+            } catch (NoSuchMethodException notAMethod) {
+                // neither
+            }
+        }
+        if (!found) {
+            List<Object> names = new ArrayList<Object>();
+            for (java.lang.reflect.Field f : cls.getFields()) {
+                if (Modifier.isStatic(f.getModifiers())) names.add(f.getName());
+            }
+            for (java.lang.reflect.Method m : cls.getMethods()) {
+                if (Modifier.isStatic(m.getModifiers()) && m.getParameterTypes().length == 0) names.add(m.getName() + "()");
+            }
+            Map<String, Object> a = attrs("entry", cls.getName() + "#" + member);
+            a.put("candidates", names);
+            throw Refusal.of("entry_not_found", cls.getName() + " has no public static field or no-argument static "
+                    + "method " + member + " (entry = \"Class#member\")", a);
+        }
+        if (value == null) {
+            throw Refusal.of("entry_not_found", cls.getName() + "#" + member + " is null: nothing to call",
+                    attrs("entry", cls.getName() + "#" + member));
+        }
+        return value;
     }
 
     private Class<?> find(String entry, Scan.Result scan) throws Throwable {

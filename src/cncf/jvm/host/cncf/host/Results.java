@@ -325,11 +325,33 @@ final class Results {
             if (k.getMethod("equals", Object.class).getDeclaringClass() == Object.class) return null;
             String s = v.toString();
             Object back = values.arguments.remake(k, s);
-            return back != null && back.equals(v) ? s : null;
+            if (back != null && back.equals(v)) return s;
+            // A static parser of the value's own class or of a public superclass, returning a type
+            // the value is an instance of: Guava's HashCode.fromString(hc.toString()) (the value is a
+            // private subclass), InternetDomainName.from(name.toString()).
+            for (Class<?> c = k; c != null && !Values.jdk(c); c = c.getSuperclass()) {
+                for (String name : PARSERS) {
+                    for (Class<?> arg : new Class<?>[] {String.class, CharSequence.class}) {
+                        Method m;
+                        try {
+                            m = c.getMethod(name, arg);
+                        } catch (NoSuchMethodException none) {
+                            continue;
+                        }
+                        if (!Modifier.isStatic(m.getModifiers()) || !m.getReturnType().isAssignableFrom(k)) continue;
+                        m.setAccessible(true);
+                        back = m.invoke(null, s);
+                        if (back != null && back.equals(v)) return s;
+                    }
+                }
+            }
+            return null;
         } catch (Throwable e) {
             return null;
         }
     }
+
+    private static final String[] PARSERS = {"fromString", "from", "valueOf", "parse"};
 
     private static Map<String, Object> describe(Object v, Class<?> k) {
         Map<String, Object> a = new LinkedHashMap<String, Object>();
