@@ -123,3 +123,12 @@ def test_an_enum_constant_a_fluent_start_and_round_trips_through_text(hub: cncf.
     assert wrong.state == "failed" and wrong.observation is not None
     assert wrong.observation.code is Code.ENTRY_NOT_FOUND
     assert "LOWER_CAMEL" in wrong.observation.attributes["candidates"]
+
+
+def test_a_scala_constructor_takes_named_init_from_its_scala_signature(hub: cncf.Hub, scala_jar: Path) -> None:
+    # scalac writes no -parameters names: they come from the class's Scala signature
+    h = hub.load(scala_jar, name="stats", entry="demo.scala.Stats", init={"label": "mine", "start": 5})
+    assert h.state == "ready", h.observation
+    assert hub.call("stats.describe").value == "mine:5"
+    bad = hub.load(scala_jar, name="stats2", entry="demo.scala.Stats", init={"lable": "x", "start": 5})
+    assert bad.observation is not None and bad.observation.code is Code.CONSTRUCTOR_FAILED

@@ -766,7 +766,10 @@ final class Component {
         }
         if (init && values != null) {
             List<Overloads.Candidate> cands = new ArrayList<Overloads.Candidate>();
-            for (Constructor<?> c : cls.getConstructors()) cands.add(new Overloads.Candidate(c, null, null));
+            for (Constructor<?> c : cls.getConstructors()) {
+                // a Scala class compiled without -parameters: the names from its Scala signature
+                cands.add(new Overloads.Candidate(c, null, values.scalaConstructor(c)));
+            }
             if (cands.isEmpty()) {
                 throw Refusal.of("constructor_failed", cls.getName() + " has no public constructor for init",
                         attrs("entry", cls.getName()));

@@ -298,11 +298,20 @@ final class ScalaSig {
      * Java ones. Null when unknown.
      */
     SMethod method(Method m) {
+        return method(m, m.getName());
+    }
+
+    /** A constructor as Scala declared it (the class's {@code <init>}): its parameters' names. */
+    SMethod constructor(java.lang.reflect.Constructor<?> c) {
+        return method(c, "<init>");
+    }
+
+    private SMethod method(java.lang.reflect.Executable m, String methodName) {
         String owner = m.getDeclaringClass().getSimpleName();
         if (owner.endsWith("$")) owner = owner.substring(0, owner.length() - 1);
         int want = m.getParameterTypes().length;
         List<SMethod> found = new ArrayList<SMethod>();
-        List<Integer> candidates = valuesNamed().get(m.getName());
+        List<Integer> candidates = valuesNamed().get(methodName);
         if (candidates == null) return null;
         for (int i : candidates) {
             int[] info = symbolInfo(i);

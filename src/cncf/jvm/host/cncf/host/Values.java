@@ -100,6 +100,22 @@ final class Values {
     private final Map<Class<?>, ScalaSig> sigs = new java.util.HashMap<Class<?>, ScalaSig>();
 
     /** The Scala declaration of a method (names and Scala types of its parameters), or null. */
+    /** A Scala class's constructor as declared (its parameter names), or null. */
+    ScalaSig.SMethod scalaConstructor(java.lang.reflect.Constructor<?> c) {
+        if (!scala) return null;
+        Class<?> k = c.getDeclaringClass();
+        ScalaSig sig;
+        synchronized (sigs) {
+            if (!sigs.containsKey(k)) sigs.put(k, ScalaSig.of(k, loader));
+            sig = sigs.get(k);
+        }
+        try {
+            return sig == null ? null : sig.constructor(c);
+        } catch (RuntimeException unexpected) {
+            return null; // no information: positional init only
+        }
+    }
+
     ScalaSig.SMethod scalaMethod(Method m) {
         if (!scala) return null;
         Class<?> c = m.getDeclaringClass();
