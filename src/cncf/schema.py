@@ -100,10 +100,23 @@ def _not_null(p: dict[str, Any]) -> dict[str, Any]:
     """An overload's parameter without its null: a null fits every reference type equally
     (the JVM host's ambiguous_operation), so an overloaded method takes values only."""
     s = p.get("schema")
-    if not isinstance(s, dict) or list(s) != ["anyOf"] or {"type": "null"} not in s["anyOf"]:
+    if not isinstance(s, dict) or list(s) != ["anyOf"]:
         return p
-    rest = [a for a in s["anyOf"] if a != {"type": "null"}]
-    return {**p, "schema": rest[0] if len(rest) == 1 else {"anyOf": rest}}
+    return {**p, "schema": _strip_null(s)}
+
+
+def _strip_null(s: dict[str, Any]) -> dict[str, Any]:
+    if list(s) != ["anyOf"]:
+        return s
+    rest: list[dict[str, Any]] = []
+    for a in s["anyOf"]:
+        a = _strip_null(a) if isinstance(a, dict) else a
+        for b in a["anyOf"] if isinstance(a, dict) and list(a) == ["anyOf"] else [a]:
+            if b != {"type": "null"} and b not in rest:
+                rest.append(b)
+    if not rest:
+        return s
+    return rest[0] if len(rest) == 1 else {"anyOf": rest}
 
 
 def _overloads(overloads: Iterable[Iterable[Any]]) -> list[tuple[list[dict[str, Any]], int]]:
