@@ -185,47 +185,65 @@ def checker(
     if params is None:
         return None
     ps = _dicts(params)
-    positional = [(p["name"], p.get("schema") or None) for p in ps if p["kind"] in _POSITIONAL]
-    named = {p["name"]: p.get("schema") or None for p in ps if p["kind"] in _NAMED}
+    positional = [(p["name"], _compile(p.get("schema"))) for p in ps if p["kind"] in _POSITIONAL]
+    named = {p["name"]: _compile(p.get("schema")) for p in ps if p["kind"] in _NAMED}
     varargs = next((p for p in ps if p["kind"] == "varargs"), None)
     varkw = next((p for p in ps if p["kind"] == "varkw"), None)
-    vararg_schema = (varargs.get("schema") or None) if varargs else None
-    varkw_schema = (varkw.get("schema") or None) if varkw else None
+    vararg_check = _compile(varargs.get("schema")) if varargs else None
+    varkw_check = _compile(varkw.get("schema")) if varkw else None
     required = [p["name"] for p in ps if p["required"] and p["kind"] not in ("varargs", "varkw")]
     npos = len(positional)
+    # the fast path (positional arguments only): which must be there, what each one's check is
+    req_positions = [i for i, (n, _) in enumerate(positional) if n in required]
+    least = max(req_positions, default=-1) + 1
+    named_only_required = [n for n in required if n not in {m for m, _ in positional}]
+    pos_checks = [(i, n, c) for i, (n, c) in enumerate(positional) if c is not None]
+    typed_varargs = vararg_check is not None
 
-    def check(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:
-        if len(args) > npos and varargs is None:
-            return f"takes {npos} positional argument{'' if npos == 1 else 's'} but {len(args)} were given"
-        if min_varargs and (kwargs or len(args) < npos + min_varargs):
-            return f"takes {npos} positional argument{'' if npos == 1 else 's'} and at least {min_varargs} more"
+    def general(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:
         filled = set()
         for i, value in enumerate(args):
             if i < npos:
-                name, schema = positional[i]
+                name, fn = positional[i]
                 filled.add(name)
             else:
-                name, schema = f"*{varargs['name'] if varargs else 'args'}[{i - npos}]", vararg_schema
-            if schema is not None:
-                why = validate(schema, value)
+                name, fn = f"*{varargs['name'] if varargs else 'args'}[{i - npos}]", vararg_check
+            if fn is not None:
+                why = fn(value)
                 if why is not None:
                     return f"argument {name!r} (position {i + 1}): {why}"
         for key, value in kwargs.items():
             if key in filled:
                 return f"got multiple values for argument {key!r}"
             if key in named:
-                schema = named[key]
+                fn = named[key]
             elif varkw is not None:
-                schema = varkw_schema
+                fn = varkw_check
             else:
                 return f"got an unexpected keyword argument {key!r}"
-            if schema is not None:
-                why = validate(schema, value)
+            if fn is not None:
+                why = fn(value)
                 if why is not None:
                     return f"argument {key!r}: {why}"
         missing = [n for n in required if n not in filled and not (n in kwargs and n in named)]
         if missing:
             return f"missing required argument{'' if len(missing) == 1 else 's'}: {', '.join(missing)}"
+        return None
+
+    def check(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:
+        n = len(args)
+        if n > npos and varargs is None:
+            return f"takes {npos} positional argument{'' if npos == 1 else 's'} but {n} were given"
+        if min_varargs and (kwargs or n < npos + min_varargs):
+            return f"takes {npos} positional argument{'' if npos == 1 else 's'} and at least {min_varargs} more"
+        if kwargs or n < least or named_only_required or (typed_varargs and n > npos):
+            return general(args, kwargs)
+        for i, name, fn in pos_checks:
+            if i >= n:
+                break
+            why = fn(args[i])
+            if why is not None:
+                return f"argument {name!r} (position {i + 1}): {why}"
         return None
 
     return check
@@ -234,6 +252,42 @@ def checker(
 # ---------------------------------------------------------------------------
 # JSON Schema, the subset above
 # ---------------------------------------------------------------------------
+
+Validator = Callable[[Any], str | None]
+_EXACT: dict[str, frozenset[type]] = {
+    "string": frozenset({str}),
+    "integer": frozenset({int}),
+    "number": frozenset({int, float}),
+    "boolean": frozenset({bool}),
+    "array": frozenset({list, tuple}),
+    "object": frozenset({dict}),
+}
+
+
+def _compile(s: Any) -> Validator | None:
+    """A value's check for schema ``s`` (None: any value). A plain type (with bounds) is one
+    set lookup for a value of exactly that type; anything else, and every refusal (its
+    message), is :func:`validate`'s."""
+    if not isinstance(s, dict) or not s:
+        return None
+    t = s.get("type")
+    if isinstance(t, str) and t in _EXACT and set(s) <= {"type", "minimum", "maximum", "description", "format"}:
+        exact = _EXACT[t]
+        lo, hi = s.get("minimum"), s.get("maximum")
+        if lo is None and hi is None:
+
+            def plain(v: Any) -> str | None:
+                return None if type(v) in exact else validate(s, v)
+
+            return plain
+
+        def bounded(v: Any) -> str | None:
+            if type(v) in exact and (lo is None or v >= lo) and (hi is None or v <= hi):
+                return None
+            return validate(s, v)
+
+        return bounded
+    return lambda v: validate(s, v)
 
 
 def _is(kind: str, v: Any) -> bool:
