@@ -116,6 +116,8 @@ def test_a_wrong_method_is_405_with_allow(examples: Served) -> None:
 
 
 def test_schemathesis_runs_clean_against_the_served_examples(examples: Served, tmp_path: Path) -> None:
+    # One worker: two threads of the tool's own generator can trip a CPython AST race
+    # (a "Runtime Error" of schemathesis itself, not a finding).
     # A component's own failure is 500 (raised), a crashed one 503, a call past its
     # timeout 504 (docs/http.md): those are declared answers, not the reception's
     # failures, which the Observations below must not show.
@@ -139,7 +141,7 @@ def test_schemathesis_runs_clean_against_the_served_examples(examples: Served, t
     )
     r = subprocess.run(
         [_tool("schemathesis"), "--config-file", str(config), "run", f"{examples.url}/rest/v1/openapi.json"]
-        + ["--checks", "all", "--max-examples", "2", "--no-shrink", "--workers", "2", "--max-time", "110"]
+        + ["--checks", "all", "--max-examples", "2", "--no-shrink", "--workers", "1", "--max-time", "110"]
         + ["--seed", "20261203", "--output-truncate", "true"],
         capture_output=True,
         text=True,
