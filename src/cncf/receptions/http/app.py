@@ -49,6 +49,7 @@ from cncf.receptions.http.answers import (
     send_answer,
 )
 from cncf.receptions.http.auth import CSP_PAGE, CSP_TOKEN_PAGE, TOKEN_PAGE, XSRF_HEADER, Level, Trust, media_type
+from cncf.receptions.http.console import ConsoleData, span_and_step
 from cncf.receptions.http.metrics import CONTENT_TYPE, HubMetrics
 from cncf.receptions.http.status import status_of
 
@@ -111,6 +112,8 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("POST", "/hub/v1/jobs/{id}/cancel", Level.READ, "cancel_job"),
     RouteSpec("POST", "/hub/v1/calls/{id}/cancel", Level.READ, "cancel_call"),
     RouteSpec("GET", "/hub/v1/observations", Level.READ, "observations"),
+    RouteSpec("GET", "/hub/v1/console", Level.READ, "console"),
+    RouteSpec("GET", "/hub/v1/console/{name}", Level.READ, "console_page"),
     RouteSpec("GET", "/healthz", Level.OPEN, "healthz"),
     RouteSpec("GET", "/readyz", Level.READ, "readyz"),
     RouteSpec("GET", "/metrics", Level.READ, "scrape"),
@@ -137,6 +140,7 @@ class Reception:
         for obs in refused_entries or ():
             self.recent.add(obs)
         self._unsubscribe = hub.subscribe(self._on_call)
+        self.console_data = ConsoleData(hub)  # the console's series, failures and state history
         self._call_level_needs_token = trust.needs_token(Level.READ)
         self._index: str | None = None
 
@@ -149,6 +153,7 @@ class Reception:
 
     def close(self) -> None:
         self._unsubscribe()
+        self.console_data.close()
 
     # ------------------------------------------------------------ the app
 
@@ -572,6 +577,21 @@ class Reception:
     async def observations(self, request: Request) -> Response:
         return json_response({"groups": self.recent.grouped(), "recent": list(self.recent.ring)[-50:][::-1]})
 
+    async def console(self, request: Request) -> Response:
+        window = span_and_step(request.query_params)
+        if window is None:
+            return self._refusal(_bad_window())
+        return json_response(self.console_data.overview(span=window[0], step=window[1]))
+
+    async def console_page(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        window = span_and_step(request.query_params)
+        if window is None:
+            return self._refusal(_bad_window())
+        if self.hub.component(name) is None:
+            return self._unknown(name)
+        return json_response(self.console_data.page(name, span=window[0], step=window[1]))
+
     # ----------------------------------------------------------- health
 
     async def healthz(self, request: Request) -> Response:
@@ -630,6 +650,15 @@ def refusal_of(handle: ComponentHandle) -> Observation | None:
     if handle.state == "failed" and obs is not None and obs.code is Code.FORM_NOT_ALLOWED:
         return obs
     return None
+
+
+def _bad_window() -> Observation:
+    return Observation.of(
+        Code.INVALID_ARGUMENTS,
+        "span must be 60..600 seconds and step 1..60 seconds (whole numbers)",
+        stage=Stage.RECEPTION,
+        target="console",
+    )
 
 
 def _too_deep(what: str) -> Observation:
