@@ -262,21 +262,29 @@ def token_for_serving(token_file: Path | None, home: Path) -> tuple[str, Path | 
     address nobody was told about).  Order: ``--token-file`` / the hub file's
     ``[serve] token_file``, then ``CNCF_TOKEN``, then ``home/serve.token``
     (created with mode 0600 when absent)."""
+    token, path, how = serving_token(token_file, home)
+    return token, path, how == "given"
+
+
+def serving_token(token_file: Path | None, home: Path) -> tuple[str, Path | None, str]:
+    """As :func:`token_for_serving`, saying how: ``given`` (a token file or
+    ``CNCF_TOKEN``), ``created`` (``home/serve.token`` just now) or ``reused``
+    (``home/serve.token`` from an earlier run)."""
     if token_file is not None:
-        return read_token_file(token_file), token_file, True
+        return read_token_file(token_file), token_file, "given"
     env = os.environ.get("CNCF_TOKEN", "").strip()
     if env:
-        return env, None, True
+        return env, None, "given"
     path = home / "serve.token"
     if path.exists():
-        return read_token_file(path), path, False
+        return read_token_file(path), path, "reused"
     from cncf._private import private_dir
 
     private_dir(home)  # parents too, and narrowed if an older hub left it wider
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_urlsafe(32) + "\n")
-    return read_token_file(path), path, False
+    return read_token_file(path), path, "created"
 
 
 __all__ = [
@@ -293,5 +301,6 @@ __all__ = [
     "media_type",
     "is_loopback",
     "read_token_file",
+    "serving_token",
     "token_for_serving",
 ]

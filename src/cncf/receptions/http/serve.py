@@ -211,7 +211,7 @@ async def serve(
     from cncf.paths import default_home
     from cncf.receptions.http import peers
     from cncf.receptions.http.app import FOREIGN, Reception, refusal_of
-    from cncf.receptions.http.auth import Auth, TokenError, Trust, is_loopback, token_for_serving
+    from cncf.receptions.http.auth import Auth, TokenError, Trust, is_loopback, serving_token
     from cncf.receptions.http.protocol import protocol_class
     from cncf.receptions.runner import HubFileError, _read
 
@@ -230,7 +230,8 @@ async def serve(
     backlog = int(table.get("backlog", 2048))
     home_path = Path(home).expanduser() if home is not None else default_home()
     try:
-        token, source, explicit = token_for_serving(token_file or table.get("token_file"), home_path)
+        token, source, how = serving_token(token_file or table.get("token_file"), home_path)
+        explicit = how == "given"
     except (TokenError, OSError) as exc:
         say(f"error: {exc}")
         return EXIT_USAGE
@@ -320,7 +321,7 @@ async def serve(
             if source is not None:
                 say(
                     f"token: {source}"
-                    + ("" if explicit else " (created; send 'Authorization: Bearer TOKEN' to load, unload or reload)")
+                    + ("" if explicit else f" ({how}; send 'Authorization: Bearer TOKEN' to load, unload or reload)")
                 )
             where = f"unix:{unix}" if unix is not None else _url(host, port)
             ready(f"cncf: serving {len(hub.components())} components at {where}")
