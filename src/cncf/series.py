@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+_random = random.random
 WINDOW = 600  # seconds kept
 SAMPLES = 256  # durations kept per component and second
 
@@ -40,7 +41,7 @@ class _Bucket:
         if len(self.durations) < SAMPLES:
             self.durations.append(seconds)
         else:  # reservoir: each of the second's calls is kept with the same chance
-            j = random.randrange(self.calls)
+            j = int(_random() * self.calls)
             if j < SAMPLES:
                 self.durations[j] = seconds
 
@@ -64,17 +65,17 @@ class Series:
 
     def record(self, component: str, seconds: float, failed: bool, now: float | None = None) -> None:
         second = int(self.clock() if now is None else now)
+        seconds = seconds if seconds > 0.0 else 0.0
         buckets = self._buckets.get(component)
         if buckets is None:
-            buckets = self._buckets[component] = deque()
-        if not buckets or buckets[-1].second != second:
-            if buckets and buckets[-1].second > second:  # the wall clock stepped back: keep order
-                second = buckets[-1].second
-            else:
-                buckets.append(_Bucket(second))
-                while buckets and buckets[0].second <= second - self.window:
-                    buckets.popleft()
-        buckets[-1].add(max(0.0, seconds), failed)
+            buckets = self._buckets[component] = deque((_Bucket(second),))
+        last = buckets[-1]
+        if last.second < second:  # a new second (if the wall clock stepped back: the newest one)
+            last = _Bucket(second)
+            buckets.append(last)
+            while buckets[0].second <= second - self.window:
+                buckets.popleft()
+        last.add(seconds, failed)
 
     def components(self) -> list[str]:
         return sorted(self._buckets)
