@@ -170,3 +170,23 @@ def test_serve_says_whether_its_token_was_created_or_reused(tmp_path: Path) -> N
     code, err = start(FIXTURES / "browser" / "hub.toml", home).stop()
     assert code == 0
     assert "(reused;" in err and "(created;" not in err
+
+
+def test_a_hub_that_asks_for_the_token_on_every_route(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    served: Served = serve(FIXTURES / "browser" / "hub.toml", "--auth", "always")
+    token_file = tmp_path / "token"
+    token_file.write_text(served.token)
+    refused = cncf("components", "--hub", served.url, "--json")
+    assert refused.returncode == 1
+    assert json.loads(refused.stdout)["observation"]["code"] == "unauthenticated"
+    listed = cncf("components", "--hub", served.url, "--token-file", str(token_file), "--json")
+    assert listed.returncode == 0
+    assert "counter" in {c["name"] for c in json.loads(listed.stdout)["components"]}
+    called = cncf("call", "--hub", served.url, "--token-file", str(token_file), "counter.increment", "by=2", "--json")
+    assert called.returncode == 0, called.stdout + called.stderr
+    assert json.loads(called.stdout)["value"] == 2
+    top = cncf("top", "--hub", served.url, "--once", env={"CNCF_TOKEN": served.token})
+    assert top.returncode == 0 and "counter" in top.stdout
+    denied = cncf("top", "--hub", served.url, "--once", "--json")
+    assert denied.returncode == 1
+    assert json.loads(denied.stdout)["observation"]["code"] == "unauthenticated"

@@ -163,6 +163,7 @@ def call(
     args: Annotated[list[str] | None, typer.Argument(help=_ARGS)] = None,
     as_json: JsonOpt = False,
     hub_url: Annotated[str | None, typer.Option("--hub", help="Call a running hub (cncf serve) at this URL.")] = None,
+    token_file: cli_remote.TokenFileOpt = None,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Overall deadline in seconds.")] = None,
     entry: EntryOpt = None,
     form: FormOpt = None,
@@ -194,6 +195,9 @@ def call(
         from cncf.call import Arguments
 
         remote: Any = Arguments(tuple(pos), named) if pos and named else (named or pos or None)
+        if token_file is not None:
+            url = cli_remote.need_hub(hub_url, "cncf call", token_file)
+            raise typer.Exit(cli_remote.call(url, token_file, target, remote, timeout=timeout, as_json=as_json))
         raise typer.Exit(cli_serve.call_remote(hub_url, target, remote, timeout=timeout, as_json=as_json))
     overrides = _overrides(entry, form, requirement, interpreter, name, classpath, init)
 

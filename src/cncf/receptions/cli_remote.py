@@ -211,6 +211,19 @@ def unload(hub_url: str, token_file: Path | None, name: str, as_json: bool) -> i
     return guard(as_json, name, run, what="cncf unload --hub")
 
 
+def call(
+    url: str, token_file: Path | None, selector: str, payload: Any, *, timeout: float | None, as_json: bool
+) -> int:
+    """``cncf call --hub URL --token-file F SELECTOR [ARG ...]``: as ``cli_serve.call_remote``, with that token."""
+
+    def run() -> int:
+        with remote(url, token_file) as hub:
+            outcome = hub.call(selector, payload, timeout=timeout)
+        return render.print_outcome(outcome, out, as_json=as_json, err=err)
+
+    return guard(as_json, selector, run, what="cncf call --hub")
+
+
 # -------------------------------------------------------------------- top
 
 
@@ -352,6 +365,7 @@ def top(hub_url: str, token_file: Path | None, *, interval: float, iterations: i
 __all__ = [
     "HubOpt",
     "TokenFileOpt",
+    "call",
     "components",
     "http",
     "inspect",
