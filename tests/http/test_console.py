@@ -129,6 +129,9 @@ def test_charts_show_the_calls_made_and_failures_show_cause_stack_and_output(con
         assert 300 <= p99 <= max(slow) * 1000 + 1
         p50 = _values(pg, '#chart-latency circle[data-series="p50"]', "data-value")
         assert p50 and min(p50) < 300  # the quick calls
+        # each chart's title says its newest value
+        assert pg.locator("#now-rate").inner_text().endswith(" calls/s")
+        assert pg.locator("#now-latency").inner_text() != "– / –"
         # the chart's scale covers its values
         assert float(pg.get_attribute("#chart-latency svg", "data-max")) >= p99
 

@@ -315,6 +315,14 @@
     $("chart-rate").replaceChildren(chart(pts, [{ key: "rate", cls: "rate", factor: 1 }], "", "rate"));
     $("chart-latency").replaceChildren(chart(pts, [{ key: "p50", cls: "p50", factor: 1000 }, { key: "p99", cls: "p99", factor: 1000 }], "", "latency"));
     $("chart-errors").replaceChildren(chart(pts, [{ key: "error_rate", cls: "errors", factor: 100 }], "", "errors"));
+    // the newest point that has a value, beside each chart's title
+    const latest = (key, factor, unit) => {
+      for (let i = pts.length - 1; i >= 0; i--) if (pts[i][key] !== null && pts[i][key] !== undefined) return fmtAxis(pts[i][key] * factor) + unit;
+      return "–";
+    };
+    $("now-rate").textContent = latest("rate", 1, " calls/s");
+    $("now-latency").textContent = latest("p50", 1000, " ms") + " / " + latest("p99", 1000, " ms");
+    $("now-errors").textContent = latest("error_rate", 100, " %");
     const m = data.minute || {};
     const figs = [["calls", m.calls ?? 0, "calls in the last minute"], ["errors", m.errors ?? 0, "failed"], ["error_rate", pct(m.error_rate), "error rate"],
       ["p50", ms(m.p50), "p50"], ["p99", ms(m.p99), "p99"]];
@@ -329,9 +337,16 @@
     const flags = [p.idempotent ? "idempotent" : "", p.http_get ? "GET allowed" : ""].filter(Boolean);
     return s + (flags.length ? " (" + flags.join(", ") + ")" : "");
   }
+  // A parameter's type, when inspect carries one (a name, or a JSON schema).
+  function typeText(p) {
+    const t = p.type ?? p.annotation ?? p.schema;
+    if (t === null || t === undefined || t === "") return "";
+    if (typeof t !== "object") return String(t);
+    return t.type ? (Array.isArray(t.type) ? t.type.join(" | ") : String(t.type)) : JSON.stringify(t);
+  }
   function paramText(p) {
-    return (p.kind === "varargs" ? "*" : p.kind === "varkw" ? "**" : "") + p.name + (p.required ? "" : "?")
-      + (p.type || p.annotation ? ": " + (p.type || p.annotation) : "");
+    const t = typeText(p);
+    return (p.kind === "varargs" ? "*" : p.kind === "varkw" ? "**" : "") + p.name + (p.required ? "" : "?") + (t ? ": " + t : "");
   }
 
   function renderOperations(c) {
