@@ -1,30 +1,67 @@
-"""OpenTelemetry spans for calls, when ``opentelemetry-sdk`` is installed (extra ``otel``).
+"""OpenTelemetry traces of calls and HTTP requests (extra ``otel``: ``opentelemetry-sdk``).
 
-One server span per finished call, named ``{component}.{service}/{operation}``
-(the RPC convention's ``{rpc.service}/{rpc.method}``) with
-``rpc.system.name = "cncf"``, and one child span for the boundary hop (the
-time the call spent in its component, once it was admitted).  A failed call
-sets ``error.type`` to its Observation code and the span status to ERROR.
+The switch::
 
-The spans are made from the engine's ``CallFinished`` events
-(``AsyncHub.subscribe``), after the fact, with explicit start and end times:
-the engine learns nothing about tracing, and a hub without OpenTelemetry
-pays nothing (this module is imported only by :func:`install`).  Event times
-are the hub loop's clock; they are mapped to wall-clock nanoseconds once per
-event.  The boundary hop starts when the call was handed to its boundary
-(``CallFinished.executed``), so the server span's head is the time it waited
-at its gate.
+    import cncf.telemetry
+    cncf.telemetry.enable()            # every hub made from now on (Hub and AsyncHub)
+    cncf.telemetry.enable(hub)         # one hub, already made
+    stop = cncf.telemetry.enable(hub, tracer_provider=provider)
+    stop()                             # no more spans
+
+``enable`` uses the tracer provider given, else the application's global one
+(``opentelemetry.trace.set_tracer_provider``), else one built from
+``OTEL_TRACES_EXPORTER`` (``console``, or ``otlp`` when its exporter is
+installed); it returns None, and traces nothing, when OpenTelemetry is not
+installed or no provider is set up.  ``cncf serve`` enables it for its hub
+whenever a provider is set up that way.
+
+What is traced, after OpenTelemetry's semantic conventions:
+
+* **an HTTP request** to a served hub: a SERVER span ``{method} {route}``
+  (``http.request.method``, ``http.route``, ``url.path``, ``url.scheme``,
+  ``http.response.status_code``; status ERROR for a 5xx), continuing the
+  trace of an incoming ``traceparent``/``tracestate`` (W3C propagator);
+* **a call**: a span ``{component}.{service}/{operation}`` (``rpc.system.name
+  = "cncf"``, ``rpc.service``, ``rpc.method``, ``cncf.call_id``), child of the
+  current span — the HTTP request's, or the program's own — and then of kind
+  INTERNAL; a call without a parent (a job attempt, a program with no span of
+  its own) is the trace's SERVER root.  It is opened when the engine admits the
+  call, so that its trace context travels with the call to the component
+  (``cncf.collaborator.current_call().traceparent`` in a worker, the
+  ``traceparent`` key of the wire protocol's INVOKE): a component's own spans
+  join the trace, as children of the call span;
+* its phases, as child spans: ``wait`` (parked at the component's gate,
+  only when it waited) and the boundary hop ``{component} {form} boundary``
+  (CLIENT: handed to the boundary until the boundary returned);
+* a failed call: ``error.type`` (the Observation's code), status ERROR, and an
+  ``exception`` span event with ``exception.type``, ``exception.message`` and
+  ``exception.stacktrace`` from the Observation's cause (the component's own
+  exception, Python or Java), or from the Observation itself when it has none.
+
+Times: every span time is a ``time.perf_counter_ns`` stamp (see
+``cncf.engine.events``) placed on the wall clock by one offset read per
+span, so the intervals are exact to the nanosecond clock, whatever the event
+loop.  Nothing of OpenTelemetry is imported until ``enable`` is called; a hub
+without telemetry pays one attribute test per call.
 """
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
+import functools
 import os
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
+from cncf.call import ActionCall
+from cncf.engine import events
 from cncf.engine.events import CallFinished
+from cncf.selector import normalize
+
+#: The tracing in force for HTTP requests (the last ``enable`` still on), or None.
+_active: list[_Tracing] = []
 
 
 def _provider() -> Any:
@@ -33,7 +70,7 @@ def _provider() -> Any:
     from opentelemetry import trace
 
     current = trace.get_tracer_provider()
-    if type(current).__name__ != "ProxyTracerProvider":
+    if type(current).__name__ not in ("ProxyTracerProvider", "NoOpTracerProvider"):
         return current
     exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
     if not exporter_name or exporter_name == "none":
@@ -59,75 +96,173 @@ def _provider() -> Any:
     return provider
 
 
-class CallTracer:
-    """The listener: CallFinished → a server span and its boundary-hop child."""
+class _Tracing:
+    """One enabled tracing: opens call spans at admission (``begin``, the
+    engine's hook), closes them from the call's event (``__call__``, a
+    listener), and serves the HTTP middleware (``tracer``, ``extract``)."""
 
-    def __init__(self, tracer: Any, forms: Callable[[str], str]) -> None:
-        from opentelemetry import trace
+    def __init__(self, tracer: Any) -> None:
+        from opentelemetry import context, trace
         from opentelemetry.trace import SpanKind, Status, StatusCode
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-        self._trace = trace
-        self._tracer = tracer
-        self._forms = forms
-        self._server, self._client = SpanKind.SERVER, SpanKind.CLIENT
-        self._error = Status(StatusCode.ERROR)
-        self._Status, self._code = Status, StatusCode
+        self.tracer = tracer
+        self.trace, self.context = trace, context
+        self.SpanKind, self.Status, self.StatusCode = SpanKind, Status, StatusCode
+        self.propagator = TraceContextTextMapPropagator()
+        self._open: dict[str, tuple[Any, int]] = {}  # call id -> (call span, wall offset)
 
-    def __call__(self, event: CallFinished) -> None:
+    # ------------------------------------------------------------ calls
+
+    def begin(self, call: ActionCall) -> ActionCall:
+        """Open the call's span (a child of the current span) and hand its
+        trace context to the call.  Never raises: a failure leaves the call as it was."""
         try:
-            now_loop = asyncio.get_running_loop().time()
-        except RuntimeError:
-            now_loop = time.monotonic()
-        offset = time.time_ns() - int(now_loop * 1e9)
+            trace = self.trace
+            parent = trace.get_current_span()
+            rooted = parent.get_span_context().is_valid
+            offset = events.wall_offset_ns()
+            target = call.target
+            span = self.tracer.start_span(
+                f"{target.component}.{target.service}/{target.operation}",
+                kind=self.SpanKind.INTERNAL if rooted else self.SpanKind.SERVER,
+                start_time=offset + time.perf_counter_ns(),
+                attributes={
+                    "rpc.system.name": "cncf",
+                    "rpc.service": f"{target.component}.{target.service}",
+                    "rpc.method": target.operation,
+                    "cncf.call_id": call.id,
+                    "cncf.caller": call.context.caller,
+                    "cncf.correlation_id": call.context.correlation_id,
+                },
+            )
+            self._open[call.id] = (span, offset)
+            sc = span.get_span_context()
+            if not sc.is_valid:
+                return call
+            parent_header = f"00-{sc.trace_id:032x}-{sc.span_id:016x}-{int(sc.trace_flags):02x}"
+            state = (sc.trace_state.to_header() or None) if sc.trace_state else None
+            return dataclasses.replace(
+                call, context=dataclasses.replace(call.context, traceparent=parent_header, tracestate=state)
+            )
+        except Exception:  # noqa: BLE001 - telemetry never breaks a call
+            return call
 
-        def ns(t: float) -> int:
-            return offset + int(t * 1e9)
+    def finish(self, event: CallFinished, form: Callable[[str], str]) -> None:
+        """Close the call's span and make its phases' (the engine's listener)."""
+        try:
+            self._finish(event, form)
+        except Exception:  # noqa: BLE001 - a listener that raises is dropped; this one must stay
+            pass
 
+    def _finish(self, event: CallFinished, form_of: Callable[[str], str]) -> None:
         call, outcome = event.call, event.outcome
         target = call.target
+        opened = self._open.pop(call.id, None)
+        if opened is None:  # admitted before tracing was enabled: made after the fact
+            offset = events.wall_offset_ns()
+            span = self.tracer.start_span(
+                f"{target.component}.{target.service}/{target.operation}",
+                kind=self.SpanKind.SERVER,
+                start_time=offset + event.admitted_ns,
+                attributes={"rpc.system.name": "cncf", "cncf.call_id": call.id},
+            )
+        else:
+            span, offset = opened
         obs = outcome.observation
-        attrs: dict[str, Any] = {
-            "rpc.system.name": "cncf",
-            "rpc.service": f"{target.component}.{target.service}",
-            "rpc.method": target.operation,
-            "cncf.call_id": call.id,
-            "cncf.caller": call.context.caller,
-            "cncf.correlation_id": call.context.correlation_id,
-        }
+        error = {"error.type": obs.code.value} if obs is not None else {}
         if obs is not None:
-            attrs["error.type"] = obs.code.value
-            attrs["cncf.stage"] = obs.stage.value
-        server = self._tracer.start_span(
-            f"{target.component}.{target.service}/{target.operation}",
-            kind=self._server,
-            start_time=ns(event.started),
-            attributes=attrs,
-        )
-        if obs is not None:
-            server.set_status(self._Status(self._code.ERROR, obs.code.value))
-        # The hop starts when the call was handed to its boundary (admission when it never ran).
-        hop_start = event.executed if event.executed is not None else event.started
-        ctx = self._trace.set_span_in_context(server)
-        hop = self._tracer.start_span(
-            f"{target.component} {self._forms(target.component)} boundary",
-            context=ctx,
-            kind=self._client,
-            start_time=ns(hop_start),
-            attributes={
-                "rpc.system.name": "cncf",
-                "cncf.form": self._forms(target.component),
-                **({"error.type": obs.code.value} if obs is not None else {}),
-            },
-        )
-        if obs is not None:
-            hop.set_status(self._Status(self._code.ERROR, obs.code.value))
-        hop.end(end_time=ns(event.ended))
-        server.end(end_time=ns(event.ended))
+            span.set_attributes({**error, "cncf.stage": obs.stage.value})
+            span.set_status(self.Status(self.StatusCode.ERROR, obs.code.value))
+            cause = obs.cause
+            span.add_event(
+                "exception",
+                {
+                    "exception.type": cause.type if cause is not None and cause.type else obs.code.value,
+                    "exception.message": cause.message if cause is not None else obs.message,
+                    "exception.stacktrace": _stack(cause) if cause is not None else "",
+                },
+                timestamp=offset + (event.returned_ns or event.ended_ns),
+            )
+        if event.tier is not None:
+            span.set_attribute("cncf.cancel_tier", event.tier)
+        ctx = self.trace.set_span_in_context(span)
+        if event.parked_ns is not None:
+            wait = self.tracer.start_span("wait", context=ctx, start_time=offset + event.parked_ns)
+            wait.end(end_time=offset + event.parked_ns + event.wait_ns)
+        if event.executed_ns is not None:
+            form = form_of(target.component)
+            hop = self.tracer.start_span(
+                f"{target.component} {form} boundary",
+                context=ctx,
+                kind=self.SpanKind.CLIENT,
+                start_time=offset + event.executed_ns,
+                attributes={"rpc.system.name": "cncf", "cncf.form": form, **error},
+            )
+            if obs is not None:
+                hop.set_status(self.Status(self.StatusCode.ERROR, obs.code.value))
+            hop.end(end_time=offset + event.executed_ns + event.execution_ns)
+        span.end(end_time=offset + event.ended_ns)
+
+    def instrument(self, hub: Any) -> Callable[[], None]:
+        """Trace ``hub``'s calls (an AsyncHub, or an ActionEngine); the function that stops it."""
+        engine = getattr(hub, "engine", hub)
+        components = engine._components  # the hub's own mapping (normalized name -> Component)
+
+        def form(name: str) -> str:
+            comp = components.get(normalize(name))
+            return str(comp.spec.form) if comp is not None else "unknown"
+
+        engine.tracing = self
+        unsubscribe = engine.subscribe(functools.partial(self.finish, form=form))
+
+        def stop() -> None:
+            if engine.tracing is self:
+                engine.tracing = None
+            unsubscribe()
+
+        return stop
+
+    # ------------------------------------------------------------- HTTP
+
+    def extract(self, headers: list[tuple[bytes, bytes]]) -> Any:
+        """The context of an incoming ``traceparent``/``tracestate`` (W3C), or None."""
+        carrier = {}
+        for k, v in headers:
+            if k in (b"traceparent", b"tracestate"):
+                carrier[k.decode()] = v.decode("latin-1")
+        if "traceparent" not in carrier:
+            return None
+        return self.propagator.extract(carrier)
 
 
-def install(hub: Any, tracer_provider: Any = None) -> Callable[[], None] | None:
-    """Trace every call of ``hub`` (an ``AsyncHub``); the function that stops it,
-    or None when OpenTelemetry is not installed or no tracer provider is set up."""
+def _stack(cause: Any) -> str:
+    """The cause's stack, its own causes' appended (as Python prints a chain)."""
+    parts = []
+    while cause is not None:
+        parts.append(cause.stack or f"{cause.type}: {cause.message}")
+        cause = cause.cause
+    return "\n\nThe above exception was the direct cause of the following exception:\n\n".join(reversed(parts))
+
+
+def current() -> _Tracing | None:
+    """The tracing HTTP requests get (the last ``enable`` still on), or None."""
+    return _active[-1] if _active else None
+
+
+def enable(hub: Any = None, *, tracer_provider: Any = None) -> Callable[[], None] | None:
+    """Trace calls (and a served hub's HTTP requests) with OpenTelemetry.
+
+    Args:
+        hub: an ``AsyncHub`` or a ``Hub``; None: every hub made from now on in
+            this process.
+        tracer_provider: the provider to use (default: the application's, or
+            one made from ``OTEL_TRACES_EXPORTER``).
+
+    Returns:
+        The function that stops tracing, or None when OpenTelemetry is not
+        installed or no tracer provider is set up (then nothing is traced).
+    """
     try:
         from opentelemetry import trace  # noqa: F401
     except ImportError:
@@ -137,11 +272,40 @@ def install(hub: Any, tracer_provider: Any = None) -> Callable[[], None] | None:
         return None
     from cncf import __version__
 
-    def form(name: str) -> str:
-        handle = hub.component(name)
-        return handle.form if handle is not None else "unknown"
+    tracing = _Tracing(provider.get_tracer("cncf", __version__))
+    stops: list[Callable[[], None]] = []
+    if hub is not None:
+        stops.append(tracing.instrument(getattr(hub, "aio", hub)))
+    else:
+        engines: weakref.WeakKeyDictionary[Any, Callable[[], None]] = weakref.WeakKeyDictionary()
 
-    return hub.subscribe(CallTracer(provider.get_tracer("cncf", __version__), form))  # type: ignore[no-any-return]
+        def hook(engine: Any) -> None:
+            engines[engine] = tracing.instrument(engine)
+
+        events.ENGINE_HOOKS.append(hook)
+
+        def unhook() -> None:
+            if hook in events.ENGINE_HOOKS:
+                events.ENGINE_HOOKS.remove(hook)
+            for stop_engine in list(engines.values()):
+                stop_engine()
+
+        stops.append(unhook)
+    _active.append(tracing)
+
+    def stop() -> None:
+        for s in stops:
+            s()
+        stops.clear()
+        if tracing in _active:
+            _active.remove(tracing)
+
+    return stop
 
 
-__all__ = ["CallTracer", "install"]
+def install(hub: Any, tracer_provider: Any = None) -> Callable[[], None] | None:
+    """``enable(hub, tracer_provider=...)`` (its earlier name, kept for ``cncf serve``)."""
+    return enable(hub, tracer_provider=tracer_provider)
+
+
+__all__ = ["current", "enable", "install"]
