@@ -89,14 +89,18 @@ class Observed:
             context=tracing.extract(scope["headers"]),
             kind=tracing.SpanKind.SERVER,
             start_time=offset + t0,
-            attributes={
-                "http.request.method": method,
-                "url.path": scope["path"],
-                "url.scheme": scope.get("scheme", "http"),
-                "network.protocol.version": scope.get("http_version", "1.1"),
-                **({"http.route": route} if route else {}),
-            },
         )
+        recording = span.is_recording()
+        if recording:
+            span.set_attributes(
+                {
+                    "http.request.method": method,
+                    "url.path": scope["path"],
+                    "url.scheme": scope.get("scheme", "http"),
+                    "network.protocol.version": scope.get("http_version", "1.1"),
+                    **({"http.route": route} if route else {}),
+                }
+            )
         token = tracing.context.attach(tracing.trace.set_span_in_context(span))
         try:
             await self.app(scope, receive, send)
@@ -108,8 +112,9 @@ class Observed:
             code = status()
             end = time.perf_counter_ns()
             self.metrics.on_http(method, route, code, (end - t0) / 1e9)
-            span.set_attribute("http.response.status_code", code)
-            if code >= 500:
+            if recording:
+                span.set_attribute("http.response.status_code", code)
+            if recording and code >= 500:
                 span.set_attribute("error.type", str(code))
                 span.set_status(tracing.Status(tracing.StatusCode.ERROR))
             span.end(end_time=offset + end)
