@@ -290,3 +290,28 @@ def test_an_http_request_continues_the_callers_trace_down_to_the_component(tmp_p
     assert lost.parent is None  # no traceparent came with it
     assert lost.status.status_code is not StatusCode.ERROR  # a 4xx is the client's
     assert trace.get_current_span() is trace.INVALID_SPAN  # nothing leaked into this thread's context
+
+
+def test_a_sampled_out_call_records_nothing_but_still_carries_its_context(tmp_path: Path) -> None:
+    """The provider's sampler decides, as for any span: a call it samples out is
+    not recorded, and the component gets a context whose sampled flag is off."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    exporter = InMemorySpanExporter()
+    provider = sdk_trace.TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with cncf.AsyncHub(tmp_path / "home") as hub:
+            assert (await hub.load(OBSERVED)).state == "ready"
+            stop = telemetry.enable(hub, tracer_provider=provider)
+            assert stop is not None
+            seen.update((await hub.call("observed.context")).value)
+            assert (await hub.call("observed.fail")).observation is not None
+            stop()
+
+    asyncio.run(main())
+    assert exporter.get_finished_spans() == ()
+    version, trace_id, span_id, flags = seen["traceparent"].split("-")
+    assert version == "00" and int(trace_id, 16) and int(span_id, 16) and not int(flags, 16) & 1

@@ -84,40 +84,45 @@ class Observed:
     ) -> None:
         offset = wall_offset_ns()
         route = self.route(scope["path"])
-        span = tracing.tracer.start_span(
+        span = tracing.open(
             f"{method} {route}" if route else method,
-            context=tracing.extract(scope["headers"]),
-            kind=tracing.SpanKind.SERVER,
-            start_time=offset + t0,
+            tracing.SpanKind.SERVER,
+            tracing.extract(scope["headers"]),
+            offset + t0,
         )
-        recording = span.is_recording()
-        if recording:
-            span.set_attributes(
-                {
-                    "http.request.method": method,
-                    "url.path": scope["path"],
-                    "url.scheme": scope.get("scheme", "http"),
-                    "network.protocol.version": scope.get("http_version", "1.1"),
-                    **({"http.route": route} if route else {}),
-                }
-            )
-        token = tracing.context.attach(tracing.trace.set_span_in_context(span))
+        token = tracing.context.attach(tracing.current(span))  # the call's span is its child
+        failure: tuple[tuple[str, dict[str, Any], int], ...] = ()
         try:
             await self.app(scope, receive, send)
         except BaseException as exc:
-            span.record_exception(exc)
+            failure = (
+                (
+                    "exception",
+                    {"exception.type": type(exc).__qualname__, "exception.message": str(exc)},
+                    time.time_ns(),
+                ),
+            )
             raise
         finally:
             tracing.context.detach(token)
             code = status()
             end = time.perf_counter_ns()
             self.metrics.on_http(method, route, code, (end - t0) / 1e9)
-            if recording:
-                span.set_attribute("http.response.status_code", code)
-            if recording and code >= 500:
-                span.set_attribute("error.type", str(code))
-                span.set_status(tracing.Status(tracing.StatusCode.ERROR))
-            span.end(end_time=offset + end)
+            if span.recording:
+                attributes: dict[str, Any] = {
+                    "http.request.method": method,
+                    "url.path": scope["path"],
+                    "url.scheme": scope.get("scheme", "http"),
+                    "network.protocol.version": scope.get("http_version", "1.1"),
+                    "http.response.status_code": code,
+                }
+                if route:
+                    attributes["http.route"] = route
+                error = None
+                if code >= 500:  # a 4xx is the client's
+                    attributes["error.type"] = str(code)
+                    error = tracing.Status(tracing.StatusCode.ERROR)
+                tracing.record(span, offset + end, attributes, error, failure)
 
 
 __all__ = ["Observed"]
