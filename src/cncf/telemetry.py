@@ -47,6 +47,7 @@ without telemetry pays one attribute test per call.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import time
@@ -95,33 +96,21 @@ def _provider() -> Any:
     return provider
 
 
+@dataclasses.dataclass(slots=True)
 class _Open:
     """A span opened but not yet recorded: its identity (chosen and sampled when
     it opened, so that its context can travel before it ends) and its start."""
 
-    __slots__ = ("name", "kind", "trace_id", "span_id", "flags", "state", "parent", "recording", "attributes", "start")
-
-    def __init__(
-        self,
-        name: str,
-        kind: Any,
-        trace_id: int,
-        span_id: int,
-        flags: int,
-        state: Any,
-        parent: Any,
-        recording: bool,
-        attributes: Any,
-        start: int,
-    ) -> None:
-        self.name, self.kind, self.trace_id, self.span_id, self.flags = name, kind, trace_id, span_id, flags
-        self.state, self.parent, self.recording, self.attributes, self.start = (
-            state,
-            parent,
-            recording,
-            attributes,
-            start,
-        )
+    name: str
+    kind: Any
+    trace_id: int
+    span_id: int
+    flags: int
+    state: Any  # its TraceState
+    parent: Any  # the parent's SpanContext, or None
+    recording: bool
+    attributes: Any  # the sampler's
+    start: int
 
     def traceparent(self) -> str:
         return f"00-{self.trace_id:032x}-{self.span_id:016x}-{self.flags:02x}"
@@ -145,6 +134,8 @@ class _Tracing:
 
     def __init__(self, tracer: Any, version: str) -> None:
         from opentelemetry import context, trace
+        from opentelemetry.sdk.trace import Event, ReadableSpan
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
         from opentelemetry.trace import SpanKind, Status, StatusCode
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -153,9 +144,6 @@ class _Tracing:
         self.SpanKind, self.Status, self.StatusCode = SpanKind, Status, StatusCode
         self.propagator = TraceContextTextMapPropagator()
         self._open: dict[str, tuple[_Open, int]] = {}  # call id -> (call span, wall offset)
-        from opentelemetry.sdk.trace import Event, ReadableSpan
-        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-
         self._ReadableSpan, self._Event = ReadableSpan, Event
         self._scope = InstrumentationScope("cncf", version)
         self._unset = Status()
