@@ -57,8 +57,11 @@ def wall_offset_ns() -> int:
     return time.time_ns() - time.perf_counter_ns()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class CallFinished:
+    """One finished call (read-only for listeners: not frozen, since a frozen
+    dataclass's ``__init__`` costs a microsecond more a call, every call observed)."""
+
     call: ActionCall
     outcome: Outcome
     admitted_ns: int  # the engine took the call
