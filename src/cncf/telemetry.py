@@ -47,6 +47,7 @@ without telemetry pays one attribute test per call.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -346,12 +347,18 @@ class _Tracing:
             return str(comp.spec.form) if comp is not None else "unknown"
 
         engine.tracing = self
-        unsubscribe = engine.subscribe(functools.partial(self.finish, form=form))
+        listener = functools.partial(self.finish, form=form)
+        engine.subscribe(listener)
+        held = weakref.ref(engine)  # the stop function does not keep a closed hub's engine alive
 
         def stop() -> None:
+            engine = held()
+            if engine is None:
+                return
             if engine.tracing is self:
                 engine.tracing = None
-            unsubscribe()
+            with contextlib.suppress(ValueError):
+                engine._listeners.remove(listener)
 
         return stop
 
@@ -416,18 +423,19 @@ def enable(hub: Any = None, *, tracer_provider: Any = None) -> Callable[[], None
     if hub is not None:
         stops.append(tracing.instrument(getattr(hub, "aio", hub)))
     else:
-        engines: weakref.WeakKeyDictionary[Any, Callable[[], None]] = weakref.WeakKeyDictionary()
+        engines: list[Callable[[], None]] = []
 
         def hook(engine: Any) -> None:
-            engines[engine] = tracing.instrument(engine)
+            engines.append(tracing.instrument(engine))
 
         events.ENGINE_HOOKS.append(hook)
 
         def unhook() -> None:
             if hook in events.ENGINE_HOOKS:
                 events.ENGINE_HOOKS.remove(hook)
-            for stop_engine in list(engines.values()):
+            for stop_engine in engines:
                 stop_engine()
+            engines.clear()
 
         stops.append(unhook)
     _active.append(tracing)
