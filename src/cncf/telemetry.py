@@ -150,6 +150,7 @@ class _Tracing:
         self._scope = InstrumentationScope("cncf", version)
         self._unset = Status()
         self._random = int(trace.TraceFlags.RANDOM_TRACE_ID)
+        self._flags = [trace.TraceFlags(i) for i in range(256)]
 
     # ------------------------------------------------------------ spans
 
@@ -192,7 +193,7 @@ class _Tracing:
             span.trace_id,
             span.span_id,
             is_remote=False,
-            trace_flags=self.trace.TraceFlags(span.flags),
+            trace_flags=self._flags[span.flags & 0xFF],
             trace_state=span.state,
         )
 
@@ -216,7 +217,7 @@ class _Tracing:
                 span.parent,
                 self.tracer.resource,
                 attributes,
-                tuple(self._Event(n, a, t) for n, a, t in events),
+                tuple(self._Event(n, a, t) for n, a, t in events) if events else (),
                 (),
                 span.kind,
                 None,
