@@ -61,8 +61,8 @@ from cncf.engine import events
 from cncf.engine.events import CallFinished
 from cncf.selector import normalize
 
-#: The tracing in force for HTTP requests (the last ``enable`` still on), or None.
-_active: list[_Tracing] = []
+#: The tracings enabled, in order (HTTP requests get the last one): read by the HTTP middleware.
+TRACING: list[_Tracing] = []
 
 
 def _provider() -> Any:
@@ -391,7 +391,7 @@ def _stack(cause: Any) -> str:
 
 def current() -> _Tracing | None:
     """The tracing HTTP requests get (the last ``enable`` still on), or None."""
-    return _active[-1] if _active else None
+    return TRACING[-1] if TRACING else None
 
 
 def enable(hub: Any = None, *, tracer_provider: Any = None) -> Callable[[], None] | None:
@@ -439,14 +439,14 @@ def enable(hub: Any = None, *, tracer_provider: Any = None) -> Callable[[], None
             engines.clear()
 
         stops.append(unhook)
-    _active.append(tracing)
+    TRACING.append(tracing)
 
     def stop() -> None:
         for s in stops:
             s()
         stops.clear()
-        if tracing in _active:
-            _active.remove(tracing)
+        if tracing in TRACING:
+            TRACING.remove(tracing)
 
     return stop
 

@@ -100,7 +100,7 @@ class HubMetrics(Collector):
         self.durations: dict[tuple[str, str], _Histogram] = {}
         self.stopped: dict[tuple[str, str, str], int] = {}  # (component, operation, tier) -> cancellations
         self.submitted: dict[tuple[str, str], int] = {}
-        self.http: dict[tuple[str, str, str], _Histogram] = {}  # (method, route, status)
+        self.http: dict[tuple[str, str, int], _Histogram] = {}  # (method, route, status)
         self._ops: dict[str, tuple[str, str]] = {}  # target text -> (component, service.operation)
         # read from the hub at each scrape: (name, up, restarts, in flight, waiting)
         self.components: list[tuple[str, bool, int, int, int]] = []
@@ -140,12 +140,15 @@ class HubMetrics(Collector):
         key = (labels[0], labels[1], outcome_label(outcome))
         self.calls[key] = self.calls.get(key, 0) + 1
 
-    def on_http(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, str(status))
+    def on_http(self, method: str, route: str, status: int, ns: int) -> None:
+        """One HTTP request (``ns``: its duration in nanoseconds)."""
+        key = (method, route, status)
         hist = self.http.get(key)
         if hist is None:
             hist = self.http[key] = _Histogram()
-        hist.observe(seconds)
+        seconds = ns / 1e9
+        hist.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
+        hist.total += seconds
 
     # ------------------------------------------------------------ scrape
 
@@ -211,7 +214,7 @@ class HubMetrics(Collector):
             labels=["method", "route", "status"],
         )
         for (method, route, status), hist in self.http.items():
-            http.add_metric([method, route, status], hist.buckets(), hist.total)
+            http.add_metric([method, route, str(status)], hist.buckets(), hist.total)
         up = GaugeMetricFamily("cncf_component_up", "1 when the component is ready or busy", labels=["component"])
         restarts = CounterMetricFamily(
             "cncf_restarts", "restarts of the component's instance since it was loaded", labels=["component"]

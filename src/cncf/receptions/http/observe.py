@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cncf import telemetry
 from cncf.engine.events import wall_offset_ns
+from cncf.telemetry import TRACING as _TRACING
 
 if TYPE_CHECKING:
     from cncf.receptions.http.metrics import HubMetrics
@@ -69,15 +69,16 @@ class Observed:
                 status = message["status"]
             await send(message)
 
-        tracing = telemetry.current()
-        if tracing is None:
+        if not _TRACING:  # the common case, kept short: a few microseconds a request count
             try:
                 await self.app(scope, receive, send_status)
             finally:
-                route = self.route(scope["path"])
-                self.metrics.on_http(method, route, status, (time.perf_counter_ns() - t0) / 1e9)
+                path = scope["path"]
+                self.metrics.on_http(
+                    method, self._route_of.get(path) or self.route(path), status, time.perf_counter_ns() - t0
+                )
             return
-        await self._traced(tracing, scope, receive, send_status, t0, method, lambda: status)
+        await self._traced(_TRACING[-1], scope, receive, send_status, t0, method, lambda: status)
 
     async def _traced(
         self, tracing: Any, scope: Scope, receive: Receive, send: Send, t0: int, method: str, status: Any
@@ -107,7 +108,7 @@ class Observed:
             tracing.context.detach(token)
             code = status()
             end = time.perf_counter_ns()
-            self.metrics.on_http(method, route, code, (end - t0) / 1e9)
+            self.metrics.on_http(method, route, code, end - t0)
             if span.recording:
                 attributes: dict[str, Any] = {
                     "http.request.method": method,
