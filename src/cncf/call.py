@@ -67,6 +67,9 @@ class ExecutionContext:
     deadline: float | None = None  # the caller's overall deadline (wait + run)
     submitted: float = 0.0
     idempotency_key: str | None = None  # queue policy: a second submission with it returns the first job
+    # W3C trace context of the call's span when telemetry is on (cncf.telemetry): sent to the component
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

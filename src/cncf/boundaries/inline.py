@@ -174,7 +174,7 @@ class InlineBoundary:
             kwargs: dict[str, Any] = {}
         else:
             fn, args, kwargs = instance.methods[operation], call.args, call.kwargs
-        state = _rt.CallState(None, call.id, operation)
+        state = _rt.CallState(None, call.id, operation, call.context.traceparent, call.context.tracestate)
         loaded_fast = instance.fast
         if inspect.iscoroutinefunction(fn) or loaded_fast[operation] >= PROMOTE:
             # On the loop, as a plain function call: nothing to interrupt, nothing to register.

@@ -33,12 +33,13 @@ import asyncio
 import contextlib
 import dataclasses
 import difflib
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from cncf.call import ActionCall, Arguments, CancelTier, ExecutionContext, Target, new_call_id
 from cncf.engine.component import Component, State
-from cncf.engine.events import CallFinished
+from cncf.engine.events import ENGINE_HOOKS, CallFinished
 from cncf.engine.operations import OperationEntry
 from cncf.engine.scope import CallScope, CancelReason, Interrupted
 from cncf.failures import internal_error, observation_cause
@@ -126,6 +127,11 @@ class ActionEngine:
         # Calls whose caller has its Outcome while the operation still runs (escalating).
         self._settling: set[_Record] = set()
         self._listeners: list[Callable[[CallFinished], None]] = []
+        # ``begin(call) -> call`` when telemetry is on (cncf.telemetry): the call's span
+        # is opened and its trace context handed to the component
+        self.tracing: Any = None
+        for hook in ENGINE_HOOKS:
+            hook(self)
 
     # ---------------------------------------------------------------- dispatch
 
@@ -321,6 +327,8 @@ class ActionEngine:
         exactly one Outcome (never raises but for the caller's own task
         cancellation, which is delivered to the component as a cancellation)."""
         call, comp = dispatched.call, dispatched.component
+        if self.tracing is not None:
+            call = self.tracing.begin(call)
         loop = asyncio.get_running_loop()
         scope = CallScope(call.id, dispatched.entry.policy.cancel_grace, loop)
         try:
@@ -352,7 +360,7 @@ class ActionEngine:
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         """One event per call, once its operation has ended: the final tier is known then."""
-        ended = loop.time()
+        ended = time.perf_counter_ns()
         if outcome is None:  # the caller's own task was cancelled: the event says so
             outcome = Outcome.failure(
                 Observation.of(
@@ -372,9 +380,19 @@ class ActionEngine:
             if tier is not None:
                 comp.cancellations[tier] += 1
             if self._listeners:
-                at = loop.time() if tier is not None else ended
+                at = time.perf_counter_ns() if tier is not None else ended
                 self._notify(
-                    CallFinished(call, outcome, call.context.submitted, ended, tier, max(at, ended), scope.executed)
+                    CallFinished(
+                        call,
+                        outcome,
+                        scope.admitted,
+                        ended,
+                        tier,
+                        max(at, ended),
+                        scope.executed,
+                        scope.parked,
+                        scope.returned,
+                    )
                 )
 
         if not scope.started:
@@ -442,6 +460,7 @@ class ActionEngine:
             if deadline is None or wd < deadline:
                 deadline, limit_name = wd, "wait_timeout"
         fut = scope.waiter = rec.component.gate.park(rec.entry.exclusive, policy.max_concurrency)
+        scope.parked = time.perf_counter_ns()
         timer = loop.call_at(deadline, scope.cancel, CancelReason.WAIT_DEADLINE) if deadline is not None else None
         try:
             await fut
@@ -476,7 +495,7 @@ class ActionEngine:
             comp.gate.leave()
             return Outcome.failure(_not_started(rec, CancelReason.RUN_DEADLINE, "deadline", loop))
         scope.running = True
-        scope.executed = now
+        scope.executed = time.perf_counter_ns()
         timer = loop.call_at(deadline, scope.cancel, CancelReason.RUN_DEADLINE) if deadline is not None else None
         obs: Observation | None = None
         stdout = stderr = ""
@@ -484,8 +503,10 @@ class ActionEngine:
         interrupted = False
         try:
             returned = await boundary.invoke(instance, call, entry.name, concurrent=not entry.exclusive, scope=scope)
+            scope.returned = time.perf_counter_ns()
             value, stdout, stderr = returned.value, returned.stdout, returned.stderr
         except Failed as exc:
+            scope.returned = time.perf_counter_ns()
             obs, stdout, stderr = exc.observation, exc.stdout, exc.stderr
         except Interrupted:
             interrupted = True  # the Outcome is due now; the operation goes on

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -70,7 +71,10 @@ class CallScope:
         "tier",
         "waiter",
         "running",
+        "admitted",
+        "parked",
         "executed",
+        "returned",
         "started",
         "ended",
         "_loop",
@@ -92,7 +96,12 @@ class CallScope:
         self.tier: CancelTier | None = None
         self.waiter: asyncio.Future[None] | None = None  # set while the call waits at the gate
         self.running = False  # the engine handed the call to the boundary
-        self.executed: float | None = None  # when it did (loop clock)
+        # Measurement stamps (time.perf_counter_ns, never the loop's clock): admitted,
+        # parked at the gate, handed to the boundary, the boundary returned.
+        self.admitted = time.perf_counter_ns()
+        self.parked: int | None = None
+        self.executed: int | None = None
+        self.returned: int | None = None
         self.started = False
         self.ended = False
         self._loop = loop

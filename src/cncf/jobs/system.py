@@ -150,6 +150,7 @@ class JobSystem:
         self._active: dict[str, _Active] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._queued_at: dict[str, tuple[str, float]] = {}  # job id -> (component key, time it was queued here)
         self._waiters: dict[str, list[asyncio.Future[Outcome]]] = {}
         self._changed: asyncio.Event | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -382,6 +383,7 @@ class JobSystem:
     # ------------------------------------------------------------- scheduling
 
     def _push(self, job_id: str, key: str) -> None:
+        self._queued_at.setdefault(job_id, (key, time.time()))
         dq = self._ready.get(key)
         if dq is None:
             dq = self._ready[key] = collections.deque()
@@ -391,6 +393,7 @@ class JobSystem:
 
     def _later(self, job_id: str, key: str, delay: float) -> None:
         loop = asyncio.get_running_loop()
+        self._queued_at.setdefault(job_id, (key, time.time()))
         old = self._timers.pop(job_id, None)
         if old is not None:
             old.cancel()
@@ -432,6 +435,7 @@ class JobSystem:
             self._start(job_id, key, comp)
 
     def _start(self, job_id: str, key: str, comp: Component) -> None:
+        self._queued_at.pop(job_id, None)
         self._inflight[key] = self._inflight.get(key, 0) + 1
         self._running += 1
         act = self._active[job_id] = _Active(job_id, key)
@@ -747,6 +751,7 @@ class JobSystem:
         except Exception:
             return False
         if was == JobState.QUEUED.value:
+            self._queued_at.pop(job_id, None)
             timer = self._timers.pop(job_id, None)
             if timer is not None:
                 timer.cancel()
@@ -783,6 +788,15 @@ class JobSystem:
         while self.busy:
             self._changed.clear()
             await self._changed.wait()
+
+    def queue_depths(self) -> dict[str, tuple[int, float]]:
+        """Per component key: its jobs queued here (ready, or waiting out a back-off)
+        and when the oldest of them was queued (``time.time()``); from memory."""
+        out: dict[str, tuple[int, float]] = {}
+        for key, at in self._queued_at.values():
+            n, oldest = out.get(key, (0, at))
+            out[key] = (n + 1, min(oldest, at))
+        return out
 
     def stats(self) -> dict[str, Any]:
         return {

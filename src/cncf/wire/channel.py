@@ -83,18 +83,17 @@ async def invoke(
     registration on the call's scope (a cooperative CANCEL for this request id,
     and the form's ``force``), and the reply body.  A request refused before it
     crossed (too large, a dead worker) is not registered: it never started."""
-    pending = channel.start(
-        Kind.INVOKE,
-        {
-            "instance": instance_id,
-            "call": call.id,
-            "operation": operation,
-            "args": call.args,
-            "kwargs": call.kwargs,
-            "concurrent": concurrent,
-        },
-        scope.operation_future(),
-    )
+    body = {
+        "instance": instance_id,
+        "call": call.id,
+        "operation": operation,
+        "args": call.args,
+        "kwargs": call.kwargs,
+        "concurrent": concurrent,
+    }
+    if call.context.traceparent is not None:  # telemetry on: the call span's W3C context
+        body["traceparent"], body["tracestate"] = call.context.traceparent, call.context.tracestate
+    pending = channel.start(Kind.INVOKE, body, scope.operation_future())
     if not pending.done():
         scope.attach(pending.future, cooperative=pending.cancel, force=force)
     return await pending.reply(Stage.EXECUTE, scope)

@@ -508,16 +508,19 @@ class Collaborator:
 
 class CallState:
     """The running call as a component sees it: ``id`` (the hub's call id),
-    ``operation`` and ``cancelled``."""
+    ``operation``, ``cancelled``, and ``traceparent``/``tracestate`` (the W3C
+    trace context of the call's span when the hub traces calls, else None)."""
 
-    __slots__ = ("id", "operation", "cancelled", "rid", "tier")
+    __slots__ = ("id", "operation", "cancelled", "rid", "tier", "traceparent", "tracestate")
 
-    def __init__(self, rid, call, operation):
+    def __init__(self, rid, call, operation, traceparent=None, tracestate=None):
         self.rid = rid
         self.id = call
         self.operation = operation
         self.cancelled = False
         self.tier = None
+        self.traceparent = traceparent
+        self.tracestate = tracestate
 
 
 _local = _thread._local()
@@ -1193,7 +1196,7 @@ def _run_call(body):
     op = body.get("operation")
     args = body.get("args") or ()
     kwargs = body.get("kwargs") or {}
-    st = CallState(rid, body.get("call"), op)
+    st = CallState(rid, body.get("call"), op, body.get("traceparent"), body.get("tracestate"))
     _running[rid] = st
     if _early_cancels and rid in _early_cancels:
         _early_cancels.discard(rid)

@@ -36,7 +36,7 @@ from cncf.failures import internal_error
 from cncf.hub import AsyncHub, ComponentHandle
 from cncf.observation import Code, Observation, Stage
 from cncf.outcome import Outcome
-from cncf.receptions.http import openapi
+from cncf.receptions.http import observe, openapi
 from cncf.receptions.http.answers import (
     Answer,
     Raw,
@@ -50,7 +50,7 @@ from cncf.receptions.http.answers import (
 )
 from cncf.receptions.http.auth import CSP_PAGE, CSP_TOKEN_PAGE, TOKEN_PAGE, XSRF_HEADER, Level, Trust, media_type
 from cncf.receptions.http.console import ConsoleData, span_and_step
-from cncf.receptions.http.metrics import CONTENT_TYPE, HubMetrics
+from cncf.receptions.http.metrics import CONTENT_TYPE, HubMetrics, refused_labels
 from cncf.receptions.http.status import status_of
 
 DASHBOARD = Path(__file__).parent / "dashboard"
@@ -163,7 +163,7 @@ class Reception:
             for r in ROUTES
         ]
         app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_error, Exception: self._crash})
-        return _HostGuard(app, self)
+        return observe.Observed(_HostGuard(app, self), self.metrics)  # HTTP metrics and server spans
 
     def _endpoint(self, spec: RouteSpec) -> Callable[[Request], Awaitable[Response]]:
         handler: Callable[[Request], Awaitable[Response]] = getattr(self, spec.handler)
@@ -359,7 +359,7 @@ class Reception:
                 idempotency_key=found.get(b"idempotency-key"),
                 call_id=found.get(b"x-cncf-call-id") or None,
             )
-        await send_answer(send, await self._render(outcome))
+        await send_answer(send, await self._render(outcome, selector))
 
     def _get_refusal(self, selector: str) -> Answer | None:
         """A GET runs an operation only when it is declared safe to (``http_get
@@ -385,12 +385,12 @@ class Reception:
         headers.append((b"allow", b"POST"))
         return 405, headers, body  # the method, not the route: the one status decided here
 
-    async def _render(self, outcome: Outcome) -> Answer:
+    async def _render(self, outcome: Outcome, selector: str = "") -> Answer:
         obs = outcome.observation
         if obs is not None:
             if self._ran.pop(outcome.call_id, None) is None:
                 # refused before the engine ran it (dispatch, a failed component): no event came
-                self.metrics.on_refused(outcome)
+                self.metrics.on_refused(outcome, refused_labels(self.hub, selector))
                 self.recent.add(obs)
             return answer(
                 outcome_body(outcome),
@@ -613,11 +613,7 @@ class Reception:
         return json_response({"ok": True, "components": len(self.hub.components())})
 
     async def scrape(self, request: Request) -> Response:
-        comps = [(h.name, h.state in _ALIVE, h.restarts) for h in self.hub.components()]
-        counts = {s: 0 for s in _JOB_STATES}
-        for job in await self.hub.jobs():
-            counts[job.state.value] = counts.get(job.state.value, 0) + 1
-        self.metrics.refresh(comps, counts)
+        self.metrics.refresh(self.hub)
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
     # --------------------------------------------------------- dashboard

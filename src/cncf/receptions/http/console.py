@@ -57,7 +57,7 @@ class ConsoleData:
         """The engine listener: one bucket entry a call; a failure kept whole."""
         component = event.call.target.component
         obs = event.outcome.observation
-        self.series.record(component, event.ended - event.started, obs is not None)
+        self.series.record(component, event.duration, obs is not None)
         if obs is None:
             return
         ring = self.failures.get(component)
@@ -71,7 +71,7 @@ class ConsoleData:
                 "target": event.call.target.text,
                 "caller": ctx.caller,
                 "correlation_id": ctx.correlation_id,
-                "duration": max(0.0, event.ended - event.started),
+                "duration": max(0.0, event.duration),
                 "tier": event.tier,
                 "observation": obs.to_dict(),
                 "stdout": _clip(event.outcome.stdout or ""),
