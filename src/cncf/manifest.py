@@ -45,6 +45,8 @@ CALLER_KEYS = ("allow_direct_references",)
 #: Keys of a hub file's ``[hub]`` table: defaults for every component of the file.
 HUB_KEYS = (*PLACEMENT_KEYS, *CALLER_KEYS, "build_timeout")
 JAR_MANIFEST = "META-INF/cncf/component.toml"
+#: Replicas and generations (brief section 14; docs/replicas.md, docs/upgrades.md).
+REPLICA_KEYS = ("replicas", "stateless", "route_by", "drain_timeout", "readiness")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +88,11 @@ class ComponentSpec:
     placement_resources: Mapping[str, float] = dataclasses.field(default_factory=dict)
     inherit_env: bool = False  # pass the hub's whole environment, not the allow-list
     build_timeout: float | None = None  # python: seconds for uv to build the environment (None: the default)
+    replicas: int = 1  # workers serving the component (several: stateless or route_by)
+    stateless: bool = False  # any replica may serve any call
+    route_by: str | None = None  # the argument whose value picks the replica (a sharded component)
+    drain_timeout: float = 30.0  # seconds an old generation may finish its calls after an upgrade
+    readiness: str | None = None  # an operation a new generation must answer before the switch
 
     @property
     def suffix(self) -> str:
@@ -216,6 +223,7 @@ COMPONENT_KEYS = (
     "build_constraints",
     "inherit_env",
     "build_timeout",
+    *REPLICA_KEYS,
     *PLACEMENT_KEYS,
     *_POLICY_KEYS,
 )
@@ -600,7 +608,44 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
         **placement_keys(check, comp, p),
         inherit_env=_flag(check, comp, "inherit_env", p),
         build_timeout=build_timeout,
+        **replica_keys(check, comp, p, source),
     )
+
+
+def replica_keys(check: _Checker, comp: Mapping[str, Any], p: str, source: str) -> dict[str, Any]:
+    """``replicas``, ``stateless``, ``route_by``, ``drain_timeout``, ``readiness``, validated.
+
+    A component is stateful unless it says otherwise: more than one replica
+    needs ``stateless = true`` or ``route_by`` (calls with the same key value
+    reach the same replica), else ``invalid_manifest`` naming both ways out."""
+    replicas = _or(check.number(comp, "replicas", p, integer=True, minimum=1), 1)
+    stateless = _flag(check, comp, "stateless", p)
+    route_by = check.string(comp, "route_by", p)
+    if stateless and route_by is not None:
+        raise check.fail(p + "route_by", route_by, "no route_by on a stateless component (any replica serves any call)")
+    if replicas > 1 and not stateless and route_by is None:
+        raise Failed(
+            Observation.of(
+                Code.INVALID_MANIFEST,
+                f"{source}: replicas = {replicas} on a stateful component: each replica would hold its own "
+                "state. Say stateless = true (any replica may serve any call), or name a routing key with "
+                'route_by = "ARGUMENT" (calls with the same value of that argument always reach the same '
+                "replica); or keep replicas = 1",
+                file=source,
+                key=p + "replicas",
+                value=repr(replicas),
+                expected="stateless = true or route_by = ARGUMENT with replicas > 1",
+                reason="stateful_replicas",
+            )
+        )
+    drain = _or(check.number(comp, "drain_timeout", p), 30.0)
+    return {
+        "replicas": replicas,
+        "stateless": stateless,
+        "route_by": route_by,
+        "drain_timeout": drain,
+        "readiness": check.string(comp, "readiness", p),
+    }
 
 
 def _refuse_direct(check: _Checker, source: str, requirements: tuple[str, ...] | list[str], key: str) -> None:

@@ -57,6 +57,8 @@ NUMBER_RANGES: dict[str, float] = {
     "max_concurrency": 1_000_000,
     "max_attempts": 1_000_000,
     "max_restarts": 1_000_000,
+    "replicas": 256,  # each replica is a worker process (or a JVM)
+    "drain_timeout": _DAY,
 }
 
 
