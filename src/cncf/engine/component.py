@@ -51,8 +51,18 @@ def replica_spec(spec: ComponentSpec) -> ComponentSpec:
 class Component:
     """One generation of a loaded artifact, served by its replicas (see the module docstring)."""
 
-    def __init__(self, spec: ComponentSpec, boundary: Boundary[Any, Any] | None, *, generation: int = 1) -> None:
+    def __init__(
+        self,
+        spec: ComponentSpec,
+        boundary: Boundary[Any, Any] | None,
+        *,
+        generation: int = 1,
+        background: set[asyncio.Task[None]] | None = None,
+    ) -> None:
         self.spec = spec
+        # Work of this component that runs on no caller's path (restarts of lost replicas):
+        # the hub's set, so that it keeps its loop turning for them.
+        self.background: set[asyncio.Task[None]] = background if background is not None else set()
         self.name = spec.name
         self.boundary = boundary
         self.generation = generation

@@ -431,6 +431,8 @@ class ActionEngine:
                         if isinstance(waited, Observation):
                             return Outcome.failure(waited)
                         slot = waited
+                        if slot.owner.component is not comp:  # a new generation took over the line
+                            comp = rec.component = slot.owner.component
                     try:  # the instance may have been replaced while we waited
                         instance = await slot.owner.ready_instance()
                     except Reroute:  # that replica is lost: another one serves

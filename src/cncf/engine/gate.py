@@ -194,6 +194,13 @@ class Gate:
             slot.admitted += 1
             head.future.set_result(slot)
 
+    def move_waiters(self, other: Gate) -> None:
+        """Hand this line to ``other`` (a new generation took over): each waiter keeps
+        its place and is admitted to one of ``other``'s slots."""
+        waiters, self._waiters = self._waiters, collections.deque()
+        other._waiters.extend(w for w in waiters if not w.future.done())
+        other._wake()
+
     def break_(self, observation: Observation) -> None:
         """Wake every waiter with ``observation``; later ``enter`` calls fail too
         until :meth:`reset`."""

@@ -205,7 +205,9 @@ class Replica:
             self.gate.close(self.slot)
         if self._restart_allowed()[0]:
             if self.component.eager_restarts and self._task is None:
-                self._task = asyncio.get_running_loop().create_task(self._restart_in_background())
+                self._task = task = asyncio.get_running_loop().create_task(self._restart_in_background())
+                self.component.background.add(task)
+                task.add_done_callback(self.component.background.discard)
             return
         self._lost(obs)
 

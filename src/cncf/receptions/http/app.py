@@ -106,6 +106,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/hub/v1/components/{name}", Level.READ, "inspect"),
     RouteSpec("DELETE", "/hub/v1/components/{name}", Level.ADMIN, "unload"),
     RouteSpec("POST", "/hub/v1/components/{name}/reload", Level.ADMIN, "reload"),
+    RouteSpec("POST", "/hub/v1/components/{name}/upgrade", Level.ADMIN, "upgrade"),
     RouteSpec("GET", "/hub/v1/jobs", Level.READ, "jobs"),
     RouteSpec("GET", "/hub/v1/jobs/{id}", Level.READ, "job"),
     RouteSpec("POST", "/hub/v1/jobs/{id}/cancel", Level.READ, "cancel_job"),
@@ -387,11 +388,10 @@ class Reception:
                 # refused before the engine ran it (dispatch, a failed component): no event came
                 self.metrics.on_refused(outcome)
                 self.recent.add(obs)
-            return answer(
-                outcome_body(outcome),
-                status_of(obs),
-                {"x-cncf-call-id": outcome.call_id or obs.call_id, "x-cncf-observation-code": obs.code.value},
-            )
+            headers = {"x-cncf-call-id": outcome.call_id or obs.call_id, "x-cncf-observation-code": obs.code.value}
+            if outcome.generation is not None:
+                headers["x-cncf-generation"] = str(outcome.generation)
+            return answer(outcome_body(outcome), status_of(obs), headers)
         if outcome.queued and outcome.job_id is not None:
             state = "queued"
             try:
@@ -404,6 +404,12 @@ class Reception:
                 {"ok": True, "job": {"id": outcome.job_id, "state": state}},
                 202,
                 {"x-cncf-call-id": outcome.call_id, "location": f"/hub/v1/jobs/{outcome.job_id}"},
+            )
+        if outcome.generation is not None:  # which generation of the component served it
+            return answer(
+                outcome_body(outcome),
+                200,
+                {"x-cncf-call-id": outcome.call_id, "x-cncf-generation": str(outcome.generation)},
             )
         return answer(outcome_body(outcome), 200, {"x-cncf-call-id": outcome.call_id})
 
@@ -514,6 +520,38 @@ class Reception:
             )
         return json_response({"ok": True, "component": info})
 
+    async def upgrade(self, request: Request) -> Response:
+        """A new generation beside the old (body: optional ``{"target": ..., overrides}``);
+        a rollback answers ``{"ok": false, "observation": ...}`` (the old one serves on)."""
+        name = request.path_params["name"]
+        if self.hub.component(name) is None:
+            return self._unknown(name)
+        body = await self._arguments(request)
+        if isinstance(body, Observation):
+            return self._refusal(body)
+        if body is None:
+            body = {}
+        if not isinstance(body, dict) or not isinstance(body.get("target", ""), str):
+            return self._refusal(
+                Observation.of(
+                    Code.INVALID_ARGUMENTS,
+                    'the body must be empty or a JSON object {"target": PATH, ...manifest overrides}',
+                    stage=Stage.DISPATCH,
+                    target="upgrade",
+                )
+            )
+        overrides = {k: v for k, v in body.items() if k != "target"}
+        handle = await self.hub.upgrade(name, body.get("target"), **overrides)
+        info = self._inspect(name)
+        if handle.observation is not None and handle.state == "failed":
+            o = handle.observation
+            return json_response(
+                {"ok": False, "observation": o.to_dict(), "component": info},
+                status_of(o),
+                {"X-Cncf-Observation-Code": o.code.value},
+            )
+        return json_response({"ok": True, "component": info})
+
     # ----------------------------------------------------------------- jobs
 
     async def jobs(self, request: Request) -> Response:
@@ -597,7 +635,12 @@ class Reception:
         counts = {s: 0 for s in _JOB_STATES}
         for job in await self.hub.jobs():
             counts[job.state.value] = counts.get(job.state.value, 0) + 1
-        self.metrics.refresh(comps, counts)
+        replicas = [
+            (h.name, str(r["index"]), r["state"] in _ALIVE, r["restarts"], r["calls"]["running"])
+            for h in self.hub.components()
+            for r in h.describe().get("replicas", ())
+        ]
+        self.metrics.refresh(comps, counts, replicas)
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
     # --------------------------------------------------------- dashboard

@@ -93,9 +93,15 @@ class HubMetrics(Collector):
         key = ("", "", outcome_label(outcome))
         self.calls[key] = self.calls.get(key, 0) + 1
 
-    def refresh(self, components: list[tuple[str, bool, int]], jobs: Mapping[str, int]) -> None:
+    def refresh(
+        self,
+        components: list[tuple[str, bool, int]],
+        jobs: Mapping[str, int],
+        replicas: list[tuple[str, str, bool, int, int]] | None = None,
+    ) -> None:
         self.components = components
         self.jobs = jobs
+        self.replicas = replicas or []  # (component, replica index, up, restarts, calls in flight)
 
     def collect(self) -> Iterable[Any]:
         calls = CounterMetricFamily(
@@ -135,7 +141,19 @@ class HubMetrics(Collector):
         )
         for labels, n in self.stopped.items():
             stopped.add_metric(list(labels), float(n))
-        return [calls, duration, up, restarts, jobs, stopped]
+        return [calls, duration, up, restarts, jobs, stopped, *self._replicas()]
+
+    def _replicas(self) -> list[Any]:
+        """Each replica of each component (label ``replica``: its index)."""
+        labels = ["component", "replica"]
+        up = GaugeMetricFamily("cncf_replica_up", "1 when the replica is ready or busy", labels=labels)
+        restarts = CounterMetricFamily("cncf_replica_restarts", "restarts of the replica's worker", labels=labels)
+        flight = GaugeMetricFamily("cncf_replica_in_flight", "calls running on the replica", labels=labels)
+        for name, index, alive, count, running in getattr(self, "replicas", []):
+            up.add_metric([name, index], 1.0 if alive else 0.0)
+            restarts.add_metric([name, index], float(count))
+            flight.add_metric([name, index], float(running))
+        return [up, restarts, flight]
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
