@@ -46,7 +46,18 @@ CALLER_KEYS = ("allow_direct_references",)
 HUB_KEYS = (*PLACEMENT_KEYS, *CALLER_KEYS, "build_timeout")
 JAR_MANIFEST = "META-INF/cncf/component.toml"
 #: Replicas and generations (brief section 14; docs/replicas.md, docs/upgrades.md).
-REPLICA_KEYS = ("replicas", "stateless", "route_by", "drain_timeout", "readiness")
+REPLICA_KEYS = (
+    "replicas",
+    "stateless",
+    "route_by",
+    "drain_timeout",
+    "readiness",
+    "min_replicas",
+    "max_replicas",
+    "target_in_flight",
+    "scale_up_delay",
+    "scale_down_delay",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +104,17 @@ class ComponentSpec:
     route_by: str | None = None  # the argument whose value picks the replica (a sharded component)
     drain_timeout: float = 30.0  # seconds an old generation may finish its calls after an upgrade
     readiness: str | None = None  # an operation a new generation must answer before the switch
+    # Autoscaling (a stateless component): between min and max replicas, aiming at
+    # target_in_flight calls per replica, after the condition held for the delay.
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    target_in_flight: float = 1.0
+    scale_up_delay: float = 2.0
+    scale_down_delay: float = 30.0
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.max_replicas is not None
 
     @property
     def suffix(self) -> str:
@@ -620,6 +642,35 @@ def replica_keys(check: _Checker, comp: Mapping[str, Any], p: str, source: str) 
     reach the same replica), else ``invalid_manifest`` naming both ways out."""
     replicas = _or(check.number(comp, "replicas", p, integer=True, minimum=1), 1)
     stateless = _flag(check, comp, "stateless", p)
+    low = check.number(comp, "min_replicas", p, integer=True, minimum=1)
+    high = check.number(comp, "max_replicas", p, integer=True, minimum=1)
+    scaling: dict[str, Any] = {}
+    if low is not None or high is not None:
+        low = _or(low, 1)
+        high = _or(high, max(low, replicas))
+        if high < low:
+            raise check.fail(p + "max_replicas", high, f"an integer >= min_replicas ({low})")
+        if "replicas" in comp and not low <= replicas <= high:
+            raise check.fail(
+                p + "replicas", replicas, f"a count between min_replicas ({low}) and max_replicas ({high})"
+            )
+        if not stateless:
+            raise check.fail(
+                p + "max_replicas",
+                high,
+                "stateless = true with autoscaling (a keyed or stateful component keeps a fixed number of replicas)",
+            )
+        target = _or(check.number(comp, "target_in_flight", p), 1.0)
+        if not target > 0:
+            raise check.fail(p + "target_in_flight", target, "a positive number of calls in flight per replica")
+        scaling = {
+            "min_replicas": low,
+            "max_replicas": high,
+            "target_in_flight": target,
+            "scale_up_delay": _or(check.number(comp, "scale_up_delay", p), 2.0),
+            "scale_down_delay": _or(check.number(comp, "scale_down_delay", p), 30.0),
+        }
+        replicas = replicas if "replicas" in comp else low
     route_by = check.string(comp, "route_by", p)
     if stateless and route_by is not None:
         raise check.fail(p + "route_by", route_by, "no route_by on a stateless component (any replica serves any call)")
@@ -645,6 +696,7 @@ def replica_keys(check: _Checker, comp: Mapping[str, Any], p: str, source: str) 
         "route_by": route_by,
         "drain_timeout": drain,
         "readiness": check.string(comp, "readiness", p),
+        **scaling,
     }
 
 

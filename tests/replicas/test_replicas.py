@@ -147,3 +147,33 @@ def test_keyed_component_keeps_per_key_state(rhub: cncf.Hub, worker_dir: Path) -
     missing = rhub.call(f"{h.name}.add", {"by": 2})
     assert missing.observation is not None and missing.observation.code.value == "invalid_arguments"
     assert missing.observation.stage.value == "dispatch"
+
+
+def test_autoscaling_follows_the_calls_in_flight(rhub: cncf.Hub, worker_dir: Path) -> None:
+    h = rhub.load(
+        worker_dir,
+        stateless=True,
+        min_replicas=1,
+        max_replicas=3,
+        target_in_flight=1,
+        scale_up_delay=0.2,
+        scale_down_delay=0.5,
+    )
+    assert h.state == "ready", h.observation
+    assert len(rhub.inspect(h.name)["replicas"]) == 1
+    outcomes, threads = _stream(rhub, f"{h.name}.work", 6, 3.0, {"seconds": 0.05})  # type: ignore[misc]
+    for t in threads:
+        t.join()
+    grown = rhub.inspect(h.name)
+    assert len(grown["replicas"]) == 3, grown["scaling"]
+    assert [r["state"] for r in grown["replicas"]] == ["ready"] * 3
+    assert len({o.value for o in outcomes}) == 3  # the new replicas served
+    assert [o.observation for o in outcomes if not o.ok] == []
+    deadline = time.monotonic() + 10
+    while len(rhub.inspect(h.name)["replicas"]) > 1 and time.monotonic() < deadline:
+        assert rhub.call(f"{h.name}.work", {"seconds": 0.05}).ok  # one caller: one replica is enough
+    info = rhub.inspect(h.name)
+    assert len(info["replicas"]) == 1 and info["scaling"]["steps"] == 4
+    # autoscaling is for stateless components only
+    bad = rhub.load(worker_dir, name="bad", min_replicas=1, max_replicas=2)
+    assert bad.observation is not None and bad.observation.attributes["key"] == "component.max_replicas"

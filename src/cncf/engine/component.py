@@ -27,6 +27,7 @@ import asyncio
 import collections
 import dataclasses
 import json
+import math
 import time
 import zlib
 from typing import Any
@@ -78,13 +79,14 @@ class Component:
             [Replica(self, i, rspec, boundary) for i in range(spec.replicas)] if boundary is not None else []
         )
         # One replica restarts in its caller's path; several restart in the background.
-        self.eager_restarts = len(self.replicas) > 1
+        self.eager_restarts = len(self.replicas) > 1 or spec.autoscaled
         if self.route_by is not None and len(self.replicas) > 1:
             self.gates = [self._place(Gate([r]), [r]) for r in self.replicas]
         else:
             self.gates = [self._place(Gate(list(self.replicas) or None), self.replicas)]
         self.gate = self.gates[0]
         self._keys: dict[int, int | None] = {}  # id(entry) -> positional index of route_by
+        self.autoscaler = Autoscaler(self) if spec.autoscaled and self.replicas else None
 
     @staticmethod
     def _place(gate: Gate, replicas: list[Replica]) -> Gate:
@@ -215,6 +217,8 @@ class Component:
         """Before admission: a one-replica gate's live instance (restarting it when
         policy allows; raises ``Failed``); for a shared gate, None once some
         replica may serve (the replica is known at admission)."""
+        if self.autoscaler is not None:
+            self.autoscaler.observe()
         one = gate.single
         if one is not None:
             replica: Replica = one.owner
@@ -248,6 +252,8 @@ class Component:
         if self._state is State.UNLOADED:
             return
         self._state = State.UNLOADED
+        if self.autoscaler is not None:
+            self.autoscaler.stop()
         for g in self.gates:
             g.break_(
                 Observation.of(Code.INSTANCE_LOST_WAITING, f"component {self.name!r} was unloaded", target=self.name)
@@ -294,6 +300,7 @@ class Component:
                 "replicas": len(self.replicas),
                 "stateless": self.spec.stateless,
                 "route_by": self.route_by,
+                **(self.autoscaler.describe() if self.autoscaler is not None else {}),
             },
             # The tier each cancelled call finally took (cooperative / killed / abandoned / late).
             "cancellations": dict(self.cancellations),
@@ -309,6 +316,105 @@ class Component:
                 }
                 for sname, ops in self.services.items()
             },
+        }
+
+
+class Autoscaler:
+    """Replicas between ``min_replicas`` and ``max_replicas`` of a stateless component.
+
+    The wanted count is ``ceil(calls in flight and waiting / target_in_flight)``,
+    clamped; it is looked at when a call arrives (an idle component costs
+    nothing) and acted on when it has differed from the current count, in the
+    same direction, for ``scale_up_delay`` (more) or ``scale_down_delay`` (fewer)
+    seconds.  One step at a time runs in the background: a new replica joins the
+    line when it is ready; a retired one leaves the line at once, finishes its
+    calls (within ``drain_timeout``) and unloads."""
+
+    def __init__(self, comp: Component) -> None:
+        spec = comp.spec
+        assert spec.max_replicas is not None
+        self.comp = comp
+        self.low = spec.min_replicas or 1
+        self.high = spec.max_replicas
+        self.target = spec.target_in_flight
+        self._since: float | None = None  # when the wanted count started to differ
+        self._up = False
+        self._task: asyncio.Task[None] | None = None
+        self.scaled = 0  # steps taken
+
+    def wanted(self) -> int:
+        gate = self.comp.gates[0]
+        demand = gate.running + gate.statistics().waiting + 1  # the arriving call counts
+        return max(self.low, min(self.high, math.ceil(demand / self.target)))
+
+    def observe(self) -> None:
+        if self._task is not None or self.comp.state is State.UNLOADED:
+            return
+        n = len(self.comp.replicas)
+        want = self.wanted()
+        now = time.monotonic()
+        if want == n:
+            self._since = None
+            return
+        up = want > n
+        if self._since is None or up != self._up:
+            self._since, self._up = now, up
+            return
+        delay = self.comp.spec.scale_up_delay if up else self.comp.spec.scale_down_delay
+        if now - self._since < delay:
+            return
+        self._since = None
+        self._task = task = asyncio.get_running_loop().create_task(self._step(up))
+        self.comp.background.add(task)
+        task.add_done_callback(self.comp.background.discard)
+
+    async def _step(self, up: bool) -> None:
+        comp = self.comp
+        gate = comp.gates[0]
+        try:
+            if up:
+                index = max((r.index for r in comp.replicas), default=-1) + 1
+                assert comp.boundary is not None
+                replica = Replica(comp, index, comp.replicas[0].spec, comp.boundary)
+                replica.gate = gate
+                replica.slot = gate.add(replica, open=False)  # it joins the line when it is ready
+                comp.replicas.append(replica)
+                if await replica.start() is not None:  # could not start: leave it out
+                    gate.remove(replica.slot)
+                    comp.replicas.remove(replica)
+                    return
+                self.scaled += 1
+            else:
+                if len(comp.replicas) <= self.low:
+                    return
+                victim = min(reversed(comp.replicas), key=lambda r: r.slot.running)
+                gate.remove(victim.slot)
+                comp.replicas.remove(victim)
+                loop = asyncio.get_running_loop()
+                end = loop.time() + comp.spec.drain_timeout
+                while victim.slot.running and loop.time() < end:
+                    await asyncio.sleep(0.02)
+                await victim.unload()
+                self.scaled += 1
+        except Exception:  # a defect must not leave an unretrieved task error
+            pass
+        finally:
+            self._task = None
+
+    def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+
+    def describe(self) -> dict[str, Any]:
+        spec = self.comp.spec
+        return {
+            "min_replicas": self.low,
+            "max_replicas": self.high,
+            "target_in_flight": self.target,
+            "scale_up_delay": spec.scale_up_delay,
+            "scale_down_delay": spec.scale_down_delay,
+            "steps": self.scaled,
         }
 
 

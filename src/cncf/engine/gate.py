@@ -94,12 +94,14 @@ class Gate:
         """The slot of a one-replica gate (None when it has several)."""
         return self._one
 
-    def add(self, owner: Any) -> Slot:
-        """A new replica (scaling out): a new slot, open at once."""
+    def add(self, owner: Any, *, open: bool = True) -> Slot:
+        """A new replica (scaling out): a new slot, open at once or at :meth:`open`."""
         slot = Slot(owner)
+        slot.open = open
         self._slots.append(slot)
         self._one = self._slots[0] if len(self._slots) == 1 else None
-        self._wake()
+        if open:
+            self._wake()
         return slot
 
     def remove(self, slot: Slot) -> None:
