@@ -108,6 +108,7 @@ class AsyncHub:
         self._generations: dict[str, list[Component]] = {}
         self._background: set[asyncio.Task[None]] = set()  # drains, background restarts
         self._upgrading: dict[str, asyncio.Lock] = {}
+        self._watchers: dict[str, asyncio.Task[None]] = {}  # watch = true: upgrade on a changed artifact
         self._boundaries: dict[str, Boundary[Any, Any]] = {}
         self.engine = ActionEngine(self._components)
         self._job_workers = job_workers
@@ -139,7 +140,19 @@ class AsyncHub:
         if self._closed:
             raise RuntimeError("this hub is closed")
         target_s = os.fspath(target)
+        watch = overrides.pop("watch", False)
         try:
+            if not isinstance(watch, bool):
+                raise Failed(
+                    Observation.of(
+                        Code.INVALID_MANIFEST,
+                        f"<overrides>: key 'watch' is {watch!r}; expected true or false",
+                        file="<overrides>",
+                        key="watch",
+                        value=repr(watch),
+                        expected="true or false",
+                    )
+                )
             spec = await asyncio.to_thread(locate, target_s, overrides)  # reads files: off the loop
             refusal = self._refuse_form(spec, overrides)
             if refusal is not None:
@@ -177,7 +190,28 @@ class AsyncHub:
         await comp.start()
         if self._jobs is not None or _uses_queue(comp):
             await self._ensure_jobs()
+        if watch:
+            key = normalize(comp.name)
+            first = await asyncio.to_thread(fingerprint, handle)  # as loaded: a later change upgrades
+            self._watchers[key] = asyncio.get_running_loop().create_task(self._watch(key, handle, first))
         return handle
+
+    async def _watch(self, key: str, handle: ComponentHandle, last: tuple[Any, ...]) -> None:
+        """``watch = true``: a changed artifact (or manifest) starts an upgrade.  Polls
+        every :data:`WATCH_INTERVAL` seconds while the hub's loop turns (always under
+        ``cncf serve``; during calls with the synchronous ``Hub``)."""
+        try:
+            while not self._closed and self._handles.get(key) is handle:
+                await asyncio.sleep(WATCH_INTERVAL)
+                now = await asyncio.to_thread(fingerprint, handle)
+                if now == last:
+                    continue
+                await asyncio.sleep(WATCH_INTERVAL / 2)  # let the writer finish
+                last = await asyncio.to_thread(fingerprint, handle)
+                if self._handles.get(key) is handle and not self._closed:
+                    await self.upgrade(handle.name)  # a failure rolls back: the old one serves on
+        except Exception:  # unloaded or closed meanwhile: nothing left to watch
+            pass
 
     def _refuse_form(self, spec: ComponentSpec, overrides: dict[str, Any]) -> Observation | None:
         """``inline`` runs in the hub's own process: a reception (CLI, serve and
@@ -219,6 +253,9 @@ class AsyncHub:
         key = normalize(name)
         comp = self._components.pop(key, None)
         self._handles.pop(key, None)
+        watcher = self._watchers.pop(key, None)
+        if watcher is not None:
+            watcher.cancel()
         if comp is None:
             return False
         await self.engine.cancel_component(comp)
@@ -481,8 +518,9 @@ class AsyncHub:
             return
         self._closed = True
         await self.engine.shutdown()
-        for task in list(self._background):
+        for task in [*self._background, *self._watchers.values()]:
             task.cancel()
+        self._watchers.clear()
         for gens in list(self._generations.values()):
             for c in list(gens):
                 await c.unload()
@@ -499,6 +537,38 @@ class AsyncHub:
             except Exception:  # closing must reap the rest even if one form fails
                 pass
         self._boundaries.clear()
+
+
+#: Seconds between two looks of ``watch = true`` at a component's files.
+WATCH_INTERVAL = 1.0
+_WATCH_FILES = 10_000  # a folder's files looked at, at most
+
+
+def fingerprint(handle: ComponentHandle) -> tuple[Any, ...]:
+    """What ``watch`` compares: size and modification time of the target, the
+    artifact and the manifest (a folder: of its files, caches and VCS folders aside)."""
+    spec = handle._component.spec
+    roots = {Path(handle._target), spec.artifact}
+    if spec.manifest_path and "!/" not in spec.manifest_path:
+        roots.add(Path(spec.manifest_path))
+    marks: list[tuple[str, int, int]] = []
+    for root in sorted(roots, key=str):
+        paths = [root]
+        if root.is_dir():
+            paths = []
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
+                paths.extend(Path(dirpath) / f for f in sorted(filenames))
+                if len(paths) > _WATCH_FILES:
+                    break
+        for p in paths[:_WATCH_FILES]:
+            try:
+                st = p.stat()
+            except OSError:
+                marks.append((str(p), -1, -1))
+                continue
+            marks.append((str(p), st.st_size, st.st_mtime_ns))
+    return tuple(marks)
 
 
 def _uses_queue(comp: Component) -> bool:

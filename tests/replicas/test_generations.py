@@ -154,3 +154,26 @@ def test_a_failed_hand_over_rolls_back_with_the_state(rhub: cncf.Hub, worker_dir
     assert back.observation.attributes["step"] == "import_state"
     out = rhub.call(f"{h.name}.increment")
     assert (out.value, out.generation) == (4, 1)
+
+
+def test_watch_upgrades_when_the_artifact_changes(tmp_path: Path, worker_dir: Path) -> None:
+    import asyncio
+
+    source = worker_dir / "worker.py"
+
+    async def main() -> None:
+        async with cncf.AsyncHub(home=tmp_path / "ahome") as hub:
+            h = await hub.load(worker_dir, watch=True)
+            assert h.state == "ready", h.observation
+            assert (await hub.call(f"{h.name}.version_of")).generation == 1
+            source.write_text(source.read_text().replace('version="v1"', 'version="edited"'))
+            deadline = time.monotonic() + 15
+            out = await hub.call(f"{h.name}.version_of")
+            while out.generation == 1 and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+                out = await hub.call(f"{h.name}.version_of")
+            assert (out.value, out.generation) == ("edited", 2)
+            bad = await hub.load(worker_dir, name="other", watch="yes")
+            assert bad.observation is not None and bad.observation.attributes["key"] == "watch"
+
+    asyncio.run(main())

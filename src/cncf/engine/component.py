@@ -238,12 +238,13 @@ class Component:
         return len(self.gates[0].slots) > 1
 
     def serving(self) -> bool:
-        """Every replica ready and alive (the synchronous facade's fast path)."""
-        for r in self.replicas:
-            inst = r.instance
-            if inst is None or not r.boundary.health(inst).alive:
-                return False
-        return bool(self.replicas)
+        """Will a call need no lifecycle work (the synchronous facade's fast path)?
+        One replica: it is alive.  Several: one is ready (a lost one is routed around)."""
+        replicas = self.replicas
+        if len(replicas) == 1:
+            r = replicas[0]
+            return r.instance is not None and r.boundary.health(r.instance).alive
+        return any(r._state is State.READY for r in replicas)
 
     def alive(self) -> bool:
         return all(r.alive() for r in self.replicas)
