@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import os
 import threading
 import time
 from pathlib import Path
@@ -177,3 +178,48 @@ def test_autoscaling_follows_the_calls_in_flight(rhub: cncf.Hub, worker_dir: Pat
     # autoscaling is for stateless components only
     bad = rhub.load(worker_dir, name="bad", min_replicas=1, max_replicas=2)
     assert bad.observation is not None and bad.observation.attributes["key"] == "component.max_replicas"
+
+
+def test_chaos_with_four_replicas_costs_no_other_callers_call(tmp_path: Path, worker_dir: Path) -> None:
+    """16 callers, 20 % faults (raise, crash, hang past run_timeout): every call gets its
+    Outcome, a fault ends only its own call, and nothing is left after close."""
+    import random
+
+    from tests.http.conftest import child_pids
+
+    before = child_pids(os.getpid())
+    faults = ("raise", "crash", "hang")
+    results: list[tuple[str, cncf.Outcome]] = []
+    lock = threading.Lock()
+    with cncf.Hub(home=tmp_path / "chaos") as hub:
+        h = hub.load(worker_dir, replicas=4, stateless=True, run_timeout=0.5, cancel_grace=0.2, max_restarts=1000)
+        assert h.state == "ready", h.observation
+
+        def caller(seed: int) -> None:
+            rnd = random.Random(seed)
+            for _ in range(30):
+                kind = rnd.choice(faults) if rnd.random() < 0.2 else "ok"
+                o = hub.call(f"{h.name}.fault", [kind], timeout=30)
+                with lock:
+                    results.append((kind, o))
+
+        threads = [threading.Thread(target=caller, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert h.state in ("ready", "busy", "restarting")
+    assert len(results) == 16 * 30
+    collateral = [o.observation for kind, o in results if kind == "ok" and not o.ok]
+    n_faults = sum(1 for kind, _ in results if kind != "ok")
+    assert n_faults > 40
+    assert collateral == [], [(c.code, c.message) for c in collateral][:5]
+    for kind, o in results:
+        if kind == "raise":
+            assert o.observation is not None and o.observation.code.value == "raised"
+        elif kind == "crash":
+            assert o.observation is not None and o.observation.code.value == "worker_crashed"
+        elif kind == "hang":
+            assert o.observation is not None and o.observation.code.value == "timed_out"
+    time.sleep(0.5)
+    assert child_pids(os.getpid()) - before == set()
