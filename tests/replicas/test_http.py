@@ -68,6 +68,9 @@ def test_replicas_and_a_lost_replica_over_http(tmp_path: Path, worker_dir: Path)
                 break
             time.sleep(0.05)
         assert info["replicas"][2]["restarts"] == 1 and info["replicas"][2]["pid"] != pids[2]
+        rows = {c["name"]: c for c in s.http.get("/hub/v1/components").json()["components"]}
+        assert [r["state"] for r in rows["w"]["replicas"]] == ["ready"] * 4
+        assert rows["w"]["replicas"][2]["restarts"] == 1 and rows["w"]["generation"] == 1
         metrics = s.http.get("/metrics").text
         assert 'cncf_replica_restarts_total{component="w",replica="2"} 1.0' in metrics
         assert 'cncf_replica_up{component="w",replica="3"} 1.0' in metrics

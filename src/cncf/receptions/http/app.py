@@ -448,6 +448,11 @@ class Reception:
             "calls": d.get("calls"),
             "cancellations": d.get("cancellations") or {},
             "operations": ops,
+            "generation": d.get("generation"),
+            "replicas": [
+                {k: r.get(k) for k in ("index", "state", "pid", "node", "calls", "restarts")}
+                for r in d.get("replicas") or ()
+            ],
         }
 
     async def components(self, request: Request) -> Response:
