@@ -40,9 +40,15 @@
     body.replaceChildren(...list.map((c) => {
       const calls = c.calls || {};
       const obs = c.observation;
+      const reps = c.replicas || [];  // each replica: its pid, state and restarts (tooltip)
       return el("tr", { "data-component": c.name },
-        el("td", { class: "mono" }, c.name), el("td", {}, c.form), el("td", { class: "state" }, badge(c.state)),
-        el("td", { class: "num mono pid" }, c.pid ?? "–"), el("td", { class: "num restarts" }, c.restarts ?? 0),
+        el("td", { class: "mono" }, c.name, reps.length > 1 ? " ×" + reps.length : "",
+          (c.generation || 1) > 1 ? " g" + c.generation : ""),
+        el("td", {}, c.form), el("td", { class: "state" }, badge(c.state)),
+        el("td", { class: "num mono pid", title: reps.map((r) => "#" + r.index + " " + r.state + ", " +
+          (r.restarts || 0) + " restarts").join("\n") },
+          reps.length > 1 ? reps.map((r) => r.pid ?? "–").join(" ") : c.pid ?? "–"),
+        el("td", { class: "num restarts" }, c.restarts ?? 0),
         el("td", { class: "num running" }, calls.running ?? 0), el("td", { class: "num waiting" }, calls.waiting ?? 0),
         el("td", { class: "num wide" }, (c.operations || []).length),
         el("td", { class: "wide msg trunc", title: obs ? obs.message : "" }, obs ? el("code", {}, obs.code) : "",
