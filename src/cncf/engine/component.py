@@ -87,6 +87,8 @@ class Component:
         self.gate = self.gates[0]
         self._keys: dict[int, int | None] = {}  # id(entry) -> positional index of route_by
         self.autoscaler = Autoscaler(self) if spec.autoscaled and self.replicas else None
+        # The one replica of an ordinary component (the engine's fast path), else None.
+        self.single: Replica | None = self.replicas[0] if len(self.replicas) == 1 and self.autoscaler is None else None
 
     @staticmethod
     def _place(gate: Gate, replicas: list[Replica]) -> Gate:

@@ -418,8 +418,13 @@ class ActionEngine:
             routes = retries = 0
             while True:
                 try:
-                    gate = comp.route(call, entry)
-                    instance = await comp.prepare(gate)
+                    single = comp.single
+                    if single is not None:  # one replica: its gate, its instance (restarted if need be)
+                        gate = single.gate
+                        instance = await single.ready_instance()
+                    else:
+                        gate = comp.route(call, entry)
+                        instance = await comp.prepare(gate)
                 except Failed as exc:
                     return Outcome.failure(exc.observation.with_context(target=target, call_id=call.id))
                 # ---- wait

@@ -141,6 +141,14 @@ class Gate:
         """Enter at once if nobody waits and a slot fits: the slot, else None."""
         if self._waiters or self._broken is not None:
             return None
+        slot = self._one
+        if slot is not None:  # one replica: the common case, without a call
+            if not slot.open or (slot.running if exclusive else (slot.exclusive or slot.running >= limit)):
+                return None
+            slot.running += 1
+            slot.exclusive = exclusive
+            slot.admitted += 1
+            return slot
         slot = self._choose(exclusive, limit)
         if slot is not None:
             slot.running += 1
