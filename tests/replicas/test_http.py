@@ -121,3 +121,34 @@ def test_upgrade_over_http_under_a_stream_and_a_rollback(tmp_path: Path, worker_
         assert (a.json()["value"], a.headers["x-cncf-generation"]) == ("v3", "3")
     finally:
         s.stop()
+
+
+def test_keyed_replicas_and_a_hand_over_over_http(tmp_path: Path, worker_dir: Path) -> None:
+    s = _serve(tmp_path, worker_dir, "")  # stateful, one replica: its counter is handed over
+    try:
+        body = {"target": str(worker_dir), "name": "k", "replicas": 3, "route_by": "key"}
+        r = s.http.post("/hub/v1/components", json=body, headers=s.auth)
+        assert r.status_code == 201, r.text
+        values: dict[str, list[int]] = {}
+        pids: dict[str, set[str]] = {}
+        for i in range(300):
+            key = f"u{i % 7}"
+            v = s.http.post("/rest/v1/k/add", json={"key": key}).json()["value"]
+            values.setdefault(key, []).append(v["value"])
+            pids.setdefault(key, set()).add(v["pid"])
+        assert all(vs == list(range(1, len(vs) + 1)) for vs in values.values())
+        assert all(len(p) == 1 for p in pids.values())
+        missing = s.http.post("/rest/v1/k/add", json={"by": 1})
+        assert (missing.status_code, missing.json()["observation"]["code"]) == (400, "invalid_arguments")
+        for _ in range(5):
+            s.http.post("/rest/v1/w/increment", json={})
+        r = s.http.post("/hub/v1/components/w/upgrade", json={"init": {"version": "v2"}}, headers=s.auth)
+        assert r.status_code == 200 and r.json()["component"]["generation"] == 2
+        a = s.http.post("/rest/v1/w/get", json={})
+        assert (a.json()["value"], a.headers["x-cncf-generation"]) == (5, "2")
+        r = s.http.post("/hub/v1/components/w/upgrade", json={"init": {"version": "no-import"}}, headers=s.auth)
+        assert r.json()["observation"]["code"] == "handover_failed" and r.status_code == 500
+        a = s.http.post("/rest/v1/w/increment", json={})
+        assert (a.json()["value"], a.headers["x-cncf-generation"]) == (6, "2")
+    finally:
+        s.stop()
