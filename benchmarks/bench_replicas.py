@@ -88,22 +88,27 @@ async def _upgrade(hub: cncf.AsyncHub, name: str, op: str) -> tuple[float, float
     return switch, max(window), max(d for _, d in before)
 
 
-async def main() -> None:
+Row = tuple[str, float, float, str]
+
+
+async def measure() -> list[Row]:
+    rows: list[Row] = []
     tmp = Path(tempfile.mkdtemp(prefix="bench-replicas-"))
     folder = tmp / "worker"
     shutil.copytree(WORKER, folder)
     try:
         async with cncf.AsyncHub(home=tmp / "home") as hub:
-            print(f"CPU-bound burn({BURN}), 8 callers:")
             base = 0.0
             for n in (1, 2, 4):
                 await hub.load(folder, name=f"cpu{n}", replicas=n, stateless=True)
                 await _throughput(hub, f"cpu{n}", 8, 8)  # warm
                 rate = max([await _throughput(hub, f"cpu{n}", 48, 8) for _ in range(2)])
                 base = base or rate
-                print(f"  replicas={n}: {rate:8.1f} calls/s  ratio {rate / base:.2f}x")
+                rows.append((f"CPU-bound burn({BURN}), 8 callers, {n} replica(s) vs 1", rate, base, "calls/s"))
                 await hub.unload(f"cpu{n}")
+            t0 = time.perf_counter()
             await hub.load(folder, name="e1", stateless=True)
+            started = time.perf_counter() - t0
             await hub.load(folder, name="e4", replicas=4, stateless=True)
             await _echo(hub, "e1", 300)
             await _echo(hub, "e4", 300)
@@ -111,24 +116,34 @@ async def main() -> None:
             for _ in range(5):
                 one.append(await _echo(hub, "e1", 1000))
                 four.append(await _echo(hub, "e4", 1000))
-            m1, m4 = min(one), min(four)
-            print(f"echo, sequential: replicas=1 {m1:.1f} µs, replicas=4 {m4:.1f} µs  ratio {m4 / m1:.3f}x")
+            rows.append(("sequential echo, median: replicas = 4 vs 1 (routing)", min(four), min(one), "µs"))
             await hub.unload("e1")
             switch, pause, floor = await _upgrade(hub, "e4", "version_of")
-            print(
-                f"upgrade, stateless, 4 replicas: switch {switch * 1000:.0f} ms; longest call during it "
-                f"{pause * 1000:.1f} ms (without an upgrade {floor * 1000:.1f} ms)"
+            rows.append(
+                ("upgrade of 4 stateless replicas: time to the switch vs loading 1", switch * 1e3, started * 1e3, "ms")
             )
+            rows.append(("  longest call during that switch vs without an upgrade", pause * 1e3, floor * 1e3, "ms"))
             await hub.unload("e4")
             await hub.load(folder, name="st")
             switch, pause, floor = await _upgrade(hub, "st", "get")
-            print(
-                f"upgrade, stateful with hand-over: switch {switch * 1000:.0f} ms; longest call during it "
-                f"{pause * 1000:.1f} ms (without an upgrade {floor * 1000:.1f} ms)"
+            rows.append(
+                (
+                    "upgrade with hand-over (stateful): time to the switch vs loading 1",
+                    switch * 1e3,
+                    started * 1e3,
+                    "ms",
+                )
             )
+            rows.append(("  longest call during that switch vs without an upgrade", pause * 1e3, floor * 1e3, "ms"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+def main() -> list[Row]:
+    return asyncio.run(measure())
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    for name, value, floor, unit in main():
+        print(f"{name:78s} {value:10.1f} {unit:8s} floor {floor:10.1f} {unit:8s} ratio {value / floor:.2f}x")
