@@ -223,3 +223,26 @@ def test_chaos_with_four_replicas_costs_no_other_callers_call(tmp_path: Path, wo
             assert o.observation is not None and o.observation.code.value == "timed_out"
     time.sleep(0.5)
     assert child_pids(os.getpid()) - before == set()
+
+
+def test_an_idle_autoscaled_component_scales_down_without_a_call(tmp_path: Path, worker_dir: Path) -> None:
+    import asyncio
+
+    async def main() -> None:
+        async with cncf.AsyncHub(home=tmp_path / "idle") as hub:
+            h = await hub.load(worker_dir, stateless=True, max_replicas=3, scale_up_delay=0.1, scale_down_delay=0.3)
+            assert h.state == "ready", h.observation
+            stop = time.monotonic() + 2.0
+
+            async def caller() -> None:
+                while time.monotonic() < stop:
+                    assert (await hub.call(f"{h.name}.work", {"seconds": 0.05})).ok
+
+            await asyncio.gather(*(caller() for _ in range(6)))
+            assert len(hub.inspect(h.name)["replicas"]) == 3
+            deadline = time.monotonic() + 10
+            while len(hub.inspect(h.name)["replicas"]) > 1 and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)  # no call: the timer looks again
+            assert len(hub.inspect(h.name)["replicas"]) == 1
+
+    asyncio.run(main())

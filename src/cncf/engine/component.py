@@ -343,28 +343,44 @@ class Autoscaler:
         self._since: float | None = None  # when the wanted count started to differ
         self._up = False
         self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self.scaled = 0  # steps taken
 
-    def wanted(self) -> int:
+    def _recheck(self, after: float) -> None:
+        """Look again in ``after`` seconds (a timer: it keeps no loop turning)."""
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(max(after, 0.0) + 0.01, self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        self.observe(arriving=False)
+
+    def wanted(self, arriving: bool = True) -> int:
         gate = self.comp.gates[0]
-        demand = gate.running + gate.statistics().waiting + 1  # the arriving call counts
+        demand = gate.running + gate.statistics().waiting + arriving  # the arriving call counts
         return max(self.low, min(self.high, math.ceil(demand / self.target)))
 
-    def observe(self) -> None:
+    def observe(self, arriving: bool = True) -> None:
         if self._task is not None or self.comp.state is State.UNLOADED:
             return
         n = len(self.comp.replicas)
-        want = self.wanted()
+        if n > self.low:  # above the floor: look again later even if no call comes
+            self._recheck(self.comp.spec.scale_down_delay)
+        want = self.wanted(arriving)
         now = time.monotonic()
         if want == n:
             self._since = None
             return
         up = want > n
+        delay = self.comp.spec.scale_up_delay if up else self.comp.spec.scale_down_delay
         if self._since is None or up != self._up:
             self._since, self._up = now, up
+            if not up:  # fewer: look again after the delay even if no call comes (an idle component)
+                self._recheck(delay)
             return
-        delay = self.comp.spec.scale_up_delay if up else self.comp.spec.scale_down_delay
         if now - self._since < delay:
+            if not up:
+                self._recheck(self._since + delay - now)
             return
         self._since = None
         self._task = task = asyncio.get_running_loop().create_task(self._step(up))
@@ -393,21 +409,26 @@ class Autoscaler:
                 victim = min(reversed(comp.replicas), key=lambda r: r.slot.running)
                 gate.remove(victim.slot)
                 comp.replicas.remove(victim)
+                self.scaled += 1
                 loop = asyncio.get_running_loop()
                 end = loop.time() + comp.spec.drain_timeout
                 while victim.slot.running and loop.time() < end:
                     await asyncio.sleep(0.02)
                 await victim.unload()
-                self.scaled += 1
         except Exception:  # a defect must not leave an unretrieved task error
             pass
         finally:
             self._task = None
+        if not up:
+            self.observe(arriving=False)  # one step at a time: further down after the delay
 
     def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
 
     def describe(self) -> dict[str, Any]:
         spec = self.comp.spec
