@@ -168,10 +168,11 @@ async def quiet(old: Component, timeout: float, *, waiting: bool = True) -> bool
     """Wait (bounded) until no call runs (nor, with ``waiting``, waits) on ``old``."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
+    poll = _POLL if waiting else _POLL / 4  # a hand-over holds callers: look more often
     while _busy(old, waiting):
         if loop.time() >= end:
             return False
-        await asyncio.sleep(_POLL)
+        await asyncio.sleep(poll)
     return True
 
 
