@@ -232,8 +232,8 @@ class CallScope:
 
     def reopen(self) -> None:
         """Run the call once more (its replica was lost under it; the deadline stays the
-        call's): the previous attempt has ended and nothing was cancelled."""
-        assert self.ended and self.reason is None
+        call's): the previous attempt has ended (or never crossed) and nothing was cancelled."""
+        assert self.reason is None and (self.ended or not self.started)
         self.tier = None
         self.waiter = None
         self.running = self.started = self.ended = False
