@@ -317,6 +317,7 @@ class AsyncHub:
         new = Component(spec, self._boundary(spec.form), generation=old.generation + 1, background=self._background)
         live = generations.serving(old)
         self._generations.setdefault(key, []).append(new)
+        switched = held = False
         try:
             await new.start()
             if self._handles.get(key) is not handle:  # unloaded meanwhile
@@ -336,6 +337,7 @@ class AsyncHub:
             )
             if handover:
                 generations.hold(old)  # new calls wait; the running ones finish
+                held = True
                 if not await generations.quiet(old, spec.drain_timeout, waiting=False):
                     problem = Observation.of(
                         Code.HANDOVER_FAILED,
@@ -348,6 +350,7 @@ class AsyncHub:
                     problem = await generations.hand_over(self.engine, old, new)
                 if problem is not None:
                     generations.release(old)
+                    held = False
             if problem is not None and live:  # rollback: the old generation serves on
                 await new.unload()
                 failed = Component(spec, None, generation=new.generation)
@@ -356,12 +359,20 @@ class AsyncHub:
             # ---- the switch
             self._components[key] = new
             handle._component, handle._target, handle._overrides = new, target_s, merged
+            switched = True
             if handover:
                 generations.take_over(old, new)
         finally:
             gens = self._generations.get(key)
             if gens is not None and new in gens:
                 gens.remove(new)
+            if not switched:  # rolled back, or the caller's task was cancelled: nothing may leak
+                if held:
+                    generations.release(old)
+                if new.state is not State.UNLOADED:
+                    gone = asyncio.get_running_loop().create_task(new.unload())
+                    self._background.add(gone)
+                    gone.add_done_callback(self._background.discard)
         old.drain()
         self._generations.setdefault(key, []).append(old)
         task = asyncio.get_running_loop().create_task(
