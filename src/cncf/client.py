@@ -330,6 +330,24 @@ class RemoteHub:
         d = self._json("POST", f"/hub/v1/components/{urllib.parse.quote(name, safe='')}/reload")
         return RemoteComponent.from_info(d["component"])
 
+    def upgrade(self, name: str, target: str | None = None, **overrides: Any) -> dict[str, Any]:
+        """A new generation on the serving hub (needs the token): the route's JSON answer,
+        ``{"ok": true, "component": ...}`` or, rolled back, ``{"ok": false, "observation": ...}``."""
+        body = json.dumps({**({"target": target} if target is not None else {}), **overrides}).encode()
+        path = f"/hub/v1/components/{urllib.parse.quote(name, safe='')}/upgrade"
+        try:
+            status, _, text = self._send(_Request("POST", path, {"content-type": "application/json"}, body=body))
+        except self._errors as exc:
+            raise ObservationError(_unreachable(self.url, f"cannot be reached: {exc!r}")) from None
+        try:
+            d = json.loads(text)
+        except ValueError:
+            d = None
+        if isinstance(d, dict) and d.get("ok") is False and "component" in d:
+            return d  # a rollback: the answer itself
+        _raise_for(status, d, self.url)
+        return dict(d)
+
     def job(self, job_id: str) -> Job:
         return _job(self._json("GET", f"/hub/v1/jobs/{urllib.parse.quote(job_id, safe='')}"))
 

@@ -108,6 +108,8 @@ class Code(enum.StrEnum):
     ARGUMENTS_TOO_LARGE = "arguments_too_large"
     CALL_ID_IN_USE = "call_id_in_use"
     INVALID_POLICY = "invalid_policy"
+    READINESS_FAILED = "readiness_failed"
+    HANDOVER_FAILED = "handover_failed"
     COMPONENT_UNAVAILABLE = "component_unavailable"
     HUB_CLOSED = "hub_closed"
     # -- wait ------------------------------------------------------------
@@ -395,6 +397,24 @@ _REGISTRY: dict[Code, _Spec] = {
         "configuration",
         False,
         "The call asks for a policy or limit that cannot be applied (e.g. a negative timeout).",
+    ),
+    Code.READINESS_FAILED: _s(
+        L,
+        "component",
+        "unavailable",
+        "state",
+        True,
+        "An upgrade's new generation did not pass its readiness operation (the manifest's readiness): "
+        "it was rolled back, the old generation serves on.",
+    ),
+    Code.HANDOVER_FAILED: _s(
+        L,
+        "component",
+        "invalid",
+        "state",
+        True,
+        "An upgrade's state hand-over failed (export_state of the old generation or import_state of the "
+        "new one): it was rolled back, the old generation serves on with its state.",
     ),
     Code.COMPONENT_UNAVAILABLE: _s(
         D,

@@ -33,6 +33,7 @@ class Outcome:
     stderr: str = ""
     job_id: str | None = None
     queued: bool = False  # the call was accepted as a job and has not run yet
+    generation: int | None = None  # the component generation that ran it (None: it ran on none)
 
     @property
     def ok(self) -> bool:

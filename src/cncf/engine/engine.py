@@ -40,7 +40,9 @@ from typing import Any
 from cncf.call import ActionCall, Arguments, CancelTier, ExecutionContext, Target, new_call_id
 from cncf.engine.component import Component, State
 from cncf.engine.events import ENGINE_HOOKS, CallFinished
+from cncf.engine.gate import Gate, Slot
 from cncf.engine.operations import OperationEntry
+from cncf.engine.replicas import Replica, Reroute
 from cncf.engine.scope import CallScope, CancelReason, Interrupted
 from cncf.failures import internal_error, observation_cause
 from cncf.observation import Code, Failed, Observation, Stage
@@ -96,7 +98,9 @@ class _Resolution:
 class _Record:
     """One admitted call: what runs, and its scope (deadline, reason, tier)."""
 
-    __slots__ = ("call", "component", "entry", "scope", "_gone")
+    __slots__ = ("call", "component", "entry", "scope", "_gone", "gate", "slot")
+    gate: Gate  # the gate it went through, and the slot (replica) it was admitted to
+    slot: Slot
 
     def __init__(self, call: ActionCall, component: Component, entry: OperationEntry, scope: CallScope) -> None:
         self.call = call
@@ -306,7 +310,7 @@ class ActionEngine:
             return False
         if hit.entry.policy.mode is Mode.QUEUE or comp.state not in _SETTLED_STATES:
             return False
-        return comp.instance is not None and comp.boundary is not None and comp.boundary.health(comp.instance).alive
+        return comp.serving()
 
     # ------------------------------------------------------------------- call
 
@@ -417,7 +421,6 @@ class ActionEngine:
     ) -> Outcome:
         target = str(call.target)
         policy = entry.policy
-        gate = comp.gate
         if call.id in self._records:  # a duplicate id that bypassed dispatch (e.g. a queued retry)
             return Outcome.failure(
                 Observation.of(
@@ -430,28 +433,68 @@ class ActionEngine:
         rec = _Record(call, comp, entry, scope)
         self._records[call.id] = rec
         try:
-            try:
-                instance = await comp.ready_instance()
-            except Failed as exc:
-                return Outcome.failure(exc.observation.with_context(target=target, call_id=call.id))
-            # ---- wait
-            exclusive, limit = entry.exclusive, policy.max_concurrency
-            if not gate.try_enter(exclusive, limit):
-                obs = await self._wait(rec, loop)
-                if obs is not None:
-                    return Outcome.failure(obs)
-                try:  # the instance may have been replaced while we waited
-                    instance = await comp.ready_instance()
+            routes = retries = 0
+            while True:
+                try:
+                    single = comp.single
+                    if single is not None:  # one replica: its gate, its instance (restarted if need be)
+                        gate = single.gate
+                        instance = await single.ready_instance()
+                    else:
+                        gate = comp.route(call, entry)
+                        instance = await comp.prepare(gate)
                 except Failed as exc:
-                    gate.leave()
                     return Outcome.failure(exc.observation.with_context(target=target, call_id=call.id))
-            # ---- execute
-            return await self._execute(rec, instance, loop)
+                # ---- wait
+                exclusive, limit = entry.exclusive, policy.max_concurrency
+                slot = gate.try_enter(exclusive, limit)
+                if slot is None or instance is None:
+                    if slot is None:
+                        waited = await self._wait(rec, gate, loop)
+                        if isinstance(waited, Observation):
+                            return Outcome.failure(waited)
+                        slot = waited
+                        if slot.owner.component is not comp:  # a new generation took over the line
+                            comp = rec.component = slot.owner.component
+                    try:  # the instance may have been replaced while we waited
+                        instance = await slot.owner.ready_instance()
+                    except Reroute:  # that replica is lost: another one serves
+                        gate.leave(slot)
+                        routes += 1
+                        if routes <= len(gate.slots):
+                            continue
+                        return Outcome.failure(
+                            Observation.of(
+                                Code.COMPONENT_UNAVAILABLE,
+                                f"no replica of {comp.name!r} could take the call",
+                                target=target,
+                                call_id=call.id,
+                            )
+                        )
+                    except Failed as exc:
+                        gate.leave(slot)
+                        return Outcome.failure(exc.observation.with_context(target=target, call_id=call.id))
+                rec.gate, rec.slot = gate, slot
+                # ---- execute
+                outcome = await self._execute(rec, instance, loop)
+                obs = outcome.observation
+                if (
+                    obs is None
+                    or retries
+                    or obs.code not in _LOST_RUNNING
+                    or not (policy.idempotent or obs.attributes.get("started") is False)
+                    or scope.reason is not None
+                    or not comp.retries_elsewhere
+                ):
+                    return outcome
+                # Its replica was lost under it: an idempotent call runs once more on another.
+                retries += 1
+                scope.reopen()
         finally:
             del self._records[call.id]
             rec.leave()
 
-    async def _wait(self, rec: _Record, loop: asyncio.AbstractEventLoop) -> Observation | None:
+    async def _wait(self, rec: _Record, gate: Gate, loop: asyncio.AbstractEventLoop) -> Observation | Slot:
         call, policy, scope = rec.call, rec.entry.policy, rec.scope
         deadline = call.context.deadline
         limit_name = "deadline"
@@ -459,14 +502,13 @@ class ActionEngine:
             wd = call.context.submitted + policy.wait_timeout
             if deadline is None or wd < deadline:
                 deadline, limit_name = wd, "wait_timeout"
-        fut = scope.waiter = rec.component.gate.park(rec.entry.exclusive, policy.max_concurrency)
+        fut = scope.waiter = gate.park(rec.entry.exclusive, policy.max_concurrency)
         scope.parked = time.perf_counter_ns()
         timer = loop.call_at(deadline, scope.cancel, CancelReason.WAIT_DEADLINE) if deadline is not None else None
         try:
-            await fut
-            return None
+            return await fut
         except asyncio.CancelledError:
-            rec.component.gate.unpark(fut)
+            gate.unpark(fut)
             if scope.reason is None:
                 raise  # the caller's own task was cancelled
             return _not_started(rec, scope.reason, limit_name, loop)
@@ -480,9 +522,9 @@ class ActionEngine:
     async def _execute(self, rec: _Record, instance: Any, loop: asyncio.AbstractEventLoop) -> Outcome:
         call, comp, entry, scope = rec.call, rec.component, rec.entry, rec.scope
         policy = entry.policy
-        boundary = comp.boundary
-        assert boundary is not None
-        generation = comp.generation
+        replica: Replica = rec.slot.owner
+        boundary = replica.boundary
+        generation = replica.incarnation
         deadline = call.context.deadline
         now = loop.time()
         if policy.run_timeout is not None:
@@ -492,7 +534,7 @@ class ActionEngine:
         scope.deadline = deadline
         if deadline is not None and deadline <= now:
             # The caller's deadline passed before the request crossed: it never runs.
-            comp.gate.leave()
+            rec.gate.leave(rec.slot)
             return Outcome.failure(_not_started(rec, CancelReason.RUN_DEADLINE, "deadline", loop))
         scope.running = True
         scope.executed = time.perf_counter_ns()
@@ -529,7 +571,7 @@ class ActionEngine:
                 if scope.started:  # a scope nothing was registered on has nothing to end
                     scope.end()
                 if obs is None and scope.tier is None:
-                    comp.gate.leave()  # the common case: nothing to settle but the slot
+                    rec.gate.leave(rec.slot)  # the common case: nothing to settle but the slot
                 else:
                     self._settle(rec, generation, obs)
         if scope.reason is None and obs is None and deadline is not None and not scope.started:
@@ -548,13 +590,15 @@ class ActionEngine:
                 observation=obs.with_context(target=str(call.target), call_id=call.id),
                 stdout=stdout,
                 stderr=stderr,
+                generation=comp.generation,
             )
-        return Outcome(call.id, value, None, stdout, stderr)
+        return Outcome(call.id, value, None, stdout, stderr, generation=comp.generation)
 
     def _settle(self, rec: _Record, generation: int, obs: Observation | None) -> None:
         """The operation has ended: mark a crash (before the slot is returned, so no
         waiter is admitted to a dead instance), then return the slot."""
-        comp, scope = rec.component, rec.scope
+        scope = rec.scope
+        replica: Replica = rec.slot.owner
         self._settling.discard(rec)
         if obs is None:
             error = scope.operation_error()
@@ -562,19 +606,19 @@ class ActionEngine:
                 obs = error.observation
         forced = scope.tier in _FORCED
         try:
-            if obs is not None and comp.is_crash(obs):
-                comp.mark_crashed(obs.with_context(target=str(rec.call.target), call_id=rec.call.id), generation)
-            elif forced and not comp.alive():
-                comp.mark_crashed(
+            if obs is not None and replica.is_crash(obs):
+                replica.mark_crashed(obs.with_context(target=str(rec.call.target), call_id=rec.call.id), generation)
+            elif forced and not replica.alive():
+                replica.mark_crashed(
                     Observation.of(
                         Code.WORKER_CRASHED,
-                        f"the instance of {comp.name!r} was stopped ({scope.tier}) after a cancellation",
-                        target=comp.name,
+                        f"the instance of {rec.component.name!r} was stopped ({scope.tier}) after a cancellation",
+                        target=rec.component.name,
                     ),
                     generation,
                 )
         finally:
-            comp.gate.leave()
+            rec.gate.leave(rec.slot)
 
     # ----------------------------------------------------------- cancellation
 

@@ -94,7 +94,7 @@ class CallScope:
         self.deadline: float | None = None
         self.reason: CancelReason | None = None
         self.tier: CancelTier | None = None
-        self.waiter: asyncio.Future[None] | None = None  # set while the call waits at the gate
+        self.waiter: asyncio.Future[Any] | None = None  # set while the call waits at the gate
         self.running = False  # the engine handed the call to the boundary
         # Measurement stamps (time.perf_counter_ns, never the loop's clock): admitted,
         # parked at the gate, handed to the boundary, the boundary returned.
@@ -238,6 +238,19 @@ class CallScope:
         if callbacks:
             for cb in callbacks:
                 cb(self)
+
+    def reopen(self) -> None:
+        """Run the call once more (its replica was lost under it; the deadline stays the
+        call's): the previous attempt has ended (or never crossed) and nothing was cancelled."""
+        assert self.reason is None and (self.ended or not self.started)
+        self.tier = None
+        self.waiter = None
+        self.running = self.started = self.ended = False
+        self.executed = None
+        self._done = self._cooperative = self._force = None
+        self._force_tier = _KILLED
+        self._timer = self._wake = self._finished = None
+        self._on_end = None
 
     # ------------------------------------------------------------- results
 

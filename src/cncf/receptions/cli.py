@@ -320,6 +320,51 @@ def top(
     raise typer.Exit(cli_remote.top(url, token_file, interval=interval, iterations=n, as_json=as_json))
 
 
+@app.command()
+def upgrade(
+    name: Annotated[str, typer.Argument(help="The component to upgrade on the running hub.")],
+    target: Annotated[str | None, typer.Argument(help="The new target (default: the same one again).")] = None,
+    hub_url: cli_remote.HubOpt = None,
+    token_file: cli_remote.TokenFileOpt = None,
+    setting: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="A manifest override KEY=VALUE (VALUE as JSON when it parses; repeatable)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load a new generation of a component beside the old one on a running hub, switch
+    when it is ready, let the old one drain.  Needs the token (--token-file or CNCF_TOKEN).  Exit 1 when
+    the new generation was rolled back (the old one serves on)."""
+    from cncf.observation import Observation
+
+    url = cli_remote.need_hub(hub_url, "cncf upgrade", token_file)
+
+    overrides: dict[str, Any] = {}
+    for item in setting or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            err.print(f"error: --set takes KEY=VALUE, got {item!r}")
+            raise typer.Exit(2)
+        try:
+            overrides[key] = json.loads(value)
+        except ValueError:
+            overrides[key] = value
+
+    def run() -> int:
+        with cli_remote.remote(url, token_file) as hub:
+            answer = hub.upgrade(name, target, **overrides)
+        if as_json:
+            print(render.to_json(answer))
+        elif answer.get("ok"):
+            info = answer.get("component") or {}
+            out.print(f"{name}: generation {info.get('generation')} serving ({info.get('state')})")
+        else:
+            out.print(render.observation_panel(Observation.from_dict(answer["observation"])))
+        return render.EXIT_VALUE if answer.get("ok") else render.EXIT_OBSERVATION
+
+    raise typer.Exit(_guard(as_json, name, run))
+
+
 def _mount_jobs() -> None:
     try:
         from cncf.receptions.cli_jobs import jobs_app

@@ -107,6 +107,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/hub/v1/components/{name}", Level.READ, "inspect"),
     RouteSpec("DELETE", "/hub/v1/components/{name}", Level.ADMIN, "unload"),
     RouteSpec("POST", "/hub/v1/components/{name}/reload", Level.ADMIN, "reload"),
+    RouteSpec("POST", "/hub/v1/components/{name}/upgrade", Level.ADMIN, "upgrade"),
     RouteSpec("GET", "/hub/v1/jobs", Level.READ, "jobs"),
     RouteSpec("GET", "/hub/v1/jobs/{id}", Level.READ, "job"),
     RouteSpec("POST", "/hub/v1/jobs/{id}/cancel", Level.READ, "cancel_job"),
@@ -392,11 +393,10 @@ class Reception:
                 # refused before the engine ran it (dispatch, a failed component): no event came
                 self.metrics.on_refused(outcome, refused_labels(self.hub, selector))
                 self.recent.add(obs)
-            return answer(
-                outcome_body(outcome),
-                status_of(obs),
-                {"x-cncf-call-id": outcome.call_id or obs.call_id, "x-cncf-observation-code": obs.code.value},
-            )
+            headers = {"x-cncf-call-id": outcome.call_id or obs.call_id, "x-cncf-observation-code": obs.code.value}
+            if outcome.generation is not None:
+                headers["x-cncf-generation"] = str(outcome.generation)
+            return answer(outcome_body(outcome), status_of(obs), headers)
         if outcome.queued and outcome.job_id is not None:
             state = "queued"
             try:
@@ -409,6 +409,12 @@ class Reception:
                 {"ok": True, "job": {"id": outcome.job_id, "state": state}},
                 202,
                 {"x-cncf-call-id": outcome.call_id, "location": f"/hub/v1/jobs/{outcome.job_id}"},
+            )
+        if outcome.generation is not None:  # which generation of the component served it
+            return answer(
+                outcome_body(outcome),
+                200,
+                {"x-cncf-call-id": outcome.call_id, "x-cncf-generation": str(outcome.generation)},
             )
         return answer(outcome_body(outcome), 200, {"x-cncf-call-id": outcome.call_id})
 
@@ -447,6 +453,11 @@ class Reception:
             "calls": d.get("calls"),
             "cancellations": d.get("cancellations") or {},
             "operations": ops,
+            "generation": d.get("generation"),
+            "replicas": [
+                {k: r.get(k) for k in ("index", "state", "pid", "node", "calls", "restarts")}
+                for r in d.get("replicas") or ()
+            ],
         }
 
     async def components(self, request: Request) -> Response:
@@ -510,6 +521,38 @@ class Reception:
             return self._unknown(name)
         handle = await self.hub.reload(name)
         info = self._inspect(handle.name)
+        if handle.observation is not None and handle.state == "failed":
+            o = handle.observation
+            return json_response(
+                {"ok": False, "observation": o.to_dict(), "component": info},
+                status_of(o),
+                {"X-Cncf-Observation-Code": o.code.value},
+            )
+        return json_response({"ok": True, "component": info})
+
+    async def upgrade(self, request: Request) -> Response:
+        """A new generation beside the old (body: optional ``{"target": ..., overrides}``);
+        a rollback answers ``{"ok": false, "observation": ...}`` (the old one serves on)."""
+        name = request.path_params["name"]
+        if self.hub.component(name) is None:
+            return self._unknown(name)
+        body = await self._arguments(request)
+        if isinstance(body, Observation):
+            return self._refusal(body)
+        if body is None:
+            body = {}
+        if not isinstance(body, dict) or not isinstance(body.get("target", ""), str):
+            return self._refusal(
+                Observation.of(
+                    Code.INVALID_ARGUMENTS,
+                    'the body must be empty or a JSON object {"target": PATH, ...manifest overrides}',
+                    stage=Stage.DISPATCH,
+                    target="upgrade",
+                )
+            )
+        overrides = {k: v for k, v in body.items() if k != "target"}
+        handle = await self.hub.upgrade(name, body.get("target"), **overrides)
+        info = self._inspect(name)
         if handle.observation is not None and handle.state == "failed":
             o = handle.observation
             return json_response(

@@ -106,6 +106,7 @@ class HubMetrics(Collector):
         self.components: list[tuple[str, bool, int, int, int]] = []
         self.queues: dict[str, tuple[int, float]] = {}  # component -> (queued jobs, oldest's age)
         self.jobs: dict[str, int] = {}
+        self.replicas: list[tuple[str, str, bool, int, int]] = []
         self._job_counts: tuple[float, dict[str, int]] | None = None  # (when, counts)
         self.registry.register(self)
         for collector in (ProcessCollector, PlatformCollector, GCCollector):
@@ -155,10 +156,17 @@ class HubMetrics(Collector):
     def refresh(self, hub: AsyncHub) -> None:
         """Read the gauges from the hub (at each scrape, on its loop)."""
         comps = []
+        replicas: list[tuple[str, str, bool, int, int]] = []
         for h in hub.components():
-            stats = h._component.gate.statistics()
-            comps.append((h.name, h.state in ("ready", "busy"), h.restarts, stats.running, stats.waiting))
+            gates = [g.statistics() for g in h._component.gates]
+            running, waiting = sum(g.running for g in gates), sum(g.waiting for g in gates)
+            comps.append((h.name, h.state in ("ready", "busy"), h.restarts, running, waiting))
+            for r in h.describe().get("replicas", ()):
+                replicas.append(
+                    (h.name, str(r["index"]), r["state"] in ("ready", "busy"), r["restarts"], r["calls"]["running"])
+                )
         self.components = comps
+        self.replicas = replicas  # (component, replica index, up, restarts, calls in flight)
         jobs = hub._jobs
         queues: dict[str, tuple[int, float]] = {}
         if jobs is not None:
@@ -260,7 +268,33 @@ class HubMetrics(Collector):
         )
         for labels, n in self.stopped.items():
             stopped.add_metric(list(labels), float(n))
-        return [calls, submitted, duration, http, up, restarts, in_flight, waiting, depth, oldest, jobs, stopped]
+        return [
+            calls,
+            submitted,
+            duration,
+            http,
+            up,
+            restarts,
+            in_flight,
+            waiting,
+            depth,
+            oldest,
+            jobs,
+            stopped,
+            *self._replicas(),
+        ]
+
+    def _replicas(self) -> list[Any]:
+        """Each replica of each component (label ``replica``: its index)."""
+        labels = ["component", "replica"]
+        up = GaugeMetricFamily("cncf_replica_up", "1 when the replica is ready or busy", labels=labels)
+        restarts = CounterMetricFamily("cncf_replica_restarts", "restarts of the replica's worker", labels=labels)
+        flight = GaugeMetricFamily("cncf_replica_in_flight", "calls running on the replica", labels=labels)
+        for name, index, alive, count, running in self.replicas:
+            up.add_metric([name, index], 1.0 if alive else 0.0)
+            restarts.add_metric([name, index], float(count))
+            flight.add_metric([name, index], float(running))
+        return [up, restarts, flight]
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

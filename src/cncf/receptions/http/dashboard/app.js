@@ -201,9 +201,15 @@
       const obs = c.observation || (failure ? failure.observation : null);
       const lastCell = el("td", { class: "wide msg trunc last-obs", title: obs ? obs.message : "" });
       if (obs) lastCell.append(el("code", {}, obs.code), " " + obs.message);
+      const reps = c.replicas || [];  // each replica: its pid, state and restarts (tooltip)
       return el("tr", { "data-component": c.name },
-        el("td", { class: "name" }, componentLink(c.name)), el("td", {}, c.form), el("td", { class: "state" }, badge(c.state)),
-        el("td", { class: "num mono pid" }, c.pid ?? "–"), el("td", { class: "num restarts" }, c.restarts ?? 0),
+        el("td", { class: "name" }, componentLink(c.name), reps.length > 1 ? " ×" + reps.length : "",
+          (c.generation || 1) > 1 ? " g" + c.generation : ""),
+        el("td", {}, c.form), el("td", { class: "state" }, badge(c.state)),
+        el("td", { class: "num mono pid", title: reps.map((r) => "#" + r.index + " " + r.state + ", " +
+          (r.restarts || 0) + " restarts").join("\n") },
+          reps.length > 1 ? reps.map((r) => r.pid ?? "–").join(" ") : c.pid ?? "–"),
+        el("td", { class: "num restarts" }, c.restarts ?? 0),
         el("td", { class: "num running" }, calls.running ?? 0), el("td", { class: "num waiting" }, calls.waiting ?? 0),
         el("td", { class: "num wide rate" }, minute.calls === undefined ? "–" : (minute.calls / 60).toFixed(2)),
         el("td", { class: "num wide p50" }, ms(minute.p50)), el("td", { class: "num wide p99" }, ms(minute.p99)),
