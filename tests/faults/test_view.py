@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import textwrap
 import time
 import uuid
 from pathlib import Path
@@ -27,6 +30,7 @@ from tests.conftest import IN_CI
 from tests.faults.conftest import PROCESS_FORMS, Maker, load
 
 SRC = Path(cncf.__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
 CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN = 2, 21
 
 
@@ -201,3 +205,60 @@ def _unix_call(sock: Path, path: str, args: list[object], token: str) -> object:
             conn.close()
     assert body["ok"], body
     return body["value"]
+
+
+def test_an_unprivileged_hub_hides_its_home_through_a_user_namespace() -> None:
+    """The same view for a hub that is not root: its workers' namespace is a user
+    namespace, and the worker runs as the hub's own uid without capabilities."""
+    runuser, python = shutil.which("runuser"), "/usr/bin/python3"
+    if os.geteuid() != 0 or runuser is None or not os.path.exists(python):
+        if IN_CI:
+            pytest.fail("this test runs as root with runuser and /usr/bin/python3 under CI=true")
+        pytest.skip("needs root, runuser and /usr/bin/python3 to act as another user")
+    base = Path(tempfile.mkdtemp(prefix="cncf-view-nobody-"))  # /tmp: readable by nobody, unlike tmp_path
+    try:
+        comp = base / "comp"
+        comp.mkdir()
+        shutil.copy(HERE / "fixtures" / "rogue.py", comp / "rogue_rogue.py")
+        (comp / "cncf.toml").write_text('[component]\nname = "rogue"\nform = "python"\nentry = "rogue_rogue:Rogue"\n')
+        secret = uuid.uuid4().hex
+        script = base / "hub.py"
+        script.write_text(
+            textwrap.dedent(f"""
+            import json, os, cncf
+            from cncf.wire import ownership
+            home = {str(base / "home")!r}
+            with cncf.Hub(home=home) as hub:
+                assert hub.load({str(comp)!r}).state == "ready"
+                with open(os.path.join(home, "serve.token"), "w") as f:
+                    f.write({secret!r})
+                print(json.dumps({{
+                    "view": ownership.view_available(),
+                    "uid": os.getuid(),
+                    "home": hub.call("rogue.peek", [home]).value,
+                    "token": hub.call("rogue.peek", [os.path.join(home, "serve.token")]).value,
+                    "undo": hub.call("rogue.undo_view", [home], timeout=60).value,
+                    "caps": hub.call("rogue.capabilities").value,
+                    "after": hub.call("rogue.peek", [os.path.join(home, "serve.token")]).value,
+                }}))
+            """)
+        )
+        subprocess.run(["chown", "-R", "nobody", str(base)], check=True)
+        env = {"PATH": os.environ["PATH"], "HOME": str(base), "PYTHONPATH": str(SRC), "LANG": "C.UTF-8"}
+        done = subprocess.run(
+            [runuser, "-u", "nobody", "--", python, str(script)], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        seen = json.loads(done.stdout.strip().splitlines()[-1])
+        if not seen["view"]:
+            if IN_CI:
+                pytest.fail("unprivileged user namespaces are refused here, but CI allows them")
+            pytest.skip("unprivileged user namespaces are refused here (see docs/security.md)")
+        assert seen["uid"] != 0
+        assert secret not in json.dumps(seen), seen
+        assert seen["home"] == ["run"], seen["home"]
+        assert seen["token"].startswith("!") and seen["after"].startswith("!"), seen
+        assert seen["undo"]["umount2/0"] < 0 and seen["undo"]["umount2/2"] < 0, seen["undo"]
+        assert seen["caps"] == 0, hex(seen["caps"])
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
