@@ -19,6 +19,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -173,6 +174,55 @@ def test_serve_hides_its_token_file_and_socket_from_workers(make: Maker, tmp_pat
         err.close()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_serve_with_its_token_in_the_home_loads_and_hides_it(make: Maker, tmp_path: Path) -> None:
+    """The default: `cncf serve` creates `HOME/serve.token`; the components load,
+    and what they see of the home has no token in it."""
+    need_view()
+    home = tmp_path / "home"
+    rogue = make("python", "rogue")
+    hubfile = tmp_path / "hub.toml"
+    hubfile.write_text(f'[[component]]\ntarget = "{rogue}"\n')
+    log = tmp_path / "serve.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cncf", "serve", str(hubfile), "--home", str(home), "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env={**os.environ, "PYTHONPATH": str(SRC)},
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert "serving 1 components" in line, (line, log.read_text())
+            url = line.strip().rsplit(" ", 1)[-1]
+            token = (home / "serve.token").read_text().strip()
+
+            def call(op: str, *args: object) -> object:
+                req = urllib.request.Request(
+                    f"{url}rest/v1/rogue/{op}",
+                    data=json.dumps(list(args)).encode(),
+                    headers={"Content-Type": "application/json"},
+                )
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    body = json.loads(r.read())
+                assert body["ok"], body
+                return body["value"]
+
+            assert call("echo", 3) == 3  # loaded and serving: the view did not stop it
+            assert str(call("peek", str(home / "serve.token"))).startswith("!")
+            assert token not in json.dumps(call("peek", str(home)))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
 
 
 def _unix_call(sock: Path, path: str, args: list[object], token: str) -> object:

@@ -298,6 +298,7 @@ def _plan(view: View, busy_fds: Iterable[int]) -> tuple[list[str], dict[int, str
                 files.append(p)
         except (OSError, ValueError):
             continue
+    files = [f for f in files if not any(_under(f, d) for d in folders)]  # covered with its folder
     if not folders and not files:
         return None
     # A path showing one of these whole would undo the cover.
