@@ -307,7 +307,7 @@ class Reception:
             if obs is not None:
                 await send_answer(send, self._refuse(obs.with_context(target=selector)))
                 return
-        if any("." in seg or not seg for seg in parts):
+        if selector.count(".") != len(parts) - 1 or not all(parts):  # a '.' or an empty segment
             await send_answer(
                 send,
                 self._refuse(
@@ -764,16 +764,13 @@ class _HostGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        found: dict[bytes, str] = {}  # one pass over the headers, for every check below
-        for k, v in scope["headers"]:
-            if k in _HEADERS:
-                found[k] = v.decode("latin-1")
-        host = found.get(b"host")
+        # one pass over the headers, in C, for every check below (a repeated header: the last)
+        headers = dict(scope["headers"])
+        found = {k: headers[k].decode("latin-1") for k in _HEADERS.intersection(headers)}
         server = scope.get("server")
+        where = (found.get(b"host"), found.get(b"origin"), found.get(b"sec-fetch-site"), server[0] if server else None)
         trust = self.trust
-        obs = trust.check_host(host, server[0] if server else None)
-        if obs is None and (b"origin" in found or b"sec-fetch-site" in found):
-            obs = trust.check_browser(host, found.get(b"origin"), found.get(b"sec-fetch-site"))
+        obs = None if where in trust.accepted else trust.check_where(*where)  # Host, then the browser rule
         method = scope["method"]
         if (
             obs is None

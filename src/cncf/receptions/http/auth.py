@@ -80,6 +80,9 @@ def bearer(authorization: str | None) -> str:
     return ""
 
 
+_MAX_ACCEPTED = 256
+
+
 class Trust:
     """What one serving hub accepts: its token, the names it answers to, and
     which requests a browser may make (brief section 11)."""
@@ -96,6 +99,24 @@ class Trust:
         # the anti-forgery value: derived from the token (nothing to store),
         # and telling nothing about it
         self.xsrf = hmac.new((token or "").encode(), b"cncf-xsrf", hashlib.sha256).hexdigest() if token else ""
+        # (Host, Origin, Sec-Fetch-Site, local address) combinations check_where accepted
+        self.accepted: set[tuple[str | None, str | None, str | None, str | None]] = set()
+
+    def check_where(
+        self, host: str | None, origin: str | None, fetch_site: str | None, local_addr: str | None
+    ) -> Observation | None:
+        """:meth:`check_host`, then :meth:`check_browser` when a browser said where
+        the request comes from.  An accepted combination is remembered in
+        :attr:`accepted` (a client sends the same ones on every request), so the
+        serving path decides it with one set lookup; refusals are not kept."""
+        obs = self.check_host(host, local_addr)
+        if obs is None and (origin is not None or fetch_site is not None):
+            obs = self.check_browser(host, origin, fetch_site)
+        if obs is None:
+            if len(self.accepted) >= _MAX_ACCEPTED:  # bounded whatever clients send
+                self.accepted.clear()
+            self.accepted.add((host, origin, fetch_site, local_addr))
+        return obs
 
     def check_host(self, header: str | None, local_addr: str | None) -> Observation | None:
         """None when the ``Host`` header is acceptable, else a ``forbidden`` Observation."""

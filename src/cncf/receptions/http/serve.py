@@ -214,6 +214,7 @@ async def serve(
     from cncf.receptions.http.auth import Auth, TokenError, Trust, is_loopback, serving_token
     from cncf.receptions.http.protocol import protocol_class
     from cncf.receptions.runner import HubFileError, _read
+    from cncf.wire import ownership
 
     try:
         comps, _calls = _read(hubfile)
@@ -235,6 +236,8 @@ async def serve(
     except (TokenError, OSError) as exc:
         say(f"error: {exc}")
         return EXIT_USAGE
+    if source is not None:  # a worker's view of the file system covers it (where the kernel lets it)
+        ownership.hide_from_workers(source)
     if not is_loopback(host) and not explicit:
         say(
             f"error: refusing to listen on the non-loopback address {host} without an explicit token "
@@ -251,6 +254,7 @@ async def serve(
         port = sock.getsockname()[1]
     else:
         host, port = "localhost", 0
+        ownership.hide_from_workers(unix)  # workers are the hub's user: the socket's mode would admit them
     _harden()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
