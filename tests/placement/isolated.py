@@ -417,7 +417,7 @@ class IsolatedCluster:
         self.ray = ray
         # Short: Ray's unix sockets live under it (at most 107 bytes).
         self.root = Path(tempfile.mkdtemp(prefix="cr", dir="/tmp"))
-        self._saved = {k: os.environ.get(k) for k in ("RAY_TMPDIR", MARKER)}
+        self._saved = {k: os.environ.get(k) for k in ("RAY_TMPDIR", MARKER, "RAY_ADDRESS")}
         os.environ["RAY_TMPDIR"] = str(self.root / "head")
         os.environ[MARKER] = str(self.root)  # inherited by the head's processes
         (self.root / "head").mkdir()
@@ -434,6 +434,9 @@ class IsolatedCluster:
             },
         )
         self.address: str = self.cluster.address
+        # A hub's default ray_address ("auto") finds clusters by their processes: another
+        # engineer's cluster on this machine could be the one it picks.  Name ours.
+        os.environ["RAY_ADDRESS"] = self.address
         self.nodes: dict[str, IsolatedNode] = {}
         self._down = False
 
