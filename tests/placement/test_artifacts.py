@@ -287,6 +287,81 @@ def test_an_artifact_is_pulled_over_a_socket_in_chunks_and_verified(tmp_path: Pa
     assert not server.is_alive()  # the hub's side ends with the connection
 
 
+def test_a_node_keeps_several_chunk_requests_in_flight(tmp_path: Path) -> None:
+    """The hub's side here answers nothing until three requests have arrived: a node
+    asking one chunk at a time would wait forever (the socket's timeout says so)."""
+    from cncf.placement import artifacts
+
+    blob = tmp_path / "big.jar"
+    blob.write_bytes(os.urandom(5 * 1024 * 1024 + 17))
+    local = LocalFileSource()
+    digest = local.add(blob)
+    hub_side, node_side = socket.socketpair()
+    node_side.settimeout(10)
+    seen: list[int] = []
+
+    def serve() -> None:
+        with hub_side:
+            size = hub_side.recv(artifacts._REQUEST.size, socket.MSG_WAITALL)  # the size request
+            hub_side.sendall(artifacts._REPLY.pack(artifacts._OK, 8) + struct.pack("!Q", blob.stat().st_size))
+            assert artifacts._REQUEST.unpack(size)[0] == b"S"
+            hub_side.settimeout(10)
+            first = b""
+            while len(first) < 3 * artifacts._REQUEST.size:  # three requests before any answer
+                got = hub_side.recv(3 * artifacts._REQUEST.size - len(first))
+                if not got:
+                    break
+                first += got
+            heads = [first[i : i + artifacts._REQUEST.size] for i in range(0, len(first), artifacts._REQUEST.size)]
+            seen.append(len(heads))
+            for head in heads:
+                _kind, _raw, offset, n = artifacts._REQUEST.unpack(head)
+                data = local.fetch(digest, offset, n)
+                hub_side.sendall(artifacts._REPLY.pack(artifacts._OK, len(data)) + data)
+            hub_side.settimeout(None)
+            serve_chunks(hub_side, local)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    entry = ArtifactCache(tmp_path / "cache", 1 << 30).ensure(digest, SocketSource(node_side, window=4))
+    assert sha256_file(entry.blob) == digest
+    assert seen == [3]
+    node_side.close()
+    t.join(5)
+
+
+class _RefusingSource(ChunkSource):
+    """The hub's file vanished after its first MiB was served."""
+
+    def __init__(self, inner: LocalFileSource, refused: str) -> None:
+        self.inner, self.refused = inner, refused
+
+    def size(self, digest: str) -> int:
+        return self.inner.size(digest)
+
+    def fetch(self, digest: str, offset: int, size: int) -> bytes:
+        if digest == self.refused and offset >= 1 << 20:
+            raise ArtifactError("cannot read the artifact: it vanished")
+        return self.inner.fetch(digest, offset, size)
+
+
+def test_a_refusal_mid_stream_fails_that_artifact_and_the_connection_stays_usable(tmp_path: Path) -> None:
+    local = LocalFileSource()
+    gone = tmp_path / "gone.jar"
+    gone.write_bytes(os.urandom(6 * 1024 * 1024))
+    kept = tmp_path / "kept.jar"
+    kept.write_bytes(os.urandom(3 * 1024 * 1024 + 1))
+    refused, fine = local.add(gone), local.add(kept)
+    remote, server = _served(_RefusingSource(local, refused))
+    cache = ArtifactCache(tmp_path / "cache", 1 << 30)
+    with pytest.raises(ArtifactError, match="vanished"):
+        cache.ensure(refused, remote)
+    assert cache._entry(refused) is None  # nothing half-written kept
+    assert sha256_file(cache.ensure(fine, remote).blob) == fine  # the replies in flight were drained
+    remote.sock.close()
+    server.join(5)
+
+
 def test_a_corrupting_or_oversending_peer_is_refused(tmp_path: Path) -> None:
     blob = tmp_path / "a.pyz"
     blob.write_bytes(os.urandom(2 * 1024 * 1024))
