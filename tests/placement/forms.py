@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import threading
 import zipapp
 from collections.abc import Callable
 from pathlib import Path
@@ -121,6 +122,51 @@ class Probe:
     def env(self):
         return dict(os.environ)
 """
+
+
+def http_store(files: dict[str, bytes], honour_range: bool = True, log: list[str] | None = None) -> tuple[str, Any]:
+    """A static HTTP artifact store on loopback (``<base>/<sha256>``), with range requests;
+    ``log`` gets ``METHOD path`` of every request."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _body(self) -> bytes | None:
+            if log is not None:
+                log.append(f"{self.command} {self.path}")
+            data = files.get(self.path.rsplit("/", 1)[-1])
+            if data is None:
+                self.send_error(404)
+            return data
+
+        def do_HEAD(self) -> None:
+            data = self._body()
+            if data is not None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+
+        def do_GET(self) -> None:
+            data = self._body()
+            if data is None:
+                return
+            rng = self.headers.get("Range")
+            if rng and honour_range:
+                start, end = (int(x) for x in rng.removeprefix("bytes=").split("-"))
+                part = data[start : end + 1]
+                self.send_response(206)
+            else:
+                part = data
+                self.send_response(200)
+            self.send_header("Content-Length", str(len(part)))
+            self.end_headers()
+            self.wfile.write(part)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/store/", server
 
 
 def _main() -> None:  # pragma: no cover - a measuring script

@@ -25,7 +25,17 @@ import pytest
 
 import cncf
 from tests.placement.conftest import gone
-from tests.placement.forms import _PROBE, ECHO, ELSEWHERE, FORMS, NODE, RAY, fat_jar_with_classpath, measure
+from tests.placement.forms import (
+    _PROBE,
+    ECHO,
+    ELSEWHERE,
+    FORMS,
+    NODE,
+    RAY,
+    fat_jar_with_classpath,
+    http_store,
+    measure,
+)
 from tests.placement.isolated import IsolatedCluster, _alive, _mnt_ns
 
 
@@ -78,20 +88,20 @@ def test_a_process_connected_before_keeps_its_connection(tmp_path: Path, isolate
 def test_two_hubs_in_one_process_cannot_use_two_clusters(
     hub: cncf.Hub, isolated: IsolatedCluster, tmp_path: Path
 ) -> None:
-    assert hub.load(ECHO, **RAY).state == "ready"  # this process is now the isolated cluster's driver
+    half = {"placement": "ray", "placement_resources": {"iso": 0.5}}
+    assert hub.load(ECHO, **half).state == "ready"  # this process is now the isolated cluster's driver
     host, _, port = isolated.address.rpartition(":")
     other = f"{host}:{int(port) + 1}"  # another cluster's address: never contacted
     with cncf.Hub(home=tmp_path / "second") as second:
         t = time.monotonic()
-        h = second.load(ECHO, name="elsewhere", ray_address=other, **RAY)
+        h = second.load(ECHO, name="elsewhere", ray_address=other, **half)
         assert h.observation is not None
         assert (h.observation.code.value, h.observation.stage.value) == ("cluster_unreachable", "load")
         assert h.observation.attributes["connected"] == isolated.address
         assert h.observation.attributes["ray_address"] == other
         assert time.monotonic() - t < 5  # at once, not after a connection attempt
-        same = second.load(
-            ECHO, name="same", ray_address=f"localhost:{port}", **RAY
-        )  # the same cluster, spelt otherwise
+        # The same cluster, spelt otherwise:
+        same = second.load(ECHO, name="same", ray_address=f"localhost:{port}", **half)
         assert same.state == "ready", same.observation
         assert second.call("same.increment", [2]).value == 2
     assert hub.call("echo.increment", [1]).value == 1  # the first hub is untouched
@@ -248,6 +258,32 @@ def test_a_jar_hosts_placement_resources_are_released_with_its_last_user(
     after = hub.load(ECHO, placement="ray", placement_resources={"iso": 0.5})
     assert after.state == "ready", after.observation
     assert hub.call("echo.increment", [2]).value == 2
+
+
+def test_an_operators_artifact_store_serves_the_node_before_the_hub(
+    hub: cncf.Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    from cncf.placement.artifacts import pack_folder
+
+    token = uuid.uuid4().hex  # new content: no node has it yet
+    folder = tmp_path / "stored"
+    folder.mkdir()
+    (folder / "stored.py").write_text(f"class Stored:\n    def token(self):\n        return {token!r}\n")
+    (folder / "cncf.toml").write_text('[component]\nname = "stored"\nentry = "stored:Stored"\n')
+    digest = pack_folder(folder, tmp_path / "stored.tar.gz")  # what the hub's packing gives too
+    log: list[str] = []
+    base, server = http_store({digest: (tmp_path / "stored.tar.gz").read_bytes()}, log=log)
+    monkeypatch.setenv("CNCF_ARTIFACT_STORE", base)  # the hub's setting travels with the placement
+    try:
+        h = hub.load(folder, **RAY)
+        assert h.state == "ready", h.observation
+        assert hub.call("stored.token").value == token
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert any(line.startswith("GET ") and line.endswith(digest) for line in log), log
 
 
 def test_a_lost_node_is_replaced_and_the_next_call_succeeds_without_reload(

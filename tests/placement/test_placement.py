@@ -332,8 +332,9 @@ def test_busy_nodes_are_a_placement_timeout_not_an_endless_wait(
 ) -> None:
     from cncf.placement import ray_cluster as engine
 
+    holder = placed_hub.load(ECHO, name="holder", **RAY, placement_resources={"alpha": 1})
+    assert holder.state == "ready", holder.observation  # (an actor may take seconds on a loaded machine)
     monkeypatch.setattr(engine, "PLACEMENT_TIMEOUT", 2.0)
-    assert placed_hub.load(ECHO, name="holder", **RAY, placement_resources={"alpha": 1}).state == "ready"
     t = time.monotonic()
     h = placed_hub.load(ECHO, name="waiter", **RAY, placement_resources={"alpha": 1})
     assert h.observation is not None

@@ -559,6 +559,43 @@ def serve_chunks(sock: socket.socket, source: ChunkSource) -> None:
             return
 
 
+class FirstOf(ChunkSource):
+    """Several sources tried in order, per artifact: the first that knows its size serves
+    all of it (a node asks the operator's ``artifact_store`` first, then the hub)."""
+
+    def __init__(self, sources: Iterable[ChunkSource]) -> None:
+        self.sources = list(sources)
+        self._chosen: dict[str, ChunkSource] = {}
+
+    def size(self, digest: str) -> int:
+        errors = []
+        for source in self.sources:
+            try:
+                total = source.size(digest)
+            except ArtifactError as exc:
+                errors.append(str(exc))
+                continue
+            self._chosen[digest] = source
+            return total
+        raise ArtifactError("; ".join(errors) or f"no source for {digest[:16]}…")
+
+    def _source(self, digest: str) -> ChunkSource:
+        source = self._chosen.get(digest)
+        if source is None:
+            self.size(digest)
+            source = self._chosen[digest]
+        return source
+
+    def fetch(self, digest: str, offset: int, size: int) -> bytes:
+        return self._source(digest).fetch(digest, offset, size)
+
+    def stream(self, digest: str, total: int) -> Iterator[bytes]:
+        return self._source(digest).stream(digest, total)
+
+    def served_by(self, digest: str) -> ChunkSource | None:
+        return self._chosen.get(digest)
+
+
 #: Chunk requests a node keeps in flight while streaming an artifact: one round trip
 #: per window instead of per MiB (8 MiB in flight: 160 MB/s at a 50 ms round trip).
 WINDOW = 8

@@ -479,6 +479,9 @@ def plan_shipment(
             roots.append(exe)
         roots += [a for a in argv[1:] if os.path.isabs(a) and not a.startswith(_SYSTEM) and os.path.exists(a)]
     keys["artifacts"] = shipment.pending(roots)
+    from cncf.placement.ray_node import ARTIFACT_STORE_ENV
+
+    keys["artifact_store"] = os.environ.get(ARTIFACT_STORE_ENV) or None  # the operator's, asked first
     hub = os.environ
     prefixes = tuple(getattr(policy, "_ALLOWED_PREFIXES", ("LC_",)))
     keys["inherit_all"] = bool(hub) and all(env.get(k) == v for k, v in hub.items() if not k.startswith("RAY_"))

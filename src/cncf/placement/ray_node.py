@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from cncf.placement import _tcp
-from cncf.placement.artifacts import ArtifactCache, Entry, SocketSource
+from cncf.placement.artifacts import ArtifactCache, ChunkSource, Entry, FirstOf, HttpSource, SocketSource
 
 _PR_SET_PDEATHSIG = 1
 
@@ -67,6 +67,9 @@ def node_cache() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "cncf" / "node"
 
 
+#: An operator's artifact store (``<url>/<sha256>``, range requests), asked before the hub:
+#: the hub's setting travels with each placement, a node's own setting applies otherwise.
+ARTIFACT_STORE_ENV = "CNCF_ARTIFACT_STORE"
 #: The node's artifact cache is bounded to this many bytes (``CNCF_NODE_CACHE_BYTES``).
 DEFAULT_CACHE_BYTES = 10 << 30
 
@@ -207,6 +210,7 @@ class Run:
         self._held: dict[str, int] = {}  # artifact digest -> its shared lock's descriptor
         self._tmpdir = ""
         self._failed = False
+        self._store = ""  # the operator's artifact_store URL, asked before the hub
 
     # ----------------------------------------------------------------- start
 
@@ -261,6 +265,7 @@ class Run:
             secret[:] = bytes(len(secret))
         sup = self._sup = socks[_tcp.SUPERVISION]
         self._source = SocketSource(socks.pop(_tcp.ARTIFACTS))
+        self._store = str(request.get("artifact_store") or os.environ.get(ARTIFACT_STORE_ENV) or "")
         # Beats and commands while the node prepares (a PyPI environment may take minutes).
         threading.Thread(target=self._beat, daemon=True).start()
         threading.Thread(target=self._commands, args=(sup,), daemon=True).start()
@@ -323,11 +328,12 @@ class Run:
         """Each artifact fetched (once per node, by hash) and held while this actor lives."""
         from cncf.placement.artifacts import ArtifactError
 
-        source = self._source
+        hub: ChunkSource | None = self._source
         if not items:
             return {}
-        if source is None:
+        if hub is None:
             raise self._missing("artifact_not_found", "the node has no connection to the hub's artifacts")
+        source = hub if not self._store else FirstOf([HttpSource(self._store), hub])
         cache = artifact_cache()
         out: dict[str, str] = {}
         for item in items:
@@ -346,7 +352,7 @@ class Run:
             out[path] = str(where)
         return out
 
-    def _hold(self, cache: ArtifactCache, sha: str, tree: bool, source: SocketSource) -> Entry:
+    def _hold(self, cache: ArtifactCache, sha: str, tree: bool, source: ChunkSource) -> Entry:
         """The artifact, fetched (and unpacked) unless the node has it, then held with a
         shared lock while this actor lives: eviction skips it, other actors use it too."""
         import fcntl
