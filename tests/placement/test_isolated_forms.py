@@ -38,6 +38,8 @@ from tests.placement.forms import (
 )
 from tests.placement.isolated import IsolatedCluster, _alive, _mnt_ns
 
+pytestmark = pytest.mark.slow  # a Ray cluster with an isolated node, JVM hosts, a PyPI environment
+
 
 @pytest.fixture
 def hub(iso_hub: cncf.Hub) -> cncf.Hub:

@@ -23,6 +23,8 @@ from tests.placement.conftest import HEAD, gone
 from tests.placement.conftest import ISO_NODE as NODE
 from tests.placement.isolated import REPO, IsolatedCluster, _editable_targets, leftovers, visible
 
+pytestmark = pytest.mark.slow  # a Ray cluster with isolated nodes
+
 
 @pytest.fixture
 def isolated_cluster(isolated: IsolatedCluster) -> IsolatedCluster:

@@ -25,6 +25,8 @@ from cncf.jobs import JobState
 from tests.conftest import require_tool
 from tests.placement.conftest import ECHO, RayCluster, gone
 
+pytestmark = pytest.mark.slow  # a Ray cluster of three nodes, JVM hosts, nodes added and removed
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 RAY = {"placement": "ray"}
 
