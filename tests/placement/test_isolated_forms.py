@@ -32,6 +32,7 @@ from tests.placement.forms import (
     FORMS,
     NODE,
     RAY,
+    command,
     fat_jar_with_classpath,
     http_store,
     measure,
@@ -289,10 +290,16 @@ def test_an_operators_artifact_store_serves_the_node_before_the_hub(
 
 
 def test_a_lost_node_is_replaced_and_the_next_call_succeeds_without_reload(
-    hub: cncf.Hub, isolated: IsolatedCluster
+    hub: cncf.Hub, isolated: IsolatedCluster, tmp_path: Path
 ) -> None:
-    """Last in the module: the node ``iso`` is replaced."""
-    assert hub.load(ECHO, **RAY).state == "ready"
+    """Last in the module: the node ``iso`` is replaced.  A python worker, a JVM host
+    and a command on the lost node: the next call of each is served on the new one."""
+    third = {"placement": "ray", "placement_resources": {"iso": 0.3}}
+    jar, jar_options, jar_calls = fat_jar_with_classpath(tmp_path)
+    folder, _, command_calls = command(tmp_path)
+    for target, options in ((ECHO, {}), (jar, jar_options), (folder, {})):
+        h = hub.load(target, **options, **third)
+        assert h.state == "ready", h.observation
     assert hub.call("echo.increment", [1]).value == 1
     lost = isolated.nodes["iso"].node_id
     isolated.remove("iso")
@@ -300,5 +307,8 @@ def test_a_lost_node_is_replaced_and_the_next_call_succeeds_without_reload(
     out = hub.call("echo.increment", [1], timeout=180)
     assert out.ok, out.observation
     assert out.value == 1  # a fresh instance: its state was on the lost node
-    placement = hub.inspect("echo")["placement"]
-    assert placement["node_id"] == isolated.nodes["iso"].node_id != lost
+    for name, args, expected in (*jar_calls, *command_calls):
+        again = hub.call(name, args, timeout=180)
+        assert again.ok and again.value == expected, (name, again.observation)
+    for name in ("echo", jar_options["name"], "perl-greeter"):
+        assert hub.inspect(name)["placement"]["node_id"] == isolated.nodes["iso"].node_id != lost

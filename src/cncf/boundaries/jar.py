@@ -88,8 +88,13 @@ class JvmHost:
 
     @property
     def placed(self) -> bool:
-        """On a cluster node: it holds placement resources there while it lives."""
+        """A shared host on a cluster node: it holds placement resources there while it lives."""
         return bool(self.shared_key[0])
+
+    @property
+    def remote(self) -> bool:
+        """On a cluster node (shared or dedicated): its link notices a lost node by a poll."""
+        return self.worker.placement.get("engine") == "ray"
 
     @property
     def alive(self) -> bool:
@@ -495,6 +500,8 @@ class JarBoundary:
             return Health(alive=False, pid=host.pid, detail="unloaded")
         if not host.alive:
             return Health(alive=False, pid=host.pid, detail=f"JVM host exited with status {host.worker.returncode}")
+        if host.remote and host.worker.exited_unnoticed():  # its node lost while the hub was idle
+            return Health(alive=False, pid=host.pid, detail="the JVM host's node was lost while idle")
         if instance.frozen:
             return Health(alive=False, pid=host.pid, detail=f"frozen in its shared JVM host: {instance.frozen}")
         return Health(
