@@ -110,6 +110,7 @@ class Job:
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     owner: str | None = None  # the hub running it ("PID-TOKEN@HOST"), while running
+    waiting: str | None = None  # why a queued job is not running (no live hub has its component loaded)
 
     @property
     def done(self) -> bool:
@@ -134,6 +135,7 @@ class Job:
             "caller": self.caller,
             "cancel_requested": self.cancel_requested,
             "owner": self.owner,
+            "waiting": self.waiting,
             "args": list(self.args),
             "kwargs": dict(self.kwargs),
             "outcome": self.outcome.to_dict() if self.outcome is not None else None,

@@ -39,7 +39,9 @@ back to the queue uncounted.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import collections
+import dataclasses
 import json
 import os
 import random
@@ -309,6 +311,9 @@ class JobSystem:
         """Something changed outside (a component was loaded): look for work."""
         self._record_sources()
         self._beat = 0.0  # announce the components at the next watch
+        if self.store is not None and not self.store.shared:  # SQLite: a write into our own lock file
+            fut = asyncio.ensure_future(self.store.heartbeat(self._loaded()))
+            fut.add_done_callback(_ignore)
         if self._wake is not None:
             self._wake.set()
         self._scan()
@@ -713,7 +718,7 @@ class JobSystem:
         job = self.store.get(job_id)
         if job is None:
             raise JobNotFound(not_found(job_id))
-        return job
+        return self._why([job])[0]
 
     def list(
         self,
@@ -729,12 +734,40 @@ class JobSystem:
             if isinstance(self.store_error, StoreCorrupt):
                 raise JobStoreCorrupt(self.corrupt_observation())
             return []
-        return self.store.select(
-            state=JobState(state).value if state is not None else None,
-            component=normalize(component) if component else None,
-            limit=limit,
-            oldest_first=oldest_first,
+        return self._why(
+            self.store.select(
+                state=JobState(state).value if state is not None else None,
+                component=normalize(component) if component else None,
+                limit=limit,
+                oldest_first=oldest_first,
+            )
         )
+
+    def served(self) -> dict[str, builtins.list[str]]:
+        """Every live hub on this store (its owner id) → the components it has loaded."""
+        if self.store is None:
+            return {}
+        try:
+            served = self.store.served()
+        except _STORE_ERRORS:
+            return {}
+        served[self.store.owner] = self._loaded() if self.workers else []
+        return served
+
+    def _why(self, jobs: builtins.list[Job]) -> builtins.list[Job]:
+        """Queued jobs that no live hub can run say so (``Job.waiting``)."""
+        if not any(j.state is JobState.QUEUED for j in jobs):
+            return jobs
+        have = {c for comps in self.served().values() for c in comps}
+        return [
+            dataclasses.replace(
+                j,
+                waiting=f"no live hub has component {j.component!r} loaded (the job runs once one does)",
+            )
+            if j.state is JobState.QUEUED and j.component not in have
+            else j
+            for j in jobs
+        ]
 
     async def wait(self, job_id: str, timeout: float | None = None) -> Outcome:
         """The job's final Outcome.  When ``timeout`` passes first, an Outcome

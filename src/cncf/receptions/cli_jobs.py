@@ -68,6 +68,10 @@ def _result(job: Any) -> Text:
     if o is None:
         if job.state is JobState.QUEUED and job.not_before is not None:
             return Text(f"retry at {_when(job.not_before)}", style="dim")
+        if job.state is JobState.QUEUED and job.waiting:
+            return Text(f"waiting: no live hub has {job.component}", style="dim")
+        if job.state is JobState.RUNNING and job.owner:
+            return Text(f"on {job.owner}", style="dim")
         return Text("")
     if o.observation is not None:
         return Text(f"{o.observation.stage.value}/{o.observation.code.value}", style="red")
@@ -169,7 +173,9 @@ def show(job_id: JobArg, as_json: JsonOpt = False, home: HomeOpt = None) -> None
             if value:
                 rows.append((label, value))
         if job.owner is not None and job.state is JobState.RUNNING:
-            rows.append(("running in", f"hub {job.owner} (pid-token)"))
+            rows.append(("running in", f"hub {job.owner} (pid-token@host)"))
+        if job.waiting:
+            rows.append(("waiting", job.waiting))
         if job.cancel_requested and not job.done:
             rows.append(("cancel", "requested"))
         for label, value in rows:
@@ -179,7 +185,8 @@ def show(job_id: JobArg, as_json: JsonOpt = False, home: HomeOpt = None) -> None
             out.print(
                 Text(
                     f"attempt {a.number}: {a.observation.stage.value}/{a.observation.code.value} "
-                    f"— {a.observation.message}",
+                    + (f"on hub {a.hub} " if a.hub else "")
+                    + f"— {a.observation.message}",
                     style="dim",
                 )
             )

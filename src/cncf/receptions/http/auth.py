@@ -19,6 +19,7 @@ creates one in the hub's home (mode 0600) — see :func:`token_for_serving`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import enum
 import hashlib
 import hmac
@@ -273,9 +274,18 @@ def token_for_serving(token_file: Path | None, home: Path) -> tuple[str, Path | 
     from cncf._private import private_dir
 
     private_dir(home)  # parents too, and narrowed if an older hub left it wider
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_urlsafe(32) + "\n")
+    # Race-free with a serve started at the same time: the whole token is written to a
+    # private file first, then linked into place (atomic, refused if one is there);
+    # the loser reads the winner's complete file.
+    tmp = home / f".serve.token.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return read_token_file(path), path, False
 
 
