@@ -149,7 +149,7 @@ class _Conn:
 
 
 def _unavailable(exc: BaseException, where: str) -> StoreUnavailable:
-    err = StoreUnavailable(f"the job store {where} cannot be reached: {str(exc).strip() or type(exc).__name__}")
+    err = StoreUnavailable(f"the database server cannot be reached: {str(exc).strip() or type(exc).__name__}")
     err.__cause__ = exc
     return err
 
@@ -178,9 +178,11 @@ class _PgTx:
         try:
             conn.commit()
         except psycopg.OperationalError as exc:
+            self.store.down = True
             raise _unavailable(exc, self.store.where) from None
         finally:
             self.store.pool.putconn(conn)
+        self.store.down = False  # the server answers: reads may go to it again
 
     def rollback(self) -> None:
         conn, self.conn = self.conn, None
@@ -199,7 +201,7 @@ class _Reader:
 
     def execute(self, sql: str, params: Any = ()) -> _Rows:
         if self.store.down:  # fail at once: a read must not stall the hub's loop
-            raise StoreUnavailable(f"the job store {self.store.where} cannot be reached (reconnecting)")
+            raise StoreUnavailable("the database server cannot be reached (the hub is reconnecting)")
         try:
             with self.store.pool.connection(timeout=self.store.connect_timeout) as conn, conn.transaction():
                 return _Rows(conn.execute(_pg_sql(sql), params).fetchall())
@@ -322,6 +324,9 @@ class PgStore(_Reads):
         except psycopg.Error as exc:
             session.close()
             raise _unavailable(exc, self.where) from None
+        except BaseException:
+            session.close()
+            raise
         self._session = session
         self.pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
             url,

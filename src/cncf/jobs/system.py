@@ -715,7 +715,10 @@ class JobSystem:
         """The job's current record; raises :class:`JobNotFound` (``job_not_found``)."""
         if self.store is None:
             raise JobNotFound(not_found(job_id, f"the store is unavailable: {self.store_error}"))
-        job = self.store.get(job_id)
+        try:
+            job = self.store.get(job_id)
+        except _STORE_ERRORS as exc:
+            raise JobNotFound(not_found(job_id, f"the store is unavailable: {exc}")) from None
         if job is None:
             raise JobNotFound(not_found(job_id))
         return self._why([job])[0]
@@ -778,11 +781,15 @@ class JobSystem:
             return Outcome(
                 job_id, observation=not_found(job_id, f"store unavailable: {self.store_error}"), job_id=job_id
             )
-        job = self.store.get(job_id)
-        if job is None:
-            return Outcome(job_id, observation=not_found(job_id), job_id=job_id)
-        if job.outcome is not None and job.done:
-            return job.outcome
+        try:
+            job = self.store.get(job_id)
+        except _STORE_ERRORS:  # unreachable now: wait, reading again at each poll
+            job = None
+        else:
+            if job is None:
+                return Outcome(job_id, observation=not_found(job_id), job_id=job_id)
+            if job.outcome is not None and job.done:
+                return job.outcome
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + max(0.0, timeout)
         fut: asyncio.Future[Outcome] = loop.create_future()
@@ -795,7 +802,10 @@ class JobSystem:
                 done, _ = await asyncio.wait({fut}, timeout=_POLL if left is None else min(left, _POLL))
                 if done:
                     return fut.result()
-                job = self.store.get(job_id) if self.store is not None else None
+                try:
+                    job = self.store.get(job_id) if self.store is not None else None
+                except _STORE_ERRORS:
+                    continue
                 if job is not None and job.done and job.outcome is not None:
                     return job.outcome
         finally:
@@ -831,7 +841,10 @@ class JobSystem:
             return True
         if self.store is None:
             return False
-        job = self.store.get(job_id)
+        try:
+            job = self.store.get(job_id)
+        except _STORE_ERRORS:
+            return False
         if job is None or job.done:
             return False
         obs = Observation.of(
