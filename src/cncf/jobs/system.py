@@ -165,7 +165,8 @@ class JobSystem:
         self._announced: list[str] | None = None
         self._beat = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.draining = False  # close(): let running attempts end within the grace period
+        self.draining = False  # drain(): no new attempt; running ones may end
+        self.handed_back = 0  # attempts interrupted by the hub's shutdown and put back in the queue
 
     # ------------------------------------------------------------------ start
 
@@ -491,7 +492,7 @@ class JobSystem:
         ready job of its component in the store, so hubs sharing the store
         share the work: a hub never takes more than one job per component
         ahead of the others."""
-        if self._closing or self.paused or self.engine.closing or self.store is None:
+        if self._closing or self.paused or self.draining or self.engine.closing or self.store is None:
             return
         ring = self._ring
         skipped = 0
@@ -573,7 +574,7 @@ class JobSystem:
                 release()
                 await self._cancelled(act, call_id, target, hist, None)
                 return
-            if self._closing or self.engine.closing:
+            if self._closing or self.draining or self.engine.closing:
                 release()
                 await self._hand_back(act, hist, None, uncount=True)
                 return
@@ -665,6 +666,8 @@ class JobSystem:
         await self._finish(act, JobState.CANCELLED, Outcome(call_id, observation=obs), hist)
 
     async def _hand_back(self, act: _Active, hist: list[Attempt], attempt: Attempt | None, uncount: bool) -> None:
+        if self._closing or self.engine.closing or self.draining:
+            self.handed_back += 1
         if attempt is not None:
             hist.append(attempt)
         assert self.store is not None
@@ -912,6 +915,18 @@ class JobSystem:
             "delayed": len(self._timers) + len(self._ctimers),
             "commits": self.store.commits if self.store else 0,
         }
+
+    async def drain(self, grace: float) -> int:
+        """Shutdown's first step (``cncf serve`` on SIGTERM): start no new
+        attempt and give the running ones up to ``grace`` seconds to end as
+        usual.  Returns how many still run; ``close()`` then cancels them
+        (the engine's tiers) and hands them back to the queue uncounted
+        (``handed_back`` counts them)."""
+        self.draining = True
+        running = [t for t in self._tasks if not t.done()]
+        if running and grace > 0:
+            await asyncio.wait(running, timeout=grace)
+        return sum(1 for t in self._tasks if not t.done())
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop starting attempts; let running ones end (the engine's shutdown

@@ -4,8 +4,10 @@ import nothing of the HTTP stack."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tomllib
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -113,6 +115,28 @@ def hub_settings(hubfile: Path) -> dict[str, Any]:
     return out
 
 
+def start_job_drain(hub: Any, grace: float) -> asyncio.Task[int] | None:
+    """SIGTERM: the hub's running jobs may end within ``grace`` like other calls
+    (no new attempt starts); what still runs then is cancelled by the hub's
+    close (the cancel tiers) and handed back to the queue."""
+    jobs = getattr(hub, "_jobs", None)
+    if jobs is None:
+        return None
+    drain: Coroutine[Any, Any, int] = jobs.drain(grace)
+    return asyncio.ensure_future(drain)
+
+
+def job_summary(hub: Any) -> str | None:
+    """The line ``cncf serve`` prints once closed: how many running jobs were requeued."""
+    jobs = getattr(hub, "_jobs", None)
+    if jobs is None:
+        return None
+    n = int(jobs.handed_back)
+    if n == 0:
+        return "jobs: no running job was interrupted"
+    return f"jobs: {n} running {'job' if n == 1 else 'jobs'} did not finish within the grace period: requeued"
+
+
 def call_remote(url: str, selector: str, payload: Any, *, timeout: float | None, as_json: bool) -> int:
     """``cncf call --hub URL SELECTOR [ARG ...]``: the Outcome of a running hub, printed as locally."""
     from cncf.client import connect
@@ -125,4 +149,4 @@ def call_remote(url: str, selector: str, payload: Any, *, timeout: float | None,
     return guard(as_json, selector, run, what="cncf call --hub")
 
 
-__all__ = ["call_remote", "hub_settings", "serve"]
+__all__ = ["call_remote", "hub_settings", "job_summary", "serve", "start_job_drain"]
