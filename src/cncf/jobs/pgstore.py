@@ -143,6 +143,11 @@ class _Conn:
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
+        self.notices: list[str] = []  # sent (deduplicated) with the COMMIT of the transaction
+
+    def notify(self, payload: str) -> None:
+        if payload not in self.notices:
+            self.notices.append(payload)
 
     def execute(self, sql: str, params: Any = ()) -> psycopg.Cursor[Any]:
         return self.conn.execute(_pg_sql(sql), params)
@@ -163,6 +168,7 @@ class _PgTx:
     def __init__(self, store: PgStore) -> None:
         self.store = store
         self.conn: psycopg.Connection[Any] | None = None
+        self.db: _Conn | None = None
 
     def begin(self) -> _Conn:
         try:
@@ -170,13 +176,20 @@ class _PgTx:
         except psycopg_pool.PoolTimeout as exc:
             self.store.down = True
             raise _unavailable(exc, self.store.where) from None
-        return _Conn(self.conn)
+        self.db = _Conn(self.conn)
+        return self.db
 
     def commit(self) -> None:
         conn, self.conn = self.conn, None
-        assert conn is not None
+        db, self.db = self.db, None
+        assert conn is not None and db is not None
         try:
-            conn.commit()
+            if db.notices:  # one round trip: the notifications and the COMMIT, pipelined
+                with conn.pipeline():
+                    conn.execute("SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p", (CHANNEL, db.notices))
+                    conn.commit()
+            else:
+                conn.commit()
         except psycopg.OperationalError as exc:
             self.store.down = True
             raise _unavailable(exc, self.store.where) from None
@@ -186,6 +199,7 @@ class _PgTx:
 
     def rollback(self) -> None:
         conn, self.conn = self.conn, None
+        self.db = None
         if conn is None:
             return
         with contextlib.suppress(psycopg.Error):
@@ -214,7 +228,7 @@ class _Reader:
 
 
 def _notify(db: _Conn, payload: str) -> None:
-    db.execute("SELECT pg_notify(?, ?)", (CHANNEL, payload))
+    db.notify(payload)
 
 
 def pg_insert(db: _Conn, row: InsertRow, key: str | None) -> tuple[str, bool | None]:
@@ -333,7 +347,6 @@ class PgStore(_Reads):
             min_size=1,
             max_size=4,
             kwargs=self._kwargs,
-            check=psycopg_pool.ConnectionPool.check_connection,
             timeout=connect_timeout,
             reconnect_timeout=24 * 3600.0,
             name="cncf-jobs",

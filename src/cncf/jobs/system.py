@@ -158,6 +158,8 @@ class JobSystem:
         self._changed: asyncio.Event | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
+        self._cancels = False  # a cancellation of a job this hub runs was requested elsewhere
+        self._done: set[str] = set()  # waited-for jobs another hub ended
         self._closing = False
         self.recovered: list[str] = []  # ids resumed (or quarantined) by this hub
         self._sources = sources
@@ -247,9 +249,21 @@ class JobSystem:
         """A notification from the store (another hub queued, cancelled, ended)."""
         kind, _, what = payload.partition(":")
         if kind == "q":
-            self._push(what)
+            if what == "*":  # the store reconnected: notifications may have been missed
+                self._scan()
+                self._cancels = True
+                self._done.update(self._waiters)
+            else:
+                self._push(what)
             self._pump()
-        elif kind in ("c", "d") and self._wake is not None:
+            return
+        if kind == "c" and self.store is not None and what == self.store.owner:
+            self._cancels = True
+        elif kind == "d" and what in self._waiters:
+            self._done.add(what)
+        else:
+            return  # not about this hub
+        if self._wake is not None:
             self._wake.set()
 
     async def _watch(self) -> None:
@@ -275,17 +289,20 @@ class JobSystem:
                     await store.heartbeat(self._loaded())
                 if store.changed():
                     self._scan()
-                if self._active:
+                sweep = now - swept >= (_POLL if self._waiters else _SWEEP)  # a waiter may wait for a dead hub
+                # without notifications (SQLite) cancellations are polled; with them, asked for (and swept)
+                if self._active and (self._cancels or not store.shared or sweep):
+                    self._cancels = False
                     for job_id in store.cancel_requests():
                         act = self._active.get(job_id)
                         if act is not None and not act.cancel:
                             self._cancel_active(act)
-                if self._waiters:
-                    for job_id in list(self._waiters):
-                        job = store.get(job_id)
-                        if job is not None and job.done and job.outcome is not None:
-                            self._resolve(job_id, job.outcome)
-                if now - swept >= (_POLL if self._waiters else _SWEEP):  # a waiter may wait for a dead hub
+                while self._done:  # (waiters also poll the store themselves)
+                    job_id = self._done.pop()
+                    job = store.get(job_id)
+                    if job is not None and job.done and job.outcome is not None:
+                        self._resolve(job_id, job.outcome)
+                if sweep:
                     swept = now
                     found = await self._recover()
                     if found or not store.shared:
@@ -309,15 +326,20 @@ class JobSystem:
         self._pump()
 
     def poke(self) -> None:
-        """Something changed outside (a component was loaded): look for work."""
+        """Something changed outside (a component was loaded): look for work.
+        (The hub pokes at every queued call too: cheap unless the loaded
+        components changed.)"""
         self._record_sources()
-        self._beat = 0.0  # announce the components at the next watch
-        if self.store is not None and not self.store.shared:  # SQLite: a write into our own lock file
-            fut = asyncio.ensure_future(self.store.heartbeat(self._loaded()))
-            fut.add_done_callback(_ignore)
-        if self._wake is not None:
-            self._wake.set()
-        self._scan()
+        loaded = self._loaded()
+        if loaded != self._announced:
+            self._announced = loaded
+            self._beat = 0.0  # announce the components at the next watch
+            if self.store is not None and not self.store.shared:  # SQLite: a write into our own lock file
+                fut = asyncio.ensure_future(self.store.heartbeat(loaded))
+                fut.add_done_callback(_ignore)
+            if self._wake is not None:
+                self._wake.set()
+            self._scan()
         self._pump()
 
     def _record_sources(self) -> None:
