@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -108,3 +110,38 @@ def test_redact_hides_the_password() -> None:
 
     assert redact("postgresql://cncf:s3cret@db.example:5432/jobs") == "postgresql://cncf:***@db.example:5432/jobs"
     assert redact("postgresql://db.example/jobs") == "postgresql://db.example/jobs"
+
+
+def test_cncf_serve_takes_its_job_store_from_the_hub_file(tmp_path: Path, pg_url: str) -> None:
+    from cncf.client import connect
+
+    from .test_shutdown import PYWORKER, READY
+
+    hubfile = tmp_path / "hub.toml"
+    hubfile.write_text(f'[hub]\njob_store = "{pg_url}"\njob_lease = 4\n\n[[component]]\ntarget = "{PYWORKER}"\n')
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for k in ("CNCF_TOKEN", "CNCF_JOB_STORE", "CNCF_JOB_LEASE"):
+        env.pop(k, None)
+    home = tmp_path / "home"
+    cmd = [sys.executable, "-m", "cncf", "serve", str(hubfile), "--port", "0", "--home", str(home)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        m = READY.search(proc.stdout.readline())
+        assert m is not None, proc.stderr.read() if proc.poll() is not None else ""
+        with connect(m.group(1)) as remote:
+            out = remote.call("pyworker.add", [2, 3])
+            assert out.ok and out.job_id
+            assert remote.wait(out.job_id, 30).value == 5
+            assert remote.job(out.job_id).owner is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert not (home / "jobs.sqlite3").exists()  # the job went to PostgreSQL, not to the home
+    with cncf.Hub(home=tmp_path / "reader", job_store=pg_url, job_workers=0) as reader:
+        assert reader.job(out.job_id).state is JobState.SUCCEEDED
+    # a [hub] job_store that is not understood is a usage error
+    hubfile.write_text('[hub]\njob_store = "mysql://x"\n')
+    bad = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 2 and "job_store" in bad.stderr
