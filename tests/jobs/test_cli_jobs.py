@@ -6,12 +6,15 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 import cncf
 from cncf.receptions.cli_jobs import jobs_app
 
 from ._util import lines
+
+pytestmark = pytest.mark.usefixtures("each_store")  # on SQLite and on PostgreSQL
 
 runner = CliRunner()
 

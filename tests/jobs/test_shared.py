@@ -225,3 +225,17 @@ def test_two_hub_processes_one_postgresql_one_killed(tmp_path: Path, pg_url: str
         for h in lost:  # the attempt names the hub that died running it
             assert h.hub is not None and h.hub == h.observation.attributes["owner"]
     assert 1 <= lost_total <= 2  # what hub a had in flight (one attempt per component per hub)
+
+
+def test_a_sqlite_hub_never_imports_the_postgresql_driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CNCF_JOB_STORE", raising=False)
+    code = (
+        "import sys, cncf\n"
+        f"with cncf.Hub(home={str(tmp_path / 'h')!r}) as hub:\n"
+        f"    hub.load({str(WORKER)!r})\n"
+        "    assert hub.wait(hub.call('worker.add', [1, 2]).job_id, 10).value == 3\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('psycopg', 'psycopg_pool')))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"

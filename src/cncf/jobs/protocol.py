@@ -85,6 +85,10 @@ class JobStore(Protocol):
         ...
 
     def cancel_requests(self) -> list[str]: ...
+    def sources(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Component → (target, overrides) it was last loaded from (``cncf jobs work``)."""
+        ...
+
     def counts(self) -> dict[str, int]: ...
     def served(self) -> dict[str, list[str]]:
         """Live owner → the components it has loaded (as last announced)."""
@@ -145,6 +149,10 @@ def open_store(home: Path, url: str | None, *, durability: str, lease: float = D
         raise ValueError(
             f"job_store {redact(url)!r} is not understood: use 'sqlite' (the home's file) or a postgresql:// URL"
         )
-    from cncf.jobs.pgstore import PgStore
-
+    try:
+        from cncf.jobs.pgstore import PgStore
+    except ImportError as exc:
+        raise ValueError(
+            f"a postgresql:// job_store needs psycopg 3 and psycopg_pool: pip install 'cncf[postgres]' ({exc})"
+        ) from None
     return PgStore(url, lease=lease)

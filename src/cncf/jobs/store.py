@@ -639,6 +639,12 @@ class _Reads:
     def counts(self) -> dict[str, int]:
         return {s: n for s, n in self._rdb.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")}
 
+    def sources(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Component name → (target, overrides) as last loaded by a hub on this store."""
+        return {
+            c: (t, json.loads(o)) for c, t, o in self._rdb.execute("SELECT component, target, overrides FROM sources")
+        }
+
     def waiting(self) -> dict[str, float]:
         return {
             c: float(nb or 0.0)

@@ -207,8 +207,10 @@ def _load_sources(hub: Any, only: set[str] | None) -> list[str]:
     from cncf.jobs.store import read_sources
     from cncf.selector import normalize
 
-    sources = read_sources(hub.home)
     wanted = {j.component for j in hub.jobs(state="queued", limit=None)}
+    system = hub.aio._jobs  # open now (hub.jobs): the store the hub uses, SQLite or PostgreSQL
+    store = system.store if system is not None else None
+    sources = store.sources() if store is not None else read_sources(hub.home)
     if only is not None:
         wanted &= {normalize(n) for n in only}
     names = []
