@@ -143,7 +143,10 @@ class JobSystem:
         self.retry_base = retry_base
         self.retry_max = retry_max
         self.store_url = store_url(job_store)
-        self.lease = float(lease if lease is not None else os.environ.get("CNCF_JOB_LEASE") or DEFAULT_LEASE)
+        try:
+            self.lease = float(lease if lease is not None else os.environ.get("CNCF_JOB_LEASE") or DEFAULT_LEASE)
+        except (TypeError, ValueError):
+            self.lease = -1.0  # refused when a store that uses it is opened (enqueue_failed, store_error)
         self.store: JobStore | None = None
         self.store_error: BaseException | None = None
         self._ring: collections.deque[str] = collections.deque()  # components that may have ready jobs
@@ -721,13 +724,19 @@ class JobSystem:
         fails, the job stays ``running`` under this hub and is resumed after its
         next start (SQLite) or once its lease runs out (PostgreSQL)."""
         delay = 0.05
-        for _ in range(8):
+        tries = 0
+        while True:
             try:
                 return await fn(*args)
             except Exception:
+                tries += 1
+                shared = self.store is not None and self.store.shared
+                # a shared store's server may come back: keep trying while the hub lives (else the
+                # job would stay running under a live hub); after close, its lease runs out instead
+                if tries >= 8 and not (shared and not self._closing):
+                    return None
                 await asyncio.sleep(delay)
-                delay *= 2
-        return None
+                delay = min(5.0, delay * 2)
 
     def _resolve(self, job_id: str, outcome: Outcome) -> None:
         for fut in self._waiters.pop(job_id, ()):
