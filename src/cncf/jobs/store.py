@@ -816,9 +816,20 @@ class Store(_Reads):
     def _take_owner_lock(self) -> None:
         d = self.home / OWNERS_DIR
         private_dir(d)
-        fd = os.open(self._owner_path(self.owner), os.O_RDWR | os.O_CREAT, 0o600)
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        path = self._owner_path(self.owner)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # Another hub's sweep may have taken the new file for a dead owner's and removed it
+            # between our open and our lock: then lock a file that is really at the path.
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
         self._lock_fd = fd
 
     def dead_owners(self) -> list[tuple[str, int | None]]:
