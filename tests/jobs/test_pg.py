@@ -145,3 +145,27 @@ def test_cncf_serve_takes_its_job_store_from_the_hub_file(tmp_path: Path, pg_url
     hubfile.write_text('[hub]\njob_store = "mysql://x"\n')
     bad = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 2 and "job_store" in bad.stderr
+
+
+def test_cncf_run_takes_its_job_store_from_the_hub_file(tmp_path: Path, pg_url: str) -> None:
+    from .test_shutdown import PYWORKER
+
+    hubfile = tmp_path / "hub.toml"
+    hubfile.write_text(
+        f'[hub]\njob_store = "{pg_url}"\n\n[[component]]\ntarget = "{PYWORKER}"\n\n'
+        '[[call]]\ncall = "pyworker.add"\nargs = [2, 3]\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CNCF_JOB_STORE"}
+    home = tmp_path / "home"
+    r = subprocess.run(
+        [sys.executable, "-m", "cncf", "run", str(hubfile), "--home", str(home), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert not (home / "jobs.sqlite3").exists()
+    with cncf.Hub(home=tmp_path / "reader", job_store=pg_url, job_workers=0) as reader:
+        (job,) = reader.jobs(limit=None)
+        assert job.target == "pyworker.default.add" and job.args == (2, 3)

@@ -88,17 +88,21 @@ def _clip(text: str, width: int) -> str:
 
 def run_config(path: Path, home: Path | None, as_json: bool, out: Console, err: Console) -> int:
     from cncf.hub import Hub
+    from cncf.receptions.cli_serve import hub_settings
 
     try:
         comps, calls = _read(path)
-    except HubFileError as exc:
+        jobs = hub_settings(path)  # [hub] job_store / job_lease
+    except (HubFileError, ValueError) as exc:
         err.print(f"error: {exc}")
         return render.EXIT_USAGE
     base = path.parent
     report: dict[str, Any] = {"components": [], "calls": []}
     failures = 0
     progress = None if as_json else (lambda line: err.print(f"[dim]… {line}[/dim]"))
-    with Hub(home, progress=progress, manifest_inline=False) as hub:
+    with Hub(
+        home, progress=progress, manifest_inline=False, job_store=jobs.get("job_store"), job_lease=jobs.get("job_lease")
+    ) as hub:
         ctable = Table(title="components", title_justify="left")
         for col in ("name", "form", "state", "operations", "load"):
             ctable.add_column(col)
