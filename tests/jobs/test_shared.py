@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import multiprocessing
 import os
 import signal
@@ -82,6 +83,12 @@ def test_a_job_no_live_hub_can_run_stays_queued_and_says_why(tmp_path: Path, eac
         assert job.state is JobState.QUEUED
         assert job.waiting is not None and "worker" in job.waiting
         assert submitter.jobs(state="queued")[0].to_dict()["waiting"] == job.waiting
+        from .test_cli_jobs import _run  # `cncf jobs` (another hub, in this process) says so too
+
+        code, text = _run("list", "--home", str(home_a))
+        assert code == 0 and "waiting: no live hub has worker" in text
+        code, text = _run("show", out.job_id, "--home", str(home_a), "--json")
+        assert code == 0 and json.loads(text)["waiting"] == job.waiting
         with cncf.Hub(home=home_b) as runner:  # a hub that has it loaded comes: the job runs there
             runner.load(WORKER)
             assert runner.wait(out.job_id, 10).value == 3

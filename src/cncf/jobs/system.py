@@ -317,6 +317,9 @@ class JobSystem:
                 continue
 
     def _loaded(self) -> list[str]:
+        """The components this hub can run jobs of (none for a submit-only hub)."""
+        if not self.workers:
+            return []
         return sorted(k for k in self.components if self._available(k) is not None)
 
     def pause(self) -> None:
@@ -788,7 +791,7 @@ class JobSystem:
             served = self.store.served()
         except _STORE_ERRORS:
             return {}
-        served[self.store.owner] = self._loaded() if self.workers else []
+        served[self.store.owner] = self._loaded()
         return served
 
     def _why(self, jobs: builtins.list[Job]) -> builtins.list[Job]:
