@@ -190,23 +190,26 @@ class _Proc:
         self.p.stdout.close()
 
 
-def test_two_hub_processes_one_postgresql_one_killed(tmp_path: Path, pg_url: str) -> None:
-    """2,000 jobs, two hub processes on two homes sharing one PostgreSQL; the one
-    that accepted them is killed with SIGKILL mid-way: the survivor finishes
-    every job within the lease plus a few seconds, each exactly once or
-    retried after ``job_lost``; none is lost."""
+@pytest.mark.usefixtures("each_store")
+def test_two_hub_processes_one_queue_one_killed(tmp_path: Path, each_store: str) -> None:
+    """2,000 jobs, two hub processes sharing one queue — two homes on one
+    PostgreSQL, or one home on SQLite; the one that accepted them is killed with
+    SIGKILL mid-way: the survivor finishes every job within the lease plus a few
+    seconds, each exactly once or retried after ``job_lost``; none is lost."""
     n, lease = 2000, 3.0
     effects = tmp_path / "effects.txt"
-    env = dict(os.environ, PYTHONUNBUFFERED="1", CNCF_JOB_STORE=pg_url, CNCF_JOB_LEASE=str(lease))
-    a = _Proc(tmp_path / "a.err", env, str(tmp_path / "a"), str(WORKER), str(effects), str(n))
-    b = _Proc(tmp_path / "b.err", env, str(tmp_path / "b"), str(WORKER), str(effects), "0")
+    home_a, home_b = _homes(tmp_path, each_store)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", CNCF_JOB_LEASE=str(lease))
+    a = _Proc(tmp_path / "a.err", env, str(home_a), str(WORKER), str(effects), str(n))
+    a.until(lambda: "ready" in a.lines)  # (a synchronous Hub on SQLite drains a peer's jobs once it saw it alive)
+    b = _Proc(tmp_path / "b.err", env, str(home_b), str(WORKER), str(effects), "0")
     try:
         a.until(lambda: "submitted" in a.lines and len(lines(effects)) >= n // 3, timeout=120)
         a.stop(signal.SIGKILL)
         killed = time.monotonic()
         accepted = {p[1]: p[2] for p in (x.split() for x in a.lines) if p[0] == "accepted"}
         assert len(accepted) == n
-        with cncf.Hub(home=tmp_path / "reader", job_store=pg_url, job_workers=0) as reader:
+        with cncf.Hub(home=home_b if each_store == "sqlite" else tmp_path / "reader", job_workers=0) as reader:
             deadline = killed + lease + 30
             while time.monotonic() < deadline:
                 if not reader.jobs(state="queued", limit=1) and not reader.jobs(state="running", limit=1):

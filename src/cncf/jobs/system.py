@@ -161,6 +161,7 @@ class JobSystem:
         self._changed: asyncio.Event | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
+        self._peers = False  # other live hubs share the store (SQLite: seen by their locks)
         self._cancels = False  # a cancellation of a job this hub runs was requested elsewhere
         self._done: set[str] = set()  # waited-for jobs another hub ended
         self._closing = False
@@ -193,6 +194,7 @@ class JobSystem:
         except _STORE_ERRORS as exc:  # a read-only store can still be read
             self.store_error = exc
         self._scan()
+        self._see_peers()
         self._record_sources()
         self._pump()
         if self.workers and (self._watcher is None or self._watcher.done()):
@@ -307,6 +309,7 @@ class JobSystem:
                         self._resolve(job_id, job.outcome)
                 if sweep:
                     swept = now
+                    self._see_peers()
                     found = await self._recover()
                     if found or not store.shared:
                         self._scan()
@@ -315,6 +318,16 @@ class JobSystem:
                 continue
             except Exception:  # noqa: BLE001 - the watcher must outlive any surprise
                 continue
+
+    def _see_peers(self) -> None:
+        """Are other live hubs sharing this store?  (Then a synchronous ``Hub``
+        keeps its loop turning to drain their jobs, see ``busy``.)"""
+        if self.store is None:
+            return
+        try:
+            self._peers = self.store.shared or len(self.store.served()) > 1
+        except _STORE_ERRORS:
+            pass
 
     def _loaded(self) -> list[str]:
         """The components this hub can run jobs of (none for a submit-only hub)."""
@@ -926,12 +939,8 @@ class JobSystem:
             return True
         if self._closing or self.paused or self.engine.closing or not self.workers:
             return False
-        if (
-            self.store is not None
-            and self.store.shared
-            and any(self._available(k) is not None for k in self.components)
-        ):
-            return True  # a shared queue: other hubs' jobs may arrive at any time
+        if self._peers and any(self._available(k) is not None for k in self.components):
+            return True  # other hubs share the queue (PostgreSQL, or seen on this home): their jobs may come
         return any(self._available(k) is not None for k in self._ring)
 
     async def until_idle(self) -> None:
