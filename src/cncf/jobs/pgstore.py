@@ -324,6 +324,13 @@ class PgStore(_Reads):
             "connect_timeout": max(1, int(connect_timeout)),
             "options": f"-c search_path={SCHEMA}",
             "application_name": f"cncf hub {self.owner}"[:63],
+            # a partitioned server must fail a write within seconds, not hang it for the
+            # kernel's TCP timeout (minutes): keepalives, and a limit on unacknowledged data
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 3,
+            "tcp_user_timeout": 10_000,  # ms
         }
         self._callback: Callable[[str], None] | None = None
         self._stopping = threading.Event()

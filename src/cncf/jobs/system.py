@@ -68,7 +68,7 @@ from cncf.jobs.model import (
     not_found,
     quarantined,
 )
-from cncf.jobs.protocol import DEFAULT_LEASE, JobStore, open_store, redact, store_url
+from cncf.jobs.protocol import DEFAULT_LEASE, JobStore, StoreUnavailable, open_store, redact, store_url
 from cncf.jobs.store import StoreCorrupt, error_reason, new_job_id
 from cncf.observation import Code, Failed, Observation, Stage
 from cncf.outcome import Outcome
@@ -77,6 +77,7 @@ from cncf.selector import normalize
 
 _UNAVAILABLE = (State.LOADING, State.FAILED, State.UNLOADED)
 _POLL = 0.25  # how often a waiter re-reads the store (a job run by another hub)
+_SERVER_WAIT = 30.0  # how long an enqueue waits for a database server that stopped answering
 _SWEEP = 1.0  # how often the watcher looks for dead hubs' jobs (and re-reads the queue without notifications)
 #: what a store error looks like (``StoreUnavailable`` is an OSError)
 _STORE_ERRORS = (sqlite3.Error, OSError)
@@ -442,7 +443,20 @@ class JobSystem:
             time.time(),
         )
         try:
-            job_id, created = await store.insert(row, key)
+            if store.shared:  # a server that stopped answering must not hang the call
+                insert = asyncio.ensure_future(store.insert(row, key))
+                insert.add_done_callback(_ignore)  # (its late failure is nobody's to hear)
+                job_id, created = await asyncio.wait_for(asyncio.shield(insert), _SERVER_WAIT)
+            else:
+                job_id, created = await store.insert(row, key)
+        except TimeoutError:
+            return self._store_failure(
+                call,
+                StoreUnavailable(
+                    f"the database server did not answer within {_SERVER_WAIT:g}s; the job may still be "
+                    "stored when it does (retry with the same idempotency key to be sure of one job)"
+                ),
+            )
         except Exception as exc:  # sqlite3.Error, OSError: disk full, read-only, unreachable ...
             return self._store_failure(call, exc)
         if created is None:
