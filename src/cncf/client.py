@@ -89,6 +89,7 @@ def _job(d: dict[str, Any]) -> Job:
         args=tuple(d.get("args") or ()),
         kwargs=dict(d.get("kwargs") or {}),
         owner=d.get("owner"),
+        waiting=d.get("waiting"),
     )
 
 

@@ -90,6 +90,8 @@ class AsyncHub:
         *,
         progress: Callable[[str], None] | None = None,
         job_workers: int = 2,
+        job_store: str | None = None,
+        job_lease: float | None = None,
         manifest_inline: bool = True,
         allow_loader_env: bool | None = None,
     ) -> None:
@@ -112,6 +114,7 @@ class AsyncHub:
         self._boundaries: dict[str, Boundary[Any, Any]] = {}
         self.engine = ActionEngine(self._components)
         self._job_workers = job_workers
+        self._job_store, self._job_lease = job_store, job_lease  # None: $CNCF_JOB_STORE, else home SQLite
         self._jobs: JobSystem | None = None
         self._closed = False
 
@@ -478,6 +481,8 @@ class AsyncHub:
                 self._components,
                 workers=self._job_workers,
                 sources=lambda: {k: (h._target, h._overrides) for k, h in self._handles.items()},
+                job_store=self._job_store,
+                lease=self._job_lease,
             )
             await self._jobs.start()
         else:

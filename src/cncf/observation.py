@@ -571,7 +571,7 @@ _REGISTRY: dict[Code, _Spec] = {
         "unavailable",
         "resource",
         True,
-        "The job could not be stored durably (store not writable, disk full, payload not encodable).",
+        "The job could not be stored durably (store not writable, disk full, the PostgreSQL server unreachable, payload not encodable); attributes['reason'] says which (store_unreachable: the hub reconnects by itself, retry the call).",
     ),
     Code.IDEMPOTENCY_CONFLICT: _s(
         J,
@@ -603,7 +603,7 @@ _REGISTRY: dict[Code, _Spec] = {
         "unavailable",
         "crash",
         True,
-        "The job's execution was interrupted (its hub or worker died) and it could not be resumed.",
+        "An attempt of the job was interrupted because the hub running it died (or, on a PostgreSQL store, lost its lease); recorded in the job's history with that hub (attributes['owner']), the job is queued again (at-least-once) or quarantined after its last allowed attempt.",
     ),
     Code.JOB_QUARANTINED: _s(
         J,

@@ -77,6 +77,10 @@ def _result(job: Any) -> Text:
     if o is None:
         if job.state is JobState.QUEUED and job.not_before is not None:
             return Text(f"retry at {_when(job.not_before)}", style="dim")
+        if job.state is JobState.QUEUED and job.waiting:
+            return Text(f"waiting: no live hub has {job.component}", style="dim")
+        if job.state is JobState.RUNNING and job.owner:
+            return Text(f"on {job.owner}", style="dim")
         return Text("")
     if o.observation is not None:
         return Text(f"{o.observation.stage.value}/{o.observation.code.value}", style="red")
@@ -195,7 +199,9 @@ def show(
             if value:
                 rows.append((label, value))
         if job.owner is not None and job.state is JobState.RUNNING:
-            rows.append(("running in", f"hub {job.owner} (pid-token)"))
+            rows.append(("running in", f"hub {job.owner} (pid-token@host)"))
+        if job.waiting:
+            rows.append(("waiting", job.waiting))
         if job.cancel_requested and not job.done:
             rows.append(("cancel", "requested"))
         for label, value in rows:
@@ -205,7 +211,8 @@ def show(
             out.print(
                 Text(
                     f"attempt {a.number}: {a.observation.stage.value}/{a.observation.code.value} "
-                    f"— {a.observation.message}",
+                    + (f"on hub {a.hub} " if a.hub else "")
+                    + f"— {a.observation.message}",
                     style="dim",
                 )
             )
@@ -226,8 +233,10 @@ def _load_sources(hub: Any, only: set[str] | None) -> list[str]:
     from cncf.jobs.store import read_sources
     from cncf.selector import normalize
 
-    sources = read_sources(hub.home)
     wanted = {j.component for j in hub.jobs(state="queued", limit=None)}
+    system = hub.aio._jobs  # open now (hub.jobs): the store the hub uses, SQLite or PostgreSQL
+    store = system.store if system is not None else None
+    sources = store.sources() if store is not None else read_sources(hub.home)
     if only is not None:
         wanted &= {normalize(n) for n in only}
     names = []

@@ -302,10 +302,22 @@ def serving_token(token_file: Path | None, home: Path) -> tuple[str, Path | None
     from cncf._private import private_dir
 
     private_dir(home)  # parents too, and narrowed if an older hub left it wider
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_urlsafe(32) + "\n")
-    return read_token_file(path), path, "created"
+    # Race-free with a serve started at the same time: the whole token is written to a
+    # private file first, then linked into place (atomic, refused if one is there);
+    # the loser reads the winner's complete file.
+    tmp = home / f".serve.token.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+        try:
+            os.link(tmp, path)
+            how = "created"
+        except FileExistsError:
+            how = "reused"
+    finally:
+        tmp.unlink(missing_ok=True)
+    return read_token_file(path), path, how
 
 
 __all__ = [

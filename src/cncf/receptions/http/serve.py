@@ -209,6 +209,7 @@ async def serve(
 
     from cncf.hub import AsyncHub
     from cncf.paths import default_home
+    from cncf.receptions.cli_serve import job_summary, start_job_drain
     from cncf.receptions.http import peers
     from cncf.receptions.http.app import FOREIGN, Reception, refusal_of
     from cncf.receptions.http.auth import Auth, TokenError, Trust, is_loopback, serving_token
@@ -331,8 +332,10 @@ async def serve(
             ready(f"cncf: serving {len(hub.components())} components at {where}")
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            jobs_drain = None
             if not task.done():
                 say(f"stopping ({signal.Signals(signals[0]).name}): draining for up to {grace:g}s")
+                jobs_drain = start_job_drain(hub, grace)  # running jobs get the grace calls get
                 reception.draining = True
                 server.should_exit = True
                 stop.clear()
@@ -341,12 +344,18 @@ async def serve(
                 if not task.done():
                     server.force_exit = True
                     await task
+                if jobs_drain is not None and not second.done():
+                    await asyncio.wait({jobs_drain, second}, return_when=asyncio.FIRST_COMPLETED)
+                    jobs_drain.cancel()
                 second.cancel()
             stopper.cancel()
             reception.close()
             if untrace is not None:
                 untrace()
             say("closing the hub: unloading every component")
+        summary = job_summary(hub)  # after close: what did not end in time was requeued
+        if summary is not None:
+            say(summary)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
