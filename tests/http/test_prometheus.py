@@ -173,8 +173,8 @@ def test_every_documented_query_runs_against_a_real_prometheus(prometheus) -> No
     assert h.post("/rest/v1/broken/ping").status_code >= 400  # a failed component: counted under its name
     assert h.post("/rest/v1/nobody/ping").status_code == 404
     assert h.post("/rest/v1/observed/late").status_code == 504  # a timeout, stopped cooperatively
-    # three jobs of 1.5 s: one runs (in flight), two wait in the queue
-    jobs = [h.post("/rest/v1/observed/later", json=[1.5]) for _ in range(3)]
+    # three jobs of 2 s: one runs (in flight), two wait in the queue
+    jobs = [h.post("/rest/v1/observed/later", json=[2.0]) for _ in range(3)]
     assert [j.status_code for j in jobs] == [202, 202, 202]
     for j in jobs:
         assert h.get(j.headers["location"], params={"wait": "30"}).json()["state"] == "succeeded"
@@ -183,7 +183,7 @@ def test_every_documented_query_runs_against_a_real_prometheus(prometheus) -> No
     assert prom.value('max_over_time(cncf_queue_depth{component="observed"}[1m])') == 2.0
     assert prom.value('cncf_queue_depth{component="observed"}') == 0.0
     oldest = prom.value('max_over_time(cncf_queue_oldest_age_seconds{component="observed"}[1m])')
-    assert oldest is not None and 0.5 <= oldest <= 6.0  # the third job waits for two 1.5 s jobs
+    assert oldest is not None and 0.5 <= oldest <= 8.0  # the third job waits for two 2 s jobs
     assert prom.value('max_over_time(cncf_calls_in_flight{component="observed"}[1m])') == 1.0
     assert prom.value('cncf_calls_total{component="broken",operation="",outcome="constructor_failed"}') == 1.0
     assert prom.value('cncf_calls_total{component="",operation="",outcome="unknown_component"}') == 1.0

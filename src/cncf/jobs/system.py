@@ -814,13 +814,13 @@ class JobSystem:
     def queue_depths(self) -> dict[str, tuple[int, float]]:
         """Per component key: its queued jobs (every hub's: the queue is shared) and
         when the oldest was created (``time.time()``).  One indexed GROUP BY over
-        the queued rows, at most once a second; the last answer stands while the
+        the queued rows, at most four times a second; the last answer stands while the
         store cannot be read."""
         if self.store is None:
             return {}
         now = time.monotonic()
         cached = self._depths
-        if cached is not None and now - cached[0] < 1.0:
+        if cached is not None and now - cached[0] < 0.25:
             return cached[1]
         try:
             depths = self.store.queue_summary()
