@@ -36,14 +36,15 @@ import difflib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cncf.call import ActionCall, Arguments, CancelTier, ExecutionContext, Target, new_call_id
+from cncf._frozen import twin
+from cncf.call import ActionCall, Arguments, CancelTier, Target, make_call, make_context, new_call_id
 from cncf.engine.component import Component, State
 from cncf.engine.events import CallFinished
 from cncf.engine.operations import OperationEntry
 from cncf.engine.scope import CallScope, CancelReason, Interrupted
 from cncf.failures import internal_error, observation_cause
 from cncf.observation import Code, Failed, Observation, Stage
-from cncf.outcome import Outcome
+from cncf.outcome import Outcome, make_outcome
 from cncf.policy import Mode
 from cncf.selector import Selector, normalize, resolve
 
@@ -78,6 +79,18 @@ class Dispatched:
     call: ActionCall
     component: Component
     entry: OperationEntry
+
+
+_MutableDispatched = twin(Dispatched)
+
+
+def _dispatched(call: ActionCall, component: Component, entry: OperationEntry) -> Dispatched:
+    """``Dispatched(...)`` on the hot path (see ``cncf._frozen``)."""
+    d = _MutableDispatched()
+    d.call, d.component, d.entry = call, component, entry
+    d.__class__ = Dispatched
+    dispatched: Dispatched = d
+    return dispatched
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -240,7 +253,7 @@ class ActionEngine:
             named: dict[str, Any] = {}
         elif isinstance(args, dict):
             pos, named = (), args
-        elif isinstance(args, list | tuple):
+        elif isinstance(args, (list, tuple)):
             pos, named = tuple(args), {}
         elif isinstance(args, Arguments):
             pos, named = tuple(args.args), dict(args.kwargs)
@@ -253,8 +266,7 @@ class ActionEngine:
                     call_id=cid,
                 )
             )
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = asyncio.get_running_loop().time()
         deadline = None
         if timeout is not None:
             if (
@@ -272,17 +284,10 @@ class ActionEngine:
                     )
                 )
             deadline = now + timeout
-        call = ActionCall(
-            id=cid,
-            target=target,
-            policy=entry.policy,
-            context=ExecutionContext(
-                correlation_id or cid, caller, deadline, now, None if idempotency_key is None else str(idempotency_key)
-            ),
-            args=pos,
-            kwargs=named,
+        context = make_context(
+            correlation_id or cid, caller, deadline, now, None if idempotency_key is None else str(idempotency_key)
         )
-        return Dispatched(call, comp, entry)
+        return _dispatched(make_call(cid, target, entry.policy, context, pos, named), comp, entry)
 
     def settled(self, selector: str) -> bool:
         """Will a call to ``selector`` need no lifecycle work (load, restart, queue)?
@@ -320,11 +325,11 @@ class ActionEngine:
         calls to the job system is the hub's business, above the engine.  Always
         exactly one Outcome (never raises but for the caller's own task
         cancellation, which is delivered to the component as a cancellation)."""
-        call, comp = dispatched.call, dispatched.component
+        call, comp, entry = dispatched.call, dispatched.component, dispatched.entry
         loop = asyncio.get_running_loop()
-        scope = CallScope(call.id, dispatched.entry.policy.cancel_grace, loop)
+        scope = CallScope(call.id, entry.policy.cancel_grace, loop)
         try:
-            outcome = await self._run(call, comp, dispatched.entry, scope, loop)
+            outcome = await self._run(call, comp, entry, scope, loop)
         except asyncio.CancelledError:
             self._report(call, comp, scope, None, loop)
             raise
@@ -397,28 +402,26 @@ class ActionEngine:
         scope: CallScope,
         loop: asyncio.AbstractEventLoop,
     ) -> Outcome:
-        target = str(call.target)
-        policy = entry.policy
         gate = comp.gate
-        if call.id in self._records:  # a duplicate id that bypassed dispatch (e.g. a queued retry)
+        cid = call.id
+        records = self._records
+        if cid in records:  # a duplicate id that bypassed dispatch (e.g. a queued retry)
             return Outcome.failure(
                 Observation.of(
                     Code.CALL_ID_IN_USE,
-                    f"call_id {call.id!r} is already used by a call in flight",
-                    target=target,
-                    call_id=call.id,
+                    f"call_id {cid!r} is already used by a call in flight",
+                    target=str(call.target),
+                    call_id=cid,
                 )
             )
-        rec = _Record(call, comp, entry, scope)
-        self._records[call.id] = rec
+        rec = records[cid] = _Record(call, comp, entry, scope)
         try:
             try:
                 instance = await comp.ready_instance()
             except Failed as exc:
-                return Outcome.failure(exc.observation.with_context(target=target, call_id=call.id))
+                return Outcome.failure(exc.observation.with_context(target=str(call.target), call_id=cid))
             # ---- wait
-            exclusive, limit = entry.exclusive, policy.max_concurrency
-            if not gate.try_enter(exclusive, limit):
+            if not gate.try_enter(entry.exclusive, entry.policy.max_concurrency):
                 obs = await self._wait(rec, loop)
                 if obs is not None:
                     return Outcome.failure(obs)
@@ -426,12 +429,13 @@ class ActionEngine:
                     instance = await comp.ready_instance()
                 except Failed as exc:
                     gate.leave()
-                    return Outcome.failure(exc.observation.with_context(target=target, call_id=call.id))
+                    return Outcome.failure(exc.observation.with_context(target=str(call.target), call_id=cid))
             # ---- execute
             return await self._execute(rec, instance, loop)
         finally:
-            del self._records[call.id]
-            rec.leave()
+            del records[cid]
+            if rec._gone is not None:
+                rec.leave()
 
     async def _wait(self, rec: _Record, loop: asyncio.AbstractEventLoop) -> Observation | None:
         call, policy, scope = rec.call, rec.entry.policy, rec.scope
@@ -466,18 +470,21 @@ class ActionEngine:
         generation = comp.generation
         deadline = call.context.deadline
         now = loop.time()
-        if policy.run_timeout is not None:
-            rd = now + policy.run_timeout
+        run_timeout = policy.run_timeout
+        if run_timeout is not None:
+            rd = now + run_timeout
             if deadline is None or rd < deadline:
                 deadline = rd
-        scope.deadline = deadline
-        if deadline is not None and deadline <= now:
-            # The caller's deadline passed before the request crossed: it never runs.
-            comp.gate.leave()
-            return Outcome.failure(_not_started(rec, CancelReason.RUN_DEADLINE, "deadline", loop))
+        timer = None
+        if deadline is not None:
+            scope.deadline = deadline
+            if deadline <= now:
+                # The caller's deadline passed before the request crossed: it never runs.
+                comp.gate.leave()
+                return Outcome.failure(_not_started(rec, CancelReason.RUN_DEADLINE, "deadline", loop))
+            timer = loop.call_at(deadline, scope.cancel, CancelReason.RUN_DEADLINE)
         scope.running = True
         scope.executed = now
-        timer = loop.call_at(deadline, scope.cancel, CancelReason.RUN_DEADLINE) if deadline is not None else None
         obs: Observation | None = None
         stdout = stderr = ""
         value: Any = None
@@ -505,12 +512,14 @@ class ActionEngine:
                 self._settling.add(rec)
                 scope.on_end(lambda _s: self._settle(rec, generation, None))
             else:
-                if scope.started:  # a scope nothing was registered on has nothing to end
+                if scope.started and not scope.ended:  # a scope nothing was registered on has nothing to end
                     scope.end()
                 if obs is None and scope.tier is None:
                     comp.gate.leave()  # the common case: nothing to settle but the slot
                 else:
                     self._settle(rec, generation, obs)
+        if obs is None and not interrupted and deadline is None:  # the common case: a value, nothing to check
+            return make_outcome(call.id, value, None, stdout, stderr)
         if scope.reason is None and obs is None and deadline is not None and not scope.started:
             if loop.time() > deadline:
                 # A component that blocked the event loop (inline, on the loop) ran past its
@@ -528,7 +537,7 @@ class ActionEngine:
                 stdout=stdout,
                 stderr=stderr,
             )
-        return Outcome(call.id, value, None, stdout, stderr)
+        return make_outcome(call.id, value, None, stdout, stderr)
 
     def _settle(self, rec: _Record, generation: int, obs: Observation | None) -> None:
         """The operation has ended: mark a crash (before the slot is returned, so no
