@@ -25,6 +25,7 @@ import enum
 import json
 import re
 import struct
+from collections.abc import Callable
 from typing import Any
 
 PROTOCOL_VERSION = 1
@@ -96,7 +97,33 @@ def decode_header(header: bytes) -> tuple[int, int]:
     return length, kind
 
 
-_decode = json.JSONDecoder().decode
+class _NonFinite(Exception):
+    """A ``NaN``/``Infinity`` constant met while decoding (not JSON: refused)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NonFinite(name)
+
+
+# The common body is read by the C scanner directly (``JSONDecoder.decode`` adds
+# two Python calls and two regex matches); a non-finite constant stops it.
+_scan: Callable[[str, int], tuple[Any, int]] = vars(json.JSONDecoder(parse_constant=_refuse_constant))["scan_once"]
+
+
+def _parse(text: str) -> tuple[Any, list[str]]:
+    """The decoded value and the non-finite constants met in it; raises as
+    ``JSONDecoder.decode`` does (``ValueError``, ``RecursionError``)."""
+    try:
+        value, end = _scan(text, 0)
+        if end == len(text):
+            return value, []
+    except (StopIteration, _NonFinite):
+        pass
+    # Rare: surrounding whitespace, NaN/Infinity, or not JSON — the full decoder decides.
+    non_finite: list[str] = []
+    return json.JSONDecoder(parse_constant=non_finite.append).decode(text), non_finite
+
+
 _ID_FIRST = re.compile(r'\A\s*\{\s*"id"\s*:\s*(\d{1,18})\s*[,}]')
 _ID_LAST = re.compile(r'[{,]\s*"id"\s*:\s*(\d{1,18})\s*\}\s*\Z')
 
@@ -131,13 +158,8 @@ def decode_body(data: bytes | memoryview, max_depth: int = MAX_DEPTH) -> dict[st
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"frame body is not UTF-8 JSON: {exc}") from None
     del data  # no view of the caller's buffer outlives this call (it may be resized)
-    non_finite: list[str] | None = None  # made only for a body that may carry one
     try:
-        if "NaN" in text or "Infinity" in text:
-            non_finite = []
-            body = json.JSONDecoder(parse_constant=non_finite.append).decode(text)
-        else:
-            body = _decode(text)
+        body, non_finite = _parse(text)
     except RecursionError:
         return RefusedBody(
             text,
