@@ -189,7 +189,7 @@ class WorkerBoundary:
             pending = wire.start_invoke(
                 worker.channel, _INSTANCE_ID, call, operation, concurrent=concurrent, scope=scope, force=instance.force
             )
-            if pending.done():  # the common case: the reply came while the channel spun for it
+            if pending.future.done():  # the common case: the reply came while the channel spun for it
                 body = pending.result(Stage.EXECUTE)
             else:
                 body = await pending.reply(Stage.EXECUTE, scope, spin=False)

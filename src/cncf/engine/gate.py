@@ -56,7 +56,11 @@ class Gate:
 
     def try_enter(self, exclusive: bool, limit: int) -> bool:
         """Enter at once if nobody waits and the rule allows it."""
-        if not self._waiters and self._broken is None and self._fits(exclusive, limit):
+        if (
+            not self._waiters
+            and self._broken is None
+            and (self._running == 0 if exclusive else not self._exclusive and self._running < limit)  # _fits
+        ):
             self._running += 1
             self._exclusive = exclusive
             self._admitted += 1

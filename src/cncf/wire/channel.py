@@ -213,17 +213,14 @@ def _check_bounds(frame: bytes, body: dict[str, Any], bounds: limits.Limits) -> 
 
 
 class PendingRequest:
-    __slots__ = ("id", "_future", "_channel")
+    """One request sent: ``future`` completes when its reply arrives (or the worker dies)."""
+
+    __slots__ = ("id", "future", "_channel")
 
     def __init__(self, channel: Channel, rid: int, future: asyncio.Future[dict[str, Any]]) -> None:
         self.id = rid
-        self._future = future
+        self.future = future
         self._channel = channel
-
-    @property
-    def future(self) -> asyncio.Future[dict[str, Any]]:
-        """Completes when the reply arrives (or the worker dies)."""
-        return self._future
 
     async def reply(self, stage: Stage, scope: Scope | None = None, *, spin: bool = True) -> dict[str, Any]:
         """The reply body; ``Failed`` for a failure record or a dead worker.
@@ -232,7 +229,7 @@ class PendingRequest:
         cancellation, or the scope's (``Interrupted``), leaves the request in
         flight, so its reply still ends the operation on the scope.  ``spin``:
         poll for the reply briefly first (False when the caller already did)."""
-        fut = self._future
+        fut = self.future
         if spin and not fut.done():
             self._channel._spin(fut)
         if not fut.done():  # (the common case is the reply caught while spinning)
@@ -249,7 +246,7 @@ class PendingRequest:
     def result(self, stage: Stage) -> dict[str, Any]:
         """The reply body of a request that is ``done()`` (see :meth:`reply`)."""
         try:
-            body = self._future.result()
+            body = self.future.result()
         except Failed as exc:  # a dead worker is reported at the stage of the request it broke
             obs = exc.observation
             if obs.stage is not stage and stage in obs.code.stages and not obs.attributes.get("before_crossing"):
@@ -265,7 +262,7 @@ class PendingRequest:
         return body
 
     def done(self) -> bool:
-        return self._future.done()
+        return self.future.done()
 
     def cancel(self) -> None:
         """Ask the worker to stop this request (a cooperative CANCEL)."""
@@ -332,7 +329,9 @@ class Channel:
         try:
             frame = encode(kind, body)
             if kind == Kind.INVOKE:
-                _check_bounds(frame, body, self.limits)
+                bounds = self.limits
+                if len(frame) > bounds.frame_bytes or frame.count(b"[") + frame.count(b"{") > bounds.argument_depth:
+                    _check_bounds(frame, body, bounds)  # (cheap bounds first: most frames are small and flat)
         except Failed as exc:
             fut.set_exception(exc)
             return PendingRequest(self, rid, fut)
