@@ -138,6 +138,7 @@ class JarInstance:
     host: JvmHost
     released: bool = False
     frozen: str = ""  # why the host found its executor threads frozen (see _component_frozen)
+    healthy: Health | None = None  # the last alive answer, reused while the host's RSS figure is the same
 
     @property
     def instance_id(self) -> str:
@@ -504,12 +505,15 @@ class JarBoundary:
             return Health(alive=False, pid=host.pid, detail="the JVM host's node was lost while idle")
         if instance.frozen:
             return Health(alive=False, pid=host.pid, detail=f"frozen in its shared JVM host: {instance.frozen}")
-        return Health(
-            alive=True,
-            pid=host.pid,
-            rss_kb=host.rss_kb(),
-            detail=f"JVM host pid {host.pid} ({'dedicated' if host.dedicated else 'shared'})",
-        )
+        rss_kb, healthy = host.rss_kb(), instance.healthy  # (health is on every call's path)
+        if healthy is None or healthy.rss_kb != rss_kb:
+            healthy = instance.healthy = Health(
+                alive=True,
+                pid=host.pid,
+                rss_kb=rss_kb,
+                detail=f"JVM host pid {host.pid} ({'dedicated' if host.dedicated else 'shared'})",
+            )
+        return healthy
 
     async def close(self) -> None:
         hosts, self._hosts = list(self._hosts), set()

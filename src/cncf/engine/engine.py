@@ -37,7 +37,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cncf.call import ActionCall, Arguments, CancelTier, ExecutionContext, Target, new_call_id
+from cncf._frozen import twin
+from cncf.call import ActionCall, Arguments, CancelTier, Target, make_call, make_context, new_call_id
 from cncf.engine.component import Component, State
 from cncf.engine.events import ENGINE_HOOKS, CallFinished
 from cncf.engine.gate import Gate, Slot
@@ -46,7 +47,7 @@ from cncf.engine.replicas import Replica, Reroute
 from cncf.engine.scope import CallScope, CancelReason, Interrupted
 from cncf.failures import internal_error, observation_cause
 from cncf.observation import Code, Failed, Observation, Stage
-from cncf.outcome import Outcome
+from cncf.outcome import Outcome, make_outcome
 from cncf.policy import Mode
 from cncf.selector import Selector, normalize, resolve
 
@@ -81,6 +82,18 @@ class Dispatched:
     call: ActionCall
     component: Component
     entry: OperationEntry
+
+
+_MutableDispatched = twin(Dispatched)
+
+
+def _dispatched(call: ActionCall, component: Component, entry: OperationEntry) -> Dispatched:
+    """``Dispatched(...)`` on the hot path (see ``cncf._frozen``)."""
+    d = _MutableDispatched()
+    d.call, d.component, d.entry = call, component, entry
+    d.__class__ = Dispatched
+    dispatched: Dispatched = d
+    return dispatched
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -250,7 +263,7 @@ class ActionEngine:
             named: dict[str, Any] = {}
         elif isinstance(args, dict):
             pos, named = (), args
-        elif isinstance(args, list | tuple):
+        elif isinstance(args, (list, tuple)):
             pos, named = tuple(args), {}
         elif isinstance(args, Arguments):
             pos, named = tuple(args.args), dict(args.kwargs)
@@ -263,8 +276,7 @@ class ActionEngine:
                     call_id=cid,
                 )
             )
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = asyncio.get_running_loop().time()
         deadline = None
         if timeout is not None:
             if (
@@ -282,17 +294,10 @@ class ActionEngine:
                     )
                 )
             deadline = now + timeout
-        call = ActionCall(
-            id=cid,
-            target=target,
-            policy=entry.policy,
-            context=ExecutionContext(
-                correlation_id or cid, caller, deadline, now, None if idempotency_key is None else str(idempotency_key)
-            ),
-            args=pos,
-            kwargs=named,
+        context = make_context(
+            correlation_id or cid, caller, deadline, now, None if idempotency_key is None else str(idempotency_key)
         )
-        return Dispatched(call, comp, entry)
+        return _dispatched(make_call(cid, target, entry.policy, context, pos, named), comp, entry)
 
     def settled(self, selector: str) -> bool:
         """Will a call to ``selector`` need no lifecycle work (load, restart, queue)?
@@ -330,13 +335,13 @@ class ActionEngine:
         calls to the job system is the hub's business, above the engine.  Always
         exactly one Outcome (never raises but for the caller's own task
         cancellation, which is delivered to the component as a cancellation)."""
-        call, comp = dispatched.call, dispatched.component
+        call, comp, entry = dispatched.call, dispatched.component, dispatched.entry
         if self.tracing is not None:
             call = self.tracing.begin(call)
         loop = asyncio.get_running_loop()
-        scope = CallScope(call.id, dispatched.entry.policy.cancel_grace, loop)
+        scope = CallScope(call.id, entry.policy.cancel_grace, loop)
         try:
-            outcome = await self._run(call, comp, dispatched.entry, scope, loop)
+            outcome = await self._run(call, comp, entry, scope, loop)
         except asyncio.CancelledError:
             self._report(call, comp, scope, None, loop)
             raise
@@ -421,17 +426,18 @@ class ActionEngine:
     ) -> Outcome:
         target = str(call.target)
         policy = entry.policy
-        if call.id in self._records:  # a duplicate id that bypassed dispatch (e.g. a queued retry)
+        cid = call.id
+        records = self._records
+        if cid in records:  # a duplicate id that bypassed dispatch (e.g. a queued retry)
             return Outcome.failure(
                 Observation.of(
                     Code.CALL_ID_IN_USE,
-                    f"call_id {call.id!r} is already used by a call in flight",
-                    target=target,
-                    call_id=call.id,
+                    f"call_id {cid!r} is already used by a call in flight",
+                    target=str(call.target),
+                    call_id=cid,
                 )
             )
-        rec = _Record(call, comp, entry, scope)
-        self._records[call.id] = rec
+        rec = records[cid] = _Record(call, comp, entry, scope)
         try:
             routes = retries = 0
             while True:
@@ -491,8 +497,9 @@ class ActionEngine:
                 retries += 1
                 scope.reopen()
         finally:
-            del self._records[call.id]
-            rec.leave()
+            del records[cid]
+            if rec._gone is not None:
+                rec.leave()
 
     async def _wait(self, rec: _Record, gate: Gate, loop: asyncio.AbstractEventLoop) -> Observation | Slot:
         call, policy, scope = rec.call, rec.entry.policy, rec.scope
@@ -527,18 +534,21 @@ class ActionEngine:
         generation = replica.incarnation
         deadline = call.context.deadline
         now = loop.time()
-        if policy.run_timeout is not None:
-            rd = now + policy.run_timeout
+        run_timeout = policy.run_timeout
+        if run_timeout is not None:
+            rd = now + run_timeout
             if deadline is None or rd < deadline:
                 deadline = rd
-        scope.deadline = deadline
-        if deadline is not None and deadline <= now:
-            # The caller's deadline passed before the request crossed: it never runs.
-            rec.gate.leave(rec.slot)
-            return Outcome.failure(_not_started(rec, CancelReason.RUN_DEADLINE, "deadline", loop))
+        timer = None
+        if deadline is not None:
+            scope.deadline = deadline
+            if deadline <= now:
+                # The caller's deadline passed before the request crossed: it never runs.
+                rec.gate.leave(rec.slot)
+                return Outcome.failure(_not_started(rec, CancelReason.RUN_DEADLINE, "deadline", loop))
+            timer = loop.call_at(deadline, scope.cancel, CancelReason.RUN_DEADLINE)
         scope.running = True
         scope.executed = time.perf_counter_ns()
-        timer = loop.call_at(deadline, scope.cancel, CancelReason.RUN_DEADLINE) if deadline is not None else None
         obs: Observation | None = None
         stdout = stderr = ""
         value: Any = None
@@ -568,12 +578,14 @@ class ActionEngine:
                 self._settling.add(rec)
                 scope.on_end(lambda _s: self._settle(rec, generation, None))
             else:
-                if scope.started:  # a scope nothing was registered on has nothing to end
+                if scope.started and not scope.ended:  # a scope nothing was registered on has nothing to end
                     scope.end()
                 if obs is None and scope.tier is None:
                     rec.gate.leave(rec.slot)  # the common case: nothing to settle but the slot
                 else:
                     self._settle(rec, generation, obs)
+        if obs is None and not interrupted and deadline is None:  # the common case: a value, nothing to check
+            return make_outcome(call.id, value, None, stdout, stderr, comp.generation)
         if scope.reason is None and obs is None and deadline is not None and not scope.started:
             if loop.time() > deadline:
                 # A component that blocked the event loop (inline, on the loop) ran past its
@@ -592,7 +604,7 @@ class ActionEngine:
                 stderr=stderr,
                 generation=comp.generation,
             )
-        return Outcome(call.id, value, None, stdout, stderr, generation=comp.generation)
+        return make_outcome(call.id, value, None, stdout, stderr, comp.generation)
 
     def _settle(self, rec: _Record, generation: int, obs: Observation | None) -> None:
         """The operation has ended: mark a crash (before the slot is returned, so no

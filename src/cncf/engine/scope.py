@@ -231,11 +231,15 @@ class CallScope:
             self._timer.cancel()
             self._timer = None
         self._cooperative = self._force = None
-        self._wake_up()
-        if self._finished is not None and not self._finished.done():
-            self._finished.set_result(None)
-        callbacks, self._on_end = self._on_end, None
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+        finished = self._finished
+        if finished is not None and not finished.done():
+            finished.set_result(None)
+        callbacks = self._on_end
         if callbacks:
+            self._on_end = None
             for cb in callbacks:
                 cb(self)
 

@@ -429,14 +429,19 @@ _write_lock = _thread.allocate_lock()
 _reply_fd = -1
 
 
+_KIND_BYTES = [bytes((k,)) for k in range(256)]
+
+
 def _send(kind, data):
     """Write one frame whose body is ``data``, UTF-8 JSON bytes."""
-    frame = len(data).to_bytes(4, "big") + bytes((kind,)) + data
+    frame = len(data).to_bytes(4, "big") + _KIND_BYTES[kind] + data
     with _write_lock:
-        view = memoryview(frame)
-        while view:
-            n = os.write(_reply_fd, view)
-            view = view[n:]
+        n = os.write(_reply_fd, frame)
+        if n < len(frame):  # a large frame: the pipe took part of it
+            view = memoryview(frame)[n:]
+            while view:
+                n = os.write(_reply_fd, view)
+                view = view[n:]
 
 
 def _send_obj(kind, body):
