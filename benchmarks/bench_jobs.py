@@ -13,6 +13,15 @@ Durability "process" is WAL + synchronous=NORMAL (acknowledged jobs survive
 kill -9 of the hub); "power" is synchronous=FULL (they also survive power
 loss), where each commit is an fsync and group commit carries the rate.
 
+PostgreSQL (``job_store = "postgresql://…"``; a throwaway server started by
+``tests/jobs/pg.py`` when Debian's ``postgresql`` and ``cncf[postgres]`` are
+installed, else those rows are left out): enqueue and drain rates with 1 and
+8 callers (8 concurrent submitters; 8 hubs sharing the queue for the drain),
+against the same rates on SQLite and against the floor on the same server — a
+bare loop of ``INSERT`` + ``COMMIT`` for enqueue, and of ``UPDATE … WHERE seq =
+(SELECT … FOR UPDATE SKIP LOCKED) RETURNING`` + ``UPDATE … SET state='succeeded'``
+for drain, on 1 and on 8 connections (threads).
+
 Run standalone: ``python benchmarks/bench_jobs.py``.
 """
 
@@ -140,6 +149,137 @@ def end_to_end_sync(home: Path, n: int) -> tuple[float, float]:
         return n / (t1 - t0), n / (t2 - t0)
 
 
+# -- PostgreSQL against SQLite and against a bare loop on the same server -----------
+
+PG_N = 2000
+CALLERS = (1, 8)
+
+
+def _bare_enqueue(url: str, n: int, threads: int) -> float:
+    """Rows/s: INSERT + COMMIT each, ``threads`` connections at once."""
+    import threading
+
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute(
+            "DROP TABLE IF EXISTS bare; CREATE TABLE bare (seq BIGSERIAL PRIMARY KEY, id TEXT UNIQUE,"
+            " payload TEXT, state TEXT, owner TEXT)"
+        )
+        c.execute("CREATE INDEX ON bare (seq) WHERE state = 'queued'")
+    payload = '{"args":[1,2],"kwargs":{}}'
+
+    def work(k: int) -> None:
+        with psycopg.connect(url) as conn:
+            for i in range(k, n, threads):
+                conn.execute("INSERT INTO bare (id, payload, state) VALUES (%s, %s, 'queued')", (f"j{i}", payload))
+                conn.commit()
+
+    t0 = time.perf_counter()
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return n / (time.perf_counter() - t0)
+
+
+def _bare_drain(url: str, n: int, threads: int) -> float:
+    """Jobs/s: claim with SKIP LOCKED + commit, mark done + commit, ``threads`` connections."""
+    import threading
+
+    import psycopg
+
+    def work() -> None:
+        with psycopg.connect(url) as conn:
+            while True:
+                row = conn.execute(
+                    "UPDATE bare SET state='running', owner='x' WHERE seq = (SELECT seq FROM bare WHERE"
+                    " state='queued' ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING seq, payload"
+                ).fetchone()
+                conn.commit()
+                if row is None:
+                    return
+                conn.execute("UPDATE bare SET state='succeeded', owner=NULL WHERE seq=%s", (row[0],))
+                conn.commit()
+
+    t0 = time.perf_counter()
+    ts = [threading.Thread(target=work) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return n / (time.perf_counter() - t0)
+
+
+async def _store_rates(homes: list[Path], store: str | None, n: int, callers: int) -> tuple[float, float]:
+    """(enqueue/s with ``callers`` concurrent submitters, drain/s by ``callers`` hubs) on one store."""
+    hubs = [cncf.AsyncHub(home=h, job_store=store) for h in homes[:callers]]
+    try:
+        for h in hubs:
+            assert (await h.load(WORKER)).state == "ready"
+            h._jobs.pause()
+        first = hubs[0]
+        ids: list[str] = []
+        sem = asyncio.Semaphore(callers)
+
+        async def one(i: int) -> str:
+            async with sem:
+                out = await first.call("worker.add", [i, 1])
+                assert out.job_id, out.observation
+                return out.job_id
+
+        t0 = time.perf_counter()
+        ids = list(await asyncio.gather(*(one(i) for i in range(n))))
+        enq = n / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for h in hubs:
+            h._jobs.resume()
+        for j in ids[-50:]:
+            assert (await first.wait(j, 300)).ok
+        while await first.jobs(state="queued", limit=1) or await first.jobs(state="running", limit=1):
+            await asyncio.sleep(0.01)
+        drain = n / (time.perf_counter() - t0)
+        return enq, drain
+    finally:
+        for h in hubs:
+            await h.close()
+
+
+def _postgres_rows(base: Path) -> list[Row]:
+    sys.path.insert(0, str(HERE.parent))
+    try:
+        import psycopg  # noqa: F401
+
+        from tests.jobs.pg import PgServer
+
+        server = PgServer()
+    except (ImportError, FileNotFoundError, RuntimeError, OSError):
+        return []
+    rows: list[Row] = []
+    try:
+        os.environ["CNCF_JOB_DURABILITY"] = "process"
+        for callers in CALLERS:
+            url = server.database()
+            bare_enq = _bare_enqueue(url, PG_N, callers)
+            bare_drain = _bare_drain(url, PG_N, callers)
+            homes = [base / f"pg{callers}-{k}" for k in range(callers)]
+            pg_enq, pg_drain = asyncio.run(_store_rates(homes, url, PG_N, callers))
+            sq_home = [base / f"sq{callers}"] * callers  # SQLite: hubs share one home
+            sq_enq, sq_drain = asyncio.run(_store_rates(sq_home, "sqlite", PG_N, callers))
+            rows.append(
+                (f"jobs postgresql: enqueue, {callers} caller(s) (vs bare INSERT loop)", pg_enq, bare_enq, "/s")
+            )
+            rows.append((f"jobs sqlite: enqueue, {callers} caller(s) (vs PostgreSQL)", sq_enq, pg_enq, "/s"))
+            rows.append(
+                (f"jobs postgresql: drain, {callers} hub(s) (vs bare SKIP LOCKED loop)", pg_drain, bare_drain, "/s")
+            )
+            rows.append((f"jobs sqlite: drain, {callers} hub(s) on one home (vs PostgreSQL)", sq_drain, pg_drain, "/s"))
+    finally:
+        server.close()
+    return rows
+
+
 def main() -> list[Row]:
     rows: list[Row] = []
     saved = os.environ.get("CNCF_JOB_DURABILITY")
@@ -171,6 +311,7 @@ def _measure() -> list[Row]:
         raw = rows[0][2]
         rows.append(("jobs process: enqueue, sync Hub 1 caller (vs raw insert)", enq, raw, "/s"))
         rows.append(("jobs process: submit+drain, sync Hub (vs direct call)", e2e, direct, "/s"))
+        rows += _postgres_rows(base)
     return rows
 
 

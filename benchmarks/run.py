@@ -1,5 +1,5 @@
 """Run every benchmark and print each figure as a ratio against its floor,
-measured in the same run.  Usage: ``python benchmarks/run.py [inline python jar jobs threads http placement]``.
+measured in the same run.  Usage: ``python benchmarks/run.py [inline python jar jobs threads http placement replicas]``.
 
 Nothing here asserts a time: the figures are for reading (and for the
 project's docs/benchmarks.md), never a pass/fail gate.
@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
-SUITES = ["inline", "python", "jar", "jobs", "threads", "http", "placement", "ownership"]
+SUITES = ["inline", "python", "jar", "jobs", "threads", "http", "placement", "ownership", "replicas"]
 
 
 def main(argv: list[str]) -> int:

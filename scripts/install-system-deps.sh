@@ -3,7 +3,10 @@
 # (scalac with its scala-library), PyPy 3, Node.js, Perl, the Debian jars the
 # JVM fixtures and value tests use, and Chromium for the dashboard's browser
 # tests (driven by Playwright's Python package at Debian's executable: no
-# browser download).  Idempotent; installs only what is missing.
+# browser download), Prometheus (its server, started by the metrics test on
+# a loopback port; the package's service is not used), and PostgreSQL for the
+# shared job store's tests (started by tests/jobs/pg.py from
+# /usr/lib/postgresql/*/bin).  Idempotent; installs only what is missing.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
@@ -21,6 +24,8 @@ perl -MJSON::PP -e1 >/dev/null 2>&1 || need+=(perl)   # the wire-protocol doc's 
 [ -f /usr/share/java/joda-time.jar ] || need+=(libjoda-time-java)
 [ -f /usr/share/java/commons-codec.jar ] || need+=(libcommons-codec-java)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)   # scrapes `cncf serve` in tests/http/test_prometheus.py
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # Nothing missing: nothing to fetch (a second run, e.g. the README's test

@@ -28,6 +28,7 @@ PL = "tests/placement/test_placement.py"
 FI = "tests/faults/test_inputs.py"
 FP = "tests/faults/test_processes.py"
 FT = "tests/faults/test_trust.py"
+RG = "tests/replicas/test_generations.py"
 
 # code -> tests that produce it ("path::function"); every code needs at least one.
 PRODUCED_BY: dict[Code, list[str]] = {
@@ -114,6 +115,8 @@ PRODUCED_BY: dict[Code, list[str]] = {
         f"{FI}::test_call_timeout_nan_is_refused_at_dispatch",
         f"{E}::test_unknown_component_and_bad_selector_and_bad_timeout",
     ],
+    Code.READINESS_FAILED: [f"{RG}::test_a_new_generation_that_is_not_ready_rolls_back"],
+    Code.HANDOVER_FAILED: [f"{RG}::test_a_failed_hand_over_rolls_back_with_the_state"],
     Code.COMPONENT_UNAVAILABLE: [f"{PY}::test_states", f"{JF}::test_restart_never_leaves_the_component_unavailable"],
     Code.HUB_CLOSED: [f"{E}::test_unload_and_calls_after_close"],
     Code.WAIT_TIMEOUT: [f"{E}::test_wait_timeout_is_a_wait_observation_and_the_next_call_succeeds"],

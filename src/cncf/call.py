@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cncf._frozen import twin
 from cncf.policy import ResolvedPolicy
 
 _ids = itertools.count(1)
@@ -67,6 +68,9 @@ class ExecutionContext:
     deadline: float | None = None  # the caller's overall deadline (wait + run)
     submitted: float = 0.0
     idempotency_key: str | None = None  # queue policy: a second submission with it returns the first job
+    # W3C trace context of the call's span when telemetry is on (cncf.telemetry): sent to the component
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -103,3 +107,45 @@ class ActionCall:
         return cls(
             id=call_id, target=target, policy=policy, context=context, args=tuple(args), kwargs=dict(kwargs or {})
         )
+
+
+_MutableContext = twin(ExecutionContext)
+_MutableCall = twin(ActionCall)
+
+
+def make_context(
+    correlation_id: str, caller: str, deadline: float | None, submitted: float, idempotency_key: str | None
+) -> ExecutionContext:
+    """``ExecutionContext(...)`` for the engine's hot path, 4× cheaper (see ``cncf._frozen``)."""
+    c = _MutableContext()
+    c.correlation_id = correlation_id
+    c.caller = caller
+    c.deadline = deadline
+    c.submitted = submitted
+    c.idempotency_key = idempotency_key
+    c.traceparent = None
+    c.tracestate = None
+    c.__class__ = ExecutionContext
+    context: ExecutionContext = c
+    return context
+
+
+def make_call(
+    call_id: str,
+    target: Target,
+    policy: ResolvedPolicy,
+    context: ExecutionContext,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> ActionCall:
+    """``ActionCall(...)`` for the engine's hot path, 5× cheaper (see ``cncf._frozen``)."""
+    c = _MutableCall()
+    c.id = call_id
+    c.target = target
+    c.policy = policy
+    c.context = context
+    c.args = args
+    c.kwargs = kwargs
+    c.__class__ = ActionCall
+    call: ActionCall = c
+    return call

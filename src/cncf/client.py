@@ -89,6 +89,7 @@ def _job(d: dict[str, Any]) -> Job:
         args=tuple(d.get("args") or ()),
         kwargs=dict(d.get("kwargs") or {}),
         owner=d.get("owner"),
+        waiting=d.get("waiting"),
     )
 
 
@@ -230,6 +231,33 @@ def _wait_outcome(job: Job, timeout: float | None) -> Outcome:
     )
 
 
+def unix_socket_path(url: str) -> str | None:
+    """The socket of a hub served with ``cncf serve --unix PATH``, or None for an HTTP URL.
+
+    Accepted: what ``cncf serve`` prints (``unix:/run/hub.sock``), ``unix:///run/hub.sock``,
+    a relative ``unix:hub.sock``, and ``http+unix://%2Frun%2Fhub.sock`` (the
+    convention of requests-unixsocket)."""
+    if url.startswith("unix:"):
+        rest = url[len("unix:") :]
+        if rest.startswith("//"):
+            rest = rest[2:]  # unix:///abs/path → /abs/path (an empty authority)
+        return urllib.parse.unquote(rest.split("?", 1)[0]) or None
+    if url.startswith("http+unix://"):
+        return urllib.parse.unquote(url[len("http+unix://") :].split("/", 1)[0]) or None
+    return None
+
+
+def _transport(url: str, asynchronous: bool) -> tuple[str, dict[str, Any]]:
+    """(base URL, httpx client options) for ``url``: a Unix socket's requests name ``localhost``."""
+    import httpx
+
+    path = unix_socket_path(url)
+    if path is None:
+        return url.rstrip("/"), {}
+    transport = httpx.AsyncHTTPTransport(uds=path) if asynchronous else httpx.HTTPTransport(uds=path)
+    return "http://localhost", {"transport": transport}
+
+
 def _headers(token: str | None) -> dict[str, str]:
     token = token if token is not None else os.environ.get("CNCF_TOKEN") or None
     return {"authorization": f"Bearer {token}"} if token else {}
@@ -247,8 +275,13 @@ class RemoteHub:
         import httpx
 
         self.url = url.rstrip("/")
+        base, options = _transport(url, asynchronous=False)
         self._http = httpx.Client(
-            base_url=self.url, headers=_headers(token), timeout=httpx.Timeout(timeout, connect=10.0), trust_env=False
+            base_url=base,
+            headers=_headers(token),
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            trust_env=False,
+            **options,
         )
         self._errors: tuple[type[BaseException], ...] = (httpx.HTTPError,)
 
@@ -330,6 +363,24 @@ class RemoteHub:
         d = self._json("POST", f"/hub/v1/components/{urllib.parse.quote(name, safe='')}/reload")
         return RemoteComponent.from_info(d["component"])
 
+    def upgrade(self, name: str, target: str | None = None, **overrides: Any) -> dict[str, Any]:
+        """A new generation on the serving hub (needs the token): the route's JSON answer,
+        ``{"ok": true, "component": ...}`` or, rolled back, ``{"ok": false, "observation": ...}``."""
+        body = json.dumps({**({"target": target} if target is not None else {}), **overrides}).encode()
+        path = f"/hub/v1/components/{urllib.parse.quote(name, safe='')}/upgrade"
+        try:
+            status, _, text = self._send(_Request("POST", path, {"content-type": "application/json"}, body=body))
+        except self._errors as exc:
+            raise ObservationError(_unreachable(self.url, f"cannot be reached: {exc!r}")) from None
+        try:
+            d = json.loads(text)
+        except ValueError:
+            d = None
+        if isinstance(d, dict) and d.get("ok") is False and "component" in d:
+            return d  # a rollback: the answer itself
+        _raise_for(status, d, self.url)
+        return dict(d)
+
     def job(self, job_id: str) -> Job:
         return _job(self._json("GET", f"/hub/v1/jobs/{urllib.parse.quote(job_id, safe='')}"))
 
@@ -374,8 +425,13 @@ class AsyncRemoteHub:
         import httpx
 
         self.url = url.rstrip("/")
+        base, options = _transport(url, asynchronous=True)
         self._http = httpx.AsyncClient(
-            base_url=self.url, headers=_headers(token), timeout=httpx.Timeout(timeout, connect=10.0), trust_env=False
+            base_url=base,
+            headers=_headers(token),
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            trust_env=False,
+            **options,
         )
         self._errors: tuple[type[BaseException], ...] = (httpx.HTTPError,)
 
@@ -466,7 +522,9 @@ def connect(url: str, token: str | None = None, *, timeout: float | None = None)
     """A synchronous client of the hub serving at ``url`` (token: argument, else ``CNCF_TOKEN``).
 
     Args:
-        url: the hub's address, e.g. ``http://127.0.0.1:8470``.
+        url: the hub's address, e.g. ``http://127.0.0.1:8470``; for a hub
+            served on a Unix socket (``cncf serve --unix PATH``), ``unix:PATH``
+            (as ``cncf serve`` prints it) or ``unix:///abs/path``.
         token: the bearer token; needed for load/unload/reload, and for every
             route of a hub on a non-loopback address.
         timeout: the HTTP read timeout in seconds (None: wait as long as the call does).
@@ -479,4 +537,4 @@ def connect_async(url: str, token: str | None = None, *, timeout: float | None =
     return AsyncRemoteHub(url, token, timeout=timeout)
 
 
-__all__ = ["AsyncRemoteHub", "RemoteComponent", "RemoteHub", "connect", "connect_async"]
+__all__ = ["AsyncRemoteHub", "RemoteComponent", "RemoteHub", "connect", "connect_async", "unix_socket_path"]

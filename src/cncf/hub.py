@@ -10,6 +10,7 @@ number of threads (``cncf._sync``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -19,6 +20,7 @@ from cncf import boundaries
 from cncf._private import private_dir
 from cncf._sync import LoopDriver, Pump
 from cncf.boundaries.base import Boundary, BoundaryContext
+from cncf.engine import generations
 from cncf.engine.component import Component, State
 from cncf.engine.engine import ActionEngine
 from cncf.engine.events import CallFinished
@@ -88,6 +90,8 @@ class AsyncHub:
         *,
         progress: Callable[[str], None] | None = None,
         job_workers: int = 2,
+        job_store: str | None = None,
+        job_lease: float | None = None,
         manifest_inline: bool = True,
         allow_loader_env: bool | None = None,
     ) -> None:
@@ -102,9 +106,15 @@ class AsyncHub:
         )
         self._components: dict[str, Component] = {}
         self._handles: dict[str, ComponentHandle] = {}
+        # Generations beside the serving one: loading (an upgrade) or draining (the old).
+        self._generations: dict[str, list[Component]] = {}
+        self._background: set[asyncio.Task[None]] = set()  # drains, background restarts
+        self._upgrading: dict[str, asyncio.Lock] = {}
+        self._watchers: dict[str, asyncio.Task[None]] = {}  # watch = true: upgrade on a changed artifact
         self._boundaries: dict[str, Boundary[Any, Any]] = {}
         self.engine = ActionEngine(self._components)
         self._job_workers = job_workers
+        self._job_store, self._job_lease = job_store, job_lease  # None: $CNCF_JOB_STORE, else home SQLite
         self._jobs: JobSystem | None = None
         self._closed = False
 
@@ -133,7 +143,19 @@ class AsyncHub:
         if self._closed:
             raise RuntimeError("this hub is closed")
         target_s = os.fspath(target)
+        watch = overrides.pop("watch", False)
         try:
+            if not isinstance(watch, bool):
+                raise Failed(
+                    Observation.of(
+                        Code.INVALID_MANIFEST,
+                        f"<overrides>: key 'watch' is {watch!r}; expected true or false",
+                        file="<overrides>",
+                        key="watch",
+                        value=repr(watch),
+                        expected="true or false",
+                    )
+                )
             spec = await asyncio.to_thread(locate, target_s, overrides)  # reads files: off the loop
             refusal = self._refuse_form(spec, overrides)
             if refusal is not None:
@@ -166,12 +188,33 @@ class AsyncHub:
                 )
             )
             return ComponentHandle(comp, target_s, overrides)
-        comp = Component(spec, self._boundary(spec.form))
+        comp = Component(spec, self._boundary(spec.form), background=self._background)
         handle = self._register(comp, target_s, overrides)
         await comp.start()
         if self._jobs is not None or _uses_queue(comp):
             await self._ensure_jobs()
+        if watch:
+            key = normalize(comp.name)
+            first = await asyncio.to_thread(fingerprint, handle)  # as loaded: a later change upgrades
+            self._watchers[key] = asyncio.get_running_loop().create_task(self._watch(key, handle, first))
         return handle
+
+    async def _watch(self, key: str, handle: ComponentHandle, last: tuple[Any, ...]) -> None:
+        """``watch = true``: a changed artifact (or manifest) starts an upgrade.  Polls
+        every :data:`WATCH_INTERVAL` seconds while the hub's loop turns (always under
+        ``cncf serve``; during calls with the synchronous ``Hub``)."""
+        try:
+            while not self._closed and self._handles.get(key) is handle:
+                await asyncio.sleep(WATCH_INTERVAL)
+                now = await asyncio.to_thread(fingerprint, handle)
+                if now == last:
+                    continue
+                await asyncio.sleep(WATCH_INTERVAL / 2)  # let the writer finish
+                last = await asyncio.to_thread(fingerprint, handle)
+                if self._handles.get(key) is handle and not self._closed:
+                    await self.upgrade(handle.name)  # a failure rolls back: the old one serves on
+        except Exception:  # unloaded or closed meanwhile: nothing left to watch
+            pass
 
     def _refuse_form(self, spec: ComponentSpec, overrides: dict[str, Any]) -> Observation | None:
         """``inline`` runs in the hub's own process: a reception (CLI, serve and
@@ -213,44 +256,162 @@ class AsyncHub:
         key = normalize(name)
         comp = self._components.pop(key, None)
         self._handles.pop(key, None)
+        watcher = self._watchers.pop(key, None)
+        if watcher is not None:
+            watcher.cancel()
         if comp is None:
             return False
         await self.engine.cancel_component(comp)
         await comp.unload()
+        for other in self._generations.pop(key, []):  # a generation loading or draining beside it
+            await self.engine.cancel_component(other)
+            await other.unload()
         return True
 
     async def reload(self, name: str) -> ComponentHandle:
-        """Unload and load again from the same target (re-reading its manifest)."""
-        handle = self._handles.get(normalize(name))
+        """An upgrade to the same target (re-reading its manifest): see :meth:`upgrade`."""
+        return await self.upgrade(name)
+
+    async def upgrade(
+        self, name: str, target: str | os.PathLike[str] | None = None, **overrides: Any
+    ) -> ComponentHandle:
+        """Load a new generation of ``name`` beside the serving one (from ``target``,
+        default the same; ``overrides`` on top of the previous ones), switch to it
+        when it is ready, let the old one drain (``drain_timeout``) and unload.
+
+        Returns at the switch with the component's handle.  A new generation that
+        fails to load, to pass its ``readiness`` operation or to take the state over
+        is rolled back: the old one serves on, and the answer is a handle in state
+        ``failed`` whose ``observation`` says why (the component's own handle is
+        untouched).  Raises ``KeyError`` for an unknown name; never for anything the
+        artifact does.  See :mod:`cncf.engine.generations`."""
+        if self._closed:
+            raise RuntimeError("this hub is closed")
+        key = normalize(name)
+        handle = self._handles.get(key)
         if handle is None:
             raise KeyError(f"no component named {name!r}")
-        refused = self._refused_reload(handle)
-        if refused is not None:  # the old instance keeps serving; the answer says why
-            return refused
-        await self.unload(name)
-        return await self.load(handle._target, **handle._overrides)
+        lock = self._upgrading.setdefault(key, asyncio.Lock())
+        async with lock:  # one upgrade of a component at a time
+            return await self._upgrade(key, handle, target, overrides)
 
-    def _refused_reload(self, handle: ComponentHandle) -> ComponentHandle | None:
-        """A reload whose target now reads as refused (its manifest asks for the
-        ``inline`` form, or no longer parses) leaves the loaded component alone."""
+    async def _upgrade(
+        self, key: str, handle: ComponentHandle, target: str | os.PathLike[str] | None, overrides: dict[str, Any]
+    ) -> ComponentHandle:
+        old = handle._component
+        target_s = handle._target if target is None else os.fspath(target)
+        merged = {**handle._overrides, **overrides}
         try:
-            spec = locate(handle._target, handle._overrides)
-            refusal = self._refuse_form(spec, handle._overrides)
-        except Failed as exc:
-            refusal = exc.observation
-        except Exception:  # a defect in reading: load() reports it as usual
-            return None
-        if refusal is None:
-            return None
-        comp = Component(handle._component.spec, None)
-        comp._fail(refusal)
-        return ComponentHandle(comp, handle._target, handle._overrides)
+            spec = await asyncio.to_thread(locate, target_s, merged)
+            refusal = self._refuse_form(spec, merged)
+            if refusal is not None:
+                raise Failed(refusal)
+        except Exception as exc:  # read like load(): a defect in reading is still data
+            obs = (
+                exc.observation
+                if isinstance(exc, Failed)
+                else internal_error(exc, f"reading {target_s!r} failed", stage=Stage.LOAD)
+            )
+            failed = Component(old.spec, None, generation=old.generation + 1)
+            failed._fail(obs)
+            return ComponentHandle(failed, target_s, merged)
+        if normalize(spec.name) != key:  # the name is the component's address: it stays
+            spec = dataclasses.replace(spec, name=old.name)
+        new = Component(spec, self._boundary(spec.form), generation=old.generation + 1, background=self._background)
+        live = generations.serving(old)
+        self._generations.setdefault(key, []).append(new)
+        switched = held = False
+        try:
+            await new.start()
+            if self._handles.get(key) is not handle:  # unloaded meanwhile
+                await new.unload()
+                return handle
+            problem = new.observation if new.state is State.FAILED else None
+            if problem is None and live:
+                problem = await generations.ready_check(self.engine, new)
+            handover = (
+                problem is None
+                and live
+                and not old.spec.stateless  # a stateful component of one replica: its state moves
+                and len(old.replicas) == 1
+                and len(new.replicas) == 1
+                and generations.has(old, generations.EXPORT)
+                and generations.has(new, generations.IMPORT)
+            )
+            if handover:
+                generations.hold(old)  # new calls wait; the running ones finish
+                held = True
+                if not await generations.quiet(old, spec.drain_timeout, waiting=False):
+                    problem = Observation.of(
+                        Code.HANDOVER_FAILED,
+                        f"the calls running on {old.name!r} did not finish within drain_timeout "
+                        f"({spec.drain_timeout:g}s): its state could not be handed over",
+                        target=old.name,
+                        step="drain",
+                    )
+                else:
+                    problem = await generations.hand_over(self.engine, old, new)
+                if problem is not None:
+                    generations.release(old)
+                    held = False
+            if problem is not None and live:  # rollback: the old generation serves on
+                await new.unload()
+                failed = Component(spec, None, generation=new.generation)
+                failed._fail(problem)
+                return ComponentHandle(failed, target_s, merged)
+            # ---- the switch
+            self._components[key] = new
+            handle._component, handle._target, handle._overrides = new, target_s, merged
+            switched = True
+            if handover:
+                generations.take_over(old, new)
+        finally:
+            gens = self._generations.get(key)
+            if gens is not None and new in gens:
+                gens.remove(new)
+            if not switched:  # rolled back, or the caller's task was cancelled: nothing may leak
+                if held:
+                    generations.release(old)
+                if new.state is not State.UNLOADED:
+                    gone = asyncio.get_running_loop().create_task(new.unload())
+                    self._background.add(gone)
+                    gone.add_done_callback(self._background.discard)
+        old.drain()
+        self._generations.setdefault(key, []).append(old)
+        task = asyncio.get_running_loop().create_task(
+            generations.drain(self.engine, old, lambda: self._drained(key, old))
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        if self._jobs is not None or _uses_queue(new):
+            await self._ensure_jobs()  # queued jobs not yet started run on the new generation
+        return handle
+
+    def _drained(self, key: str, old: Component) -> None:
+        gens = self._generations.get(key)
+        if gens is not None and old in gens:
+            gens.remove(old)
+            if not gens:
+                del self._generations[key]
 
     def inspect(self, name: str) -> dict[str, Any]:
-        handle = self._handles.get(normalize(name))
+        key = normalize(name)
+        handle = self._handles.get(key)
         if handle is None:
             raise KeyError(f"no component named {name!r}")
-        return handle.describe()
+        info = handle.describe()
+        others = self._generations.get(key)
+        if others:  # during a switch: the loading and draining generations too
+            info["generations"] = [
+                {
+                    "generation": c.generation,
+                    "state": c.state.value,
+                    "calls": {"running": sum(g.running for g in c.gates)},
+                    "replicas": [r.describe() for r in c.replicas],
+                }
+                for c in sorted([*others, handle._component], key=lambda c: c.generation)
+            ]
+        return info
 
     # ----------------------------------------------------------------- calls
 
@@ -320,6 +481,8 @@ class AsyncHub:
                 self._components,
                 workers=self._job_workers,
                 sources=lambda: {k: (h._target, h._overrides) for k, h in self._handles.items()},
+                job_store=self._job_store,
+                lease=self._job_lease,
             )
             await self._jobs.start()
         else:
@@ -352,12 +515,14 @@ class AsyncHub:
         runs) that needs this hub's loop to turn although no call is running?
         The synchronous ``Hub`` keeps its loop turning while this is true."""
         jobs = self._jobs
-        return bool(self.engine.settling) or (jobs is not None and jobs.busy)
+        return bool(self.engine.settling or self._background) or (jobs is not None and jobs.busy)
 
     async def until_idle(self) -> None:
         """Return once :attr:`busy` is false."""
         while self.busy:
             await self.engine.until_settled()
+            if self._background:
+                await asyncio.wait(list(self._background))
             if self._jobs is not None:
                 await self._jobs.until_idle()
 
@@ -369,6 +534,13 @@ class AsyncHub:
             return
         self._closed = True
         await self.engine.shutdown()
+        for task in [*self._background, *self._watchers.values()]:
+            task.cancel()
+        self._watchers.clear()
+        for gens in list(self._generations.values()):
+            for c in list(gens):
+                await c.unload()
+        self._generations.clear()
         if self._jobs is not None:
             await self._jobs.close()
         for name in list(self._components):
@@ -381,6 +553,38 @@ class AsyncHub:
             except Exception:  # closing must reap the rest even if one form fails
                 pass
         self._boundaries.clear()
+
+
+#: Seconds between two looks of ``watch = true`` at a component's files.
+WATCH_INTERVAL = 1.0
+_WATCH_FILES = 10_000  # a folder's files looked at, at most
+
+
+def fingerprint(handle: ComponentHandle) -> tuple[Any, ...]:
+    """What ``watch`` compares: size and modification time of the target, the
+    artifact and the manifest (a folder: of its files, caches and VCS folders aside)."""
+    spec = handle._component.spec
+    roots = {Path(handle._target), spec.artifact}
+    if spec.manifest_path and "!/" not in spec.manifest_path:
+        roots.add(Path(spec.manifest_path))
+    marks: list[tuple[str, int, int]] = []
+    for root in sorted(roots, key=str):
+        paths = [root]
+        if root.is_dir():
+            paths = []
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
+                paths.extend(Path(dirpath) / f for f in sorted(filenames))
+                if len(paths) > _WATCH_FILES:
+                    break
+        for p in paths[:_WATCH_FILES]:
+            try:
+                st = p.stat()
+            except OSError:
+                marks.append((str(p), -1, -1))
+                continue
+            marks.append((str(p), st.st_size, st.st_mtime_ns))
+    return tuple(marks)
 
 
 def _uses_queue(comp: Component) -> bool:
@@ -479,6 +683,10 @@ class Hub:
 
     def reload(self, name: str) -> ComponentHandle:
         return self._run(self._async.reload(name))
+
+    def upgrade(self, name: str, target: str | os.PathLike[str] | None = None, **overrides: Any) -> ComponentHandle:
+        """As :meth:`AsyncHub.upgrade`, blocking until the switch (or the rollback)."""
+        return self._run(self._async.upgrade(name, target, **overrides))
 
     def component(self, name: str) -> ComponentHandle | None:
         return self._async.component(name)

@@ -45,6 +45,19 @@ CALLER_KEYS = ("allow_direct_references",)
 #: Keys of a hub file's ``[hub]`` table: defaults for every component of the file.
 HUB_KEYS = (*PLACEMENT_KEYS, *CALLER_KEYS, "build_timeout")
 JAR_MANIFEST = "META-INF/cncf/component.toml"
+#: Replicas and generations (brief section 14; docs/replicas.md, docs/upgrades.md).
+REPLICA_KEYS = (
+    "replicas",
+    "stateless",
+    "route_by",
+    "drain_timeout",
+    "readiness",
+    "min_replicas",
+    "max_replicas",
+    "target_in_flight",
+    "scale_up_delay",
+    "scale_down_delay",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +99,22 @@ class ComponentSpec:
     placement_resources: Mapping[str, float] = dataclasses.field(default_factory=dict)
     inherit_env: bool = False  # pass the hub's whole environment, not the allow-list
     build_timeout: float | None = None  # python: seconds for uv to build the environment (None: the default)
+    replicas: int = 1  # workers serving the component (several: stateless or route_by)
+    stateless: bool = False  # any replica may serve any call
+    route_by: str | None = None  # the argument whose value picks the replica (a sharded component)
+    drain_timeout: float = 30.0  # seconds an old generation may finish its calls after an upgrade
+    readiness: str | None = None  # an operation a new generation must answer before the switch
+    # Autoscaling (a stateless component): between min and max replicas, aiming at
+    # target_in_flight calls per replica, after the condition held for the delay.
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    target_in_flight: float = 1.0
+    scale_up_delay: float = 2.0
+    scale_down_delay: float = 30.0
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.max_replicas is not None
 
     @property
     def suffix(self) -> str:
@@ -216,6 +245,7 @@ COMPONENT_KEYS = (
     "build_constraints",
     "inherit_env",
     "build_timeout",
+    *REPLICA_KEYS,
     *PLACEMENT_KEYS,
     *_POLICY_KEYS,
 )
@@ -600,7 +630,74 @@ def locate(target: str | os.PathLike[str], overrides: Mapping[str, Any] | None =
         **placement_keys(check, comp, p),
         inherit_env=_flag(check, comp, "inherit_env", p),
         build_timeout=build_timeout,
+        **replica_keys(check, comp, p, source),
     )
+
+
+def replica_keys(check: _Checker, comp: Mapping[str, Any], p: str, source: str) -> dict[str, Any]:
+    """``replicas``, ``stateless``, ``route_by``, ``drain_timeout``, ``readiness``, validated.
+
+    A component is stateful unless it says otherwise: more than one replica
+    needs ``stateless = true`` or ``route_by`` (calls with the same key value
+    reach the same replica), else ``invalid_manifest`` naming both ways out."""
+    replicas = _or(check.number(comp, "replicas", p, integer=True, minimum=1), 1)
+    stateless = _flag(check, comp, "stateless", p)
+    low = check.number(comp, "min_replicas", p, integer=True, minimum=1)
+    high = check.number(comp, "max_replicas", p, integer=True, minimum=1)
+    scaling: dict[str, Any] = {}
+    if low is not None or high is not None:
+        low = _or(low, 1)
+        high = _or(high, max(low, replicas))
+        if high < low:
+            raise check.fail(p + "max_replicas", high, f"an integer >= min_replicas ({low})")
+        if "replicas" in comp and not low <= replicas <= high:
+            raise check.fail(
+                p + "replicas", replicas, f"a count between min_replicas ({low}) and max_replicas ({high})"
+            )
+        if not stateless:
+            raise check.fail(
+                p + "max_replicas",
+                high,
+                "stateless = true with autoscaling (a keyed or stateful component keeps a fixed number of replicas)",
+            )
+        target = _or(check.number(comp, "target_in_flight", p), 1.0)
+        if not target > 0:
+            raise check.fail(p + "target_in_flight", target, "a positive number of calls in flight per replica")
+        scaling = {
+            "min_replicas": low,
+            "max_replicas": high,
+            "target_in_flight": target,
+            "scale_up_delay": _or(check.number(comp, "scale_up_delay", p), 2.0),
+            "scale_down_delay": _or(check.number(comp, "scale_down_delay", p), 30.0),
+        }
+        replicas = replicas if "replicas" in comp else low
+    route_by = check.string(comp, "route_by", p)
+    if stateless and route_by is not None:
+        raise check.fail(p + "route_by", route_by, "no route_by on a stateless component (any replica serves any call)")
+    if replicas > 1 and not stateless and route_by is None:
+        raise Failed(
+            Observation.of(
+                Code.INVALID_MANIFEST,
+                f"{source}: replicas = {replicas} on a stateful component: each replica would hold its own "
+                "state. Say stateless = true (any replica may serve any call), or name a routing key with "
+                'route_by = "ARGUMENT" (calls with the same value of that argument always reach the same '
+                "replica); or keep replicas = 1",
+                file=source,
+                key=p + "replicas",
+                value=repr(replicas),
+                expected="stateless = true or route_by = ARGUMENT with replicas > 1",
+                reason="stateful_replicas",
+            )
+        )
+    drain = _or(check.number(comp, "drain_timeout", p), 30.0)
+    return {
+        "replicas": replicas,
+        "stateless": stateless,
+        "route_by": route_by,
+        "drain_timeout": drain,
+        "readiness": check.string(comp, "readiness", p),
+        **scaling,
+    }
 
 
 def _refuse_direct(check: _Checker, source: str, requirements: tuple[str, ...] | list[str], key: str) -> None:

@@ -57,6 +57,13 @@ NUMBER_RANGES: dict[str, float] = {
     "max_concurrency": 1_000_000,
     "max_attempts": 1_000_000,
     "max_restarts": 1_000_000,
+    "replicas": 256,  # each replica is a worker process (or a JVM)
+    "min_replicas": 256,
+    "max_replicas": 256,
+    "target_in_flight": 1_000_000,
+    "scale_up_delay": _DAY,
+    "scale_down_delay": _DAY,
+    "drain_timeout": _DAY,
 }
 
 

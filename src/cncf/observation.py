@@ -108,6 +108,8 @@ class Code(enum.StrEnum):
     ARGUMENTS_TOO_LARGE = "arguments_too_large"
     CALL_ID_IN_USE = "call_id_in_use"
     INVALID_POLICY = "invalid_policy"
+    READINESS_FAILED = "readiness_failed"
+    HANDOVER_FAILED = "handover_failed"
     COMPONENT_UNAVAILABLE = "component_unavailable"
     HUB_CLOSED = "hub_closed"
     # -- wait ------------------------------------------------------------
@@ -396,6 +398,24 @@ _REGISTRY: dict[Code, _Spec] = {
         False,
         "The call asks for a policy or limit that cannot be applied (e.g. a negative timeout).",
     ),
+    Code.READINESS_FAILED: _s(
+        L,
+        "component",
+        "unavailable",
+        "state",
+        True,
+        "An upgrade's new generation did not pass its readiness operation (the manifest's readiness): "
+        "it was rolled back, the old generation serves on.",
+    ),
+    Code.HANDOVER_FAILED: _s(
+        L,
+        "component",
+        "invalid",
+        "state",
+        True,
+        "An upgrade's state hand-over failed (export_state of the old generation or import_state of the "
+        "new one): it was rolled back, the old generation serves on with its state.",
+    ),
     Code.COMPONENT_UNAVAILABLE: _s(
         D,
         "component",
@@ -551,7 +571,7 @@ _REGISTRY: dict[Code, _Spec] = {
         "unavailable",
         "resource",
         True,
-        "The job could not be stored durably (store not writable, disk full, payload not encodable).",
+        "The job could not be stored durably (store not writable, disk full, the PostgreSQL server unreachable, payload not encodable); attributes['reason'] says which (store_unreachable: the hub reconnects by itself, retry the call).",
     ),
     Code.IDEMPOTENCY_CONFLICT: _s(
         J,
@@ -583,7 +603,7 @@ _REGISTRY: dict[Code, _Spec] = {
         "unavailable",
         "crash",
         True,
-        "The job's execution was interrupted (its hub or worker died) and it could not be resumed.",
+        "An attempt of the job was interrupted because the hub running it died (or, on a PostgreSQL store, lost its lease); recorded in the job's history with that hub (attributes['owner']), the job is queued again (at-least-once) or quarantined after its last allowed attempt.",
     ),
     Code.JOB_QUARANTINED: _s(
         J,

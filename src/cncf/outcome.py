@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from cncf._frozen import twin
 from cncf.observation import Observation
 
 
@@ -33,6 +34,7 @@ class Outcome:
     stderr: str = ""
     job_id: str | None = None
     queued: bool = False  # the call was accepted as a job and has not run yet
+    generation: int | None = None  # the component generation that ran it (None: it ran on none)
 
     @property
     def ok(self) -> bool:
@@ -63,3 +65,25 @@ class Outcome:
     @classmethod
     def failure(cls, observation: Observation, *, stdout: str = "", stderr: str = "") -> Outcome:
         return cls(observation.call_id, observation=observation, stdout=stdout, stderr=stderr)
+
+
+_MutableOutcome = twin(Outcome)
+
+
+def make_outcome(
+    call_id: str, value: Any, observation: Observation | None, stdout: str, stderr: str, generation: int | None = None
+) -> Outcome:
+    """``Outcome(call_id, value, observation, stdout, stderr)`` for the engine's
+    hot path, 5× cheaper (see ``cncf._frozen``)."""
+    o = _MutableOutcome()
+    o.call_id = call_id
+    o.value = value
+    o.observation = observation
+    o.stdout = stdout
+    o.stderr = stderr
+    o.job_id = None
+    o.queued = False
+    o.generation = generation
+    o.__class__ = Outcome
+    outcome: Outcome = o
+    return outcome

@@ -1,30 +1,68 @@
-"""OpenTelemetry spans for calls, when ``opentelemetry-sdk`` is installed (extra ``otel``).
+"""OpenTelemetry traces of calls and HTTP requests (extra ``otel``: ``opentelemetry-sdk``).
 
-One server span per finished call, named ``{component}.{service}/{operation}``
-(the RPC convention's ``{rpc.service}/{rpc.method}``) with
-``rpc.system.name = "cncf"``, and one child span for the boundary hop (the
-time the call spent in its component, once it was admitted).  A failed call
-sets ``error.type`` to its Observation code and the span status to ERROR.
+The switch::
 
-The spans are made from the engine's ``CallFinished`` events
-(``AsyncHub.subscribe``), after the fact, with explicit start and end times:
-the engine learns nothing about tracing, and a hub without OpenTelemetry
-pays nothing (this module is imported only by :func:`install`).  Event times
-are the hub loop's clock; they are mapped to wall-clock nanoseconds once per
-event.  The boundary hop starts when the call was handed to its boundary
-(``CallFinished.executed``), so the server span's head is the time it waited
-at its gate.
+    import cncf.telemetry
+    cncf.telemetry.enable()            # every hub made from now on (Hub and AsyncHub)
+    cncf.telemetry.enable(hub)         # one hub, already made
+    stop = cncf.telemetry.enable(hub, tracer_provider=provider)
+    stop()                             # no more spans
+
+``enable`` uses the tracer provider given, else the application's global one
+(``opentelemetry.trace.set_tracer_provider``), else one built from
+``OTEL_TRACES_EXPORTER`` (``console``, or ``otlp`` when its exporter is
+installed); it returns None, and traces nothing, when OpenTelemetry's SDK is
+not installed or no SDK tracer provider is set up.  ``cncf serve`` enables it for its hub
+whenever a provider is set up that way.
+
+What is traced, after OpenTelemetry's semantic conventions:
+
+* **an HTTP request** to a served hub: a SERVER span ``{method} {route}``
+  (``http.request.method``, ``http.route``, ``url.path``, ``url.scheme``,
+  ``http.response.status_code``; status ERROR for a 5xx), continuing the
+  trace of an incoming ``traceparent``/``tracestate`` (W3C propagator);
+* **a call**: a span ``{component}.{service}/{operation}`` (``rpc.system.name
+  = "cncf"``, ``rpc.service``, ``rpc.method``, ``cncf.call_id``), child of the
+  current span — the HTTP request's, or the program's own — and then of kind
+  INTERNAL; a call without a parent (a job attempt, a program with no span of
+  its own) is the trace's SERVER root.  It is opened when the engine admits the
+  call, so that its trace context travels with the call to the component
+  (``cncf.collaborator.current_call().traceparent`` in a worker, the
+  ``traceparent`` key of the wire protocol's INVOKE): a component's own spans
+  join the trace, as children of the call span;
+* its phases, as child spans: ``wait`` (parked at the component's gate,
+  only when it waited) and the boundary hop ``{component} {form} boundary``
+  (CLIENT: handed to the boundary until the boundary returned);
+* a failed call: ``error.type`` (the Observation's code), status ERROR, and an
+  ``exception`` span event with ``exception.type``, ``exception.message`` and
+  ``exception.stacktrace`` from the Observation's cause (the component's own
+  exception, Python or Java), or from the Observation itself when it has none.
+
+Times: every span time is a ``time.perf_counter_ns`` stamp (see
+``cncf.engine.events``) placed on the wall clock by one offset read per
+span, so the intervals are exact to the nanosecond clock, whatever the event
+loop.  Nothing of OpenTelemetry is imported until ``enable`` is called; a hub
+without telemetry pays one attribute test per call.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import dataclasses
+import functools
 import os
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
+from cncf.call import ActionCall
+from cncf.engine import events
 from cncf.engine.events import CallFinished
+from cncf.selector import normalize
+
+#: The tracings enabled, in order (HTTP requests get the last one): read by the HTTP middleware.
+TRACING: list[_Tracing] = []
 
 
 def _provider() -> Any:
@@ -33,7 +71,7 @@ def _provider() -> Any:
     from opentelemetry import trace
 
     current = trace.get_tracer_provider()
-    if type(current).__name__ != "ProxyTracerProvider":
+    if type(current).__name__ not in ("ProxyTracerProvider", "NoOpTracerProvider"):
         return current
     exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
     if not exporter_name or exporter_name == "none":
@@ -59,75 +97,316 @@ def _provider() -> Any:
     return provider
 
 
-class CallTracer:
-    """The listener: CallFinished → a server span and its boundary-hop child."""
+@dataclasses.dataclass(slots=True)
+class _Open:
+    """A span opened but not yet recorded: its identity (chosen and sampled when
+    it opened, so that its context can travel before it ends) and its start."""
 
-    def __init__(self, tracer: Any, forms: Callable[[str], str]) -> None:
-        from opentelemetry import trace
+    name: str
+    kind: Any
+    trace_id: int
+    span_id: int
+    flags: int
+    state: Any  # its TraceState
+    parent: Any  # the parent's SpanContext, or None
+    recording: bool
+    attributes: Any  # the sampler's
+    start: int
+
+    def traceparent(self) -> str:
+        # bytes.hex: a third of what formatting a 128-bit int as hex costs
+        return f"00-{self.trace_id.to_bytes(16, 'big').hex()}-{self.span_id.to_bytes(8, 'big').hex()}-{self.flags:02x}"
+
+
+class _Tracing:
+    """One enabled tracing.
+
+    Spans are recorded after the fact, from stamps: a span is *opened*
+    (:meth:`open`: its ids generated and its sampling decided by the
+    provider's own id generator and sampler, as the SDK's ``start_span``
+    would) when its work begins, so that its context can be propagated, and
+    *recorded* (:meth:`record`) once, complete, when the work has ended: one
+    ``ReadableSpan`` handed to the provider's span processor.  That costs a
+    fraction of a live SDK span (no lock, no attribute cleaning, no
+    ``on_start``), which matters at a few microseconds a call; a span that is
+    sampled out costs its ids and the sampler's decision only.  It needs the
+    SDK's tracer (its ``sampler``, ``id_generator``, ``span_processor`` and
+    ``resource``): :func:`enable` checks.
+    """
+
+    def __init__(self, tracer: Any, version: str) -> None:
+        from opentelemetry import context, trace
+        from opentelemetry.sdk.trace import Event, ReadableSpan
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
         from opentelemetry.trace import SpanKind, Status, StatusCode
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-        self._trace = trace
-        self._tracer = tracer
-        self._forms = forms
-        self._server, self._client = SpanKind.SERVER, SpanKind.CLIENT
-        self._error = Status(StatusCode.ERROR)
-        self._Status, self._code = Status, StatusCode
+        self.tracer = tracer
+        self.trace, self.context = trace, context
+        self.SpanKind, self.Status, self.StatusCode = SpanKind, Status, StatusCode
+        self.propagator = TraceContextTextMapPropagator()
+        self._open: dict[str, tuple[_Open, int]] = {}  # call id -> (call span, wall offset)
+        self._ReadableSpan, self._Event = ReadableSpan, Event
+        self._scope = InstrumentationScope("cncf", version)
+        self._unset = Status()
+        self._random = int(trace.TraceFlags.RANDOM_TRACE_ID)
+        self._flags = [trace.TraceFlags(i) for i in range(256)]
 
-    def __call__(self, event: CallFinished) -> None:
+    # ------------------------------------------------------------ spans
+
+    def open(self, name: str, kind: Any, parent_context: Any = None, start: int = 0) -> _Open:
+        """A span's identity: a child of the span of ``parent_context`` (None:
+        the current context's), sampled by the provider's sampler.  ``kind``
+        None: INTERNAL under a parent, else SERVER (the trace's root)."""
+        parent: Any = self.trace.get_current_span(parent_context).get_span_context()
+        if not parent.is_valid:
+            parent = None
+        if kind is None:
+            kind = self.SpanKind.INTERNAL if parent is not None else self.SpanKind.SERVER
+        tracer = self.tracer
+        ids = tracer.id_generator
+        if parent is None:
+            trace_id = ids.generate_trace_id()
+            random = ids.is_trace_id_random()
+        else:
+            trace_id = parent.trace_id
+            random = parent.trace_flags.random_trace_id
+        result = tracer.sampler.should_sample(parent_context, trace_id, name, kind)
+        decision = result.decision
+        flags = (1 if decision.is_sampled() else 0) | (self._random if random else 0)
+        return _Open(
+            name,
+            kind,
+            trace_id,
+            ids.generate_span_id(),
+            flags,
+            result.trace_state,
+            parent,
+            decision.is_recording(),
+            result.attributes,
+            start,
+        )
+
+    def context_of(self, span: _Open) -> Any:
+        """The span's ``SpanContext``."""
+        return self.trace.SpanContext(
+            span.trace_id,
+            span.span_id,
+            is_remote=False,
+            trace_flags=self._flags[span.flags & 0xFF],
+            trace_state=span.state,
+        )
+
+    def record(
+        self,
+        span: _Open,
+        end: int,
+        attributes: dict[str, Any],
+        status: Any = None,
+        events: tuple[tuple[str, dict[str, Any], int], ...] = (),
+    ) -> None:
+        """Record the span, complete (``end``: wall-clock ns)."""
+        if not span.recording:
+            return
+        if span.attributes:
+            attributes = {**span.attributes, **attributes}
+        self.tracer.span_processor.on_end(
+            self._ReadableSpan(
+                span.name,
+                self.context_of(span),
+                span.parent,
+                self.tracer.resource,
+                attributes,
+                tuple(self._Event(n, a, t) for n, a, t in events) if events else (),
+                (),
+                span.kind,
+                None,
+                status or self._unset,
+                span.start,
+                end,
+                self._scope,
+            )
+        )
+
+    def child(
+        self, parent: _Open, name: str, kind: Any, start: int, end: int, attributes: dict[str, Any], status: Any = None
+    ) -> None:
+        """Record a child of ``parent`` (a phase of its work) at once."""
+        if not parent.recording:
+            return
+        span_id = self.tracer.id_generator.generate_span_id()
+        sc = self.context_of(parent)
+        self.record(
+            _Open(name, kind, parent.trace_id, span_id, parent.flags, parent.state, sc, True, None, start),
+            end,
+            attributes,
+            status,
+        )
+
+    # ------------------------------------------------------------ calls
+
+    def begin(self, call: ActionCall) -> ActionCall:
+        """Open the call's span (a child of the current span) and hand its
+        trace context to the call.  Never raises: a failure leaves the call as it was."""
         try:
-            now_loop = asyncio.get_running_loop().time()
-        except RuntimeError:
-            now_loop = time.monotonic()
-        offset = time.time_ns() - int(now_loop * 1e9)
+            offset = events.wall_offset_ns()
+            target = call.target
+            span = self.open(
+                f"{target.component}.{target.service}/{target.operation}", None, start=offset + time.perf_counter_ns()
+            )
+            self._open[call.id] = (span, offset)
+            # The call's context is completed in place: it was made for this call alone
+            # and nothing has read it yet (rebuilding the frozen call and context costs
+            # several microseconds a call, more than the rest of the span).
+            ctx = call.context
+            object.__setattr__(ctx, "traceparent", span.traceparent())
+            if span.state:
+                object.__setattr__(ctx, "tracestate", span.state.to_header() or None)
+            return call
+        except Exception:  # noqa: BLE001 - telemetry never breaks a call
+            return call
 
-        def ns(t: float) -> int:
-            return offset + int(t * 1e9)
+    def finish(self, event: CallFinished, form: Callable[[str], str]) -> None:
+        """Record the call's span and its phases' (the engine's listener)."""
+        try:
+            self._finish(event, form)
+        except Exception:  # noqa: BLE001 - a listener that raises is dropped; this one must stay
+            pass
 
+    def _finish(self, event: CallFinished, form_of: Callable[[str], str]) -> None:
         call, outcome = event.call, event.outcome
         target = call.target
-        obs = outcome.observation
-        attrs: dict[str, Any] = {
+        opened = self._open.pop(call.id, None)
+        if opened is None:  # admitted before tracing was enabled: made after the fact
+            offset = events.wall_offset_ns()
+            span = self.open(
+                f"{target.component}.{target.service}/{target.operation}",
+                self.SpanKind.SERVER,
+                start=offset + event.admitted_ns,
+            )
+        else:
+            span, offset = opened
+        if not span.recording:  # sampled out: nothing to record
+            return
+        ctx = call.context
+        attributes: dict[str, Any] = {
             "rpc.system.name": "cncf",
             "rpc.service": f"{target.component}.{target.service}",
             "rpc.method": target.operation,
             "cncf.call_id": call.id,
-            "cncf.caller": call.context.caller,
-            "cncf.correlation_id": call.context.correlation_id,
+            "cncf.caller": ctx.caller,
+            "cncf.correlation_id": ctx.correlation_id,
         }
+        obs = outcome.observation
+        status = None
+        exception: tuple[tuple[str, dict[str, Any], int], ...] = ()
         if obs is not None:
-            attrs["error.type"] = obs.code.value
-            attrs["cncf.stage"] = obs.stage.value
-        server = self._tracer.start_span(
-            f"{target.component}.{target.service}/{target.operation}",
-            kind=self._server,
-            start_time=ns(event.started),
-            attributes=attrs,
-        )
-        if obs is not None:
-            server.set_status(self._Status(self._code.ERROR, obs.code.value))
-        # The hop starts when the call was handed to its boundary (admission when it never ran).
-        hop_start = event.executed if event.executed is not None else event.started
-        ctx = self._trace.set_span_in_context(server)
-        hop = self._tracer.start_span(
-            f"{target.component} {self._forms(target.component)} boundary",
-            context=ctx,
-            kind=self._client,
-            start_time=ns(hop_start),
-            attributes={
-                "rpc.system.name": "cncf",
-                "cncf.form": self._forms(target.component),
-                **({"error.type": obs.code.value} if obs is not None else {}),
-            },
-        )
-        if obs is not None:
-            hop.set_status(self._Status(self._code.ERROR, obs.code.value))
-        hop.end(end_time=ns(event.ended))
-        server.end(end_time=ns(event.ended))
+            attributes["error.type"] = obs.code.value
+            attributes["cncf.stage"] = obs.stage.value
+            status = self.Status(self.StatusCode.ERROR, obs.code.value)
+            cause = obs.cause
+            exception = (
+                (
+                    "exception",
+                    {
+                        "exception.type": cause.type if cause is not None and cause.type else obs.code.value,
+                        "exception.message": cause.message if cause is not None else obs.message,
+                        "exception.stacktrace": _stack(cause) if cause is not None else "",
+                    },
+                    offset + (event.returned_ns or event.ended_ns),
+                ),
+            )
+        if event.tier is not None:
+            attributes["cncf.cancel_tier"] = event.tier
+        if event.parked_ns is not None:
+            start = offset + event.parked_ns
+            self.child(span, "wait", self.SpanKind.INTERNAL, start, start + event.wait_ns, {})
+        if event.executed_ns is not None:
+            form = form_of(target.component)
+            hop: dict[str, Any] = {"rpc.system.name": "cncf", "cncf.form": form}
+            if obs is not None:
+                hop["error.type"] = obs.code.value
+            start = offset + event.executed_ns
+            self.child(
+                span,
+                f"{target.component} {form} boundary",
+                self.SpanKind.CLIENT,
+                start,
+                start + event.execution_ns,
+                hop,
+                status,
+            )
+        self.record(span, offset + event.ended_ns, attributes, status, exception)
+
+    def instrument(self, hub: Any) -> Callable[[], None]:
+        """Trace ``hub``'s calls (an AsyncHub, or an ActionEngine); the function that stops it."""
+        engine = getattr(hub, "engine", hub)
+        components = engine._components  # the hub's own mapping (normalized name -> Component)
+
+        def form(name: str) -> str:
+            comp = components.get(normalize(name))
+            return str(comp.spec.form) if comp is not None else "unknown"
+
+        engine.tracing = self
+        listener = functools.partial(self.finish, form=form)
+        engine.subscribe(listener)
+        held = weakref.ref(engine)  # the stop function does not keep a closed hub's engine alive
+
+        def stop() -> None:
+            engine = held()
+            if engine is None:
+                return
+            if engine.tracing is self:
+                engine.tracing = None
+            with contextlib.suppress(ValueError):
+                engine._listeners.remove(listener)
+
+        return stop
+
+    # ------------------------------------------------------------- HTTP
+
+    def extract(self, headers: list[tuple[bytes, bytes]]) -> Any:
+        """The context of an incoming ``traceparent``/``tracestate`` (W3C), or None."""
+        carrier = {}
+        for k, v in headers:
+            if k in (b"traceparent", b"tracestate"):
+                carrier[k.decode()] = v.decode("latin-1")
+        if "traceparent" not in carrier:
+            return None
+        return self.propagator.extract(carrier)
+
+    def current(self, span: _Open) -> Any:
+        """A context in which ``span`` is the current span (for what runs under it)."""
+        return self.trace.set_span_in_context(self.trace.NonRecordingSpan(self.context_of(span)))
 
 
-def install(hub: Any, tracer_provider: Any = None) -> Callable[[], None] | None:
-    """Trace every call of ``hub`` (an ``AsyncHub``); the function that stops it,
-    or None when OpenTelemetry is not installed or no tracer provider is set up."""
+def _stack(cause: Any) -> str:
+    """The cause's stack, its own causes' appended (as Python prints a chain)."""
+    parts = []
+    while cause is not None:
+        parts.append(cause.stack or f"{cause.type}: {cause.message}")
+        cause = cause.cause
+    return "\n\nThe above exception was the direct cause of the following exception:\n\n".join(reversed(parts))
+
+
+def current() -> _Tracing | None:
+    """The tracing HTTP requests get (the last ``enable`` still on), or None."""
+    return TRACING[-1] if TRACING else None
+
+
+def enable(hub: Any = None, *, tracer_provider: Any = None) -> Callable[[], None] | None:
+    """Trace calls (and a served hub's HTTP requests) with OpenTelemetry.
+
+    Args:
+        hub: an ``AsyncHub`` or a ``Hub``; None: every hub made from now on in
+            this process.
+        tracer_provider: the provider to use (default: the application's, or
+            one made from ``OTEL_TRACES_EXPORTER``).
+
+    Returns:
+        The function that stops tracing, or None when OpenTelemetry is not
+        installed or no tracer provider is set up (then nothing is traced).
+    """
     try:
         from opentelemetry import trace  # noqa: F401
     except ImportError:
@@ -137,11 +416,44 @@ def install(hub: Any, tracer_provider: Any = None) -> Callable[[], None] | None:
         return None
     from cncf import __version__
 
-    def form(name: str) -> str:
-        handle = hub.component(name)
-        return handle.form if handle is not None else "unknown"
+    tracer = provider.get_tracer("cncf", __version__)
+    if not all(hasattr(tracer, a) for a in ("sampler", "span_processor", "id_generator", "resource")):
+        return None  # not the SDK's tracer (see _Tracing)
+    tracing = _Tracing(tracer, __version__)
+    stops: list[Callable[[], None]] = []
+    if hub is not None:
+        stops.append(tracing.instrument(getattr(hub, "aio", hub)))
+    else:
+        engines: list[Callable[[], None]] = []
 
-    return hub.subscribe(CallTracer(provider.get_tracer("cncf", __version__), form))  # type: ignore[no-any-return]
+        def hook(engine: Any) -> None:
+            engines.append(tracing.instrument(engine))
+
+        events.ENGINE_HOOKS.append(hook)
+
+        def unhook() -> None:
+            if hook in events.ENGINE_HOOKS:
+                events.ENGINE_HOOKS.remove(hook)
+            for stop_engine in engines:
+                stop_engine()
+            engines.clear()
+
+        stops.append(unhook)
+    TRACING.append(tracing)
+
+    def stop() -> None:
+        for s in stops:
+            s()
+        stops.clear()
+        if tracing in TRACING:
+            TRACING.remove(tracing)
+
+    return stop
 
 
-__all__ = ["CallTracer", "install"]
+def install(hub: Any, tracer_provider: Any = None) -> Callable[[], None] | None:
+    """``enable(hub, tracer_provider=...)`` (its earlier name, kept for ``cncf serve``)."""
+    return enable(hub, tracer_provider=tracer_provider)
+
+
+__all__ = ["current", "enable", "install"]

@@ -82,7 +82,7 @@ def test_a_deadline_is_kept_whatever_the_component_does(hub: Door, load: Loader,
     final = "abandoned" if form.name == "inline" else "killed"
     event = hub.event("deadline")
     assert event.tier == final
-    assert event.settled is not None and event.settled - event.ended >= GRACE - 0.1
+    assert event.settled_ns is not None and event.settled_ns - event.ended_ns >= (GRACE - 0.1) * 1e9
     assert hub.inspect(NAME)["cancellations"] == {final: 1}
 
 
@@ -119,7 +119,7 @@ def test_a_cooperative_stop_keeps_the_instance_and_reports_the_tier(hub: Door, l
     assert out.observation.code is Code.TIMED_OUT
     event = hub.event("stops")
     assert event.tier == "cooperative"
-    assert event.executed is not None and event.started <= event.executed <= event.ended
+    assert event.executed_ns is not None and event.admitted_ns <= event.executed_ns <= event.ended_ns
     assert hub.call(f"{NAME}.increment", [1]).value == 4
     assert handle.restarts == 0
 

@@ -219,3 +219,49 @@ def test_cli_call_hub(hub_server: Served) -> None:
     assert r.returncode == 1 and json.loads(r.stdout)["observation"]["code"] == "raised"
     r = cli("svc.default.echo")
     assert r.returncode == 0 and r.stdout.strip() == "null"
+
+
+def test_connect_to_a_hub_on_a_unix_socket(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`cncf serve --unix PATH` prints `unix:PATH`; `cncf.connect` takes that (and
+    `unix:///PATH`, `http+unix://%2FPATH`), the async client and `cncf call --hub` too."""
+    sock = tmp_path / "hub.sock"
+    s: Served = serve(FIXTURES / "hub.toml", "--unix", str(sock))
+    assert s.url == f"unix:{sock}"
+    quoted = str(sock).replace("/", "%2F")
+    for url in (s.url, f"unix://{sock}", f"http+unix://{quoted}"):
+        with cncf.connect(url) as remote:
+            assert remote.call("svc.add", [2, 3]).value == 5, url
+            bad = remote.call("svc.fail")
+            assert bad.observation is not None and bad.observation.code.value == "raised"
+            assert "svc" in [c.name for c in remote.components()]
+            q = remote.call("jobs.add", [1, 1])
+            assert q.job_id is not None and remote.wait(q.job_id, timeout=30).value == 2
+    with cncf.connect(s.url, token=s.token) as admin:  # the admin routes (the token) over the socket too
+        assert admin.unload("svc") is True
+        assert "svc" not in [c.name for c in admin.components()]
+
+    async def main() -> None:
+        async with connect_async(s.url) as hub:
+            assert (await hub.call("jobs.add", [4, 5])).job_id is not None
+
+    asyncio.run(main())
+    r = subprocess.run(
+        [sys.executable, "-m", "cncf", "call", "--hub", s.url, "jobs.add", "2", "3", "--json"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["ok"] is True
+
+
+# httpcore 1.0's synchronous Unix-socket connect leaves its socket to the garbage
+# collector when connect(2) fails (a ResourceWarning, not a leak: it is closed then)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_no_hub_on_the_socket_is_an_observation(tmp_path: Path) -> None:
+    for url in (f"unix:{tmp_path / 'none.sock'}", f"unix://{tmp_path / 'none.sock'}"):
+        with cncf.connect(url) as gone:
+            out = gone.call("svc.add", [1, 1])
+        assert out.observation is not None
+        assert (out.observation.code.value, out.observation.stage.value) == ("hub_unreachable", "reception")

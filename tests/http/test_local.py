@@ -94,6 +94,39 @@ def test_another_local_user_needs_the_token_on_loopback(serve) -> None:  # type:
     assert _request(nobody, where, "POST", "/rest/v1/svc/echo", s.token).startswith("200 ")
 
 
+PIPELINE = r"""
+import re, socket, sys
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)), timeout=30)
+health = b"GET /healthz HTTP/1.1\r\nHost: " + host.encode() + b"\r\n\r\n"
+call = (b"POST /rest/v1/svc/echo HTTP/1.1\r\nHost: " + host.encode() + b"\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 3\r\n\r\n[1]")
+s.sendall(call + call + health)  # three requests in one write: the parser meets them in one read
+got = b""
+while got.count(b"HTTP/1.1 ") < 3:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    got += chunk
+print(" ".join(code.decode() for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", got)))
+"""
+
+
+def test_another_users_pipelined_requests_each_need_the_token(serve) -> None:  # type: ignore[no-untyped-def]
+    """The peer's user is decided once per connection; every request on it carries
+    the decision, also requests the parser meets together in one read."""
+    nobody = _as_nobody()
+    s: Served = serve(PROBE_HUB)
+    where = s.url.removeprefix("http://").rstrip("/")
+    r = subprocess.run(
+        [*nobody, SYSTEM_PYTHON, "-c", PIPELINE, where], capture_output=True, text=True, timeout=60, cwd="/"
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["401", "401", "200"], r.stdout  # the calls need the token; /healthz does not
+    mine = subprocess.run([SYSTEM_PYTHON, "-c", PIPELINE, where], capture_output=True, text=True, timeout=60, cwd="/")
+    assert mine.stdout.split() == ["200", "200", "200"], mine.stdout
+
+
 @pytest.fixture
 def open_dir() -> Iterator[Path]:
     """A folder every user may enter (pytest's own tmp is private to root)."""

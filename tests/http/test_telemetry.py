@@ -1,31 +1,137 @@
-"""OpenTelemetry spans per call (the ``otel`` extra), recorded in memory."""
+"""Exact call timing and OpenTelemetry traces (the ``otel`` extra), recorded in memory.
+
+The clock: the engine's call events carry ``time.perf_counter_ns`` stamps, so a
+sub-millisecond call measures as itself under uvloop (whose ``loop.time()`` is
+millisecond-grained).  The traces: an HTTP server span continuing the caller's
+``traceparent``, the call span as its child, the call's phases as the call
+span's children, the trace context handed to the component, and a failure's
+cause as an ``exception`` event — checked on a real HTTP server (uvicorn on a
+loopback socket, in this process so that its spans reach the in-memory exporter).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 import cncf
 from cncf import telemetry
+from cncf.engine.events import CallFinished
+from cncf.receptions.http.metrics import BUCKETS, HubMetrics
+from tests.conftest import IN_CI
 from tests.http.conftest import FIXTURES
 
-sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
+try:
+    import opentelemetry.sdk.trace as sdk_trace
+except ImportError:  # the otel extra (in the test extra): required under CI
+    if IN_CI:
+        raise
+    pytest.skip("opentelemetry-sdk is not installed (pip install 'cncf[otel]')", allow_module_level=True)
+from opentelemetry import trace  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 from opentelemetry.trace import SpanKind, StatusCode  # noqa: E402
 
+OBSERVED = FIXTURES / "observed"
 
-def test_a_server_span_and_a_boundary_hop_per_call(tmp_path: Path) -> None:
+
+def _provider() -> tuple[Any, InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     provider = sdk_trace.TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+def _run_on_uvloop(main: Callable[[], Any]) -> Any:
+    import uvloop  # uvicorn[standard]'s: a dependency of cncf
+
+    return uvloop.run(main())
+
+
+# --------------------------------------------------------------------- clock
+
+
+def test_a_sub_millisecond_call_measures_as_itself_under_uvloop(tmp_path: Path) -> None:
+    """Phases are exact, ordered intervals; the histogram sees the call's real length."""
+    events: list[CallFinished] = []
+    client: dict[str, int] = {}
+    naps = [0.3, 0.7, 1.3, 0.3, 0.7, 1.3, 0.3, 0.7, 1.3]
+
+    async def main() -> None:
+        assert "uvloop" in type(asyncio.get_running_loop()).__module__
+        async with cncf.AsyncHub(tmp_path / "home") as hub:
+            assert (await hub.load(OBSERVED)).state == "ready"
+            await hub.call("observed.nap", [0.1])  # warm
+            hub.subscribe(events.append)
+            for ms in naps:
+                t0 = time.perf_counter_ns()
+                outcome = await hub.call("observed.nap", [ms])
+                client[outcome.call_id] = time.perf_counter_ns() - t0
+                assert outcome.ok, outcome.observation
+
+    _run_on_uvloop(main)
+    assert len(events) == len(naps)
+    metrics = HubMetrics()
+    for ms, e in zip(naps, events, strict=True):
+        assert isinstance(e.admitted_ns, int) and isinstance(e.ended_ns, int)
+        assert e.executed_ns is not None and e.returned_ns is not None and e.parked_ns is None
+        assert e.admitted_ns <= e.executed_ns <= e.returned_ns <= e.ended_ns
+        # the hop holds the component's own time; the whole call is inside the caller's measurement
+        assert e.execution_ns >= ms * 1e6
+        assert e.admission_ns + e.wait_ns + e.execution_ns <= e.ended_ns - e.admitted_ns
+        assert e.wait_ns == 0
+        assert ms * 1e6 <= e.ended_ns - e.admitted_ns <= client[e.call.id]
+        assert e.duration == (e.ended_ns - e.admitted_ns) / 1e9
+        metrics.on_call(e)
+    # not whole milliseconds (loop.time() under uvloop gives nothing else)
+    assert len({(e.ended_ns - e.admitted_ns) % 1_000_000 for e in events}) > 1
+    hist = next(iter(metrics.durations.values()))
+    below = sum(n for bound, n in zip(BUCKETS, hist.counts, strict=False) if bound < 0.0003)
+    assert below == 0, "a 0.3 ms call counted under 0.3 ms"
+    assert BUCKETS[0] == 25e-6 and BUCKETS[-1] == 60.0
+    assert max(b / a for a, b in zip(BUCKETS, BUCKETS[1:], strict=False)) <= 4 / 3 + 1e-9
+
+
+def test_a_call_that_waited_at_its_gate_reports_the_wait_apart(tmp_path: Path) -> None:
+    events: list[CallFinished] = []
+
+    async def main() -> None:
+        async with cncf.AsyncHub(tmp_path / "home") as hub:
+            assert (await hub.load(OBSERVED)).state == "ready"
+            await hub.call("observed.nap", [0.1])
+            hub.subscribe(events.append)
+            outcomes = await asyncio.gather(hub.call("observed.nap", [60]), hub.call("observed.nap", [5]))
+            assert all(o.ok for o in outcomes)
+
+    asyncio.run(main())
+    first, second = sorted(events, key=lambda e: e.admitted_ns)
+    assert first.parked_ns is None and first.wait_ns == 0
+    assert second.parked_ns is not None and second.executed_ns is not None
+    assert second.admitted_ns <= second.parked_ns <= second.executed_ns
+    # it waited (serialize) for the first call's 60 ms; then its own 5 ms ran
+    assert second.wait_ns >= 50e6 and second.admission_ns < 20e6
+    assert 5e6 <= second.execution_ns < second.wait_ns
+    assert second.executed_ns >= first.returned_ns  # type: ignore[operator]
+
+
+# -------------------------------------------------------------------- traces
+
+
+def test_each_call_is_a_span_with_its_boundary_hop(tmp_path: Path) -> None:
+    provider, exporter = _provider()
 
     async def main() -> None:
         async with cncf.AsyncHub(tmp_path / "home") as hub:
             assert (await hub.load(FIXTURES / "svc")).state == "ready"
-            stop = telemetry.install(hub, provider)
+            stop = telemetry.enable(hub, tracer_provider=provider)
             assert stop is not None
             assert (await hub.call("svc.add", [1, 2])).value == 3
             assert (await hub.call("svc.fail")).observation is not None
@@ -34,19 +140,23 @@ def test_a_server_span_and_a_boundary_hop_per_call(tmp_path: Path) -> None:
 
     asyncio.run(main())
     spans = exporter.get_finished_spans()
-    servers = [s for s in spans if s.kind is SpanKind.SERVER]
+    calls = [s for s in spans if s.kind is SpanKind.SERVER]  # no parent: the call is the trace's root
     hops = [s for s in spans if s.kind is SpanKind.CLIENT]
-    assert [s.name for s in servers] == ["svc.default/add", "svc.default/fail"]
+    assert [s.name for s in calls] == ["svc.default/add", "svc.default/fail"]
     assert len(hops) == 2
-    for server, hop in zip(servers, hops, strict=True):
-        assert server.attributes["rpc.system.name"] == "cncf"
-        assert hop.parent is not None and hop.parent.span_id == server.context.span_id
-        assert server.start_time <= hop.start_time <= hop.end_time <= server.end_time
+    for call, hop in zip(calls, hops, strict=True):
+        assert call.parent is None and call.attributes["rpc.system.name"] == "cncf"
+        assert hop.parent is not None and hop.parent.span_id == call.context.span_id
+        assert call.start_time < hop.start_time <= hop.end_time < call.end_time  # the hop is measured apart
         assert hop.name == "svc python boundary"
-    ok, failed = servers
+    ok, failed = calls
     assert "error.type" not in ok.attributes and ok.status.status_code is not StatusCode.ERROR
     assert failed.attributes["error.type"] == "raised" and failed.status.status_code is StatusCode.ERROR
     assert hops[1].attributes["error.type"] == "raised"
+    (event,) = [e for e in failed.events if e.name == "exception"]
+    assert event.attributes["exception.type"] == "ValueError"
+    assert event.attributes["exception.message"] == "bad"
+    assert "def fail" in event.attributes["exception.stacktrace"] or "fail" in event.attributes["exception.stacktrace"]
 
 
 def test_without_a_tracer_provider_nothing_is_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,6 +164,161 @@ def test_without_a_tracer_provider_nothing_is_installed(tmp_path: Path, monkeypa
 
     async def main() -> None:
         async with cncf.AsyncHub(tmp_path / "home") as hub:
-            assert telemetry.install(hub) is None
+            assert telemetry.enable(hub) is None
+            assert hub.engine.tracing is None
 
     asyncio.run(main())
+
+
+def test_enable_traces_every_hub_made_afterwards_under_the_programs_own_span(tmp_path: Path) -> None:
+    """The documented switch: ``cncf.telemetry.enable()`` before the hub is made;
+    a synchronous ``Hub``'s call is a child of the program's current span."""
+    provider, exporter = _provider()
+    stop = telemetry.enable(tracer_provider=provider)
+    assert stop is not None
+    try:
+        tracer = provider.get_tracer("the-program")
+        with cncf.Hub(tmp_path / "home") as hub:
+            assert hub.load(OBSERVED).state == "ready"
+            with tracer.start_as_current_span("work") as mine:
+                seen = hub.call("observed.context").value
+            bare = hub.call("observed.context").value
+    finally:
+        stop()
+    with cncf.Hub(tmp_path / "home2") as hub:  # made after stop(): not traced
+        assert hub.load(OBSERVED).state == "ready"
+        assert hub.call("observed.context").value["traceparent"] is None
+    spans = {s.name: s for s in exporter.get_finished_spans() if s.parent is not None}
+    call = spans["observed.default/context"]
+    assert call.kind is SpanKind.INTERNAL
+    assert call.parent.span_id == mine.get_span_context().span_id
+    assert call.context.trace_id == mine.get_span_context().trace_id
+    # the component read its call's trace context: the call span, in the program's trace
+    version, trace_id, parent_id, flags = seen["traceparent"].split("-")
+    assert version == "00" and int(flags, 16) & 1  # sampled
+    assert int(trace_id, 16) == call.context.trace_id and int(parent_id, 16) == call.context.span_id
+    roots = [s for s in exporter.get_finished_spans() if s.name == "observed.default/context" and s.parent is None]
+    assert len(roots) == 1 and roots[0].kind is SpanKind.SERVER
+    assert int(bare["traceparent"].split("-")[1], 16) == roots[0].context.trace_id
+
+
+@asynccontextmanager
+async def _served(hub: cncf.AsyncHub) -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP reception on a real loopback socket, served by uvicorn on this loop."""
+    import uvicorn
+
+    from cncf.receptions.http.app import Reception
+    from cncf.receptions.http.auth import Trust
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    reception = Reception(hub, Trust(None, "127.0.0.1", port))
+    server = uvicorn.Server(uvicorn.Config(reception.app(), lifespan="off", log_level="warning"))
+    task = asyncio.ensure_future(server.serve(sockets=[sock]))
+    while not server.started and not task.done():
+        await asyncio.sleep(0.01)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await task
+        reception.close()
+        sock.close()
+
+
+def test_an_http_request_continues_the_callers_trace_down_to_the_component(tmp_path: Path) -> None:
+    provider, exporter = _provider()
+    incoming_trace, incoming_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    answers: dict[str, httpx.Response] = {}
+
+    async def main() -> None:
+        async with cncf.AsyncHub(tmp_path / "home") as hub:
+            assert (await hub.load(OBSERVED)).state == "ready"
+            stop = telemetry.enable(hub, tracer_provider=provider)
+            assert stop is not None
+            try:
+                async with _served(hub) as http:
+                    headers = {
+                        "traceparent": f"00-{incoming_trace}-{incoming_span}-01",
+                        "tracestate": "vendor=opaque",
+                        "content-type": "application/json",
+                    }
+                    answers["context"] = await http.post("/rest/v1/observed/context", headers=headers)
+                    answers["fail"] = await http.post("/rest/v1/observed/fail", json={"message": "nope"})
+                    answers["nowhere"] = await http.get("/nowhere")
+            finally:
+                stop()
+
+    asyncio.run(main())
+    assert answers["context"].status_code == 200
+    seen = answers["context"].json()["value"]
+    spans = exporter.get_finished_spans()
+    http_spans = [s for s in spans if s.kind is SpanKind.SERVER]
+    by_route = {s.attributes.get("http.route"): s for s in http_spans}
+    request = by_route["/rest/v1/{component}/{operation}"] if len(http_spans) == 3 else None
+    assert request is not None, [s.name for s in http_spans]
+    first = min(http_spans, key=lambda s: s.start_time)
+    # the incoming traceparent is honoured: same trace, its span is the parent
+    assert first.context.trace_id == int(incoming_trace, 16)
+    assert first.parent is not None and first.parent.span_id == int(incoming_span, 16)
+    assert first.name == "POST /rest/v1/{component}/{operation}"
+    assert first.attributes["http.request.method"] == "POST"
+    assert first.attributes["url.path"] == "/rest/v1/observed/context"
+    assert first.attributes["http.response.status_code"] == 200
+    call = next(s for s in spans if s.name == "observed.default/context")
+    hop = next(s for s in spans if s.name == "observed python boundary" and s.parent.span_id == call.context.span_id)
+    assert call.kind is SpanKind.INTERNAL and call.parent.span_id == first.context.span_id
+    assert first.start_time < call.start_time < hop.start_time < hop.end_time < call.end_time < first.end_time
+    # the component got the call span's context, and the caller's tracestate
+    _, trace_id, parent_id, _ = seen["traceparent"].split("-")
+    assert int(trace_id, 16) == int(incoming_trace, 16) and int(parent_id, 16) == call.context.span_id
+    assert seen["tracestate"] == "vendor=opaque"
+    assert seen["call"] == call.attributes["cncf.call_id"]
+    # nanosecond times, not whole milliseconds
+    stamps = [t for s in (first, call, hop) for t in (s.start_time, s.end_time)]
+    assert any(t % 1_000_000 for t in stamps)
+
+    failed_http = next(s for s in http_spans if s.attributes["url.path"] == "/rest/v1/observed/fail")
+    assert failed_http.attributes["http.response.status_code"] == answers["fail"].status_code
+    failed = next(s for s in spans if s.name == "observed.default/fail")
+    assert failed.parent.span_id == failed_http.context.span_id
+    assert failed.status.status_code is StatusCode.ERROR and failed.attributes["error.type"] == "raised"
+    (event,) = [e for e in failed.events if e.name == "exception"]
+    assert event.attributes["exception.type"] == "ValueError"
+    assert event.attributes["exception.message"] == "nope"
+    assert "inner" in event.attributes["exception.stacktrace"]  # the component's own frames
+
+    lost = next(s for s in http_spans if s.attributes["url.path"] == "/nowhere")
+    assert lost.attributes["http.response.status_code"] == answers["nowhere"].status_code == 404
+    assert "http.route" not in lost.attributes and lost.name == "GET"
+    assert lost.parent is None  # no traceparent came with it
+    assert lost.status.status_code is not StatusCode.ERROR  # a 4xx is the client's
+    assert trace.get_current_span() is trace.INVALID_SPAN  # nothing leaked into this thread's context
+
+
+def test_a_sampled_out_call_records_nothing_but_still_carries_its_context(tmp_path: Path) -> None:
+    """The provider's sampler decides, as for any span: a call it samples out is
+    not recorded, and the component gets a context whose sampled flag is off."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    exporter = InMemorySpanExporter()
+    provider = sdk_trace.TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with cncf.AsyncHub(tmp_path / "home") as hub:
+            assert (await hub.load(OBSERVED)).state == "ready"
+            stop = telemetry.enable(hub, tracer_provider=provider)
+            assert stop is not None
+            seen.update((await hub.call("observed.context")).value)
+            assert (await hub.call("observed.fail")).observation is not None
+            stop()
+
+    asyncio.run(main())
+    assert exporter.get_finished_spans() == ()
+    version, trace_id, span_id, flags = seen["traceparent"].split("-")
+    assert version == "00" and int(trace_id, 16) and int(span_id, 16) and not int(flags, 16) & 1

@@ -17,6 +17,8 @@ from cncf.jobs import JobState
 
 from ._util import HERE, WORKER
 
+pytestmark = pytest.mark.usefixtures("each_store")  # on SQLite and on PostgreSQL
+
 FORMS = {"inline": (WORKER, "worker"), "python": (HERE / "fixtures" / "pyworker", "pyworker")}
 
 

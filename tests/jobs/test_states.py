@@ -13,6 +13,8 @@ from cncf.jobs import Job, JobNotFound, JobState
 
 from ._util import WORKER, lines
 
+pytestmark = pytest.mark.usefixtures("each_store")  # on SQLite and on PostgreSQL
+
 
 def test_queue_call_returns_job_id_at_once_and_job_succeeds(hub: cncf.Hub) -> None:
     out = hub.call("worker.add", [2, 3])
@@ -177,6 +179,7 @@ def test_submit_only_hub_runs_no_job(home: Path) -> None:
         assert hub.wait(out.job_id, 5).value == 3
 
 
+@pytest.mark.parametrize("each_store", ["sqlite"], indirect=True)  # SQLite's synchronous pragma
 def test_power_durability_uses_full_sync_and_group_commit(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CNCF_JOB_DURABILITY", "power")
 

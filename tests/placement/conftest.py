@@ -144,9 +144,49 @@ def _running(pid: int) -> bool:
 
 
 from tests.jar.conftest import build_dir, jar_home, plain_jar  # noqa: E402,F401
+from tests.placement.isolated import IsolatedCluster, namespaces_problem  # noqa: E402
 
 
 @pytest.fixture
 def placed_jar_hub(tmp_path: Path, ray_cluster: RayCluster, jvm: Any, jvm_cache: Path) -> Iterator[cncf.Hub]:  # noqa: F811
+    with cncf.Hub(home=jar_home(tmp_path / "home", jvm_cache)) as h:
+        yield h
+
+
+# ---------------------------------------------------------------------------
+# Isolated nodes (issue 17): a node that shares nothing with the hub but the network
+# ---------------------------------------------------------------------------
+
+#: The resources of a module's isolated node (``iso``) and of the head beside the hub.
+ISO_NODE = {"iso": 1}
+HEAD = {"hub_machine": 1}
+
+
+def require_namespaces() -> None:
+    problem = namespaces_problem()
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"isolated nodes are required under CI=true: {problem}")
+        pytest.skip(problem)
+
+
+@pytest.fixture(scope="module")
+def isolated() -> Iterator[IsolatedCluster]:
+    """A cluster per module whose node ``iso`` hides the hub's files (``isolated.py``).
+    Modules using it run before ``test_placement.py``: a process talks to one cluster."""
+    require_ray()
+    require_namespaces()
+    c = IsolatedCluster(head_resources=HEAD)
+    try:
+        c.add("iso", ISO_NODE)
+        yield c
+    finally:
+        c.shutdown()
+        c.cleanup_disk()
+
+
+@pytest.fixture
+def iso_hub(tmp_path: Path, isolated: IsolatedCluster, jvm: Any, jvm_cache: Path) -> Iterator[cncf.Hub]:
+    """A hub whose home holds the compiled JVM host (as the jar tests share it)."""
     with cncf.Hub(home=jar_home(tmp_path / "home", jvm_cache)) as h:
         yield h

@@ -417,23 +417,34 @@ class IsolatedCluster:
         self.ray = ray
         # Short: Ray's unix sockets live under it (at most 107 bytes).
         self.root = Path(tempfile.mkdtemp(prefix="cr", dir="/tmp"))
-        self._saved = {k: os.environ.get(k) for k in ("RAY_TMPDIR", MARKER)}
+        self._saved = {k: os.environ.get(k) for k in ("RAY_TMPDIR", MARKER, "RAY_ADDRESS")}
         os.environ["RAY_TMPDIR"] = str(self.root / "head")
         os.environ[MARKER] = str(self.root)  # inherited by the head's processes
         (self.root / "head").mkdir()
         self.hidden = hub_only_paths()
-        self.cluster = Cluster(
-            initialize_head=True,
-            head_node_args={
-                "num_cpus": 1,
-                "object_store_memory": _STORE,
-                "resources": head_resources or {"hub_machine": 1},
-                "include_dashboard": True,
-                "dashboard_host": "127.0.0.1",
-                "dashboard_port": _free_port(),
-            },
-        )
+        try:
+            self.cluster = Cluster(
+                initialize_head=True,
+                head_node_args={
+                    "num_cpus": 1,
+                    "object_store_memory": _STORE,
+                    "resources": head_resources or {"hub_machine": 1},
+                    "include_dashboard": True,
+                    "dashboard_host": "127.0.0.1",
+                    "dashboard_port": _free_port(),
+                },
+            )
+        except BaseException:  # a head that timed out starting (a loaded machine): leave nothing
+            for line in _marked(self.root):
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(line.split()[0]), signal.SIGKILL)
+            self._restore_environment()
+            self.cleanup_disk()
+            raise
         self.address: str = self.cluster.address
+        # A hub's default ray_address ("auto") finds clusters by their processes: another
+        # engineer's cluster on this machine could be the one it picks.  Name ours.
+        os.environ["RAY_ADDRESS"] = self.address
         self.nodes: dict[str, IsolatedNode] = {}
         self._down = False
 
@@ -482,11 +493,14 @@ class IsolatedCluster:
         try:
             self.cluster.shutdown()
         finally:
-            for k, v in self._saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+            self._restore_environment()
+
+    def _restore_environment(self) -> None:
+        for k, v in self._saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
     def cleanup_disk(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

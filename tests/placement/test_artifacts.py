@@ -14,7 +14,6 @@ import tarfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -34,6 +33,7 @@ from cncf.placement.artifacts import (
     serve_chunks,
     sha256_file,
 )
+from tests.placement.forms import http_store
 
 
 def _folder(root: Path) -> Path:
@@ -49,7 +49,7 @@ def _folder(root: Path) -> Path:
 
 
 class CountingSource(ChunkSource):
-    """A local source that records, in a file, every transfer it starts (offset 0)."""
+    """A local source that records, in a file, every transfer it starts (offset 0): pid and digest."""
 
     def __init__(self, inner: LocalFileSource, log: Path, delay: float = 0.0, corrupt_at: int | None = None) -> None:
         self.inner, self.log, self.delay, self.corrupt_at = inner, log, delay, corrupt_at
@@ -60,7 +60,7 @@ class CountingSource(ChunkSource):
     def fetch(self, digest: str, offset: int, size: int) -> bytes:
         if offset == 0:
             with open(self.log, "a") as f:
-                f.write(f"{os.getpid()}\n")
+                f.write(f"{os.getpid()} {digest}\n")
         time.sleep(self.delay)
         data = self.inner.fetch(digest, offset, size)
         if self.corrupt_at is not None and offset <= self.corrupt_at < offset + len(data):
@@ -287,6 +287,81 @@ def test_an_artifact_is_pulled_over_a_socket_in_chunks_and_verified(tmp_path: Pa
     assert not server.is_alive()  # the hub's side ends with the connection
 
 
+def test_a_node_keeps_several_chunk_requests_in_flight(tmp_path: Path) -> None:
+    """The hub's side here answers nothing until three requests have arrived: a node
+    asking one chunk at a time would wait forever (the socket's timeout says so)."""
+    from cncf.placement import artifacts
+
+    blob = tmp_path / "big.jar"
+    blob.write_bytes(os.urandom(5 * 1024 * 1024 + 17))
+    local = LocalFileSource()
+    digest = local.add(blob)
+    hub_side, node_side = socket.socketpair()
+    node_side.settimeout(10)
+    seen: list[int] = []
+
+    def serve() -> None:
+        with hub_side:
+            size = hub_side.recv(artifacts._REQUEST.size, socket.MSG_WAITALL)  # the size request
+            hub_side.sendall(artifacts._REPLY.pack(artifacts._OK, 8) + struct.pack("!Q", blob.stat().st_size))
+            assert artifacts._REQUEST.unpack(size)[0] == b"S"
+            hub_side.settimeout(10)
+            first = b""
+            while len(first) < 3 * artifacts._REQUEST.size:  # three requests before any answer
+                got = hub_side.recv(3 * artifacts._REQUEST.size - len(first))
+                if not got:
+                    break
+                first += got
+            heads = [first[i : i + artifacts._REQUEST.size] for i in range(0, len(first), artifacts._REQUEST.size)]
+            seen.append(len(heads))
+            for head in heads:
+                _kind, _raw, offset, n = artifacts._REQUEST.unpack(head)
+                data = local.fetch(digest, offset, n)
+                hub_side.sendall(artifacts._REPLY.pack(artifacts._OK, len(data)) + data)
+            hub_side.settimeout(None)
+            serve_chunks(hub_side, local)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    entry = ArtifactCache(tmp_path / "cache", 1 << 30).ensure(digest, SocketSource(node_side, window=4))
+    assert sha256_file(entry.blob) == digest
+    assert seen == [3]
+    node_side.close()
+    t.join(5)
+
+
+class _RefusingSource(ChunkSource):
+    """The hub's file vanished after its first MiB was served."""
+
+    def __init__(self, inner: LocalFileSource, refused: str) -> None:
+        self.inner, self.refused = inner, refused
+
+    def size(self, digest: str) -> int:
+        return self.inner.size(digest)
+
+    def fetch(self, digest: str, offset: int, size: int) -> bytes:
+        if digest == self.refused and offset >= 1 << 20:
+            raise ArtifactError("cannot read the artifact: it vanished")
+        return self.inner.fetch(digest, offset, size)
+
+
+def test_a_refusal_mid_stream_fails_that_artifact_and_the_connection_stays_usable(tmp_path: Path) -> None:
+    local = LocalFileSource()
+    gone = tmp_path / "gone.jar"
+    gone.write_bytes(os.urandom(6 * 1024 * 1024))
+    kept = tmp_path / "kept.jar"
+    kept.write_bytes(os.urandom(3 * 1024 * 1024 + 1))
+    refused, fine = local.add(gone), local.add(kept)
+    remote, server = _served(_RefusingSource(local, refused))
+    cache = ArtifactCache(tmp_path / "cache", 1 << 30)
+    with pytest.raises(ArtifactError, match="vanished"):
+        cache.ensure(refused, remote)
+    assert cache._entry(refused) is None  # nothing half-written kept
+    assert sha256_file(cache.ensure(fine, remote).blob) == fine  # the replies in flight were drained
+    remote.sock.close()
+    server.join(5)
+
+
 def test_a_corrupting_or_oversending_peer_is_refused(tmp_path: Path) -> None:
     blob = tmp_path / "a.pyz"
     blob.write_bytes(os.urandom(2 * 1024 * 1024))
@@ -313,52 +388,10 @@ def test_a_corrupting_or_oversending_peer_is_refused(tmp_path: Path) -> None:
     assert not ArtifactCache(tmp_path / "c2", 1 << 30).has(digest)
 
 
-def _store(files: dict[str, bytes], honour_range: bool = True) -> tuple[str, Any]:
-    """A static HTTP artifact store on loopback (``<base>/<sha256>``), with range requests."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _body(self) -> bytes | None:
-            data = files.get(self.path.rsplit("/", 1)[-1])
-            if data is None:
-                self.send_error(404)
-            return data
-
-        def do_HEAD(self) -> None:
-            data = self._body()
-            if data is not None:
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-
-        def do_GET(self) -> None:
-            data = self._body()
-            if data is None:
-                return
-            rng = self.headers.get("Range")
-            if rng and honour_range:
-                start, end = (int(x) for x in rng.removeprefix("bytes=").split("-"))
-                part = data[start : end + 1]
-                self.send_response(206)
-            else:
-                part = data
-                self.send_response(200)
-            self.send_header("Content-Length", str(len(part)))
-            self.end_headers()
-            self.wfile.write(part)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}/store/", server
-
-
 def test_an_artifact_store_url_serves_chunks_by_range(tmp_path: Path) -> None:
     data = os.urandom(2 * 1024 * 1024 + 3)
     digest = hashlib.sha256(data).hexdigest()
-    base, server = _store({digest: data})
+    base, server = http_store({digest: data})
     try:
         entry = ArtifactCache(tmp_path / "cache", 1 << 30).ensure(digest, HttpSource(base))
         assert entry.blob.read_bytes() == data
@@ -367,7 +400,7 @@ def test_an_artifact_store_url_serves_chunks_by_range(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
-    ignoring, server = _store({digest: data}, honour_range=False)
+    ignoring, server = http_store({digest: data}, honour_range=False)
     try:
         with pytest.raises(ArtifactError, match="more than"):
             ArtifactCache(tmp_path / "other", 1 << 30).ensure(digest, HttpSource(ignoring))
@@ -376,6 +409,36 @@ def test_an_artifact_store_url_serves_chunks_by_range(tmp_path: Path) -> None:
         server.server_close()
     with pytest.raises(ArtifactError, match="cannot be reached"):
         HttpSource(base, timeout=5).size(digest)  # the store is gone
+
+
+def test_the_artifact_store_is_asked_first_and_the_hub_only_for_what_it_lacks(tmp_path: Path) -> None:
+    from cncf.placement.artifacts import FirstOf
+
+    in_store, only_hub = os.urandom(3 * 1024 * 1024), os.urandom(1024 * 1024 + 1)
+    local = LocalFileSource()
+    for name, data in (("a", in_store), ("b", only_hub)):
+        (tmp_path / name).write_bytes(data)
+        local.add(tmp_path / name)
+    a, b = hashlib.sha256(in_store).hexdigest(), hashlib.sha256(only_hub).hexdigest()
+    log: list[str] = []
+    base, server = http_store({a: in_store}, log=log)
+    hub, hub_thread = _served(CountingSource(local, tmp_path / "hub-log"))
+    try:
+        source = FirstOf([HttpSource(base), hub])
+        cache = ArtifactCache(tmp_path / "cache", 1 << 30)
+        assert cache.ensure(a, source).blob.read_bytes() == in_store
+        assert cache.ensure(b, source).blob.read_bytes() == only_hub
+        assert source.served_by(a) is not hub and source.served_by(b) is hub
+        assert [line for line in log if line.startswith("GET")] and all(a in line for line in log if "GET" in line)
+        hub_reads = (tmp_path / "hub-log").read_text().split()
+        assert a not in hub_reads and b in hub_reads  # the hub served only what the store lacks
+        with pytest.raises(ArtifactError, match="no artifact"):
+            cache.ensure("e" * 64, source)  # neither has it: both said so
+    finally:
+        server.shutdown()
+        server.server_close()
+        hub.sock.close()
+        hub_thread.join(5)
 
 
 # ---------------------------------------------------------------------------

@@ -5,8 +5,7 @@ placement: what runs on an isolated node cannot see the hub's files, its home
 or its caches, while the head beside the hub sees them; the node still has
 Python, Ray and an installed ``cncf``; and stopping a node or the whole
 cluster leaves no process behind.  The acceptance scenarios of issue 17
-against such a node are in ``issue17_pending.py`` (not collected: they fail
-today).
+against such a node are in ``test_isolated_forms.py``.
 
 This module runs before ``test_placement.py`` (file order) and disconnects
 when done: a process talks to one Ray cluster at a time.
@@ -16,45 +15,20 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI
-from tests.placement.conftest import gone, require_ray
-from tests.placement.isolated import (
-    REPO,
-    IsolatedCluster,
-    _editable_targets,
-    leftovers,
-    namespaces_problem,
-    visible,
-)
+from tests.placement.conftest import HEAD, gone
+from tests.placement.conftest import ISO_NODE as NODE
+from tests.placement.isolated import REPO, IsolatedCluster, _editable_targets, leftovers, visible
 
-HEAD = {"hub_machine": 1}
-NODE = {"iso": 1}
+pytestmark = pytest.mark.slow  # a Ray cluster with isolated nodes
 
 
-def require_namespaces() -> None:
-    problem = namespaces_problem()
-    if problem is not None:
-        if IN_CI:
-            pytest.fail(f"isolated nodes are required under CI=true: {problem}")
-        pytest.skip(problem)
-
-
-@pytest.fixture(scope="module")
-def isolated_cluster() -> Iterator[IsolatedCluster]:
-    require_ray()
-    require_namespaces()
-    c = IsolatedCluster(head_resources=HEAD)
-    try:
-        c.add("iso", NODE)
-        yield c
-    finally:
-        c.shutdown()
-        c.cleanup_disk()
+@pytest.fixture
+def isolated_cluster(isolated: IsolatedCluster) -> IsolatedCluster:
+    return isolated
 
 
 def _hub_paths(tmp_path: Path) -> list[str]:

@@ -85,6 +85,7 @@ class WorkerInstance:
     worker: WorkerLink
     rss_kb: int | None = None  # cached: the engine checks health on every call
     rss_at: float = -1.0
+    healthy: Health | None = None  # the answer while it lives, renewed with rss_kb
 
     def force(self) -> None:
         """Stop a call at any price: one instance per worker, so killing the worker
@@ -185,9 +186,13 @@ class WorkerBoundary:
     ) -> Returned:
         worker = instance.worker
         try:
-            body = await wire.invoke(
+            pending = wire.start_invoke(
                 worker.channel, _INSTANCE_ID, call, operation, concurrent=concurrent, scope=scope, force=instance.force
             )
+            if pending.future.done():  # the common case: the reply came while the channel spun for it
+                body = pending.result(Stage.EXECUTE)
+            else:
+                body = await pending.reply(Stage.EXECUTE, scope, spin=False)
         except Failed as exc:
             raise wire.attach_output(exc, worker.take_output) from None
         out, err = worker.take_output()
@@ -204,9 +209,11 @@ class WorkerBoundary:
         if worker.exited_unnoticed():
             return Health(alive=False, pid=worker.pid, detail="exited while idle")
         now = time.monotonic()
-        if now - instance.rss_at > RSS_REFRESH:  # reading /proc costs more than a call
+        healthy = instance.healthy
+        if healthy is None or now - instance.rss_at > RSS_REFRESH:  # reading /proc costs more than a call
             instance.rss_kb, instance.rss_at = worker.rss_kb(), now
-        return Health(alive=True, pid=worker.pid, rss_kb=instance.rss_kb)
+            healthy = instance.healthy = Health(alive=True, pid=worker.pid, rss_kb=instance.rss_kb)
+        return healthy
 
     async def close(self) -> None:
         workers, self._workers = list(self._workers), set()

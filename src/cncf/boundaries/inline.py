@@ -129,7 +129,7 @@ class InlineLoaded:
 
 
 class InlineInstance:
-    __slots__ = ("obj", "methods", "invoke", "alive", "runaways", "fast", "demoted")
+    __slots__ = ("obj", "methods", "invoke", "alive", "runaways", "fast", "demoted", "coroutine")
 
     def __init__(
         self, obj: Any, methods: dict[str, Any] | None, invoke: Callable[..., Any] | None, loaded: InlineLoaded
@@ -140,6 +140,7 @@ class InlineInstance:
         self.invoke = invoke  # a Collaborator's own invoke, else None
         self.alive = True
         self.runaways = 0  # abandoned exclusive operations whose threads (or tasks) still run
+        self.coroutine: dict[str, bool] = {}  # operation -> is its function a coroutine function (asked once)
 
 
 class InlineBoundary:
@@ -174,9 +175,12 @@ class InlineBoundary:
             kwargs: dict[str, Any] = {}
         else:
             fn, args, kwargs = instance.methods[operation], call.args, call.kwargs
-        state = _rt.CallState(None, call.id, operation)
+        state = _rt.CallState(None, call.id, operation, call.context.traceparent, call.context.tracestate)
         loaded_fast = instance.fast
-        if inspect.iscoroutinefunction(fn) or loaded_fast[operation] >= PROMOTE:
+        is_async = instance.coroutine.get(operation)
+        if is_async is None:  # inspect's answer costs ten calls: asked once per operation and instance
+            is_async = instance.coroutine[operation] = inspect.iscoroutinefunction(fn)
+        if is_async or loaded_fast[operation] >= PROMOTE:
             # On the loop, as a plain function call: nothing to interrupt, nothing to register.
             t0 = time.perf_counter()
             token = _CALL.set(state)
@@ -186,7 +190,7 @@ class InlineBoundary:
                 raise self._call_failure(instance, call, operation, exc) from None
             finally:
                 _CALL.reset(token)
-            if time.perf_counter() - t0 > SLOW and not inspect.iscoroutinefunction(fn):
+            if time.perf_counter() - t0 > SLOW and not is_async:
                 _demote(instance, operation)
             elif loaded_fast[operation] >= PROMOTE:
                 loaded_fast[operation] += 1  # counts on-loop runs since the promotion
@@ -278,6 +282,12 @@ class InlineBoundary:
         fut = scope.operation_future()
 
         def chain(t: asyncio.Task[tuple[bool, Any]]) -> None:
+            if (
+                t.cancelled()
+                and inspect.iscoroutine(awaitable)
+                and inspect.getcoroutinestate(awaitable) == "CORO_CREATED"
+            ):
+                awaitable.close()  # cancelled before its first step: it never ran (no "never awaited" warning)
             if fut.done():  # abandoned: the instance is free of this runaway now
                 if exclusive and instance.runaways:
                     instance.runaways -= 1

@@ -84,6 +84,17 @@ class JvmHost:
     _rss_at: float = -10.0
     last_beat: float = 0.0  # loop time of the host's last heartbeat
     watchdog: asyncio.TimerHandle | None = None
+    loading: int = 0  # loads handed this shared host and not finished yet
+
+    @property
+    def placed(self) -> bool:
+        """A shared host on a cluster node: it holds placement resources there while it lives."""
+        return bool(self.shared_key[0])
+
+    @property
+    def remote(self) -> bool:
+        """On a cluster node (shared or dedicated): its link notices a lost node by a poll."""
+        return self.worker.placement.get("engine") == "ray"
 
     @property
     def alive(self) -> bool:
@@ -127,6 +138,7 @@ class JarInstance:
     host: JvmHost
     released: bool = False
     frozen: str = ""  # why the host found its executor threads frozen (see _component_frozen)
+    healthy: Health | None = None  # the last alive answer, reused while the host's RSS figure is the same
 
     @property
     def instance_id(self) -> str:
@@ -232,6 +244,7 @@ class JarBoundary:
                 host = await self._spawn(key, dedicated=False, label="jvm-host", spec=spec, options=options, env=env)
                 host.shared_key = shared
                 self._shared[shared] = host
+            host.loading += 1  # until load() is done with it: never retired under a load
             return host
 
     async def _spawn(
@@ -347,6 +360,16 @@ class JarBoundary:
                 path=str(artifact),
             )
         host = await self.host_for(spec)
+        try:
+            return await self._load_into(host, spec)
+        finally:
+            if not host.dedicated:
+                host.loading -= 1
+                if not host.instances:
+                    await self._retire(host)  # a failed first load leaves no user
+
+    async def _load_into(self, host: JvmHost, spec: ComponentSpec) -> JarLoaded:
+        artifact = spec.artifact
         instance_id = f"{spec.name}#{next(self._seq)}"
         timed_out = False
 
@@ -458,6 +481,19 @@ class JarBoundary:
                     await host.worker.channel.request(
                         Kind.UNLOAD, {"instance": loaded.instance_id}, stage=Stage.EXECUTE
                     )
+        await self._retire(host)
+
+    async def _retire(self, host: JvmHost) -> None:
+        """A placed shared host with no component left, and none loading, ends and frees
+        the placement resources it held on its node (a local one stays warm for the
+        next jar until the hub closes)."""
+        if host.dedicated or not host.placed:
+            return
+        async with self._spawn_locks.setdefault(host.shared_key, asyncio.Lock()):
+            if host.instances or host.loading:
+                return
+            self._host_died(host)
+        await host.worker.close(grace=1.0 if host.alive else 0)
 
     def health(self, instance: JarInstance) -> Health:
         host = instance.host
@@ -465,14 +501,19 @@ class JarBoundary:
             return Health(alive=False, pid=host.pid, detail="unloaded")
         if not host.alive:
             return Health(alive=False, pid=host.pid, detail=f"JVM host exited with status {host.worker.returncode}")
+        if host.remote and host.worker.exited_unnoticed():  # its node lost while the hub was idle
+            return Health(alive=False, pid=host.pid, detail="the JVM host's node was lost while idle")
         if instance.frozen:
             return Health(alive=False, pid=host.pid, detail=f"frozen in its shared JVM host: {instance.frozen}")
-        return Health(
-            alive=True,
-            pid=host.pid,
-            rss_kb=host.rss_kb(),
-            detail=f"JVM host pid {host.pid} ({'dedicated' if host.dedicated else 'shared'})",
-        )
+        rss_kb, healthy = host.rss_kb(), instance.healthy  # (health is on every call's path)
+        if healthy is None or healthy.rss_kb != rss_kb:
+            healthy = instance.healthy = Health(
+                alive=True,
+                pid=host.pid,
+                rss_kb=rss_kb,
+                detail=f"JVM host pid {host.pid} ({'dedicated' if host.dedicated else 'shared'})",
+            )
+        return healthy
 
     async def close(self) -> None:
         hosts, self._hosts = list(self._hosts), set()

@@ -33,17 +33,21 @@ import asyncio
 import contextlib
 import dataclasses
 import difflib
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cncf.call import ActionCall, Arguments, CancelTier, ExecutionContext, Target, new_call_id
+from cncf._frozen import twin
+from cncf.call import ActionCall, Arguments, CancelTier, Target, make_call, make_context, new_call_id
 from cncf.engine.component import Component, State
-from cncf.engine.events import CallFinished
+from cncf.engine.events import ENGINE_HOOKS, CallFinished
+from cncf.engine.gate import Gate, Slot
 from cncf.engine.operations import OperationEntry
+from cncf.engine.replicas import Replica, Reroute
 from cncf.engine.scope import CallScope, CancelReason, Interrupted
 from cncf.failures import internal_error, observation_cause
 from cncf.observation import Code, Failed, Observation, Stage
-from cncf.outcome import Outcome
+from cncf.outcome import Outcome, make_outcome
 from cncf.policy import Mode
 from cncf.selector import Selector, normalize, resolve
 
@@ -80,6 +84,18 @@ class Dispatched:
     entry: OperationEntry
 
 
+_MutableDispatched = twin(Dispatched)
+
+
+def _dispatched(call: ActionCall, component: Component, entry: OperationEntry) -> Dispatched:
+    """``Dispatched(...)`` on the hot path (see ``cncf._frozen``)."""
+    d = _MutableDispatched()
+    d.call, d.component, d.entry = call, component, entry
+    d.__class__ = Dispatched
+    dispatched: Dispatched = d
+    return dispatched
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Resolution:
     """A dispatch-cache entry; valid while ``component`` is still registered
@@ -95,7 +111,9 @@ class _Resolution:
 class _Record:
     """One admitted call: what runs, and its scope (deadline, reason, tier)."""
 
-    __slots__ = ("call", "component", "entry", "scope", "_gone")
+    __slots__ = ("call", "component", "entry", "scope", "_gone", "gate", "slot")
+    gate: Gate  # the gate it went through, and the slot (replica) it was admitted to
+    slot: Slot
 
     def __init__(self, call: ActionCall, component: Component, entry: OperationEntry, scope: CallScope) -> None:
         self.call = call
@@ -126,6 +144,11 @@ class ActionEngine:
         # Calls whose caller has its Outcome while the operation still runs (escalating).
         self._settling: set[_Record] = set()
         self._listeners: list[Callable[[CallFinished], None]] = []
+        # ``begin(call) -> call`` when telemetry is on (cncf.telemetry): the call's span
+        # is opened and its trace context handed to the component
+        self.tracing: Any = None
+        for hook in ENGINE_HOOKS:
+            hook(self)
 
     # ---------------------------------------------------------------- dispatch
 
@@ -251,7 +274,7 @@ class ActionEngine:
             named: dict[str, Any] = {}
         elif isinstance(args, dict):
             pos, named = (), args
-        elif isinstance(args, list | tuple):
+        elif isinstance(args, (list, tuple)):
             pos, named = tuple(args), {}
         elif isinstance(args, Arguments):
             pos, named = tuple(args.args), dict(args.kwargs)
@@ -282,8 +305,7 @@ class ActionEngine:
                         ),
                     )
                 )
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = asyncio.get_running_loop().time()
         deadline = None
         if timeout is not None:
             if (
@@ -301,17 +323,10 @@ class ActionEngine:
                     )
                 )
             deadline = now + timeout
-        call = ActionCall(
-            id=cid,
-            target=target,
-            policy=entry.policy,
-            context=ExecutionContext(
-                correlation_id or cid, caller, deadline, now, None if idempotency_key is None else str(idempotency_key)
-            ),
-            args=pos,
-            kwargs=named,
+        context = make_context(
+            correlation_id or cid, caller, deadline, now, None if idempotency_key is None else str(idempotency_key)
         )
-        return Dispatched(call, comp, entry)
+        return _dispatched(make_call(cid, target, entry.policy, context, pos, named), comp, entry)
 
     def settled(self, selector: str) -> bool:
         """Will a call to ``selector`` need no lifecycle work (load, restart, queue)?
@@ -329,7 +344,7 @@ class ActionEngine:
             return False
         if hit.entry.policy.mode is Mode.QUEUE or comp.state not in _SETTLED_STATES:
             return False
-        return comp.instance is not None and comp.boundary is not None and comp.boundary.health(comp.instance).alive
+        return comp.serving()
 
     # ------------------------------------------------------------------- call
 
@@ -349,11 +364,13 @@ class ActionEngine:
         calls to the job system is the hub's business, above the engine.  Always
         exactly one Outcome (never raises but for the caller's own task
         cancellation, which is delivered to the component as a cancellation)."""
-        call, comp = dispatched.call, dispatched.component
+        call, comp, entry = dispatched.call, dispatched.component, dispatched.entry
+        if self.tracing is not None:
+            call = self.tracing.begin(call)
         loop = asyncio.get_running_loop()
-        scope = CallScope(call.id, dispatched.entry.policy.cancel_grace, loop)
+        scope = CallScope(call.id, entry.policy.cancel_grace, loop)
         try:
-            outcome = await self._run(call, comp, dispatched.entry, scope, loop)
+            outcome = await self._run(call, comp, entry, scope, loop)
         except asyncio.CancelledError:
             self._report(call, comp, scope, None, loop)
             raise
@@ -381,7 +398,7 @@ class ActionEngine:
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         """One event per call, once its operation has ended: the final tier is known then."""
-        ended = loop.time()
+        ended = time.perf_counter_ns()
         if outcome is None:  # the caller's own task was cancelled: the event says so
             outcome = Outcome.failure(
                 Observation.of(
@@ -401,9 +418,19 @@ class ActionEngine:
             if tier is not None:
                 comp.cancellations[tier] += 1
             if self._listeners:
-                at = loop.time() if tier is not None else ended
+                at = time.perf_counter_ns() if tier is not None else ended
                 self._notify(
-                    CallFinished(call, outcome, call.context.submitted, ended, tier, max(at, ended), scope.executed)
+                    CallFinished(
+                        call,
+                        outcome,
+                        scope.admitted,
+                        ended,
+                        tier,
+                        max(at, ended),
+                        scope.executed,
+                        scope.parked,
+                        scope.returned,
+                    )
                 )
 
         if not scope.started:
@@ -428,41 +455,82 @@ class ActionEngine:
     ) -> Outcome:
         target = str(call.target)
         policy = entry.policy
-        gate = comp.gate
-        if call.id in self._records:  # a duplicate id that bypassed dispatch (e.g. a queued retry)
+        cid = call.id
+        records = self._records
+        if cid in records:  # a duplicate id that bypassed dispatch (e.g. a queued retry)
             return Outcome.failure(
                 Observation.of(
                     Code.CALL_ID_IN_USE,
-                    f"call_id {call.id!r} is already used by a call in flight",
-                    target=target,
-                    call_id=call.id,
+                    f"call_id {cid!r} is already used by a call in flight",
+                    target=str(call.target),
+                    call_id=cid,
                 )
             )
-        rec = _Record(call, comp, entry, scope)
-        self._records[call.id] = rec
+        rec = records[cid] = _Record(call, comp, entry, scope)
         try:
-            try:
-                instance = await comp.ready_instance()
-            except Failed as exc:
-                return Outcome.failure(exc.observation.with_context(target=target, call_id=call.id))
-            # ---- wait
-            exclusive, limit = entry.exclusive, policy.max_concurrency
-            if not gate.try_enter(exclusive, limit):
-                obs = await self._wait(rec, loop)
-                if obs is not None:
-                    return Outcome.failure(obs)
-                try:  # the instance may have been replaced while we waited
-                    instance = await comp.ready_instance()
+            routes = retries = 0
+            while True:
+                try:
+                    single = comp.single
+                    if single is not None:  # one replica: its gate, its instance (restarted if need be)
+                        gate = single.gate
+                        instance = await single.ready_instance()
+                    else:
+                        gate = comp.route(call, entry)
+                        instance = await comp.prepare(gate)
                 except Failed as exc:
-                    gate.leave()
                     return Outcome.failure(exc.observation.with_context(target=target, call_id=call.id))
-            # ---- execute
-            return await self._execute(rec, instance, loop)
+                # ---- wait
+                exclusive, limit = entry.exclusive, policy.max_concurrency
+                slot = gate.try_enter(exclusive, limit)
+                if slot is None or instance is None:
+                    if slot is None:
+                        waited = await self._wait(rec, gate, loop)
+                        if isinstance(waited, Observation):
+                            return Outcome.failure(waited)
+                        slot = waited
+                        if slot.owner.component is not comp:  # a new generation took over the line
+                            comp = rec.component = slot.owner.component
+                    try:  # the instance may have been replaced while we waited
+                        instance = await slot.owner.ready_instance()
+                    except Reroute:  # that replica is lost: another one serves
+                        gate.leave(slot)
+                        routes += 1
+                        if routes <= len(gate.slots):
+                            continue
+                        return Outcome.failure(
+                            Observation.of(
+                                Code.COMPONENT_UNAVAILABLE,
+                                f"no replica of {comp.name!r} could take the call",
+                                target=target,
+                                call_id=call.id,
+                            )
+                        )
+                    except Failed as exc:
+                        gate.leave(slot)
+                        return Outcome.failure(exc.observation.with_context(target=target, call_id=call.id))
+                rec.gate, rec.slot = gate, slot
+                # ---- execute
+                outcome = await self._execute(rec, instance, loop)
+                obs = outcome.observation
+                if (
+                    obs is None
+                    or retries
+                    or obs.code not in _LOST_RUNNING
+                    or not (policy.idempotent or obs.attributes.get("started") is False)
+                    or scope.reason is not None
+                    or not comp.retries_elsewhere
+                ):
+                    return outcome
+                # Its replica was lost under it: an idempotent call runs once more on another.
+                retries += 1
+                scope.reopen()
         finally:
-            del self._records[call.id]
-            rec.leave()
+            del records[cid]
+            if rec._gone is not None:
+                rec.leave()
 
-    async def _wait(self, rec: _Record, loop: asyncio.AbstractEventLoop) -> Observation | None:
+    async def _wait(self, rec: _Record, gate: Gate, loop: asyncio.AbstractEventLoop) -> Observation | Slot:
         call, policy, scope = rec.call, rec.entry.policy, rec.scope
         deadline = call.context.deadline
         limit_name = "deadline"
@@ -470,13 +538,13 @@ class ActionEngine:
             wd = call.context.submitted + policy.wait_timeout
             if deadline is None or wd < deadline:
                 deadline, limit_name = wd, "wait_timeout"
-        fut = scope.waiter = rec.component.gate.park(rec.entry.exclusive, policy.max_concurrency)
+        fut = scope.waiter = gate.park(rec.entry.exclusive, policy.max_concurrency)
+        scope.parked = time.perf_counter_ns()
         timer = loop.call_at(deadline, scope.cancel, CancelReason.WAIT_DEADLINE) if deadline is not None else None
         try:
-            await fut
-            return None
+            return await fut
         except asyncio.CancelledError:
-            rec.component.gate.unpark(fut)
+            gate.unpark(fut)
             if scope.reason is None:
                 raise  # the caller's own task was cancelled
             return _not_started(rec, scope.reason, limit_name, loop)
@@ -490,31 +558,36 @@ class ActionEngine:
     async def _execute(self, rec: _Record, instance: Any, loop: asyncio.AbstractEventLoop) -> Outcome:
         call, comp, entry, scope = rec.call, rec.component, rec.entry, rec.scope
         policy = entry.policy
-        boundary = comp.boundary
-        assert boundary is not None
-        generation = comp.generation
+        replica: Replica = rec.slot.owner
+        boundary = replica.boundary
+        generation = replica.incarnation
         deadline = call.context.deadline
         now = loop.time()
-        if policy.run_timeout is not None:
-            rd = now + policy.run_timeout
+        run_timeout = policy.run_timeout
+        if run_timeout is not None:
+            rd = now + run_timeout
             if deadline is None or rd < deadline:
                 deadline = rd
-        scope.deadline = deadline
-        if deadline is not None and deadline <= now:
-            # The caller's deadline passed before the request crossed: it never runs.
-            comp.gate.leave()
-            return Outcome.failure(_not_started(rec, CancelReason.RUN_DEADLINE, "deadline", loop))
+        timer = None
+        if deadline is not None:
+            scope.deadline = deadline
+            if deadline <= now:
+                # The caller's deadline passed before the request crossed: it never runs.
+                rec.gate.leave(rec.slot)
+                return Outcome.failure(_not_started(rec, CancelReason.RUN_DEADLINE, "deadline", loop))
+            timer = loop.call_at(deadline, scope.cancel, CancelReason.RUN_DEADLINE)
         scope.running = True
-        scope.executed = now
-        timer = loop.call_at(deadline, scope.cancel, CancelReason.RUN_DEADLINE) if deadline is not None else None
+        scope.executed = time.perf_counter_ns()
         obs: Observation | None = None
         stdout = stderr = ""
         value: Any = None
         interrupted = False
         try:
             returned = await boundary.invoke(instance, call, entry.name, concurrent=not entry.exclusive, scope=scope)
+            scope.returned = time.perf_counter_ns()
             value, stdout, stderr = returned.value, returned.stdout, returned.stderr
         except Failed as exc:
+            scope.returned = time.perf_counter_ns()
             obs, stdout, stderr = exc.observation, exc.stdout, exc.stderr
         except Interrupted:
             interrupted = True  # the Outcome is due now; the operation goes on
@@ -534,12 +607,14 @@ class ActionEngine:
                 self._settling.add(rec)
                 scope.on_end(lambda _s: self._settle(rec, generation, None))
             else:
-                if scope.started:  # a scope nothing was registered on has nothing to end
+                if scope.started and not scope.ended:  # a scope nothing was registered on has nothing to end
                     scope.end()
                 if obs is None and scope.tier is None:
-                    comp.gate.leave()  # the common case: nothing to settle but the slot
+                    rec.gate.leave(rec.slot)  # the common case: nothing to settle but the slot
                 else:
                     self._settle(rec, generation, obs)
+        if obs is None and not interrupted and deadline is None:  # the common case: a value, nothing to check
+            return make_outcome(call.id, value, None, stdout, stderr, comp.generation)
         if scope.reason is None and obs is None and deadline is not None and not scope.started:
             if loop.time() > deadline:
                 # A component that blocked the event loop (inline, on the loop) ran past its
@@ -556,13 +631,15 @@ class ActionEngine:
                 observation=obs.with_context(target=str(call.target), call_id=call.id),
                 stdout=stdout,
                 stderr=stderr,
+                generation=comp.generation,
             )
-        return Outcome(call.id, value, None, stdout, stderr)
+        return make_outcome(call.id, value, None, stdout, stderr, comp.generation)
 
     def _settle(self, rec: _Record, generation: int, obs: Observation | None) -> None:
         """The operation has ended: mark a crash (before the slot is returned, so no
         waiter is admitted to a dead instance), then return the slot."""
-        comp, scope = rec.component, rec.scope
+        scope = rec.scope
+        replica: Replica = rec.slot.owner
         self._settling.discard(rec)
         if obs is None:
             error = scope.operation_error()
@@ -570,19 +647,19 @@ class ActionEngine:
                 obs = error.observation
         forced = scope.tier in _FORCED
         try:
-            if obs is not None and comp.is_crash(obs):
-                comp.mark_crashed(obs.with_context(target=str(rec.call.target), call_id=rec.call.id), generation)
-            elif forced and not comp.alive():
-                comp.mark_crashed(
+            if obs is not None and replica.is_crash(obs):
+                replica.mark_crashed(obs.with_context(target=str(rec.call.target), call_id=rec.call.id), generation)
+            elif forced and not replica.alive():
+                replica.mark_crashed(
                     Observation.of(
                         Code.WORKER_CRASHED,
-                        f"the instance of {comp.name!r} was stopped ({scope.tier}) after a cancellation",
-                        target=comp.name,
+                        f"the instance of {rec.component.name!r} was stopped ({scope.tier}) after a cancellation",
+                        target=rec.component.name,
                     ),
                     generation,
                 )
         finally:
-            comp.gate.leave()
+            rec.gate.leave(rec.slot)
 
     # ----------------------------------------------------------- cancellation
 

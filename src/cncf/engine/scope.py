@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -70,7 +71,10 @@ class CallScope:
         "tier",
         "waiter",
         "running",
+        "admitted",
+        "parked",
         "executed",
+        "returned",
         "started",
         "ended",
         "_loop",
@@ -90,9 +94,14 @@ class CallScope:
         self.deadline: float | None = None
         self.reason: CancelReason | None = None
         self.tier: CancelTier | None = None
-        self.waiter: asyncio.Future[None] | None = None  # set while the call waits at the gate
+        self.waiter: asyncio.Future[Any] | None = None  # set while the call waits at the gate
         self.running = False  # the engine handed the call to the boundary
-        self.executed: float | None = None  # when it did (loop clock)
+        # Measurement stamps (time.perf_counter_ns, never the loop's clock): admitted,
+        # parked at the gate, handed to the boundary, the boundary returned.
+        self.admitted = time.perf_counter_ns()
+        self.parked: int | None = None
+        self.executed: int | None = None
+        self.returned: int | None = None
         self.started = False
         self.ended = False
         self._loop = loop
@@ -222,13 +231,30 @@ class CallScope:
             self._timer.cancel()
             self._timer = None
         self._cooperative = self._force = None
-        self._wake_up()
-        if self._finished is not None and not self._finished.done():
-            self._finished.set_result(None)
-        callbacks, self._on_end = self._on_end, None
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+        finished = self._finished
+        if finished is not None and not finished.done():
+            finished.set_result(None)
+        callbacks = self._on_end
         if callbacks:
+            self._on_end = None
             for cb in callbacks:
                 cb(self)
+
+    def reopen(self) -> None:
+        """Run the call once more (its replica was lost under it; the deadline stays the
+        call's): the previous attempt has ended (or never crossed) and nothing was cancelled."""
+        assert self.reason is None and (self.ended or not self.started)
+        self.tier = None
+        self.waiter = None
+        self.running = self.started = self.ended = False
+        self.executed = None
+        self._done = self._cooperative = self._force = None
+        self._force_tier = _KILLED
+        self._timer = self._wake = self._finished = None
+        self._on_end = None
 
     # ------------------------------------------------------------- results
 

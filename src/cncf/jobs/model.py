@@ -55,25 +55,34 @@ class JobStoreCorrupt(ObservationError):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Attempt:
-    """One execution of a job that did not succeed (or was interrupted)."""
+    """One execution of a job that did not succeed (or was interrupted), with
+    the hub that ran it (``hub``: its owner id ``PID-TOKEN@HOST``) and how it
+    ended (``observation``; ``job_lost`` when that hub died while it ran)."""
 
     number: int
     observation: Observation
     started: float | None = None
     finished: float | None = None
+    hub: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "attempt": self.number,
+            "hub": self.hub,
             "started": self.started,
             "finished": self.finished,
+            "ended": self.observation.code.value,
             "observation": self.observation.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Attempt:
         return cls(
-            int(d.get("attempt", 0)), Observation.from_dict(d["observation"]), d.get("started"), d.get("finished")
+            int(d.get("attempt", 0)),
+            Observation.from_dict(d["observation"]),
+            d.get("started"),
+            d.get("finished"),
+            d.get("hub"),
         )
 
 
@@ -100,7 +109,8 @@ class Job:
     cancel_requested: bool = False
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    owner: str | None = None  # the job system running it ("PID-TOKEN"), while running
+    owner: str | None = None  # the hub running it ("PID-TOKEN@HOST"), while running
+    waiting: str | None = None  # why a queued job is not running (no live hub has its component loaded)
 
     @property
     def done(self) -> bool:
@@ -125,6 +135,7 @@ class Job:
             "caller": self.caller,
             "cancel_requested": self.cancel_requested,
             "owner": self.owner,
+            "waiting": self.waiting,
             "args": list(self.args),
             "kwargs": dict(self.kwargs),
             "outcome": self.outcome.to_dict() if self.outcome is not None else None,

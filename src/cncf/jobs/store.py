@@ -43,6 +43,7 @@ import contextlib
 import json
 import os
 import random
+import socket
 import sqlite3
 import stat
 import time
@@ -66,6 +67,7 @@ from cncf.jobs.model import (
     encode_outcome,
     quarantined,
 )
+from cncf.jobs.protocol import ClaimRow, InsertRow, StoreUnavailable
 from cncf.observation import Code, Observation, Stage
 
 STORE_NAME = "jobs.sqlite3"
@@ -201,6 +203,8 @@ def error_reason(exc: BaseException) -> str:
     """A stable word for why the store refused a write (``attributes['reason']``)."""
     if isinstance(exc, StoreCorrupt):
         return "store_corrupt"
+    if isinstance(exc, StoreUnavailable):
+        return "store_unreachable"
     name = getattr(exc, "sqlite_errorname", "") or ""
     if name.startswith("SQLITE_FULL") or "disk is full" in str(exc):
         return "disk_full"
@@ -218,7 +222,7 @@ def error_reason(exc: BaseException) -> str:
 # ---------------------------------------------------------------------------
 
 
-def op_insert(db: sqlite3.Connection, row: tuple[Any, ...], key: str | None) -> tuple[str, bool | None]:
+def op_insert(db: Any, row: tuple[Any, ...], key: str | None) -> tuple[str, bool | None]:
     """Insert a queued job; with an idempotency key already used, return the
     first job's id instead (``created`` False) — or ``created`` None when that
     first job had another target or other arguments (the key was reused for a
@@ -237,7 +241,7 @@ def op_insert(db: sqlite3.Connection, row: tuple[Any, ...], key: str | None) -> 
     return found[0], False
 
 
-def op_claim(db: sqlite3.Connection, job_id: str, owner: str, now: float) -> tuple[Any, ...] | None:
+def op_claim(db: Any, job_id: str, owner: str, now: float) -> tuple[Any, ...] | None:
     """queued → running, counting the attempt; None when no longer queued."""
     row: tuple[Any, ...] | None = db.execute(
         "UPDATE jobs SET state='running', attempts=attempts+1, started=?, owner=?, not_before=NULL"
@@ -249,34 +253,59 @@ def op_claim(db: sqlite3.Connection, job_id: str, owner: str, now: float) -> tup
     return row
 
 
-def op_finish(
-    db: sqlite3.Connection, job_id: str, owner: str, state: str, outcome: str, history: str | None, now: float
-) -> bool:
+_CLAIM_SET = "state='running', attempts=attempts+1, started=?, owner=?, not_before=NULL"
+_CLAIM_RETURNING = (
+    " RETURNING id, service, operation, payload, correlation_id, idempotency_key, timeout, attempts,"
+    " max_attempts, history, cancel_requested, target"
+)
+
+
+def op_claim_next(db: Any, component: str, owner: str, now: float) -> ClaimRow | None:
+    """The oldest ready queued job of ``component`` → running, counting the
+    attempt; None when it has none.  (SQLite serializes writers: no two hubs
+    on one home can claim the same row.)"""
+    row: ClaimRow | None = db.execute(
+        f"UPDATE jobs SET {_CLAIM_SET} WHERE seq = (SELECT seq FROM jobs WHERE state='queued' AND component=?"
+        " AND (not_before IS NULL OR not_before <= ?) ORDER BY seq LIMIT 1"
+        + _skip_locked(db)
+        + ") AND state='queued'"
+        + _CLAIM_RETURNING,
+        (now, owner, component, now),
+    ).fetchone()
+    return row
+
+
+def _skip_locked(db: Any) -> str:
+    """PostgreSQL's row locks for a claim (another hub's claim skips the row it
+    holds); SQLite has one writer at a time and needs none."""
+    return " FOR UPDATE SKIP LOCKED" if getattr(db, "row_locks", False) else ""
+
+
+def op_finish(db: Any, job_id: str, owner: str, state: str, outcome: str, history: str | None, now: float) -> bool:
     """running → terminal, once: only the owner of the running attempt may."""
     cur = db.execute(
         "UPDATE jobs SET state=?, outcome=?, history=COALESCE(?, history), finished=?, owner=NULL"
         " WHERE id=? AND state='running' AND owner=?",
         (state, outcome, history, now, job_id, owner),
     )
-    return cur.rowcount == 1
+    return bool(cur.rowcount == 1)
 
 
-def op_retry(
-    db: sqlite3.Connection, job_id: str, owner: str, not_before: float | None, history: str, uncount: bool
-) -> bool:
+def op_retry(db: Any, job_id: str, owner: str, not_before: float | None, history: str, uncount: bool) -> bool:
     """running → queued (a retry after back-off, or an attempt handed back at shutdown)."""
     cur = db.execute(
         "UPDATE jobs SET state='queued', owner=NULL, not_before=?, history=?,"
         " attempts=attempts-? WHERE id=? AND state='running' AND owner=?",
         (not_before, history, 1 if uncount else 0, job_id, owner),
     )
-    return cur.rowcount == 1
+    return bool(cur.rowcount == 1)
 
 
-def op_cancel_queued(db: sqlite3.Connection, job_id: str, outcome: str, now: float) -> str | None:
+def op_cancel_queued(db: Any, job_id: str, outcome: str, now: float) -> str | None:
     """queued → cancelled at once; otherwise mark a cancellation request for the
     running job's owner.  Returns the state the job was in (None: unknown)."""
-    row = db.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
+    lock = " FOR UPDATE" if getattr(db, "row_locks", False) else ""
+    row = db.execute("SELECT state FROM jobs WHERE id=?" + lock, (job_id,)).fetchone()
     if row is None:
         return None
     if row[0] == "queued":
@@ -290,7 +319,7 @@ def op_cancel_queued(db: sqlite3.Connection, job_id: str, outcome: str, now: flo
     return str(row[0])
 
 
-def op_source(db: sqlite3.Connection, component: str, target: str, overrides: str, now: float) -> None:
+def op_source(db: Any, component: str, target: str, overrides: str, now: float) -> None:
     db.execute(
         "INSERT INTO sources (component, target, overrides, updated) VALUES (?,?,?,?)"
         " ON CONFLICT (component) DO UPDATE SET target=excluded.target,"
@@ -299,35 +328,40 @@ def op_source(db: sqlite3.Connection, component: str, target: str, overrides: st
     )
 
 
-def op_recover(db: sqlite3.Connection, owner: str, now: float) -> list[str]:
+def lost_attempt(job_id: str, target: str, attempts: int, owner: str, started: float | None, now: float) -> Attempt:
+    """The ``job_lost`` attempt recorded for a job whose hub died while running it."""
+    return Attempt(
+        attempts,
+        Observation.of(
+            Code.JOB_LOST,
+            f"attempt {attempts} of job {job_id} ({target}) was interrupted: the hub running it "
+            f"(owner {owner}) died or lost its lease; it may have run partly or wholly",
+            stage=Stage.JOB,
+            target=target,
+            call_id=f"{job_id}#{attempts}",
+            job_id=job_id,
+            owner=owner,
+        ),
+        started,
+        now,
+        owner,
+    )
+
+
+def op_recover(db: Any, owner: str, now: float) -> list[str]:
     """In one transaction: every job a dead owner left running gets a
     ``job_lost`` attempt, then goes back to the queue — or to quarantine when
     that was its last allowed attempt."""
     rows = db.execute(
-        "SELECT id, target, attempts, max_attempts, history, started FROM jobs WHERE state='running' AND owner=?",
+        "SELECT id, target, attempts, max_attempts, history, started FROM jobs WHERE state='running' AND owner=?"
+        + _skip_locked(db),
         (owner,),
     ).fetchall()
     out = []
     for job_id, target, attempts, max_attempts, history, started in rows:
         call_id = f"{job_id}#{attempts}"
         hist = list(decode_history(history))
-        hist.append(
-            Attempt(
-                attempts,
-                Observation.of(
-                    Code.JOB_LOST,
-                    f"attempt {attempts} of job {job_id} ({target}) was interrupted: the hub running it "
-                    f"(owner {owner}) died; it may have run partly or wholly",
-                    stage=Stage.JOB,
-                    target=target,
-                    call_id=call_id,
-                    job_id=job_id,
-                    owner=owner,
-                ),
-                started,
-                now,
-            )
-        )
+        hist.append(lost_attempt(job_id, target, attempts, owner, started, now))
         if attempts >= max_attempts:
             outcome = quarantined(job_id, target, call_id, hist, max_attempts)
             db.execute(
@@ -366,11 +400,31 @@ def read_sources(home: Path) -> dict[str, tuple[str, dict[str, Any]]]:
 # ---------------------------------------------------------------------------
 
 
-class _Writer:
-    """Runs write operations in shared transactions (see the module docstring)."""
+class SqliteTx:
+    """How the writer opens and ends a transaction on SQLite (``BEGIN IMMEDIATE``:
+    the write lock at once).  The PostgreSQL store has its own (``pgstore``)."""
 
-    def __init__(self, db: sqlite3.Connection, threaded: bool) -> None:
-        self._db = db
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def begin(self) -> Any:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def commit(self) -> None:
+        self.db.execute("COMMIT")
+
+    def rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.execute("ROLLBACK")
+
+
+class _Writer:
+    """Runs write operations in shared transactions (see the module docstring);
+    ``tx`` opens and ends them (SQLite's or PostgreSQL's)."""
+
+    def __init__(self, tx: Any, threaded: bool) -> None:
+        self._tx = tx
         self._pending: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]] = []
         self._scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -420,28 +474,26 @@ class _Writer:
 
     def _commit(self, batch: list[tuple[Callable[..., Any], tuple[Any, ...], Any]]) -> list[Any]:
         """One transaction for the batch; on failure, one per operation."""
-        db = self._db
+        tx = self._tx
         try:
-            db.execute("BEGIN IMMEDIATE")
+            db = tx.begin()
             results = [fn(db, *args) for fn, args, _ in batch]
-            db.execute("COMMIT")
+            tx.commit()
             self.commits += 1
             return results
         except BaseException as exc:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            if len(batch) == 1:
-                return [_Failure(exc)]
+            tx.rollback()
+            if len(batch) == 1 or isinstance(exc, getattr(tx, "fatal", ())):
+                return [_Failure(exc)] * len(batch)
         out: list[Any] = []
         for fn, args, _ in batch:
             try:
-                db.execute("BEGIN IMMEDIATE")
+                db = tx.begin()
                 out.append(fn(db, *args))
-                db.execute("COMMIT")
+                tx.commit()
                 self.commits += 1
             except BaseException as exc:  # noqa: BLE001 - handed to the submitter
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
+                tx.rollback()
                 out.append(_Failure(exc))
         return out
 
@@ -532,8 +584,95 @@ def _check_schema(db: sqlite3.Connection, path: Path) -> None:
         raise StoreCorrupt(path, "it is not a cncf job store of this version: " + "; ".join(problems))
 
 
-class Store:
-    """``home/jobs.sqlite3``: reads on the caller's thread, writes through the writer."""
+class _Reads:
+    """The store's reads, in SQL that SQLite and PostgreSQL both understand
+    (``?`` placeholders; the PostgreSQL reader translates them)."""
+
+    _rdb: Any
+    owner: str
+
+    def get(self, job_id: str) -> Job | None:
+        row = self._rdb.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return row_to_job(row) if row else None
+
+    def state_of(self, job_id: str) -> str | None:
+        row = self._rdb.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return row[0] if row else None
+
+    def select(
+        self,
+        *,
+        state: str | None = None,
+        component: str | None = None,
+        limit: int | None = None,
+        oldest_first: bool = False,
+    ) -> list[Job]:
+        where: list[str] = []
+        params: list[Any] = []
+        if state is not None:
+            where.append("state=?")
+            params.append(state)
+        if component is not None:
+            where.append("component=?")
+            params.append(component)
+        sql = f"SELECT {_COLUMNS} FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq " + ("ASC" if oldest_first else "DESC")
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [row_to_job(r) for r in self._rdb.execute(sql, params)]
+
+    def queued(self) -> list[tuple[str, str, float | None]]:
+        """(id, component, not_before) of every queued job, oldest first."""
+        return list(self._rdb.execute("SELECT id, component, not_before FROM jobs WHERE state='queued' ORDER BY seq"))
+
+    def cancel_requests(self) -> list[str]:
+        return [
+            r[0]
+            for r in self._rdb.execute(
+                "SELECT id FROM jobs WHERE owner=? AND state='running' AND cancel_requested=1", (self.owner,)
+            )
+        ]
+
+    def counts(self) -> dict[str, int]:
+        return {s: n for s, n in self._rdb.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")}
+
+    def queue_summary(self) -> dict[str, tuple[int, float]]:
+        """Per component: its queued jobs and when the oldest was created (one
+        indexed GROUP BY over the queued rows, every hub's included)."""
+        rows = self._rdb.execute(
+            "SELECT component, COUNT(*), MIN(created) FROM jobs WHERE state='queued' GROUP BY component"
+        )
+        return {c: (int(n), float(t)) for c, n, t in rows}
+
+    def sources(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Component name → (target, overrides) as last loaded by a hub on this store."""
+        return {
+            c: (t, json.loads(o)) for c, t, o in self._rdb.execute("SELECT component, target, overrides FROM sources")
+        }
+
+    def waiting(self) -> dict[str, float]:
+        return {
+            c: float(nb or 0.0)
+            for c, nb in self._rdb.execute(
+                "SELECT component, MIN(COALESCE(not_before, 0)) FROM jobs WHERE state='queued' GROUP BY component"
+            )
+        }
+
+
+def new_owner() -> str:
+    """A hub's owner id: ``PID-TOKEN@HOST`` (shown with its running jobs)."""
+    return f"{os.getpid()}-{random.getrandbits(32):08x}@{socket.gethostname()}"
+
+
+class Store(_Reads):
+    """``home/jobs.sqlite3``: reads on the caller's thread, writes through the writer
+    (a :class:`cncf.jobs.protocol.JobStore`)."""
+
+    kind = "sqlite"
+    shared = False
 
     def __init__(self, home: Path, *, durability: str = "process") -> None:
         if durability not in DURABILITY:
@@ -542,7 +681,9 @@ class Store:
         self.path = home / STORE_NAME
         self.durability = durability
         self._lock_fd: int | None = None
-        self.owner = f"{os.getpid()}-{random.getrandbits(32):08x}"
+        self.owner = new_owner()
+        self.where = str(self.path)
+        self._data_version = -1
         private_dir(home)
         sync = DURABILITY[durability]
         existed = _check_regular(self.path)
@@ -575,8 +716,105 @@ class Store:
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)
         self._wdb, self._rdb = wdb, rdb
-        self.writer = _Writer(wdb, threaded=durability == "power")
+        self.writer = _Writer(SqliteTx(wdb), threaded=durability == "power")
         self._take_owner_lock()
+
+    # -- the JobStore protocol: writes ---------------------------------------
+
+    @property
+    def commits(self) -> int:
+        return self.writer.commits
+
+    async def insert(self, row: InsertRow, key: str | None) -> tuple[str, bool | None]:
+        r: tuple[str, bool | None] = await self.writer.submit(op_insert, row, key)
+        return r
+
+    async def claim_next(self, component: str, now: float) -> ClaimRow | None:
+        r: ClaimRow | None = await self.writer.submit(op_claim_next, component, self.owner, now)
+        return r
+
+    async def finish(self, job_id: str, state: str, outcome: str, history: str | None, now: float) -> bool:
+        return bool(await self.writer.submit(op_finish, job_id, self.owner, state, outcome, history, now))
+
+    async def retry(self, job_id: str, not_before: float | None, history: str, uncount: bool) -> bool:
+        return bool(await self.writer.submit(op_retry, job_id, self.owner, not_before, history, uncount))
+
+    async def cancel_queued(self, job_id: str, outcome: str, now: float) -> str | None:
+        r: str | None = await self.writer.submit(op_cancel_queued, job_id, outcome, now)
+        return r
+
+    async def record_source(self, component: str, target: str, overrides: str, now: float) -> None:
+        await self.writer.submit(op_source, component, target, overrides, now)
+
+    async def recover(self, now: float) -> list[str]:
+        """Resume the running jobs of owners whose lock is free (dead processes)."""
+        found: list[str] = []
+        for owner, fd in self.dead_owners():
+            try:
+                found += await self.writer.submit(op_recover, owner, now)
+            finally:
+                self.release_owner(owner, fd)
+        self.sweep_owner_files()
+        return found
+
+    async def heartbeat(self, components: list[str]) -> None:
+        """Announce the components this hub has loaded (in its lock file, read by
+        :meth:`served`); liveness itself is the lock."""
+        if self._lock_fd is None:
+            return
+        data = json.dumps(sorted(components)).encode()
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._lock_fd, 0)
+            os.pwrite(self._lock_fd, data, 0)
+
+    async def drain(self) -> None:
+        await self.writer.drain()
+
+    def listen(self, callback: Callable[[str], None]) -> None:
+        return None  # SQLite has no notifications: the job system polls ``changed()``
+
+    def changed(self) -> bool:
+        try:
+            v = int(self._rdb.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            return True
+        if v != self._data_version:
+            self._data_version = v
+            return True
+        return False
+
+    def served(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        if self._lock_fd is not None:
+            out[self.owner] = self._announced(self._lock_fd)
+        if fcntl is None:  # pragma: no cover
+            return out
+        for path in (self.home / OWNERS_DIR).glob("*.lock"):
+            if path.stem == self.owner:
+                continue
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except OSError:
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:  # held: alive
+                    out[path.stem] = self._announced(fd)
+                else:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+        return out
+
+    @staticmethod
+    def _announced(fd: int) -> list[str]:
+        try:
+            data = os.pread(fd, 1 << 16, 0)
+            v = json.loads(data) if data else []
+        except (OSError, ValueError):
+            return []
+        return [str(c) for c in v] if isinstance(v, list) else []
 
     # -- owners ----------------------------------------------------------
 
@@ -586,9 +824,20 @@ class Store:
     def _take_owner_lock(self) -> None:
         d = self.home / OWNERS_DIR
         private_dir(d)
-        fd = os.open(self._owner_path(self.owner), os.O_RDWR | os.O_CREAT, 0o600)
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        path = self._owner_path(self.owner)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # Another hub's sweep may have taken the new file for a dead owner's and removed it
+            # between our open and our lock: then lock a file that is really at the path.
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
         self._lock_fd = fd
 
     def dead_owners(self) -> list[tuple[str, int | None]]:
@@ -652,56 +901,6 @@ class Store:
             self._owner_path(owner).unlink()
         if fd is not None:
             os.close(fd)
-
-    # -- reads -----------------------------------------------------------
-
-    def get(self, job_id: str) -> Job | None:
-        row = self._rdb.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return row_to_job(row) if row else None
-
-    def state_of(self, job_id: str) -> str | None:
-        row = self._rdb.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return row[0] if row else None
-
-    def select(
-        self,
-        *,
-        state: str | None = None,
-        component: str | None = None,
-        limit: int | None = None,
-        oldest_first: bool = False,
-    ) -> list[Job]:
-        where: list[str] = []
-        params: list[Any] = []
-        if state is not None:
-            where.append("state=?")
-            params.append(state)
-        if component is not None:
-            where.append("component=?")
-            params.append(component)
-        sql = f"SELECT {_COLUMNS} FROM jobs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq " + ("ASC" if oldest_first else "DESC")
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
-        return [row_to_job(r) for r in self._rdb.execute(sql, params)]
-
-    def queued(self) -> list[tuple[str, str, float | None]]:
-        """(id, component, not_before) of every queued job, oldest first."""
-        return list(self._rdb.execute("SELECT id, component, not_before FROM jobs WHERE state='queued' ORDER BY seq"))
-
-    def cancel_requests(self, owner: str) -> list[str]:
-        return [
-            r[0]
-            for r in self._rdb.execute(
-                "SELECT id FROM jobs WHERE owner=? AND state='running' AND cancel_requested=1", (owner,)
-            )
-        ]
-
-    def counts(self) -> dict[str, int]:
-        return {s: n for s, n in self._rdb.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")}
 
     # -- closing ---------------------------------------------------------
 

@@ -39,7 +39,9 @@ back to the queue uncounted.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import collections
+import dataclasses
 import json
 import os
 import random
@@ -66,19 +68,8 @@ from cncf.jobs.model import (
     not_found,
     quarantined,
 )
-from cncf.jobs.store import (
-    Store,
-    StoreCorrupt,
-    error_reason,
-    new_job_id,
-    op_cancel_queued,
-    op_claim,
-    op_finish,
-    op_insert,
-    op_recover,
-    op_retry,
-    op_source,
-)
+from cncf.jobs.protocol import DEFAULT_LEASE, JobStore, StoreUnavailable, open_store, redact, store_url
+from cncf.jobs.store import StoreCorrupt, error_reason, new_job_id
 from cncf.observation import Code, Failed, Observation, Stage
 from cncf.outcome import Outcome
 from cncf.policy import Mode
@@ -86,6 +77,10 @@ from cncf.selector import normalize
 
 _UNAVAILABLE = (State.LOADING, State.FAILED, State.UNLOADED)
 _POLL = 0.25  # how often a waiter re-reads the store (a job run by another hub)
+_SERVER_WAIT = 30.0  # how long an enqueue waits for a database server that stopped answering
+_SWEEP = 1.0  # how often the watcher looks for dead hubs' jobs (and re-reads the queue without notifications)
+#: what a store error looks like (``StoreUnavailable`` is an OSError)
+_STORE_ERRORS = (sqlite3.Error, OSError)
 
 
 class _Active:
@@ -119,6 +114,11 @@ class JobSystem:
             ``min(retry_max, retry_base * 2**(n-1))``, ±20 % jitter.
         sources: normalized name → (target, overrides) each loaded component
             came from; recorded so that ``cncf jobs work`` can load it again.
+        job_store: None or ``"sqlite"`` (``home/jobs.sqlite3``), or a
+            ``postgresql://`` URL shared by several hubs; default
+            ``$CNCF_JOB_STORE``.
+        lease: seconds after which a hub that stopped renewing its lease is
+            taken for dead and its running jobs are resumed (PostgreSQL).
     """
 
     def __init__(
@@ -132,6 +132,8 @@ class JobSystem:
         retry_base: float = 0.2,
         retry_max: float = 30.0,
         sources: Callable[[], Mapping[str, tuple[str, Mapping[str, Any]]]] | None = None,
+        job_store: str | None = None,
+        lease: float | None = None,
     ) -> None:
         self.home = Path(home)
         self.engine = engine
@@ -141,23 +143,38 @@ class JobSystem:
         self.paused = False  # True: accept and store jobs, start no attempt (see resume())
         self.retry_base = retry_base
         self.retry_max = retry_max
-        self.store: Store | None = None
+        self.store_url = store_url(job_store)
+        try:
+            self.lease = float(lease if lease is not None else os.environ.get("CNCF_JOB_LEASE") or DEFAULT_LEASE)
+        except (TypeError, ValueError):
+            self.lease = -1.0  # refused when a store that uses it is opened (enqueue_failed, store_error)
+        self.store: JobStore | None = None
         self.store_error: BaseException | None = None
-        self._ready: dict[str, collections.deque[str]] = {}
-        self._ring: collections.deque[str] = collections.deque()  # keys with ready jobs
+        self._ring: collections.deque[str] = collections.deque()  # components that may have ready jobs
+        self._gen: dict[str, int] = {}  # per component: bumped at each push (a claim that found none is stale)
+        self._ctimers: dict[str, asyncio.TimerHandle] = {}  # a component's earliest back-off, seen in the store
         self._inflight: dict[str, int] = {}
         self._running = 0
         self._active: dict[str, _Active] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._depths: tuple[float, dict[str, tuple[int, float]]] | None = None  # (when read, queue_depths)
         self._waiters: dict[str, list[asyncio.Future[Outcome]]] = {}
         self._changed: asyncio.Event | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._peers = False  # other live hubs share the store (SQLite: seen by their locks)
+        self._cancels = False  # a cancellation of a job this hub runs was requested elsewhere
+        self._done: set[str] = set()  # waited-for jobs another hub ended
         self._closing = False
-        self.recovered: list[str] = []  # ids resumed (or quarantined) at start
+        self.recovered: list[str] = []  # ids resumed (or quarantined) by this hub
         self._sources = sources
         self._recorded: dict[str, tuple[str, str]] = {}
-        self._swept = 0.0
+        self._announced: list[str] | None = None
+        self._beat = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.draining = False  # drain(): no new attempt; running ones may end
+        self.handed_back = 0  # attempts interrupted by the hub's shutdown and put back in the queue
 
     # ------------------------------------------------------------------ start
 
@@ -166,69 +183,159 @@ class JobSystem:
         Never raises: an unusable store is remembered, and every enqueue then
         returns ``enqueue_failed`` (opening is retried on each enqueue)."""
         self._changed = asyncio.Event()
-        if self._open():
-            self._resume_store()
+        self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        if await self._open():
+            await self._resume_store()
 
-    def _resume_store(self) -> None:
-        """Just opened: resume dead owners' jobs, queue what is queued."""
+    async def _resume_store(self) -> None:
+        """Just opened: resume dead owners' jobs, look at what is queued, watch."""
         assert self.store is not None
         try:
-            self._recover()
-        except (sqlite3.Error, OSError) as exc:  # a read-only store can still be read
+            await self._recover()
+        except _STORE_ERRORS as exc:  # a read-only store can still be read
             self.store_error = exc
-        now = time.time()
-        for job_id, key, not_before in self.store.queued():
-            if not_before is not None and not_before > now:
-                self._later(job_id, key, not_before - now)
-            else:
-                self._push(job_id, key)
+        self._scan()
+        self._see_peers()
         self._record_sources()
         self._pump()
+        if self.workers and (self._watcher is None or self._watcher.done()):
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
-    def _open(self) -> bool:
+    async def _open(self) -> bool:
         try:
-            self.store = Store(self.home, durability=self.durability)
+            # PostgreSQL connects (and may migrate) here: off the loop
+            self.store = await asyncio.to_thread(
+                open_store, self.home, self.store_url, durability=self.durability, lease=self.lease
+            )
             self.store_error = None
-            return True
-        except (sqlite3.Error, OSError, ValueError) as exc:  # ValueError: a bad CNCF_JOB_DURABILITY
+        except (*_STORE_ERRORS, ValueError, ImportError) as exc:  # ValueError: a bad setting or URL
             self.store, self.store_error = None, exc
             return False
+        loop = self._loop
+        if loop is not None:
+            self.store.listen(lambda payload: _threadsafe(loop, self._notified, payload))
+        return True
 
-    def _recover(self) -> list[str]:
-        """Resume the jobs of dead owners (see ``store``); their ids."""
+    @property
+    def where(self) -> str:
+        """The store, for messages: a path, or a URL without its password."""
+        return redact(self.store_url) if self.store_url else str(self.home / "jobs.sqlite3")
+
+    async def _recover(self) -> list[str]:
+        """Resume the jobs of dead owners (see the store); their ids."""
         store = self.store
         assert store is not None
-        found: list[str] = []
-        for owner, fd in store.dead_owners():
-            try:
-                found += store.writer.run_now(op_recover, owner, time.time())
-            finally:
-                store.release_owner(owner, fd)
-        store.sweep_owner_files()
+        found = await store.recover(time.time())
         self.recovered += found
         return found
 
-    def _sweep(self) -> None:
-        """While running: resume jobs that another hub sharing this home left
-        running when it died, and queue them here (they run if their component
-        is loaded).  Called from ``wait`` polls, so a waiter never waits for a
-        dead hub."""
-        now = time.monotonic()
-        if self.store is None or self._closing or now - self._swept < 1.0:
+    def _scan(self) -> None:
+        """Read which components have queued jobs (any hub's): ready ones join
+        the ring, delayed ones get a timer at their earliest back-off."""
+        if self.store is None:
             return
-        self._swept = now
         try:
-            found = self._recover()
-        except (sqlite3.Error, OSError):
+            waiting = self.store.waiting()
+        except _STORE_ERRORS:
             return
-        for job_id in found:
-            job = self.store.get(job_id)
-            if job is not None and job.state is JobState.QUEUED:
-                self._push(job_id, job.component)
-            elif job is not None and job.outcome is not None:
-                self._resolve(job_id, job.outcome)
-        if found:
+        now = time.time()
+        loop = asyncio.get_running_loop()
+        for key, not_before in waiting.items():
+            if not_before <= now:
+                self._push(key)
+            elif key not in self._ctimers:
+                self._ctimers[key] = loop.call_later(not_before - now, self._cdue, key)
+
+    def _cdue(self, key: str) -> None:
+        self._ctimers.pop(key, None)
+        self._push(key)
+        self._pump()
+
+    def _notified(self, payload: str) -> None:
+        """A notification from the store (another hub queued, cancelled, ended)."""
+        kind, _, what = payload.partition(":")
+        if kind == "q":
+            if what == "*":  # the store reconnected: notifications may have been missed
+                self._scan()
+                self._cancels = True
+                self._done.update(self._waiters)
+            else:
+                self._push(what)
             self._pump()
+            return
+        if kind == "c" and self.store is not None and what == self.store.owner:
+            self._cancels = True
+        elif kind == "d" and what in self._waiters:
+            self._done.add(what)
+        else:
+            return  # not about this hub
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _watch(self) -> None:
+        """While the hub lives: see jobs queued by other hubs, cancellation
+        requested elsewhere, dead hubs whose jobs must be resumed; renew this
+        hub's lease.  Woken by the store's notifications (PostgreSQL) or every
+        ``_POLL`` seconds (SQLite: ``PRAGMA data_version``, a cheap read)."""
+        assert self._wake is not None
+        swept = 0.0
+        while not self._closing:
+            try:
+                await asyncio.wait_for(self._wake.wait(), _POLL)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            store = self.store
+            if store is None or self._closing:
+                return
+            now = time.monotonic()
+            try:
+                if now - self._beat >= min(5.0, self.lease / 3):
+                    self._beat = now
+                    await store.heartbeat(self._loaded())
+                if store.changed():
+                    self._scan()
+                sweep = now - swept >= (_POLL if self._waiters else _SWEEP)  # a waiter may wait for a dead hub
+                # without notifications (SQLite) cancellations are polled; with them, asked for (and swept)
+                if self._active and (self._cancels or not store.shared or sweep):
+                    self._cancels = False
+                    for job_id in store.cancel_requests():
+                        act = self._active.get(job_id)
+                        if act is not None and not act.cancel:
+                            self._cancel_active(act)
+                while self._done:  # (waiters also poll the store themselves)
+                    job_id = self._done.pop()
+                    job = store.get(job_id)
+                    if job is not None and job.done and job.outcome is not None:
+                        self._resolve(job_id, job.outcome)
+                if sweep:
+                    swept = now
+                    self._see_peers()
+                    found = await self._recover()
+                    if found or not store.shared:
+                        self._scan()
+                    self._pump()
+            except _STORE_ERRORS:
+                continue
+            except Exception:  # noqa: BLE001 - the watcher must outlive any surprise
+                continue
+
+    def _see_peers(self) -> None:
+        """Are other live hubs sharing this store?  (Then a synchronous ``Hub``
+        keeps its loop turning to drain their jobs, see ``busy``.)"""
+        if self.store is None:
+            return
+        try:
+            self._peers = self.store.shared or len(self.store.served()) > 1
+        except _STORE_ERRORS:
+            pass
+
+    def _loaded(self) -> list[str]:
+        """The components this hub can run jobs of (none for a submit-only hub)."""
+        if not self.workers:
+            return []
+        return sorted(k for k in self.components if self._available(k) is not None)
 
     def pause(self) -> None:
         """Keep accepting jobs but start no new attempt (running ones finish)."""
@@ -240,8 +347,20 @@ class JobSystem:
         self._pump()
 
     def poke(self) -> None:
-        """Something changed outside (a component was loaded): look for work."""
+        """Something changed outside (a component was loaded): look for work.
+        (The hub pokes at every queued call too: cheap unless the loaded
+        components changed.)"""
         self._record_sources()
+        loaded = self._loaded()
+        if loaded != self._announced:
+            self._announced = loaded
+            self._beat = 0.0  # announce the components at the next watch
+            if self.store is not None and not self.store.shared:  # SQLite: a write into our own lock file
+                fut = asyncio.ensure_future(self.store.heartbeat(loaded))
+                fut.add_done_callback(_ignore)
+            if self._wake is not None:
+                self._wake.set()
+            self._scan()
         self._pump()
 
     def _record_sources(self) -> None:
@@ -263,7 +382,7 @@ class JobSystem:
             if self._recorded.get(key) == rec:
                 continue
             self._recorded[key] = rec
-            fut = self.store.writer.submit(op_source, key, rec[0], rec[1], time.time())
+            fut = asyncio.ensure_future(self.store.record_source(key, rec[0], rec[1], time.time()))
             fut.add_done_callback(_ignore)
 
     # ---------------------------------------------------------------- enqueue
@@ -300,9 +419,9 @@ class JobSystem:
                 )
             )
         if self.store is None:
-            if not self._open():
+            if not await self._open():
                 return self._store_failure(call, self.store_error)
-            self._resume_store()
+            await self._resume_store()
         store = self.store
         assert store is not None
         ctx = call.context
@@ -325,8 +444,21 @@ class JobSystem:
             time.time(),
         )
         try:
-            job_id, created = await store.writer.submit(op_insert, row, key)
-        except Exception as exc:  # sqlite3.Error, OSError: disk full, read-only, ...
+            if store.shared:  # a server that stopped answering must not hang the call
+                insert = asyncio.ensure_future(store.insert(row, key))
+                insert.add_done_callback(_ignore)  # (its late failure is nobody's to hear)
+                job_id, created = await asyncio.wait_for(asyncio.shield(insert), _SERVER_WAIT)
+            else:
+                job_id, created = await store.insert(row, key)
+        except TimeoutError:
+            return self._store_failure(
+                call,
+                StoreUnavailable(
+                    f"the database server did not answer within {_SERVER_WAIT:g}s; the job may still be "
+                    "stored when it does (retry with the same idempotency key to be sure of one job)"
+                ),
+            )
+        except Exception as exc:  # sqlite3.Error, OSError: disk full, read-only, unreachable ...
             return self._store_failure(call, exc)
         if created is None:
             return Outcome.failure(
@@ -342,13 +474,13 @@ class JobSystem:
                 )
             )
         if created:
-            self._push(job_id, comp_key)
+            self._push(comp_key)
             self._pump()
         return Outcome(call.id, job_id=job_id, queued=True)
 
     def corrupt_observation(self) -> Observation:
         exc = self.store_error
-        path = exc.path if isinstance(exc, StoreCorrupt) else self.home / "jobs.sqlite3"
+        path = exc.path if isinstance(exc, StoreCorrupt) else self.where
         return Observation.of(Code.JOB_STORE_CORRUPT, str(exc), stage=Stage.JOB, file=str(path))
 
     def _store_failure(self, call: ActionCall, exc: BaseException | None) -> Outcome:
@@ -368,26 +500,28 @@ class JobSystem:
         return Outcome.failure(
             Observation.of(
                 Code.ENQUEUE_FAILED,
-                f"{call.target} could not be stored as a job in {self.home / 'jobs.sqlite3'}: {exc} "
-                "(is the hub home writable, and is there free disk space?)",
+                f"{call.target} could not be stored as a job in {self.where}: {exc} "
+                + (
+                    "(is the database server reachable? the hub reconnects by itself; retry the call)"
+                    if self.store_url
+                    else "(is the hub home writable, and is there free disk space?)"
+                ),
                 stage=Stage.JOB,
                 target=str(call.target),
                 call_id=call.id,
                 cause=cause_of(exc) if exc is not None else None,
                 reason=reason,
-                store=str(self.home),
+                store=self.where if self.store_url else str(self.home),
             )
         )
 
     # ------------------------------------------------------------- scheduling
 
-    def _push(self, job_id: str, key: str) -> None:
-        dq = self._ready.get(key)
-        if dq is None:
-            dq = self._ready[key] = collections.deque()
-        if not dq:
+    def _push(self, key: str) -> None:
+        """``key`` may have ready jobs: it joins the ring (once)."""
+        self._gen[key] = self._gen.get(key, 0) + 1
+        if key not in self._ring:
             self._ring.append(key)
-        dq.append(job_id)
 
     def _later(self, job_id: str, key: str, delay: float) -> None:
         loop = asyncio.get_running_loop()
@@ -398,7 +532,7 @@ class JobSystem:
 
     def _due(self, job_id: str, key: str) -> None:
         self._timers.pop(job_id, None)
-        self._push(job_id, key)
+        self._push(key)
         self._pump()
         self._note()
 
@@ -410,8 +544,11 @@ class JobSystem:
 
     def _pump(self) -> None:
         """Start attempts while workers are free: round robin over components,
-        one attempt per component at a time."""
-        if self._closing or self.paused or self.engine.closing:
+        one attempt per component at a time.  Each attempt claims the oldest
+        ready job of its component in the store, so hubs sharing the store
+        share the work: a hub never takes more than one job per component
+        ahead of the others."""
+        if self._closing or self.paused or self.draining or self.engine.closing or self.store is None:
             return
         ring = self._ring
         skipped = 0
@@ -422,24 +559,17 @@ class JobSystem:
                 ring.rotate(-1)
                 skipped += 1
                 continue
-            dq = self._ready[key]
-            job_id = dq.popleft()
-            if dq:
-                ring.rotate(-1)  # the next component goes first next time
-            else:
-                ring.popleft()
+            ring.rotate(-1)  # the next component goes first next time
             skipped = 0
-            self._start(job_id, key, comp)
+            self._start(key, comp)
 
-    def _start(self, job_id: str, key: str, comp: Component) -> None:
+    def _start(self, key: str, comp: Component) -> None:
         self._inflight[key] = self._inflight.get(key, 0) + 1
         self._running += 1
-        act = self._active[job_id] = _Active(job_id, key)
-        task = asyncio.get_running_loop().create_task(self._attempt(act, comp))
+        act = _Active("", key)
+        task = asyncio.get_running_loop().create_task(self._attempt(act, comp, self._gen.get(key, 0)))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
-        if self._watcher is None or self._watcher.done():
-            self._watcher = asyncio.get_running_loop().create_task(self._watch_cancels())
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -451,7 +581,7 @@ class JobSystem:
 
     # ---------------------------------------------------------------- attempt
 
-    async def _attempt(self, act: _Active, comp: Component) -> None:
+    async def _attempt(self, act: _Active, comp: Component, gen: int) -> None:
         released = False
 
         def release() -> None:
@@ -466,15 +596,19 @@ class JobSystem:
         assert store is not None
         try:
             try:
-                row = await store.writer.submit(op_claim, act.id, store.owner, time.time())
-            except Exception:  # the store cannot write now: leave it queued, try later
+                row = await store.claim_next(act.key, time.time())
+            except Exception:  # the store cannot write now: leave it queued, look again later
+                self._drop(act.key, gen)
                 release()
                 if not self._closing:
-                    self._later(act.id, act.key, self.retry_base)
+                    self._later(f"claim:{act.key}", act.key, max(self.retry_base, 0.2))
                 return
-            if row is None:  # cancelled meanwhile, or claimed by another hub
+            if row is None:  # nothing ready (any more) for this component
+                self._drop(act.key, gen)
                 return
+            self._push(act.key)  # it may have more: stays in the ring (round robin)
             (
+                job_id,
                 service,
                 operation,
                 payload,
@@ -487,6 +621,8 @@ class JobSystem:
                 cancel_requested,
                 target,
             ) = row
+            act.id = job_id
+            self._active[job_id] = act
             act.attempt, act.started = attempts, time.time()
             hist = list(decode_history(history))
             call_id = f"{act.id}#{attempts}"
@@ -494,7 +630,7 @@ class JobSystem:
                 release()
                 await self._cancelled(act, call_id, target, hist, None)
                 return
-            if self._closing or self.engine.closing:
+            if self._closing or self.draining or self.engine.closing:
                 release()
                 await self._hand_back(act, hist, None, uncount=True)
                 return
@@ -524,6 +660,15 @@ class JobSystem:
             release()
             self._active.pop(act.id, None)
 
+    def _drop(self, key: str, gen: int) -> None:
+        """A claim found nothing: ``key`` leaves the ring, unless something was
+        queued for it since the claim began."""
+        if self._gen.get(key, 0) == gen:
+            try:
+                self._ring.remove(key)
+            except ValueError:
+                pass
+
     async def _settle(
         self, act: _Active, outcome: Outcome, target: str, max_attempts: int, hist: list[Attempt]
     ) -> None:
@@ -532,14 +677,14 @@ class JobSystem:
         if obs is None:
             await self._finish(act, JobState.SUCCEEDED, outcome, None)
             return
-        attempt = Attempt(act.attempt, obs, act.started, now)
+        attempt = Attempt(act.attempt, obs, act.started, now, self._owner)
         if act.cancel:
             await self._cancelled(act, outcome.call_id, target, hist, obs)
         elif self._closing or _interrupted(obs):
             # Shutdown or unload is not the job's fault: back to the queue, uncounted.
             await self._hand_back(act, hist, None, uncount=True)
             if not self._closing:
-                self._push(act.id, act.key)  # runs again once its component is loaded
+                self._push(act.key)  # runs again once its component is loaded
         elif not obs.retryable:
             hist.append(attempt)
             await self._finish(act, JobState.FAILED, outcome, hist)
@@ -551,7 +696,8 @@ class JobSystem:
         else:
             hist.append(attempt)
             delay = self.backoff(act.attempt)
-            if await self._write(op_retry, act.id, self._owner, now + delay, encode_history(hist), False):
+            assert self.store is not None
+            if await self._write(self.store.retry, act.id, now + delay, encode_history(hist), False):
                 self._later(act.id, act.key, delay)
 
     def backoff(self, attempt: int) -> float:
@@ -576,18 +722,21 @@ class JobSystem:
         await self._finish(act, JobState.CANCELLED, Outcome(call_id, observation=obs), hist)
 
     async def _hand_back(self, act: _Active, hist: list[Attempt], attempt: Attempt | None, uncount: bool) -> None:
+        if self._closing or self.engine.closing or self.draining:
+            self.handed_back += 1
         if attempt is not None:
             hist.append(attempt)
-        await self._write(op_retry, act.id, self._owner, None, encode_history(hist), uncount)
+        assert self.store is not None
+        await self._write(self.store.retry, act.id, None, encode_history(hist), uncount)
 
     async def _finish(self, act: _Active, state: JobState, outcome: Outcome, hist: list[Attempt] | None) -> None:
         final = Outcome(
             outcome.call_id, outcome.value, outcome.observation, outcome.stdout, outcome.stderr, job_id=act.id
         )
+        assert self.store is not None
         await self._write(
-            op_finish,
+            self.store.finish,
             act.id,
-            self._owner,
             state.value,
             encode_outcome(final),
             encode_history(hist) if hist is not None else None,
@@ -600,39 +749,30 @@ class JobSystem:
         assert self.store is not None
         return self.store.owner
 
-    async def _write(self, fn: Any, *args: Any) -> Any:
+    async def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
         """A state change that must not be dropped: retried while the store
-        refuses (disk full) for a few seconds.  If it still fails, the job stays
-        ``running`` under this hub and is resumed after its next start."""
-        assert self.store is not None
+        refuses (disk full, server unreachable) for a few seconds.  If it still
+        fails, the job stays ``running`` under this hub and is resumed after its
+        next start (SQLite) or once its lease runs out (PostgreSQL)."""
         delay = 0.05
-        for _ in range(6):
+        tries = 0
+        while True:
             try:
-                return await self.store.writer.submit(fn, *args)
+                return await fn(*args)
             except Exception:
+                tries += 1
+                shared = self.store is not None and self.store.shared
+                # a shared store's server may come back: keep trying while the hub lives (else the
+                # job would stay running under a live hub); after close, its lease runs out instead
+                if tries >= 8 and not (shared and not self._closing):
+                    return None
                 await asyncio.sleep(delay)
-                delay *= 2
-        return None
+                delay = min(5.0, delay * 2)
 
     def _resolve(self, job_id: str, outcome: Outcome) -> None:
         for fut in self._waiters.pop(job_id, ()):
             if not fut.done():
                 fut.set_result(outcome)
-
-    async def _watch_cancels(self) -> None:
-        """Cancellation requested by another process (``cncf jobs cancel``)."""
-        while self._active and not self._closing:
-            await asyncio.sleep(_POLL)
-            if self.store is None:
-                return
-            try:
-                ids = self.store.cancel_requests(self._owner)
-            except sqlite3.Error:
-                continue
-            for job_id in ids:
-                act = self._active.get(job_id)
-                if act is not None and not act.cancel:
-                    self._cancel_active(act)
 
     # ------------------------------------------------------------- user view
 
@@ -640,10 +780,13 @@ class JobSystem:
         """The job's current record; raises :class:`JobNotFound` (``job_not_found``)."""
         if self.store is None:
             raise JobNotFound(not_found(job_id, f"the store is unavailable: {self.store_error}"))
-        job = self.store.get(job_id)
+        try:
+            job = self.store.get(job_id)
+        except _STORE_ERRORS as exc:
+            raise JobNotFound(not_found(job_id, f"the store is unavailable: {exc}")) from None
         if job is None:
             raise JobNotFound(not_found(job_id))
-        return job
+        return self._why([job])[0]
 
     def list(
         self,
@@ -659,12 +802,58 @@ class JobSystem:
             if isinstance(self.store_error, StoreCorrupt):
                 raise JobStoreCorrupt(self.corrupt_observation())
             return []
-        return self.store.select(
-            state=JobState(state).value if state is not None else None,
-            component=normalize(component) if component else None,
-            limit=limit,
-            oldest_first=oldest_first,
+        return self._why(
+            self.store.select(
+                state=JobState(state).value if state is not None else None,
+                component=normalize(component) if component else None,
+                limit=limit,
+                oldest_first=oldest_first,
+            )
         )
+
+    def queue_depths(self) -> dict[str, tuple[int, float]]:
+        """Per component key: its queued jobs (every hub's: the queue is shared) and
+        when the oldest was created (``time.time()``).  One indexed GROUP BY over
+        the queued rows, at most four times a second; the last answer stands while the
+        store cannot be read."""
+        if self.store is None:
+            return {}
+        now = time.monotonic()
+        cached = self._depths
+        if cached is not None and now - cached[0] < 0.25:
+            return cached[1]
+        try:
+            depths = self.store.queue_summary()
+        except _STORE_ERRORS:
+            return cached[1] if cached is not None else {}
+        self._depths = (now, depths)
+        return depths
+
+    def served(self) -> dict[str, builtins.list[str]]:
+        """Every live hub on this store (its owner id) → the components it has loaded."""
+        if self.store is None:
+            return {}
+        try:
+            served = self.store.served()
+        except _STORE_ERRORS:
+            return {}
+        served[self.store.owner] = self._loaded()
+        return served
+
+    def _why(self, jobs: builtins.list[Job]) -> builtins.list[Job]:
+        """Queued jobs that no live hub can run say so (``Job.waiting``)."""
+        if not any(j.state is JobState.QUEUED for j in jobs):
+            return jobs
+        have = {c for comps in self.served().values() for c in comps}
+        return [
+            dataclasses.replace(
+                j,
+                waiting=f"no live hub has component {j.component!r} loaded (the job runs once one does)",
+            )
+            if j.state is JobState.QUEUED and j.component not in have
+            else j
+            for j in jobs
+        ]
 
     async def wait(self, job_id: str, timeout: float | None = None) -> Outcome:
         """The job's final Outcome.  When ``timeout`` passes first, an Outcome
@@ -675,11 +864,15 @@ class JobSystem:
             return Outcome(
                 job_id, observation=not_found(job_id, f"store unavailable: {self.store_error}"), job_id=job_id
             )
-        job = self.store.get(job_id)
-        if job is None:
-            return Outcome(job_id, observation=not_found(job_id), job_id=job_id)
-        if job.outcome is not None and job.done:
-            return job.outcome
+        try:
+            job = self.store.get(job_id)
+        except _STORE_ERRORS:  # unreachable now: wait, reading again at each poll
+            job = None
+        else:
+            if job is None:
+                return Outcome(job_id, observation=not_found(job_id), job_id=job_id)
+            if job.outcome is not None and job.done:
+                return job.outcome
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + max(0.0, timeout)
         fut: asyncio.Future[Outcome] = loop.create_future()
@@ -692,11 +885,12 @@ class JobSystem:
                 done, _ = await asyncio.wait({fut}, timeout=_POLL if left is None else min(left, _POLL))
                 if done:
                     return fut.result()
-                job = self.store.get(job_id) if self.store is not None else None
+                try:
+                    job = self.store.get(job_id) if self.store is not None else None
+                except _STORE_ERRORS:
+                    continue
                 if job is not None and job.done and job.outcome is not None:
                     return job.outcome
-                if job is not None and job.owner is not None and job.owner != self._owner:
-                    self._sweep()  # is the hub running it still alive?
         finally:
             waiters = self._waiters.get(job_id)
             if waiters is not None and fut in waiters:
@@ -730,7 +924,10 @@ class JobSystem:
             return True
         if self.store is None:
             return False
-        job = self.store.get(job_id)
+        try:
+            job = self.store.get(job_id)
+        except _STORE_ERRORS:
+            return False
         if job is None or job.done:
             return False
         obs = Observation.of(
@@ -743,7 +940,7 @@ class JobSystem:
         )
         outcome = Outcome(job.call_id, observation=obs, job_id=job_id)
         try:
-            was = await self.store.writer.submit(op_cancel_queued, job_id, encode_outcome(outcome), time.time())
+            was = await self.store.cancel_queued(job_id, encode_outcome(outcome), time.time())
         except Exception:
             return False
         if was == JobState.QUEUED.value:
@@ -775,6 +972,8 @@ class JobSystem:
             return True
         if self._closing or self.paused or self.engine.closing or not self.workers:
             return False
+        if self._peers and any(self._available(k) is not None for k in self.components):
+            return True  # other hubs share the queue (PostgreSQL, or seen on this home): their jobs may come
         return any(self._available(k) is not None for k in self._ring)
 
     async def until_idle(self) -> None:
@@ -788,18 +987,31 @@ class JobSystem:
         return {
             "running": self._running,
             "active": len(self._active),
-            "ready": sum(len(d) for d in self._ready.values()),
-            "delayed": len(self._timers),
-            "commits": self.store.writer.commits if self.store else 0,
+            "ready": len(self._ring),
+            "delayed": len(self._timers) + len(self._ctimers),
+            "commits": self.store.commits if self.store else 0,
         }
+
+    async def drain(self, grace: float) -> int:
+        """Shutdown's first step (``cncf serve`` on SIGTERM): start no new
+        attempt and give the running ones up to ``grace`` seconds to end as
+        usual.  Returns how many still run; ``close()`` then cancels them
+        (the engine's tiers) and hands them back to the queue uncounted
+        (``handed_back`` counts them)."""
+        self.draining = True
+        running = [t for t in self._tasks if not t.done()]
+        if running and grace > 0:
+            await asyncio.wait(running, timeout=grace)
+        return sum(1 for t in self._tasks if not t.done())
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop starting attempts; let running ones end (the engine's shutdown
         has cancelled them: they are handed back to the queue); close the store."""
         self._closing = True
-        for timer in self._timers.values():
+        for timer in (*self._timers.values(), *self._ctimers.values()):
             timer.cancel()
         self._timers.clear()
+        self._ctimers.clear()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=grace)
         for task in list(self._tasks):
@@ -813,16 +1025,26 @@ class JobSystem:
         )
         for job_id in list(self._waiters):
             self._resolve(job_id, Outcome("", observation=closed, job_id=job_id))
+        if self._watcher is not None:
+            self._watcher.cancel()
         if self.store is not None:
-            await self.store.writer.drain()
-            self.store.close()
-            self.store = None
+            await self.store.drain()
+            store, self.store = self.store, None
+            await asyncio.to_thread(store.close)
         self._note()
 
 
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
+
+
+def _threadsafe(loop: asyncio.AbstractEventLoop, fn: Callable[[str], None], payload: str) -> None:
+    """Hand a store notification (from its listener thread) to the loop."""
+    try:
+        loop.call_soon_threadsafe(fn, payload)
+    except RuntimeError:  # the loop is closed: the hub is gone
+        pass
 
 
 def _ignore(fut: asyncio.Future[Any]) -> None:

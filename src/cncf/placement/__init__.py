@@ -75,6 +75,7 @@ async def spawn_worker(
             on_exit=on_exit,
             home=home,
             tmpdir_option=tmpdir_option,
+            visible=ship,  # shown read-only where the hub's home is hidden from the worker
         )
     from cncf.placement import ray_cluster
 

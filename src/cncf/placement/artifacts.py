@@ -36,6 +36,7 @@ and either can be tested without a cluster.
 from __future__ import annotations
 
 import abc
+import collections
 import contextlib
 import errno
 import fcntl
@@ -406,6 +407,17 @@ class ChunkSource(abc.ABC):
     def fetch(self, digest: str, offset: int, size: int) -> bytes:
         """At most ``size`` (≤ :data:`MAX_CHUNK`) bytes from ``offset``; fewer only at the end."""
 
+    def stream(self, digest: str, total: int) -> Iterator[bytes]:
+        """The artifact's ``total`` bytes as :data:`CHUNK`-sized blocks, in order (one
+        request at a time unless the source keeps several in flight)."""
+        received = 0
+        while received < total:
+            block = self.fetch(digest, received, min(CHUNK, total - received))
+            if not block:
+                return
+            received += len(block)
+            yield block
+
 
 class LocalFileSource(ChunkSource):
     """Files of this machine served by digest: the hub's side of a transfer, and tests."""
@@ -547,30 +559,109 @@ def serve_chunks(sock: socket.socket, source: ChunkSource) -> None:
             return
 
 
-class SocketSource(ChunkSource):
-    """The node's side of :func:`serve_chunks`: one request at a time on a connected socket.
+class FirstOf(ChunkSource):
+    """Several sources tried in order, per artifact: the first that knows its size serves
+    all of it (a node asks the operator's ``artifact_store`` first, then the hub)."""
 
-    Replies are bounded by what was asked (a peer cannot make the node read
-    more), and the cache verifies the hash of the whole, so the peer is trusted
-    for nothing but availability.
+    def __init__(self, sources: Iterable[ChunkSource]) -> None:
+        self.sources = list(sources)
+        self._chosen: dict[str, ChunkSource] = {}
+
+    def size(self, digest: str) -> int:
+        errors = []
+        for source in self.sources:
+            try:
+                total = source.size(digest)
+            except ArtifactError as exc:
+                errors.append(str(exc))
+                continue
+            self._chosen[digest] = source
+            return total
+        raise ArtifactError("; ".join(errors) or f"no source for {digest[:16]}…")
+
+    def _source(self, digest: str) -> ChunkSource:
+        source = self._chosen.get(digest)
+        if source is None:
+            self.size(digest)
+            source = self._chosen[digest]
+        return source
+
+    def fetch(self, digest: str, offset: int, size: int) -> bytes:
+        return self._source(digest).fetch(digest, offset, size)
+
+    def stream(self, digest: str, total: int) -> Iterator[bytes]:
+        return self._source(digest).stream(digest, total)
+
+    def served_by(self, digest: str) -> ChunkSource | None:
+        return self._chosen.get(digest)
+
+
+#: Chunk requests a node keeps in flight while streaming an artifact: one round trip
+#: per window instead of per MiB (8 MiB in flight: 160 MB/s at a 50 ms round trip).
+WINDOW = 8
+
+
+class SocketSource(ChunkSource):
+    """The node's side of :func:`serve_chunks` on a connected socket.
+
+    :meth:`stream` keeps :data:`WINDOW` requests in flight (the hub answers them
+    in order); :meth:`size` and :meth:`fetch` ask one at a time.  Replies are
+    bounded by what was asked (a peer cannot make the node read more), and the
+    cache verifies the hash of the whole, so the peer is trusted for nothing but
+    availability.
     """
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, window: int = WINDOW) -> None:
         self.sock = sock
+        self.window = max(1, window)
 
-    def _ask(self, kind: bytes, digest: str, offset: int, size: int, limit: int) -> bytes:
-        request = _REQUEST.pack(kind, _check_digest(digest).encode(), offset, size)
+    def _send(self, kind: bytes, digest: str, offset: int, size: int) -> None:
         try:
-            self.sock.sendall(request)
+            self.sock.sendall(_REQUEST.pack(kind, _check_digest(digest).encode(), offset, size))
+        except OSError as exc:
+            raise ArtifactError(f"the artifact connection failed: {exc.strerror or exc}") from None
+
+    def _reply(self, limit: int) -> tuple[int, bytes]:
+        try:
             status, length = _REPLY.unpack(_recv_exact(self.sock, _REPLY.size))
             if length > max(limit, 4096):
                 raise ArtifactError(f"the artifact peer answered {length} bytes to a request for {limit}")
-            payload = _recv_exact(self.sock, length)
+            return status, _recv_exact(self.sock, length)
         except OSError as exc:  # reset, timeout: the transfer failed, said as such
             raise ArtifactError(f"the artifact connection failed: {exc.strerror or exc}") from None
+
+    def _ask(self, kind: bytes, digest: str, offset: int, size: int, limit: int) -> bytes:
+        self._send(kind, digest, offset, size)
+        status, payload = self._reply(limit)
         if status != _OK:
             raise ArtifactError(payload.decode("utf-8", "replace"))
         return payload
+
+    def stream(self, digest: str, total: int) -> Iterator[bytes]:
+        asked = 0  # bytes requested so far
+        pending: collections.deque[int] = collections.deque()  # sizes of the requests in flight
+        try:
+            while asked < total or pending:
+                while asked < total and len(pending) < self.window:
+                    size = min(CHUNK, total - asked)
+                    self._send(b"G", digest, asked, size)
+                    pending.append(size)
+                    asked += size
+                size = pending.popleft()
+                status, payload = self._reply(size)
+                if status != _OK:
+                    raise ArtifactError(payload.decode("utf-8", "replace"))
+                if len(payload) > size:
+                    raise ArtifactError(f"the artifact peer sent {len(payload)} bytes for a chunk of {size}")
+                if not payload:
+                    return
+                yield payload
+        finally:
+            # Replies still in flight are read and dropped, so that the connection stays
+            # usable for the next artifact (a refusal mid-stream, a consumer that stopped).
+            with contextlib.suppress(ArtifactError):  # a broken connection stays broken
+                while pending:
+                    self._reply(pending.popleft())
 
     def size(self, digest: str) -> int:
         payload = self._ask(b"S", digest, 0, 0, 8)
@@ -719,15 +810,22 @@ class ArtifactCache:
             h = hashlib.sha256()
             received = 0
             with open(staging / "blob", "wb") as f:
-                while received < total:
-                    block = source.fetch(digest, received, min(CHUNK, total - received))
-                    if not block:
-                        raise ArtifactError(
-                            f"artifact {digest[:16]}… ended after {received} of {total} bytes: transfer cut short"
-                        )
-                    h.update(block)
-                    f.write(block)
-                    received += len(block)
+                blocks = source.stream(digest, total)
+                try:
+                    for block in blocks:
+                        h.update(block)
+                        f.write(block)
+                        received += len(block)
+                        if received > total:
+                            break  # verified below: more than announced is a corrupt transfer
+                finally:
+                    close = getattr(blocks, "close", None)
+                    if close is not None:
+                        close()
+                if received < total:
+                    raise ArtifactError(
+                        f"artifact {digest[:16]}… ended after {received} of {total} bytes: transfer cut short"
+                    )
                 f.flush()
                 os.fsync(f.fileno())
             actual = h.hexdigest()

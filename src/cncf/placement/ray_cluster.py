@@ -44,6 +44,7 @@ _actor_class: Any = None
 #: (a process connected before keeps its connection); the homes of the hubs that
 #: placed something and have not closed, and the placed workers not yet closed.
 _connected_by_us = False
+_connected_to = ""  # the address it connected with (a ray:// one cannot be read back)
 _users: set[str] = set()
 _live = 0
 
@@ -89,20 +90,45 @@ def _probe(address: str) -> None:
         ) from None
 
 
+def _same_cluster(address: str, current: str) -> bool:
+    """Whether ``address`` names the cluster this process is connected to (``current``,
+    its GCS address; or the ``ray://`` address the hub connected with)."""
+    if address in ("auto", current):
+        return True
+    if address.startswith("ray://") or current.startswith("ray://"):
+        return address == current
+    host, _, port = address.rpartition(":")
+    here, _, here_port = current.rpartition(":")
+    if port != here_port:
+        return False
+    try:
+        mine = {a[4][0] for a in socket.getaddrinfo(host.strip("[]"), None)}
+        theirs = {a[4][0] for a in socket.getaddrinfo(here.strip("[]"), None)}
+    except OSError:
+        return False
+    return bool(mine & theirs)
+
+
 def _connect_sync(address: str) -> str:
+    global _connected_by_us, _connected_to
     ray = import_ray()
     with _init_lock:
         if ray.is_initialized():
-            current = ray.get_runtime_context().gcs_address
-            if address not in ("auto", current) and not address.startswith("ray://"):
+            current = _connected_to if _connected_by_us and _connected_to.startswith("ray://") else ""
+            if not current:
+                current = str(ray.get_runtime_context().gcs_address)
+            # A Ray Client connection made by someone else cannot be compared: it is kept.
+            foreign_client = not _connected_by_us and address.startswith("ray://")
+            if not foreign_client and not _same_cluster(address, current):
                 raise _fail(
                     Code.CLUSTER_UNREACHABLE,
-                    f"this process is connected to the Ray cluster at {current}, not {address} "
-                    "(Ray allows one cluster per process)",
+                    f"this process is connected to the Ray cluster at {current}, not {address}: "
+                    "Ray allows one cluster per process, so two hubs in one process cannot use two "
+                    "clusters (run the second hub in a process of its own)",
                     ray_address=address,
                     connected=current,
                 )
-            return str(current)
+            return current
         _probe(address)
         try:
             ray.init(
@@ -116,9 +142,12 @@ def _connect_sync(address: str) -> str:
             raise _fail(
                 Code.CLUSTER_UNREACHABLE, f"cannot connect to the Ray cluster {address!r}: {exc}", ray_address=address
             ) from None
-        global _connected_by_us
         _connected_by_us = True
-        return str(ray.get_runtime_context().gcs_address)
+        if address.startswith("ray://"):
+            _connected_to = address
+            return address
+        _connected_to = str(ray.get_runtime_context().gcs_address)
+        return _connected_to
 
 
 _pending: set[asyncio.Task[None]] = set()
@@ -129,7 +158,7 @@ def _worker_closed() -> None:
     JVM host may be closed after its hub's boundaries)."""
     global _live
     _live = max(0, _live - 1)
-    if not _live and not _users and _connected_by_us:
+    if not _live and not _users:
         with contextlib.suppress(RuntimeError):  # no running loop: the hub's close() will do it
             task = asyncio.get_running_loop().create_task(_disconnect())
             _pending.add(task)
@@ -144,13 +173,16 @@ async def release(home: Any) -> None:
 
 
 async def _disconnect() -> None:
-    if _users or _live or not _connected_by_us:
+    if _users or _live:
         return
 
     def disconnect() -> None:
         global _connected_by_us
         with _init_lock:
-            if _connected_by_us and not _users and not _live:
+            if _users or _live:
+                return
+            POOL.drain()  # no actor of the hub is left on the cluster
+            if _connected_by_us:
                 ray = import_ray()
                 with contextlib.suppress(Exception):
                     ray.shutdown()
@@ -211,13 +243,19 @@ def runtime_env() -> dict[str, Any] | None:
 
 
 class RayNode:
-    """One node actor: where it runs, its liveness task, how to end it."""
+    """One run of a node actor: where it runs, its liveness task, how to end it.
 
-    def __init__(self, actor: Any, name: str, info: Mapping[str, Any], address: str) -> None:
+    The actor outlives the run when the run ended cleanly: :meth:`stop` parks it in
+    the :class:`ActorPool` for the next worker of the same placement."""
+
+    def __init__(self, actor: Any, name: str, info: Mapping[str, Any], address: str, key: tuple[Any, ...]) -> None:
         self.actor = actor
         self.name = name
         self.info = dict(info)
         self.cluster = address
+        self.key = key
+        self.run = int(info.get("run") or 0)
+        self.reusable = False  # set once the worker started: a failed start kills the actor
         self._watch: Any = None
 
     def describe(self) -> dict[str, Any]:
@@ -230,19 +268,26 @@ class RayNode:
             "port": self.info.get("port"),
             "actor": self.name,
             "actor_pid": self.info.get("actor_pid"),
+            "actor_runs": self.run,  # how many workers this node actor has hosted, this one included
         }
 
     def watch(self) -> Any:
         if self._watch is None:
-            self._watch = self.actor.watch.remote()
+            self._watch = self.actor.watch.remote(self.run)
         return self._watch
 
-    async def stop(self) -> None:
-        ray = import_ray()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.wrap_future(self.actor.stop.remote().future()), 5.0)
-        with contextlib.suppress(Exception):
-            ray.kill(self.actor, no_restart=True)
+    async def stop(self, lost: bool = False) -> None:
+        """End the run's worker; park the actor for reuse, or kill it (its node lost,
+        the run failed, the actor not answering)."""
+        stopped = False
+        if not lost:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.wrap_future(self.actor.stop.remote(self.run).future()), 5.0)
+                stopped = True
+        if stopped and self.reusable:
+            POOL.park(self.key, self.actor, self.name, self.info)
+        else:
+            _kill(self.actor)
 
     async def death_cause(self) -> str | None:
         def query() -> str | None:
@@ -257,28 +302,125 @@ class RayNode:
         return await asyncio.to_thread(query)
 
 
+def _kill(actor: Any) -> None:
+    with contextlib.suppress(Exception):
+        import_ray().kill(actor, no_restart=True)
+
+
+#: Seconds an actor whose worker ended waits for the next worker of its placement
+#: (``CNCF_RAY_IDLE_SECONDS``; 0 kills it at once).  Meanwhile it holds its resources;
+#: a placement asking for any of them takes it or ends it first, and it ends with
+#: the hub's connection.
+IDLE_SECONDS = 10.0
+
+
+def idle_seconds() -> float:
+    raw = os.environ.get("CNCF_RAY_IDLE_SECONDS", "")
+    try:
+        value = float(raw) if raw else IDLE_SECONDS
+    except ValueError:
+        return IDLE_SECONDS
+    return value if value >= 0 else IDLE_SECONDS
+
+
+class _Parked:
+    __slots__ = ("actor", "name", "info", "timer")
+
+    def __init__(self, actor: Any, name: str, info: Mapping[str, Any], timer: threading.Timer | None) -> None:
+        self.actor, self.name, self.info, self.timer = actor, name, dict(info), timer
+
+
+class ActorPool:
+    """Node actors whose worker ended, by placement (cluster and resources): the next
+    worker of that placement (a restart after a crash, the next load) takes one instead
+    of paying Ray's actor creation (about half a second), on the same node."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[tuple[Any, ...], list[_Parked]] = {}
+
+    def take(self, key: tuple[Any, ...]) -> _Parked | None:
+        with self._lock:
+            parked = self._idle.get(key)
+            if not parked:
+                return None
+            found = parked.pop()
+            if not parked:
+                del self._idle[key]
+        if found.timer is not None:
+            found.timer.cancel()
+        return found
+
+    def park(self, key: tuple[Any, ...], actor: Any, name: str, info: Mapping[str, Any]) -> None:
+        linger = idle_seconds()
+        if linger <= 0:
+            _kill(actor)
+            return
+        timer = threading.Timer(linger, self._expire, (key, actor))
+        timer.daemon = True
+        with self._lock:
+            self._idle.setdefault(key, []).append(_Parked(actor, name, info, timer))
+        timer.start()
+
+    def _expire(self, key: tuple[Any, ...], actor: Any) -> None:
+        with self._lock:
+            parked = self._idle.get(key, [])
+            gone = [p for p in parked if p.actor is actor]
+            if gone:
+                parked.remove(gone[0])
+                if not parked:
+                    self._idle.pop(key, None)
+        if gone:
+            _kill(actor)
+
+    def evict(self, resources: Mapping[str, float], keep: tuple[Any, ...]) -> int:
+        """End parked actors of other placements holding any of ``resources`` (a new
+        placement must not wait for an idle one); how many."""
+        names = set(resources)
+        victims: list[_Parked] = []
+        with self._lock:
+            for key in list(self._idle):
+                held = {k for k, _v in key[1]}
+                if key != keep and held & names:
+                    victims += self._idle.pop(key)
+        for v in victims:
+            if v.timer is not None:
+                v.timer.cancel()
+            _kill(v.actor)
+        return len(victims)
+
+    def drain(self) -> None:
+        """End every parked actor (the hub's connection is released)."""
+        with self._lock:
+            victims = [p for parked in self._idle.values() for p in parked]
+            self._idle.clear()
+        for v in victims:
+            if v.timer is not None:
+                v.timer.cancel()
+            _kill(v.actor)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(v) for v in self._idle.values())
+
+
+POOL = ActorPool()
+
+
+def pool_key(address: str, resources: Mapping[str, float]) -> tuple[Any, ...]:
+    return (address, tuple(sorted((k, float(v)) for k, v in resources.items())))
+
+
 def _python_version(path: str) -> str:
-    """``3.11``: the version a placed python worker asks its node for."""
-    import subprocess
+    """``3.11``: the version a placed python worker asks its node for (the hub's own
+    when ``path`` does not answer: the node then reports what it lacks)."""
     import sys
 
-    if path == sys.executable:
-        return f"{sys.version_info[0]}.{sys.version_info[1]}"
-    if path not in _versions:
-        try:
-            out = subprocess.run(
-                [path, "-c", "import sys;print('%d.%d' % sys.version_info[:2])"],
-                capture_output=True,
-                text=True,
-                timeout=20,
-            )
-            _versions[path] = out.stdout.strip() or f"{sys.version_info[0]}.{sys.version_info[1]}"
-        except (OSError, subprocess.SubprocessError):
-            _versions[path] = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    return _versions[path]
+    from cncf.placement.ray_node import python_version
+
+    return python_version(path) or f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
-_versions: dict[str, str] = {}
 #: Folders a command's executable is taken from the node's own installation, never shipped.
 _SYSTEM = ("/usr/", "/bin/", "/sbin/", "/lib", "/etc/", "/opt/homebrew/", "/nix/")
 
@@ -337,6 +479,9 @@ def plan_shipment(
             roots.append(exe)
         roots += [a for a in argv[1:] if os.path.isabs(a) and not a.startswith(_SYSTEM) and os.path.exists(a)]
     keys["artifacts"] = shipment.pending(roots)
+    from cncf.placement.ray_node import ARTIFACT_STORE_ENV
+
+    keys["artifact_store"] = os.environ.get(ARTIFACT_STORE_ENV) or None  # the operator's, asked first
     hub = os.environ
     prefixes = tuple(getattr(policy, "_ALLOWED_PREFIXES", ("LC_",)))
     keys["inherit_all"] = bool(hub) and all(env.get(k) == v for k, v in hub.items() if not k.startswith("RAY_"))
@@ -347,6 +492,74 @@ def plan_shipment(
     ]
     keys["shipment"] = shipment
     return argv, cwd, keys
+
+
+#: How long a parked actor may take to accept a new run before a fresh one is made.
+REUSE_TIMEOUT = 10.0
+
+
+async def _place(
+    label: str, resources: Mapping[str, float], key: tuple[Any, ...], request: dict[str, Any], setup_timeout: float
+) -> tuple[Any, str, dict[str, Any]]:
+    """(actor, its name, where it listens): a parked actor of the same placement if one
+    answers, else a new one (parked actors of other placements holding any of these
+    resources are ended first, so that Ray can schedule it)."""
+    while (parked := POOL.take(key)) is not None:
+        try:
+            future = parked.actor.start.remote(request).future()
+            info = await asyncio.wait_for(asyncio.wrap_future(future), REUSE_TIMEOUT)
+        except Exception:  # gone with its node, or not answering: try the next, or a fresh one
+            _kill(parked.actor)
+            continue
+        return parked.actor, parked.name, dict(info)
+    POOL.evict(resources, key)
+    ray = import_ray()
+    name = f"cncf-{label}-{uuid.uuid4().hex[:8]}"
+    try:
+        actor = (
+            _node_actor_class()
+            .options(
+                name=name,
+                namespace=NAMESPACE,
+                num_cpus=0,
+                resources=dict(resources) or None,
+                max_restarts=0,
+                max_concurrency=8,
+            )
+            .remote()
+        )
+    except Exception as exc:  # Ray refusing the options: a load Observation, never a raise
+        raise _fail(
+            Code.WORKER_START_FAILED,
+            f"Ray refused to create the node actor for {label!r}: {exc}",
+            resources=dict(resources),
+        ) from None
+    try:
+        ready = actor.ping.remote()
+        done, _ = await asyncio.to_thread(ray.wait, [ready], timeout=PLACEMENT_TIMEOUT)
+        if not done:
+            raise _fail(
+                Code.PLACEMENT_TIMEOUT,
+                f"no node offering {dict(resources)} took {label!r} within {PLACEMENT_TIMEOUT:g}s "
+                "(they exist, but are busy)",
+                resources=dict(resources),
+            )
+        await asyncio.wrap_future(ready.future())
+        info = await asyncio.wait_for(asyncio.wrap_future(actor.start.remote(request).future()), setup_timeout)
+    except Failed:
+        _kill(actor)
+        raise
+    except TimeoutError:
+        _kill(actor)
+        raise _fail(
+            Code.ENVIRONMENT_FAILED, f"preparing {label!r} on its node took more than {setup_timeout:g}s"
+        ) from None
+    except Exception as exc:  # RayActorError and friends: the node went away while placing
+        _kill(actor)
+        raise _fail(
+            Code.NODE_LOST, f"the node actor for {label!r} died while being placed: {exc}", actor=name
+        ) from None
+    return actor, name, dict(info)
 
 
 async def spawn(
@@ -405,26 +618,6 @@ async def spawn(
         raise _fail(Code.ARTIFACT_NOT_FOUND, f"cannot pack the artifacts of {label!r} for its node: {exc}") from None
     shipment = shipping.pop("shipment")
     secret = _tcp.new_secret()
-    name = f"cncf-{label}-{uuid.uuid4().hex[:8]}"
-    try:
-        actor = (
-            _node_actor_class()
-            .options(
-                name=name,
-                namespace=NAMESPACE,
-                num_cpus=0,
-                resources=dict(resources) or None,
-                max_restarts=0,
-                max_concurrency=8,
-            )
-            .remote()
-        )
-    except Exception as exc:  # Ray refusing the options: a load Observation, never a raise
-        raise _fail(
-            Code.WORKER_START_FAILED,
-            f"Ray refused to create the node actor for {label!r}: {exc}",
-            resources=dict(resources),
-        ) from None
     request = {
         "argv": list(argv),
         "env": dict(env or {}),
@@ -438,40 +631,9 @@ async def spawn(
         **shipping,
         "secret": secret,  # travels through Ray; the actor keeps it only for the handshake
     }
-
-    def kill_actor() -> None:
-        with contextlib.suppress(Exception):
-            ray.kill(actor, no_restart=True)
-
-    try:
-        ready = actor.ping.remote()
-        done, _ = await asyncio.to_thread(ray.wait, [ready], timeout=PLACEMENT_TIMEOUT)
-        if not done:
-            raise _fail(
-                Code.PLACEMENT_TIMEOUT,
-                f"no node offering {dict(resources)} took {label!r} within {PLACEMENT_TIMEOUT:g}s "
-                "(they exist, but are busy)",
-                resources=dict(resources),
-            )
-        await asyncio.wrap_future(ready.future())
-        info = await asyncio.wait_for(asyncio.wrap_future(actor.start.remote(request).future()), setup_timeout)
-    except Failed:
-        kill_actor()
-        raise
-    except TimeoutError:
-        kill_actor()
-        raise _fail(
-            Code.ENVIRONMENT_FAILED, f"preparing {label!r} on its node took more than {setup_timeout:g}s"
-        ) from None
-    except Exception as exc:  # RayActorError and friends: the node went away while placing
-        kill_actor()
-        raise _fail(
-            Code.NODE_LOST, f"the node actor for {label!r} died while being placed: {exc}", actor=name
-        ) from None
-    if "failure" in info:
-        kill_actor()
-        raise Failed(Observation.from_dict(info["failure"]))
-    node = RayNode(actor, name, info, address)
+    key = pool_key(address, resources)
+    actor, name, info = await _place(label, resources, key, request, setup_timeout)
+    node = RayNode(actor, name, info, address, key)
     try:
         socks = await asyncio.to_thread(
             _tcp.connect_all, info["ip"], int(info["port"]), secret, start_timeout, _tcp.PLACED_ROLES
@@ -505,6 +667,7 @@ async def spawn(
         raise
     global _live
     _live += 1
+    node.reusable = True  # its worker started: once it ends, the actor may host the next one
     worker.on_released = _worker_closed
     worker.artifact_sock = artifact_sock
     worker.shipment = shipment
@@ -526,7 +689,9 @@ async def localize(worker: RemoteWorker, ship: Sequence[str], obj: Any) -> Any:
     node = worker.node
     if items and isinstance(node, RayNode):
         try:
-            reply = await asyncio.wait_for(asyncio.wrap_future(node.actor.stage.remote(items).future()), 300.0)
+            reply = await asyncio.wait_for(
+                asyncio.wrap_future(node.actor.stage.remote(node.run, items).future()), 300.0
+            )
         except Exception as exc:  # the actor or its node went away, or took too long
             raise _fail(
                 Code.NODE_LOST,

@@ -1,21 +1,25 @@
 """The node side of a Ray placement: an actor that starts the same worker on its node.
 
 One :class:`NodeWorker` actor (``num_cpus=0``, pinned by custom resources)
-per placed worker process.  It does what the hub's local process code does on
-the hub's machine, and no more:
+holds a placement's resources on its node and hosts one placed worker at a
+time, one :class:`Run` each; the hub keeps an actor whose worker ended for
+the next worker of the same placement (a restart after a crash, the next
+load), so only the first placement on a node pays Ray's actor creation
+(``ray_cluster.ActorPool``).  A run does what the hub's local process code
+does on the hub's machine, and no more:
 
 * builds the python form's private environment **on the node**, with the same
   :class:`~cncf.boundaries._environments.EnvironmentCache` and therefore the
   same content hash, cached under the node's cache folder;
-* listens on the node's address, accepts the hub's five authenticated
+* listens on the node's address, accepts the hub's six authenticated
   connections (:mod:`cncf.placement._tcp`), and only then starts the worker;
 * hands the connected sockets to the worker as its protocol descriptors and
   its fd 1 / 2 (``direct``: python and command forms, no hop between hub and
   worker), or relays them to pipes (``bridged``: the JVM host, which opens its
   descriptors through ``/dev/fd`` and cannot open a socket that way);
 * starts the worker in its own session with ``PR_SET_PDEATHSIG``, so it dies
-  with the actor (Ray kills only an actor's own process); :meth:`stop` ends
-  the whole process group before the hub calls ``ray.kill``;
+  with the actor (Ray kills only an actor's own process); :meth:`Run.stop` ends
+  the whole process group before the hub reuses or kills the actor;
 * sends a heartbeat, the worker's pid and, when it ends, its exit status on
   the supervision connection; takes ``kill`` there too.
 
@@ -27,7 +31,7 @@ runs any function with the actor instance, so whoever can name the actor
 could read ``self.anything``.  The secret arrives in :meth:`NodeWorker.start`'s
 request, is popped from it into a ``bytearray`` that only the serving task holds, for
 the handshake (at most ``connect_timeout`` seconds), and is overwritten with
-zeros as soon as the five connections are authenticated (Ray wraps an async
+zeros as soon as the connections are authenticated (Ray wraps an async
 actor method in a tracing coroutine that keeps its arguments while it runs).  What ``__ray_call__`` still reaches is
 what any code in the actor's process reaches (``docs/placement.md``).
 """
@@ -52,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from cncf.placement import _tcp
-from cncf.placement.artifacts import ArtifactCache, Entry, SocketSource
+from cncf.placement.artifacts import ArtifactCache, ChunkSource, Entry, FirstOf, HttpSource, SocketSource
 
 _PR_SET_PDEATHSIG = 1
 
@@ -63,6 +67,9 @@ def node_cache() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "cncf" / "node"
 
 
+#: An operator's artifact store (``<url>/<sha256>``, range requests), asked before the hub:
+#: the hub's setting travels with each placement, a node's own setting applies otherwise.
+ARTIFACT_STORE_ENV = "CNCF_ARTIFACT_STORE"
 #: The node's artifact cache is bounded to this many bytes (``CNCF_NODE_CACHE_BYTES``).
 DEFAULT_CACHE_BYTES = 10 << 30
 
@@ -100,7 +107,10 @@ def _named(root: Path, blob: Path, sha: str, name: str) -> Path:
 _versions: dict[str, str | None] = {}
 
 
-def _python_version(path: str) -> str | None:
+def python_version(path: str) -> str | None:
+    """``3.11``: the major.minor of the interpreter at ``path`` (asked once per path and
+    process), ``None`` if it does not run.  The hub asks it of a component's interpreter
+    (the version its node must have), a node of its candidates."""
     if path == sys.executable:
         return f"{sys.version_info[0]}.{sys.version_info[1]}"
     if path not in _versions:
@@ -111,10 +121,32 @@ def _python_version(path: str) -> str | None:
                 text=True,
                 timeout=20,
             )
-            _versions[path] = out.stdout.strip() if out.returncode == 0 else None
+            _versions[path] = out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
         except (OSError, subprocess.SubprocessError):
             _versions[path] = None
     return _versions[path]
+
+
+#: The class-file level the JVM host is compiled for (``cncf.jvm.build``: ``--release 8``).
+JVM_HOST_RELEASE = 8
+_java_majors: dict[str, int | None] = {}
+
+
+def java_major(java: str) -> int | None:
+    """The feature version of the JVM at ``java`` (``8`` for ``1.8.0_392``, ``17`` for
+    ``17.0.9``), asked once per path and process; ``None`` if it does not run."""
+    import re
+
+    if java not in _java_majors:
+        major = None
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+            found = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+            if out.returncode == 0 and found:
+                first, second = int(found.group(1)), int(found.group(2) or 0)
+                major = second if first == 1 else first
+        _java_majors[java] = major
+    return _java_majors[java]
 
 
 def find_python(hub_path: str, version: str) -> str | None:
@@ -123,7 +155,7 @@ def find_python(hub_path: str, version: str) -> str | None:
     or one of uv's managed pythons; ``None`` if the node has none."""
     candidates = [hub_path, sys.executable, shutil.which(f"python{version}"), shutil.which("python3")]
     for c in candidates:
-        if c and os.path.isabs(c) and os.access(c, os.X_OK) and _python_version(c) == version:
+        if c and os.path.isabs(c) and os.access(c, os.X_OK) and python_version(c) == version:
             return c
     uv = shutil.which("uv") or next((str(p) for p in (Path(sys.executable).parent / "uv",) if p.is_file()), None)
     if uv is not None:
@@ -132,7 +164,7 @@ def find_python(hub_path: str, version: str) -> str | None:
                 [uv, "python", "find", "--no-project", version], capture_output=True, text=True, timeout=30
             )
             found = out.stdout.strip()
-            if out.returncode == 0 and found and _python_version(found) == version:
+            if out.returncode == 0 and found and python_version(found) == version:
                 return found
     return None
 
@@ -162,8 +194,8 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-class NodeWorker:
-    """The actor class (wrapped with ``ray.remote`` by the hub side)."""
+class Run:
+    """One placed worker on this node: its connections, artifacts held, process, exit."""
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
@@ -178,6 +210,7 @@ class NodeWorker:
         self._held: dict[str, int] = {}  # artifact digest -> its shared lock's descriptor
         self._tmpdir = ""
         self._failed = False
+        self._store = ""  # the operator's artifact_store URL, asked before the hub
 
     # ----------------------------------------------------------------- start
 
@@ -232,6 +265,7 @@ class NodeWorker:
             secret[:] = bytes(len(secret))
         sup = self._sup = socks[_tcp.SUPERVISION]
         self._source = SocketSource(socks.pop(_tcp.ARTIFACTS))
+        self._store = str(request.get("artifact_store") or os.environ.get(ARTIFACT_STORE_ENV) or "")
         # Beats and commands while the node prepares (a PyPI environment may take minutes).
         threading.Thread(target=self._beat, daemon=True).start()
         threading.Thread(target=self._commands, args=(sup,), daemon=True).start()
@@ -294,11 +328,12 @@ class NodeWorker:
         """Each artifact fetched (once per node, by hash) and held while this actor lives."""
         from cncf.placement.artifacts import ArtifactError
 
-        source = self._source
+        hub: ChunkSource | None = self._source
         if not items:
             return {}
-        if source is None:
+        if hub is None:
             raise self._missing("artifact_not_found", "the node has no connection to the hub's artifacts")
+        source = hub if not self._store else FirstOf([HttpSource(self._store), hub])
         cache = artifact_cache()
         out: dict[str, str] = {}
         for item in items:
@@ -317,7 +352,7 @@ class NodeWorker:
             out[path] = str(where)
         return out
 
-    def _hold(self, cache: ArtifactCache, sha: str, tree: bool, source: SocketSource) -> Entry:
+    def _hold(self, cache: ArtifactCache, sha: str, tree: bool, source: ChunkSource) -> Entry:
         """The artifact, fetched (and unpacked) unless the node has it, then held with a
         shared lock while this actor lives: eviction skips it, other actors use it too."""
         import fcntl
@@ -392,6 +427,19 @@ class NodeWorker:
                     path=argv[0],
                 )
             argv[0] = found_exe
+        if request.get("bridged"):
+            release = int(request.get("jvm_release") or JVM_HOST_RELEASE)
+            major = await asyncio.to_thread(java_major, argv[0])
+            if major is None or major < release:
+                raise self._missing(
+                    "worker_start_failed",
+                    f"node {self._where.get('node_address')}'s {argv[0]!r} "
+                    + ("does not run" if major is None else f"is Java {major}")
+                    + f"; the JVM host is compiled for Java {release} or later",
+                    java=argv[0],
+                    java_version=major,
+                    required=release,
+                )
         cwd = request.get("cwd")
         if cwd:
             cwd = rewrite(str(cwd), mapping)
@@ -566,9 +614,38 @@ class NodeWorker:
             with contextlib.suppress(OSError):
                 source.sock.close()
 
+
+class NodeWorker:
+    """The actor class (wrapped with ``ray.remote`` by the hub side): the runs it hosts,
+    one at a time as the hub uses it, each named by the number :meth:`start` returned."""
+
+    def __init__(self) -> None:
+        self._runs: dict[int, Run] = {}
+        self._count = 0
+
+    async def start(self, request: dict[str, Any]) -> dict[str, Any]:
+        self._count += 1
+        run = self._runs[self._count] = Run()
+        info = await run.start(request)
+        return {**info, "run": self._count, "runs": self._count}
+
+    def stage(self, run: int, items: list[dict[str, str]]) -> dict[str, Any]:
+        found = self._runs.get(run)
+        if found is None:
+            return {"failure": {"code": "node_lost", "message": f"run {run} has ended on this node", "stage": "load"}}
+        return found.stage(items)
+
+    async def watch(self, run: int) -> int:
+        found = self._runs.get(run)
+        return -1 if found is None else await found.watch()
+
+    async def stop(self, run: int) -> int | None:
+        """End the run's worker and give back what it held; the actor stays for the next."""
+        found = self._runs.pop(run, None)
+        return None if found is None else await found.stop()
+
     def ping(self) -> dict[str, Any]:
-        proc = self._proc
-        return {"pid": proc.pid if proc else None, "alive": proc is not None and proc.poll() is None}
+        return {"pid": os.getpid(), "runs": len(self._runs)}
 
 
 def _rss_kb(pid: int) -> int | None:

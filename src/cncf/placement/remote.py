@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import shutil
 import socket
 import tempfile
@@ -56,7 +57,7 @@ class NodeHandle(Protocol):
 
     def watch(self) -> Awaitable[Any]: ...
 
-    async def stop(self) -> None: ...
+    async def stop(self, lost: bool = False) -> None: ...
 
     async def death_cause(self) -> str | None: ...
 
@@ -85,13 +86,28 @@ class RemoteWorker(LinkCore):
         self.artifact_sock: socket.socket | None = None
         self.node_paths: dict[str, str] = {}
         self.on_released: Callable[[], None] | None = None  # told once the node actor is stopped
+        self._hangup: select.poll | None = None  # the connections' hang-up, for exited_unnoticed
+        self._sup_eof = False
 
     @property
     def placement(self) -> dict[str, Any]:
         return self._description
 
     def exited_unnoticed(self) -> bool:
-        return False  # not our child: the node reports its exit on the supervision connection
+        """Whether the worker's or the node's connection closed although the event loop
+        has not heard yet (an idle synchronous hub): one ``poll(2)``, no read unless one
+        did.  The supervision connection is then read at once (the exit status, or the
+        node's loss), so a call is never sent to a worker already gone."""
+        poller = self._hangup
+        if poller is None or not poller.poll(0):
+            return False
+        for _ in range(64):  # what the node said last (beats, the exit status), then its EOF
+            if not self.alive or self._sup_eof:
+                break
+            self._on_supervision()
+        if self.alive:
+            self._settled()  # the worker's connection closed: dead, with or without its status
+        return not self.alive
 
     # ---------------------------------------------------------------- attach
 
@@ -144,6 +160,9 @@ class RemoteWorker(LinkCore):
         sup = socks[_tcp.SUPERVISION]
         sup.setblocking(False)
         loop.add_reader(sup.fileno(), self._on_supervision)
+        self._hangup = select.poll()
+        for fd in (sup.fileno(), replies):
+            self._hangup.register(fd, select.POLLRDHUP | select.POLLHUP | select.POLLERR)
         self._watchdog = loop.call_later(self.heartbeat_timeout / 4, self._check_heartbeat)
         self._track(loop.create_task(self._watch_node()))
         if prepare_timeout is not None:
@@ -224,6 +243,7 @@ class RemoteWorker(LinkCore):
             data = b""
         if not data:
             assert self._loop is not None
+            self._sup_eof = True
             self._loop.remove_reader(sup.fileno())
             if not self._exit_seen:
                 self._node_lost("the node actor's connection closed without the worker's exit status")
@@ -271,6 +291,13 @@ class RemoteWorker(LinkCore):
         if self.channel.dead is not None or self._loop is None:
             return
         silent = time.monotonic() - self._last_beat
+        if silent > self.heartbeat_timeout:
+            # The loop may not have turned for a while (an idle synchronous hub): the
+            # beats may be waiting in the socket.  Read them before the verdict.
+            self._on_supervision()
+            silent = time.monotonic() - self._last_beat
+        if self.channel.dead is not None:
+            return
         if silent > self.heartbeat_timeout:
             self._node_lost(f"no heartbeat from the node for {silent:.1f}s")
             return
@@ -339,9 +366,10 @@ class RemoteWorker(LinkCore):
         if self._watchdog is not None:
             self._watchdog.cancel()
         node, self.node = self.node, None
+        self._hangup = None
         if node is not None:
             with contextlib.suppress(Exception):
-                await node.stop()
+                await node.stop(lost=self.lost is not None)
             released, self.on_released = self.on_released, None
             if released is not None:
                 released()

@@ -17,7 +17,7 @@ import typer
 import typer.core
 
 from cncf.outcome import Outcome
-from cncf.receptions import cli_serve, render
+from cncf.receptions import cli_remote, cli_serve, render
 from cncf.receptions.options import HomeOpt, JsonOpt, err, guard, out
 
 app = typer.Typer(
@@ -26,6 +26,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts are plain text: Rich markup would eat "[[component]]" and "[hub]".
+    rich_markup_mode=None,
 )
 _REQ = "A requirement for the private environment (repeatable)."
 _INTERP = "Interpreter for a python component (name on PATH or path)."
@@ -161,6 +163,7 @@ def call(
     args: Annotated[list[str] | None, typer.Argument(help=_ARGS)] = None,
     as_json: JsonOpt = False,
     hub_url: Annotated[str | None, typer.Option("--hub", help="Call a running hub (cncf serve) at this URL.")] = None,
+    token_file: cli_remote.TokenFileOpt = None,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Overall deadline in seconds.")] = None,
     entry: EntryOpt = None,
     form: FormOpt = None,
@@ -192,6 +195,9 @@ def call(
         from cncf.call import Arguments
 
         remote: Any = Arguments(tuple(pos), named) if pos and named else (named or pos or None)
+        if token_file is not None:
+            url = cli_remote.need_hub(hub_url, "cncf call", token_file)
+            raise typer.Exit(cli_remote.call(url, token_file, target, remote, timeout=timeout, as_json=as_json))
         raise typer.Exit(cli_serve.call_remote(hub_url, target, remote, timeout=timeout, as_json=as_json))
     overrides = _overrides(entry, form, requirement, interpreter, name, classpath, init)
 
@@ -211,8 +217,10 @@ def call(
 
 @app.command()
 def inspect(
-    target: Annotated[str, typer.Argument(help=_TARGET)],
+    target: Annotated[str, typer.Argument(help=_TARGET + " With --hub: a component's name.")],
     as_json: JsonOpt = False,
+    hub_url: cli_remote.HubOpt = None,
+    token_file: cli_remote.TokenFileOpt = None,
     entry: EntryOpt = None,
     form: FormOpt = None,
     requirement: ReqOpt = None,
@@ -223,6 +231,9 @@ def inspect(
     home: HomeOpt = None,
 ) -> None:
     """Show a component's name, form, state, services, operations and policies."""
+    if hub_url is not None:
+        url = cli_remote.need_hub(hub_url, "cncf inspect", token_file)
+        raise typer.Exit(cli_remote.inspect(url, token_file, target, as_json))
     overrides = _overrides(entry, form, requirement, interpreter, name, classpath, init)
 
     def run() -> int:
@@ -251,6 +262,107 @@ def run(
     from cncf.receptions.runner import run_config
 
     raise typer.Exit(_guard(as_json, str(config), lambda: run_config(config, home, as_json, out, err)))
+
+
+_NAME = "The component's name on the served hub."
+
+
+@app.command()
+def components(
+    as_json: JsonOpt = False, hub_url: cli_remote.HubOpt = None, token_file: cli_remote.TokenFileOpt = None
+) -> None:
+    """List a served hub's components: form, state, pid, restarts, operations, last Observation."""
+    url = cli_remote.need_hub(hub_url, "cncf components", token_file)
+    raise typer.Exit(cli_remote.components(url, token_file, as_json))
+
+
+@app.command()
+def reload(
+    name: Annotated[str, typer.Argument(help=_NAME)],
+    as_json: JsonOpt = False,
+    hub_url: cli_remote.HubOpt = None,
+    token_file: cli_remote.TokenFileOpt = None,
+) -> None:
+    """Reload a component of a served hub (needs the token) and show it as `cncf inspect` does."""
+    url = cli_remote.need_hub(hub_url, "cncf reload", token_file)
+    raise typer.Exit(cli_remote.reload(url, token_file, name, as_json))
+
+
+@app.command()
+def unload(
+    name: Annotated[str, typer.Argument(help=_NAME)],
+    as_json: JsonOpt = False,
+    hub_url: cli_remote.HubOpt = None,
+    token_file: cli_remote.TokenFileOpt = None,
+) -> None:
+    """Unload a component of a served hub (needs the token)."""
+    url = cli_remote.need_hub(hub_url, "cncf unload", token_file)
+    raise typer.Exit(cli_remote.unload(url, token_file, name, as_json))
+
+
+@app.command()
+def top(
+    hub_url: cli_remote.HubOpt = None,
+    token_file: cli_remote.TokenFileOpt = None,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between refreshes.")] = 1.0,
+    once: Annotated[bool, typer.Option("--once", help="Print one frame and exit.")] = False,
+    iterations: Annotated[int | None, typer.Option("--iterations", help="Print N frames and exit.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object a frame.")] = False,
+) -> None:
+    """A live view of a served hub, like htop: per component its state, calls per
+    second, latency p50/p99, errors in the last minute, calls running and waiting,
+    restarts.  Ctrl-C quits."""
+    url = cli_remote.need_hub(hub_url, "cncf top", token_file)
+    if interval <= 0 or (iterations is not None and iterations < 1):
+        err.print("error: --interval must be positive and --iterations at least 1")
+        raise typer.Exit(render.EXIT_USAGE)
+    n = 1 if once else iterations
+    raise typer.Exit(cli_remote.top(url, token_file, interval=interval, iterations=n, as_json=as_json))
+
+
+@app.command()
+def upgrade(
+    name: Annotated[str, typer.Argument(help="The component to upgrade on the running hub.")],
+    target: Annotated[str | None, typer.Argument(help="The new target (default: the same one again).")] = None,
+    hub_url: cli_remote.HubOpt = None,
+    token_file: cli_remote.TokenFileOpt = None,
+    setting: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="A manifest override KEY=VALUE (VALUE as JSON when it parses; repeatable)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load a new generation of a component beside the old one on a running hub, switch
+    when it is ready, let the old one drain.  Needs the token (--token-file or CNCF_TOKEN).  Exit 1 when
+    the new generation was rolled back (the old one serves on)."""
+    from cncf.observation import Observation
+
+    url = cli_remote.need_hub(hub_url, "cncf upgrade", token_file)
+
+    overrides: dict[str, Any] = {}
+    for item in setting or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            err.print(f"error: --set takes KEY=VALUE, got {item!r}")
+            raise typer.Exit(2)
+        try:
+            overrides[key] = json.loads(value)
+        except ValueError:
+            overrides[key] = value
+
+    def run() -> int:
+        with cli_remote.remote(url, token_file) as hub:
+            answer = hub.upgrade(name, target, **overrides)
+        if as_json:
+            print(render.to_json(answer))
+        elif answer.get("ok"):
+            info = answer.get("component") or {}
+            out.print(f"{name}: generation {info.get('generation')} serving ({info.get('state')})")
+        else:
+            out.print(render.observation_panel(Observation.from_dict(answer["observation"])))
+        return render.EXIT_VALUE if answer.get("ok") else render.EXIT_OBSERVATION
+
+    raise typer.Exit(_guard(as_json, name, run))
 
 
 def _mount_jobs() -> None:

@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
 from cncf.jobs.model import JobState
 from cncf.observation import Stage
-from cncf.outcome import Outcome
-from cncf.receptions import render
+from cncf.outcome import ObservationError, Outcome
+from cncf.receptions import cli_remote, render
 from cncf.receptions.options import HomeOpt, JsonOpt, err, guard, out
 
 jobs_app = typer.Typer(
@@ -38,14 +39,22 @@ STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 _STYLE = {"queued": "cyan", "running": "yellow", "succeeded": "green", "failed": "red", "cancelled": "magenta"}
 
 
-def _hub(home: Path | None) -> Any:
+def _hub(home: Path | None, hub_url: str | None = None, token_file: Path | None = None) -> Any:
+    if hub_url is not None:  # a served hub: the client has the same job API
+        return cli_remote.remote(cli_remote.need_hub(hub_url, "cncf jobs", token_file), token_file)
     from cncf.hub import Hub
 
     return Hub(home, manifest_inline=False)
 
 
 def _guard(as_json: bool, target: str, fn: Any) -> int:
-    return guard(as_json, target, fn, stage=Stage.JOB, what="cncf jobs")
+    def run() -> int:
+        try:
+            return int(fn())
+        except ObservationError as exc:  # e.g. a served hub that refused or cannot be reached
+            return render.print_outcome(Outcome.failure(exc.observation), out, as_json=as_json, err=err)
+
+    return guard(as_json, target, run, stage=Stage.JOB, what="cncf jobs")
 
 
 def _when(t: float | None) -> str:
@@ -68,6 +77,10 @@ def _result(job: Any) -> Text:
     if o is None:
         if job.state is JobState.QUEUED and job.not_before is not None:
             return Text(f"retry at {_when(job.not_before)}", style="dim")
+        if job.state is JobState.QUEUED and job.waiting:
+            return Text(f"waiting: no live hub has {job.component}", style="dim")
+        if job.state is JobState.RUNNING and job.owner:
+            return Text(f"on {job.owner}", style="dim")
         return Text("")
     if o.observation is not None:
         return Text(f"{o.observation.stage.value}/{o.observation.code.value}", style="red")
@@ -88,6 +101,8 @@ def list_jobs(
     limit: Annotated[int, typer.Option("--limit", help="At most this many (newest first); 0: all.")] = 50,
     as_json: JsonOpt = False,
     home: HomeOpt = None,
+    hub_url: cli_remote.HubOpt = None,
+    token_file: cli_remote.TokenFileOpt = None,
 ) -> None:
     """List jobs, newest first."""
     if state is not None and state not in STATES:
@@ -100,7 +115,7 @@ def list_jobs(
     from cncf.jobs import JobStoreCorrupt
 
     def run() -> int:
-        with _hub(home) as hub:
+        with _hub(home, hub_url, token_file) as hub:
             try:
                 jobs = hub.jobs(state=state, component=component, limit=limit or None)
             except JobStoreCorrupt as exc:  # never "no jobs": say which file and what to do
@@ -111,16 +126,25 @@ def list_jobs(
         if not jobs:
             out.print("no jobs" + (f" in state {state}" if state else "") + (f" for {component}" if component else ""))
             return render.EXIT_VALUE
-        table = Table(title_justify="left")
+        # fits 80 columns: a light rule under the head, one space between columns,
+        # today's times without the date; target and result fold, the rest never wraps
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 0), pad_edge=False)
         for col in ("job", "state", "target", "tries", "created", "took", "result"):
-            table.add_column(col, no_wrap=col in ("job", "state", "tries", "created"))
+            table.add_column(
+                col,
+                no_wrap=col in ("job", "state", "tries", "created", "took"),
+                overflow="fold",
+                min_width={"target": 12, "result": 10}.get(col),
+            )
+        today = datetime.date.today()
         for j in jobs:
+            created = _when(j.created)
             table.add_row(
                 j.id,
                 Text(j.state.value, style=_STYLE.get(j.state.value, "")),
-                j.target,
+                j.target.replace(".default.", ".", 1),  # the default service goes without saying
                 f"{j.attempts}/{j.max_attempts}",
-                _when(j.created),
+                created[11:] if datetime.date.fromtimestamp(j.created) == today else created[:16],
                 _took(j),
                 _result(j),
             )
@@ -131,13 +155,19 @@ def list_jobs(
 
 
 @jobs_app.command()
-def show(job_id: JobArg, as_json: JsonOpt = False, home: HomeOpt = None) -> None:
+def show(
+    job_id: JobArg,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+    hub_url: cli_remote.HubOpt = None,
+    token_file: cli_remote.TokenFileOpt = None,
+) -> None:
     """Show one job: state, attempts, times, and its Outcome once finished.
     Exit 0 when the job exists (whatever its state), 1 for an unknown id."""
     from cncf.jobs import JobNotFound
 
     def run() -> int:
-        with _hub(home) as hub:
+        with _hub(home, hub_url, token_file) as hub:
             try:
                 job = hub.job(job_id)
             except JobNotFound as exc:
@@ -169,7 +199,9 @@ def show(job_id: JobArg, as_json: JsonOpt = False, home: HomeOpt = None) -> None
             if value:
                 rows.append((label, value))
         if job.owner is not None and job.state is JobState.RUNNING:
-            rows.append(("running in", f"hub {job.owner} (pid-token)"))
+            rows.append(("running in", f"hub {job.owner} (pid-token@host)"))
+        if job.waiting:
+            rows.append(("waiting", job.waiting))
         if job.cancel_requested and not job.done:
             rows.append(("cancel", "requested"))
         for label, value in rows:
@@ -179,7 +211,8 @@ def show(job_id: JobArg, as_json: JsonOpt = False, home: HomeOpt = None) -> None
             out.print(
                 Text(
                     f"attempt {a.number}: {a.observation.stage.value}/{a.observation.code.value} "
-                    f"— {a.observation.message}",
+                    + (f"on hub {a.hub} " if a.hub else "")
+                    + f"— {a.observation.message}",
                     style="dim",
                 )
             )
@@ -200,8 +233,10 @@ def _load_sources(hub: Any, only: set[str] | None) -> list[str]:
     from cncf.jobs.store import read_sources
     from cncf.selector import normalize
 
-    sources = read_sources(hub.home)
     wanted = {j.component for j in hub.jobs(state="queued", limit=None)}
+    system = hub.aio._jobs  # open now (hub.jobs): the store the hub uses, SQLite or PostgreSQL
+    store = system.store if system is not None else None
+    sources = store.sources() if store is not None else read_sources(hub.home)
     if only is not None:
         wanted &= {normalize(n) for n in only}
     names = []
@@ -265,6 +300,8 @@ def wait(
     run_here: Annotated[bool, typer.Option("--run", help="Load the job's component here and run it.")] = False,
     as_json: JsonOpt = False,
     home: HomeOpt = None,
+    hub_url: cli_remote.HubOpt = None,
+    token_file: cli_remote.TokenFileOpt = None,
 ) -> None:
     """Wait for a job's final Outcome and print it like `cncf call` does.
 
@@ -275,10 +312,13 @@ def wait(
     if timeout is not None and timeout <= 0:
         err.print("error: --timeout must be a positive number of seconds")
         raise typer.Exit(render.EXIT_USAGE)
+    if run_here and hub_url is not None:
+        err.print("error: --run runs the job here; a served hub (--hub) runs its own jobs")
+        raise typer.Exit(render.EXIT_USAGE)
     from cncf.jobs import JobNotFound
 
     def run() -> int:
-        with _hub(home) as hub:
+        with _hub(home, hub_url, token_file) as hub:
             if run_here:
                 try:
                     job = hub.job(job_id)
@@ -295,14 +335,20 @@ def wait(
 
 
 @jobs_app.command()
-def cancel(job_id: JobArg, as_json: JsonOpt = False, home: HomeOpt = None) -> None:
+def cancel(
+    job_id: JobArg,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+    hub_url: cli_remote.HubOpt = None,
+    token_file: cli_remote.TokenFileOpt = None,
+) -> None:
     """Cancel a job: a queued one at once; a running one cooperatively (the
     hub running it sees the request within a fraction of a second).  Exit 1
     when there was nothing to cancel (unknown id, or already finished)."""
     from cncf.jobs import JobNotFound
 
     def run() -> int:
-        with _hub(home) as hub:
+        with _hub(home, hub_url, token_file) as hub:
             try:
                 before = hub.job(job_id)
             except JobNotFound as exc:

@@ -105,6 +105,42 @@ def print_outcome(outcome: Outcome, console: Console, *, as_json: bool, err: Con
     return exit_status(outcome)
 
 
+STATE_STYLE = {
+    "ready": "green",
+    "busy": "cyan",
+    "loading": "cyan",
+    "restarting": "yellow",
+    "crashed": "red",
+    "failed": "red",
+    "unloaded": "dim",
+}
+
+
+def components_table(comps: list[dict[str, Any]]) -> Table:
+    """``cncf components``: one row per component (a served hub's summaries); fits 80 columns."""
+    table = Table(title_justify="left")
+    table.add_column("component", no_wrap=True, max_width=20, overflow="ellipsis")
+    table.add_column("form", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("pid", justify="right", no_wrap=True)
+    table.add_column("rst", justify="right", no_wrap=True)
+    table.add_column("ops", justify="right", no_wrap=True)
+    table.add_column("last Observation", overflow="fold")
+    for c in comps:
+        obs = c.get("observation") or {}
+        state = str(c.get("state", ""))
+        table.add_row(
+            str(c.get("name", "")),
+            str(c.get("form", "")),
+            Text(state, style=STATE_STYLE.get(state, "")),
+            str(c.get("pid") or "-"),
+            str(c.get("restarts", 0)),
+            str(len(c.get("operations") or [])),
+            Text(str(obs.get("code", "")), style="red") if obs else "",
+        )
+    return table
+
+
 def describe_table(info: dict[str, Any]) -> Table:
     table = Table(title=f"{info['name']}  ({info['form']}, {info['state']})", title_justify="left")
     table.add_column("operation")

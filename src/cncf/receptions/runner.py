@@ -39,6 +39,10 @@ class HubFileError(ValueError):
     pass
 
 
+#: ``[hub]`` keys for the hub itself, not defaults for its components (read by ``cncf serve``)
+HUB_ONLY_KEYS = {"job_store", "job_lease"}
+
+
 def _read(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     try:
         doc = tomllib.loads(path.read_text("utf-8"))
@@ -66,9 +70,11 @@ def _hub_table(table: Any, path: Path) -> dict[str, Any]:
 
     if not isinstance(table, dict):
         raise HubFileError(f"{path}: key 'hub' must be a table [hub]")
+    table = {k: v for k, v in table.items() if k not in HUB_ONLY_KEYS}  # read by cli_serve.hub_settings
     extra = set(table) - set(HUB_KEYS)
     if extra:
-        raise HubFileError(f"{path}: [hub] has unknown key(s) {sorted(extra)}; expected {sorted(HUB_KEYS)}")
+        expected = sorted({*HUB_KEYS, *HUB_ONLY_KEYS})
+        raise HubFileError(f"{path}: [hub] has unknown key(s) {sorted(extra)}; expected {expected}")
     try:
         placement_keys(_Checker(f"{path} [hub]"), table, "hub.")
     except Failed as exc:
@@ -82,17 +88,21 @@ def _clip(text: str, width: int) -> str:
 
 def run_config(path: Path, home: Path | None, as_json: bool, out: Console, err: Console) -> int:
     from cncf.hub import Hub
+    from cncf.receptions.cli_serve import hub_settings
 
     try:
         comps, calls = _read(path)
-    except HubFileError as exc:
+        jobs = hub_settings(path)  # [hub] job_store / job_lease
+    except (HubFileError, ValueError) as exc:
         err.print(f"error: {exc}")
         return render.EXIT_USAGE
     base = path.parent
     report: dict[str, Any] = {"components": [], "calls": []}
     failures = 0
     progress = None if as_json else (lambda line: err.print(f"[dim]… {line}[/dim]"))
-    with Hub(home, progress=progress, manifest_inline=False) as hub:
+    with Hub(
+        home, progress=progress, manifest_inline=False, job_store=jobs.get("job_store"), job_lease=jobs.get("job_lease")
+    ) as hub:
         ctable = Table(title="components", title_justify="left")
         for col in ("name", "form", "state", "operations", "load"):
             ctable.add_column(col)

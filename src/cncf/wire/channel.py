@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from cncf.boundaries.base import Scope
     from cncf.call import ActionCall
 
-__all__ = ["Channel", "PendingRequest", "describe_exit", "invoke", "load", "new"]
+__all__ = ["Channel", "PendingRequest", "describe_exit", "invoke", "load", "new", "start_invoke"]
 
 SPIN_SECONDS = 100e-6
 
@@ -83,21 +83,42 @@ async def invoke(
     registration on the call's scope (a cooperative CANCEL for this request id,
     and the form's ``force``), and the reply body.  A request refused before it
     crossed (too large, a dead worker) is not registered: it never started."""
-    pending = channel.start(
-        Kind.INVOKE,
-        {
-            "instance": instance_id,
-            "call": call.id,
-            "operation": operation,
-            "args": call.args,
-            "kwargs": call.kwargs,
-            "concurrent": concurrent,
-        },
-        scope.operation_future(),
-    )
-    if not pending.done():
-        scope.attach(pending.future, cooperative=pending.cancel, force=force)
-    return await pending.reply(Stage.EXECUTE, scope)
+    pending = start_invoke(channel, instance_id, call, operation, concurrent=concurrent, scope=scope, force=force)
+    if pending.done():
+        return pending.result(Stage.EXECUTE)
+    return await pending.reply(Stage.EXECUTE, scope, spin=False)
+
+
+def start_invoke(
+    channel: Channel,
+    instance_id: Any,
+    call: ActionCall,
+    operation: str,
+    *,
+    concurrent: bool,
+    scope: Scope,
+    force: Callable[[], None],
+) -> PendingRequest:
+    """:func:`invoke` up to its reply: send, register on the scope, spin briefly
+    for the reply (see :meth:`Channel._spin`).  When the returned request is
+    ``done()`` its :meth:`~PendingRequest.result` is the reply body (no
+    coroutine needed); otherwise await ``reply(Stage.EXECUTE, scope, spin=False)``."""
+    fut = scope.operation_future()
+    body = {
+        "instance": instance_id,
+        "call": call.id,
+        "operation": operation,
+        "args": call.args,
+        "kwargs": call.kwargs,
+        "concurrent": concurrent,
+    }
+    if call.context.traceparent is not None:  # telemetry on: the call span's W3C context
+        body["traceparent"], body["tracestate"] = call.context.traceparent, call.context.tracestate
+    pending = channel.start(Kind.INVOKE, body, fut)
+    if not fut.done():
+        scope.attach(fut, cooperative=pending.cancel, force=force)
+        channel._spin(fut)
+    return pending
 
 
 async def load(
@@ -191,36 +212,40 @@ def _check_bounds(frame: bytes, body: dict[str, Any], bounds: limits.Limits) -> 
 
 
 class PendingRequest:
-    __slots__ = ("id", "_future", "_channel")
+    """One request sent: ``future`` completes when its reply arrives (or the worker dies)."""
+
+    __slots__ = ("id", "future", "_channel")
 
     def __init__(self, channel: Channel, rid: int, future: asyncio.Future[dict[str, Any]]) -> None:
         self.id = rid
-        self._future = future
+        self.future = future
         self._channel = channel
 
-    @property
-    def future(self) -> asyncio.Future[dict[str, Any]]:
-        """Completes when the reply arrives (or the worker dies)."""
-        return self._future
-
-    async def reply(self, stage: Stage, scope: Scope | None = None) -> dict[str, Any]:
+    async def reply(self, stage: Stage, scope: Scope | None = None, *, spin: bool = True) -> dict[str, Any]:
         """The reply body; ``Failed`` for a failure record or a dead worker.
 
         With a ``scope`` the reply is awaited through it: the caller's own
         cancellation, or the scope's (``Interrupted``), leaves the request in
-        flight, so its reply still ends the operation on the scope."""
-        fut = self._future
-        if not fut.done():
+        flight, so its reply still ends the operation on the scope.  ``spin``:
+        poll for the reply briefly first (False when the caller already did)."""
+        fut = self.future
+        if spin and not fut.done():
             self._channel._spin(fut)
+        if not fut.done():  # (the common case is the reply caught while spinning)
+            try:
+                await (fut if scope is None else scope.wait(fut))
+            except asyncio.CancelledError:
+                if scope is None:
+                    self._channel._pending.pop(self.id, None)
+                raise
+            except Failed:
+                pass  # read below, at this request's stage
+        return self.result(stage)
+
+    def result(self, stage: Stage) -> dict[str, Any]:
+        """The reply body of a request that is ``done()`` (see :meth:`reply`)."""
         try:
-            if fut.done():  # the common case: the reply came while spinning
-                body = fut.result()
-            else:
-                body = await (fut if scope is None else scope.wait(fut))
-        except asyncio.CancelledError:
-            if scope is None:
-                self._channel._pending.pop(self.id, None)
-            raise
+            body = self.future.result()
         except Failed as exc:  # a dead worker is reported at the stage of the request it broke
             obs = exc.observation
             if obs.stage is not stage and stage in obs.code.stages and not obs.attributes.get("before_crossing"):
@@ -236,7 +261,7 @@ class PendingRequest:
         return body
 
     def done(self) -> bool:
-        return self._future.done()
+        return self.future.done()
 
     def cancel(self) -> None:
         """Ask the worker to stop this request (a cooperative CANCEL)."""
@@ -303,7 +328,9 @@ class Channel:
         try:
             frame = encode(kind, body)
             if kind == Kind.INVOKE:
-                _check_bounds(frame, body, self.limits)
+                bounds = self.limits
+                if len(frame) > bounds.frame_bytes or frame.count(b"[") + frame.count(b"{") > bounds.argument_depth:
+                    _check_bounds(frame, body, bounds)  # (cheap bounds first: most frames are small and flat)
         except Failed as exc:
             fut.set_exception(exc)
             return PendingRequest(self, rid, fut)

@@ -25,6 +25,7 @@ import enum
 import json
 import re
 import struct
+from collections.abc import Callable, Iterable
 from typing import Any
 
 PROTOCOL_VERSION = 1
@@ -60,31 +61,34 @@ def _not_json(o: object) -> Any:
     raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
 
 
-def _make_dumps() -> Any:
-    """One C encoder built once (``JSONEncoder.encode`` rebuilds it per call: ~1 µs)."""
+def _make_encoder() -> Callable[[Any, int], Iterable[str]]:
+    """One C encoder built once (``JSONEncoder.encode`` rebuilds it per call: ~1 µs);
+    it yields the text in pieces (``"".join`` them)."""
     c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
     if c_make_encoder is None:  # pragma: no cover - CPython always has _json
-        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-    enc = c_make_encoder(None, _not_json, json.encoder.encode_basestring, None, ":", ",", False, False, False)
-    join = "".join
-
-    def dumps(o: Any) -> str:
-        return join(enc(o, 0))
-
-    return dumps
+        encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return lambda o, _level: (encoder.encode(o),)
+    enc: Callable[[Any, int], Iterable[str]] = c_make_encoder(
+        None, _not_json, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+    return enc
 
 
-_dumps = _make_dumps()
+_encode_json = _make_encoder()
+_join = "".join
 
 
 def encode(kind: Kind, body: dict[str, Any]) -> bytes:
     """Encode one frame; raises ``ValueError``/``TypeError`` (``RecursionError`` for a
     cyclic value) for unencodable bodies."""
-    data = _dumps(body).encode("utf-8")
+    data = _join(_encode_json(body, 0)).encode("utf-8")
     if len(data) > MAX_BODY:
         raise ValueError(f"frame body of {len(data)} bytes exceeds the {MAX_BODY}-byte limit")
     packed: bytes = HEADER.pack(len(data), kind) + data
     return packed
+
+
+_unpack_header = HEADER.unpack_from
 
 
 def decode_header(header: bytes) -> tuple[int, int]:
@@ -96,7 +100,27 @@ def decode_header(header: bytes) -> tuple[int, int]:
     return length, kind
 
 
-_decode = json.JSONDecoder().decode
+class _NonFinite(Exception):
+    """A ``NaN``/``Infinity`` constant met while decoding (not JSON: refused)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NonFinite(name)
+
+
+# The common body is read by the C scanner directly (``JSONDecoder.decode`` adds
+# two Python calls and two regex matches); a non-finite constant stops it.
+_scan: Callable[[str, int], tuple[Any, int]] = vars(json.JSONDecoder(parse_constant=_refuse_constant))["scan_once"]
+
+
+def _decode_fully(text: str) -> tuple[Any, list[str]]:
+    """The decoded value and the non-finite constants met in it; raises as
+    ``JSONDecoder.decode`` does (``ValueError``, ``RecursionError``).  For the rare
+    bodies the scanner alone does not take: surrounding whitespace, NaN/Infinity, not JSON."""
+    non_finite: list[str] = []
+    return json.JSONDecoder(parse_constant=non_finite.append).decode(text), non_finite
+
+
 _ID_FIRST = re.compile(r'\A\s*\{\s*"id"\s*:\s*(\d{1,18})\s*[,}]')
 _ID_LAST = re.compile(r'[{,]\s*"id"\s*:\s*(\d{1,18})\s*\}\s*\Z')
 
@@ -131,13 +155,14 @@ def decode_body(data: bytes | memoryview, max_depth: int = MAX_DEPTH) -> dict[st
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"frame body is not UTF-8 JSON: {exc}") from None
     del data  # no view of the caller's buffer outlives this call (it may be resized)
-    non_finite: list[str] | None = None  # made only for a body that may carry one
+    non_finite: list[str] | None = None
     try:
-        if "NaN" in text or "Infinity" in text:
-            non_finite = []
-            body = json.JSONDecoder(parse_constant=non_finite.append).decode(text)
-        else:
-            body = _decode(text)
+        try:
+            body, end = _scan(text, 0)
+        except (StopIteration, _NonFinite):
+            end = -1
+        if end != len(text):
+            body, non_finite = _decode_fully(text)
     except RecursionError:
         return RefusedBody(
             text,
@@ -188,7 +213,9 @@ class FrameBuffer:
         whole whether it is taken or refused, and a :class:`ProtocolError` leaves
         no bytes behind (the stream cannot be trusted past it)."""
         if not self._buf and len(data) >= 5:  # the usual case: exactly one whole frame
-            length, kind = decode_header(data[:5])
+            length, kind = _unpack_header(data)
+            if kind not in _KINDS or length > MAX_BODY:
+                decode_header(data[:5])  # raises the ProtocolError that says which
             if len(data) == 5 + length:
                 return [(kind, decode_body(memoryview(data)[5:], self.max_depth))]
         buf = self._buf

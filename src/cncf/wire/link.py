@@ -413,6 +413,14 @@ class LinkCore(abc.ABC):
     def take_output(self) -> tuple[str, str]:
         """(stdout, stderr) the process wrote since the last take."""
         self._pull_output()
+        out_fd, err_fd = self._out_fd, self._err_fd
+        if (
+            out_fd >= 0
+            and err_fd >= 0
+            and os.fstat(out_fd).st_size == self._out_pos
+            and os.fstat(err_fd).st_size == self._err_pos
+        ):
+            return "", ""  # the common case: nothing printed
         out, self._out_pos = self._take(self._out_fd, self._out_pos)
         err, self._err_pos = self._take(self._err_fd, self._err_pos)
         if self._out_pos > _CAPTURE_CAP or self._err_pos > _CAPTURE_CAP:

@@ -40,6 +40,7 @@ from typing import Any
 
 from cncf.failures import cause_of
 from cncf.observation import Code, Failed, Observation, Stage
+from cncf.paths import cache_dir
 from cncf.wire import ownership
 from cncf.wire.channel import Channel
 from cncf.wire.frames import PROTOCOL_VERSION, Kind
@@ -59,6 +60,7 @@ class WorkerProcess(LinkCore):
         self._pidfd = -1
         self._worker_fd = -1  # a pidfd on the worker itself when it runs below unshare
         self._worker_poll: select.poll | None = None
+        self.viewed = False  # runs in a mount namespace hiding the hub's home
 
     @classmethod
     async def spawn(
@@ -73,12 +75,18 @@ class WorkerProcess(LinkCore):
         on_exit: Callable[[WorkerLink], None] | None = None,
         home: Path | None = None,
         tmpdir_option: str | None = None,
+        cache: Path | None = None,
+        visible: Sequence[str] = (),
     ) -> WorkerProcess:
         """Start ``argv`` with the protocol pipes and wait for its HELLO.
 
         The worker gets a private temporary folder under ``home``'s run folder
         (``TMPDIR``; ``tmpdir_option``, e.g. ``"-Djava.io.tmpdir="``, is also
         passed after ``argv[0]`` with the folder appended), removed when it ends.
+        Where the kernel lets it, the worker runs in a mount namespace where
+        ``home`` is hidden (:class:`~cncf.wire.ownership.View`): its temporary
+        folder, the ``cache`` (default ``cache_dir(home)``, read-only), ``cwd``
+        and the ``visible`` paths (its artifacts, read-only) are shown again.
 
         Raises ``Failed`` (``worker_start_failed``) when the process cannot be
         started, exits, or stays silent past ``start_timeout``.
@@ -116,7 +124,20 @@ class WorkerProcess(LinkCore):
         rep_r, rep_w = os.pipe()
         ctl_r, ctl_w = os.pipe()
         child_env = dict(os.environ if env is None else env)
-        argv, self._wrapped = ownership.wrap(argv)
+        table = ""  # the view's mount table, removed once the worker has started
+        if home is not None:
+            table = self.tmpdir + ".view"
+            view = ownership.View.for_worker(
+                home, tmpdir=self.tmpdir, cache=cache if cache is not None else cache_dir(home), cwd=cwd, paths=visible
+            )
+            try:
+                argv, self._wrapped, self.viewed = ownership.wrap_in_view(
+                    argv, view, cwd=cwd, busy_fds=(req_r, rep_w, ctl_r), table_path=table
+                )
+            except OSError:  # the table cannot be written: no view rather than no worker
+                argv, self._wrapped = ownership.wrap(argv)
+        else:
+            argv, self._wrapped = ownership.wrap(argv)
         self._argv = list(argv)
         child_env.update(
             CNCF_OWNER=self.cookie,
@@ -139,6 +160,7 @@ class WorkerProcess(LinkCore):
                 start_new_session=True,  # a Ctrl-C to the hub is the hub's to handle
             )
         except (OSError, ValueError, TypeError) as exc:  # ValueError: a NUL byte in argv or env
+            _unlink(table)
             self._close_captures()
             remove_tree(self.tmpdir)
             self.tmpdir = ""
@@ -167,7 +189,10 @@ class WorkerProcess(LinkCore):
             loop.add_reader(self._pidfd, self._on_exit_ready)
         except OSError:  # pragma: no cover - kernels without pidfd: EOF still tells
             self._pidfd = -1
-        await self.greet(start_timeout)
+        try:
+            await self.greet(start_timeout)
+        finally:
+            _unlink(table)
         if self._wrapped:
             self.pid = ownership.worker_pid(self._group, True)
             if memory_limit:
@@ -320,3 +345,9 @@ class WorkerProcess(LinkCore):
             self._worker_fd = -1
         self._close_captures()
         self._wake_exit()
+
+
+def _unlink(path: str) -> None:
+    if path:
+        with contextlib.suppress(OSError):
+            os.unlink(path)

@@ -429,14 +429,19 @@ _write_lock = _thread.allocate_lock()
 _reply_fd = -1
 
 
+_KIND_BYTES = [bytes((k,)) for k in range(256)]
+
+
 def _send(kind, data):
     """Write one frame whose body is ``data``, UTF-8 JSON bytes."""
-    frame = len(data).to_bytes(4, "big") + bytes((kind,)) + data
+    frame = len(data).to_bytes(4, "big") + _KIND_BYTES[kind] + data
     with _write_lock:
-        view = memoryview(frame)
-        while view:
-            n = os.write(_reply_fd, view)
-            view = view[n:]
+        n = os.write(_reply_fd, frame)
+        if n < len(frame):  # a large frame: the pipe took part of it
+            view = memoryview(frame)[n:]
+            while view:
+                n = os.write(_reply_fd, view)
+                view = view[n:]
 
 
 def _send_obj(kind, body):
@@ -508,16 +513,19 @@ class Collaborator:
 
 class CallState:
     """The running call as a component sees it: ``id`` (the hub's call id),
-    ``operation`` and ``cancelled``."""
+    ``operation``, ``cancelled``, and ``traceparent``/``tracestate`` (the W3C
+    trace context of the call's span when the hub traces calls, else None)."""
 
-    __slots__ = ("id", "operation", "cancelled", "rid", "tier")
+    __slots__ = ("id", "operation", "cancelled", "rid", "tier", "traceparent", "tracestate")
 
-    def __init__(self, rid, call, operation):
+    def __init__(self, rid, call, operation, traceparent=None, tracestate=None):
         self.rid = rid
         self.id = call
         self.operation = operation
         self.cancelled = False
         self.tier = None
+        self.traceparent = traceparent
+        self.tracestate = tracestate
 
 
 _local = _thread._local()
@@ -1402,7 +1410,7 @@ def _run_call(body):
     op = body.get("operation")
     args = body.get("args") or ()
     kwargs = body.get("kwargs") or {}
-    st = CallState(rid, body.get("call"), op)
+    st = CallState(rid, body.get("call"), op, body.get("traceparent"), body.get("tracestate"))
     _running[rid] = st
     if _early_cancels and rid in _early_cancels:
         _early_cancels.discard(rid)

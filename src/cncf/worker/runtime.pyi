@@ -34,7 +34,16 @@ class CallState:
     cancelled: bool
     rid: int | None
     tier: str | None
-    def __init__(self, rid: int | None, call: str | None, operation: str) -> None: ...
+    traceparent: str | None
+    tracestate: str | None
+    def __init__(
+        self,
+        rid: int | None,
+        call: str | None,
+        operation: str,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
+    ) -> None: ...
 
 def use_call_lookup(lookup: Callable[[], CallState | None]) -> Callable[[], CallState | None]: ...
 def cancelled() -> bool: ...

@@ -36,7 +36,7 @@ from cncf.failures import internal_error
 from cncf.hub import AsyncHub, ComponentHandle
 from cncf.observation import Code, Observation, Stage
 from cncf.outcome import Outcome
-from cncf.receptions.http import openapi
+from cncf.receptions.http import observe, openapi
 from cncf.receptions.http.answers import (
     Answer,
     Raw,
@@ -49,7 +49,8 @@ from cncf.receptions.http.answers import (
     send_answer,
 )
 from cncf.receptions.http.auth import CSP_PAGE, CSP_TOKEN_PAGE, TOKEN_PAGE, XSRF_HEADER, Level, Trust, media_type
-from cncf.receptions.http.metrics import CONTENT_TYPE, HubMetrics
+from cncf.receptions.http.console import ConsoleData, span_and_step
+from cncf.receptions.http.metrics import CONTENT_TYPE, HubMetrics, refused_labels
 from cncf.receptions.http.status import status_of
 
 DASHBOARD = Path(__file__).parent / "dashboard"
@@ -107,11 +108,14 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/hub/v1/components/{name}", Level.READ, "inspect"),
     RouteSpec("DELETE", "/hub/v1/components/{name}", Level.ADMIN, "unload"),
     RouteSpec("POST", "/hub/v1/components/{name}/reload", Level.ADMIN, "reload"),
+    RouteSpec("POST", "/hub/v1/components/{name}/upgrade", Level.ADMIN, "upgrade"),
     RouteSpec("GET", "/hub/v1/jobs", Level.READ, "jobs"),
     RouteSpec("GET", "/hub/v1/jobs/{id}", Level.READ, "job"),
     RouteSpec("POST", "/hub/v1/jobs/{id}/cancel", Level.READ, "cancel_job"),
     RouteSpec("POST", "/hub/v1/calls/{id}/cancel", Level.READ, "cancel_call"),
     RouteSpec("GET", "/hub/v1/observations", Level.READ, "observations"),
+    RouteSpec("GET", "/hub/v1/console", Level.READ, "console"),
+    RouteSpec("GET", "/hub/v1/console/{name}", Level.READ, "console_page"),
     RouteSpec("GET", "/healthz", Level.OPEN, "healthz"),
     RouteSpec("GET", "/readyz", Level.READ, "readyz"),
     RouteSpec("GET", "/metrics", Level.READ, "scrape"),
@@ -138,6 +142,7 @@ class Reception:
         for obs in refused_entries or ():
             self.recent.add(obs)
         self._unsubscribe = hub.subscribe(self._on_call)
+        self.console_data = ConsoleData(hub)  # the console's series, failures and state history
         self._call_level_needs_token = trust.needs_token(Level.READ)
         self._index: str | None = None
 
@@ -150,6 +155,7 @@ class Reception:
 
     def close(self) -> None:
         self._unsubscribe()
+        self.console_data.close()
 
     # ------------------------------------------------------------ the app
 
@@ -159,7 +165,7 @@ class Reception:
             for r in ROUTES
         ]
         app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_error, Exception: self._crash})
-        return _HostGuard(app, self)
+        return observe.Observed(_HostGuard(app, self), self.metrics)  # HTTP metrics and server spans
 
     def _endpoint(self, spec: RouteSpec) -> Callable[[Request], Awaitable[Response]]:
         handler: Callable[[Request], Awaitable[Response]] = getattr(self, spec.handler)
@@ -342,7 +348,7 @@ class Reception:
             if obs is not None:
                 await send_answer(send, self._refuse(obs.with_context(target=selector)))
                 return
-        if any("." in seg or not seg for seg in parts):
+        if selector.count(".") != len(parts) - 1 or not all(parts):  # a '.' or an empty segment
             await send_answer(
                 send,
                 self._refuse(
@@ -395,7 +401,7 @@ class Reception:
                 idempotency_key=found.get(b"idempotency-key"),
                 call_id=found.get(b"x-cncf-call-id") or None,
             )
-        await send_answer(send, await self._render(outcome))
+        await send_answer(send, await self._render(outcome, selector))
 
     def _query_args(self, selector: str, params: dict[str, str]) -> dict[str, Any] | None:
         """A GET's named arguments: a value read as the CLI reads one (JSON when it parses), but
@@ -432,18 +438,17 @@ class Reception:
         headers.append((b"allow", b"POST"))
         return 405, headers, body  # the method, not the route: the one status decided here
 
-    async def _render(self, outcome: Outcome) -> Answer:
+    async def _render(self, outcome: Outcome, selector: str = "") -> Answer:
         obs = outcome.observation
         if obs is not None:
             if self._ran.pop(outcome.call_id, None) is None:
                 # refused before the engine ran it (dispatch, a failed component): no event came
-                self.metrics.on_refused(outcome)
+                self.metrics.on_refused(outcome, refused_labels(self.hub, selector))
                 self.recent.add(obs)
-            return answer(
-                outcome_body(outcome),
-                status_of(obs),
-                {"x-cncf-call-id": outcome.call_id or obs.call_id, "x-cncf-observation-code": obs.code.value},
-            )
+            headers = {"x-cncf-call-id": outcome.call_id or obs.call_id, "x-cncf-observation-code": obs.code.value}
+            if outcome.generation is not None:
+                headers["x-cncf-generation"] = str(outcome.generation)
+            return answer(outcome_body(outcome), status_of(obs), headers)
         if outcome.queued and outcome.job_id is not None:
             state = "queued"
             try:
@@ -456,6 +461,12 @@ class Reception:
                 {"ok": True, "job": {"id": outcome.job_id, "state": state}},
                 202,
                 {"x-cncf-call-id": outcome.call_id, "location": f"/hub/v1/jobs/{outcome.job_id}"},
+            )
+        if outcome.generation is not None:  # which generation of the component served it
+            return answer(
+                outcome_body(outcome),
+                200,
+                {"x-cncf-call-id": outcome.call_id, "x-cncf-generation": str(outcome.generation)},
             )
         return answer(outcome_body(outcome), 200, {"x-cncf-call-id": outcome.call_id})
 
@@ -499,6 +510,11 @@ class Reception:
             "calls": d.get("calls"),
             "cancellations": d.get("cancellations") or {},
             "operations": ops,
+            "generation": d.get("generation"),
+            "replicas": [
+                {k: r.get(k) for k in ("index", "state", "pid", "node", "calls", "restarts")}
+                for r in d.get("replicas") or ()
+            ],
         }
 
     async def components(self, request: Request) -> Response:
@@ -571,6 +587,38 @@ class Reception:
             )
         return json_response({"ok": True, "component": info})
 
+    async def upgrade(self, request: Request) -> Response:
+        """A new generation beside the old (body: optional ``{"target": ..., overrides}``);
+        a rollback answers ``{"ok": false, "observation": ...}`` (the old one serves on)."""
+        name = request.path_params["name"]
+        if self.hub.component(name) is None:
+            return self._unknown(name)
+        body = await self._arguments(request)
+        if isinstance(body, Observation):
+            return self._refusal(body)
+        if body is None:
+            body = {}
+        if not isinstance(body, dict) or not isinstance(body.get("target", ""), str):
+            return self._refusal(
+                Observation.of(
+                    Code.INVALID_ARGUMENTS,
+                    'the body must be empty or a JSON object {"target": PATH, ...manifest overrides}',
+                    stage=Stage.DISPATCH,
+                    target="upgrade",
+                )
+            )
+        overrides = {k: v for k, v in body.items() if k != "target"}
+        handle = await self.hub.upgrade(name, body.get("target"), **overrides)
+        info = self._inspect(name)
+        if handle.observation is not None and handle.state == "failed":
+            o = handle.observation
+            return json_response(
+                {"ok": False, "observation": o.to_dict(), "component": info},
+                status_of(o),
+                {"X-Cncf-Observation-Code": o.code.value},
+            )
+        return json_response({"ok": True, "component": info})
+
     # ----------------------------------------------------------------- jobs
 
     async def jobs(self, request: Request) -> Response:
@@ -629,6 +677,21 @@ class Reception:
     async def observations(self, request: Request) -> Response:
         return json_response({"groups": self.recent.grouped(), "recent": list(self.recent.ring)[-50:][::-1]})
 
+    async def console(self, request: Request) -> Response:
+        window = span_and_step(request.query_params)
+        if window is None:
+            return self._refusal(_bad_window())
+        return json_response(self.console_data.overview(span=window[0], step=window[1]))
+
+    async def console_page(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        window = span_and_step(request.query_params)
+        if window is None:
+            return self._refusal(_bad_window())
+        if self.hub.component(name) is None:
+            return self._unknown(name)
+        return json_response(self.console_data.page(name, span=window[0], step=window[1]))
+
     # ----------------------------------------------------------- health
 
     async def healthz(self, request: Request) -> Response:
@@ -650,11 +713,7 @@ class Reception:
         return json_response({"ok": True, "components": len(self.hub.components())})
 
     async def scrape(self, request: Request) -> Response:
-        comps = [(h.name, h.state in _ALIVE, h.restarts) for h in self.hub.components()]
-        counts = {s: 0 for s in _JOB_STATES}
-        for job in await self.hub.jobs():
-            counts[job.state.value] = counts.get(job.state.value, 0) + 1
-        self.metrics.refresh(comps, counts)
+        self.metrics.refresh(self.hub)
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
     # --------------------------------------------------------- dashboard
@@ -687,6 +746,15 @@ def refusal_of(handle: ComponentHandle) -> Observation | None:
     if handle.state == "failed" and obs is not None and obs.code is Code.FORM_NOT_ALLOWED:
         return obs
     return None
+
+
+def _bad_window() -> Observation:
+    return Observation.of(
+        Code.INVALID_ARGUMENTS,
+        "span must be 60..600 seconds and step 1..60 seconds (whole numbers)",
+        stage=Stage.RECEPTION,
+        target="console",
+    )
 
 
 def _too_deep(what: str) -> Observation:
@@ -771,16 +839,13 @@ class _HostGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        found: dict[bytes, str] = {}  # one pass over the headers, for every check below
-        for k, v in scope["headers"]:
-            if k in _HEADERS:
-                found[k] = v.decode("latin-1")
-        host = found.get(b"host")
+        # one pass over the headers, in C, for every check below (a repeated header: the last)
+        headers = dict(scope["headers"])
+        found = {k: headers[k].decode("latin-1") for k in _HEADERS.intersection(headers)}
         server = scope.get("server")
+        where = (found.get(b"host"), found.get(b"origin"), found.get(b"sec-fetch-site"), server[0] if server else None)
         trust = self.trust
-        obs = trust.check_host(host, server[0] if server else None)
-        if obs is None and (b"origin" in found or b"sec-fetch-site" in found):
-            obs = trust.check_browser(host, found.get(b"origin"), found.get(b"sec-fetch-site"))
+        obs = None if where in trust.accepted else trust.check_where(*where)  # Host, then the browser rule
         method = scope["method"]
         if (
             obs is None

@@ -80,6 +80,9 @@ def bearer(authorization: str | None) -> str:
     return ""
 
 
+_MAX_ACCEPTED = 256
+
+
 class Trust:
     """What one serving hub accepts: its token, the names it answers to, and
     which requests a browser may make (brief section 11)."""
@@ -96,6 +99,24 @@ class Trust:
         # the anti-forgery value: derived from the token (nothing to store),
         # and telling nothing about it
         self.xsrf = hmac.new((token or "").encode(), b"cncf-xsrf", hashlib.sha256).hexdigest() if token else ""
+        # (Host, Origin, Sec-Fetch-Site, local address) combinations check_where accepted
+        self.accepted: set[tuple[str | None, str | None, str | None, str | None]] = set()
+
+    def check_where(
+        self, host: str | None, origin: str | None, fetch_site: str | None, local_addr: str | None
+    ) -> Observation | None:
+        """:meth:`check_host`, then :meth:`check_browser` when a browser said where
+        the request comes from.  An accepted combination is remembered in
+        :attr:`accepted` (a client sends the same ones on every request), so the
+        serving path decides it with one set lookup; refusals are not kept."""
+        obs = self.check_host(host, local_addr)
+        if obs is None and (origin is not None or fetch_site is not None):
+            obs = self.check_browser(host, origin, fetch_site)
+        if obs is None:
+            if len(self.accepted) >= _MAX_ACCEPTED:  # bounded whatever clients send
+                self.accepted.clear()
+            self.accepted.add((host, origin, fetch_site, local_addr))
+        return obs
 
     def check_host(self, header: str | None, local_addr: str | None) -> Observation | None:
         """None when the ``Host`` header is acceptable, else a ``forbidden`` Observation."""
@@ -262,21 +283,41 @@ def token_for_serving(token_file: Path | None, home: Path) -> tuple[str, Path | 
     address nobody was told about).  Order: ``--token-file`` / the hub file's
     ``[serve] token_file``, then ``CNCF_TOKEN``, then ``home/serve.token``
     (created with mode 0600 when absent)."""
+    token, path, how = serving_token(token_file, home)
+    return token, path, how == "given"
+
+
+def serving_token(token_file: Path | None, home: Path) -> tuple[str, Path | None, str]:
+    """As :func:`token_for_serving`, saying how: ``given`` (a token file or
+    ``CNCF_TOKEN``), ``created`` (``home/serve.token`` just now) or ``reused``
+    (``home/serve.token`` from an earlier run)."""
     if token_file is not None:
-        return read_token_file(token_file), token_file, True
+        return read_token_file(token_file), token_file, "given"
     env = os.environ.get("CNCF_TOKEN", "").strip()
     if env:
-        return env, None, True
+        return env, None, "given"
     path = home / "serve.token"
     if path.exists():
-        return read_token_file(path), path, False
+        return read_token_file(path), path, "reused"
     from cncf._private import private_dir
 
     private_dir(home)  # parents too, and narrowed if an older hub left it wider
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_urlsafe(32) + "\n")
-    return read_token_file(path), path, False
+    # Race-free with a serve started at the same time: the whole token is written to a
+    # private file first, then linked into place (atomic, refused if one is there);
+    # the loser reads the winner's complete file.
+    tmp = home / f".serve.token.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+        try:
+            os.link(tmp, path)
+            how = "created"
+        except FileExistsError:
+            how = "reused"
+    finally:
+        tmp.unlink(missing_ok=True)
+    return read_token_file(path), path, how
 
 
 __all__ = [
@@ -293,5 +334,6 @@ __all__ = [
     "media_type",
     "is_loopback",
     "read_token_file",
+    "serving_token",
     "token_for_serving",
 ]

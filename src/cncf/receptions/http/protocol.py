@@ -33,6 +33,7 @@ request to route, so their body is the Observation the reception would send.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import resource
@@ -120,14 +121,32 @@ class _Shared:
         self.sweeping: asyncio.TimerHandle | None = None
 
     def sweep(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        """Close the connections past the header timeout; forget those whose
+        headers have come (a request leaves the header phase by a flag alone,
+        so the hot path does no dictionary work for it)."""
         self.sweeping = None
         deadline = loop.time() - timeout
-        for conn in list(self.waiting):
-            if conn._since > deadline:
-                break  # in order of waiting: the rest are younger
-            conn._timed_out()
-        if self.waiting:
+        waiting = self.waiting
+        for conn in list(waiting):
+            if not conn._awaiting:
+                del waiting[conn]
+            elif conn._since <= deadline:
+                conn._timed_out()
+        if waiting:
             self.sweeping = loop.call_later(min(1.0, timeout / 4), self.sweep, loop, timeout)
+
+    def oldest(self, but: GuardedProtocol) -> GuardedProtocol | None:
+        """The connection that has been sending its headers longest (``but`` aside)."""
+        found: GuardedProtocol | None = None
+        for conn in self.waiting:
+            if (
+                conn is not but
+                and conn._awaiting
+                and not conn._evicted
+                and (found is None or conn._since < found._since)
+            ):
+                found = conn
+        return found
 
 
 class GuardedProtocol(HttpToolsProtocol):
@@ -135,6 +154,8 @@ class GuardedProtocol(HttpToolsProtocol):
 
     limits: Limits = Limits()
     max_connections: int = 0
+    max_headers: int = DEFAULT_MAX_HEADERS
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     shared: _Shared = _Shared()
     foreign_key: str = "cncf.foreign_peer"
     peer_check: Any = None  # callable(transport) -> bool (another local user), or None
@@ -152,8 +173,15 @@ class GuardedProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(cast(asyncio.Transport, transport))
         check = self.peer_check
-        if check is not None:
-            self._foreign = bool(check(transport))
+        if check is not None and check(transport):
+            # Another local user: every request's scope says so.  The parser takes its
+            # callbacks when it is made, so it is made again with this connection's
+            # own on_message_begin (the hot path of everybody else stays as it is).
+            self._foreign = True
+            self.on_message_begin = self._foreign_message_begin  # type: ignore[method-assign]
+            self.parser = httptools.HttpRequestParser(self)
+            with contextlib.suppress(AttributeError):  # as uvicorn sets its own (httptools >= 0.6.3)
+                self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
         self._wait()
         shared = self.shared
         if len(self.connections) - shared.evicted > self.max_connections:
@@ -163,12 +191,8 @@ class GuardedProtocol(HttpToolsProtocol):
         """Close the connection that has waited longest for a request: one still
         sending its headers, else an idle one, else this new one."""
         shared = self.shared
-        victim: GuardedProtocol = self
-        for c in shared.waiting:
-            if c is not self:
-                victim = c
-                break
-        else:
+        victim: GuardedProtocol = shared.oldest(self) or self
+        if victim is self:
             for other in self.connections:
                 if isinstance(other, GuardedProtocol) and other is not self and not other._evicted and other._idle():
                     victim = other
@@ -194,7 +218,6 @@ class GuardedProtocol(HttpToolsProtocol):
         self._got = 0
         self._since = self.loop.time()
         shared = self.shared
-        shared.waiting.pop(self, None)
         shared.waiting[self] = None
         if shared.sweeping is None:
             timeout = self.limits.header_timeout
@@ -224,7 +247,7 @@ class GuardedProtocol(HttpToolsProtocol):
                 self._got = len(data)
                 self._since = self.loop.time()
                 shared = self.shared
-                shared.waiting[self] = None  # (not there: on_headers_complete took it out)
+                shared.waiting[self] = None  # (kept there while idle: the sweep forgets it)
                 if shared.sweeping is None:
                     timeout = self.limits.header_timeout
                     shared.sweeping = self.loop.call_later(min(1.0, timeout / 4), shared.sweep, self.loop, timeout)
@@ -237,26 +260,27 @@ class GuardedProtocol(HttpToolsProtocol):
                 self._unsupported_upgrade_warning()
             return
         except httptools.HttpParserError:
-            if self._awaiting and len(self.headers or ()) > self.limits.max_headers:
-                self._refuse(f"more than {self.limits.max_headers} headers")
+            if self._awaiting and len(self.headers or ()) > self.max_headers:
+                self._refuse(f"more than {self.max_headers} headers")
                 return
             msg = "Invalid HTTP request received."
             self.logger.warning(msg)
             self.send_400_response(msg)
             return
-        if self._awaiting and self._got > self.limits.max_header_bytes:
-            self._refuse(f"more than {self.limits.max_header_bytes} bytes before the end of the headers")
+        if self._awaiting and self._got > self.max_header_bytes:
+            self._refuse(f"more than {self.max_header_bytes} bytes before the end of the headers")
 
     # -- parser callbacks
 
     def on_headers_complete(self) -> None:
-        if len(self.headers) > self.limits.max_headers:
+        if len(self.headers) > self.max_headers:
             raise _Overflow  # (memory is bounded by the bytes; the count is checked once, here)
-        self._awaiting = False
-        self.shared.waiting.pop(self, None)
-        if self._foreign:
-            cast(dict[str, Any], self.scope)[self.foreign_key] = True
+        self._awaiting = False  # out of the header phase (the sweep drops it from ``waiting``)
         HttpToolsProtocol.on_headers_complete(self)
+
+    def _foreign_message_begin(self) -> None:
+        HttpToolsProtocol.on_message_begin(self)
+        cast(dict[str, Any], self.scope)[self.foreign_key] = True
 
 
 def protocol_class(limits: Limits, peer_check: Any = None, foreign_key: str = "cncf.foreign_peer") -> type[Any]:
@@ -267,6 +291,8 @@ def protocol_class(limits: Limits, peer_check: Any = None, foreign_key: str = "c
         {
             "limits": limits,
             "max_connections": limits.connections(),
+            "max_headers": limits.max_headers,
+            "max_header_bytes": limits.max_header_bytes,
             "shared": _Shared(),
             "peer_check": staticmethod(peer_check) if peer_check is not None else None,
             "foreign_key": foreign_key,

@@ -209,11 +209,13 @@ async def serve(
 
     from cncf.hub import AsyncHub
     from cncf.paths import default_home
+    from cncf.receptions.cli_serve import job_summary, start_job_drain
     from cncf.receptions.http import peers
     from cncf.receptions.http.app import FOREIGN, Reception, refusal_of
-    from cncf.receptions.http.auth import Auth, TokenError, Trust, is_loopback, token_for_serving
+    from cncf.receptions.http.auth import Auth, TokenError, Trust, is_loopback, serving_token
     from cncf.receptions.http.protocol import protocol_class
     from cncf.receptions.runner import HubFileError, _read
+    from cncf.wire import ownership
 
     try:
         comps, _calls = _read(hubfile)
@@ -230,10 +232,13 @@ async def serve(
     backlog = int(table.get("backlog", 2048))
     home_path = Path(home).expanduser() if home is not None else default_home()
     try:
-        token, source, explicit = token_for_serving(token_file or table.get("token_file"), home_path)
+        token, source, how = serving_token(token_file or table.get("token_file"), home_path)
+        explicit = how == "given"
     except (TokenError, OSError) as exc:
         say(f"error: {exc}")
         return EXIT_USAGE
+    if source is not None:  # a worker's view of the file system covers it (where the kernel lets it)
+        ownership.hide_from_workers(source)
     if not is_loopback(host) and not explicit:
         say(
             f"error: refusing to listen on the non-loopback address {host} without an explicit token "
@@ -250,6 +255,7 @@ async def serve(
         port = sock.getsockname()[1]
     else:
         host, port = "localhost", 0
+        ownership.hide_from_workers(unix)  # workers are the hub's user: the socket's mode would admit them
     _harden()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -320,14 +326,16 @@ async def serve(
             if source is not None:
                 say(
                     f"token: {source}"
-                    + ("" if explicit else " (created; send 'Authorization: Bearer TOKEN' to load, unload or reload)")
+                    + ("" if explicit else f" ({how}; send 'Authorization: Bearer TOKEN' to load, unload or reload)")
                 )
             where = f"unix:{unix}" if unix is not None else _url(host, port)
             ready(f"cncf: serving {len(hub.components())} components at {where}")
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            jobs_drain = None
             if not task.done():
                 say(f"stopping ({signal.Signals(signals[0]).name}): draining for up to {grace:g}s")
+                jobs_drain = start_job_drain(hub, grace)  # running jobs get the grace calls get
                 reception.draining = True
                 server.should_exit = True
                 stop.clear()
@@ -336,12 +344,18 @@ async def serve(
                 if not task.done():
                     server.force_exit = True
                     await task
+                if jobs_drain is not None and not second.done():
+                    await asyncio.wait({jobs_drain, second}, return_when=asyncio.FIRST_COMPLETED)
+                    jobs_drain.cancel()
                 second.cancel()
             stopper.cancel()
             reception.close()
             if untrace is not None:
                 untrace()
             say("closing the hub: unloading every component")
+        summary = job_summary(hub)  # after close: what did not end in time was requeued
+        if summary is not None:
+            say(summary)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -110,7 +110,16 @@ final class Children {
         return name.length() > 15 ? name.substring(0, 15) : name;
     }
 
-    /** Kill the processes (where still the same process) and every descendant; returns how many. */
+    /**
+     * Kill the processes (where still the same process) and every descendant; returns how many.
+     *
+     * <p>The tree is frozen before it is killed: each process found is stopped
+     * (SIGSTOP), and /proc is read again until no new descendant appears. A stopped
+     * process can neither fork nor exit, so no child is born after the scan that
+     * missed it, and none is handed to init (out of the tree) because its parent
+     * died between the scan and the kill, which a scan-then-kill leaves open.
+     * Then every process of the frozen tree is killed at once.
+     */
     static int end(Map<Long, Long> roots) {
         if (roots.isEmpty()) return 0;
         Set<Long> doomed = new LinkedHashSet<Long>();
@@ -118,17 +127,16 @@ final class Children {
             if (startTime(e.getKey()) == e.getValue()) doomed.add(e.getKey());
         }
         if (doomed.isEmpty()) return 0;
-        Set<Long> killed = new LinkedHashSet<Long>();
-        // Twice: a process forking while the first pass runs leaves a child the second finds.
-        for (int pass = 0; pass < 2; pass++) {
-            Set<Long> all = descendants(doomed, killed);
-            all.removeAll(killed);
-            if (all.isEmpty()) break;
-            kill(all);
-            killed.addAll(all);
-            doomed = killed;
+        Set<Long> frozen = new LinkedHashSet<Long>();
+        for (int pass = 0; pass < 16; pass++) {
+            Set<Long> found = descendants(doomed, frozen);
+            found.removeAll(frozen);
+            if (found.isEmpty()) break;
+            signal("STOP", found);
+            frozen.addAll(found);
         }
-        return killed.size();
+        signal("KILL", frozen);
+        return frozen.size();
     }
 
     /** The roots and their descendants, from a scan of /proc (ppid links); {@code also} count as roots. */
@@ -160,13 +168,12 @@ final class Children {
     }
 
     /**
-     * SIGKILL. In /proc's own namespace through ProcessHandle (Java 9+, by
-     * reflection: the host is Java 8 code). In a PID namespace whose /proc is
-     * not its own, ProcessHandle is unreliable (it checks a pid of its namespace
-     * against /proc's), so kill(1) runs in the host's namespace with the
-     * translated pids; also the fallback on Java 8.
+     * Send a signal (STOP or KILL) with kill(1), in the host's own namespace: /proc
+     * pids are translated when the host runs in a PID namespace whose /proc is not
+     * its own. KILL falls back to ProcessHandle (Java 9+, by reflection: the host
+     * is Java 8 code) if kill(1) cannot be run.
      */
-    private static void kill(Set<Long> procPids) {
+    private static void signal(String sig, Set<Long> procPids) {
         int level = nsLevel(selfStatus());
         Set<Long> pids = new LinkedHashSet<Long>();
         for (Long p : procPids) {
@@ -174,29 +181,36 @@ final class Children {
             if (own > 0) pids.add(own);
         }
         if (pids.isEmpty()) return;
-        if (level == 0) {
-            try {
-                Class<?> ph = Class.forName("java.lang.ProcessHandle");
-                Method of = ph.getMethod("of", long.class);
-                Method destroy = ph.getMethod("destroyForcibly");
-                for (Long pid : pids) {
-                    java.util.Optional<?> h = (java.util.Optional<?>) of.invoke(null, pid);
-                    if (h.isPresent()) destroy.invoke(h.get());
-                }
-                return;
-            } catch (Exception java8) {
-                // fall through
-            }
-        }
         List<String> argv = new ArrayList<String>();
         argv.add("kill");
-        argv.add("-KILL");
+        argv.add("-" + sig);
         for (Long pid : pids) argv.add(String.valueOf(pid));
         try {
-            Process p = new ProcessBuilder(argv).redirectErrorStream(true).start();
-            p.getInputStream().close();
+            // Its output goes to /dev/null, never to a pipe closed early: kill(1) reports
+            // each pid already gone, and a closed pipe made it die of SIGPIPE at the
+            // first such report, before it signalled the pids after it (how a
+            // grandchild outlived its component's unload).
+            File devNull = new File("/dev/null");
+            Process p = new ProcessBuilder(argv)
+                    .redirectInput(ProcessBuilder.Redirect.from(devNull))
+                    .redirectOutput(ProcessBuilder.Redirect.to(devNull))
+                    .redirectError(ProcessBuilder.Redirect.to(devNull))
+                    .start();
             p.waitFor();
-        } catch (Exception ignored) {
+            return;
+        } catch (Exception noKill) {
+            // below
+        }
+        if (!"KILL".equals(sig) || level != 0) return;
+        try {
+            Class<?> ph = Class.forName("java.lang.ProcessHandle");
+            Method of = ph.getMethod("of", long.class);
+            Method destroy = ph.getMethod("destroyForcibly");
+            for (Long pid : pids) {
+                java.util.Optional<?> h = (java.util.Optional<?>) of.invoke(null, pid);
+                if (h.isPresent()) destroy.invoke(h.get());
+            }
+        } catch (Exception java8) {
             // nothing more to try
         }
     }

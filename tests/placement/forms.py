@@ -1,49 +1,25 @@
-"""Issue 17's acceptance scenarios against a node that shares nothing with the hub.
+"""Components that exist only on the hub's side, for an isolated node (issue 17).
 
-NOT COLLECTED by ``pytest tests/placement`` (no ``test_`` prefix in the file
-name).  The scenarios that pass moved to ``test_isolated_forms.py`` (every form
-on the isolated node, the node's own python, the allow-list environment, the
-hub's connection released at close); the helpers here (``FORMS``,
-``measure``) are shared with it.  What still fails, measured on branch
-``place``:
+Each maker returns (target, load options, [(call, args, expected value)]) for
+one form; the files live in ``tmp`` (or the repository, or Debian's jars
+copied into ``tmp``): all hidden on an isolated node (``isolated.py``), so
+whatever the node needs must travel.  :func:`measure` loads one form on the
+isolated node and calls it, and returns what happened as data.
 
-* a lost node replaced by a new one: the next call is ``node_lost`` (the
-  engine restarts on the call after; "without reload" needs the call itself
-  to be retried on a fresh placement, engine territory);
-* a jar host's placement resources released with its last user: the shared
-  JVM host outlives its last component, a later load asking for the same
-  resources is ``placement_timeout``;
-* warm placed load ≤ 3× local: 0.84 s placed against 0.014 s local (one node
-  actor per load; actors are not reused per node and placement yet).
+Measure what each form gives on an isolated node without pytest::
 
-Run them on purpose, by naming the file (pytest collects a file given on its
-command line whatever its name)::
-
-    PYTHONPATH=$PWD/src python -m pytest -q tests/placement/issue17_pending.py -rA
-
-or measure what each form gives today (code, stage, message) without pytest::
-
-    PYTHONPATH=$PWD/src:$PWD python tests/placement/issue17_pending.py
-
-Each scenario loads a component whose files exist only on the hub's side
-(``tmp_path``, the repository's fixtures and examples, ``~/.m2``: all hidden
-on the node) with ``placement = "ray"`` on the isolated node, and expects the
-same values and Observations (code and stage) as the same component loaded
-locally.  The hub connects to Ray itself, so it ships its own ``cncf`` with
-the job's ``runtime_env``.  When issue 17 lands, rename this file to
-``test_issue17.py`` (and drop the ``__main__`` block).
+    PYTHONPATH=$PWD/src:$PWD python -m tests.placement.forms [FORM ...] [--elsewhere]
 """
 
 from __future__ import annotations
 
 import shutil
 import sys
+import threading
 import zipapp
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 import cncf
 from tests.placement.isolated import REPO, IsolatedCluster
@@ -138,46 +114,6 @@ def measure(hub: cncf.Hub, form: str, tmp: Path, resources: dict[str, float] | N
     return record
 
 
-# ---------------------------------------------------------------------------
-# pytest (run on purpose: see the module docstring)
-# ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def isolated() -> Iterator[IsolatedCluster]:
-    from tests.placement.test_isolated_node import require_namespaces
-
-    require_namespaces()
-    c = IsolatedCluster(head_resources={"hub_machine": 1})
-    try:
-        c.add("iso", NODE)
-        yield c
-    finally:
-        c.shutdown()
-        c.cleanup_disk()
-
-
-@pytest.fixture
-def hub_on_isolated(tmp_path: Path, isolated: IsolatedCluster, jvm: Any, jvm_cache: Path) -> Iterator[cncf.Hub]:
-    from tests.jar.conftest import jar_home
-
-    with cncf.Hub(home=jar_home(tmp_path / "home", jvm_cache)) as h:
-        yield h
-
-
-def test_a_lost_node_is_replaced_and_the_next_call_succeeds_without_reload(
-    hub_on_isolated: cncf.Hub, isolated: IsolatedCluster
-) -> None:
-    hub = hub_on_isolated
-    assert hub.load(ECHO, **RAY).state == "ready"
-    assert hub.call("echo.increment", [1]).value == 1
-    isolated.remove("iso")
-    isolated.add("iso", NODE)  # a new machine with the same resources
-    out = hub.call("echo.increment", [1], timeout=180)
-    assert out.ok, out.observation
-    assert hub.inspect("echo")["placement"]["node_id"] == isolated.nodes["iso"].node_id
-
-
 _PROBE = """
 import os
 
@@ -188,49 +124,49 @@ class Probe:
 """
 
 
-def test_a_jar_hosts_placement_resources_are_released_with_its_last_user(
-    hub_on_isolated: cncf.Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from cncf.placement import ray_cluster
+def http_store(files: dict[str, bytes], honour_range: bool = True, log: list[str] | None = None) -> tuple[str, Any]:
+    """A static HTTP artifact store on loopback (``<base>/<sha256>``), with range requests;
+    ``log`` gets ``METHOD path`` of every request."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    monkeypatch.setattr(ray_cluster, "PLACEMENT_TIMEOUT", 15.0)
-    hub = hub_on_isolated
-    target, options, calls = fat_jar_with_classpath(tmp_path)
-    h = hub.load(target, **options, **RAY)  # all of the node's `iso`
-    assert h.state == "ready", h.observation
-    hub.unload(options["name"])
-    after = hub.load(ECHO, **RAY)  # asks for all of it again
-    assert after.state == "ready", after.observation
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
 
+        def _body(self) -> bytes | None:
+            if log is not None:
+                log.append(f"{self.command} {self.path}")
+            data = files.get(self.path.rsplit("/", 1)[-1])
+            if data is None:
+                self.send_error(404)
+            return data
 
-def test_placed_loads_and_restarts_reuse_the_node_actor(hub_on_isolated: cncf.Hub) -> None:
-    import statistics
-    import time
+        def do_HEAD(self) -> None:
+            data = self._body()
+            if data is not None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
 
-    hub = hub_on_isolated
+        def do_GET(self) -> None:
+            data = self._body()
+            if data is None:
+                return
+            rng = self.headers.get("Range")
+            if rng and honour_range:
+                start, end = (int(x) for x in rng.removeprefix("bytes=").split("-"))
+                part = data[start : end + 1]
+                self.send_response(206)
+            else:
+                part = data
+                self.send_response(200)
+            self.send_header("Content-Length", str(len(part)))
+            self.end_headers()
+            self.wfile.write(part)
 
-    def load_time(**placement: Any) -> float:
-        t = time.monotonic()
-        h = hub.load(ECHO, name="timed", **placement)
-        took = time.monotonic() - t
-        assert h.state == "ready", h.observation
-        hub.unload("timed")
-        return took
-
-    load_time(**RAY)  # cold: the node actor and whatever travels
-    local = statistics.median(load_time() for _ in range(3))
-    placed = statistics.median(load_time(**RAY) for _ in range(3))
-    assert placed <= 3 * local, (placed, local)
-    assert hub.load(ECHO, **RAY).state == "ready"
-    actor = hub.inspect("echo")["placement"]["actor_pid"]
-    assert hub.call("echo.crash", [7]).observation is not None
-    assert hub.call("echo.increment", [1], timeout=60).value == 1
-    assert hub.inspect("echo")["placement"]["actor_pid"] == actor  # the restart did not create an actor
-
-
-# ---------------------------------------------------------------------------
-# Measuring today's behaviour without pytest
-# ---------------------------------------------------------------------------
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/store/", server
 
 
 def _main() -> None:  # pragma: no cover - a measuring script
