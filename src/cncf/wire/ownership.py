@@ -70,6 +70,22 @@ _HUB = f"{os.getpid()}"
 _INIT = '"$@"; exit $?'
 
 
+def _succeeds(argv: list[str]) -> bool:
+    """Whether a probe command runs and exits 0 (within 10 s, silently)."""
+    try:
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
 @functools.cache
 def _unshare_prefix() -> tuple[str, ...] | None:
     if os.environ.get("CNCF_PID_NAMESPACE", "1") == "0":
@@ -80,21 +96,7 @@ def _unshare_prefix() -> tuple[str, ...] | None:
     variants: list[tuple[str, ...]] = [(unshare, "--pid", "--fork", "--kill-child")] if os.geteuid() == 0 else []
     variants.append((unshare, "--user", "--map-current-user", "--pid", "--fork", "--kill-child"))
     for prefix in variants:
-        try:
-            ok = (
-                subprocess.run(
-                    [*prefix, sh, "-c", "exit 0"],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    timeout=10,
-                    check=False,
-                ).returncode
-                == 0
-            )
-        except (OSError, subprocess.SubprocessError):
-            ok = False
-        if ok:
+        if _succeeds([*prefix, sh, "-c", "exit 0"]):
             return (*prefix, sh, "-c", _INIT, "cncf-init")
     return None
 
@@ -365,21 +367,7 @@ def _view_support() -> tuple[tuple[str, ...], tuple[str, ...]] | None:
         for prefix, drop in _view_variants():
             argv, table = _view_argv(prefix, drop, sh, view, (), probe, os.path.join(probe, "fstab"))
             check = f"test ! -e {shlex.quote(os.path.join(hidden, 'secret'))} && test -d {shlex.quote(kept)}"
-            try:
-                ok = (
-                    subprocess.run(
-                        [*argv, sh, "-c", check],
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                        timeout=10,
-                        check=False,
-                    ).returncode
-                    == 0
-                )
-            except (OSError, subprocess.SubprocessError):
-                ok = False
-            if ok:
+            if _succeeds([*argv, sh, "-c", check]):
                 return prefix, drop
     return None
 

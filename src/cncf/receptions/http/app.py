@@ -538,20 +538,12 @@ class Reception:
         return json_response(self._inspect(name))
 
     async def load(self, request: Request) -> Response:
-        body = await self._arguments(request)
-        if isinstance(body, Observation):
-            return self._refusal(body)
-        if not isinstance(body, dict) or not isinstance(body.get("target"), str):
-            return self._refusal(
-                Observation.of(
-                    Code.INVALID_ARGUMENTS,
-                    'the body must be a JSON object {"target": PATH, ...manifest overrides}',
-                    stage=Stage.DISPATCH,
-                    target="load",
-                )
-            )
-        overrides = {k: v for k, v in body.items() if k != "target"}
-        handle = await self.hub.load(body["target"], **overrides)
+        parsed = await self._target_body(request, "load", required=True)
+        if isinstance(parsed, Response):
+            return parsed
+        target, overrides = parsed
+        assert target is not None
+        handle = await self.hub.load(target, **overrides)
         refused = refusal_of(handle)
         if refused is not None:  # not loaded: nothing is left under that name
             await self.hub.unload(handle.name)
@@ -587,28 +579,41 @@ class Reception:
             )
         return json_response({"ok": True, "component": info})
 
+    async def _target_body(
+        self, request: Request, route: str, *, required: bool
+    ) -> Response | tuple[str | None, dict[str, Any]]:
+        """A load or upgrade body, ``{"target": PATH, ...manifest overrides}`` (the
+        whole body optional for an upgrade): (target, overrides), or the refusal."""
+        body = await self._arguments(request)
+        if isinstance(body, Observation):
+            return self._refusal(body)
+        if body is None and not required:
+            body = {}
+        if not isinstance(body, dict) or not isinstance(body.get("target", None if required else ""), str):
+            shape = '{"target": PATH, ...manifest overrides}'
+            return self._refusal(
+                Observation.of(
+                    Code.INVALID_ARGUMENTS,
+                    f"the body must be a JSON object {shape}"
+                    if required
+                    else f"the body must be empty or a JSON object {shape}",
+                    stage=Stage.DISPATCH,
+                    target=route,
+                )
+            )
+        return body.get("target"), {k: v for k, v in body.items() if k != "target"}
+
     async def upgrade(self, request: Request) -> Response:
         """A new generation beside the old (body: optional ``{"target": ..., overrides}``);
         a rollback answers ``{"ok": false, "observation": ...}`` (the old one serves on)."""
         name = request.path_params["name"]
         if self.hub.component(name) is None:
             return self._unknown(name)
-        body = await self._arguments(request)
-        if isinstance(body, Observation):
-            return self._refusal(body)
-        if body is None:
-            body = {}
-        if not isinstance(body, dict) or not isinstance(body.get("target", ""), str):
-            return self._refusal(
-                Observation.of(
-                    Code.INVALID_ARGUMENTS,
-                    'the body must be empty or a JSON object {"target": PATH, ...manifest overrides}',
-                    stage=Stage.DISPATCH,
-                    target="upgrade",
-                )
-            )
-        overrides = {k: v for k, v in body.items() if k != "target"}
-        handle = await self.hub.upgrade(name, body.get("target"), **overrides)
+        parsed = await self._target_body(request, "upgrade", required=False)
+        if isinstance(parsed, Response):
+            return parsed
+        target, overrides = parsed
+        handle = await self.hub.upgrade(name, target, **overrides)
         info = self._inspect(name)
         if handle.observation is not None and handle.state == "failed":
             o = handle.observation
