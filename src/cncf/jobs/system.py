@@ -443,18 +443,22 @@ class JobSystem:
             call.policy.max_attempts,
             time.time(),
         )
+        wait = _SERVER_WAIT  # a server that stopped answering must not hang the call past its deadline
+        if ctx.deadline is not None:
+            wait = max(0.0, min(wait, ctx.deadline - asyncio.get_running_loop().time()))
         try:
-            if store.shared:  # a server that stopped answering must not hang the call
+            if store.shared:
                 insert = asyncio.ensure_future(store.insert(row, key))
                 insert.add_done_callback(_ignore)  # (its late failure is nobody's to hear)
-                job_id, created = await asyncio.wait_for(asyncio.shield(insert), _SERVER_WAIT)
+                job_id, created = await asyncio.wait_for(asyncio.shield(insert), wait)
             else:
                 job_id, created = await store.insert(row, key)
         except TimeoutError:
             return self._store_failure(
                 call,
                 StoreUnavailable(
-                    f"the database server did not answer within {_SERVER_WAIT:g}s; the job may still be "
+                    f"the database server did not answer within {wait:.3g}s (the call's deadline, at most "
+                    f"{_SERVER_WAIT:g}s); the job may still be "
                     "stored when it does (retry with the same idempotency key to be sure of one job)"
                 ),
             )
