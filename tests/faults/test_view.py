@@ -293,8 +293,10 @@ def test_an_unprivileged_hub_hides_its_home_through_a_user_namespace() -> None:
                 }}))
             """)
         )
+        # the hub's own code, where nobody can read it (a clone may sit in a folder only root can enter)
+        shutil.copytree(SRC / "cncf", base / "src" / "cncf", ignore=shutil.ignore_patterns("__pycache__"))
         subprocess.run(["chown", "-R", "nobody", str(base)], check=True)
-        env = {"PATH": os.environ["PATH"], "HOME": str(base), "PYTHONPATH": str(SRC), "LANG": "C.UTF-8"}
+        env = {"PATH": os.environ["PATH"], "HOME": str(base), "PYTHONPATH": str(base / "src"), "LANG": "C.UTF-8"}
         done = subprocess.run(
             [runuser, "-u", "nobody", "--", python, str(script)], capture_output=True, text=True, env=env, timeout=120
         )
