@@ -183,6 +183,9 @@ PRODUCED_BY: dict[Code, list[str]] = {
     ],
     Code.IDEMPOTENCY_CONFLICT: [f"{FT}::test_idempotency_key_reused_for_other_arguments_is_an_observation"],
     Code.JOB_STORE_CORRUPT: [f"{FT}::test_corrupt_store_is_an_error_naming_the_file"],
+    Code.JOB_STORE_UNAVAILABLE: [
+        "tests/jobs/test_store_shape.py::test_a_store_another_writer_holds_past_the_wait_is_unavailable_never_empty"
+    ],
     Code.ENQUEUE_FAILED: [
         f"{FT}::test_corrupt_store_is_an_error_naming_the_file",
         "tests/jobs/test_enqueue_failures.py::test_payload_that_is_not_json",

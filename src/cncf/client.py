@@ -23,7 +23,7 @@ import urllib.parse
 from typing import Any
 
 from cncf.call import Arguments, new_call_id
-from cncf.jobs.model import Attempt, Job, JobNotFound, JobState, decode_outcome
+from cncf.jobs.model import Attempt, Job, JobNotFound, JobState, JobStoreCorrupt, JobStoreUnavailable, decode_outcome
 from cncf.observation import Code, Observation, Stage
 from cncf.outcome import ObservationError, Outcome
 
@@ -203,6 +203,10 @@ def _raise_for(status: int, d: Any, url: str) -> None:
         obs = Observation.from_dict(d["observation"])
         if obs.code is Code.JOB_NOT_FOUND:
             raise JobNotFound(obs)
+        if obs.code is Code.JOB_STORE_CORRUPT:
+            raise JobStoreCorrupt(obs)
+        if obs.code is Code.JOB_STORE_UNAVAILABLE:
+            raise JobStoreUnavailable(obs)
         if obs.code is Code.UNKNOWN_COMPONENT:
             raise KeyError(obs.message)
         if status in (401, 403) or obs.stage is Stage.RECEPTION:

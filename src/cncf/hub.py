@@ -486,6 +486,7 @@ class AsyncHub:
             )
             await self._jobs.start()
         else:
+            await self._jobs.reopen()  # (a store that could not be opened is tried again)
             self._jobs.poke()  # a component was (re)loaded: its queued jobs may run now
         return self._jobs
 

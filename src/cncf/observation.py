@@ -133,6 +133,7 @@ class Code(enum.StrEnum):
     ENQUEUE_FAILED = "enqueue_failed"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     JOB_STORE_CORRUPT = "job_store_corrupt"
+    JOB_STORE_UNAVAILABLE = "job_store_unavailable"
     JOB_NOT_FOUND = "job_not_found"
     JOB_CANCELLED = "job_cancelled"
     JOB_LOST = "job_lost"
@@ -590,6 +591,16 @@ _REGISTRY: dict[Code, _Spec] = {
         False,
         "The job store (home/jobs.sqlite3) is not a readable SQLite database; attributes['file'] names it. "
         "Move it aside (jobs in it are lost unless recovered with sqlite3 .recover) and the hub starts a new one.",
+    ),
+    Code.JOB_STORE_UNAVAILABLE: _s(
+        J,
+        "system",
+        "unavailable",
+        "resource",
+        True,
+        "The job store could not be opened or read just now (SQLite busy past its 5 s wait, the PostgreSQL "
+        "server unreachable, a file this user cannot read); attributes['reason'] says which. Nothing is lost "
+        "and it never reads as 'no jobs': retry (the hub reopens the store on the next request).",
     ),
     Code.JOB_NOT_FOUND: _s(
         J, "operation", "not-found", "configuration", False, "No job with that id exists in this hub's store."

@@ -190,6 +190,23 @@ class _Proc:
         self.p.stdout.close()
 
 
+def _kill_while_running(a: _Proc, reader: cncf.Hub) -> None:
+    """SIGKILL hub ``a`` while the store says it runs an attempt: it is stopped
+    (SIGSTOP) while the store is read, so the attempt cannot end in between (a
+    kill between two attempts would leave nothing to resume)."""
+    reader.jobs(limit=1)  # (opened while ``a`` runs: a hub stopped holding the write lock would make it wait)
+    for _ in range(500):
+        a.p.send_signal(signal.SIGSTOP)
+        running = [j for j in reader.jobs(state="running", limit=None) if (j.owner or "").startswith(f"{a.p.pid}-")]
+        if running:
+            a.stop(signal.SIGKILL)
+            return
+        a.p.send_signal(signal.SIGCONT)
+        time.sleep(0.005)
+    states = collections.Counter((j.state.value, (j.owner or "").split("-")[0]) for j in reader.jobs(limit=None))
+    raise AssertionError(f"hub a (pid {a.p.pid}) never had an attempt running: {states}")
+
+
 @pytest.mark.usefixtures("each_store")
 def test_two_hub_processes_one_queue_one_killed(tmp_path: Path, each_store: str) -> None:
     """2,000 jobs, two hub processes sharing one queue — two homes on one
@@ -201,15 +218,15 @@ def test_two_hub_processes_one_queue_one_killed(tmp_path: Path, each_store: str)
     home_a, home_b = _homes(tmp_path, each_store)
     env = dict(os.environ, PYTHONUNBUFFERED="1", CNCF_JOB_LEASE=str(lease))
     a = _Proc(tmp_path / "a.err", env, str(home_a), str(WORKER), str(effects), str(n))
-    a.until(lambda: "ready" in a.lines)  # (a synchronous Hub on SQLite drains a peer's jobs once it saw it alive)
+    a.until(lambda: "ready" in a.lines, timeout=120)  # every job queued (none ran before a's drain)
     b = _Proc(tmp_path / "b.err", env, str(home_b), str(WORKER), str(effects), "0")
     try:
-        a.until(lambda: "submitted" in a.lines and len(lines(effects)) >= n // 3, timeout=120)
-        a.stop(signal.SIGKILL)
-        killed = time.monotonic()
-        accepted = {p[1]: p[2] for p in (x.split() for x in a.lines) if p[0] == "accepted"}
-        assert len(accepted) == n
+        a.until(lambda: len(lines(effects)) >= n // 3, timeout=120)
         with cncf.Hub(home=home_b if each_store == "sqlite" else tmp_path / "reader", job_workers=0) as reader:
+            _kill_while_running(a, reader)
+            killed = time.monotonic()
+            accepted = {p[1]: p[2] for p in (x.split() for x in a.lines) if p[0] == "accepted"}
+            assert len(accepted) == n
             deadline = killed + lease + 30
             while time.monotonic() < deadline:
                 if not reader.jobs(state="queued", limit=1) and not reader.jobs(state="running", limit=1):

@@ -80,3 +80,28 @@ def test_a_store_that_is_not_ours_is_job_store_corrupt(tmp_path: Path, make) -> 
         timeout=120,
     )
     assert r.returncode == 1 and '"job_store_corrupt"' in r.stdout, r.stdout + r.stderr
+
+
+def test_a_store_another_writer_holds_past_the_wait_is_unavailable_never_empty(tmp_path: Path) -> None:
+    """Was ``[]``: a hub that could not open the store (another process held its
+    write lock longer than the 5 s busy wait) listed no jobs; it is now
+    ``job_store_unavailable`` (retryable), and the next read opens the store."""
+    home = tmp_path / "home"
+    queued = _queued(tmp_path)
+    with cncf.Hub(home=home) as hub:
+        hub.load(queued, name="q")
+        job_id = hub.call("q.add", [1, 2]).job_id
+        assert hub.wait(job_id, 30).value == 3
+    holder = sqlite3.connect(home / "jobs.sqlite3", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with cncf.Hub(home=home) as hub:
+            with pytest.raises(cncf.jobs.JobStoreUnavailable) as info:
+                hub.jobs()
+            obs = info.value.observation
+            assert (obs.code, obs.stage, obs.retryable) == ("job_store_unavailable", "job", True)
+            assert obs.attributes["reason"] == "store_busy"
+            holder.execute("COMMIT")
+            assert [j.id for j in hub.jobs()] == [job_id]
+    finally:
+        holder.close()

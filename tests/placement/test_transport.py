@@ -203,8 +203,8 @@ def test_a_remote_link_is_a_worker_link_and_crashes_as_a_local_one() -> None:
             assert pong["ok"]
             await asyncio.sleep(0.5)
             assert w.rss_kb() == 1234  # the node's heartbeat figure
+            os.kill(node.proc.pid, signal.SIGKILL)  # (before the request: a ping could be answered first)
             pending = w.channel.start(Kind.PING, {})
-            os.kill(node.proc.pid, signal.SIGKILL)
             with pytest.raises(Failed) as info:
                 await asyncio.wait_for(pending.reply(Stage.EXECUTE), 10)
             obs = info.value.observation

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cncf.jobs.model import Attempt, Job, JobNotFound, JobState, JobStoreCorrupt
+from cncf.jobs.model import Attempt, Job, JobNotFound, JobState, JobStoreCorrupt, JobStoreError, JobStoreUnavailable
 
 if TYPE_CHECKING:
     from cncf.jobs.system import JobSystem
 
-__all__ = ["Attempt", "Job", "JobNotFound", "JobState", "JobStoreCorrupt", "JobSystem"]
+__all__ = [
+    "Attempt",
+    "Job",
+    "JobNotFound",
+    "JobState",
+    "JobStoreCorrupt",
+    "JobStoreError",
+    "JobStoreUnavailable",
+    "JobSystem",
+]
 
 
 def __getattr__(name: str) -> Any:

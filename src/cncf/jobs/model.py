@@ -47,10 +47,21 @@ class JobNotFound(ObservationError, LookupError):
     Observation as an Outcome instead, and ``cancel_job`` returns False.)"""
 
 
-class JobStoreCorrupt(ObservationError):
-    """Raised by ``hub.jobs()`` when ``home/jobs.sqlite3`` is not a readable store;
-    ``.observation.code`` is ``job_store_corrupt`` and ``attributes['file']`` names
-    the file.  A corrupt store never reads as an empty one."""
+class JobStoreError(ObservationError):
+    """Raised by ``hub.jobs()`` when the store cannot be read: a store that
+    cannot be read never reads as an empty one."""
+
+
+class JobStoreCorrupt(JobStoreError):
+    """``home/jobs.sqlite3`` is not a readable store; ``.observation.code`` is
+    ``job_store_corrupt`` and ``attributes['file']`` names the file."""
+
+
+class JobStoreUnavailable(JobStoreError):
+    """The store could not be opened or read just now (SQLite busy past its
+    wait, PostgreSQL unreachable, a file this user cannot read);
+    ``.observation.code`` is ``job_store_unavailable`` (retryable) and
+    ``attributes['reason']`` says which."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

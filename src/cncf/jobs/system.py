@@ -62,6 +62,7 @@ from cncf.jobs.model import (
     JobNotFound,
     JobState,
     JobStoreCorrupt,
+    JobStoreUnavailable,
     decode_history,
     encode_history,
     encode_outcome,
@@ -187,6 +188,15 @@ class JobSystem:
         self._loop = asyncio.get_running_loop()
         if await self._open():
             await self._resume_store()
+
+    async def reopen(self) -> bool:
+        """Is the store open (opened again now if it was not)?"""
+        if self.store is not None:
+            return True
+        if not await self._open():
+            return False
+        await self._resume_store()
+        return True
 
     async def _resume_store(self) -> None:
         """Just opened: resume dead owners' jobs, look at what is queued, watch."""
@@ -418,10 +428,8 @@ class JobSystem:
                     reason="payload_not_encodable",
                 )
             )
-        if self.store is None:
-            if not await self._open():
-                return self._store_failure(call, self.store_error)
-            await self._resume_store()
+        if not await self.reopen():
+            return self._store_failure(call, self.store_error)
         store = self.store
         assert store is not None
         ctx = call.context
@@ -805,14 +813,27 @@ class JobSystem:
         if self.store is None:
             if isinstance(self.store_error, StoreCorrupt):
                 raise JobStoreCorrupt(self.corrupt_observation())
-            return []
-        return self._why(
-            self.store.select(
+            if self.store_url is None and not (self.home / "jobs.sqlite3").exists():
+                return []  # nothing was ever stored here (e.g. a read-only home)
+            raise JobStoreUnavailable(self._unavailable(self.store_error))
+        try:
+            jobs = self.store.select(
                 state=JobState(state).value if state is not None else None,
                 component=normalize(component) if component else None,
                 limit=limit,
                 oldest_first=oldest_first,
             )
+        except _STORE_ERRORS as exc:
+            raise JobStoreUnavailable(self._unavailable(exc)) from None
+        return self._why(jobs)
+
+    def _unavailable(self, exc: BaseException | None) -> Observation:
+        return Observation.of(
+            Code.JOB_STORE_UNAVAILABLE,
+            f"the job store {self.where} cannot be read just now: {exc}",
+            stage=Stage.JOB,
+            reason=error_reason(exc) if exc is not None else "store_error",
+            store=self.where,
         )
 
     def queue_depths(self) -> dict[str, tuple[int, float]]:

@@ -112,13 +112,13 @@ def list_jobs(
         err.print("error: --limit must be 0 (all) or a positive number")
         raise typer.Exit(render.EXIT_USAGE)
 
-    from cncf.jobs import JobStoreCorrupt
+    from cncf.jobs import JobStoreError
 
     def run() -> int:
         with _hub(home, hub_url, token_file) as hub:
             try:
                 jobs = hub.jobs(state=state, component=component, limit=limit or None)
-            except JobStoreCorrupt as exc:  # never "no jobs": say which file and what to do
+            except JobStoreError as exc:  # never "no jobs": say which store and what to do
                 return render.print_outcome(Outcome.failure(exc.observation), out, as_json=as_json, err=err)
         if as_json:
             print(render.to_json({"jobs": [j.to_dict() for j in jobs]}))

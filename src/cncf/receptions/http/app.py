@@ -643,7 +643,13 @@ class Reception:
                 )
             )
         filters["limit"] = min(int(limit), MAX_JOBS)  # (a 30-digit limit would overflow SQLite)
-        return json_response({"jobs": [j.to_dict() for j in await self.hub.jobs(**filters)]})
+        from cncf.jobs import JobStoreError
+
+        try:
+            jobs = await self.hub.jobs(**filters)
+        except JobStoreError as exc:  # never "no jobs"
+            return self._refusal(exc.observation)
+        return json_response({"jobs": [j.to_dict() for j in jobs]})
 
     async def _job(self, job_id: str) -> Response:
         from cncf.outcome import ObservationError
