@@ -211,6 +211,7 @@ class Run:
         self._tmpdir = ""
         self._failed = False
         self._store = ""  # the operator's artifact_store URL, asked before the hub
+        self._raylet = os.getppid()  # Ray starts its workers as the raylet's children
 
     # ----------------------------------------------------------------- start
 
@@ -299,7 +300,12 @@ class Run:
         for fd in self._pipes:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        self._send({"type": "exit", "returncode": code})
+        if os.getppid() != self._raylet:
+            # The node is going down (its raylet ended; our death took the worker with
+            # it): that is the loss of the node, not a crash of the worker.
+            self._send({"type": "exit", "returncode": code, "node_lost": "the node's raylet ended"})
+        else:
+            self._send({"type": "exit", "returncode": code})
         self._exited.set_result(code)
 
     @staticmethod

@@ -15,9 +15,11 @@ ended, which is the node's business:
   status sent there when it ends, TCP keepalive under both, and Ray's own
   verdict (the actor's ``watch`` task raises ``ActorDiedError``);
 * **death**: EOF on the calls connection waits briefly for the exit status;
-  an exit status is a crash of the worker (``worker_crashed``, as locally),
-  the supervision connection closing without one, a missed heartbeat or Ray's
-  verdict is the loss of the node (``node_lost``, retryable, naming it);
+  an exit status is a crash of the worker (``worker_crashed``, as locally)
+  unless the node says it is going down (its raylet ended, and the node
+  actor's death took the worker with it); that, the supervision connection
+  closing without an exit status, a missed heartbeat or Ray's verdict is the
+  loss of the node (``node_lost``, retryable, naming it);
 * **output**: the worker's fd 1 / 2 are sockets to the hub, copied into the
   same capture files a local worker writes, drained before each reply is
   attributed (the worker wrote them before its reply);
@@ -285,7 +287,9 @@ class RemoteWorker(LinkCore):
             elif kind == "exit":
                 self._exit_seen = True
                 self.returncode = int(body.get("returncode", -1))
-                self.exit_observed()
+                if body.get("node_lost") and self.lost is None:  # the node went down, taking the worker
+                    self.lost = str(body["node_lost"])
+                self.exit_observed()  # (what the worker answered just before is still dispatched)
 
     def _check_heartbeat(self) -> None:
         if self.channel.dead is not None or self._loop is None:
