@@ -58,10 +58,12 @@ def answer(data: Any, status: int, headers: dict[str, str]) -> Answer:
     return status, raw, body
 
 
-async def send_answer(send: Send, prepared: Answer) -> None:
+async def send_answer(send: Send, prepared: Answer) -> int:
+    """Send it; its status (for the request's measurement)."""
     status, headers, body = prepared
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+    return status
 
 
 class Raw(Response):

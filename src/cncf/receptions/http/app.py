@@ -52,6 +52,7 @@ from cncf.receptions.http.auth import CSP_PAGE, CSP_TOKEN_PAGE, TOKEN_PAGE, XSRF
 from cncf.receptions.http.console import ConsoleData, span_and_step
 from cncf.receptions.http.metrics import CONTENT_TYPE, HubMetrics, refused_labels
 from cncf.receptions.http.status import status_of
+from cncf.telemetry import TRACING as _TRACING
 
 DASHBOARD = Path(__file__).parent / "dashboard"
 MAX_BODY = 8 * 1024 * 1024
@@ -141,8 +142,9 @@ class Reception:
         self._ran: dict[str, bool] = {}  # failed HTTP calls the engine reported (see _render)
         for obs in refused_entries or ():
             self.recent.add(obs)
+        # the console's series, failures and state history, fed by this reception's listener
+        self.console_data = ConsoleData(hub, subscribe=False)
         self._unsubscribe = hub.subscribe(self._on_call)
-        self.console_data = ConsoleData(hub)  # the console's series, failures and state history
         self._call_level_needs_token = trust.needs_token(Level.READ)
         self._index: str | None = None
 
@@ -150,6 +152,7 @@ class Reception:
         if event.outcome.observation is not None and event.call.context.caller == "http":
             self._ran[event.call.id] = True  # _render pops it: this failure was counted here
         self.metrics.on_call(event)
+        self.console_data.on_call(event)
         if event.outcome.observation is not None:
             self.recent.add(event.outcome.observation)
 
@@ -165,7 +168,7 @@ class Reception:
             for r in ROUTES
         ]
         app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_error, Exception: self._crash})
-        return observe.Observed(_HostGuard(app, self), self.metrics)  # HTTP metrics and server spans
+        return _HostGuard(app, self, observe.Observed(self.metrics))
 
     def _endpoint(self, spec: RouteSpec) -> Callable[[Request], Awaitable[Response]]:
         handler: Callable[[Request], Awaitable[Response]] = getattr(self, spec.handler)
@@ -334,11 +337,11 @@ class Reception:
             size=size,
         )
 
-    async def asgi_call(self, scope: Scope, receive: Receive, send: Send, found: dict[bytes, str]) -> None:
+    async def asgi_call(self, scope: Scope, receive: Receive, send: Send, found: dict[bytes, str]) -> int:
         """The operation routes, as a plain ASGI app (the hot path: no Request or
-        Response objects; ``found``: the headers the guard read in its one pass).
-        The token comes as ``Authorization: Bearer`` only: a browser's cookie
-        never runs an operation."""
+        Response objects; ``found``: the headers the guard read in its one pass);
+        the answer's status.  The token comes as ``Authorization: Bearer`` only:
+        a browser's cookie never runs an operation."""
         p = scope["path_params"]
         parts = [p["component"], p["service"], p["operation"]] if "service" in p else [p["component"], p["operation"]]
         selector = ".".join(parts)
@@ -346,10 +349,9 @@ class Reception:
         if self._call_level_needs_token or foreign:
             obs = self.trust.check_token(Level.READ, found.get(b"authorization"), foreign=foreign)
             if obs is not None:
-                await send_answer(send, self._refuse(obs.with_context(target=selector)))
-                return
+                return await send_answer(send, self._refuse(obs.with_context(target=selector)))
         if selector.count(".") != len(parts) - 1 or not all(parts):  # a '.' or an empty segment
-            await send_answer(
+            return await send_answer(
                 send,
                 self._refuse(
                     Observation.of(
@@ -360,13 +362,11 @@ class Reception:
                     )
                 ),
             )
-            return
         safe = scope["method"] != "POST"  # GET, and HEAD (Starlette's GET routes take it too)
         if safe:
             refusal = self._get_refusal(selector)
             if refusal is not None:
-                await send_answer(send, refusal)
-                return
+                return await send_answer(send, refusal)
         query = scope.get("query_string") or b""
         params = dict(urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {}
         args: Any
@@ -382,11 +382,9 @@ class Reception:
         except RecursionError:
             args = _too_deep("a query value")
         if isinstance(args, Observation):
-            await send_answer(send, self._refuse(args.with_context(target=selector)))
-            return
+            return await send_answer(send, self._refuse(args.with_context(target=selector)))
         if isinstance(timeout, Observation):
-            await send_answer(send, self._refuse(timeout.with_context(target=selector)))
-            return
+            return await send_answer(send, self._refuse(timeout.with_context(target=selector)))
         if self.draining:
             outcome = Outcome.failure(
                 Observation.of(Code.HUB_CLOSED, "the hub is shutting down and admits no new call", target=selector)
@@ -401,7 +399,9 @@ class Reception:
                 idempotency_key=found.get(b"idempotency-key"),
                 call_id=found.get(b"x-cncf-call-id") or None,
             )
-        await send_answer(send, await self._render(outcome, selector))
+        if outcome.queued and outcome.observation is None and outcome.job_id is not None:
+            return await send_answer(send, await self._render_queued(outcome.job_id, outcome.call_id))
+        return await send_answer(send, self._render(outcome, selector))
 
     def _query_args(self, selector: str, params: dict[str, str]) -> dict[str, Any] | None:
         """A GET's named arguments: a value read as the CLI reads one (JSON when it parses), but
@@ -438,7 +438,7 @@ class Reception:
         headers.append((b"allow", b"POST"))
         return 405, headers, body  # the method, not the route: the one status decided here
 
-    async def _render(self, outcome: Outcome, selector: str = "") -> Answer:
+    def _render(self, outcome: Outcome, selector: str = "") -> Answer:
         obs = outcome.observation
         if obs is not None:
             if self._ran.pop(outcome.call_id, None) is None:
@@ -449,19 +449,6 @@ class Reception:
             if outcome.generation is not None:
                 headers["x-cncf-generation"] = str(outcome.generation)
             return answer(outcome_body(outcome), status_of(obs), headers)
-        if outcome.queued and outcome.job_id is not None:
-            state = "queued"
-            try:
-                job = await self.hub.job(outcome.job_id)
-                state = job.state.value
-                self.metrics.on_queued(job.component, job.target)  # a submission is no finished call: no event
-            except Exception:  # noqa: BLE001 - the job id is the answer; its state is a courtesy
-                pass
-            return answer(
-                {"ok": True, "job": {"id": outcome.job_id, "state": state}},
-                202,
-                {"x-cncf-call-id": outcome.call_id, "location": f"/hub/v1/jobs/{outcome.job_id}"},
-            )
         if outcome.generation is not None:  # which generation of the component served it
             return answer(
                 outcome_body(outcome),
@@ -469,6 +456,21 @@ class Reception:
                 {"x-cncf-call-id": outcome.call_id, "x-cncf-generation": str(outcome.generation)},
             )
         return answer(outcome_body(outcome), 200, {"x-cncf-call-id": outcome.call_id})
+
+    async def _render_queued(self, job_id: str, call_id: str) -> Answer:
+        """202 and where to find the job (a queue-policy call accepted)."""
+        state = "queued"
+        try:
+            job = await self.hub.job(job_id)
+            state = job.state.value
+            self.metrics.on_queued(job.component, job.target)  # a submission is no finished call: no event
+        except Exception:  # noqa: BLE001 - the job id is the answer; its state is a courtesy
+            pass
+        return answer(
+            {"ok": True, "job": {"id": job_id, "state": state}},
+            202,
+            {"x-cncf-call-id": call_id, "location": f"/hub/v1/jobs/{job_id}"},
+        )
 
     # ------------------------------------------------------------- OpenAPI
 
@@ -834,67 +836,88 @@ def _bodyless(found: dict[bytes, str]) -> bool:
 
 
 class _HostGuard:
-    """Outermost, before any routing: the Host check (DNS rebinding), the
-    browser rule (no request from another origin; a mutating request without
-    the token must be ``application/json``, which a page cannot send across
-    origins without a preflight, and preflights are refused), then the
-    operation routes' fast path, then Starlette for everything else (whose
-    answers get the page headers: CSP, ``frame-ancestors 'none'``)."""
+    """Outermost, before any routing: the request's measurement (and server span,
+    see :mod:`observe`), the Host check (DNS rebinding), the browser rule (no
+    request from another origin; a mutating request without the token must be
+    ``application/json``, which a page cannot send across origins without a
+    preflight, and preflights are refused), then the operation routes' fast
+    path, then Starlette for everything else (whose answers get the page
+    headers: CSP, ``frame-ancestors 'none'``).  The measurement is made here, not
+    by a layer of its own: a layer costs a coroutine frame and a ``send``
+    wrapper on every request."""
 
-    def __init__(self, app: ASGIApp, reception: Reception) -> None:
+    def __init__(self, app: ASGIApp, reception: Reception, observed: observe.Observed) -> None:
         self.app = app
         self.reception = reception
         self.trust = reception.trust
+        self.observed = observed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        # one pass over the headers, in C, for every check below (a repeated header: the last)
-        headers = dict(scope["headers"])
-        found = {k: headers[k].decode("latin-1") for k in _HEADERS.intersection(headers)}
-        server = scope.get("server")
-        where = (found.get(b"host"), found.get(b"origin"), found.get(b"sec-fetch-site"), server[0] if server else None)
-        trust = self.trust
-        obs = None if where in trust.accepted else trust.check_where(*where)  # Host, then the browser rule
-        method = scope["method"]
-        if (
-            obs is None
-            and method in _MUTATING  # (a method no route takes is answered 405 below)
-            and b"authorization" not in found
-            and not _bodyless(found)
-            and found.get(b"content-type") != "application/json"
-            and media_type(found.get(b"content-type")) != "application/json"
-        ):
-            obs = Observation.of(
-                Code.BODY_NOT_JSON,
-                f"a {method} without the token must say 'Content-Type: application/json' "
-                f"(it has {found.get(b'content-type') or 'none'}): a web page cannot send that to this hub",
-                stage=Stage.RECEPTION,
-                content_type=found.get(b"content-type"),
-                reason="content_type",
-            )
-        if obs is not None:
-            await send_answer(send, self.reception._refuse(obs.with_context(target=f"{method} {scope['path']}")))
+        if _TRACING and observe.TRACED not in scope:  # telemetry on: the span wraps this same call
+            await self.observed.traced(_TRACING[-1], self, scope, receive, send)
             return
-        path = scope["path"]
-        if path.startswith("/rest/v1/") and method in _CALL_METHODS:
-            for regex in _CALL_PATHS:
-                m = regex.match(path)
-                if m is not None:
-                    scope["path_params"] = m.groupdict()
-                    await self.reception.asgi_call(scope, receive, send, found)
-                    return
+        t0 = time.perf_counter_ns()
+        status = 500  # unless an answer starts
+        try:
+            # one pass over the headers, in C, for every check below (a repeated header: the last)
+            headers = dict(scope["headers"])
+            found = {k: headers[k].decode("latin-1") for k in _HEADERS.intersection(headers)}
+            server = scope.get("server")
+            where = (
+                found.get(b"host"),
+                found.get(b"origin"),
+                found.get(b"sec-fetch-site"),
+                server[0] if server else None,
+            )
+            trust = self.trust
+            obs = None if where in trust.accepted else trust.check_where(*where)  # Host, then the browser rule
+            method = scope["method"]
+            if (
+                obs is None
+                and method in _MUTATING  # (a method no route takes is answered 405 below)
+                and b"authorization" not in found
+                and not _bodyless(found)
+                and found.get(b"content-type") != "application/json"
+                and media_type(found.get(b"content-type")) != "application/json"
+            ):
+                obs = Observation.of(
+                    Code.BODY_NOT_JSON,
+                    f"a {method} without the token must say 'Content-Type: application/json' "
+                    f"(it has {found.get(b'content-type') or 'none'}): a web page cannot send that to this hub",
+                    stage=Stage.RECEPTION,
+                    content_type=found.get(b"content-type"),
+                    reason="content_type",
+                )
+            if obs is not None:
+                refusal = self.reception._refuse(obs.with_context(target=f"{method} {scope['path']}"))
+                status = await send_answer(send, refusal)
+                return
+            path = scope["path"]
+            if path.startswith("/rest/v1/") and method in _CALL_METHODS:
+                for regex in _CALL_PATHS:
+                    m = regex.match(path)
+                    if m is not None:
+                        scope["path_params"] = m.groupdict()
+                        status = await self.reception.asgi_call(scope, receive, send, found)
+                        return
 
-        async def send_page(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                have = {k.lower() for k, _ in headers}
-                headers.extend(h for h in _PAGE_HEADERS if h[0] not in have)
-                message = {**message, "headers": headers}
-            await send(message)
+            async def send_page(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    headers = list(message.get("headers", ()))
+                    have = {k.lower() for k, _ in headers}
+                    headers.extend(h for h in _PAGE_HEADERS if h[0] not in have)
+                    message = {**message, "headers": headers}
+                await send(message)
 
-        await self.app(scope, receive, send_page)
+            await self.app(scope, receive, send_page)
+        finally:
+            if observe.TRACED not in scope:
+                self.observed.done(scope["method"], scope["path"], status, t0)
 
 
 __all__ = ["FOREIGN", "ROUTES", "Reception", "RouteSpec", "outcome_body", "refusal_of", "refused"]

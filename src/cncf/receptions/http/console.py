@@ -36,17 +36,23 @@ def _clip(text: str) -> str:
     return text if len(text) <= _OUTPUT else text[:_OUTPUT] + f"\n… ({len(text) - _OUTPUT} more characters)"
 
 
+def _nothing() -> None:
+    pass
+
+
 class ConsoleData:
     """The in-memory series, recent failures and state history of one serving hub."""
 
-    def __init__(self, hub: AsyncHub, *, series: Series | None = None) -> None:
+    def __init__(self, hub: AsyncHub, *, series: Series | None = None, subscribe: bool = True) -> None:
+        """``subscribe=False``: the owner feeds :meth:`on_call` from its own engine
+        listener (one listener a call instead of two)."""
         self.hub = hub
         self.series = series or Series()
         self.failures: dict[str, deque[dict[str, Any]]] = {}
         self.states: dict[str, deque[dict[str, Any]]] = {}
         self._last: dict[str, tuple[str, int]] = {}
         self.observe()
-        self._unsubscribe = hub.subscribe(self.on_call)
+        self._unsubscribe = hub.subscribe(self.on_call) if subscribe else _nothing
 
     def close(self) -> None:
         self._unsubscribe()

@@ -1,17 +1,20 @@
-"""The served hub's HTTP requests, measured and traced: an ASGI middleware, outermost.
+"""The served hub's HTTP requests, measured and traced.
 
-Every request — refused ones (401, 403, 404, 413, 415) included, since it sits
-outside the Host guard — is counted in ``http_server_request_duration_seconds``
-by method, route template and status, timed on ``time.perf_counter_ns`` from
-its arrival to its last byte.  The route is the template of :data:`ROUTES`
-the path matches (``/rest/v1/{component}/{operation}``, never the raw path,
-whose cardinality is the caller's to choose), or ``""`` when none does.
+Every request — refused ones (401, 403, 404, 413, 415) included, since the
+outermost layer (the Host guard) measures it before any check — is counted in
+``http_server_request_duration_seconds`` by method, route template and status,
+timed on ``time.perf_counter_ns`` from its arrival to its last byte.  The route
+is the template of :data:`ROUTES` the path matches
+(``/rest/v1/{component}/{operation}``, never the raw path, whose cardinality is
+the caller's to choose), or ``""`` when none does.
 
 With telemetry on (``cncf.telemetry``), each request is also a SERVER span
 ``{method} {route}`` that continues the trace of an incoming ``traceparent``
 and is the current span while the request runs, so the call it makes is its
-child.  A plain ASGI callable: no ``BaseHTTPMiddleware`` (which costs a task
-and a stream per request).
+child.  Not a middleware of its own: the guard calls :meth:`Observed.done`
+(telemetry off), or runs itself inside :meth:`Observed.traced` (telemetry
+on); a layer would cost a coroutine frame and a ``send`` wrapper on every
+request (~4 µs of ~100).
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cncf.engine.events import wall_offset_ns
-from cncf.telemetry import TRACING as _TRACING
 
 if TYPE_CHECKING:
     from cncf.receptions.http.metrics import HubMetrics
@@ -33,13 +35,16 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"
 _CACHE_MAX = 4096
 
 
-class Observed:
-    """The middleware (see the module docstring)."""
+#: Marks a request's scope while its traced run is under way (its measurement is the span's).
+TRACED = "cncf.traced"
 
-    def __init__(self, app: ASGIApp, metrics: HubMetrics) -> None:
+
+class Observed:
+    """The measurement (see the module docstring)."""
+
+    def __init__(self, metrics: HubMetrics) -> None:
         from cncf.receptions.http.app import ROUTES
 
-        self.app = app
         self.metrics = metrics
         templates = list(dict.fromkeys(r.path for r in ROUTES))
         self._routes: list[tuple[re.Pattern[str], str]] = [(compile_path(t)[0], t) for t in templates]
@@ -55,11 +60,19 @@ class Observed:
             self._route_of[path] = found
         return found
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def done(self, method: str, path: str, status: int, t0: int) -> None:
+        """A request (telemetry off) ended with ``status``; it began at ``t0`` (``perf_counter_ns``)."""
+        self.metrics.on_http(
+            method if method in _METHODS else "_OTHER",
+            self._route_of.get(path) or self.route(path),
+            status,
+            time.perf_counter_ns() - t0,
+        )
+
+    async def traced(self, tracing: Any, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run ``app`` (the guard, again) for this request inside its SERVER span."""
         t0 = time.perf_counter_ns()
+        scope[TRACED] = True
         status = 500  # unless a response starts
         method = scope["method"] if scope["method"] in _METHODS else "_OTHER"
 
@@ -69,20 +82,6 @@ class Observed:
                 status = message["status"]
             await send(message)
 
-        if not _TRACING:  # the common case, kept short: a few microseconds a request count
-            try:
-                await self.app(scope, receive, send_status)
-            finally:
-                path = scope["path"]
-                self.metrics.on_http(
-                    method, self._route_of.get(path) or self.route(path), status, time.perf_counter_ns() - t0
-                )
-            return
-        await self._traced(_TRACING[-1], scope, receive, send_status, t0, method, lambda: status)
-
-    async def _traced(
-        self, tracing: Any, scope: Scope, receive: Receive, send: Send, t0: int, method: str, status: Any
-    ) -> None:
         offset = wall_offset_ns()
         route = self.route(scope["path"])
         span = tracing.open(
@@ -94,7 +93,7 @@ class Observed:
         token = tracing.context.attach(tracing.current(span))  # the call's span is its child
         failure: tuple[tuple[str, dict[str, Any], int], ...] = ()
         try:
-            await self.app(scope, receive, send)
+            await app(scope, receive, send_status)
         except BaseException as exc:
             failure = (
                 (
@@ -106,24 +105,23 @@ class Observed:
             raise
         finally:
             tracing.context.detach(token)
-            code = status()
             end = time.perf_counter_ns()
-            self.metrics.on_http(method, route, code, end - t0)
+            self.metrics.on_http(method, route, status, end - t0)
             if span.recording:
                 attributes: dict[str, Any] = {
                     "http.request.method": method,
                     "url.path": scope["path"],
                     "url.scheme": scope.get("scheme", "http"),
                     "network.protocol.version": scope.get("http_version", "1.1"),
-                    "http.response.status_code": code,
+                    "http.response.status_code": status,
                 }
                 if route:
                     attributes["http.route"] = route
                 error = None
-                if code >= 500:  # a 4xx is the client's
-                    attributes["error.type"] = str(code)
+                if status >= 500:  # a 4xx is the client's
+                    attributes["error.type"] = str(status)
                     error = tracing.Status(tracing.StatusCode.ERROR)
                 tracing.record(span, offset + end, attributes, error, failure)
 
 
-__all__ = ["Observed"]
+__all__ = ["TRACED", "Observed"]

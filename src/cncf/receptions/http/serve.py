@@ -308,6 +308,10 @@ async def serve(
                 access_log=False,
                 timeout_graceful_shutdown=math.ceil(grace),
                 server_header=False,
+                # X-Forwarded-For / -Proto are not honoured: no decision here uses the
+                # client's address, and a local process cannot dress up as another
+                # (it also spares a middleware layer on every request)
+                proxy_headers=False,
                 http=protocol_class(limits, check, FOREIGN),
                 timeout_keep_alive=math.ceil(limits.keep_alive),
                 # a backstop: the protocol keeps live connections (so requests in flight) at
