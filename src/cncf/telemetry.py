@@ -30,9 +30,15 @@ What is traced, after OpenTelemetry's semantic conventions:
   (``cncf.collaborator.current_call().traceparent`` in a worker, the
   ``traceparent`` key of the wire protocol's INVOKE): a component's own spans
   join the trace, as children of the call span;
-* its phases, as child spans: ``wait`` (parked at the component's gate,
-  only when it waited) and the boundary hop ``{component} {form} boundary``
-  (CLIENT: handed to the boundary until the boundary returned);
+* its phases, as attributes of the call span: ``cncf.form``,
+  ``cncf.boundary.start_s`` and ``cncf.boundary.duration_s`` (the boundary
+  hop: handed to the boundary until the boundary returned, its start counted
+  from the span's), ``cncf.wait_s`` (parked at the component's gate, only
+  when it waited).  ``enable(..., phases=True)`` records them as child spans
+  instead — ``wait`` and the hop ``{component} {form} boundary`` (CLIENT) —
+  at the price of one or two more spans a call (a recorded span costs
+  several microseconds in the SDK: the default keeps tracing within a tenth
+  of a worker call's time);
 * a failed call: ``error.type`` (the Observation's code), status ERROR, and an
   ``exception`` span event with ``exception.type``, ``exception.message`` and
   ``exception.stacktrace`` from the Observation's cause (the component's own
@@ -134,7 +140,7 @@ class _Tracing:
     ``resource``): :func:`enable` checks.
     """
 
-    def __init__(self, tracer: Any, version: str) -> None:
+    def __init__(self, tracer: Any, version: str, phases: bool = False) -> None:
         from opentelemetry import context, trace
         from opentelemetry.sdk.trace import Event, ReadableSpan
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -142,6 +148,7 @@ class _Tracing:
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         self.tracer = tracer
+        self.phases = phases  # the wait and the boundary hop as child spans (else attributes)
         self.trace, self.context = trace, context
         self.SpanKind, self.Status, self.StatusCode = SpanKind, Status, StatusCode
         self.propagator = TraceContextTextMapPropagator()
@@ -318,6 +325,15 @@ class _Tracing:
             )
         if event.tier is not None:
             attributes["cncf.cancel_tier"] = event.tier
+        if not self.phases:
+            if event.parked_ns is not None:
+                attributes["cncf.wait_s"] = event.wait_ns / 1e9
+            if event.executed_ns is not None:
+                attributes["cncf.form"] = form_of(target.component)
+                attributes["cncf.boundary.start_s"] = (event.executed_ns - event.admitted_ns) / 1e9
+                attributes["cncf.boundary.duration_s"] = event.execution_ns / 1e9
+            self.record(span, offset + event.ended_ns, attributes, status, exception)
+            return
         if event.parked_ns is not None:
             start = offset + event.parked_ns
             self.child(span, "wait", self.SpanKind.INTERNAL, start, start + event.wait_ns, {})
@@ -394,7 +410,7 @@ def current() -> _Tracing | None:
     return TRACING[-1] if TRACING else None
 
 
-def enable(hub: Any = None, *, tracer_provider: Any = None) -> Callable[[], None] | None:
+def enable(hub: Any = None, *, tracer_provider: Any = None, phases: bool = False) -> Callable[[], None] | None:
     """Trace calls (and a served hub's HTTP requests) with OpenTelemetry.
 
     Args:
@@ -402,6 +418,8 @@ def enable(hub: Any = None, *, tracer_provider: Any = None) -> Callable[[], None
             this process.
         tracer_provider: the provider to use (default: the application's, or
             one made from ``OTEL_TRACES_EXPORTER``).
+        phases: the gate wait and the boundary hop as child spans of the call
+            span (default: attributes of it; see the module docstring).
 
     Returns:
         The function that stops tracing, or None when OpenTelemetry is not
@@ -419,7 +437,7 @@ def enable(hub: Any = None, *, tracer_provider: Any = None) -> Callable[[], None
     tracer = provider.get_tracer("cncf", __version__)
     if not all(hasattr(tracer, a) for a in ("sampler", "span_processor", "id_generator", "resource")):
         return None  # not the SDK's tracer (see _Tracing)
-    tracing = _Tracing(tracer, __version__)
+    tracing = _Tracing(tracer, __version__, phases)
     stops: list[Callable[[], None]] = []
     if hub is not None:
         stops.append(tracing.instrument(getattr(hub, "aio", hub)))
@@ -452,8 +470,9 @@ def enable(hub: Any = None, *, tracer_provider: Any = None) -> Callable[[], None
 
 
 def install(hub: Any, tracer_provider: Any = None) -> Callable[[], None] | None:
-    """``enable(hub, tracer_provider=...)`` (its earlier name, kept for ``cncf serve``)."""
-    return enable(hub, tracer_provider=tracer_provider)
+    """``enable(hub, tracer_provider=...)`` (its earlier name, kept for ``cncf serve``;
+    ``CNCF_TRACE_PHASES=1``: the phases as child spans)."""
+    return enable(hub, tracer_provider=tracer_provider, phases=os.environ.get("CNCF_TRACE_PHASES") == "1")
 
 
 __all__ = ["current", "enable", "install"]

@@ -125,13 +125,16 @@ def test_a_call_that_waited_at_its_gate_reports_the_wait_apart(tmp_path: Path) -
 # -------------------------------------------------------------------- traces
 
 
-def test_each_call_is_a_span_with_its_boundary_hop(tmp_path: Path) -> None:
+@pytest.mark.parametrize("phases", [False, True], ids=["phases_as_attributes", "phases_as_spans"])
+def test_each_call_is_a_span_with_its_boundary_hop(tmp_path: Path, phases: bool) -> None:
+    """By default the boundary hop is measured on the call span (attributes: one
+    span a call); with ``phases=True`` it is a CLIENT child span of its own."""
     provider, exporter = _provider()
 
     async def main() -> None:
         async with cncf.AsyncHub(tmp_path / "home") as hub:
             assert (await hub.load(FIXTURES / "svc")).state == "ready"
-            stop = telemetry.enable(hub, tracer_provider=provider)
+            stop = telemetry.enable(hub, tracer_provider=provider, phases=phases)
             assert stop is not None
             assert (await hub.call("svc.add", [1, 2])).value == 3
             assert (await hub.call("svc.fail")).observation is not None
@@ -143,16 +146,27 @@ def test_each_call_is_a_span_with_its_boundary_hop(tmp_path: Path) -> None:
     calls = [s for s in spans if s.kind is SpanKind.SERVER]  # no parent: the call is the trace's root
     hops = [s for s in spans if s.kind is SpanKind.CLIENT]
     assert [s.name for s in calls] == ["svc.default/add", "svc.default/fail"]
-    assert len(hops) == 2
-    for call, hop in zip(calls, hops, strict=True):
+    assert len(spans) == (4 if phases else 2)
+    for call in calls:
         assert call.parent is None and call.attributes["rpc.system.name"] == "cncf"
-        assert hop.parent is not None and hop.parent.span_id == call.context.span_id
-        assert call.start_time < hop.start_time <= hop.end_time < call.end_time  # the hop is measured apart
-        assert hop.name == "svc python boundary"
+    if phases:
+        assert len(hops) == 2
+        for call, hop in zip(calls, hops, strict=True):
+            assert hop.parent is not None and hop.parent.span_id == call.context.span_id
+            assert call.start_time < hop.start_time <= hop.end_time < call.end_time  # the hop is measured apart
+            assert hop.name == "svc python boundary"
+        assert hops[1].attributes["error.type"] == "raised"
+    else:
+        for call in calls:
+            a = call.attributes
+            assert a["cncf.form"] == "python"
+            span_s = (call.end_time - call.start_time) / 1e9
+            assert a["cncf.boundary.start_s"] > 0 and a["cncf.boundary.duration_s"] > 0
+            assert a["cncf.boundary.start_s"] + a["cncf.boundary.duration_s"] < span_s  # measured apart
+            assert "cncf.wait_s" not in a  # it did not wait
     ok, failed = calls
     assert "error.type" not in ok.attributes and ok.status.status_code is not StatusCode.ERROR
     assert failed.attributes["error.type"] == "raised" and failed.status.status_code is StatusCode.ERROR
-    assert hops[1].attributes["error.type"] == "raised"
     (event,) = [e for e in failed.events if e.name == "exception"]
     assert event.attributes["exception.type"] == "ValueError"
     assert event.attributes["exception.message"] == "bad"
@@ -269,16 +283,16 @@ def test_an_http_request_continues_the_callers_trace_down_to_the_component(tmp_p
     assert first.attributes["url.path"] == "/rest/v1/observed/context"
     assert first.attributes["http.response.status_code"] == 200
     call = next(s for s in spans if s.name == "observed.default/context")
-    hop = next(s for s in spans if s.name == "observed python boundary" and s.parent.span_id == call.context.span_id)
     assert call.kind is SpanKind.INTERNAL and call.parent.span_id == first.context.span_id
-    assert first.start_time < call.start_time < hop.start_time < hop.end_time < call.end_time < first.end_time
+    assert first.start_time < call.start_time < call.end_time < first.end_time
+    assert call.attributes["cncf.form"] == "python" and call.attributes["cncf.boundary.duration_s"] > 0
     # the component got the call span's context, and the caller's tracestate
     _, trace_id, parent_id, _ = seen["traceparent"].split("-")
     assert int(trace_id, 16) == int(incoming_trace, 16) and int(parent_id, 16) == call.context.span_id
     assert seen["tracestate"] == "vendor=opaque"
     assert seen["call"] == call.attributes["cncf.call_id"]
     # nanosecond times, not whole milliseconds
-    stamps = [t for s in (first, call, hop) for t in (s.start_time, s.end_time)]
+    stamps = [t for s in (first, call) for t in (s.start_time, s.end_time)]
     assert any(t % 1_000_000 for t in stamps)
 
     failed_http = next(s for s in http_spans if s.attributes["url.path"] == "/rest/v1/observed/fail")
