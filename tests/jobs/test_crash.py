@@ -11,59 +11,25 @@ run again, and its stored Outcome does not change.
 from __future__ import annotations
 
 import collections
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import cncf
 from cncf.jobs import JobState
 
-from ._util import HERE, WORKER, lines
+from ._util import HERE, WORKER, HubProcess, lines
 
 SCRIPT = HERE / "fixtures" / "crash_hub.py"
 N = 1000
 
 
-class _Proc:
-    """A hub subprocess whose stdout lines are collected by a thread."""
-
+class _Proc(HubProcess):
     def __init__(self, stderr: Path, *args: str) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.stderr = stderr
-        with stderr.open("w") as err:
-            self.p = subprocess.Popen(
-                [sys.executable, str(SCRIPT), *args], stdout=subprocess.PIPE, stderr=err, text=True, env=env
-            )
-        self.lines: list[str] = []
-        self._t = threading.Thread(target=self._read, daemon=True)
-        self._t.start()
-
-    def _read(self) -> None:
-        assert self.p.stdout is not None
-        for line in self.p.stdout:
-            if line.endswith("\n"):  # a line cut by the kill is not an acknowledgement
-                self.lines.append(line.strip())
-
-    def until(self, cond: object, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():  # type: ignore[operator]
-            if self.p.poll() is not None:
-                self.p.stdout.close()
-                raise AssertionError(f"hub exited {self.p.returncode}: {self.stderr.read_text()}")
-            assert time.monotonic() < deadline, f"timed out; last lines: {self.lines[-3:]}"
-            time.sleep(0.005)
+        super().__init__(SCRIPT, stderr, None, *args)
 
     def kill(self) -> None:
-        self.p.send_signal(signal.SIGKILL)
-        self.p.wait(10)
-        self._t.join(5)
-        assert self.p.stdout is not None
-        self.p.stdout.close()
+        self.stop(signal.SIGKILL)
         assert self.p.returncode == -signal.SIGKILL
 
 

@@ -17,16 +17,16 @@ import pytest
 import cncf
 from cncf.jobs import JobState
 
-from ._util import WORKER, lines
+from ._util import WORKER, HubProcess, lines
 from .pg import PgServer
-from .test_shared import _Proc
+from .test_shared import SHARED
 
 
 def test_a_frozen_hub_loses_its_lease_and_its_job_is_resumed(tmp_path: Path, pg_url: str) -> None:
     lease = 2.0
     effects = tmp_path / "effects.txt"
     env = dict(os.environ, PYTHONUNBUFFERED="1", CNCF_JOB_STORE=pg_url, CNCF_JOB_LEASE=str(lease))
-    a = _Proc(tmp_path / "a.err", env, str(tmp_path / "a"), str(WORKER), str(effects), "1", "1.5")
+    a = HubProcess(SHARED, tmp_path / "a.err", env, str(tmp_path / "a"), str(WORKER), str(effects), "1", "1.5")
     try:
         a.until(lambda: "submitted" in a.lines and lines(effects) == ["t0"])
         job_id = next(x.split()[1] for x in a.lines if x.startswith("accepted"))

@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import pytest
 import cncf
 from cncf.jobs import JobState
 
-from ._util import HERE, WORKER, lines
+from ._util import HERE, WORKER, HubProcess, lines
 
 SHARED = HERE / "fixtures" / "shared_hub.py"
 
@@ -156,41 +155,7 @@ def test_two_cncf_serve_started_at_once_on_one_home(tmp_path: Path, monkeypatch:
 # -- two processes, two homes, one PostgreSQL, kill -9 ------------------------
 
 
-class _Proc:
-    def __init__(self, stderr: Path, env: dict[str, str], *args: str) -> None:
-        self.stderr = stderr
-        with stderr.open("w") as err:
-            self.p = subprocess.Popen(
-                [sys.executable, str(SHARED), *args], stdout=subprocess.PIPE, stderr=err, text=True, env=env
-            )
-        self.lines: list[str] = []
-        self._t = threading.Thread(target=self._read, daemon=True)
-        self._t.start()
-
-    def _read(self) -> None:
-        assert self.p.stdout is not None
-        for line in self.p.stdout:
-            if line.endswith("\n"):
-                self.lines.append(line.strip())
-
-    def until(self, cond: object, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():  # type: ignore[operator]
-            if self.p.poll() is not None:
-                raise AssertionError(f"hub exited {self.p.returncode}: {self.stderr.read_text()}")
-            assert time.monotonic() < deadline, f"timed out; last lines: {self.lines[-3:]}"
-            time.sleep(0.01)
-
-    def stop(self, sig: int) -> None:
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-        self.p.wait(30)
-        self._t.join(5)
-        assert self.p.stdout is not None
-        self.p.stdout.close()
-
-
-def _kill_while_running(a: _Proc, reader: cncf.Hub) -> None:
+def _kill_while_running(a: HubProcess, reader: cncf.Hub) -> None:
     """SIGKILL hub ``a`` while the store says it runs an attempt: it is stopped
     (SIGSTOP) while the store is read, so the attempt cannot end in between (a
     kill between two attempts would leave nothing to resume)."""
@@ -217,9 +182,9 @@ def test_two_hub_processes_one_queue_one_killed(tmp_path: Path, each_store: str)
     effects = tmp_path / "effects.txt"
     home_a, home_b = _homes(tmp_path, each_store)
     env = dict(os.environ, PYTHONUNBUFFERED="1", CNCF_JOB_LEASE=str(lease))
-    a = _Proc(tmp_path / "a.err", env, str(home_a), str(WORKER), str(effects), str(n))
+    a = HubProcess(SHARED, tmp_path / "a.err", env, str(home_a), str(WORKER), str(effects), str(n))
     a.until(lambda: "ready" in a.lines, timeout=120)  # every job queued (none ran before a's drain)
-    b = _Proc(tmp_path / "b.err", env, str(home_b), str(WORKER), str(effects), "0")
+    b = HubProcess(SHARED, tmp_path / "b.err", env, str(home_b), str(WORKER), str(effects), "0")
     try:
         a.until(lambda: len(lines(effects)) >= n // 3, timeout=120)
         with cncf.Hub(home=home_b if each_store == "sqlite" else tmp_path / "reader", job_workers=0) as reader:
