@@ -823,6 +823,7 @@ _CALL_PATHS = tuple(dict.fromkeys(compile_path(r.path)[0] for r in ROUTES if r.h
 _CALL_METHODS = frozenset(r.method for r in ROUTES if r.handler == "call")
 _COMPILED = tuple((r, compile_path(r.path)[0]) for r in ROUTES)
 _MUTATING = frozenset(r.method for r in ROUTES) - _SAFE_METHODS
+_TRACED = observe.TRACED
 
 
 def _bodyless(found: dict[bytes, str]) -> bool:
@@ -856,7 +857,7 @@ class _HostGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if _TRACING and observe.TRACED not in scope:  # telemetry on: the span wraps this same call
+        if _TRACING and _TRACED not in scope:  # telemetry on: the span wraps this same call
             await self.observed.traced(_TRACING[-1], self, scope, receive, send)
             return
         t0 = time.perf_counter_ns()
@@ -916,7 +917,7 @@ class _HostGuard:
 
             await self.app(scope, receive, send_page)
         finally:
-            if observe.TRACED not in scope:
+            if _TRACED not in scope:
                 self.observed.done(scope["method"], scope["path"], status, t0)
 
 

@@ -143,13 +143,15 @@ class HubMetrics(Collector):
 
     def on_http(self, method: str, route: str, status: int, ns: int) -> None:
         """One HTTP request (``ns``: its duration in nanoseconds)."""
+        self.http_histogram(method, route, status).observe(ns / 1e9)
+
+    def http_histogram(self, method: str, route: str, status: int) -> _Histogram:
+        """The histogram of these requests (the caller may keep it: it lives as long as this registry)."""
         key = (method, route, status)
         hist = self.http.get(key)
         if hist is None:
             hist = self.http[key] = _Histogram()
-        seconds = ns / 1e9
-        hist.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
-        hist.total += seconds
+        return hist
 
     # ------------------------------------------------------------ scrape
 

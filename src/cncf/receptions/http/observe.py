@@ -49,6 +49,8 @@ class Observed:
         templates = list(dict.fromkeys(r.path for r in ROUTES))
         self._routes: list[tuple[re.Pattern[str], str]] = [(compile_path(t)[0], t) for t in templates]
         self._route_of: dict[str, str] = {}
+        # (method, path, status) -> its histogram: one lookup a request (bounded as the route cache)
+        self._hist_of: dict[tuple[str, str, int], Any] = {}
 
     def route(self, path: str) -> str:
         """The route template ``path`` matches, or ``""``."""
@@ -62,12 +64,16 @@ class Observed:
 
     def done(self, method: str, path: str, status: int, t0: int) -> None:
         """A request (telemetry off) ended with ``status``; it began at ``t0`` (``perf_counter_ns``)."""
-        self.metrics.on_http(
-            method if method in _METHODS else "_OTHER",
-            self._route_of.get(path) or self.route(path),
-            status,
-            time.perf_counter_ns() - t0,
-        )
+        ns = time.perf_counter_ns() - t0
+        key = (method, path, status)
+        hist = self._hist_of.get(key)
+        if hist is None:
+            if len(self._hist_of) >= _CACHE_MAX:
+                self._hist_of.clear()
+            hist = self._hist_of[key] = self.metrics.http_histogram(
+                method if method in _METHODS else "_OTHER", self.route(path), status
+            )
+        hist.observe(ns / 1e9)
 
     async def traced(self, tracing: Any, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
         """Run ``app`` (the guard, again) for this request inside its SERVER span."""
