@@ -1,0 +1,129 @@
+"""Replicas placed on Ray spread over the nodes that fit (issue 18).
+
+Two nodes offer ``rep``; the package's other nodes (the head, ``alpha``,
+``beta``) do not, so they never fit.  Replicas of one component land on
+distinct fitting nodes; more replicas than fitting nodes share them as evenly
+as possible; a replica restarted after its node is lost avoids the node its
+live sibling occupies.  Each replica's node is checked twice: by ``inspect``
+and by the replica's own worker (``where`` reads the node's name from its
+node actor's environment).
+"""
+
+from __future__ import annotations
+
+import collections
+import shutil
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cncf
+from tests.placement.conftest import ECHO, RayCluster
+
+pytestmark = pytest.mark.slow  # Ray nodes added and removed
+
+REP = {"placement": "ray", "stateless": True}
+NODES = ("rep1", "rep2")
+
+
+@pytest.fixture(scope="module")
+def rep_nodes(ray_cluster: RayCluster) -> Iterator[RayCluster]:
+    """Two nodes offering ``rep`` (added once for the module, removed after it)."""
+    for name in NODES:
+        ray_cluster.add(name, {"rep": 1})
+    ray_cluster.cluster.wait_for_nodes()
+    try:
+        yield ray_cluster
+    finally:
+        for name in [n for n in ray_cluster.nodes if n.startswith("rep")]:
+            ray_cluster.remove(name)
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The placement probe with ``where_after(seconds)``: ``where`` after a sleep, so
+    that calls held at once reach every replica."""
+    folder = tmp_path_factory.mktemp("spread") / "echo"
+    shutil.copytree(ECHO, folder)
+    with (folder / "echo.py").open("a") as f:
+        f.write("\n\ndef _where_after(self, seconds):\n    time.sleep(seconds)\n    return self.where()\n")
+        f.write("\n\nEcho.where_after = _where_after\n")
+    return folder
+
+
+def replica_nodes(hub: cncf.Hub, name: str, cluster: RayCluster) -> list[str]:
+    """The node name of each replica, by index, as ``inspect`` shows it."""
+    replicas = hub.inspect(name)["replicas"]
+    assert all(r["state"] == "ready" for r in replicas), replicas
+    assert all(r["node"] == r["placement"]["node_id"] for r in replicas)
+    return [cluster.name_of(r["node"]) for r in replicas]
+
+
+def workers_say(hub: cncf.Hub, name: str, count: int) -> dict[int, str]:
+    """pid -> node name, from ``where`` run on every one of ``count`` replicas: each
+    round holds ``count`` calls at once (a replica serves one call at a time), so
+    every replica runs one of them."""
+    seen: dict[int, str] = {}
+    with ThreadPoolExecutor(count) as pool:
+        for _ in range(3):
+            outs = list(pool.map(lambda _i: hub.call(f"{name}.where_after", [0.5], timeout=60), range(count)))
+            for out in outs:
+                assert out.ok, out.observation
+                seen[out.value["pid"]] = out.value["node"]
+            if len(seen) == count:
+                break
+    return seen
+
+
+def test_replicas_land_on_distinct_fitting_nodes_and_share_when_there_are_more(
+    placed_hub: cncf.Hub, rep_nodes: RayCluster, probe: Path
+) -> None:
+    hub = placed_hub
+    h = hub.load(probe, name="two", replicas=2, placement_resources={"rep": 0.2}, **REP)
+    assert h.state == "ready", h.observation
+    nodes = replica_nodes(hub, "two", rep_nodes)
+    assert sorted(nodes) == list(NODES)  # one on each, whatever Ray's own packing
+    pids = {r["pid"]: rep_nodes.name_of(r["node"]) for r in hub.inspect("two")["replicas"]}
+    assert workers_say(hub, "two", 2) == pids  # the workers agree: they run where inspect says
+
+    # Three replicas on two fitting nodes: two on one, one on the other.
+    h3 = hub.load(probe, name="three", replicas=3, placement_resources={"rep": 0.2}, **REP)
+    assert h3.state == "ready", h3.observation
+    counts = collections.Counter(replica_nodes(hub, "three", rep_nodes))
+    assert set(counts) == set(NODES) and sorted(counts.values()) == [1, 2], counts
+    hub.unload("two")
+    hub.unload("three")
+
+
+def test_a_replica_restarted_after_its_node_is_lost_avoids_its_siblings_node(
+    placed_hub: cncf.Hub, rep_nodes: RayCluster, probe: Path
+) -> None:
+    hub = placed_hub
+    h = hub.load(probe, name="pair", replicas=2, placement_resources={"rep": 0.4}, idempotent=True, **REP)
+    assert h.state == "ready", h.observation
+    before = replica_nodes(hub, "pair", rep_nodes)
+    assert sorted(before) == list(NODES)
+    rep_nodes.add("rep3", {"rep": 1})
+    rep_nodes.cluster.wait_for_nodes()
+    lost = before[0]
+    survivor = before[1]
+    rep_nodes.remove(lost)
+    # The lost replica restarts in the background; the survivor keeps serving meanwhile.
+    deadline = time.monotonic() + 90
+    now: list[Any] = []
+    while time.monotonic() < deadline:
+        out = hub.call("pair.where", timeout=60)
+        assert out.ok, out.observation
+        replicas = hub.inspect("pair")["replicas"]
+        now = [(r["state"], r["node"], r["restarts"]) for r in replicas]
+        if replicas[0]["restarts"] and replicas[0]["state"] == "ready":
+            break
+        time.sleep(0.3)
+    assert now and now[0][0] == "ready", now
+    assert replica_nodes(hub, "pair", rep_nodes) == ["rep3", survivor], now
+    assert set(workers_say(hub, "pair", 2).values()) == {"rep3", survivor}
+    hub.unload("pair")
