@@ -269,6 +269,7 @@ class RayNode:
         self.reusable = False  # set once the worker started: a failed start kills the actor
         self.stopped = False  # its run ended: it no longer occupies its node for its siblings
         self.lost = False  # it ended with its node (the cluster may not know yet)
+        self.parked = False  # it ended cleanly: its actor (and so its node) answered
         self._watch: Any = None
 
     def describe(self) -> dict[str, Any]:
@@ -299,6 +300,7 @@ class RayNode:
                 await asyncio.wait_for(asyncio.wrap_future(self.actor.stop.remote(self.run).future()), 5.0)
                 stopped = True
         if stopped and self.reusable:
+            self.parked = True
             POOL.park(self.key, self.actor, self.name, self.info)
         else:
             _kill(self.actor)
@@ -588,9 +590,12 @@ async def _choose(
         if not nodes:
             return group, None, None
         taken = group.occupied(spread.member)
-        # The node this replica was just lost with, if Ray still lists it alive, comes last.
+        # The node of this replica's last run, when that run did not end cleanly (its node
+        # lost, its actor not answering: Ray may list the node alive for a while yet), comes
+        # after the others holding as few siblings.
         mine = group.claims.get(spread.member)
-        lost = mine.node_id if mine is not None and mine.node is not None and mine.node.lost else None
+        gone = mine is not None and mine.node is not None and mine.node.stopped and not mine.node.parked
+        lost = mine.node_id if mine is not None and gone else None
         rank = {n: (taken[n], n == lost, not free) for n, free in nodes}
         least = min(r[:2] for r in rank.values())
         best = {n for n, r in rank.items() if r[:2] == least}
