@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -144,3 +145,37 @@ def test_a_replica_restarted_after_its_node_is_lost_avoids_its_siblings_node(
     assert hub.inspect("pair")["replicas"][index]["placement"]["actor"] != parked["actor"]
     assert set(workers_say(hub, "pair", 2).values()) == {"rep3", survivor}
     hub.unload("pair")
+
+
+def test_a_node_cache_entry_held_by_one_actor_is_taken_by_another_without_waiting(tmp_path: Path) -> None:
+    """Two replicas' node actors sharing a node's cache (two on one node, or two nodes of
+    one machine) pull the same new artifact: one may find it missing, then the other
+    holds it shared for its whole run (as ``ray_node.Run._hold`` does).  The first must
+    then take it, not wait for an exclusive lock the holder keeps until its run ends."""
+    import fcntl
+    import os
+
+    from cncf.placement.artifacts import ArtifactCache, LocalFileSource, PackCache
+
+    digest, archive = PackCache(tmp_path / "packs").pack(ECHO)
+    source = LocalFileSource({digest: archive})
+    cache = ArtifactCache(tmp_path / "cache", max_bytes=1 << 30)
+    cache.unpacked(digest, source)  # the first actor pulled and unpacked it ...
+    held = os.open(cache.root / "locks" / digest, os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_SH)  # ... and holds it for its run
+    try:
+        got: list[Any] = []
+        # The second actor, which saw it missing a moment ago (daemon threads: a regression
+        # fails the test instead of hanging it).
+        threads = [
+            threading.Thread(target=lambda: got.append(cache.unpacked(digest, source)), daemon=True),
+            threading.Thread(target=lambda: got.append(cache.ensure(digest, source)), daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert len(got) == 2, "waited for the lock another actor holds for its run"
+        assert all(e.digest == digest for e in got) and all(e.tree.is_dir() for e in got)
+    finally:
+        os.close(held)

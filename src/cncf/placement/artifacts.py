@@ -762,8 +762,20 @@ class ArtifactCache:
 
     # -- fetching -------------------------------------------------------------
 
+    def _present(self, digest: str, unpacked: bool) -> Entry | None:
+        """The entry if it is complete (and unpacked, if asked), under a shared lock: an
+        entry another actor holds (shared, for its whole run) is taken without waiting."""
+        with self._lock(digest, fcntl.LOCK_SH):
+            entry = self._entry(digest)
+            if entry is not None and (not unpacked or entry.tree.is_dir()):
+                _touch(entry.path)
+                return entry
+        return None
+
     def ensure(self, digest: str, source: ChunkSource) -> Entry:
         """The artifact, fetched from ``source`` unless already here (once, whoever asks)."""
+        if (present := self._present(digest, False)) is not None:
+            return present
         with self._lock(digest, fcntl.LOCK_EX):
             entry = self._entry(digest)
             if entry is None:
@@ -790,6 +802,8 @@ class ArtifactCache:
 
     def unpacked(self, digest: str, source: ChunkSource, **limits: int) -> Entry:
         """The artifact (a packed folder) fetched and unpacked under ``tree/``, once."""
+        if (present := self._present(digest, True)) is not None:
+            return present
         self.ensure(digest, source)
         with self._lock(digest, fcntl.LOCK_EX):
             entry = self._entry(digest)
