@@ -155,7 +155,7 @@ def test_a_node_cache_entry_held_by_one_actor_is_taken_by_another_without_waitin
     import fcntl
     import os
 
-    from cncf.placement.artifacts import ArtifactCache, LocalFileSource, PackCache
+    from cncf.placement.artifacts import ArtifactCache, LocalFileSource, PackCache, safe_extract
 
     digest, archive = PackCache(tmp_path / "packs").pack(ECHO)
     source = LocalFileSource({digest: archive})
@@ -177,5 +177,26 @@ def test_a_node_cache_entry_held_by_one_actor_is_taken_by_another_without_waitin
             t.join(10)
         assert len(got) == 2, "waited for the lock another actor holds for its run"
         assert all(e.digest == digest for e in got) and all(e.tree.is_dir() for e in got)
+    finally:
+        os.close(held)
+
+    # The second asks while the first is unpacking it (exclusive), which then holds it
+    # shared for its run: the second takes it once it is unpacked.
+    other = ArtifactCache(tmp_path / "cache2", max_bytes=1 << 30)
+    entry = other.ensure(digest, source)
+    lock = other.root / "locks" / digest
+    unpacking = os.open(lock, os.O_RDWR)
+    fcntl.flock(unpacking, fcntl.LOCK_EX)
+    late: list[Any] = []
+    t = threading.Thread(target=lambda: late.append(other.unpacked(digest, source)), daemon=True)
+    t.start()
+    time.sleep(0.3)  # it waits while the first unpacks
+    held = os.open(lock, os.O_RDWR)
+    try:
+        safe_extract(entry.blob, entry.tree)
+        os.close(unpacking)  # unpacked; the first now holds it shared for its run
+        fcntl.flock(held, fcntl.LOCK_SH)
+        t.join(10)
+        assert late and late[0].tree.is_dir(), "waited for the lock another actor holds for its run"
     finally:
         os.close(held)
