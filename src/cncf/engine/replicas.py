@@ -36,6 +36,7 @@ from cncf.engine.gate import Gate, Slot
 from cncf.failures import internal_error, observation_cause
 from cncf.manifest import ComponentSpec
 from cncf.observation import Code, Failed, Observation, Stage
+from cncf.placement import SPREAD, Spread
 from cncf.policy import Restart
 
 if TYPE_CHECKING:
@@ -117,7 +118,13 @@ class Replica:
         self._lost(self.observation)
 
     async def _load_and_instantiate(self) -> None:
-        loaded = await self.boundary.load(self.spec)
+        # Several replicas placed on Ray spread over the nodes (cncf.placement.Spread).
+        spread = self.spec.placement == "ray" and (len(self.component.replicas) > 1 or self.spec.autoscaled)
+        token = SPREAD.set(Spread(self.component, self) if spread else None)
+        try:
+            loaded = await self.boundary.load(self.spec)
+        finally:
+            SPREAD.reset(token)
         try:
             services = self.component.operations_of(loaded)
             instance = await self.boundary.instantiate(loaded)

@@ -10,6 +10,8 @@ Ray is imported only when a component asks for it.
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,7 +24,23 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-__all__ = ["WorkerLink", "describe", "localize", "placement_key", "release", "spawn_worker"]
+__all__ = ["SPREAD", "Spread", "WorkerLink", "describe", "localize", "placement_key", "release", "spawn_worker"]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Spread:
+    """Who asks for a placed worker, when it is one of several replicas: ``member``
+    (the replica) of ``group`` (its component).  ``placement = "ray"`` places the
+    members of a group on distinct fitting nodes while there are some, else on the
+    nodes holding the fewest of them (see ``ray_cluster``); ``local`` ignores it."""
+
+    group: object
+    member: object
+
+
+#: Set by a replica of a component with several replicas (or autoscaled) around its
+#: load, so that the boundary's :func:`spawn_worker` needs no new argument.
+SPREAD: contextvars.ContextVar[Spread | None] = contextvars.ContextVar("cncf_spread", default=None)
 
 
 def placement_key(spec: ComponentSpec) -> tuple[str, ...]:
@@ -95,6 +113,7 @@ async def spawn_worker(
         bridged=bridged,
         ship=ship,
         home=home,
+        spread=SPREAD.get(),
     )
 
 

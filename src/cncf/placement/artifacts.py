@@ -762,9 +762,43 @@ class ArtifactCache:
 
     # -- fetching -------------------------------------------------------------
 
+    def _present(self, digest: str, unpacked: bool) -> Entry | None:
+        """The entry if it is complete (and unpacked, if asked), under a shared lock: an
+        entry another actor holds (shared, for its whole run) is taken without waiting."""
+        with self._lock(digest, fcntl.LOCK_SH):
+            entry = self._entry(digest)
+            if entry is not None and (not unpacked or entry.tree.is_dir()):
+                _touch(entry.path)
+                return entry
+        return None
+
+    @contextlib.contextmanager
+    def _exclusive(self, digest: str, unpacked: bool) -> Iterator[Entry | None]:
+        """The artifact's lock held exclusively (yields None), or the entry once another
+        process has made it present (yields it): never a blocking wait for the exclusive
+        lock, which an actor holding the entry shared for its run would make endless."""
+        fd = os.open(self.root / "locks" / _check_digest(digest), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if (present := self._present(digest, unpacked)) is not None:
+                        yield present
+                        return
+                    time.sleep(0.05)
+            yield None
+        finally:
+            os.close(fd)  # releases the lock
+
     def ensure(self, digest: str, source: ChunkSource) -> Entry:
         """The artifact, fetched from ``source`` unless already here (once, whoever asks)."""
-        with self._lock(digest, fcntl.LOCK_EX):
+        if (present := self._present(digest, False)) is not None:
+            return present
+        with self._exclusive(digest, False) as present:
+            if present is not None:
+                return present
             entry = self._entry(digest)
             if entry is None:
                 entry = self._download(digest, source)
@@ -790,8 +824,12 @@ class ArtifactCache:
 
     def unpacked(self, digest: str, source: ChunkSource, **limits: int) -> Entry:
         """The artifact (a packed folder) fetched and unpacked under ``tree/``, once."""
+        if (present := self._present(digest, True)) is not None:
+            return present
         self.ensure(digest, source)
-        with self._lock(digest, fcntl.LOCK_EX):
+        with self._exclusive(digest, True) as present:
+            if present is not None:
+                return present
             entry = self._entry(digest)
             if entry is None:
                 entry = self._download(digest, source)

@@ -15,6 +15,12 @@ What each failure becomes:
   once (Ray itself would wait forever); nodes offer them but none takes the
   actor within :data:`PLACEMENT_TIMEOUT` → ``placement_timeout``;
 * the node or its actor dies later → ``node_lost`` (see ``remote.py``).
+
+Replicas of one component (a :class:`~cncf.placement.Spread` from the replica)
+spread over the nodes that fit: each is placed on a fitting node holding the
+fewest of its live siblings (none while there are more fitting nodes than
+replicas), with Ray's ``NodeAffinitySchedulingStrategy`` (see :func:`_choose`).
+A worker that is no replica is placed exactly as Ray schedules it.
 """
 
 from __future__ import annotations
@@ -25,12 +31,17 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any
+import weakref
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from cncf.observation import Code, Failed, Observation, Stage
 from cncf.placement import _tcp
 from cncf.placement.remote import RemoteWorker
+
+if TYPE_CHECKING:
+    from cncf.placement import Spread
 
 #: How long a node actor may wait to be scheduled before the load fails.
 PLACEMENT_TIMEOUT = 60.0
@@ -256,6 +267,9 @@ class RayNode:
         self.key = key
         self.run = int(info.get("run") or 0)
         self.reusable = False  # set once the worker started: a failed start kills the actor
+        self.stopped = False  # its run ended: it no longer occupies its node for its siblings
+        self.lost = False  # it ended with its node (the cluster may not know yet)
+        self.parked = False  # it ended cleanly: its actor (and so its node) answered
         self._watch: Any = None
 
     def describe(self) -> dict[str, Any]:
@@ -279,12 +293,14 @@ class RayNode:
     async def stop(self, lost: bool = False) -> None:
         """End the run's worker; park the actor for reuse, or kill it (its node lost,
         the run failed, the actor not answering)."""
+        self.stopped, self.lost = True, lost
         stopped = False
         if not lost:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.wrap_future(self.actor.stop.remote(self.run).future()), 5.0)
                 stopped = True
         if stopped and self.reusable:
+            self.parked = True
             POOL.park(self.key, self.actor, self.name, self.info)
         else:
             _kill(self.actor)
@@ -339,12 +355,20 @@ class ActorPool:
         self._lock = threading.Lock()
         self._idle: dict[tuple[Any, ...], list[_Parked]] = {}
 
-    def take(self, key: tuple[Any, ...]) -> _Parked | None:
+    def take(self, key: tuple[Any, ...], accept: Callable[[_Parked], bool] | None = None) -> _Parked | None:
+        """A parked actor of ``key`` (the last parked; with ``accept``, the last it accepts)."""
         with self._lock:
             parked = self._idle.get(key)
             if not parked:
                 return None
-            found = parked.pop()
+            if accept is None:
+                found = parked.pop()
+            else:
+                ok = [p for p in parked if accept(p)]
+                if not ok:
+                    return None
+                found = ok[-1]
+                parked.remove(found)
             if not parked:
                 del self._idle[key]
         if found.timer is not None:
@@ -498,24 +522,163 @@ def plan_shipment(
 REUSE_TIMEOUT = 10.0
 
 
+class _Claim:
+    """The node one replica occupies (``node`` set once placed), or is being placed on."""
+
+    __slots__ = ("node_id", "node")
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+        self.node: RayNode | None = None
+
+    def occupies(self) -> bool:
+        return self.node is None or not self.node.stopped
+
+
+class _Group:
+    """The nodes the replicas of one component occupy, by replica."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()  # a choice and its claim are one step: concurrent loads see each other
+        self.claims: weakref.WeakKeyDictionary[object, _Claim] = weakref.WeakKeyDictionary()
+
+    def occupied(self, member: object) -> Counter[str]:
+        """How many live siblings of ``member`` each node holds."""
+        return Counter(c.node_id for m, c in list(self.claims.items()) if m is not member and c.occupies())
+
+    def release(self, member: object, claim: _Claim) -> None:
+        if self.claims.get(member) is claim:
+            del self.claims[member]
+
+
+#: The placement groups of replicas, by component (a component unloaded and gone takes its own).
+_groups: weakref.WeakKeyDictionary[object, _Group] = weakref.WeakKeyDictionary()
+
+
+def fitting_nodes(resources: Mapping[str, float]) -> list[tuple[str, bool]]:
+    """(node id, whether ``resources`` are free on it now) of the alive nodes whose
+    totals cover ``resources``, in Ray's order."""
+    try:  # a view Ray exposes only privately: without it every fitting node counts as free
+        import importlib
+
+        free: Mapping[str, Mapping[str, float]] = importlib.import_module(
+            "ray._private.state"
+        ).available_resources_per_node()
+    except Exception:
+        free = {}
+    out = []
+    for node in feasible_nodes(resources):
+        node_id = str(node.get("NodeID"))
+        now = free.get(node_id)
+        out.append((node_id, now is None or all(now.get(k, 0.0) >= v for k, v in resources.items())))
+    return out
+
+
+async def _choose(
+    spread: Spread, resources: Mapping[str, float], key: tuple[Any, ...]
+) -> tuple[_Group, _Claim | None, _Parked | None]:
+    """Claim the node for a replica: among the fitting nodes, those holding the fewest
+    of its live siblings (none while there are free ones); of them, one that has the
+    resources free now.  A parked actor of the placement on one of those nodes is
+    taken (no actor creation); else the claim names the node the new actor asks for.
+    No claim when no node fits (the caller has just checked; a node may have gone)."""
+    group = _groups.get(spread.group)
+    if group is None:
+        group = _groups[spread.group] = _Group()
+    async with group.lock:
+        nodes = await asyncio.to_thread(fitting_nodes, resources)
+        if not nodes:
+            return group, None, None
+        taken = group.occupied(spread.member)
+        # The node of this replica's last run, when that run did not end cleanly (its node
+        # lost, its actor not answering: Ray may list the node alive for a while yet), comes
+        # after the others holding as few siblings.
+        mine = group.claims.get(spread.member)
+        gone = mine is not None and mine.node is not None and mine.node.stopped and not mine.node.parked
+        lost = mine.node_id if mine is not None and gone else None
+        rank = {n: (taken[n], n == lost, not free) for n, free in nodes}
+        least = min(r[:2] for r in rank.values())
+        best = {n for n, r in rank.items() if r[:2] == least}
+        parked = POOL.take(key, lambda p: str(p.info.get("node_id")) in best)
+        node_id = str(parked.info.get("node_id")) if parked is not None else min(rank, key=rank.__getitem__)
+        claim = group.claims[spread.member] = _Claim(node_id)
+    return group, claim, parked
+
+
+def _on_node(node_id: str) -> Any:
+    """Ray's strategy for "this node": soft (a node gone since the choice does not fail
+    the load: Ray places it elsewhere) and, where this Ray has it, spilling when the
+    node's resources were taken meanwhile (another node at once, not a wait)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    try:
+        return NodeAffinitySchedulingStrategy(node_id, soft=True, _spill_on_unavailable=True)
+    except TypeError:  # a Ray without the (private) spill flag
+        return NodeAffinitySchedulingStrategy(node_id, soft=True)
+
+
 async def _place(
-    label: str, resources: Mapping[str, float], key: tuple[Any, ...], request: dict[str, Any], setup_timeout: float
-) -> tuple[Any, str, dict[str, Any]]:
-    """(actor, its name, where it listens): a parked actor of the same placement if one
-    answers, else a new one (parked actors of other placements holding any of these
-    resources are ended first, so that Ray can schedule it)."""
-    while (parked := POOL.take(key)) is not None:
-        try:
-            future = parked.actor.start.remote(request).future()
-            info = await asyncio.wait_for(asyncio.wrap_future(future), REUSE_TIMEOUT)
-        except Exception:  # gone with its node, or not answering: try the next, or a fresh one
+    label: str,
+    resources: Mapping[str, float],
+    key: tuple[Any, ...],
+    request: dict[str, Any],
+    setup_timeout: float,
+    spread: Spread | None = None,
+) -> tuple[Any, str, dict[str, Any], _Claim | None]:
+    """(actor, its name, where it listens, the replica's claim): a parked actor of the
+    same placement if one answers, else a new one (parked actors of other placements
+    holding any of these resources are ended first, so that Ray can schedule it).
+    A replica (``spread``) takes a parked actor or a new one on the node :func:`_choose`
+    claims; on failure its claim is dropped."""
+    if spread is None:
+        return (*await _place_on(label, resources, key, request, setup_timeout, None), None)
+    group, claim = None, None
+    try:
+        while True:
+            group, claim, parked = await _choose(spread, resources, key)
+            if parked is None:
+                break
+            with contextlib.suppress(Exception):  # gone with its node, or not answering: choose again
+                return (*await _start_parked(parked, request), claim)
             _kill(parked.actor)
-            continue
-        return parked.actor, parked.name, dict(info)
+        actor, name, info = await _place_on(
+            label, resources, key, request, setup_timeout, claim.node_id if claim else None
+        )
+    except BaseException:
+        if group is not None and claim is not None:
+            group.release(spread.member, claim)
+        raise
+    if claim is not None:
+        claim.node_id = str(info.get("node_id") or claim.node_id)  # where Ray put it (a soft choice)
+    return actor, name, info, claim
+
+
+async def _start_parked(parked: _Parked, request: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
+    future = parked.actor.start.remote(request).future()
+    info = await asyncio.wait_for(asyncio.wrap_future(future), REUSE_TIMEOUT)
+    return parked.actor, parked.name, dict(info)
+
+
+async def _place_on(
+    label: str,
+    resources: Mapping[str, float],
+    key: tuple[Any, ...],
+    request: dict[str, Any],
+    setup_timeout: float,
+    node_id: str | None,
+) -> tuple[Any, str, dict[str, Any]]:
+    """A parked actor of ``key`` that answers, else a new actor (on ``node_id`` if given)."""
+    if node_id is None:
+        while (parked := POOL.take(key)) is not None:
+            try:
+                return await _start_parked(parked, request)
+            except Exception:  # gone with its node, or not answering: try the next, or a fresh one
+                _kill(parked.actor)
     POOL.evict(resources, key)
     ray = import_ray()
     name = f"cncf-{label}-{uuid.uuid4().hex[:8]}"
     try:
+        options: dict[str, Any] = {"scheduling_strategy": _on_node(node_id)} if node_id else {}
         actor = (
             _node_actor_class()
             .options(
@@ -525,6 +688,7 @@ async def _place(
                 resources=dict(resources) or None,
                 max_restarts=0,
                 max_concurrency=8,
+                **options,
             )
             .remote()
         )
@@ -579,6 +743,7 @@ async def spawn(
     setup_timeout: float = 300.0,
     ship: Sequence[str] = (),
     home: Any = None,
+    spread: Spread | None = None,
 ) -> RemoteWorker:
     """Place one worker on a node offering ``resources`` and connect to it.
 
@@ -587,6 +752,8 @@ async def spawn(
     the node to build (or find, by the same hash) the python form's private
     environment and start the worker with its python.  Every artifact travels by
     hash (:func:`plan_shipment`) and every path is rewritten to the node's.
+    ``spread`` (a replica of a component) places it on a fitting node that none of
+    its live siblings occupies while there is one (see :func:`_choose`).
     """
     ray = import_ray()
     _users.add(str(home))
@@ -632,8 +799,10 @@ async def spawn(
         "secret": secret,  # travels through Ray; the actor keeps it only for the handshake
     }
     key = pool_key(address, resources)
-    actor, name, info = await _place(label, resources, key, request, setup_timeout)
+    actor, name, info, claim = await _place(label, resources, key, request, setup_timeout, spread)
     node = RayNode(actor, name, info, address, key)
+    if claim is not None:
+        claim.node = node  # it occupies its node for its siblings until its run stops
     try:
         socks = await asyncio.to_thread(
             _tcp.connect_all, info["ip"], int(info["port"]), secret, start_timeout, _tcp.PLACED_ROLES
