@@ -34,17 +34,6 @@ class _Bucket:
         self.errors = 0
         self.durations: list[float] = []
 
-    def add(self, seconds: float, failed: bool) -> None:
-        self.calls += 1
-        if failed:
-            self.errors += 1
-        if len(self.durations) < SAMPLES:
-            self.durations.append(seconds)
-        else:  # reservoir: each of the second's calls is kept with the same chance
-            j = int(_random() * self.calls)
-            if j < SAMPLES:
-                self.durations[j] = seconds
-
 
 def quantile(values: list[float], q: float) -> float | None:
     """The ``q`` quantile of ``values`` (nearest rank), None for none."""
@@ -75,7 +64,17 @@ class Series:
             buckets.append(last)
             while buckets[0].second <= second - self.window:
                 buckets.popleft()
-        last.add(seconds, failed)
+        # _Bucket.add, inlined: this runs on every call a serving hub makes
+        last.calls += 1
+        if failed:
+            last.errors += 1
+        durations = last.durations
+        if len(durations) < SAMPLES:
+            durations.append(seconds)
+        else:  # reservoir: each of the second's calls is kept with the same chance
+            j = int(_random() * last.calls)
+            if j < SAMPLES:
+                durations[j] = seconds
 
     def components(self) -> list[str]:
         return sorted(self._buckets)

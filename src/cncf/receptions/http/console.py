@@ -63,7 +63,7 @@ class ConsoleData:
         """The engine listener: one bucket entry a call; a failure kept whole."""
         component = event.call.target.component
         obs = event.outcome.observation
-        self.series.record(component, event.duration, obs is not None)
+        self.series.record(component, (event.ended_ns - event.admitted_ns) / 1e9, obs is not None)
         if obs is None:
             return
         ring = self.failures.get(component)
