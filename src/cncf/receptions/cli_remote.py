@@ -100,22 +100,26 @@ def _get(url: str, token_file: Path | None, method: str, path: str, target: str)
             r = client.request(method, path, content=b"{}" if method != "GET" else None)
     except httpx.HTTPError as exc:
         raise _Refused(_unreachable(url, exc, target)) from None
+    body, refusal = _answer(r, f"the hub at {url}", f"{method} {path}", target)
+    if refusal is not None:
+        raise _Refused(refusal)
+    return r.status_code, body
+
+
+def _answer(r: Any, who: str, what: str, target: str) -> tuple[Any, Observation | None]:
+    """An httpx response's (JSON body, and for a 4xx/5xx the Observation it carries,
+    or ``hub_unreachable`` naming the status when it carries none)."""
     try:
         body = r.json()
     except ValueError:
         body = None
-    if r.status_code >= 400:
-        if isinstance(body, dict) and isinstance(body.get("observation"), dict):
-            raise _Refused(Observation.from_dict(body["observation"]))
-        raise _Refused(
-            Observation.of(
-                Code.HUB_UNREACHABLE,
-                f"the hub at {url} answered {r.status_code} to {method} {path}",
-                stage=Stage.RECEPTION,
-                target=target,
-            )
-        )
-    return r.status_code, body
+    if r.status_code < 400:
+        return body, None
+    if isinstance(body, dict) and isinstance(body.get("observation"), dict):
+        return body, Observation.from_dict(body["observation"])
+    return body, Observation.of(
+        Code.HUB_UNREACHABLE, f"{who} answered {r.status_code} to {what}", stage=Stage.RECEPTION, target=target
+    )
 
 
 def _refused(obs: Observation, as_json: bool) -> int:
@@ -293,22 +297,9 @@ def _uptime(seconds: float) -> str:
 
 def _snapshot(client: Any) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
     def get(path: str) -> Any:
-        r = client.get(path)
-        try:
-            body = r.json()
-        except ValueError:
-            body = None
-        if r.status_code >= 400 and path != "/healthz":
-            if isinstance(body, dict) and isinstance(body.get("observation"), dict):
-                raise ObservationError(Observation.from_dict(body["observation"]))
-            raise ObservationError(
-                Observation.of(
-                    Code.HUB_UNREACHABLE,
-                    f"the hub answered {r.status_code} to GET {path}",
-                    stage=Stage.RECEPTION,
-                    target="top",
-                )
-            )
+        body, refusal = _answer(client.get(path), "the hub", f"GET {path}", "top")
+        if refusal is not None and path != "/healthz":
+            raise ObservationError(refusal)
         return body if isinstance(body, dict) else {}
 
     comps = get("/hub/v1/components").get("components") or []

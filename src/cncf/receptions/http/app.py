@@ -551,14 +551,22 @@ class Reception:
             await self.hub.unload(handle.name)
             return self._refusal(refused)
         info = self._inspect(handle.name) if self.hub.component(handle.name) is not None else handle.describe()
-        if handle.observation is not None and handle.state == "failed":
-            o = handle.observation
+        return self._admin_answer(handle, info, 201, {"Location": f"/hub/v1/components/{handle.name}"})
+
+    @staticmethod
+    def _admin_answer(
+        handle: ComponentHandle, info: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+    ) -> Response:
+        """A load, reload or upgrade's answer: the component, or ``{"ok": false,
+        "observation": …}`` with the status table's status when it failed."""
+        o = handle.observation
+        if o is not None and handle.state == "failed":
             return json_response(
                 {"ok": False, "observation": o.to_dict(), "component": info},
                 status_of(o),
                 {"X-Cncf-Observation-Code": o.code.value},
             )
-        return json_response({"ok": True, "component": info}, 201, {"Location": f"/hub/v1/components/{handle.name}"})
+        return json_response({"ok": True, "component": info}, status, headers)
 
     async def unload(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -572,14 +580,7 @@ class Reception:
             return self._unknown(name)
         handle = await self.hub.reload(name)
         info = self._inspect(handle.name)
-        if handle.observation is not None and handle.state == "failed":
-            o = handle.observation
-            return json_response(
-                {"ok": False, "observation": o.to_dict(), "component": info},
-                status_of(o),
-                {"X-Cncf-Observation-Code": o.code.value},
-            )
-        return json_response({"ok": True, "component": info})
+        return self._admin_answer(handle, info)
 
     async def _target_body(
         self, request: Request, route: str, *, required: bool
@@ -617,14 +618,7 @@ class Reception:
         target, overrides = parsed
         handle = await self.hub.upgrade(name, target, **overrides)
         info = self._inspect(name)
-        if handle.observation is not None and handle.state == "failed":
-            o = handle.observation
-            return json_response(
-                {"ok": False, "observation": o.to_dict(), "component": info},
-                status_of(o),
-                {"X-Cncf-Observation-Code": o.code.value},
-            )
-        return json_response({"ok": True, "component": info})
+        return self._admin_answer(handle, info)
 
     # ----------------------------------------------------------------- jobs
 
