@@ -486,15 +486,21 @@ class AsyncHub:
             )
             await self._jobs.start()
         else:
-            await self._jobs.reopen()  # (a store that could not be opened is tried again)
             self._jobs.poke()  # a component was (re)loaded: its queued jobs may run now
         return self._jobs
+
+    async def _jobs_to_read(self) -> JobSystem:
+        """The job system, its store opened again if it could not be before (a read
+        has no deadline to keep; a call's enqueue and a load never wait for this)."""
+        jobs = await self._ensure_jobs()
+        await jobs.reopen()
+        return jobs
 
     async def job(self, job_id: str) -> Job:
         """The job's record (``cncf.Job``: state, attempts, outcome when
         finished); raises ``cncf.JobNotFound`` (an ``ObservationError``
         with ``job_not_found``) for an unknown id."""
-        return (await self._ensure_jobs()).get(job_id)
+        return (await self._jobs_to_read()).get(job_id)
 
     async def wait(self, job_id: str, timeout: float | None = None) -> Outcome:
         """The job's final Outcome; on ``timeout``, an Outcome with ``wait_timeout``
@@ -507,7 +513,7 @@ class AsyncHub:
 
     async def jobs(self, **filters: Any) -> list[Job]:
         """Jobs, newest first; filters: ``state``, ``component``, ``limit``."""
-        return (await self._ensure_jobs()).list(**filters)
+        return (await self._jobs_to_read()).list(**filters)
 
     @property
     def busy(self) -> bool:
