@@ -560,6 +560,7 @@ class AsyncHub:
             except Exception:  # closing must reap the rest even if one form fails
                 pass
         self._boundaries.clear()
+        self.engine.drain()  # the deferred listeners hear of every call (spans recorded)
 
 
 #: Seconds between two looks of ``watch = true`` at a component's files.
@@ -614,6 +615,9 @@ class Hub:
 
     def _run(self, coro: Coroutine[Any, Any, T], eager: Callable[[], bool] | None = None) -> T:
         result = self._driver.run(coro, eager)
+        engine = self._async.engine
+        if engine.deferred:  # a blocking caller's span is recorded before it returns, as it always was
+            engine.drain()
         if self._driver.pump is None and self._async.busy:
             self._driver.start_pump(lambda: self._async.busy, self._async.until_idle)
         return result

@@ -44,6 +44,14 @@ What is traced, after OpenTelemetry's semantic conventions:
   ``exception.stacktrace`` from the Observation's cause (the component's own
   exception, Python or Java), or from the Observation itself when it has none.
 
+When: a call's span is *opened* before the call crosses (its context travels
+with it) and *recorded* after the caller has its Outcome — at the event
+loop's next turn, or, while the hub spin-waits for the next call's reply,
+in that wait (``ActionEngine.subscribe(..., deferred=True)``): recording
+costs several microseconds that no caller waits for.  A synchronous ``Hub``
+records a call's span before the call returns; stopping the tracing and
+closing the hub record what is still due.
+
 Times: every span time is a ``time.perf_counter_ns`` stamp (see
 ``cncf.engine.events``) placed on the wall clock by one offset read per
 span, so the intervals are exact to the nanosecond clock, whatever the event
@@ -53,11 +61,9 @@ without telemetry pays one attribute test per call.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import os
-import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -152,12 +158,19 @@ class _Tracing:
         self.trace, self.context = trace, context
         self.SpanKind, self.Status, self.StatusCode = SpanKind, Status, StatusCode
         self.propagator = TraceContextTextMapPropagator()
-        self._open: dict[str, tuple[_Open, int]] = {}  # call id -> (call span, wall offset)
+        self._open: dict[str, _Open] = {}  # call id -> its span, opened
         self._ReadableSpan, self._Event = ReadableSpan, Event
         self._scope = InstrumentationScope("cncf", version)
         self._unset = Status()
         self._random = int(trace.TraceFlags.RANDOM_TRACE_ID)
         self._flags = [trace.TraceFlags(i) for i in range(256)]
+        # what open() reads on every span, looked up once
+        self._get_current: Callable[[], Any] = context.get_current
+        self._span_key = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, context.Context())))
+        self._internal, self._server = SpanKind.INTERNAL, SpanKind.SERVER
+        self._ids = tracer.id_generator
+        self._ids_random = bool(self._ids.is_trace_id_random())
+        self._rule = _sampling_rule(tracer.sampler)
 
     # ------------------------------------------------------------ spans
 
@@ -165,32 +178,46 @@ class _Tracing:
         """A span's identity: a child of the span of ``parent_context`` (None:
         the current context's), sampled by the provider's sampler.  ``kind``
         None: INTERNAL under a parent, else SERVER (the trace's root)."""
-        parent: Any = self.trace.get_current_span(parent_context).get_span_context()
-        if not parent.is_valid:
-            parent = None
+        ctx = parent_context if parent_context is not None else self._get_current()
+        current = ctx.get(self._span_key)
+        parent: Any = None
+        if current is not None:
+            parent = current.get_span_context()
+            if not parent.is_valid:
+                parent = None
         if kind is None:
-            kind = self.SpanKind.INTERNAL if parent is not None else self.SpanKind.SERVER
-        tracer = self.tracer
-        ids = tracer.id_generator
+            kind = self._internal if parent is not None else self._server
+        ids = self._ids
+        rule = self._rule
         if parent is None:
             trace_id = ids.generate_trace_id()
-            random = ids.is_trace_id_random()
+            random = self._ids_random
+            state = None
         else:
             trace_id = parent.trace_id
             random = parent.trace_flags.random_trace_id
-        result = tracer.sampler.should_sample(parent_context, trace_id, name, kind)
-        decision = result.decision
-        flags = (1 if decision.is_sampled() else 0) | (self._random if random else 0)
+            state = parent.trace_state
+        if rule is not None:  # the SDK's own sampler, decided here (see _sampling_rule)
+            if parent is not None and rule[0]:
+                sampled = parent.trace_flags.sampled
+            else:
+                sampled = (trace_id & _TRACE_ID_LIMIT) < rule[1]
+            recording, attributes = sampled, None
+        else:
+            result = self.tracer.sampler.should_sample(parent_context, trace_id, name, kind)
+            decision = result.decision
+            sampled, recording = decision.is_sampled(), decision.is_recording()
+            state, attributes = result.trace_state, result.attributes
         return _Open(
             name,
             kind,
             trace_id,
             ids.generate_span_id(),
-            flags,
-            result.trace_state,
+            (1 if sampled else 0) | (self._random if random else 0),
+            state,
             parent,
-            decision.is_recording(),
-            result.attributes,
+            recording,
+            attributes,
             start,
         )
 
@@ -254,14 +281,15 @@ class _Tracing:
 
     def begin(self, call: ActionCall) -> ActionCall:
         """Open the call's span (a child of the current span) and hand its
-        trace context to the call.  Never raises: a failure leaves the call as it was."""
+        trace context to the call.  Never raises: a failure leaves the call as it was.
+
+        Only what must travel with the call is done here: the ids and the sampling
+        decision.  The span's name (when the sampler does not need it) and its
+        times are the recording's business (its start is the call's admission)."""
         try:
-            offset = events.wall_offset_ns()
             target = call.target
-            span = self.open(
-                f"{target.component}.{target.service}/{target.operation}", None, start=offset + time.perf_counter_ns()
-            )
-            self._open[call.id] = (span, offset)
+            name = "" if self._rule is not None else f"{target.component}.{target.service}/{target.operation}"
+            span = self._open[call.id] = self.open(name, None)
             # The call's context is completed in place: it was made for this call alone
             # and nothing has read it yet (rebuilding the frozen call and context costs
             # several microseconds a call, more than the rest of the span).
@@ -283,18 +311,14 @@ class _Tracing:
     def _finish(self, event: CallFinished, form_of: Callable[[str], str]) -> None:
         call, outcome = event.call, event.outcome
         target = call.target
-        opened = self._open.pop(call.id, None)
-        if opened is None:  # admitted before tracing was enabled: made after the fact
-            offset = events.wall_offset_ns()
-            span = self.open(
-                f"{target.component}.{target.service}/{target.operation}",
-                self.SpanKind.SERVER,
-                start=offset + event.admitted_ns,
-            )
-        else:
-            span, offset = opened
+        name = f"{target.component}.{target.service}/{target.operation}"
+        span = self._open.pop(call.id, None)
+        if span is None:  # admitted before tracing was enabled: made after the fact
+            span = self.open(name, self.SpanKind.SERVER)
         if not span.recording:  # sampled out: nothing to record
             return
+        offset = events.wall_offset_ns()
+        span.name, span.start = name, offset + event.admitted_ns
         ctx = call.context
         attributes: dict[str, Any] = {
             "rpc.system.name": "cncf",
@@ -364,8 +388,8 @@ class _Tracing:
             return str(comp.spec.form) if comp is not None else "unknown"
 
         engine.tracing = self
-        listener = functools.partial(self.finish, form=form)
-        engine.subscribe(listener)
+        # Deferred: a span is recorded after its caller has the Outcome (see the module doc).
+        unsubscribe = engine.subscribe(functools.partial(self.finish, form=form), deferred=True)
         held = weakref.ref(engine)  # the stop function does not keep a closed hub's engine alive
 
         def stop() -> None:
@@ -374,8 +398,7 @@ class _Tracing:
                 return
             if engine.tracing is self:
                 engine.tracing = None
-            with contextlib.suppress(ValueError):
-                engine._listeners.remove(listener)
+            unsubscribe()  # (what is still due is recorded first)
 
         return stop
 
@@ -394,6 +417,47 @@ class _Tracing:
     def current(self, span: _Open) -> Any:
         """A context in which ``span`` is the current span (for what runs under it)."""
         return self.trace.set_span_in_context(self.trace.NonRecordingSpan(self.context_of(span)))
+
+
+#: The trace id bits the SDK's ratio sampler looks at (TraceIdRatioBased.TRACE_ID_LIMIT).
+_TRACE_ID_LIMIT = (1 << 64) - 1
+
+
+def _sampling_rule(sampler: Any) -> tuple[bool, int] | None:
+    """The SDK's standard samplers as a rule ``open`` applies itself, without the
+    sampler's call chain (a few microseconds a span, most of a sampled-out
+    call's cost): ``(follow the parent's flag, bound on the trace id's low 64
+    bits for a root)``.  ``ALWAYS_ON``, ``ALWAYS_OFF``, ``TraceIdRatioBased``,
+    and ``ParentBased`` over one of them with its default delegates, exactly as
+    the SDK decides them; None for any other sampler (it is asked every span).
+    A decision of these samplers is never RECORD_ONLY and carries no attributes;
+    the trace state is the parent's."""
+    from opentelemetry.sdk.trace import sampling
+
+    on, off = sampling.ALWAYS_ON, sampling.ALWAYS_OFF
+
+    def root_bound(s: Any) -> int | None:
+        if s is on:
+            return _TRACE_ID_LIMIT + 1
+        if s is off:
+            return 0
+        if type(s) is sampling.TraceIdRatioBased:
+            return int(s.bound)
+        return None
+
+    bound = root_bound(sampler)
+    if bound is not None:
+        return (False, bound)
+    if type(sampler) is not sampling.ParentBased:
+        return None
+    root = getattr(sampler, "_root", None)
+    bound = root_bound(root)
+    parent_based: Any = sampling.ParentBased  # (its methods are untyped)
+    defaults = parent_based(root).get_description() if bound is not None else None
+    described: Any = sampler
+    if bound is None or described.get_description() != defaults:
+        return None  # a delegate of its own: ask the sampler
+    return (True, bound)
 
 
 def _stack(cause: Any) -> str:

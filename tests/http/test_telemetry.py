@@ -336,3 +336,124 @@ def test_a_sampled_out_call_records_nothing_but_still_carries_its_context(tmp_pa
     assert exporter.get_finished_spans() == ()
     version, trace_id, span_id, flags = seen["traceparent"].split("-")
     assert version == "00" and int(trace_id, 16) and int(span_id, 16) and not int(flags, 16) & 1
+
+
+# ------------------------------------------------------- what a span costs
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        "always_on",
+        "always_off",
+        "ratio",
+        "parent_ratio",
+        "parent_on",
+        "parent_custom_delegate",
+        "custom",
+    ],
+)
+def test_the_samplers_decided_in_place_decide_as_the_sdk_does(sampler: str) -> None:
+    """``open`` applies the SDK's standard samplers itself (their call chain costs
+    microseconds a span): its decisions and trace state are the sampler's own,
+    for roots and for sampled, unsampled, local and remote parents; any other
+    sampler is asked."""
+    import random
+
+    from opentelemetry.sdk.trace import sampling
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+
+    class Half(sampling.Sampler):
+        def should_sample(self, parent_context: Any, trace_id: int, name: str, *a: Any, **k: Any) -> Any:
+            d = sampling.Decision.RECORD_AND_SAMPLE if name.endswith("/keep") else sampling.Decision.DROP
+            return sampling.SamplingResult(d, {"mine": 1} if d.is_sampled() else None)
+
+        def get_description(self) -> str:
+            return "Half"
+
+    made = {
+        "always_on": sampling.ALWAYS_ON,
+        "always_off": sampling.ALWAYS_OFF,
+        "ratio": sampling.TraceIdRatioBased(0.3),
+        "parent_ratio": sampling.ParentBased(sampling.TraceIdRatioBased(0.3)),
+        "parent_on": sampling.ParentBased(sampling.ALWAYS_ON),
+        "parent_custom_delegate": sampling.ParentBased(
+            sampling.ALWAYS_ON, remote_parent_not_sampled=sampling.ALWAYS_ON
+        ),
+        "custom": Half(),
+    }[sampler]
+    provider = sdk_trace.TracerProvider(sampler=made)
+    tracing = telemetry._Tracing(provider.get_tracer("t"), "0")
+    assert (tracing._rule is None) == (sampler in ("parent_custom_delegate", "custom"))
+    rng = random.Random(7)
+    state = TraceState([("vendor", "x")])
+    parents: list[Any] = [None]
+    for remote in (False, True):
+        for flags in (0, 1):
+            parents += [
+                SpanContext(rng.getrandbits(128), rng.getrandbits(64), remote, TraceFlags(flags), state)
+                for _ in range(40)
+            ]
+    parents += [None] * 300
+    sampled = 0
+    for i, parent in enumerate(parents):
+        ctx = trace.set_span_in_context(NonRecordingSpan(parent)) if parent is not None else None
+        name = f"c.default/{'keep' if i % 2 else 'drop'}"
+        span = tracing.open(name, None, ctx)
+        expected = made.should_sample(ctx, span.trace_id, name, span.kind)
+        assert span.recording == expected.decision.is_recording(), (sampler, parent)
+        assert bool(span.flags & 1) == expected.decision.is_sampled(), (sampler, parent)
+        assert span.state == expected.trace_state
+        assert (span.attributes or None) == (dict(expected.attributes) or None)
+        if parent is not None:
+            assert span.trace_id == parent.trace_id and span.parent == parent
+        sampled += span.recording
+    if sampler in ("ratio", "parent_ratio"):
+        assert 0 < sampled < len(parents)  # the ratio decided both ways
+
+
+def test_a_span_is_recorded_after_its_caller_has_the_outcome(tmp_path: Path) -> None:
+    """Recording is deferred (``subscribe(..., deferred=True)``): not before the
+    caller has its Outcome, then at the loop's next turn, or in the spin-wait for
+    the next call's reply; a blocking ``Hub`` records before its call returns;
+    stopping records what is due; a caller that never yields is bounded."""
+    from cncf.engine.engine import DEFERRED_MAX
+
+    provider, exporter = _provider()
+
+    async def main() -> None:
+        async with cncf.AsyncHub(tmp_path / "home") as hub:
+            assert (await hub.load(FIXTURES / "svc")).state == "ready"
+            assert (await hub.load(OBSERVED, form="inline", name="inl")).state == "ready"
+            stop = telemetry.enable(hub, tracer_provider=provider)
+            assert stop is not None
+            assert (await hub.call("svc.add", [1, 2])).value == 3
+            assert exporter.get_finished_spans() == ()  # the caller had its Outcome first
+            await asyncio.sleep(0)  # the loop turns: recorded
+            assert [s.name for s in exporter.get_finished_spans()] == ["svc.default/add"]
+            exporter.clear()
+            # a worker call's spin-wait records the span of the call before it
+            assert (await hub.call("svc.add", [1, 2])).value == 3
+            assert (await hub.call("svc.add", [2, 2])).value == 4
+            assert len(exporter.get_finished_spans()) >= 1
+            await asyncio.sleep(0)
+            exporter.clear()
+            # inline calls that never let the loop turn: at most DEFERRED_MAX wait
+            for _ in range(DEFERRED_MAX + 2):
+                await hub.call("inl.context")
+            assert hub.engine.deferred <= DEFERRED_MAX
+            assert len(exporter.get_finished_spans()) >= 2
+            await hub.call("inl.context")
+            stop()  # what is still due is recorded
+            assert hub.engine.deferred == 0
+            assert len(exporter.get_finished_spans()) == DEFERRED_MAX + 3
+
+    asyncio.run(main())
+    exporter.clear()
+    with cncf.Hub(tmp_path / "home2") as hub:
+        assert hub.load(FIXTURES / "svc").state == "ready"
+        stop = telemetry.enable(hub, tracer_provider=provider)
+        assert hub.call("svc.add", [1, 2]).value == 3
+        assert [s.name for s in exporter.get_finished_spans()] == ["svc.default/add"]  # before it returned
+        assert stop is not None
+        stop()

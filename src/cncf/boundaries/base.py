@@ -75,6 +75,11 @@ class Scope(Protocol):
         first.  The caller's own cancellation never cancels ``done``."""
         ...
 
+    def idle(self) -> bool:
+        """Do one piece of the hub's deferred work while waiting for a reply
+        without yielding (a spin); False when there is none."""
+        ...
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Parameter:

@@ -34,6 +34,7 @@ import contextlib
 import dataclasses
 import difflib
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -52,6 +53,8 @@ from cncf.policy import Mode
 from cncf.selector import Selector, normalize, resolve
 
 _SETTLED_STATES = frozenset({State.READY, State.BUSY})
+#: Events that may wait for deferred listeners before the caller's path tells them itself.
+DEFERRED_MAX = 256
 
 
 _WAITING_CODE = {
@@ -144,6 +147,11 @@ class ActionEngine:
         # Calls whose caller has its Outcome while the operation still runs (escalating).
         self._settling: set[_Record] = set()
         self._listeners: list[Callable[[CallFinished], None]] = []
+        # Listeners told after the caller has its Outcome (see subscribe), and their events.
+        self._deferred_listeners: list[Callable[[CallFinished], None]] = []
+        self._deferred: deque[CallFinished] = deque()
+        self._drain_due = False  # a drain is scheduled on the loop
+        self._drain_one_ref = self._drain_one  # bound once: every scope carries it
         # ``begin(call) -> call`` when telemetry is on (cncf.telemetry): the call's span
         # is opened and its trace context handed to the component
         self.tracing: Any = None
@@ -348,16 +356,48 @@ class ActionEngine:
 
     # ------------------------------------------------------------------- call
 
-    def subscribe(self, listener: Callable[[CallFinished], None]) -> Callable[[], None]:
+    def subscribe(self, listener: Callable[[CallFinished], None], *, deferred: bool = False) -> Callable[[], None]:
         """Call ``listener`` once per finished call (metrics, dashboards); returns
-        the function that unsubscribes it.  A listener that raises is dropped."""
-        self._listeners.append(listener)
+        the function that unsubscribes it.  A listener that raises is dropped.
+
+        ``deferred``: told after the caller has its Outcome rather than before —
+        at the loop's next turn, or while a boundary spin-waits for a worker's
+        reply (:meth:`CallScope.idle`), at the latest once
+        :data:`DEFERRED_MAX` events wait.  For work the caller need not wait
+        for (recording a span); unsubscribing tells it what is still due."""
+        (self._deferred_listeners if deferred else self._listeners).append(listener)
 
         def unsubscribe() -> None:
+            if deferred:
+                self.drain()
             with contextlib.suppress(ValueError):
-                self._listeners.remove(listener)
+                (self._deferred_listeners if deferred else self._listeners).remove(listener)
 
         return unsubscribe
+
+    @property
+    def deferred(self) -> int:
+        """Finished calls whose deferred listeners have not been told yet."""
+        return len(self._deferred)
+
+    def drain(self) -> None:
+        """Tell the deferred listeners every event still due."""
+        while self._drain_one():
+            pass
+
+    def _drain_one(self) -> bool:
+        """Tell the deferred listeners the oldest event due; False when none is."""
+        try:
+            event = self._deferred.popleft()
+        except IndexError:
+            return False
+        for listener in list(self._deferred_listeners):
+            try:
+                listener(event)
+            except Exception:  # a broken observer must not break calls
+                with contextlib.suppress(ValueError):
+                    self._deferred_listeners.remove(listener)
+        return True
 
     async def run(self, dispatched: Dispatched) -> Outcome:
         """Run a dispatched call — whatever its policy mode: routing queue-mode
@@ -368,7 +408,7 @@ class ActionEngine:
         if self.tracing is not None:
             call = self.tracing.begin(call)
         loop = asyncio.get_running_loop()
-        scope = CallScope(call.id, entry.policy.cancel_grace, loop)
+        scope = CallScope(call.id, entry.policy.cancel_grace, loop, self._drain_one_ref)
         try:
             outcome = await self._run(call, comp, entry, scope, loop)
         except asyncio.CancelledError:
@@ -385,7 +425,7 @@ class ActionEngine:
                     call_id=call.id,
                 )
             )
-        if self._listeners or scope.tier is not None:
+        if self._listeners or self._deferred_listeners or scope.tier is not None:
             self._report(call, comp, scope, outcome, loop)
         return outcome
 
@@ -413,11 +453,22 @@ class ActionEngine:
                 )
             )
 
+        if not scope.started:
+            scope.end()  # it never crossed: nothing is left to settle
+        if scope.ended and scope.tier is None:  # the common case: told now, no closure made
+            if self._listeners or self._deferred_listeners:
+                self._notify(
+                    CallFinished(
+                        call, outcome, scope.admitted, ended, None, ended, scope.executed, scope.parked, scope.returned
+                    )
+                )
+            return
+
         def settled(scope: CallScope) -> None:
             tier = scope.tier.value if scope.tier is not None else None
             if tier is not None:
                 comp.cancellations[tier] += 1
-            if self._listeners:
+            if self._listeners or self._deferred_listeners:
                 at = time.perf_counter_ns() if tier is not None else ended
                 self._notify(
                     CallFinished(
@@ -433,17 +484,28 @@ class ActionEngine:
                     )
                 )
 
-        if not scope.started:
-            scope.end()  # it never crossed: nothing is left to settle
         scope.on_end(settled)
 
     def _notify(self, event: CallFinished) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:  # a broken observer must not break calls
-                with contextlib.suppress(ValueError):
-                    self._listeners.remove(listener)
+        if self._listeners:
+            for listener in list(self._listeners):
+                try:
+                    listener(event)
+                except Exception:  # a broken observer must not break calls
+                    with contextlib.suppress(ValueError):
+                        self._listeners.remove(listener)
+        if self._deferred_listeners:
+            due = self._deferred
+            due.append(event)
+            if len(due) > DEFERRED_MAX:  # a caller that never lets the loop turn: bounded
+                self.drain()
+            elif not self._drain_due:
+                self._drain_due = True
+                asyncio.get_running_loop().call_soon(self._drain_soon)
+
+    def _drain_soon(self) -> None:
+        self._drain_due = False
+        self.drain()
 
     async def _run(
         self,

@@ -86,9 +86,16 @@ class CallScope:
         "_wake",
         "_finished",
         "_on_end",
+        "_idle",
     )
 
-    def __init__(self, call_id: str, grace: float, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        call_id: str,
+        grace: float,
+        loop: asyncio.AbstractEventLoop,
+        idle: Callable[[], bool] | None = None,
+    ) -> None:
         self.call_id = call_id
         self.grace = grace
         self.deadline: float | None = None
@@ -113,6 +120,14 @@ class CallScope:
         self._wake: asyncio.Future[None] | None = None
         self._finished: asyncio.Future[None] | None = None
         self._on_end: list[Callable[[CallScope], None]] | None = None
+        self._idle = idle
+
+    def idle(self) -> bool:
+        """Do one piece of the hub's deferred work (telling a deferred listener of
+        an earlier call, e.g. recording its span) while the boundary would
+        otherwise spin-wait for a reply; False when there is none."""
+        work = self._idle
+        return work is not None and work()
 
     # ------------------------------------------------------------ origin
 

@@ -117,7 +117,7 @@ def start_invoke(
     pending = channel.start(Kind.INVOKE, body, fut)
     if not fut.done():
         scope.attach(fut, cooperative=pending.cancel, force=force)
-        channel._spin(fut)
+        channel._spin(fut, scope.idle)
     return pending
 
 
@@ -230,7 +230,7 @@ class PendingRequest:
         poll for the reply briefly first (False when the caller already did)."""
         fut = self.future
         if spin and not fut.done():
-            self._channel._spin(fut)
+            self._channel._spin(fut, scope.idle if scope is not None else None)
         if not fut.done():  # (the common case is the reply caught while spinning)
             try:
                 await (fut if scope is None else scope.wait(fut))
@@ -413,14 +413,16 @@ class Channel:
     def _on_readable(self) -> None:
         self._read_once()
 
-    def _spin(self, fut: asyncio.Future[dict[str, Any]]) -> None:
+    def _spin(self, fut: asyncio.Future[dict[str, Any]], idle: Callable[[], bool] | None = None) -> None:
         """Poll the replies pipe for a short while before yielding to the loop.
 
         A small call's reply arrives in tens of microseconds; catching it here
         saves the epoll wake-up, the reader callback and the task hand-off
         (what separates an event-loop round trip from a blocking pipe's).  Only
         when this is the sole request in flight: concurrent callers are not
-        held up by one caller's spin.
+        held up by one caller's spin.  ``idle``: work the hub deferred until
+        after an earlier caller had its Outcome (a span to record), done a
+        piece at a time while nothing has arrived yet, instead of spinning idle.
         """
         if len(self._pending) != 1 or self._rep_r < 0:
             return
@@ -428,7 +430,11 @@ class Channel:
         deadline = clock() + SPIN_SECONDS
         read_once = self._read_once
         while not fut.done() and self.dead is None:
-            if not read_once() and clock() > deadline:
+            if idle is not None and not idle():  # (one piece: a reply takes tens of µs)
+                idle = None
+            if read_once():
+                continue
+            if clock() > deadline:
                 return
 
     def _read_once(self) -> bool:
