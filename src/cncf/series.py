@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 _random = random.random
@@ -75,6 +75,14 @@ class Series:
             j = int(_random() * last.calls)
             if j < SAMPLES:
                 durations[j] = seconds
+
+    def record_many(self, entries: Iterable[tuple[str, float, bool]], now: float | None = None) -> None:
+        """:meth:`record` for several ``(component, seconds, failed)`` at once, all
+        in the same second (the clock is read once)."""
+        now = self.clock() if now is None else now
+        record = self.record
+        for component, seconds, failed in entries:
+            record(component, seconds, failed, now)
 
     def components(self) -> list[str]:
         return sorted(self._buckets)

@@ -47,7 +47,7 @@ What is traced, after OpenTelemetry's semantic conventions:
 When: a call's span is *opened* before the call crosses (its context travels
 with it) and *recorded* after the caller has its Outcome — at the event
 loop's next turn, or, while the hub spin-waits for the next call's reply,
-in that wait (``ActionEngine.subscribe(..., deferred=True)``): recording
+in that wait (``ActionEngine.subscribe_deferred``): recording
 costs several microseconds that no caller waits for.  A synchronous ``Hub``
 records a call's span before the call returns; stopping the tracing and
 closing the hub record what is still due.
@@ -65,7 +65,7 @@ import dataclasses
 import functools
 import os
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cncf.call import ActionCall
@@ -301,6 +301,11 @@ class _Tracing:
         except Exception:  # noqa: BLE001 - telemetry never breaks a call
             return call
 
+    def finish_all(self, events: Sequence[CallFinished], form: Callable[[str], str]) -> None:
+        """Record the spans of these calls (the engine's deferred listener)."""
+        for event in events:
+            self.finish(event, form)
+
     def finish(self, event: CallFinished, form: Callable[[str], str]) -> None:
         """Record the call's span and its phases' (the engine's listener)."""
         try:
@@ -389,7 +394,7 @@ class _Tracing:
 
         engine.tracing = self
         # Deferred: a span is recorded after its caller has the Outcome (see the module doc).
-        unsubscribe = engine.subscribe(functools.partial(self.finish, form=form), deferred=True)
+        unsubscribe = engine.subscribe_deferred(functools.partial(self.finish_all, form=form))
         held = weakref.ref(engine)  # the stop function does not keep a closed hub's engine alive
 
         def stop() -> None:

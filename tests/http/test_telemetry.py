@@ -413,7 +413,7 @@ def test_the_samplers_decided_in_place_decide_as_the_sdk_does(sampler: str) -> N
 
 
 def test_a_span_is_recorded_after_its_caller_has_the_outcome(tmp_path: Path) -> None:
-    """Recording is deferred (``subscribe(..., deferred=True)``): not before the
+    """Recording is deferred (``subscribe_deferred``): not before the
     caller has its Outcome, then at the loop's next turn, or in the spin-wait for
     the next call's reply; a blocking ``Hub`` records before its call returns;
     stopping records what is due; a caller that never yields is bounded."""

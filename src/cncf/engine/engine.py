@@ -35,7 +35,7 @@ import dataclasses
 import difflib
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from cncf._frozen import twin
@@ -148,7 +148,7 @@ class ActionEngine:
         self._settling: set[_Record] = set()
         self._listeners: list[Callable[[CallFinished], None]] = []
         # Listeners told after the caller has its Outcome (see subscribe), and their events.
-        self._deferred_listeners: list[Callable[[CallFinished], None]] = []
+        self._deferred_listeners: list[Callable[[Sequence[CallFinished]], None]] = []
         self._deferred: deque[CallFinished] = deque()
         self._drain_due = False  # a drain is scheduled on the loop
         self._drain_one_ref = self._drain_one  # bound once: every scope carries it
@@ -356,22 +356,32 @@ class ActionEngine:
 
     # ------------------------------------------------------------------- call
 
-    def subscribe(self, listener: Callable[[CallFinished], None], *, deferred: bool = False) -> Callable[[], None]:
-        """Call ``listener`` once per finished call (metrics, dashboards); returns
-        the function that unsubscribes it.  A listener that raises is dropped.
-
-        ``deferred``: told after the caller has its Outcome rather than before —
-        at the loop's next turn, or while a boundary spin-waits for a worker's
-        reply (:meth:`CallScope.idle`), at the latest once
-        :data:`DEFERRED_MAX` events wait.  For work the caller need not wait
-        for (recording a span); unsubscribing tells it what is still due."""
-        (self._deferred_listeners if deferred else self._listeners).append(listener)
+    def subscribe(self, listener: Callable[[CallFinished], None]) -> Callable[[], None]:
+        """Call ``listener`` once per finished call, before its caller has the
+        Outcome; returns the function that unsubscribes it.  A listener that
+        raises is dropped."""
+        self._listeners.append(listener)
 
         def unsubscribe() -> None:
-            if deferred:
-                self.drain()
             with contextlib.suppress(ValueError):
-                (self._deferred_listeners if deferred else self._listeners).remove(listener)
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def subscribe_deferred(self, listener: Callable[[Sequence[CallFinished]], None]) -> Callable[[], None]:
+        """Tell ``listener`` of finished calls after their callers have their
+        Outcomes, several at a time: at the loop's next turn, or one at a time
+        while a boundary spin-waits for a worker's reply (:meth:`CallScope.idle`),
+        at the latest once :data:`DEFERRED_MAX` wait.  For work no caller needs
+        to wait for (metrics, the console's series, spans), done in batches;
+        whoever reads what it keeps calls :meth:`drain` first.  Unsubscribing
+        tells it what is still due.  A listener that raises is dropped."""
+        self._deferred_listeners.append(listener)
+
+        def unsubscribe() -> None:
+            self.drain()
+            with contextlib.suppress(ValueError):
+                self._deferred_listeners.remove(listener)
 
         return unsubscribe
 
@@ -382,8 +392,11 @@ class ActionEngine:
 
     def drain(self) -> None:
         """Tell the deferred listeners every event still due."""
-        while self._drain_one():
-            pass
+        due = self._deferred
+        while due:
+            batch = list(due)
+            due.clear()
+            self._tell(batch)
 
     def _drain_one(self) -> bool:
         """Tell the deferred listeners the oldest event due; False when none is."""
@@ -391,13 +404,16 @@ class ActionEngine:
             event = self._deferred.popleft()
         except IndexError:
             return False
+        self._tell((event,))
+        return True
+
+    def _tell(self, batch: Sequence[CallFinished]) -> None:
         for listener in list(self._deferred_listeners):
             try:
-                listener(event)
+                listener(batch)
             except Exception:  # a broken observer must not break calls
                 with contextlib.suppress(ValueError):
                     self._deferred_listeners.remove(listener)
-        return True
 
     async def run(self, dispatched: Dispatched) -> Outcome:
         """Run a dispatched call — whatever its policy mode: routing queue-mode

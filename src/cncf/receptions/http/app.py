@@ -20,7 +20,7 @@ import dataclasses
 import json
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,17 +144,25 @@ class Reception:
             self.recent.add(obs)
         # the console's series, failures and state history, fed by this reception's listener
         self.console_data = ConsoleData(hub, subscribe=False)
-        self._unsubscribe = hub.subscribe(self._on_call)
+        # after the callers have their Outcomes, in batches: whoever reads calls _told() first
+        self._unsubscribe = hub.engine.subscribe_deferred(self._on_calls)
         self._call_level_needs_token = trust.needs_token(Level.READ)
         self._index: str | None = None
 
-    def _on_call(self, event: CallFinished) -> None:
-        if event.outcome.observation is not None and event.call.context.caller == "http":
-            self._ran[event.call.id] = True  # _render pops it: this failure was counted here
-        self.metrics.on_call(event)
-        self.console_data.on_call(event)
-        if event.outcome.observation is not None:
-            self.recent.add(event.outcome.observation)
+    def _on_calls(self, events: Sequence[CallFinished]) -> None:
+        self.metrics.on_calls(events)
+        self.console_data.on_calls(events)
+        for event in events:
+            obs = event.outcome.observation
+            if obs is not None:
+                if event.call.context.caller == "http":
+                    self._ran[event.call.id] = True  # _render pops it: this failure was counted here
+                self.recent.add(obs)
+
+    def _told(self) -> None:
+        """Every finished call told to the metrics, the console and the recent
+        failures (the listener is deferred): before any of them is read."""
+        self.hub.engine.drain()
 
     def close(self) -> None:
         self._unsubscribe()
@@ -441,6 +449,7 @@ class Reception:
     def _render(self, outcome: Outcome, selector: str = "") -> Answer:
         obs = outcome.observation
         if obs is not None:
+            self._told()
             if self._ran.pop(outcome.call_id, None) is None:
                 # refused before the engine ran it (dispatch, a failed component): no event came
                 self.metrics.on_refused(outcome, refused_labels(self.hub, selector))
@@ -682,12 +691,14 @@ class Reception:
         return json_response({"ok": True, "cancelled": self.hub.cancel(request.path_params["id"])})
 
     async def observations(self, request: Request) -> Response:
+        self._told()
         return json_response({"groups": self.recent.grouped(), "recent": list(self.recent.ring)[-50:][::-1]})
 
     async def console(self, request: Request) -> Response:
         window = span_and_step(request.query_params)
         if window is None:
             return self._refusal(_bad_window())
+        self._told()
         return json_response(self.console_data.overview(span=window[0], step=window[1]))
 
     async def console_page(self, request: Request) -> Response:
@@ -697,6 +708,7 @@ class Reception:
             return self._refusal(_bad_window())
         if self.hub.component(name) is None:
             return self._unknown(name)
+        self._told()
         return json_response(self.console_data.page(name, span=window[0], step=window[1]))
 
     # ----------------------------------------------------------- health
@@ -720,6 +732,7 @@ class Reception:
         return json_response({"ok": True, "components": len(self.hub.components())})
 
     async def scrape(self, request: Request) -> Response:
+        self._told()
         self.metrics.refresh(self.hub)
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from cncf.engine.events import CallFinished
@@ -61,11 +62,22 @@ class ConsoleData:
 
     def on_call(self, event: CallFinished) -> None:
         """The engine listener: one bucket entry a call; a failure kept whole."""
+        self.on_calls((event,))
+
+    def on_calls(self, events: Sequence[CallFinished]) -> None:
+        """Finished calls, in a batch (the reception's deferred engine listener)."""
+        self.series.record_many(
+            (e.call.target.component, (e.ended_ns - e.admitted_ns) / 1e9, e.outcome.observation is not None)
+            for e in events
+        )
+        for event in events:
+            if event.outcome.observation is not None:
+                self._failed(event)
+
+    def _failed(self, event: CallFinished) -> None:
         component = event.call.target.component
         obs = event.outcome.observation
-        self.series.record(component, (event.ended_ns - event.admitted_ns) / 1e9, obs is not None)
-        if obs is None:
-            return
+        assert obs is not None
         ring = self.failures.get(component)
         if ring is None:
             ring = self.failures[component] = deque(maxlen=FAILURES)

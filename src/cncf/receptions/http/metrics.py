@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, generate_latest
@@ -115,20 +115,31 @@ class HubMetrics(Collector):
     # ------------------------------------------------------------ events
 
     def on_call(self, event: CallFinished) -> None:
-        """The engine listener (see ``cncf.engine.events``)."""
-        target = event.call.target
-        labels = self._ops.get(target.text)
-        if labels is None:
-            labels = self._ops[target.text] = (target.component, f"{target.service}.{target.operation}")
-        key = (labels[0], labels[1], outcome_label(event.outcome))
-        self.calls[key] = self.calls.get(key, 0) + 1
-        hist = self.durations.get(labels)
-        if hist is None:
-            hist = self.durations[labels] = _Histogram()
-        hist.observe(max(0, event.ended_ns - event.admitted_ns) / 1e9)
-        if event.tier is not None:
-            tkey = (labels[0], labels[1], event.tier)
-            self.stopped[tkey] = self.stopped.get(tkey, 0) + 1
+        """One finished call (see :meth:`on_calls`)."""
+        self.on_calls((event,))
+
+    def on_calls(self, events: Sequence[CallFinished]) -> None:
+        """Finished calls (the reception's deferred engine listener: in batches)."""
+        ops, calls, durations, bounds = self._ops, self.calls, self.durations, BUCKETS
+        for event in events:
+            target = event.call.target
+            labels = ops.get(target.text)
+            if labels is None:
+                labels = ops[target.text] = (target.component, f"{target.service}.{target.operation}")
+            outcome = event.outcome
+            obs = outcome.observation
+            key = (labels[0], labels[1], obs.code.value if obs is not None else "queued" if outcome.queued else "ok")
+            calls[key] = calls.get(key, 0) + 1
+            hist = durations.get(labels)
+            if hist is None:
+                hist = durations[labels] = _Histogram()
+            ns = event.ended_ns - event.admitted_ns
+            seconds = ns / 1e9 if ns > 0 else 0.0
+            hist.counts[bisect.bisect_left(bounds, seconds)] += 1  # _Histogram.observe, inlined
+            hist.total += seconds
+            if event.tier is not None:
+                tkey = (labels[0], labels[1], event.tier)
+                self.stopped[tkey] = self.stopped.get(tkey, 0) + 1
 
     def on_queued(self, component: str, target: str) -> None:
         """A queue-policy call accepted as a job (its attempts count as calls when they finish)."""
