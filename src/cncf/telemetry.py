@@ -330,9 +330,12 @@ class _Tracing:
             "rpc.service": f"{target.component}.{target.service}",
             "rpc.method": target.operation,
             "cncf.call_id": call.id,
-            "cncf.caller": ctx.caller,
-            "cncf.correlation_id": ctx.correlation_id,
         }
+        # (an attribute is never None: OpenTelemetry's exporters refuse it)
+        if ctx.caller is not None:
+            attributes["cncf.caller"] = ctx.caller
+        if ctx.correlation_id is not None:
+            attributes["cncf.correlation_id"] = ctx.correlation_id
         obs = outcome.observation
         status = None
         exception: tuple[tuple[str, dict[str, Any], int], ...] = ()
