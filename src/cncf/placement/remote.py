@@ -89,6 +89,8 @@ class RemoteWorker(LinkCore):
         self.node_paths: dict[str, str] = {}
         self.on_released: Callable[[], None] | None = None  # told once the node actor is stopped
         self._hangup: select.poll | None = None  # the connections' hang-up, for exited_unnoticed
+        self._output_ready: select.poll | None = None  # the output sockets holding bytes
+        self._output_by_fd: dict[int, tuple[socket.socket, str]] = {}  # fd -> (socket, its sink's attribute)
         self._sup_eof = False
 
     @property
@@ -155,10 +157,13 @@ class RemoteWorker(LinkCore):
         self._exited = loop.create_future()
         self._started = loop.create_future()
         self._staged = loop.create_future()
-        for role, sink in ((_tcp.STDOUT, self._out_w), (_tcp.STDERR, self._err_w)):
+        self._output_ready = select.poll()
+        for role, sink, attr in ((_tcp.STDOUT, self._out_w, "_out_w"), (_tcp.STDERR, self._err_w, "_err_w")):
             s = socks[role]
             s.setblocking(False)
             loop.add_reader(s.fileno(), self._copy_output, s, sink)
+            self._output_by_fd[s.fileno()] = (s, attr)
+            self._output_ready.register(s.fileno(), select.POLLIN)
         sup = socks[_tcp.SUPERVISION]
         sup.setblocking(False)
         loop.add_reader(sup.fileno(), self._on_supervision)
@@ -213,20 +218,28 @@ class RemoteWorker(LinkCore):
 
     def _pull_output(self) -> None:
         """Copy what the worker printed and the kernel already holds (it was
-        written before the reply being attributed)."""
-        for role, sink in ((_tcp.STDOUT, self._out_w), (_tcp.STDERR, self._err_w)):
-            s = self._socks.get(role)
-            if s is None or s.fileno() < 0 or sink < 0:
+        written before the reply being attributed).  Runs on every reply: one
+        ``poll(2)`` over both sockets says whether there is anything (two reads
+        that fail with EAGAIN cost about 5 µs, an eighth of an echo)."""
+        poller = self._output_ready
+        if poller is None:
+            return
+        for fd, _events in poller.poll(0):
+            s, attr = self._output_by_fd.get(fd, (None, ""))
+            if s is None or s.fileno() < 0:
                 continue
+            sink = getattr(self, attr)
             while True:
                 try:
                     data = s.recv(1 << 16)
                 except OSError:
                     break
-                if not data:
+                if not data:  # closed by the worker: nothing more will come
+                    poller.unregister(fd)
                     break
-                with contextlib.suppress(OSError):
-                    os.write(sink, data)
+                if sink >= 0:
+                    with contextlib.suppress(OSError):
+                        os.write(sink, data)
 
     def rss_kb(self) -> int | None:
         return self._rss
@@ -380,6 +393,7 @@ class RemoteWorker(LinkCore):
         for t in list(self._tasks):
             t.cancel()
         self._pull_output()
+        self._output_ready, self._output_by_fd = None, {}
         loop = self._loop
         for s in self._socks.values():
             if loop is not None and not loop.is_closed() and s.fileno() >= 0:
