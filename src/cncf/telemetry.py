@@ -299,7 +299,31 @@ class _Tracing:
         try:
             ctx = call.context
             bound = self._root_fast
-            if bound is not None and self._get_current().get(self._span_key) is None:
+            current = self._get_current().get(self._span_key) if bound is not None else None
+            if current is not None and self._rule is not None and self._rule[0]:
+                # a child under a parent-based sampler decided in place: the parent's trace and flag
+                parent = current.get_span_context()
+                if parent.is_valid:
+                    span_id = _getrandbits(64)
+                    while not span_id:
+                        span_id = _getrandbits(64)
+                    flags = (int(parent.trace_flags) & 1) | (self._random if parent.trace_flags.random_trace_id else 0)
+                    object.__setattr__(
+                        ctx,
+                        "traceparent",
+                        f"00-{parent.trace_id.to_bytes(16, 'big').hex()}-{span_id.to_bytes(8, 'big').hex()}-"
+                        f"{_HEX2[flags]}",
+                    )
+                    state = parent.trace_state
+                    if state:
+                        object.__setattr__(ctx, "tracestate", state.to_header() or None)
+                    self._open[call.id] = (
+                        _Open("", self._internal, parent.trace_id, span_id, flags, state, parent, True, None, 0)
+                        if flags & 1
+                        else _SAMPLED_OUT
+                    )
+                    return call
+            elif bound is not None and current is None:
                 trace_id = _getrandbits(128)
                 while not trace_id:  # (as RandomIdGenerator: never the invalid id 0)
                     trace_id = _getrandbits(128)
