@@ -36,7 +36,7 @@ import difflib
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from cncf._frozen import twin
 from cncf.call import ActionCall, Arguments, CancelTier, Target, make_call, make_context, new_call_id
@@ -55,6 +55,7 @@ from cncf.selector import Selector, normalize, resolve
 _SETTLED_STATES = frozenset({State.READY, State.BUSY})
 #: Events that may wait for deferred listeners before the caller's path tells them itself.
 DEFERRED_MAX = 256
+_T = TypeVar("_T")
 
 
 _WAITING_CODE = {
@@ -134,6 +135,16 @@ class _Record:
     def leave(self) -> None:
         if self._gone is not None and not self._gone.done():
             self._gone.set_result(None)
+
+
+def _call_each(listeners: list[Callable[[_T], None]], what: _T) -> None:
+    """Tell every listener; one that raises is dropped (a broken observer must not break calls)."""
+    for listener in list(listeners):
+        try:
+            listener(what)
+        except Exception:
+            with contextlib.suppress(ValueError):
+                listeners.remove(listener)
 
 
 class ActionEngine:
@@ -408,12 +419,7 @@ class ActionEngine:
         return True
 
     def _tell(self, batch: Sequence[CallFinished]) -> None:
-        for listener in list(self._deferred_listeners):
-            try:
-                listener(batch)
-            except Exception:  # a broken observer must not break calls
-                with contextlib.suppress(ValueError):
-                    self._deferred_listeners.remove(listener)
+        _call_each(self._deferred_listeners, batch)
 
     async def run(self, dispatched: Dispatched) -> Outcome:
         """Run a dispatched call — whatever its policy mode: routing queue-mode
@@ -504,12 +510,7 @@ class ActionEngine:
 
     def _notify(self, event: CallFinished) -> None:
         if self._listeners:
-            for listener in list(self._listeners):
-                try:
-                    listener(event)
-                except Exception:  # a broken observer must not break calls
-                    with contextlib.suppress(ValueError):
-                        self._listeners.remove(listener)
+            _call_each(self._listeners, event)
         if self._deferred_listeners:
             due = self._deferred
             due.append(event)
