@@ -64,7 +64,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import random
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -128,7 +127,8 @@ class _Open:
 
     def traceparent(self) -> str:
         # bytes.hex: a third of what formatting a 128-bit int as hex costs
-        return f"00-{self.trace_id.to_bytes(16, 'big').hex()}-{self.span_id.to_bytes(8, 'big').hex()}-{self.flags:02x}"
+        trace_id, span_id = self.trace_id.to_bytes(16, "big").hex(), self.span_id.to_bytes(8, "big").hex()
+        return f"00-{trace_id}-{span_id}-{_HEX2[self.flags & 0xFF]}"
 
 
 class _Tracing:
@@ -150,7 +150,6 @@ class _Tracing:
     def __init__(self, tracer: Any, version: str, phases: bool = False) -> None:
         from opentelemetry import context, trace
         from opentelemetry.sdk.trace import Event, ReadableSpan
-        from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
         from opentelemetry.trace import SpanKind, Status, StatusCode
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -160,9 +159,7 @@ class _Tracing:
         self.trace, self.context = trace, context
         self.SpanKind, self.Status, self.StatusCode = SpanKind, Status, StatusCode
         self.propagator = TraceContextTextMapPropagator()
-        # call id -> its span, opened: an _Open, (trace id, span id, flags) of a sampled
-        # root opened inline, or _SAMPLED_OUT
-        self._open: dict[str, _Open | tuple[int, int, int] | object] = {}
+        self._open: dict[str, _Open | object] = {}  # call id -> its span, opened (or _SAMPLED_OUT)
         self._ReadableSpan, self._Event = ReadableSpan, Event
         self._scope = InstrumentationScope("cncf", version)
         self._unset = Status()
@@ -175,10 +172,6 @@ class _Tracing:
         self._ids = tracer.id_generator
         self._ids_random = bool(self._ids.is_trace_id_random())
         self._rule = _sampling_rule(tracer.sampler)
-        # begin()'s inline root: the bound of a sampler decided in place, with the SDK's random ids
-        self._root_fast: int | None = None
-        if self._rule is not None and type(self._ids) is RandomIdGenerator and self._ids_random:
-            self._root_fast = self._rule[1]
 
     # ------------------------------------------------------------ spans
 
@@ -293,58 +286,16 @@ class _Tracing:
 
         Only what must travel with the call is done here: the ids and the sampling
         decision.  The span's name (when the sampler does not need it) and its
-        times are the recording's business (its start is the call's admission).
-        The common case — a root span, a sampler decided in place, the SDK's
-        random ids — is a few operations inline (see :data:`_ROOT_FAST`)."""
+        times are the recording's business (its start is the call's admission)."""
         try:
-            ctx = call.context
-            bound = self._root_fast
-            current = self._get_current().get(self._span_key) if bound is not None else None
-            if current is not None and self._rule is not None and self._rule[0]:
-                # a child under a parent-based sampler decided in place: the parent's trace and flag
-                parent = current.get_span_context()
-                if parent.is_valid:
-                    span_id = _getrandbits(64)
-                    while not span_id:
-                        span_id = _getrandbits(64)
-                    flags = (int(parent.trace_flags) & 1) | (self._random if parent.trace_flags.random_trace_id else 0)
-                    object.__setattr__(
-                        ctx,
-                        "traceparent",
-                        f"00-{parent.trace_id.to_bytes(16, 'big').hex()}-{span_id.to_bytes(8, 'big').hex()}-"
-                        f"{_HEX2[flags]}",
-                    )
-                    state = parent.trace_state
-                    if state:
-                        object.__setattr__(ctx, "tracestate", state.to_header() or None)
-                    self._open[call.id] = (
-                        _Open("", self._internal, parent.trace_id, span_id, flags, state, parent, True, None, 0)
-                        if flags & 1
-                        else _SAMPLED_OUT
-                    )
-                    return call
-            elif bound is not None and current is None:
-                trace_id = _getrandbits(128)
-                while not trace_id:  # (as RandomIdGenerator: never the invalid id 0)
-                    trace_id = _getrandbits(128)
-                span_id = _getrandbits(64)
-                while not span_id:
-                    span_id = _getrandbits(64)
-                sampled = (trace_id & _TRACE_ID_LIMIT) < bound
-                flags = self._random | 1 if sampled else self._random
-                # The call's context is completed in place: it was made for this call alone
-                # and nothing has read it yet (rebuilding the frozen call and context costs
-                # several microseconds a call, more than the rest of the span).
-                object.__setattr__(
-                    ctx,
-                    "traceparent",
-                    f"00-{trace_id.to_bytes(16, 'big').hex()}-{span_id.to_bytes(8, 'big').hex()}-{_HEX2[flags]}",
-                )
-                self._open[call.id] = (trace_id, span_id, flags) if sampled else _SAMPLED_OUT
-                return call
             target = call.target
             name = "" if self._rule is not None else f"{target.component}.{target.service}/{target.operation}"
-            span = self._open[call.id] = self.open(name, None)
+            span = self.open(name, None)
+            self._open[call.id] = span if span.recording else _SAMPLED_OUT
+            # The call's context is completed in place: it was made for this call alone
+            # and nothing has read it yet (rebuilding the frozen call and context costs
+            # several microseconds a call, more than the rest of the span).
+            ctx = call.context
             object.__setattr__(ctx, "traceparent", span.traceparent())
             if span.state:
                 object.__setattr__(ctx, "tracestate", span.state.to_header() or None)
@@ -371,15 +322,8 @@ class _Tracing:
             return
         target = call.target
         name = f"{target.component}.{target.service}/{target.operation}"
-        if opened is None:  # admitted before tracing was enabled: made after the fact
-            span = self.open(name, self.SpanKind.SERVER)
-        elif isinstance(opened, tuple):  # a sampled root opened inline (begin)
-            trace_id, span_id, flags = opened
-            span = _Open(name, self.SpanKind.SERVER, trace_id, span_id, flags, None, None, True, None, 0)
-        elif isinstance(opened, _Open):
-            span = opened
-        else:  # pragma: no cover - nothing else is stored
-            return
+        # (none: admitted before tracing was enabled, made after the fact)
+        span = opened if isinstance(opened, _Open) else self.open(name, self.SpanKind.SERVER)
         if not span.recording:  # sampled out: nothing to record
             return
         offset = events.wall_offset_ns()
@@ -489,9 +433,7 @@ class _Tracing:
 
 #: The trace id bits the SDK's ratio sampler looks at (TraceIdRatioBased.TRACE_ID_LIMIT).
 _TRACE_ID_LIMIT = (1 << 64) - 1
-#: What the SDK's RandomIdGenerator draws ids from (the random module's generator).
-_getrandbits = random.getrandbits
-_HEX2 = tuple(f"{i:02x}" for i in range(256))
+_HEX2 = tuple(f"{i:02x}" for i in range(256))  # a traceparent's flags
 #: A call whose span was sampled out when it opened: nothing to record.
 _SAMPLED_OUT = object()
 

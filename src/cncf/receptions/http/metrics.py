@@ -120,23 +120,18 @@ class HubMetrics(Collector):
 
     def on_calls(self, events: Sequence[CallFinished]) -> None:
         """Finished calls (the reception's deferred engine listener: in batches)."""
-        ops, calls, durations, bounds = self._ops, self.calls, self.durations, BUCKETS
+        ops, calls, durations = self._ops, self.calls, self.durations
         for event in events:
             target = event.call.target
             labels = ops.get(target.text)
             if labels is None:
                 labels = ops[target.text] = (target.component, f"{target.service}.{target.operation}")
-            outcome = event.outcome
-            obs = outcome.observation
-            key = (labels[0], labels[1], obs.code.value if obs is not None else "queued" if outcome.queued else "ok")
+            key = (labels[0], labels[1], outcome_label(event.outcome))
             calls[key] = calls.get(key, 0) + 1
             hist = durations.get(labels)
             if hist is None:
                 hist = durations[labels] = _Histogram()
-            ns = event.ended_ns - event.admitted_ns
-            seconds = ns / 1e9 if ns > 0 else 0.0
-            hist.counts[bisect.bisect_left(bounds, seconds)] += 1  # _Histogram.observe, inlined
-            hist.total += seconds
+            hist.observe(max(0, event.ended_ns - event.admitted_ns) / 1e9)
             if event.tier is not None:
                 tkey = (labels[0], labels[1], event.tier)
                 self.stopped[tkey] = self.stopped.get(tkey, 0) + 1
