@@ -64,13 +64,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import random
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from cncf.call import ActionCall
 from cncf.engine import events
-from cncf.engine.events import CallFinished
+from cncf.engine.events import CallFinished, wall_offset_ns
 from cncf.selector import normalize
 
 #: The tracings enabled, in order (HTTP requests get the last one): read by the HTTP middleware.
@@ -172,6 +173,20 @@ class _Tracing:
         self._ids = tracer.id_generator
         self._ids_random = bool(self._ids.is_trace_id_random())
         self._rule = _sampling_rule(tracer.sampler)
+        self._SpanContext = trace.SpanContext
+        self._resource = tracer.resource
+        self._on_end = tracer.span_processor.on_end
+        # the SDK's RandomIdGenerator: ids drawn in place, as it draws them (any other generator is asked)
+        from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+        self._fast_ids = type(self._ids) is RandomIdGenerator
+        self._root_flags = self._random if self._ids_random else 0
+        self._named: dict[str, tuple[str, str]] = {}  # target text -> (span name, rpc.service)
+        # call id -> the parent's SpanContext (a sampled child, decided in place)
+        self._parents: dict[str, Any] = {}
+        self._roots: list[str] = []  # root traceparents drawn ahead (see _draw_roots)
+        self._span_ids: list[str] = []  # span ids drawn ahead, as hex
+        self._trace_id, self._trace_hex = 0, ""  # the last parent's trace id, and as hex
 
     # ------------------------------------------------------------ spans
 
@@ -224,13 +239,7 @@ class _Tracing:
 
     def context_of(self, span: _Open) -> Any:
         """The span's ``SpanContext``."""
-        return self.trace.SpanContext(
-            span.trace_id,
-            span.span_id,
-            is_remote=False,
-            trace_flags=self._flags[span.flags & 0xFF],
-            trace_state=span.state,
-        )
+        return self._SpanContext(span.trace_id, span.span_id, False, self._flags[span.flags & 0xFF], span.state)
 
     def record(
         self,
@@ -245,38 +254,49 @@ class _Tracing:
             return
         if span.attributes:
             attributes = {**span.attributes, **attributes}
-        self.tracer.span_processor.on_end(
+        self._emit(
+            span.name, self.context_of(span), span.parent, span.kind, attributes, status, events, span.start, end
+        )
+
+    def _emit(
+        self,
+        name: str,
+        context: Any,
+        parent: Any,
+        kind: Any,
+        attributes: dict[str, Any],
+        status: Any,
+        events: tuple[tuple[str, dict[str, Any], int], ...],
+        start: int,
+        end: int,
+    ) -> None:
+        """Hand one complete span to the provider's span processor."""
+        self._on_end(
             self._ReadableSpan(
-                span.name,
-                self.context_of(span),
-                span.parent,
-                self.tracer.resource,
+                name,
+                context,
+                parent,
+                self._resource,
                 attributes,
                 tuple(self._Event(n, a, t) for n, a, t in events) if events else (),
                 (),
-                span.kind,
+                kind,
                 None,
                 status or self._unset,
-                span.start,
+                start,
                 end,
                 self._scope,
             )
         )
 
-    def child(
-        self, parent: _Open, name: str, kind: Any, start: int, end: int, attributes: dict[str, Any], status: Any = None
+    def _child(
+        self, parent: Any, name: str, kind: Any, start: int, end: int, attributes: dict[str, Any], status: Any = None
     ) -> None:
-        """Record a child of ``parent`` (a phase of its work) at once."""
-        if not parent.recording:
-            return
-        span_id = self.tracer.id_generator.generate_span_id()
-        sc = self.context_of(parent)
-        self.record(
-            _Open(name, kind, parent.trace_id, span_id, parent.flags, parent.state, sc, True, None, start),
-            end,
-            attributes,
-            status,
+        """Record a child of the span whose ``SpanContext`` is ``parent`` (a phase of its work) at once."""
+        context = self._SpanContext(
+            parent.trace_id, self._ids.generate_span_id(), False, parent.trace_flags, parent.trace_state
         )
+        self._emit(name, context, parent, kind, attributes, status, (), start, end)
 
     # ------------------------------------------------------------ calls
 
@@ -285,53 +305,151 @@ class _Tracing:
         trace context to the call.  Never raises: a failure leaves the call as it was.
 
         Only what must travel with the call is done here: the ids and the sampling
-        decision.  The span's name (when the sampler does not need it) and its
-        times are the recording's business (its start is the call's admission)."""
+        decision, written into the call's ``traceparent``.  The call's context is
+        completed in place: it was made for this call alone and nothing has read it
+        yet (rebuilding the frozen call and context costs several microseconds a
+        call, more than the rest of the span).  Under a sampler decided in place the
+        ``traceparent`` is all the span keeps until it is recorded (with its parent,
+        when it has one); the span's name, kind and times are the recording's
+        business (its start is the call's admission)."""
         try:
-            target = call.target
-            name = "" if self._rule is not None else f"{target.component}.{target.service}/{target.operation}"
-            span = self.open(name, None)
-            self._open[call.id] = span if span.recording else _SAMPLED_OUT
-            # The call's context is completed in place: it was made for this call alone
-            # and nothing has read it yet (rebuilding the frozen call and context costs
-            # several microseconds a call, more than the rest of the span).
             ctx = call.context
-            object.__setattr__(ctx, "traceparent", span.traceparent())
-            if span.state:
-                object.__setattr__(ctx, "tracestate", span.state.to_header() or None)
+            rule = self._rule
+            if rule is None or not self._fast_ids:
+                self._begin_asked(call)
+                return call
+            current = self._get_current().get(self._span_key)
+            parent = current.get_span_context() if current is not None else None
+            if parent is None or not parent.is_valid:  # a root: its whole traceparent drawn ahead
+                roots = self._roots
+                object.__setattr__(ctx, "traceparent", roots.pop() if roots else self._draw_roots())
+                return call
+            trace_id = parent.trace_id
+            parent_flags = parent.trace_flags
+            sampled = parent_flags.sampled if rule[0] else (trace_id & _TRACE_ID_LIMIT) < rule[1]
+            flags = (self._random if parent_flags.random_trace_id else 0) | sampled
+            if trace_id != self._trace_id:  # (a program's calls under one span of its own: once)
+                self._trace_id, self._trace_hex = trace_id, trace_id.to_bytes(16, "big").hex()
+            span_ids = self._span_ids
+            span_id = span_ids.pop() if span_ids else self._draw_span_ids()
+            object.__setattr__(ctx, "traceparent", f"00-{self._trace_hex}-{span_id}-{_HEX2[flags]}")
+            state = parent.trace_state
+            if state:
+                object.__setattr__(ctx, "tracestate", state.to_header() or None)
+            if sampled:
+                self._parents[call.id] = parent
             return call
         except Exception:  # noqa: BLE001 - telemetry never breaks a call
             return call
 
+    def _draw_roots(self) -> str:
+        """Draw the ids of the next ``_DRAWN`` root spans at once, sampled by the
+        rule, as traceparents; return one.  One random draw and one hex
+        conversion for them all: a fraction of their cost one at a time, and off
+        the path of the calls that take them.  (RandomIdGenerator draws each id
+        from the same generator, uniformly: drawing ahead changes nothing of that.)"""
+        assert self._rule is not None  # (only a rule decided in place draws ahead)
+        bound = self._rule[1]
+        on, off = _HEX2[self._root_flags | 1], _HEX2[self._root_flags]
+        drawn = _getrandbits(192 * _DRAWN).to_bytes(24 * _DRAWN, "big").hex()
+        roots = self._roots
+        for i in range(0, 48 * _DRAWN, 48):
+            trace_id, span_id = drawn[i : i + 32], drawn[i + 32 : i + 48]
+            if trace_id == _ZERO_HEX[:32] or span_id == _ZERO_HEX[:16]:
+                continue  # an invalid id (one chance in 2**64): never used
+            if bound > _TRACE_ID_LIMIT:
+                flag = on
+            elif bound == 0:
+                flag = off
+            else:
+                flag = on if int(trace_id[16:], 16) < bound else off
+            roots.append(f"00-{trace_id}-{span_id}-{flag}")
+        return roots.pop() if roots else self._draw_roots()
+
+    def _draw_span_ids(self) -> str:
+        """Draw the next ``_DRAWN`` span ids at once, as hex; return one."""
+        drawn = _getrandbits(64 * _DRAWN).to_bytes(8 * _DRAWN, "big").hex()
+        span_ids = self._span_ids
+        span_ids.extend(d for d in (drawn[i : i + 16] for i in range(0, 16 * _DRAWN, 16)) if d != _ZERO_HEX[:16])
+        return span_ids.pop() if span_ids else self._draw_span_ids()
+
+    def _begin_asked(self, call: ActionCall) -> None:
+        """``begin`` under a sampler that is asked (or ids from the provider's own
+        generator): the opened span is kept by call id until it is recorded."""
+        target = call.target
+        span = self.open(f"{target.component}.{target.service}/{target.operation}", None)
+        self._open[call.id] = span if span.recording else _SAMPLED_OUT
+        ctx = call.context
+        object.__setattr__(ctx, "traceparent", span.traceparent())
+        if span.state:
+            object.__setattr__(ctx, "tracestate", span.state.to_header() or None)
+
+    def _opened(self, call: ActionCall, name: str) -> tuple[Any, Any, Any, Any] | None:
+        """The span ``begin`` opened for ``call``, to record: ``(its SpanContext,
+        its parent's or None, its kind, the sampler's attributes)``; None when
+        there is nothing to record (sampled out).  A call admitted before tracing
+        was enabled gets a span made now, named ``name``."""
+        span: _Open | object | None
+        if self._rule is None or not self._fast_ids:
+            span = self._open.pop(call.id, None)
+        else:
+            traceparent = call.context.traceparent
+            if traceparent is None:
+                span = None
+            elif traceparent[-1] not in _SAMPLED_DIGITS:
+                return None
+            else:
+                parent = self._parents.pop(call.id, None)
+                context = self._SpanContext(
+                    int(traceparent[3:35], 16),
+                    int(traceparent[36:52], 16),
+                    False,
+                    self._flags[int(traceparent[53:55], 16)],
+                    parent.trace_state if parent is not None else None,
+                )
+                return (context, parent, self._internal if parent is not None else self._server, None)
+        if span is None:
+            span = self.open(name, self.SpanKind.SERVER)
+        if not isinstance(span, _Open) or not span.recording:
+            return None
+        return (self.context_of(span), span.parent, span.kind, span.attributes)
+
     def finish_all(self, events: Sequence[CallFinished], form: Callable[[str], str]) -> None:
         """Record the spans of these calls (the engine's deferred listener)."""
+        offset = wall_offset_ns()  # one reading for the batch: the clocks do not drift apart within it
         for event in events:
-            self.finish(event, form)
+            try:
+                self._finish(event, form, offset)
+            except Exception:  # noqa: BLE001 - a listener that raises is dropped; this one must stay
+                pass
 
-    def finish(self, event: CallFinished, form: Callable[[str], str]) -> None:
-        """Record the call's span and its phases' (the engine's listener)."""
-        try:
-            self._finish(event, form)
-        except Exception:  # noqa: BLE001 - a listener that raises is dropped; this one must stay
-            pass
+    def _names(self, target: Any) -> tuple[str, str]:
+        """The span name and ``rpc.service`` of a call to ``target`` (made once per target)."""
+        names = self._named.get(target.text)
+        if names is None:
+            if len(self._named) >= 4096:
+                self._named.clear()
+            service = f"{target.component}.{target.service}"
+            names = self._named[target.text] = (f"{service}/{target.operation}", service)
+        return names
 
-    def _finish(self, event: CallFinished, form_of: Callable[[str], str]) -> None:
+    def _finish(self, event: CallFinished, form_of: Callable[[str], str], offset: int) -> None:
         call, outcome = event.call, event.outcome
-        opened = self._open.pop(call.id, None)
-        if opened is _SAMPLED_OUT:
-            return
+        if self._fast_ids and self._rule is not None:  # (a sampled-out call's cost: this test)
+            traceparent = call.context.traceparent
+            if traceparent is not None and traceparent[-1] not in _SAMPLED_DIGITS:
+                return
         target = call.target
-        name = f"{target.component}.{target.service}/{target.operation}"
-        # (none: admitted before tracing was enabled, made after the fact)
-        span = opened if isinstance(opened, _Open) else self.open(name, self.SpanKind.SERVER)
-        if not span.recording:  # sampled out: nothing to record
+        name, service = self._names(target)
+        opened = self._opened(call, name)
+        if opened is None:
             return
-        offset = events.wall_offset_ns()
-        span.name, span.start = name, offset + event.admitted_ns
+        context, parent, kind, sampler_attributes = opened
+        start = offset + event.admitted_ns
         ctx = call.context
         attributes: dict[str, Any] = {
             "rpc.system.name": "cncf",
-            "rpc.service": f"{target.component}.{target.service}",
+            "rpc.service": service,
             "rpc.method": target.operation,
             "cncf.call_id": call.id,
         }
@@ -361,6 +479,9 @@ class _Tracing:
             )
         if event.tier is not None:
             attributes["cncf.cancel_tier"] = event.tier
+        if sampler_attributes:
+            attributes = {**sampler_attributes, **attributes}
+        end = offset + event.ended_ns
         if not self.phases:
             if event.parked_ns is not None:
                 attributes["cncf.wait_s"] = event.wait_ns / 1e9
@@ -368,27 +489,27 @@ class _Tracing:
                 attributes["cncf.form"] = form_of(target.component)
                 attributes["cncf.boundary.start_s"] = (event.executed_ns - event.admitted_ns) / 1e9
                 attributes["cncf.boundary.duration_s"] = event.execution_ns / 1e9
-            self.record(span, offset + event.ended_ns, attributes, status, exception)
+            self._emit(name, context, parent, kind, attributes, status, exception, start, end)
             return
         if event.parked_ns is not None:
-            start = offset + event.parked_ns
-            self.child(span, "wait", self.SpanKind.INTERNAL, start, start + event.wait_ns, {})
+            at = offset + event.parked_ns
+            self._child(context, "wait", self.SpanKind.INTERNAL, at, at + event.wait_ns, {})
         if event.executed_ns is not None:
             form = form_of(target.component)
             hop: dict[str, Any] = {"rpc.system.name": "cncf", "cncf.form": form}
             if obs is not None:
                 hop["error.type"] = obs.code.value
-            start = offset + event.executed_ns
-            self.child(
-                span,
+            at = offset + event.executed_ns
+            self._child(
+                context,
                 f"{target.component} {form} boundary",
                 self.SpanKind.CLIENT,
-                start,
-                start + event.execution_ns,
+                at,
+                at + event.execution_ns,
                 hop,
                 status,
             )
-        self.record(span, offset + event.ended_ns, attributes, status, exception)
+        self._emit(name, context, parent, kind, attributes, status, exception, start, end)
 
     def instrument(self, hub: Any) -> Callable[[], None]:
         """Trace ``hub``'s calls (an AsyncHub, or an ActionEngine); the function that stops it."""
@@ -436,6 +557,10 @@ _TRACE_ID_LIMIT = (1 << 64) - 1
 _HEX2 = tuple(f"{i:02x}" for i in range(256))  # a traceparent's flags
 #: A call whose span was sampled out when it opened: nothing to record.
 _SAMPLED_OUT = object()
+_DRAWN = 64  # ids drawn at once
+_ZERO_HEX = "0" * 32
+_SAMPLED_DIGITS = frozenset("13579bdf")  # a traceparent's last hex digit when its sampled flag is set
+_getrandbits = random.getrandbits
 
 
 def _sampling_rule(sampler: Any) -> tuple[bool, int] | None:

@@ -12,6 +12,7 @@ loopback socket, in this process so that its spans reach the in-memory exporter)
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -458,3 +459,99 @@ def test_a_span_is_recorded_after_its_caller_has_the_outcome(tmp_path: Path) -> 
         assert [s.name for s in exporter.get_finished_spans()] == ["svc.default/add"]  # before it returned
         assert stop is not None
         stop()
+
+
+def test_a_hub_confined_to_one_cpu_records_spans_in_batches(tmp_path: Path) -> None:
+    """On one CPU no wait hides deferred work, so it is told a batch at a time
+    (warm in the cache): not at each loop turn, but once a batch is due (in the
+    spin-wait for a reply, or at the next turn), or after ``DEFERRED_DELAY`` at
+    the latest; a reader's ``drain`` still sees everything.  Whether the hub is
+    on one CPU is its affinity's answer (``taskset``, a cpuset)."""
+    import subprocess
+    import sys
+
+    from cncf.engine import engine as engine_module
+
+    probe = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+        "from cncf.engine.engine import _one_cpu; print(_one_cpu())"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+        == "True"
+    )
+    assert engine_module._one_cpu() == (len(os.sched_getaffinity(0)) == 1)
+
+    provider, exporter = _provider()
+
+    async def main() -> None:
+        async with cncf.AsyncHub(tmp_path / "home") as hub:
+            assert (await hub.load(FIXTURES / "svc")).state == "ready"
+            assert (await hub.load(OBSERVED, form="inline", name="inl")).state == "ready"
+            hub.engine._batch = 4  # as on one CPU, with a small batch
+            stop = telemetry.enable(hub, tracer_provider=provider)
+            assert stop is not None
+            for _ in range(3):
+                await hub.call("inl.context")
+            await asyncio.sleep(0)
+            assert exporter.get_finished_spans() == ()  # a batch is not due yet: the loop's turn told nothing
+            await hub.call("inl.context")
+            await asyncio.sleep(0)
+            assert len(exporter.get_finished_spans()) == 4  # due: told at the next turn, together
+            exporter.clear()
+            await hub.call("inl.context")
+            await asyncio.sleep(0)
+            assert exporter.get_finished_spans() == ()
+            await asyncio.sleep(engine_module.DEFERRED_DELAY * 5)
+            assert len(exporter.get_finished_spans()) == 1  # told late, never lost
+            exporter.clear()
+            # a worker call's spin-wait tells a batch that is due, before its own reply
+            hub.engine._drain_due = True  # (no loop turn tells it first)
+            for _ in range(4):
+                await hub.call("inl.context")
+            assert hub.engine.deferred == 4 and exporter.get_finished_spans() == ()
+            assert (await hub.call("svc.add", [1, 2])).value == 3
+            assert len(exporter.get_finished_spans()) >= 4 and hub.engine.deferred <= 1
+            hub.engine._drain_due = False
+            hub.engine.drain()  # a reader sees everything
+            assert len(exporter.get_finished_spans()) == 5
+            stop()
+
+    asyncio.run(main())
+
+
+def test_ids_drawn_ahead_are_unique_and_sampled_as_the_sdk_samples_them(tmp_path: Path) -> None:
+    """A root call's traceparent is drawn ahead with others (one random draw for
+    many): every id is new, its sampled flag is the SDK ratio sampler's own
+    decision for its trace id, and exactly the sampled ones are recorded, with
+    those ids."""
+    from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+
+    sampler = TraceIdRatioBased(0.5)
+    exporter = InMemorySpanExporter()
+    provider = sdk_trace.TracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    seen: list[str] = []
+
+    async def main() -> None:
+        async with cncf.AsyncHub(tmp_path / "home") as hub:
+            assert (await hub.load(OBSERVED, form="inline", name="inl")).state == "ready"
+            stop = telemetry.enable(hub, tracer_provider=provider)
+            assert stop is not None
+            for _ in range(300):  # several draws
+                seen.append((await hub.call("inl.context")).value["traceparent"])
+            stop()
+
+    asyncio.run(main())
+    ids = [tp.split("-") for tp in seen]
+    assert len({t for _, t, _, _ in ids}) == len({s for _, _, s, _ in ids}) == 300
+    sampled = set()
+    for version, trace_id, span_id, flags in ids:
+        assert version == "00" and int(trace_id, 16) and int(span_id, 16)
+        decided = sampler.should_sample(None, int(trace_id, 16), "inl.default/context").decision.is_sampled()
+        assert bool(int(flags, 16) & 1) == decided
+        if decided:
+            sampled.add((int(trace_id, 16), int(span_id, 16)))
+    assert 0 < len(sampled) < 300
+    recorded = {(s.context.trace_id, s.context.span_id) for s in exporter.get_finished_spans()}
+    assert recorded == sampled

@@ -112,8 +112,11 @@ def start_invoke(
         "kwargs": call.kwargs,
         "concurrent": concurrent,
     }
-    if call.context.traceparent is not None:  # telemetry on: the call span's W3C context
-        body["traceparent"], body["tracestate"] = call.context.traceparent, call.context.tracestate
+    context = call.context
+    if context.traceparent is not None:  # telemetry on: the call span's W3C context
+        body["traceparent"] = context.traceparent
+        if context.tracestate is not None:
+            body["tracestate"] = context.tracestate
     pending = channel.start(Kind.INVOKE, body, fut)
     if not fut.done():
         scope.attach(fut, cooperative=pending.cancel, force=force)

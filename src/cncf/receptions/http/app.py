@@ -830,7 +830,6 @@ _CALL_PATHS = tuple(dict.fromkeys(compile_path(r.path)[0] for r in ROUTES if r.h
 _CALL_METHODS = frozenset(r.method for r in ROUTES if r.handler == "call")
 _COMPILED = tuple((r, compile_path(r.path)[0]) for r in ROUTES)
 _MUTATING = frozenset(r.method for r in ROUTES) - _SAFE_METHODS
-_TRACED = observe.TRACED
 
 
 def _bodyless(found: dict[bytes, str]) -> bool:
@@ -841,6 +840,9 @@ def _bodyless(found: dict[bytes, str]) -> bool:
         and b"transfer-encoding" not in found
         and found.get(b"content-length", "0").strip() == "0"
     )
+
+
+_ANSWERED = observe.ANSWERED
 
 
 class _HostGuard:
@@ -864,68 +866,75 @@ class _HostGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if _TRACING and _TRACED not in scope:  # telemetry on: the span wraps this same call
-            await self.observed.traced(_TRACING[-1], self, scope, receive, send)
-            return
         t0 = time.perf_counter_ns()
+        if _TRACING:  # telemetry on: the request is a span around the same checks
+            await self.observed.traced(_TRACING[-1], self._handle, scope, receive, send, t0)
+            return
         status = 500  # unless an answer starts
         try:
-            # one pass over the headers, in C, for every check below (a repeated header: the last)
-            headers = dict(scope["headers"])
-            found = {k: headers[k].decode("latin-1") for k in _HEADERS.intersection(headers)}
-            server = scope.get("server")
-            where = (
-                found.get(b"host"),
-                found.get(b"origin"),
-                found.get(b"sec-fetch-site"),
-                server[0] if server else None,
-            )
-            trust = self.trust
-            obs = None if where in trust.accepted else trust.check_where(*where)  # Host, then the browser rule
-            method = scope["method"]
-            if (
-                obs is None
-                and method in _MUTATING  # (a method no route takes is answered 405 below)
-                and b"authorization" not in found
-                and not _bodyless(found)
-                and found.get(b"content-type") != "application/json"
-                and media_type(found.get(b"content-type")) != "application/json"
-            ):
-                obs = Observation.of(
-                    Code.BODY_NOT_JSON,
-                    f"a {method} without the token must say 'Content-Type: application/json' "
-                    f"(it has {found.get(b'content-type') or 'none'}): a web page cannot send that to this hub",
-                    stage=Stage.RECEPTION,
-                    content_type=found.get(b"content-type"),
-                    reason="content_type",
-                )
-            if obs is not None:
-                refusal = self.reception._refuse(obs.with_context(target=f"{method} {scope['path']}"))
-                status = await send_answer(send, refusal)
-                return
-            path = scope["path"]
-            if path.startswith("/rest/v1/") and method in _CALL_METHODS:
-                for regex in _CALL_PATHS:
-                    m = regex.match(path)
-                    if m is not None:
-                        scope["path_params"] = m.groupdict()
-                        status = await self.reception.asgi_call(scope, receive, send, found)
-                        return
-
-            async def send_page(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                    headers = list(message.get("headers", ()))
-                    have = {k.lower() for k, _ in headers}
-                    headers.extend(h for h in _PAGE_HEADERS if h[0] not in have)
-                    message = {**message, "headers": headers}
-                await send(message)
-
-            await self.app(scope, receive, send_page)
+            status = await self._handle(scope, receive, send)
+        except BaseException:
+            status = scope.get(_ANSWERED, 500)
+            raise
         finally:
-            if _TRACED not in scope:
-                self.observed.done(scope["method"], scope["path"], status, t0)
+            self.observed.done(scope["method"], scope["path"], status, t0)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """The checks and the answer; the status answered (500 when none started)."""
+        # one pass over the headers, in C, for every check below (a repeated header: the last)
+        headers = dict(scope["headers"])
+        found = {k: headers[k].decode("latin-1") for k in _HEADERS.intersection(headers)}
+        server = scope.get("server")
+        where = (
+            found.get(b"host"),
+            found.get(b"origin"),
+            found.get(b"sec-fetch-site"),
+            server[0] if server else None,
+        )
+        trust = self.trust
+        obs = None if where in trust.accepted else trust.check_where(*where)  # Host, then the browser rule
+        method = scope["method"]
+        if (
+            obs is None
+            and method in _MUTATING  # (a method no route takes is answered 405 below)
+            and b"authorization" not in found
+            and not _bodyless(found)
+            and found.get(b"content-type") != "application/json"
+            and media_type(found.get(b"content-type")) != "application/json"
+        ):
+            obs = Observation.of(
+                Code.BODY_NOT_JSON,
+                f"a {method} without the token must say 'Content-Type: application/json' "
+                f"(it has {found.get(b'content-type') or 'none'}): a web page cannot send that to this hub",
+                stage=Stage.RECEPTION,
+                content_type=found.get(b"content-type"),
+                reason="content_type",
+            )
+        if obs is not None:
+            refusal = self.reception._refuse(obs.with_context(target=f"{method} {scope['path']}"))
+            return await send_answer(send, refusal)
+        path = scope["path"]
+        if path.startswith("/rest/v1/") and method in _CALL_METHODS:
+            for regex in _CALL_PATHS:
+                m = regex.match(path)
+                if m is not None:
+                    scope["path_params"] = m.groupdict()
+                    return await self.reception.asgi_call(scope, receive, send, found)
+
+        status = 500
+
+        async def send_page(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = scope[_ANSWERED] = message["status"]  # (kept for a failure after it started)
+                headers = list(message.get("headers", ()))
+                have = {k.lower() for k, _ in headers}
+                headers.extend(h for h in _PAGE_HEADERS if h[0] not in have)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_page)
+        return status
 
 
 __all__ = ["FOREIGN", "ROUTES", "Reception", "RouteSpec", "outcome_body", "refusal_of", "refused"]

@@ -11,20 +11,22 @@ the caller's to choose), or ``""`` when none does.
 With telemetry on (``cncf.telemetry``), each request is also a SERVER span
 ``{method} {route}`` that continues the trace of an incoming ``traceparent``
 and is the current span while the request runs, so the call it makes is its
-child.  Not a middleware of its own: the guard calls :meth:`Observed.done`
-(telemetry off), or runs itself inside :meth:`Observed.traced` (telemetry
-on); a layer would cost a coroutine frame and a ``send`` wrapper on every
-request (~4 µs of ~100).
+child.  Not a middleware of its own: the guard calls :meth:`Observed.done` after
+its checks and answer (telemetry off), or runs them inside
+:meth:`Observed.traced` (telemetry on), which learns the status from their
+return value; a layer would cost a coroutine frame and a ``send`` wrapper on
+every request (~4 µs of ~100).
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.routing import compile_path
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from cncf.engine.events import wall_offset_ns
 
@@ -35,8 +37,9 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"
 _CACHE_MAX = 4096
 
 
-#: Marks a request's scope while its traced run is under way (its measurement is the span's).
-TRACED = "cncf.traced"
+#: The status a page's answer started with, kept in the request's scope: a request that
+#: fails after its answer started is measured with it.
+ANSWERED = "cncf.answered"
 
 
 class Observed:
@@ -75,19 +78,19 @@ class Observed:
             )
         hist.observe(ns / 1e9)
 
-    async def traced(self, tracing: Any, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run ``app`` (the guard, again) for this request inside its SERVER span."""
-        t0 = time.perf_counter_ns()
-        scope[TRACED] = True
+    async def traced(
+        self,
+        tracing: Any,
+        handle: Callable[[Scope, Receive, Send], Awaitable[int]],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        t0: int,
+    ) -> None:
+        """Run ``handle`` (the guard's checks and answer, which returns the status)
+        for this request inside its SERVER span; it began at ``t0``."""
         status = 500  # unless a response starts
         method = scope["method"] if scope["method"] in _METHODS else "_OTHER"
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
         offset = wall_offset_ns()
         route = self.route(scope["path"])
         span = tracing.open(
@@ -99,8 +102,9 @@ class Observed:
         token = tracing.context.attach(tracing.current(span))  # the call's span is its child
         failure: tuple[tuple[str, dict[str, Any], int], ...] = ()
         try:
-            await app(scope, receive, send_status)
+            status = await handle(scope, receive, send)
         except BaseException as exc:
+            status = scope.get(ANSWERED, 500)
             failure = (
                 (
                     "exception",
@@ -130,4 +134,4 @@ class Observed:
                 tracing.record(span, offset + end, attributes, error, failure)
 
 
-__all__ = ["TRACED", "Observed"]
+__all__ = ["ANSWERED", "Observed"]
