@@ -353,6 +353,11 @@ class _Tracing:
         on, off = _HEX2[self._root_flags | 1], _HEX2[self._root_flags]
         drawn = _getrandbits(192 * _DRAWN).to_bytes(24 * _DRAWN, "big").hex()
         roots = self._roots
+        if (bound > _TRACE_ID_LIMIT or bound == 0) and _ZERO_HEX[:16] not in drawn:
+            # every id valid, one decision for all: formatted in one pass
+            flag = on if bound else off
+            roots.extend(f"00-{drawn[i : i + 32]}-{drawn[i + 32 : i + 48]}-{flag}" for i in range(0, 48 * _DRAWN, 48))
+            return roots.pop()
         for i in range(0, 48 * _DRAWN, 48):
             trace_id, span_id = drawn[i : i + 32], drawn[i + 32 : i + 48]
             if trace_id == _ZERO_HEX[:32] or span_id == _ZERO_HEX[:16]:

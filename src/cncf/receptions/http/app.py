@@ -879,8 +879,10 @@ class _HostGuard:
         finally:
             self.observed.done(scope["method"], scope["path"], status, t0)
 
-    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> int:
-        """The checks and the answer; the status answered (500 when none started)."""
+    def _handle(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[int]:
+        """The checks, made at once; the answer to await, which returns its status.
+        (Not a coroutine itself: the hot path awaits the answer's own, one frame
+        fewer a request.)"""
         # one pass over the headers, in C, for every check below (a repeated header: the last)
         headers = dict(scope["headers"])
         found = {k: headers[k].decode("latin-1") for k in _HEADERS.intersection(headers)}
@@ -912,15 +914,18 @@ class _HostGuard:
             )
         if obs is not None:
             refusal = self.reception._refuse(obs.with_context(target=f"{method} {scope['path']}"))
-            return await send_answer(send, refusal)
+            return send_answer(send, refusal)
         path = scope["path"]
         if path.startswith("/rest/v1/") and method in _CALL_METHODS:
             for regex in _CALL_PATHS:
                 m = regex.match(path)
                 if m is not None:
                     scope["path_params"] = m.groupdict()
-                    return await self.reception.asgi_call(scope, receive, send, found)
+                    return self.reception.asgi_call(scope, receive, send, found)
+        return self._page(scope, receive, send)
 
+    async def _page(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """Starlette's answer, with the page headers; its status (500 when none started)."""
         status = 500
 
         async def send_page(message: Message) -> None:
