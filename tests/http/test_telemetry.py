@@ -263,6 +263,15 @@ def test_an_http_request_continues_the_callers_trace_down_to_the_component(tmp_p
                         "content-type": "application/json",
                     }
                     answers["context"] = await http.post("/rest/v1/observed/context", headers=headers)
+                    # a request that made a call: its span is recorded with the call's, soon after
+                    for _ in range(200):
+                        if any(s.kind is SpanKind.SERVER for s in exporter.get_finished_spans()):
+                            break
+                        await asyncio.sleep(0.01)
+                    assert {s.name for s in exporter.get_finished_spans()} == {
+                        "POST /rest/v1/{component}/{operation}",
+                        "observed.default/context",
+                    }
                     answers["fail"] = await http.post("/rest/v1/observed/fail", json={"message": "nope"})
                     answers["nowhere"] = await http.get("/nowhere")
             finally:

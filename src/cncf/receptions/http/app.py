@@ -145,11 +145,15 @@ class Reception:
         # the console's series, failures and state history, fed by this reception's listener
         self.console_data = ConsoleData(hub, subscribe=False)
         # after the callers have their Outcomes, in batches: whoever reads calls _told() first
-        self._unsubscribe = hub.engine.subscribe_deferred(self._on_calls)
+        engine = hub.engine
+        self.observed = observe.Observed(self.metrics)  # each request measured (and traced)
+        self.observed.told_soon = lambda: engine.deferred > 0
+        self._unsubscribe = engine.subscribe_deferred(self._on_calls)
         self._call_level_needs_token = trust.needs_token(Level.READ)
         self._index: str | None = None
 
     def _on_calls(self, events: Sequence[CallFinished]) -> None:
+        self.observed.flush()  # the spans of the requests that made these calls
         self.metrics.on_calls(events)
         self.console_data.on_calls(events)
         for event in events:
@@ -166,6 +170,7 @@ class Reception:
 
     def close(self) -> None:
         self._unsubscribe()
+        self.observed.flush()
         self.console_data.close()
 
     # ------------------------------------------------------------ the app
@@ -176,7 +181,7 @@ class Reception:
             for r in ROUTES
         ]
         app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_error, Exception: self._crash})
-        return _HostGuard(app, self, observe.Observed(self.metrics))
+        return _HostGuard(app, self, self.observed)
 
     def _endpoint(self, spec: RouteSpec) -> Callable[[Request], Awaitable[Response]]:
         handler: Callable[[Request], Awaitable[Response]] = getattr(self, spec.handler)

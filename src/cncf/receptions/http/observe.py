@@ -54,6 +54,10 @@ class Observed:
         self._route_of: dict[str, str] = {}
         # (method, path, status) -> its histogram: one lookup a request (bounded as the route cache)
         self._hist_of: dict[tuple[str, str, int], Any] = {}
+        #: Whether the hub's deferred listeners will be told soon (set by the reception):
+        #: then a request's span is recorded with them, in their batch (see :meth:`flush`).
+        self.told_soon: Callable[[], bool] = _never
+        self._pending: list[tuple[Any, Any, int, str, str, Scope, int, Any]] = []
 
     def route(self, path: str) -> str:
         """The route template ``path`` matches, or ``""``."""
@@ -118,20 +122,43 @@ class Observed:
             end = time.perf_counter_ns()
             self.metrics.on_http(method, route, status, end - t0)
             if span.recording:
-                attributes: dict[str, Any] = {
-                    "http.request.method": method,
-                    "url.path": scope["path"],
-                    "url.scheme": scope.get("scheme", "http"),
-                    "network.protocol.version": scope.get("http_version", "1.1"),
-                    "http.response.status_code": status,
-                }
-                if route:
-                    attributes["http.route"] = route
-                error = None
-                if status >= 500:  # a 4xx is the client's
-                    attributes["error.type"] = str(status)
-                    error = tracing.Status(tracing.StatusCode.ERROR)
-                tracing.record(span, offset + end, attributes, error, failure)
+                done = (tracing, span, offset + end, method, route, scope, status, failure)
+                if self.told_soon():  # the request made a call: its span is recorded with the call's, later
+                    self._pending.append(done)
+                else:
+                    self._record(*done)
+
+    def flush(self) -> None:
+        """Record the spans of the requests that ended since the last flush (told
+        with the calls they made: a batch, warm, off the requests' path)."""
+        pending = self._pending
+        if pending:
+            self._pending = []
+            for done in pending:
+                self._record(*done)
+
+    @staticmethod
+    def _record(
+        tracing: Any, span: Any, end: int, method: str, route: str, scope: Scope, status: int, failure: Any
+    ) -> None:
+        attributes: dict[str, Any] = {
+            "http.request.method": method,
+            "url.path": scope["path"],
+            "url.scheme": scope.get("scheme", "http"),
+            "network.protocol.version": scope.get("http_version", "1.1"),
+            "http.response.status_code": status,
+        }
+        if route:
+            attributes["http.route"] = route
+        error = None
+        if status >= 500:  # a 4xx is the client's
+            attributes["error.type"] = str(status)
+            error = tracing.Status(tracing.StatusCode.ERROR)
+        tracing.record(span, end, attributes, error, failure)
+
+
+def _never() -> bool:
+    return False
 
 
 __all__ = ["ANSWERED", "Observed"]
