@@ -186,7 +186,8 @@ class _Tracing:
         self._parents: dict[str, Any] = {}
         self._roots: list[str] = []  # root traceparents drawn ahead (see _draw_roots)
         self._span_ids: list[str] = []  # span ids drawn ahead, as hex
-        self._trace_id, self._trace_hex = 0, ""  # the last parent's trace id, and as hex
+        # the last parent's trace id, and as hex (one tuple: read and replaced whole, from any thread)
+        self._trace: tuple[int, str] = (0, "")
 
     # ------------------------------------------------------------ spans
 
@@ -321,18 +322,24 @@ class _Tracing:
             current = self._get_current().get(self._span_key)
             parent = current.get_span_context() if current is not None else None
             if parent is None or not parent.is_valid:  # a root: its whole traceparent drawn ahead
-                roots = self._roots
-                object.__setattr__(ctx, "traceparent", roots.pop() if roots else self._draw_roots())
+                try:  # (hubs on other threads may share this tracing: pop, never test then pop)
+                    traceparent = self._roots.pop()
+                except IndexError:
+                    traceparent = self._draw_roots()
+                object.__setattr__(ctx, "traceparent", traceparent)
                 return call
             trace_id = parent.trace_id
             parent_flags = parent.trace_flags
             sampled = parent_flags.sampled if rule[0] else (trace_id & _TRACE_ID_LIMIT) < rule[1]
             flags = (self._random if parent_flags.random_trace_id else 0) | sampled
-            if trace_id != self._trace_id:  # (a program's calls under one span of its own: once)
-                self._trace_id, self._trace_hex = trace_id, trace_id.to_bytes(16, "big").hex()
-            span_ids = self._span_ids
-            span_id = span_ids.pop() if span_ids else self._draw_span_ids()
-            object.__setattr__(ctx, "traceparent", f"00-{self._trace_hex}-{span_id}-{_HEX2[flags]}")
+            trace = self._trace
+            if trace[0] != trace_id:  # (a program's calls under one span of its own: once)
+                trace = self._trace = (trace_id, trace_id.to_bytes(16, "big").hex())
+            try:
+                span_id = self._span_ids.pop()
+            except IndexError:
+                span_id = self._draw_span_ids()
+            object.__setattr__(ctx, "traceparent", f"00-{trace[1]}-{span_id}-{_HEX2[flags]}")
             state = parent.trace_state
             if state:
                 object.__setattr__(ctx, "tracestate", state.to_header() or None)
@@ -352,31 +359,38 @@ class _Tracing:
         bound = self._rule[1]
         on, off = _HEX2[self._root_flags | 1], _HEX2[self._root_flags]
         drawn = _getrandbits(192 * _DRAWN).to_bytes(24 * _DRAWN, "big").hex()
-        roots = self._roots
         if (bound > _TRACE_ID_LIMIT or bound == 0) and _ZERO_HEX[:16] not in drawn:
             # every id valid, one decision for all: formatted in one pass
             flag = on if bound else off
-            roots.extend(f"00-{drawn[i : i + 32]}-{drawn[i + 32 : i + 48]}-{flag}" for i in range(0, 48 * _DRAWN, 48))
-            return roots.pop()
-        for i in range(0, 48 * _DRAWN, 48):
-            trace_id, span_id = drawn[i : i + 32], drawn[i + 32 : i + 48]
-            if trace_id == _ZERO_HEX[:32] or span_id == _ZERO_HEX[:16]:
-                continue  # an invalid id (one chance in 2**64): never used
-            if bound > _TRACE_ID_LIMIT:
-                flag = on
-            elif bound == 0:
-                flag = off
-            else:
-                flag = on if int(trace_id[16:], 16) < bound else off
-            roots.append(f"00-{trace_id}-{span_id}-{flag}")
-        return roots.pop() if roots else self._draw_roots()
+            roots = [f"00-{drawn[i : i + 32]}-{drawn[i + 32 : i + 48]}-{flag}" for i in range(0, 48 * _DRAWN, 48)]
+        else:
+            roots = []
+            for i in range(0, 48 * _DRAWN, 48):
+                trace_id, span_id = drawn[i : i + 32], drawn[i + 32 : i + 48]
+                if trace_id == _ZERO_HEX[:32] or span_id == _ZERO_HEX[:16]:
+                    continue  # an invalid id (one chance in 2**64): never used
+                if bound > _TRACE_ID_LIMIT:
+                    flag = on
+                elif bound == 0:
+                    flag = off
+                else:
+                    flag = on if int(trace_id[16:], 16) < bound else off
+                roots.append(f"00-{trace_id}-{span_id}-{flag}")
+            if not roots:
+                return self._draw_roots()
+        mine = roots.pop()  # (the caller's own: hubs on other threads may share the rest)
+        self._roots.extend(roots)
+        return mine
 
     def _draw_span_ids(self) -> str:
         """Draw the next ``_DRAWN`` span ids at once, as hex; return one."""
         drawn = _getrandbits(64 * _DRAWN).to_bytes(8 * _DRAWN, "big").hex()
-        span_ids = self._span_ids
-        span_ids.extend(d for d in (drawn[i : i + 16] for i in range(0, 16 * _DRAWN, 16)) if d != _ZERO_HEX[:16])
-        return span_ids.pop() if span_ids else self._draw_span_ids()
+        span_ids = [d for d in (drawn[i : i + 16] for i in range(0, 16 * _DRAWN, 16)) if d != _ZERO_HEX[:16]]
+        if not span_ids:
+            return self._draw_span_ids()
+        mine = span_ids.pop()
+        self._span_ids.extend(span_ids)
+        return mine
 
     def _begin_asked(self, call: ActionCall) -> None:
         """``begin`` under a sampler that is asked (or ids from the provider's own

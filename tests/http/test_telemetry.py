@@ -564,3 +564,54 @@ def test_ids_drawn_ahead_are_unique_and_sampled_as_the_sdk_samples_them(tmp_path
     assert 0 < len(sampled) < 300
     recorded = {(s.context.trace_id, s.context.span_id) for s in exporter.get_finished_spans()}
     assert recorded == sampled
+
+
+def test_hubs_on_several_threads_sharing_one_tracing_get_distinct_well_formed_ids(tmp_path: Path) -> None:
+    """``enable()`` traces every hub made afterwards with one tracing; hubs on
+    their own threads draw from its ids at once: every call still gets a
+    traceparent of its own, well formed, in the trace of its thread's span."""
+    import re
+    import threading
+
+    provider, exporter = _provider()
+    stop = telemetry.enable(tracer_provider=provider)
+    assert stop is not None
+    seen: dict[int, list[tuple[str, int]]] = {}
+    errors: list[BaseException] = []
+    tracer = provider.get_tracer("the-program")
+
+    def work(n: int) -> None:
+        try:
+            with cncf.Hub(tmp_path / f"home{n}") as hub:
+                assert hub.load(OBSERVED, form="inline", name="inl").state == "ready"
+                got = seen.setdefault(n, [])
+                for i in range(150):
+                    if i % 2:  # a root
+                        got.append((hub.call("inl.context").value["traceparent"], 0))
+                    else:  # a child of this thread's own span
+                        with tracer.start_as_current_span(f"t{n}") as mine:
+                            tp = hub.call("inl.context").value["traceparent"]
+                        got.append((tp, mine.get_span_context().trace_id))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        stop()
+    assert not errors, errors
+    pairs = [p for got in seen.values() for p in got]
+    assert len(pairs) == 600
+    assert len({tp for tp, _ in pairs}) == 600  # no id handed out twice
+    for tp, parent_trace in pairs:
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-0[0-3]", tp), tp
+        if parent_trace:
+            assert int(tp.split("-")[1], 16) == parent_trace  # its thread's own trace, never another's
+    calls = [s for s in exporter.get_finished_spans() if s.name == "inl.default/context"]
+    assert {(f"{s.context.trace_id:032x}", f"{s.context.span_id:016x}") for s in calls} == {
+        tuple(tp.split("-")[1:3]) for tp, _ in pairs
+    }
