@@ -45,10 +45,13 @@ What is traced, after OpenTelemetry's semantic conventions:
   exception, Python or Java), or from the Observation itself when it has none.
 
 When: a call's span is *opened* before the call crosses (its context travels
-with it) and *recorded* after the caller has its Outcome — at the event
-loop's next turn, or, while the hub spin-waits for the next call's reply,
-in that wait (``ActionEngine.subscribe_deferred``): recording
-costs several microseconds that no caller waits for.  A synchronous ``Hub``
+with it: under the SDK's own samplers and id generator, its ``traceparent``
+is drawn ahead with others and is all the span keeps until it is recorded)
+and *recorded* after the caller has its Outcome — at the event loop's next
+turn, or, while the hub spin-waits for the next call's reply, in that wait;
+on a hub confined to one CPU, 32 at a time (``ActionEngine.subscribe_deferred``):
+recording costs several microseconds that no caller waits for.  A served
+hub's request span is recorded with the spans of the calls it made.  A synchronous ``Hub``
 records a call's span before the call returns; stopping the tracing and
 closing the hub record what is still due.
 
