@@ -182,7 +182,9 @@ class _Tracing:
         # the SDK's RandomIdGenerator: ids drawn in place, as it draws them (any other generator is asked)
         from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
-        self._fast_ids = type(self._ids) is RandomIdGenerator
+        # ids drawn ahead, the call's traceparent all its span keeps (see begin): under a
+        # sampler decided in place and the SDK's own id generator
+        self._drawn = self._rule is not None and type(self._ids) is RandomIdGenerator
         self._root_flags = self._random if self._ids_random else 0
         self._named: dict[str, tuple[str, str]] = {}  # target text -> (span name, rpc.service)
         # call id -> the parent's SpanContext (a sampled child, decided in place)
@@ -319,7 +321,7 @@ class _Tracing:
         try:
             ctx = call.context
             rule = self._rule
-            if rule is None or not self._fast_ids:
+            if rule is None or not self._drawn:
                 self._begin_asked(call)
                 return call
             current = self._get_current().get(self._span_key)
@@ -362,7 +364,7 @@ class _Tracing:
         bound = self._rule[1]
         on, off = _HEX2[self._root_flags | 1], _HEX2[self._root_flags]
         drawn = _getrandbits(192 * _DRAWN).to_bytes(24 * _DRAWN, "big").hex()
-        if (bound > _TRACE_ID_LIMIT or bound == 0) and _ZERO_HEX[:16] not in drawn:
+        if (bound > _TRACE_ID_LIMIT or bound == 0) and _ZERO16 not in drawn:
             # every id valid, one decision for all: formatted in one pass
             flag = on if bound else off
             roots = [f"00-{drawn[i : i + 32]}-{drawn[i + 32 : i + 48]}-{flag}" for i in range(0, 48 * _DRAWN, 48)]
@@ -370,7 +372,7 @@ class _Tracing:
             roots = []
             for i in range(0, 48 * _DRAWN, 48):
                 trace_id, span_id = drawn[i : i + 32], drawn[i + 32 : i + 48]
-                if trace_id == _ZERO_HEX[:32] or span_id == _ZERO_HEX[:16]:
+                if trace_id == _ZERO16 * 2 or span_id == _ZERO16:
                     continue  # an invalid id (one chance in 2**64): never used
                 if bound > _TRACE_ID_LIMIT:
                     flag = on
@@ -388,7 +390,7 @@ class _Tracing:
     def _draw_span_ids(self) -> str:
         """Draw the next ``_DRAWN`` span ids at once, as hex; return one."""
         drawn = _getrandbits(64 * _DRAWN).to_bytes(8 * _DRAWN, "big").hex()
-        span_ids = [d for d in (drawn[i : i + 16] for i in range(0, 16 * _DRAWN, 16)) if d != _ZERO_HEX[:16]]
+        span_ids = [d for d in (drawn[i : i + 16] for i in range(0, 16 * _DRAWN, 16)) if d != _ZERO16]
         if not span_ids:
             return self._draw_span_ids()
         mine = span_ids.pop()
@@ -406,13 +408,13 @@ class _Tracing:
         if span.state:
             object.__setattr__(ctx, "tracestate", span.state.to_header() or None)
 
-    def _opened(self, call: ActionCall, name: str) -> tuple[Any, Any, Any, Any] | None:
+    def _opened(self, call: ActionCall) -> tuple[Any, Any, Any, Any] | None:
         """The span ``begin`` opened for ``call``, to record: ``(its SpanContext,
         its parent's or None, its kind, the sampler's attributes)``; None when
         there is nothing to record (sampled out).  A call admitted before tracing
-        was enabled gets a span made now, named ``name``."""
+        was enabled gets a span made now."""
         span: _Open | object | None
-        if self._rule is None or not self._fast_ids:
+        if not self._drawn:
             span = self._open.pop(call.id, None)
         else:
             traceparent = call.context.traceparent
@@ -431,7 +433,7 @@ class _Tracing:
                 )
                 return (context, parent, self._internal if parent is not None else self._server, None)
         if span is None:
-            span = self.open(name, self.SpanKind.SERVER)
+            span = self.open(self._names(call.target)[0], self.SpanKind.SERVER)
         if not isinstance(span, _Open) or not span.recording:
             return None
         return (self.context_of(span), span.parent, span.kind, span.attributes)
@@ -457,15 +459,11 @@ class _Tracing:
 
     def _finish(self, event: CallFinished, form_of: Callable[[str], str], offset: int) -> None:
         call, outcome = event.call, event.outcome
-        if self._fast_ids and self._rule is not None:  # (a sampled-out call's cost: this test)
-            traceparent = call.context.traceparent
-            if traceparent is not None and traceparent[-1] not in _SAMPLED_DIGITS:
-                return
+        opened = self._opened(call)
+        if opened is None:  # sampled out
+            return
         target = call.target
         name, service = self._names(target)
-        opened = self._opened(call, name)
-        if opened is None:
-            return
         context, parent, kind, sampler_attributes = opened
         start = offset + event.admitted_ns
         ctx = call.context
@@ -580,7 +578,7 @@ _HEX2 = tuple(f"{i:02x}" for i in range(256))  # a traceparent's flags
 #: A call whose span was sampled out when it opened: nothing to record.
 _SAMPLED_OUT = object()
 _DRAWN = 64  # ids drawn at once
-_ZERO_HEX = "0" * 32
+_ZERO16 = "0" * 16  # an invalid span id, as hex (twice: an invalid trace id)
 _SAMPLED_DIGITS = frozenset("13579bdf")  # a traceparent's last hex digit when its sampled flag is set
 _getrandbits = random.getrandbits
 

@@ -549,13 +549,12 @@ class ActionEngine:
             due.append(event)
             if len(due) > DEFERRED_MAX:  # a caller that never lets the loop turn: bounded
                 self.drain()
-            elif self._drain_due:
-                pass
-            elif len(due) >= self._batch:
-                self._drain_due = True
-                asyncio.get_running_loop().call_soon(self._drain_soon)
-            elif self._drain_timer is None:  # one CPU, a batch not full yet: told soon anyway
-                self._drain_timer = asyncio.get_running_loop().call_later(DEFERRED_DELAY, self._drain_late)
+            elif not self._drain_due:
+                if len(due) >= self._batch:
+                    self._drain_due = True
+                    asyncio.get_running_loop().call_soon(self._drain_soon)
+                elif self._drain_timer is None:  # one CPU, a batch not full yet: told soon anyway
+                    self._drain_timer = asyncio.get_running_loop().call_later(DEFERRED_DELAY, self._drain_late)
 
     def _drain_soon(self) -> None:
         self._drain_due = False

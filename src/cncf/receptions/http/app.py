@@ -146,8 +146,8 @@ class Reception:
         self.console_data = ConsoleData(hub, subscribe=False)
         # after the callers have their Outcomes, in batches: whoever reads calls _told() first
         engine = hub.engine
-        self.observed = observe.Observed(self.metrics)  # each request measured (and traced)
-        self.observed.told_soon = lambda: engine.deferred > 0
+        # each request measured (and traced: its span told with the calls it made)
+        self.observed = observe.Observed(self.metrics, told_soon=lambda: engine.deferred > 0)
         self._unsubscribe = engine.subscribe_deferred(self._on_calls)
         self._call_level_needs_token = trust.needs_token(Level.READ)
         self._index: str | None = None

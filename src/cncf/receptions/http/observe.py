@@ -45,7 +45,7 @@ ANSWERED = "cncf.answered"
 class Observed:
     """The measurement (see the module docstring)."""
 
-    def __init__(self, metrics: HubMetrics) -> None:
+    def __init__(self, metrics: HubMetrics, told_soon: Callable[[], bool] | None = None) -> None:
         from cncf.receptions.http.app import ROUTES
 
         self.metrics = metrics
@@ -54,9 +54,9 @@ class Observed:
         self._route_of: dict[str, str] = {}
         # (method, path, status) -> its histogram: one lookup a request (bounded as the route cache)
         self._hist_of: dict[tuple[str, str, int], Any] = {}
-        #: Whether the hub's deferred listeners will be told soon (set by the reception):
-        #: then a request's span is recorded with them, in their batch (see :meth:`flush`).
-        self.told_soon: Callable[[], bool] = _never
+        # Whether the hub's deferred listeners will be told soon (the reception's hub):
+        # then a request's span is recorded with them, in their batch (see flush).
+        self.told_soon = told_soon if told_soon is not None else _never
         self._pending: list[tuple[Any, Any, int, str, str, Scope, int, Any]] = []
 
     def route(self, path: str) -> str:
