@@ -64,6 +64,7 @@ without telemetry pays one attribute test per call.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import functools
 import os
@@ -135,6 +136,44 @@ class _Open:
         return f"00-{trace_id}-{span_id}-{_HEX2[self.flags & 0xFF]}"
 
 
+class _Request:
+    """An HTTP request's SERVER span under ids drawn ahead (see :meth:`_Tracing.open_request`):
+    its ``traceparent`` (drawn, or continuing the incoming one), kept with what
+    its calls and its recording need, and made the parent of the calls the request
+    makes through :data:`REQUEST` rather than an OpenTelemetry context (which the
+    calls would only read their parent from, at several times the cost)."""
+
+    __slots__ = (
+        "name",
+        "traceparent",
+        "trace",
+        "flags",
+        "state",
+        "tracestate",
+        "parent",
+        "start",
+        "recording",
+        "context",
+    )
+
+    def __init__(self, name: str, traceparent: str, state: Any, parent: Any, start: int) -> None:
+        self.name = name
+        self.traceparent = traceparent
+        self.trace = traceparent[3:35]  # the trace id, as hex
+        self.flags = int(traceparent[53:55], 16)
+        self.state = state  # its TraceState (the incoming one's), or None
+        self.tracestate = (state.to_header() or None) if state else None
+        self.parent = parent  # the incoming SpanContext, or None
+        self.start = start
+        self.recording = bool(self.flags & 1)
+        self.context: Any = None  # its SpanContext, once made (see _Tracing._request_context)
+
+
+#: The request span the running code serves (set by the HTTP reception around a
+#: request, telemetry on): the parent of the calls it makes.
+REQUEST: contextvars.ContextVar[_Request | None] = contextvars.ContextVar("cncf_request_span", default=None)
+
+
 class _Tracing:
     """One enabled tracing.
 
@@ -171,6 +210,10 @@ class _Tracing:
         self._flags = [trace.TraceFlags(i) for i in range(256)]
         # what open() reads on every span, looked up once
         self._get_current: Callable[[], Any] = context.get_current
+        # (the runtime context's own ContextVar when it is the SDK's default: two frames fewer a call)
+        current_var = getattr(getattr(context, "_RUNTIME_CONTEXT", None), "_current_context", None)
+        if isinstance(current_var, contextvars.ContextVar):
+            self._get_current = current_var.get
         self._span_key = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, context.Context())))
         self._internal, self._server = SpanKind.INTERNAL, SpanKind.SERVER
         self._ids = tracer.id_generator
@@ -200,6 +243,11 @@ class _Tracing:
         """A span's identity: a child of the span of ``parent_context`` (None:
         the current context's), sampled by the provider's sampler.  ``kind``
         None: INTERNAL under a parent, else SERVER (the trace's root)."""
+        if parent_context is None:
+            request = _request_span()
+            if request is not None:  # served to an HTTP request (another tracing's, drawn ahead)
+                served = self._context_of_traceparent(request.traceparent, request.state)
+                parent_context = self.trace.set_span_in_context(self.trace.NonRecordingSpan(served))
         ctx = parent_context if parent_context is not None else self._get_current()
         current = ctx.get(self._span_key)
         parent: Any = None
@@ -247,22 +295,79 @@ class _Tracing:
         """The span's ``SpanContext``."""
         return self._SpanContext(span.trace_id, span.span_id, False, self._flags[span.flags & 0xFF], span.state)
 
+    def _context_of_traceparent(self, traceparent: str, state: Any) -> Any:
+        """The ``SpanContext`` of a span known by its ``traceparent`` (drawn or made here: well formed)."""
+        flags = self._flags[int(traceparent[53:55], 16)]
+        return self._SpanContext(int(traceparent[3:35], 16), int(traceparent[36:52], 16), False, flags, state)
+
+    def open_request(self, name: str, headers: list[tuple[bytes, bytes]], start: int) -> _Open | _Request:
+        """An HTTP request's SERVER span, continuing the trace of an incoming
+        ``traceparent``/``tracestate``: a :class:`_Request` under ids drawn ahead
+        (its identity a ``traceparent`` drawn, or made from the incoming one's
+        trace), else a span opened as any other."""
+        incoming = None
+        for key, _ in headers:
+            if key == b"traceparent":
+                incoming = self.extract(headers)
+                break
+        if not self._drawn:
+            return self.open(name, self._server, incoming, start)
+        rule = self._rule
+        assert rule is not None  # (drawn: a rule decided in place)
+        current = incoming.get(self._span_key) if incoming is not None else None
+        parent = current.get_span_context() if current is not None else None
+        if parent is None or not parent.is_valid:
+            return _Request(name, self._next_root(), None, None, start)
+        trace_id, parent_flags = parent.trace_id, parent.trace_flags
+        sampled = parent_flags.sampled if rule[0] else (trace_id & _TRACE_ID_LIMIT) < rule[1]
+        flags = (self._random if parent_flags.random_trace_id else 0) | sampled
+        traceparent = f"00-{trace_id.to_bytes(16, 'big').hex()}-{self._next_span_id()}-{_HEX2[flags]}"
+        return _Request(name, traceparent, parent.trace_state, parent, start)
+
+    def enter(self, span: _Open | _Request) -> contextvars.Token[Any]:
+        """Make ``span`` the parent of the calls made from here until :meth:`leave`."""
+        if type(span) is _Request:
+            return REQUEST.set(span)
+        assert isinstance(span, _Open)
+        return self.context.attach(self.current(span))
+
+    def leave(self, token: contextvars.Token[Any]) -> None:
+        """Undo the :meth:`enter` that gave ``token``."""
+        if token.var is REQUEST:
+            REQUEST.reset(token)
+        else:
+            self.context.detach(token)
+
     def record(
         self,
-        span: _Open,
+        span: _Open | _Request,
         end: int,
         attributes: dict[str, Any],
         status: Any = None,
         events: tuple[tuple[str, dict[str, Any], int], ...] = (),
+        offset: int = 0,
     ) -> None:
-        """Record the span, complete (``end``: wall-clock ns)."""
+        """Record the span, complete: its start and ``end`` (and its events' times)
+        are placed on the wall clock by adding ``offset`` (0: they are already)."""
         if not span.recording:
             return
-        if span.attributes:
-            attributes = {**span.attributes, **attributes}
-        self._emit(
-            span.name, self.context_of(span), span.parent, span.kind, attributes, status, events, span.start, end
-        )
+        if type(span) is _Request:
+            context, kind, parent, name = self._request_context(span), self._server, span.parent, span.name
+        else:
+            assert isinstance(span, _Open)
+            context, kind, parent, name = self.context_of(span), span.kind, span.parent, span.name
+            if span.attributes:
+                attributes = {**span.attributes, **attributes}
+        if events and offset:
+            events = tuple((event, values, at + offset) for event, values, at in events)
+        self._emit(name, context, parent, kind, attributes, status, events, span.start + offset, end + offset)
+
+    def _request_context(self, request: _Request) -> Any:
+        """The ``SpanContext`` of a request span (made once: its own, and its calls' parent)."""
+        context = request.context
+        if context is None:
+            context = request.context = self._context_of_traceparent(request.traceparent, request.state)
+        return context
 
     def _emit(
         self,
@@ -324,6 +429,20 @@ class _Tracing:
             if rule is None or not self._drawn:
                 self._begin_asked(call)
                 return call
+            request = _request_span()
+            if request is not None:  # served to an HTTP request: a child of its span
+                sampled = request.flags & 1 if rule[0] else int(request.trace[16:], 16) < rule[1]
+                try:
+                    span_id = self._span_ids.pop()
+                except IndexError:
+                    span_id = self._draw_span_ids()
+                flags = (request.flags & self._random) | sampled
+                object.__setattr__(ctx, "traceparent", f"00-{request.trace}-{span_id}-{_HEX2[flags]}")
+                if request.tracestate:
+                    object.__setattr__(ctx, "tracestate", request.tracestate)
+                if sampled:
+                    self._parents[call.id] = request
+                return call
             current = self._get_current().get(self._span_key)
             parent = current.get_span_context() if current is not None else None
             if parent is None or not parent.is_valid:  # a root: its whole traceparent drawn ahead
@@ -353,6 +472,20 @@ class _Tracing:
             return call
         except Exception:  # noqa: BLE001 - telemetry never breaks a call
             return call
+
+    def _next_root(self) -> str:
+        """A root span's ``traceparent``, drawn ahead."""
+        try:  # (hubs on other threads may share this tracing: pop, never test then pop)
+            return self._roots.pop()
+        except IndexError:
+            return self._draw_roots()
+
+    def _next_span_id(self) -> str:
+        """A span id, as hex, drawn ahead."""
+        try:
+            return self._span_ids.pop()
+        except IndexError:
+            return self._draw_span_ids()
 
     def _draw_roots(self) -> str:
         """Draw the ids of the next ``_DRAWN`` root spans at once, sampled by the
@@ -424,13 +557,9 @@ class _Tracing:
                 return None
             else:
                 parent = self._parents.pop(call.id, None)
-                context = self._SpanContext(
-                    int(traceparent[3:35], 16),
-                    int(traceparent[36:52], 16),
-                    False,
-                    self._flags[int(traceparent[53:55], 16)],
-                    parent.trace_state if parent is not None else None,
-                )
+                if type(parent) is _Request:
+                    parent = self._request_context(parent)
+                context = self._context_of_traceparent(traceparent, parent.trace_state if parent is not None else None)
                 return (context, parent, self._internal if parent is not None else self._server, None)
         if span is None:
             span = self.open(self._names(call.target)[0], self.SpanKind.SERVER)
@@ -535,9 +664,15 @@ class _Tracing:
         """Trace ``hub``'s calls (an AsyncHub, or an ActionEngine); the function that stops it."""
         engine = getattr(hub, "engine", hub)
         components = engine._components  # the hub's own mapping (normalized name -> Component)
+        normalized: dict[str, str] = {}  # a call's component name -> its key there (made once)
 
         def form(name: str) -> str:
-            comp = components.get(normalize(name))
+            key = normalized.get(name)
+            if key is None:
+                if len(normalized) >= 4096:
+                    normalized.clear()
+                key = normalized[name] = normalize(name)
+            comp = components.get(key)
             return str(comp.spec.form) if comp is not None else "unknown"
 
         engine.tracing = self
@@ -581,6 +716,7 @@ _DRAWN = 64  # ids drawn at once
 _ZERO16 = "0" * 16  # an invalid span id, as hex (twice: an invalid trace id)
 _SAMPLED_DIGITS = frozenset("13579bdf")  # a traceparent's last hex digit when its sampled flag is set
 _getrandbits = random.getrandbits
+_request_span = REQUEST.get
 
 
 def _sampling_rule(sampler: Any) -> tuple[bool, int] | None:

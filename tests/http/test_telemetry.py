@@ -324,6 +324,90 @@ def test_an_http_request_continues_the_callers_trace_down_to_the_component(tmp_p
     assert trace.get_current_span() is trace.INVALID_SPAN  # nothing leaked into this thread's context
 
 
+@pytest.mark.parametrize("sampler", ["parent_on", "ratio", "custom", "two_tracings"])
+def test_a_request_span_parents_its_calls_whatever_the_sampler(tmp_path: Path, sampler: str) -> None:
+    """Under the SDK's samplers (ids drawn ahead) the request span is handed to the
+    calls it makes through ``telemetry.REQUEST``, not an OpenTelemetry context; a
+    sampler that is asked gets an attached context as before; a hub traced by one
+    tracing and served under another (``enable(hub)``, then ``enable()``) still
+    parents its calls to the request.  Sampled in, out, with and without an
+    incoming ``traceparent``: the component gets the request's trace, and the
+    call span's parent is the request span whenever both are recorded."""
+    from opentelemetry.sdk.trace.sampling import (
+        ALWAYS_ON,
+        Decision,
+        ParentBased,
+        Sampler,
+        SamplingResult,
+        TraceIdRatioBased,
+    )
+
+    class Asked(Sampler):
+        """Every span sampled, by asking (not one of the SDK's own: no rule decided in place)."""
+
+        def should_sample(self, parent_context: Any, trace_id: int, name: str, *args: Any, **kw: Any) -> Any:
+            parent = trace.get_current_span(parent_context).get_span_context()
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, None, parent.trace_state if parent.is_valid else None)
+
+        def get_description(self) -> str:
+            return "Asked"
+
+    def provider_of(made: Any) -> tuple[Any, InMemorySpanExporter]:
+        exporter = InMemorySpanExporter()
+        provider = sdk_trace.TracerProvider(sampler=made)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        return provider, exporter
+
+    made = {"parent_on": ParentBased(ALWAYS_ON), "ratio": TraceIdRatioBased(0.5)}.get(sampler, Asked())
+    provider, exporter = provider_of(made)
+    served_provider, served_exporter = provider_of(ParentBased(ALWAYS_ON)) if sampler == "two_tracings" else (None, None)
+    incoming = [f"00-{i:032x}-{i:016x}-{'01' if i % 2 else '00'}" for i in range(1, 25)]  # a trace each
+    seen: list[tuple[str | None, dict[str, Any]]] = []
+
+    async def main() -> None:
+        async with cncf.AsyncHub(tmp_path / "home") as hub:
+            assert (await hub.load(OBSERVED)).state == "ready"
+            stops = [telemetry.enable(hub, tracer_provider=provider)]
+            if served_provider is not None:  # the requests' tracing: the last enabled
+                stops.append(telemetry.enable(tracer_provider=served_provider))
+            try:
+                async with _served(hub) as http:
+                    for parent in [*incoming, *[None] * 24]:
+                        headers = {"traceparent": parent, "tracestate": "vendor=opaque"} if parent else {}
+                        answer = await http.post("/rest/v1/observed/context", json={}, headers=headers)
+                        assert answer.status_code == 200, answer.text
+                        seen.append((parent, answer.json()["value"]))
+                        assert telemetry.REQUEST.get() is None
+            finally:
+                for stop in stops:
+                    assert stop is not None
+                    stop()
+
+    asyncio.run(main())
+    spans = [*exporter.get_finished_spans(), *(served_exporter.get_finished_spans() if served_exporter else ())]
+    requests = {s.context.trace_id: s for s in spans if s.kind is SpanKind.SERVER and "http.route" in s.attributes}
+    calls = {s.attributes["cncf.call_id"]: s for s in spans if s.name == "observed.default/context"}
+    both = 0
+    for parent, value in seen:
+        _, trace_id, span_id, flags = value["traceparent"].split("-")
+        if parent is not None:
+            assert trace_id == parent[3:35] and value["tracestate"] == "vendor=opaque"
+        request = requests.get(int(trace_id, 16))
+        call = calls.get(value["call"])
+        assert (call is not None) == bool(int(flags, 16) & 1)  # recorded exactly when sampled
+        if call is not None:
+            assert call.context.span_id == int(span_id, 16)
+        if parent is not None and sampler == "parent_on":  # the caller's decision is followed
+            assert (request is not None) == parent.endswith("-01") == (call is not None)
+        if request is not None and call is not None:
+            both += 1
+            assert call.kind is SpanKind.INTERNAL and call.parent.span_id == request.context.span_id
+            assert request.start_time < call.start_time < call.end_time < request.end_time
+            if parent is not None:
+                assert request.parent.span_id == int(parent[36:52], 16)
+    assert both >= (len(seen) // 4 if sampler == "ratio" else len(seen) // 2)
+
+
 def test_a_sampled_out_call_records_nothing_but_still_carries_its_context(tmp_path: Path) -> None:
     """The provider's sampler decides, as for any span: a call it samples out is
     not recorded, and the component gets a context whose sampled flag is off."""

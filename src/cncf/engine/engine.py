@@ -427,6 +427,10 @@ class ActionEngine:
         """Finished calls whose deferred listeners have not been told yet."""
         return len(self._deferred)
 
+    def telling_soon(self) -> bool:
+        """Whether the deferred listeners have events due (they will be told soon)."""
+        return bool(self._deferred)
+
     def drain(self) -> None:
         """Tell the deferred listeners every event still due."""
         due = self._deferred

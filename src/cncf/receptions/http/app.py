@@ -147,7 +147,7 @@ class Reception:
         # after the callers have their Outcomes, in batches: whoever reads calls _told() first
         engine = hub.engine
         # each request measured (and traced: its span told with the calls it made)
-        self.observed = observe.Observed(self.metrics, told_soon=lambda: engine.deferred > 0)
+        self.observed = observe.Observed(self.metrics, told_soon=engine.telling_soon)
         self._unsubscribe = engine.subscribe_deferred(self._on_calls)
         self._call_level_needs_token = trust.needs_token(Level.READ)
         self._index: str | None = None

@@ -57,7 +57,7 @@ class Observed:
         # Whether the hub's deferred listeners will be told soon (the reception's hub):
         # then a request's span is recorded with them, in their batch (see flush).
         self.told_soon = told_soon if told_soon is not None else _never
-        self._pending: list[tuple[Any, Any, int, str, str, Scope, int, Any]] = []
+        self._pending: list[tuple[Any, Any, int, str, Scope, int, Any]] = []
 
     def route(self, path: str) -> str:
         """The route template ``path`` matches, or ``""``."""
@@ -71,7 +71,9 @@ class Observed:
 
     def done(self, method: str, path: str, status: int, t0: int) -> None:
         """A request (telemetry off) ended with ``status``; it began at ``t0`` (``perf_counter_ns``)."""
-        ns = time.perf_counter_ns() - t0
+        self._measure(method, path, status, time.perf_counter_ns() - t0)
+
+    def _measure(self, method: str, path: str, status: int, ns: int) -> None:
         key = (method, path, status)
         hist = self._hist_of.get(key)
         if hist is None:
@@ -92,18 +94,13 @@ class Observed:
         t0: int,
     ) -> None:
         """Run ``handle`` (the guard's checks and answer, which returns the status)
-        for this request inside its SERVER span; it began at ``t0``."""
+        for this request inside its SERVER span; it began at ``t0`` (``perf_counter_ns``)."""
         status = 500  # unless a response starts
-        method = scope["method"] if scope["method"] in _METHODS else "_OTHER"
-        offset = wall_offset_ns()
-        route = self.route(scope["path"])
-        span = tracing.open(
-            f"{method} {route}" if route else method,
-            tracing.SpanKind.SERVER,
-            tracing.extract(scope["headers"]),
-            offset + t0,
-        )
-        token = tracing.context.attach(tracing.current(span))  # the call's span is its child
+        method, path = scope["method"], scope["path"]
+        route = self.route(path)
+        name = method if method in _METHODS else "_OTHER"
+        span = tracing.open_request(f"{name} {route}" if route else name, scope["headers"], t0)
+        token = tracing.enter(span)  # the call's span is its child
         failure: tuple[tuple[str, dict[str, Any], int], ...] = ()
         try:
             status = await handle(scope, receive, send)
@@ -113,20 +110,20 @@ class Observed:
                 (
                     "exception",
                     {"exception.type": type(exc).__qualname__, "exception.message": str(exc)},
-                    time.time_ns(),
+                    time.perf_counter_ns(),
                 ),
             )
             raise
         finally:
-            tracing.context.detach(token)
+            tracing.leave(token)
             end = time.perf_counter_ns()
-            self.metrics.on_http(method, route, status, end - t0)
+            self._measure(method, path, status, end - t0)
             if span.recording:
-                done = (tracing, span, offset + end, method, route, scope, status, failure)
+                done = (tracing, span, end, route, scope, status, failure)
                 if self.told_soon():  # the request made a call: its span is recorded with the call's, later
                     self._pending.append(done)
                 else:
-                    self._record(*done)
+                    self._record(wall_offset_ns(), *done)
 
     def flush(self) -> None:
         """Record the spans of the requests that ended since the last flush (told
@@ -134,15 +131,17 @@ class Observed:
         pending = self._pending
         if pending:
             self._pending = []
+            offset = wall_offset_ns()  # one reading for the batch: the clocks do not drift apart within it
             for done in pending:
-                self._record(*done)
+                self._record(offset, *done)
 
     @staticmethod
     def _record(
-        tracing: Any, span: Any, end: int, method: str, route: str, scope: Scope, status: int, failure: Any
+        offset: int, tracing: Any, span: Any, end: int, route: str, scope: Scope, status: int, failure: Any
     ) -> None:
+        method = scope["method"]
         attributes: dict[str, Any] = {
-            "http.request.method": method,
+            "http.request.method": method if method in _METHODS else "_OTHER",
             "url.path": scope["path"],
             "url.scheme": scope.get("scheme", "http"),
             "network.protocol.version": scope.get("http_version", "1.1"),
@@ -154,7 +153,7 @@ class Observed:
         if status >= 500:  # a 4xx is the client's
             attributes["error.type"] = str(status)
             error = tracing.Status(tracing.StatusCode.ERROR)
-        tracing.record(span, end, attributes, error, failure)
+        tracing.record(span, end, attributes, error, failure, offset)
 
 
 def _never() -> bool:
