@@ -221,7 +221,8 @@ class _Tracing:
         self._rule = _sampling_rule(tracer.sampler)
         self._SpanContext = trace.SpanContext
         self._resource = tracer.resource
-        self._on_end = tracer.span_processor.on_end
+        self._processor = tracer.span_processor
+        self._on_end: Callable[[Any], None] = self._processor.on_end  # (see _processor_end)
         # the SDK's RandomIdGenerator: ids drawn in place, as it draws them (any other generator is asked)
         from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
@@ -570,11 +571,24 @@ class _Tracing:
     def finish_all(self, events: Sequence[CallFinished], form: Callable[[str], str]) -> None:
         """Record the spans of these calls (the engine's deferred listener)."""
         offset = wall_offset_ns()  # one reading for the batch: the clocks do not drift apart within it
+        self._on_end = self._processor_end()
         for event in events:
             try:
                 self._finish(event, form, offset)
             except Exception:  # noqa: BLE001 - a listener that raises is dropped; this one must stay
                 pass
+
+    def _processor_end(self) -> Callable[[Any], None]:
+        """What ends a span: the provider's processor's ``on_end``, or, when it is the
+        SDK's list of processors holding one, that one's (a frame fewer a span; read
+        again each batch, so a processor added meanwhile is not missed)."""
+        processor = self._processor
+        held = getattr(processor, "_span_processors", None)
+        if type(processor).__name__ == "SynchronousMultiSpanProcessor" and isinstance(held, tuple) and len(held) == 1:
+            end: Callable[[Any], None] = held[0].on_end
+            return end
+        whole: Callable[[Any], None] = processor.on_end
+        return whole
 
     def _names(self, target: Any) -> tuple[str, str]:
         """The span name and ``rpc.service`` of a call to ``target`` (made once per target)."""
