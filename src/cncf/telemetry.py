@@ -20,7 +20,10 @@ What is traced, after OpenTelemetry's semantic conventions:
 * **an HTTP request** to a served hub: a SERVER span ``{method} {route}``
   (``http.request.method``, ``http.route``, ``url.path``, ``url.scheme``,
   ``http.response.status_code``; status ERROR for a 5xx), continuing the
-  trace of an incoming ``traceparent``/``tracestate`` (W3C propagator);
+  trace of an incoming ``traceparent``/``tracestate`` (W3C propagator), the
+  parent of the calls the request makes (under the SDK's samplers, handed to
+  them through :data:`REQUEST`, not as an attached OpenTelemetry context:
+  see :meth:`_Tracing.open_request`);
 * **a call**: a span ``{component}.{service}/{operation}`` (``rpc.system.name
   = "cncf"``, ``rpc.service``, ``rpc.method``, ``cncf.call_id``), child of the
   current span — the HTTP request's, or the program's own — and then of kind
@@ -849,4 +852,4 @@ def install(hub: Any, tracer_provider: Any = None) -> Callable[[], None] | None:
     return enable(hub, tracer_provider=tracer_provider, phases=os.environ.get("CNCF_TRACE_PHASES") == "1")
 
 
-__all__ = ["current", "enable", "install"]
+__all__ = ["REQUEST", "current", "enable", "install"]
