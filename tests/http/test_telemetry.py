@@ -360,7 +360,8 @@ def test_a_request_span_parents_its_calls_whatever_the_sampler(tmp_path: Path, s
 
     made = {"parent_on": ParentBased(ALWAYS_ON), "ratio": TraceIdRatioBased(0.5)}.get(sampler, Asked())
     provider, exporter = provider_of(made)
-    served_provider, served_exporter = provider_of(ParentBased(ALWAYS_ON)) if sampler == "two_tracings" else (None, None)
+    two = sampler == "two_tracings"
+    served_provider, served_exporter = provider_of(ParentBased(ALWAYS_ON)) if two else (None, None)
     incoming = [f"00-{i:032x}-{i:016x}-{'01' if i % 2 else '00'}" for i in range(1, 25)]  # a trace each
     seen: list[tuple[str | None, dict[str, Any]]] = []
 
@@ -406,6 +407,43 @@ def test_a_request_span_parents_its_calls_whatever_the_sampler(tmp_path: Path, s
             if parent is not None:
                 assert request.parent.span_id == int(parent[36:52], 16)
     assert both >= (len(seen) // 4 if sampler == "ratio" else len(seen) // 2)
+
+
+def test_a_job_attempt_is_the_root_of_its_own_trace_whoever_submitted_it(tmp_path: Path) -> None:
+    """An attempt runs in a context of its own: the request whose submission
+    started it at once (its task made while the request ran) is not its parent,
+    as an attempt started later has none either."""
+    provider, exporter = _provider()
+    incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+    async def main() -> None:
+        async with cncf.AsyncHub(tmp_path / "home") as hub:
+            assert (await hub.load(OBSERVED)).state == "ready"
+            stop = telemetry.enable(hub, tracer_provider=provider)
+            assert stop is not None
+            try:
+                async with _served(hub) as http:
+                    for _ in range(2):
+                        answer = await http.post(
+                            "/rest/v1/observed/later", json={"seconds": 0.01}, headers={"traceparent": incoming}
+                        )
+                        assert answer.status_code == 202, answer.text
+                    for _ in range(300):
+                        if sum(s.name == "observed.default/later" for s in exporter.get_finished_spans()) == 2:
+                            break
+                        await asyncio.sleep(0.01)
+            finally:
+                stop()
+
+    asyncio.run(main())
+    spans = exporter.get_finished_spans()
+    requests = [s for s in spans if s.kind is SpanKind.SERVER and "http.route" in s.attributes]
+    attempts = [s for s in spans if s.name == "observed.default/later"]
+    assert len(requests) == 2 and len(attempts) == 2
+    assert all(r.context.trace_id == int(incoming[3:35], 16) for r in requests)
+    for attempt in attempts:
+        assert attempt.kind is SpanKind.SERVER and attempt.parent is None
+        assert attempt.context.trace_id not in {r.context.trace_id for r in requests}
 
 
 def test_a_sampled_out_call_records_nothing_but_still_carries_its_context(tmp_path: Path) -> None:

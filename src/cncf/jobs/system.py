@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import collections
+import contextvars
 import dataclasses
 import json
 import os
@@ -579,7 +580,11 @@ class JobSystem:
         self._inflight[key] = self._inflight.get(key, 0) + 1
         self._running += 1
         act = _Active("", key)
-        task = asyncio.get_running_loop().create_task(self._attempt(act, comp, self._gen.get(key, 0)))
+        # in a context of its own: an attempt owes nothing to whatever made the pump run
+        # (a request that submitted a job, an operation that called): its span is a
+        # trace's root, whenever it starts
+        attempt = self._attempt(act, comp, self._gen.get(key, 0))
+        task = asyncio.get_running_loop().create_task(attempt, context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
