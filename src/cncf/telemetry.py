@@ -428,11 +428,11 @@ class _Tracing:
         when it has one); the span's name, kind and times are the recording's
         business (its start is the call's admission)."""
         try:
-            ctx = call.context
-            rule = self._rule
-            if rule is None or not self._drawn:
+            if not self._drawn:
                 self._begin_asked(call)
                 return call
+            ctx = call.context
+            rule: Any = self._rule  # (drawn: a rule decided in place)
             request = _request_span()
             if request is not None:  # served to an HTTP request: a child of its span
                 sampled = request.flags & 1 if rule[0] else int(request.trace[16:], 16) < rule[1]
@@ -441,9 +441,9 @@ class _Tracing:
                 except IndexError:
                     span_id = self._draw_span_ids()
                 flags = (request.flags & self._random) | sampled
-                object.__setattr__(ctx, "traceparent", f"00-{request.trace}-{span_id}-{_HEX2[flags]}")
+                _set(ctx, "traceparent", f"00-{request.trace}-{span_id}-{_HEX2[flags]}")
                 if request.tracestate:
-                    object.__setattr__(ctx, "tracestate", request.tracestate)
+                    _set(ctx, "tracestate", request.tracestate)
                 if sampled:
                     self._parents[call.id] = request
                 return call
@@ -454,7 +454,7 @@ class _Tracing:
                     traceparent = self._roots.pop()
                 except IndexError:
                     traceparent = self._draw_roots()
-                object.__setattr__(ctx, "traceparent", traceparent)
+                _set(ctx, "traceparent", traceparent)
                 return call
             trace_id = parent.trace_id
             parent_flags = parent.trace_flags
@@ -467,10 +467,10 @@ class _Tracing:
                 span_id = self._span_ids.pop()
             except IndexError:
                 span_id = self._draw_span_ids()
-            object.__setattr__(ctx, "traceparent", f"00-{trace[1]}-{span_id}-{_HEX2[flags]}")
+            _set(ctx, "traceparent", f"00-{trace[1]}-{span_id}-{_HEX2[flags]}")
             state = parent.trace_state
             if state:
-                object.__setattr__(ctx, "tracestate", state.to_header() or None)
+                _set(ctx, "tracestate", state.to_header() or None)
             if sampled:
                 self._parents[call.id] = parent
             return call
@@ -734,6 +734,7 @@ _ZERO16 = "0" * 16  # an invalid span id, as hex (twice: an invalid trace id)
 _SAMPLED_DIGITS = frozenset("13579bdf")  # a traceparent's last hex digit when its sampled flag is set
 _getrandbits = random.getrandbits
 _request_span = REQUEST.get
+_set = object.__setattr__  # a field of the call's frozen context, completed in place (see begin)
 
 
 def _sampling_rule(sampler: Any) -> tuple[bool, int] | None:
