@@ -147,10 +147,6 @@ class HubMetrics(Collector):
         key = (labels[0], labels[1], outcome_label(outcome))
         self.calls[key] = self.calls.get(key, 0) + 1
 
-    def on_http(self, method: str, route: str, status: int, ns: int) -> None:
-        """One HTTP request (``ns``: its duration in nanoseconds)."""
-        self.http_histogram(method, route, status).observe(ns / 1e9)
-
     def http_histogram(self, method: str, route: str, status: int) -> _Histogram:
         """The histogram of these requests (the caller may keep it: it lives as long as this registry)."""
         key = (method, route, status)

@@ -70,10 +70,8 @@ class Observed:
         return found
 
     def done(self, method: str, path: str, status: int, t0: int) -> None:
-        """A request (telemetry off) ended with ``status``; it began at ``t0`` (``perf_counter_ns``)."""
-        self._measure(method, path, status, time.perf_counter_ns() - t0)
-
-    def _measure(self, method: str, path: str, status: int, ns: int) -> None:
+        """A request ended with ``status``; it began at ``t0`` (``perf_counter_ns``)."""
+        ns = time.perf_counter_ns() - t0
         key = (method, path, status)
         hist = self._hist_of.get(key)
         if hist is None:
@@ -117,7 +115,7 @@ class Observed:
         finally:
             tracing.leave(token)
             end = time.perf_counter_ns()
-            self._measure(method, path, status, end - t0)
+            self.done(method, path, status, t0)
             if span.recording:
                 done = (tracing, span, end, route, scope, status, failure)
                 if self.told_soon():  # the request made a call: its span is recorded with the call's, later
