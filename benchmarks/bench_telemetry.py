@@ -11,7 +11,11 @@
   serve`` starts: the way ``OTEL_TRACES_EXPORTER`` would), the other
   without; one keep-alive client posts to each in alternating rounds.  The
   HTTP metrics are on in both (they always are): what differs is the traces
-  (an HTTP server span, the call span, the boundary hop).
+  (an HTTP server span, the call span, the boundary hop).  With two CPUs or
+  more, once more with the client confined to one CPU and both hubs to
+  another: the served hub as it usually runs, its clients elsewhere, and a
+  figure that does not move with where the scheduler puts three processes
+  on two CPUs (unpinned, it moves by ±15 % from run to run).
 
 Printed: per-call medians, value = on, floor = off (target ratio <= 1.1), and
 the means beside them (a span recorded in a batch moves its cost off the
@@ -201,15 +205,20 @@ async def _http_block(port: int, n: int) -> tuple[float, float]:
     return statistics.median(samples) * 1e6, statistics.mean(samples) * 1e6
 
 
-def _http(tmp: Path) -> list[Row]:
+def _http(tmp: Path, apart: tuple[int, int] | None = None) -> list[Row]:
+    """``apart``: (the client's CPU, the hubs' CPU), each process confined to its own."""
     env = dict(os.environ, PYTHONPATH=str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("OTEL_TRACES_EXPORTER", None)
     hubfile = str(HERE / "http_echo" / "hub.toml")
     args = ["serve", hubfile, "--port", "0"]
+    pin = ["taskset", "-c", str(apart[1])] if apart else []
+    mine = os.sched_getaffinity(0)
     servers = {
-        "off": _start([sys.executable, "-m", "cncf", *args, "--home", str(tmp / "off")], env),
-        "on": _start([sys.executable, "-c", _TRACED_SERVE, *args, "--home", str(tmp / "on")], env),
+        "off": _start([*pin, sys.executable, "-m", "cncf", *args, "--home", str(tmp / "off")], env),
+        "on": _start([*pin, sys.executable, "-c", _TRACED_SERVE, *args, "--home", str(tmp / "on")], env),
     }
+    if apart:
+        os.sched_setaffinity(0, {apart[0]})
     try:
         results: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
         for _, port in servers.values():
@@ -218,6 +227,7 @@ def _http(tmp: Path) -> list[Row]:
             for name in ("off", "on") if r % 2 == 0 else ("on", "off"):
                 results[name].append(asyncio.run(_http_block(servers[name][1], HTTP_N // ROUNDS)))
     finally:
+        os.sched_setaffinity(0, mine)
         for proc, _ in servers.values():
             proc.send_signal(signal.SIGTERM)
             try:
@@ -225,9 +235,10 @@ def _http(tmp: Path) -> list[Row]:
             except subprocess.TimeoutExpired:
                 proc.kill()
     on, off = ([statistics.median(m[i] for m in results[k]) for i in (0, 1)] for k in ("on", "off"))
+    where = f" (client on CPU {apart[0]}, hub on CPU {apart[1]})" if apart else ""
     return [
-        ("inline echo over HTTP (cncf serve), traced vs off", on[0], off[0], "µs"),
-        ("inline echo over HTTP (cncf serve), traced vs off (mean)", on[1], off[1], "µs"),
+        (f"inline echo over HTTP (cncf serve){where}, traced vs off", on[0], off[0], "µs"),
+        (f"inline echo over HTTP (cncf serve){where}, traced vs off (mean)", on[1], off[1], "µs"),
     ]
 
 
@@ -235,6 +246,9 @@ def main() -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="cncf-bench-telemetry-") as tmp:
         rows = asyncio.run(_async_hub(Path(tmp) / "home"))
         rows += _http(Path(tmp))
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) >= 2:  # the served hub as it usually runs: its clients elsewhere (stable, unlike unpinned)
+            rows += _http(Path(tmp) / "apart", (cpus[0], cpus[1]))
     return rows
 
 
