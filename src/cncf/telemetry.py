@@ -195,7 +195,7 @@ class _Tracing:
 
     def __init__(self, tracer: Any, version: str, phases: bool = False) -> None:
         from opentelemetry import context, trace
-        from opentelemetry.sdk.trace import Event, ReadableSpan
+        from opentelemetry.sdk.trace import Event, ReadableSpan, SynchronousMultiSpanProcessor
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
         from opentelemetry.trace import SpanKind, Status, StatusCode
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -225,6 +225,7 @@ class _Tracing:
         self._SpanContext = trace.SpanContext
         self._resource = tracer.resource
         self._processor = tracer.span_processor
+        self._processors_held = type(self._processor) is SynchronousMultiSpanProcessor  # (see _processor_end)
         self._on_end: Callable[[Any], None] = self._processor.on_end  # (see _processor_end)
         # the SDK's RandomIdGenerator: ids drawn in place, as it draws them (any other generator is asked)
         from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
@@ -586,8 +587,8 @@ class _Tracing:
         SDK's list of processors holding one, that one's (a frame fewer a span; read
         again each batch, so a processor added meanwhile is not missed)."""
         processor = self._processor
-        held = getattr(processor, "_span_processors", None)
-        if type(processor).__name__ == "SynchronousMultiSpanProcessor" and isinstance(held, tuple) and len(held) == 1:
+        held = getattr(processor, "_span_processors", None) if self._processors_held else None
+        if isinstance(held, tuple) and len(held) == 1:
             end: Callable[[Any], None] = held[0].on_end
             return end
         whole: Callable[[Any], None] = processor.on_end

@@ -446,6 +446,34 @@ def test_a_job_attempt_is_the_root_of_its_own_trace_whoever_submitted_it(tmp_pat
         assert attempt.context.trace_id not in {r.context.trace_id for r in requests}
 
 
+def test_a_span_processor_added_after_enable_gets_the_spans_that_follow(tmp_path: Path) -> None:
+    """Spans end through the provider's only processor directly while it has one
+    (a frame fewer a span); a processor added later is seen from the next batch on."""
+    provider, first = _provider()
+    second = InMemorySpanExporter()
+
+    async def main() -> None:
+        async with cncf.AsyncHub(tmp_path / "home") as hub:
+            assert (await hub.load(OBSERVED)).state == "ready"
+            stop = telemetry.enable(hub, tracer_provider=provider)
+            assert stop is not None
+            for _ in range(3):
+                assert (await hub.call("observed.context")).ok
+            await asyncio.sleep(0)  # (the batch is told at the loop's next turn)
+            hub.engine.drain()
+            provider.add_span_processor(SimpleSpanProcessor(second))
+            for _ in range(4):
+                assert (await hub.call("observed.context")).ok
+            stop()
+
+    asyncio.run(main())
+    assert len(first.get_finished_spans()) == 7
+    assert len(second.get_finished_spans()) == 4
+    assert {s.context.span_id for s in second.get_finished_spans()} <= {
+        s.context.span_id for s in first.get_finished_spans()
+    }
+
+
 def test_a_sampled_out_call_records_nothing_but_still_carries_its_context(tmp_path: Path) -> None:
     """The provider's sampler decides, as for any span: a call it samples out is
     not recorded, and the component gets a context whose sampled flag is off."""
