@@ -245,37 +245,44 @@ async def _served(hub: cncf.AsyncHub) -> AsyncIterator[httpx.AsyncClient]:
         sock.close()
 
 
+@asynccontextmanager
+async def _traced_and_served(home: Path, provider: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A hub with the observed component, traced with ``provider``, served on a loopback socket."""
+    async with cncf.AsyncHub(home) as hub:
+        assert (await hub.load(OBSERVED)).state == "ready"
+        stop = telemetry.enable(hub, tracer_provider=provider)
+        assert stop is not None
+        try:
+            async with _served(hub) as http:
+                yield http
+        finally:
+            stop()
+
+
 def test_an_http_request_continues_the_callers_trace_down_to_the_component(tmp_path: Path) -> None:
     provider, exporter = _provider()
     incoming_trace, incoming_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     answers: dict[str, httpx.Response] = {}
 
     async def main() -> None:
-        async with cncf.AsyncHub(tmp_path / "home") as hub:
-            assert (await hub.load(OBSERVED)).state == "ready"
-            stop = telemetry.enable(hub, tracer_provider=provider)
-            assert stop is not None
-            try:
-                async with _served(hub) as http:
-                    headers = {
-                        "traceparent": f"00-{incoming_trace}-{incoming_span}-01",
-                        "tracestate": "vendor=opaque",
-                        "content-type": "application/json",
-                    }
-                    answers["context"] = await http.post("/rest/v1/observed/context", headers=headers)
-                    # a request that made a call: its span is recorded with the call's, soon after
-                    for _ in range(200):
-                        if any(s.kind is SpanKind.SERVER for s in exporter.get_finished_spans()):
-                            break
-                        await asyncio.sleep(0.01)
-                    assert {s.name for s in exporter.get_finished_spans()} == {
-                        "POST /rest/v1/{component}/{operation}",
-                        "observed.default/context",
-                    }
-                    answers["fail"] = await http.post("/rest/v1/observed/fail", json={"message": "nope"})
-                    answers["nowhere"] = await http.get("/nowhere")
-            finally:
-                stop()
+        async with _traced_and_served(tmp_path / "home", provider) as http:
+            headers = {
+                "traceparent": f"00-{incoming_trace}-{incoming_span}-01",
+                "tracestate": "vendor=opaque",
+                "content-type": "application/json",
+            }
+            answers["context"] = await http.post("/rest/v1/observed/context", headers=headers)
+            # a request that made a call: its span is recorded with the call's, soon after
+            for _ in range(200):
+                if any(s.kind is SpanKind.SERVER for s in exporter.get_finished_spans()):
+                    break
+                await asyncio.sleep(0.01)
+            assert {s.name for s in exporter.get_finished_spans()} == {
+                "POST /rest/v1/{component}/{operation}",
+                "observed.default/context",
+            }
+            answers["fail"] = await http.post("/rest/v1/observed/fail", json={"message": "nope"})
+            answers["nowhere"] = await http.get("/nowhere")
 
     asyncio.run(main())
     assert answers["context"].status_code == 200
@@ -417,23 +424,16 @@ def test_a_job_attempt_is_the_root_of_its_own_trace_whoever_submitted_it(tmp_pat
     incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
     async def main() -> None:
-        async with cncf.AsyncHub(tmp_path / "home") as hub:
-            assert (await hub.load(OBSERVED)).state == "ready"
-            stop = telemetry.enable(hub, tracer_provider=provider)
-            assert stop is not None
-            try:
-                async with _served(hub) as http:
-                    for _ in range(2):
-                        answer = await http.post(
-                            "/rest/v1/observed/later", json={"seconds": 0.01}, headers={"traceparent": incoming}
-                        )
-                        assert answer.status_code == 202, answer.text
-                    for _ in range(300):
-                        if sum(s.name == "observed.default/later" for s in exporter.get_finished_spans()) == 2:
-                            break
-                        await asyncio.sleep(0.01)
-            finally:
-                stop()
+        async with _traced_and_served(tmp_path / "home", provider) as http:
+            for _ in range(2):
+                answer = await http.post(
+                    "/rest/v1/observed/later", json={"seconds": 0.01}, headers={"traceparent": incoming}
+                )
+                assert answer.status_code == 202, answer.text
+            for _ in range(300):
+                if sum(s.name == "observed.default/later" for s in exporter.get_finished_spans()) == 2:
+                    break
+                await asyncio.sleep(0.01)
 
     asyncio.run(main())
     spans = exporter.get_finished_spans()
