@@ -10,8 +10,8 @@ the caller's to choose), or ``""`` when none does.
 
 With telemetry on (``cncf.telemetry``), each request is also a SERVER span
 ``{method} {route}`` that continues the trace of an incoming ``traceparent``
-and is the current span while the request runs, so the call it makes is its
-child.  Not a middleware of its own: the guard calls :meth:`Observed.done` after
+and is the parent of the calls made while the request runs (handed to them by
+:meth:`cncf.telemetry._Tracing.enter`).  Not a middleware of its own: the guard calls :meth:`Observed.done` after
 its checks and answer (telemetry off), or runs them inside
 :meth:`Observed.traced` (telemetry on), which learns the status from their
 return value; a layer would cost a coroutine frame and a ``send`` wrapper on
