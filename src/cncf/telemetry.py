@@ -848,10 +848,37 @@ def enable(hub: Any = None, *, tracer_provider: Any = None, phases: bool = False
     return stop
 
 
+def unavailable() -> str | None:
+    """Why ``OTEL_TRACES_EXPORTER`` asks for traces that cannot be made here, or None
+    (for ``cncf serve`` to say, rather than serve untraced in silence)."""
+    name = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if not name or name == "none":
+        return None
+    try:
+        import opentelemetry.sdk.trace  # noqa: F401
+    except ImportError:
+        return "OTEL_TRACES_EXPORTER is set, but opentelemetry-sdk is not installed (pip install 'cncf[otel]')"
+    if name == "otlp":
+        try:
+            import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
+        except ImportError:
+            return (
+                "OTEL_TRACES_EXPORTER=otlp needs OpenTelemetry's OTLP/HTTP exporter "
+                "(pip install opentelemetry-exporter-otlp-proto-http)"
+            )
+        return None
+    if name != "console":
+        return (
+            f"OTEL_TRACES_EXPORTER={name!r} is not one cncf sets up (console, otlp): "
+            "set up a tracer provider before cncf starts (opentelemetry-instrument, or a wrapper) for any other"
+        )
+    return None
+
+
 def install(hub: Any, tracer_provider: Any = None) -> Callable[[], None] | None:
     """``enable(hub, tracer_provider=...)`` (its earlier name, kept for ``cncf serve``;
     ``CNCF_TRACE_PHASES=1``: the phases as child spans)."""
     return enable(hub, tracer_provider=tracer_provider, phases=os.environ.get("CNCF_TRACE_PHASES") == "1")
 
 
-__all__ = ["REQUEST", "current", "enable", "install"]
+__all__ = ["REQUEST", "current", "enable", "install", "unavailable"]

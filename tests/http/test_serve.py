@@ -153,3 +153,26 @@ def test_a_port_in_use_fails_before_loading(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert "cannot listen" in r.stderr
     assert "svc (python)" not in r.stderr  # no component was loaded
+
+
+@pytest.mark.parametrize("exporter", ["console", "otlp", "jaeger"])
+def test_serve_says_whether_it_traces_and_why_not(tmp_path: Path, exporter: str) -> None:
+    """``OTEL_TRACES_EXPORTER`` set: the server says it traces, or why it cannot
+    (an exporter cncf does not set up, or one that is not installed): never silence."""
+    import importlib.util
+
+    hubfile = tmp_path / "hub.toml"
+    hubfile.write_text(f'[[component]]\ntarget = "{FIXTURES / "svc"}"\n')
+    s = start(hubfile, tmp_path / "home", env={"OTEL_TRACES_EXPORTER": exporter})
+    code, err = s.stop()
+    assert code == 0, err
+    try:
+        otlp = importlib.util.find_spec("opentelemetry.exporter.otlp.proto.http") is not None
+    except ModuleNotFoundError:  # (its parent package is missing)
+        otlp = False
+    if exporter == "console" or (exporter == "otlp" and otlp):
+        assert "tracing calls with OpenTelemetry" in err and "not tracing" not in err
+    elif exporter == "otlp":
+        assert "not tracing: OTEL_TRACES_EXPORTER=otlp needs OpenTelemetry's OTLP/HTTP exporter" in err, err
+    else:
+        assert "not tracing: OTEL_TRACES_EXPORTER='jaeger' is not one cncf sets up" in err, err

@@ -297,6 +297,8 @@ async def serve(
             untrace = telemetry.install(hub)  # spans per call when opentelemetry-sdk is set up
             if untrace is not None:
                 say("tracing calls with OpenTelemetry")
+            elif (why := telemetry.unavailable()) is not None:
+                say(f"not tracing: {why}")
             # another local user's requests are marked (the token is then asked); with
             # --auth always, or off loopback, everybody is asked already
             check = peers.foreign if trust.loopback and auth_mode is Auth.LOOPBACK else None
