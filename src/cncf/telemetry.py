@@ -93,26 +93,15 @@ def _provider() -> Any:
     current = trace.get_tracer_provider()
     if type(current).__name__ not in ("ProxyTracerProvider", "NoOpTracerProvider"):
         return current
-    exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    if not exporter_name or exporter_name == "none":
+    exporter, _ = _env_exporter()
+    if exporter is None:
         return None
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    exporter: Any
-    if exporter_name == "console":
-        exporter = ConsoleSpanExporter()
-    elif exporter_name == "otlp":
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        except ImportError:
-            return None
-        exporter = OTLPSpanExporter()
-    else:
-        return None
     provider = TracerProvider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "cncf")}))
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    provider.add_span_processor(BatchSpanProcessor(exporter()))
     trace.set_tracer_provider(provider)
     return provider
 
@@ -150,6 +139,7 @@ class _Request:
         "name",
         "traceparent",
         "trace",
+        "low",
         "flags",
         "state",
         "tracestate",
@@ -163,6 +153,7 @@ class _Request:
         self.name = name
         self.traceparent = traceparent
         self.trace = traceparent[3:35]  # the trace id, as hex
+        self.low = int(traceparent[19:35], 16)  # its low 64 bits (what a ratio sampler reads)
         self.flags = int(traceparent[53:55], 16)
         self.state = state  # its TraceState (the incoming one's), or None
         self.tracestate = (state.to_header() or None) if state else None
@@ -317,15 +308,12 @@ class _Tracing:
                 break
         if not self._drawn:
             return self.open(name, self._server, incoming, start)
-        rule = self._rule
-        assert rule is not None  # (drawn: a rule decided in place)
         current = incoming.get(self._span_key) if incoming is not None else None
         parent = current.get_span_context() if current is not None else None
         if parent is None or not parent.is_valid:
             return _Request(name, self._next_root(), None, None, start)
-        trace_id, parent_flags = parent.trace_id, parent.trace_flags
-        sampled = parent_flags.sampled if rule[0] else (trace_id & _TRACE_ID_LIMIT) < rule[1]
-        flags = (self._random if parent_flags.random_trace_id else 0) | sampled
+        trace_id = parent.trace_id
+        flags = self._child_flags(parent.trace_flags, trace_id & _TRACE_ID_LIMIT)
         traceparent = f"00-{trace_id.to_bytes(16, 'big').hex()}-{self._next_span_id()}-{_HEX2[flags]}"
         return _Request(name, traceparent, parent.trace_state, parent, start)
 
@@ -432,51 +420,43 @@ class _Tracing:
             if not self._drawn:
                 self._begin_asked(call)
                 return call
-            ctx = call.context
-            rule: Any = self._rule  # (drawn: a rule decided in place)
             request = _request_span()
             if request is not None:  # served to an HTTP request: a child of its span
-                sampled = request.flags & 1 if rule[0] else int(request.trace[16:], 16) < rule[1]
-                try:
-                    span_id = self._span_ids.pop()
-                except IndexError:
-                    span_id = self._draw_span_ids()
-                flags = (request.flags & self._random) | sampled
-                _set(ctx, "traceparent", f"00-{request.trace}-{span_id}-{_HEX2[flags]}")
-                if request.tracestate:
-                    _set(ctx, "tracestate", request.tracestate)
-                if sampled:
-                    self._parents[call.id] = request
+                flags = self._child_flags(request.flags, request.low)
+                self._child_of(call, request.trace, flags, request.tracestate, request)
                 return call
             current = self._get_current().get(self._span_key)
             parent = current.get_span_context() if current is not None else None
             if parent is None or not parent.is_valid:  # a root: its whole traceparent drawn ahead
-                try:  # (hubs on other threads may share this tracing: pop, never test then pop)
-                    traceparent = self._roots.pop()
-                except IndexError:
-                    traceparent = self._draw_roots()
-                _set(ctx, "traceparent", traceparent)
+                _set(call.context, "traceparent", self._next_root())
                 return call
             trace_id = parent.trace_id
-            parent_flags = parent.trace_flags
-            sampled = parent_flags.sampled if rule[0] else (trace_id & _TRACE_ID_LIMIT) < rule[1]
-            flags = (self._random if parent_flags.random_trace_id else 0) | sampled
             trace = self._trace
             if trace[0] != trace_id:  # (a program's calls under one span of its own: once)
                 trace = self._trace = (trace_id, trace_id.to_bytes(16, "big").hex())
-            try:
-                span_id = self._span_ids.pop()
-            except IndexError:
-                span_id = self._draw_span_ids()
-            _set(ctx, "traceparent", f"00-{trace[1]}-{span_id}-{_HEX2[flags]}")
+            flags = self._child_flags(parent.trace_flags, trace_id & _TRACE_ID_LIMIT)
             state = parent.trace_state
-            if state:
-                _set(ctx, "tracestate", state.to_header() or None)
-            if sampled:
-                self._parents[call.id] = parent
+            self._child_of(call, trace[1], flags, (state.to_header() or None) if state else None, parent)
             return call
         except Exception:  # noqa: BLE001 - telemetry never breaks a call
             return call
+
+    def _child_flags(self, parent_flags: int, trace_low: int) -> int:
+        """A child span's trace flags under the rule decided in place: sampled as its
+        parent is (ParentBased) or by its trace id's low 64 bits; the parent's random bit."""
+        rule: Any = self._rule  # (only ids drawn ahead ask: a rule decided in place)
+        sampled = parent_flags & 1 if rule[0] else int(trace_low < rule[1])
+        return (parent_flags & self._random) | sampled
+
+    def _child_of(self, call: ActionCall, trace: str, flags: int, tracestate: str | None, parent: Any) -> None:
+        """Hand ``call`` the context of a child span in the trace ``trace`` (hex); a
+        sampled one keeps ``parent`` (a ``SpanContext`` or a :class:`_Request`) to be recorded."""
+        ctx = call.context
+        _set(ctx, "traceparent", f"00-{trace}-{self._next_span_id()}-{_HEX2[flags]}")
+        if tracestate:
+            _set(ctx, "tracestate", tracestate)
+        if flags & 1:
+            self._parents[call.id] = parent
 
     def _next_root(self) -> str:
         """A root span's ``traceparent``, drawn ahead."""
@@ -848,31 +828,37 @@ def enable(hub: Any = None, *, tracer_provider: Any = None, phases: bool = False
     return stop
 
 
-def unavailable() -> str | None:
-    """Why ``OTEL_TRACES_EXPORTER`` asks for traces that cannot be made here, or None
-    (for ``cncf serve`` to say, rather than serve untraced in silence)."""
+def _env_exporter() -> tuple[Callable[[], Any] | None, str | None]:
+    """The span exporter ``OTEL_TRACES_EXPORTER`` names, as its class (None when it
+    names none), and why it cannot be had when it names one that cannot."""
     name = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
     if not name or name == "none":
-        return None
+        return None, None
     try:
-        import opentelemetry.sdk.trace  # noqa: F401
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
     except ImportError:
-        return "OTEL_TRACES_EXPORTER is set, but opentelemetry-sdk is not installed (pip install 'cncf[otel]')"
+        return None, "OTEL_TRACES_EXPORTER is set, but opentelemetry-sdk is not installed (pip install 'cncf[otel]')"
+    if name == "console":
+        return ConsoleSpanExporter, None
     if name == "otlp":
         try:
-            import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         except ImportError:
-            return (
+            return None, (
                 "OTEL_TRACES_EXPORTER=otlp needs OpenTelemetry's OTLP/HTTP exporter "
                 "(pip install opentelemetry-exporter-otlp-proto-http)"
             )
-        return None
-    if name != "console":
-        return (
-            f"OTEL_TRACES_EXPORTER={name!r} is not one cncf sets up (console, otlp): "
-            "set up a tracer provider before cncf starts (opentelemetry-instrument, or a wrapper) for any other"
-        )
-    return None
+        return OTLPSpanExporter, None
+    return None, (
+        f"OTEL_TRACES_EXPORTER={name!r} is not one cncf sets up (console, otlp): "
+        "set up a tracer provider before cncf starts (opentelemetry-instrument, or a wrapper) for any other"
+    )
+
+
+def unavailable() -> str | None:
+    """Why ``OTEL_TRACES_EXPORTER`` asks for traces that cannot be made here, or None
+    (for ``cncf serve`` to say, rather than serve untraced in silence)."""
+    return _env_exporter()[1]
 
 
 def install(hub: Any, tracer_provider: Any = None) -> Callable[[], None] | None:
